@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Job configs: an INI file (read with inih) with a [run] section, which says
+ * what to run, and an [args] section, which binds the plugin's fixed
+ * arguments.  Command-line overrides (--set section.key=value) replace or
+ * add entries before the file is interpreted.
+ *
+ * Every relative path in the file is relative to the file's folder, so a
+ * config means the same thing whatever the current directory.
+ *
+ * Errors are written to `err` as "FILE:LINE: message" (or
+ * "--set section.key: message" for overrides) and return -EINVAL, -ENOENT,
+ * -EIO or -ENOMEM.  Nothing here runs anything.
+ */
+#ifndef WEFT_CORE_CONFIG_H
+#define WEFT_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft/plugin.h"
+
+/* One `key = value` line, or one --set override. */
+typedef struct weft__entry {
+    char *section;   /* "run" or "args"                                   */
+    char *key;
+    char *value;
+    const char *origin; /* the config path, or "--set"                     */
+    int line;        /* 1-based line in origin; 0 for --set               */
+} weft__entry_t;
+
+typedef enum weft__format {
+    WEFT__FORMAT_JSON = 1, /* one JSON array, in input order               */
+    WEFT__FORMAT_JSONL,    /* one JSON value per line (streams)             */
+    WEFT__FORMAT_NONE,     /* results are not written (plugin writes files) */
+} weft__format_t;
+
+typedef enum weft__record {
+    WEFT__RECORD_VALUE = 1, /* just the value; failed items are null        */
+    WEFT__RECORD_FULL,      /* {"index":i,"ok":true,"value":v} or
+                               {"index":i,"ok":false,"error":"msg"}         */
+} weft__record_t;
+
+typedef struct weft__config {
+    char *path;  /* as given                                               */
+    char *dir;   /* absolute folder of path                                */
+
+    weft__entry_t *entries; /* every [run] and [args] entry, file order;
+                               overrides replace in place or append        */
+    size_t n_entries;
+
+    /* [run], filled by weft__config_finalize(): */
+    char *plugin;          /* required: a name, or a path if it has a '/'
+                              (relative paths resolved against dir)        */
+    char *plugin_path;     /* optional extra plugin folders, ':'-separated,
+                              each resolved against dir; NULL if unset     */
+    const weft__entry_t *items; /* required; interpreted by the item source */
+    unsigned threads;      /* 0 = automatic                                */
+    char *output;          /* absolute path, "-" for stdout, NULL for none */
+    weft__format_t format; /* `format =`, else from output's extension
+                              (.json -> JSON, otherwise JSONL); NONE when
+                              output is none                               */
+    weft__record_t record; /* default VALUE                                */
+    uint64_t seed;         /* default 0                                    */
+} weft__config_t;
+
+/* Reads and syntax-checks the file.  Unknown sections, duplicate keys,
+ * over-long lines and lines that are not `key = value` are errors. */
+int weft__config_load(weft__config_t **out, const char *path, char *err, size_t errlen);
+
+/* Applies "section.key=value" (e.g. "args.size_x=200", "run.threads=4").
+ * Call before weft__config_finalize(). */
+int weft__config_set(weft__config_t *cfg, const char *assignment, char *err, size_t errlen);
+
+/* Interprets and validates [run]: unknown keys (with a "did you mean"
+ * suggestion), bad values, missing required keys. */
+int weft__config_finalize(weft__config_t *cfg, char *err, size_t errlen);
+
+/* Validates [args] against the plugin's schema and converts it: out[k] for
+ * schema entry k (n_args entries).  Unknown argument, wrong type, value out
+ * of range, missing required argument: an error naming the key, where it
+ * was set, and what was expected.  STRING/PATH values in out point into
+ * cfg and live as long as it. */
+int weft__config_bind(weft__config_t *cfg, const weft_plugin_t *plugin,
+                      weft_arg_value_t *out, char *err, size_t errlen);
+
+/* "FILE:LINE" or "--set section.key" for an entry, into buf. */
+const char *weft__entry_where(const weft__entry_t *e, char *buf, size_t size);
+
+void weft__config_free(weft__config_t **cfg);
+
+/* Parses a whole decimal (or 0x hex) int64 with no trailing text and no
+ * overflow; shared with the item sources and the CLI.  0 or -EINVAL/-ERANGE. */
+int weft__parse_int64(const char *text, int64_t *out);
+
+/* The candidate closest to `word` by edit distance, if close enough to be
+ * worth suggesting ("did you mean ...?"); else NULL. */
+const char *weft__suggest(const char *word, const char *const *candidates, size_t n);
+
+#endif

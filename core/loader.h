@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Finding and loading task plugins.
+ *
+ * A plugin named NAME is the file NAME.so.  A bare name is looked up, in
+ * order, in:
+ *   1. the [run] plugin_path folders (relative to the config's folder),
+ *   2. the config file's folder,
+ *   3. the folders of $WEFT_PLUGIN_PATH (':'-separated; empty elements are
+ *      skipped, never taken as the current directory),
+ *   4. the install folder (WEFT_PLUGINDIR, set at build time),
+ *   5. the `plugins` folder beside the running weft executable (how a
+ *      build tree works without installing).
+ * The current directory is never searched implicitly.  A value containing
+ * a '/' is a path and is loaded as is (no search).
+ */
+#ifndef WEFT_CORE_LOADER_H
+#define WEFT_CORE_LOADER_H
+
+#include <stddef.h>
+
+#include "weft/plugin.h"
+
+typedef struct weft__plugin {
+    void *dl;                    /* dlopen handle                          */
+    char *path;                  /* the file that was loaded               */
+    /* The descriptor, copied into a zeroed full-size struct, so fields a
+     * smaller (older) plugin struct lacks read as NULL/0. */
+    weft_plugin_t desc;
+} weft__plugin_t;
+
+/* The search folders for bare names, in order (see above); config_dir and
+ * config_plugin_path may be NULL.  The caller frees each string and the
+ * array.  0 or -ENOMEM. */
+int weft__plugin_dirs(const char *config_dir, const char *config_plugin_path,
+                      char ***dirs, size_t *n_dirs);
+
+/*
+ * Loads a plugin by bare name (searched in dirs) or path, and checks its
+ * descriptor before anything of it is called: entry symbol present, ABI
+ * version equal, struct_size large enough for ABI 1, name/init/process_one
+ * set, schema well formed (valid unique names, known types).
+ * Errors go to err with dlerror()'s text where there is one:
+ *   -ENOENT  not found (the message lists every folder searched)
+ *   -ENOEXEC dlopen failed, symbol missing, ABI or size mismatch, bad schema
+ */
+int weft__plugin_open(weft__plugin_t **out, const char *name_or_path,
+                      char *const *dirs, size_t n_dirs, char *err, size_t errlen);
+
+/* dlclose()s and frees; *p becomes NULL. */
+void weft__plugin_close(weft__plugin_t **p);
+
+/* ---- the host table handed to plugins (core/host.c) ----------------- */
+
+typedef struct weft__host {
+    weft_host_t pub;        /* first member: plugins see only this        */
+    const char *plugin_name;/* prefix for logf                            */
+} weft__host_t;
+
+/* Fills the table (all function pointers set, struct_size, abi_version). */
+void weft__host_init(weft__host_t *h, const char *plugin_name, uint64_t run_seed,
+                     const char *config_dir);
+
+/* ---- Philox4x32-10 (core/rng.c) --------------------------------------- */
+
+/* One block: out = Philox4x32-10(counter ctr, key). */
+void weft__philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+
+/* The rng_* entries of the host table, usable directly by the core. */
+void weft__rng_init(weft_rng_t *rng, uint64_t run_seed, uint64_t stream, uint64_t index);
+uint64_t weft__rng_u64(weft_rng_t *rng);
+double weft__rng_double(weft_rng_t *rng);
+void weft__rng_fill(weft_rng_t *rng, void *buf, size_t n);
+
+#endif

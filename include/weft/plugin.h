@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * weft plugin SDK: the only header a task plugin needs.
+ *
+ * A plugin is a shared object that exports one symbol, WEFT_PLUGIN_ENTRY
+ * ("weft_plugin_entry"): a const weft_plugin_t.  It links against nothing of
+ * weft's; everything the runner offers reaches it through the weft_host_t
+ * table passed to init().  Both structs start with their size and the ABI
+ * version, and only ever grow at their end, so an older plugin keeps working
+ * with a newer runner (which reads only the first struct_size bytes) and a
+ * newer plugin can tell which host entries exist (host->struct_size).
+ *
+ * Lifecycle, and which thread calls what (the runner's main thread is "main"):
+ *
+ *   init            main, once, before anything else
+ *   worker_init     main, once per worker, serially, before any item
+ *   process_one     any worker thread, concurrently, once per item
+ *   worker_fini     main, once per worker, serially, after the last item
+ *   finish          main, once, after every worker_fini
+ *   destroy         main, once, last; always called when init succeeded
+ *
+ * Everything a plugin receives is owned by the runner and valid for the call
+ * it is passed to, unless a field says otherwise.
+ */
+#ifndef WEFT_PLUGIN_H
+#define WEFT_PLUGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on any incompatible change; the runner refuses any other value. */
+#define WEFT_PLUGIN_ABI_VERSION 1u
+#define WEFT_PLUGIN_ENTRY weft_plugin_entry
+#define WEFT_PLUGIN_ENTRY_NAME "weft_plugin_entry"
+
+#if defined(__GNUC__)
+#define WEFT_PLUGIN_EXPORT __attribute__((visibility("default")))
+#define WEFT_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define WEFT_PLUGIN_EXPORT
+#define WEFT_PRINTF(fmt, args)
+#endif
+
+/* ---- argument schema (the fixed arguments a config binds) ------------- */
+
+typedef enum weft_arg_type {
+    WEFT_ARG_INT = 1,  /* int64_t; decimal or 0x hex, range-checked      */
+    WEFT_ARG_FLOAT,    /* double; finite                                  */
+    WEFT_ARG_BOOL,     /* true/false, yes/no, on/off, 1/0                 */
+    WEFT_ARG_STRING,   /* any text                                        */
+    WEFT_ARG_PATH,     /* text; relative paths are resolved against the
+                          config file's folder                            */
+} weft_arg_type_t;
+
+typedef struct weft_arg_spec {
+    const char *name;          /* [a-z_][a-z0-9_]*, unique in the schema  */
+    weft_arg_type_t type;
+    const char *default_value; /* as written in an INI file; NULL: required */
+    const char *help;          /* one line, shown by `weft describe`      */
+    /* Inclusive bounds for INT and FLOAT, checked when min < max; leave
+     * both 0 for no bound. */
+    double min, max;
+} weft_arg_spec_t;
+
+/* A bound argument, as init() receives it: args[k] belongs to schema[k]. */
+typedef struct weft_arg_value {
+    weft_arg_type_t type;
+    union {
+        int64_t i;
+        double f;
+        bool b;
+        const char *s; /* STRING and PATH; valid until destroy() returns */
+    } u;
+} weft_arg_value_t;
+
+/* ---- items and results ------------------------------------------------- */
+
+typedef struct weft_item {
+    uint64_t index;    /* position in input order, 0-based                */
+    int64_t number;    /* range sources: the item's number (10..20 gives
+                          10, 11, ..., 19); other sources: == index       */
+    const char *text;  /* payload of text sources (a line, a path, a JSON
+                          element), NUL-terminated; NULL for ranges       */
+    size_t text_len;
+} weft_item_t;
+
+typedef enum weft_value_kind {
+    WEFT_VALUE_NONE = 0, /* no value: written as null                    */
+    WEFT_VALUE_INT,
+    WEFT_VALUE_FLOAT,    /* non-finite values are written as null         */
+    WEFT_VALUE_BOOL,
+    WEFT_VALUE_STRING,   /* any bytes; invalid UTF-8 is escaped as U+FFFD */
+    WEFT_VALUE_JSON,     /* JSON text, validated by the runner            */
+} weft_value_kind_t;
+
+/*
+ * What process_one() fills in.  The runner zeroes kind before each call.
+ * Strings (STRING, JSON) are borrowed: they must stay valid only until
+ * process_one returns, because the runner encodes the result on the same
+ * thread right after; per-worker scratch is the natural place for them.
+ */
+typedef struct weft_result {
+    weft_value_kind_t kind;
+    union {
+        int64_t i;
+        double f;
+        bool b;
+        struct {
+            const char *ptr;
+            size_t len;
+        } s;
+    } value;
+    /* Failure message buffer, owned by the runner (msg_size >= 256).
+     * Write it with host->failf() or snprintf; empty means "no message". */
+    char *msg;
+    size_t msg_size;
+} weft_result_t;
+
+static inline void weft_result_int(weft_result_t *r, int64_t v)
+{
+    r->kind = WEFT_VALUE_INT;
+    r->value.i = v;
+}
+static inline void weft_result_float(weft_result_t *r, double v)
+{
+    r->kind = WEFT_VALUE_FLOAT;
+    r->value.f = v;
+}
+static inline void weft_result_bool(weft_result_t *r, bool v)
+{
+    r->kind = WEFT_VALUE_BOOL;
+    r->value.b = v;
+}
+static inline void weft_result_string(weft_result_t *r, const char *s, size_t len)
+{
+    r->kind = WEFT_VALUE_STRING;
+    r->value.s.ptr = s;
+    r->value.s.len = len;
+}
+static inline void weft_result_json(weft_result_t *r, const char *json, size_t len)
+{
+    r->kind = WEFT_VALUE_JSON;
+    r->value.s.ptr = json;
+    r->value.s.len = len;
+}
+
+/* Counts handed to finish(). */
+typedef struct weft_counts {
+    uint64_t total;   /* items in the source                              */
+    uint64_t ok;
+    uint64_t failed;
+    uint64_t not_run; /* never started (stopped run)                     */
+} weft_counts_t;
+
+/* ---- deterministic random numbers -------------------------------------- */
+
+/*
+ * A per-item random stream: Philox4x32-10 (Salmon et al., SC11), keyed by
+ * the run seed and a plugin-chosen stream number, counted by the item index
+ * and a block counter.  The numbers an item sees depend only on
+ * (run seed, stream, item index): never on the thread that runs it, the
+ * thread count, or the order items run in.  Opaque: use host->rng_*.
+ */
+typedef struct weft_rng {
+    uint32_t key[2];
+    uint64_t index;
+    uint64_t block;
+    uint32_t out[4];
+    uint32_t avail; /* unread words left in out[]                        */
+} weft_rng_t;
+
+/* ---- the host table ---------------------------------------------------- */
+
+typedef struct weft_host weft_host_t;
+
+struct weft_host {
+    uint32_t struct_size; /* sizeof(weft_host_t) of the runner            */
+    uint32_t abi_version; /* WEFT_PLUGIN_ABI_VERSION of the runner        */
+
+    /* ABI 1, struct_size >= offsetof(end of rng_fill). All thread-safe. */
+
+    uint64_t run_seed;       /* [run] seed                                */
+    const char *config_dir;  /* folder of the config file, absolute       */
+
+    /* Formats a failure message into r->msg; returns -1 so that
+     * `return host->failf(r, "...", ...);` fails the item. */
+    int (*failf)(weft_result_t *r, const char *fmt, ...) WEFT_PRINTF(2, 3);
+    /* Logs a line to the runner's stderr, prefixed with the plugin name.
+     * Takes a lock: not for the per-item hot path. */
+    void (*logf)(const weft_host_t *host, const char *fmt, ...) WEFT_PRINTF(2, 3);
+
+    /* Starts the random stream (run seed, stream) of this item. */
+    void (*rng_init)(const weft_host_t *host, weft_rng_t *rng,
+                     const weft_item_t *item, uint64_t stream);
+    uint64_t (*rng_u64)(weft_rng_t *rng);
+    double (*rng_double)(weft_rng_t *rng);            /* uniform in [0, 1) */
+    void (*rng_fill)(weft_rng_t *rng, void *buf, size_t n); /* n bytes     */
+};
+
+/* True when the host table has the member (the table only grows). */
+#define WEFT_HOST_HAS(host, member)                                           \
+    ((host)->struct_size >= offsetof(weft_host_t, member) + sizeof((host)->member))
+
+/* ---- the plugin descriptor --------------------------------------------- */
+
+enum weft_plugin_flags {
+    /* Items mostly wait on I/O: the default thread count is raised. */
+    WEFT_PLUGIN_IO_BOUND = 1u << 0,
+};
+
+typedef struct weft_plugin {
+    uint32_t struct_size; /* sizeof(weft_plugin_t) as the plugin saw it    */
+    uint32_t abi_version; /* WEFT_PLUGIN_ABI_VERSION                       */
+
+    const char *name;        /* [a-z0-9_]+, matches the file name          */
+    const char *version;     /* free text, e.g. "1.0.0"                    */
+    const char *description; /* one line                                   */
+
+    const weft_arg_spec_t *args; /* schema, n_args entries (may be NULL)   */
+    size_t n_args;
+    uint64_t flags; /* weft_plugin_flags                                   */
+
+    /* Required.  args[k] is bound to schema args[k].  On success store the
+     * plugin's state in *state (may stay NULL) and return 0; on failure
+     * write a message into msg (msg_size bytes) and return nonzero.
+     * `host` stays valid until destroy() returns. */
+    int (*init)(const weft_host_t *host, const weft_arg_value_t *args,
+                void **state, char *msg, size_t msg_size);
+
+    /* Optional.  Per-worker context for worker `worker` in [0, workers);
+     * it reaches every process_one that worker runs, and only those. */
+    int (*worker_init)(void *state, unsigned worker, unsigned workers,
+                       void **worker_ctx, char *msg, size_t msg_size);
+    void (*worker_fini)(void *state, unsigned worker, void *worker_ctx);
+
+    /* Required.  Called concurrently; must not touch another worker's
+     * context.  Returns 0 (ok, value in *result) or nonzero (failed; the
+     * message is whatever result->msg holds).  A failed item never stops
+     * the run: the others' results are all kept. */
+    int (*process_one)(void *state, void *worker_ctx, const weft_item_t *item,
+                       weft_result_t *result);
+
+    /* Optional.  May reduce: a value put in *result is the run's result
+     * (printed to stdout as JSON).  Nonzero: the run failed (message in
+     * result->msg). */
+    int (*finish)(void *state, const weft_counts_t *counts, weft_result_t *result);
+
+    /* Optional.  Frees the state. */
+    void (*destroy)(void *state);
+} weft_plugin_t;
+
+/* Declares the entry symbol: `WEFT_PLUGIN_DEFINE = { ... };` */
+#define WEFT_PLUGIN_DEFINE WEFT_PLUGIN_EXPORT const weft_plugin_t WEFT_PLUGIN_ENTRY
+
+/* Fills the two header fields. */
+#define WEFT_PLUGIN_HEADER                                                    \
+    .struct_size = sizeof(weft_plugin_t), .abi_version = WEFT_PLUGIN_ABI_VERSION
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_PLUGIN_H */
