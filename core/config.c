@@ -1,3 +1,1013 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder, being written */
-typedef int weft__placeholder_config;
+/*
+ * Job configs, read with inih through our own line reader (read_line), which
+ *  - counts lines: this libinih build passes no line number to the handler
+ *    (INI_HANDLER_LINENO 0), but inih calls the reader exactly once per line,
+ *    so our count is inih's line number;
+ *  - rejects a line that does not fit inih's buffer, which inih would
+ *    otherwise split, the tail becoming a second "line" (and maybe a key);
+ *  - left-strips every line, so inih's multi-line continuation (an indented
+ *    line continues the previous value) never triggers: weft has no
+ *    continuation lines, and an indented `key = value` is just a key;
+ *  - checks section headers itself, so an unknown section is reported at its
+ *    own line even when it is empty;
+ *  - stops at the first error (inih would go on to the end of the file).
+ * inih's process-global options are never touched.
+ *
+ * What inih accepts, and so weft too: `key = value` or `key: value`; values
+ * trimmed, possibly empty; comments are lines starting with ';' or '#', and
+ * "; text" after whitespace inside a line.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+#include "config.h"
+#include "weft/weft.h"
+
+#define SET_ORIGIN "--set"
+
+/* ---- messages ----------------------------------------------------------- */
+
+static void msg_vappend(char *err, size_t errlen, const char *fmt, va_list ap)
+{
+    if (!err || errlen == 0)
+        return;
+    size_t used = strnlen(err, errlen - 1);
+    vsnprintf(err + used, errlen - used, fmt, ap);
+}
+
+WEFT_PRINTF(3, 4)
+static void msg_append(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    msg_vappend(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Replaces the message and returns rc, for `return fail(...)`. */
+WEFT_PRINTF(4, 5)
+static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (err && errlen)
+        err[0] = '\0';
+    va_start(ap, fmt);
+    msg_vappend(err, errlen, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* "WHERE: key = 'value': <why>" for a value that does not convert. */
+WEFT_PRINTF(4, 5)
+static int bad_value(char *err, size_t errlen, const weft__entry_t *e, const char *fmt,
+                     ...)
+{
+    char where[256];
+    va_list ap;
+    fail(-EINVAL, err, errlen,
+         "%s: %s = '%s': ", weft__entry_where(e, where, sizeof where), e->key, e->value);
+    va_start(ap, fmt);
+    msg_vappend(err, errlen, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+const char *weft__entry_where(const weft__entry_t *e, char *buf, size_t size)
+{
+    if (e->line > 0)
+        snprintf(buf, size, "%s:%d", e->origin, e->line);
+    else
+        snprintf(buf, size, SET_ORIGIN " %s.%s", e->section, e->key);
+    return buf;
+}
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static bool is_section(const char *s, size_t n)
+{
+    return (n == 3 && memcmp(s, "run", 3) == 0) || (n == 4 && memcmp(s, "args", 4) == 0);
+}
+
+/* `p` made absolute against `dir` (no normalisation, nothing need exist). */
+static char *path_resolve(const char *dir, const char *p)
+{
+    if (p[0] == '/')
+        return strdup(p);
+    while (p[0] == '.' && p[1] == '/')
+        p += 2;
+    size_t nd = strlen(dir), np = strlen(p);
+    if (nd > 0 && dir[nd - 1] == '/')
+        nd--;                           /* dir is "/" */
+    if (np == 0 || strcmp(p, ".") == 0) /* "." or "./" is dir itself */
+        return nd ? strndup(dir, nd) : strdup("/");
+    char *out = malloc(nd + 1 + np + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, dir, nd);
+    out[nd] = '/';
+    memcpy(out + nd + 1, p, np + 1);
+    return out;
+}
+
+/* The absolute folder holding `path` (symlinks in the folder resolved). */
+static int dir_of(const char *path, char **out)
+{
+    const char *slash = strrchr(path, '/');
+    char *d;
+    if (!slash)
+        d = strdup(".");
+    else if (slash == path)
+        d = strdup("/");
+    else
+        d = strndup(path, (size_t)(slash - path));
+    if (!d)
+        return -ENOMEM;
+    *out = realpath(d, NULL);
+    int e = errno;
+    free(d);
+    if (*out)
+        return 0;
+    return e == ENOMEM ? -ENOMEM : -EIO;
+}
+
+static void entry_clear(weft__entry_t *e)
+{
+    free(e->section);
+    free(e->key);
+    free(e->value);
+}
+
+static weft__entry_t *entry_find(const weft__config_t *cfg, const char *section,
+                                 const char *key)
+{
+    for (size_t i = 0; i < cfg->n_entries; i++) {
+        weft__entry_t *e = &cfg->entries[i];
+        if (strcmp(e->section, section) == 0 && strcmp(e->key, key) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* Appends *e, taking its strings; on failure frees them.  Grows by one:
+ * configs have tens of entries, and the struct has no capacity field. */
+static int entry_adopt(weft__config_t *cfg, weft__entry_t *e)
+{
+    weft__entry_t *grown;
+    if (!e->section || !e->key || !e->value)
+        goto nomem;
+    grown = realloc(cfg->entries, (cfg->n_entries + 1) * sizeof *grown);
+    if (!grown)
+        goto nomem;
+    cfg->entries = grown;
+    grown[cfg->n_entries++] = *e;
+    return 0;
+nomem:
+    entry_clear(e);
+    return -ENOMEM;
+}
+
+/* Keeps s in cfg->bound so it lives as long as cfg; frees it on failure. */
+static const char *keep_bound(weft__config_t *cfg, char *s)
+{
+    char **grown;
+    if (!s)
+        return NULL;
+    grown = realloc(cfg->bound, (cfg->n_bound + 1) * sizeof *grown);
+    if (!grown) {
+        free(s);
+        return NULL;
+    }
+    cfg->bound = grown;
+    grown[cfg->n_bound++] = s;
+    return s;
+}
+
+/* ---- numbers and suggestions -------------------------------------------- */
+
+static int digit_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Unsigned decimal or 0x hex, whole string.  Junk wins over overflow, so
+ * "99999999999999999999x" is -EINVAL, not -ERANGE. */
+static int parse_uint64(const char *s, uint64_t *out)
+{
+    uint64_t base = 10, v = 0;
+    bool overflow = false;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        base = 16;
+        s += 2;
+    }
+    if (!*s)
+        return -EINVAL;
+    for (; *s; s++) {
+        int d = digit_value(*s);
+        if (d < 0 || (uint64_t)d >= base)
+            return -EINVAL;
+        if (v > (UINT64_MAX - (uint64_t)d) / base)
+            overflow = true;
+        else
+            v = v * base + (uint64_t)d;
+    }
+    if (overflow)
+        return -ERANGE;
+    *out = v;
+    return 0;
+}
+
+int weft__parse_int64(const char *text, int64_t *out)
+{
+    const uint64_t limit = (uint64_t)INT64_MAX;
+    bool neg = false;
+    uint64_t mag;
+    if (!text)
+        return -EINVAL;
+    if (*text == '+' || *text == '-')
+        neg = *text++ == '-';
+    int rc = parse_uint64(text, &mag);
+    if (rc)
+        return rc;
+    if (mag > limit + (neg ? 1 : 0))
+        return -ERANGE;
+    if (!neg)
+        *out = (int64_t)mag;
+    else if (mag == limit + 1)
+        *out = INT64_MIN;
+    else
+        *out = -(int64_t)mag;
+    return 0;
+}
+
+/* Candidates longer than this are never suggested (keeps the row on the
+ * stack; no key or argument name comes close). */
+#define SUGGEST_MAX 64
+
+/* Optimal string alignment distance: Levenshtein plus the swap of two
+ * adjacent letters as one edit, the commonest typo ("stpe" for "step"). */
+static size_t edit_distance(const char *a, size_t na, const char *b, size_t nb)
+{
+    size_t rows[3][SUGGEST_MAX + 1];
+    size_t *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+    for (size_t j = 0; j <= nb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t best = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            if (prev[j] + 1 < best)
+                best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best)
+                best = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < best)
+                best = prev2[j - 2] + 1;
+            cur[j] = best;
+        }
+        size_t *t = prev2;
+        prev2 = prev, prev = cur, cur = t;
+    }
+    return prev[nb];
+}
+
+const char *weft__suggest(const char *word, const char *const *candidates, size_t n)
+{
+    if (!word)
+        return NULL;
+    size_t nw = strlen(word);
+    size_t limit = nw / 3 > 1 ? nw / 3 : 1;
+    size_t best_d = limit + 1;
+    const char *best = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *c = candidates[i];
+        size_t nc = c ? strlen(c) : SUGGEST_MAX + 1;
+        if (nc > SUGGEST_MAX || (nc > nw ? nc - nw : nw - nc) > limit)
+            continue; /* the length difference alone is too far */
+        size_t d = edit_distance(word, nw, c, nc);
+        if (d < best_d) { /* strict: ties keep the first */
+            best_d = d;
+            best = c;
+        }
+    }
+    return best;
+}
+
+/* ---- loading: the reader and the handler ---------------------------------- */
+
+typedef struct loader {
+    weft__config_t *cfg;
+    FILE *f;
+    int line;         /* lines served to inih so far (= inih's lineno)   */
+    int handled_line; /* last line inih handed to on_entry()             */
+    bool key_pending; /* the last line served must reach on_entry()      */
+    char quote[48];   /* its start, to quote if inih rejects it          */
+    int rc;           /* first error; once set, the reader ends the file */
+    char *err;
+    size_t errlen;
+} loader_t;
+
+WEFT_PRINTF(3, 4)
+static void load_fail(loader_t *ld, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    if (ld->rc)
+        return; /* keep the first error */
+    ld->rc = rc;
+    fail(rc, ld->err, ld->errlen, "%s:%d: ", ld->cfg->path, ld->line);
+    va_start(ap, fmt);
+    msg_vappend(ld->err, ld->errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* inih rejects a non-comment, non-section line that has no '=' or ':' by
+ * not calling the handler; we notice when it asks for the next line. */
+static void check_pending_key(loader_t *ld)
+{
+    if (ld->key_pending && ld->handled_line != ld->line)
+        load_fail(ld, -EINVAL,
+                  "expected 'key = value', '[section]' or a comment, not '%s'",
+                  ld->quote);
+    ld->key_pending = false;
+}
+
+static void check_section(loader_t *ld, const char *line)
+{
+    const char *close = strchr(line, ']');
+    if (!close) {
+        load_fail(ld, -EINVAL, "section header has no closing ']'");
+        return;
+    }
+    const char *name = line + 1;
+    size_t n = (size_t)(close - name);
+    const char *rest = close + 1;
+    while (isspace((unsigned char)*rest))
+        rest++;
+    if (*rest && *rest != ';' && *rest != '#') {
+        load_fail(ld, -EINVAL, "unexpected text after ']': '%.40s'", rest);
+        return;
+    }
+    if (is_section(name, n))
+        return;
+
+    static const char *const known[] = {"run", "args"};
+    char word[SUGGEST_MAX + 1];
+    snprintf(word, sizeof word, "%.*s", (int)(n < SUGGEST_MAX ? n : SUGGEST_MAX), name);
+    const char *near = weft__suggest(word, known, 2);
+    if (near)
+        load_fail(ld, -EINVAL, "unknown section '[%s]'; did you mean '[%s]'?", word,
+                  near);
+    else
+        load_fail(ld, -EINVAL, "unknown section '[%s]' (expected [run] or [args])", word);
+}
+
+/* Looks at a left-stripped line before inih does. */
+static void classify(loader_t *ld, const char *line)
+{
+    if (line[0] == '\0' || line[0] == ';' || line[0] == '#')
+        return;
+    if (line[0] == '[') {
+        check_section(ld, line);
+        return;
+    }
+    ld->key_pending = true;
+    snprintf(ld->quote, sizeof ld->quote, "%s", line);
+}
+
+/*
+ * inih's reader (fgets-like): one whole line per call, with its length
+ * checked against inih's buffer (num bytes, of which "\r\n\0" need 3), the
+ * BOM and leading whitespace removed, and "\n" kept at the end so that an
+ * inih that can grow its buffer sees a complete line.
+ */
+static char *read_line(char *str, int num, void *stream)
+{
+    loader_t *ld = stream;
+    size_t max = num > 3 ? (size_t)num - 3 : 0, len = 0;
+    bool any = false, nul = false;
+    int c, last = 0;
+
+    check_pending_key(ld);
+    if (ld->rc)
+        return NULL;
+    while ((c = getc(ld->f)) != EOF) {
+        any = true;
+        if (c == '\n')
+            break;
+        if (len < max + 1)
+            str[len] = (char)c; /* max + 1 < num: in bounds */
+        nul |= c == '\0';
+        last = c;
+        len++;
+    }
+    if (ferror(ld->f)) {
+        load_fail(ld, -EIO, "read error: %s", weft_strerror(-EIO));
+        return NULL;
+    }
+    if (!any)
+        return NULL;
+    ld->line++;
+    if (last == '\r')
+        len--; /* CRLF */
+    if (len > max) {
+        load_fail(ld, -EINVAL, "line too long (%zu characters, at most %zu)", len, max);
+        return NULL;
+    }
+    if (nul) {
+        load_fail(ld, -EINVAL, "line contains a NUL byte");
+        return NULL;
+    }
+    str[len] = '\0';
+
+    char *s = str;
+    if (ld->line == 1 && len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+        s += 3;
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = len - (size_t)(s - str);
+    memmove(str, s, n);
+    str[n] = '\0';
+    classify(ld, str);
+    memcpy(str + n, "\n", 2); /* n <= max = num - 3 */
+    return ld->rc ? NULL : str;
+}
+
+/* inih's handler: NONZERO means success. */
+static int on_entry(void *user, const char *section, const char *name, const char *value)
+{
+    loader_t *ld = user;
+    weft__config_t *cfg = ld->cfg;
+    const weft__entry_t *prev;
+
+    ld->handled_line = ld->line;
+    if (ld->rc)
+        return 0;
+    if (!*section) {
+        load_fail(ld, -EINVAL,
+                  "key '%s' is outside a section (put it under [run] or [args])", name);
+    } else if (!*name) {
+        load_fail(ld, -EINVAL, "empty key (expected 'key = value')");
+    } else if ((prev = entry_find(cfg, section, name))) {
+        load_fail(ld, -EINVAL, "duplicate key '%s' (first set at line %d)", name,
+                  prev->line);
+    } else {
+        weft__entry_t e = {strdup(section), strdup(name), strdup(value), cfg->path,
+                           ld->line};
+        if (entry_adopt(cfg, &e))
+            load_fail(ld, -ENOMEM, "out of memory");
+    }
+    return ld->rc == 0;
+}
+
+static int open_error(int e, const char *path, char *err, size_t errlen)
+{
+    int rc = e == ENOENT ? -ENOENT : e == ENOMEM ? -ENOMEM : -EIO;
+    return fail(rc, err, errlen, "cannot open %s: %s", path, weft_strerror(-e));
+}
+
+int weft__config_load(weft__config_t **out, const char *path, char *err, size_t errlen)
+{
+    weft__config_t *cfg = NULL;
+    loader_t ld = {.err = err, .errlen = errlen};
+    FILE *f;
+    int rc, bad_line;
+
+    *out = NULL;
+    fail(0, err, errlen, "%s", "");
+    f = fopen(path, "re");
+    if (!f)
+        return open_error(errno, path, err, errlen);
+
+    rc = -ENOMEM;
+    cfg = calloc(1, sizeof *cfg);
+    if (!cfg || !(cfg->path = strdup(path)))
+        goto fail_nomem;
+    rc = dir_of(path, &cfg->dir);
+    if (rc == -ENOMEM)
+        goto fail_nomem;
+    if (rc) {
+        fail(rc, err, errlen, "cannot find the folder of %s: %s", path,
+             weft_strerror(rc));
+        goto fail;
+    }
+
+    ld.cfg = cfg;
+    ld.f = f;
+    bad_line = ini_parse_stream(read_line, &ld, on_entry, &ld);
+    rc = ld.rc;
+    if (rc == 0 && bad_line == -2)
+        goto fail_nomem;
+    if (rc == 0 && bad_line != 0) /* not expected: read_line sees every error */
+        rc = fail(-EINVAL, err, errlen, "%s:%d: syntax error", path, bad_line);
+    if (rc)
+        goto fail;
+    fclose(f);
+    *out = cfg;
+    return 0;
+
+fail_nomem:
+    rc = fail(-ENOMEM, err, errlen, "%s: out of memory", path);
+fail:
+    weft__config_free(&cfg);
+    fclose(f);
+    return rc;
+}
+
+/* ---- --set ------------------------------------------------------------- */
+
+static char *dup_trimmed(const char *s, size_t n)
+{
+    while (n > 0 && isspace((unsigned char)*s)) {
+        s++;
+        n--;
+    }
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        n--;
+    return strndup(s, n);
+}
+
+int weft__config_set(weft__config_t *cfg, const char *assignment, char *err,
+                     size_t errlen)
+{
+    const char *eq = strchr(assignment, '=');
+    const char *dot = strchr(assignment, '.');
+    int name_len = eq ? (int)(eq - assignment) : (int)strlen(assignment);
+
+    if (!eq || !dot || dot > eq)
+        return fail(-EINVAL, err, errlen,
+                    SET_ORIGIN " %s: expected section.key=value (e.g. run.threads=4)",
+                    assignment);
+
+    weft__entry_t e = {dup_trimmed(assignment, (size_t)(dot - assignment)),
+                       dup_trimmed(dot + 1, (size_t)(eq - dot - 1)),
+                       dup_trimmed(eq + 1, strlen(eq + 1)), SET_ORIGIN, 0};
+    int rc = -EINVAL;
+    if (!e.section || !e.key || !e.value) {
+        rc = fail(-ENOMEM, err, errlen, SET_ORIGIN ": out of memory");
+    } else if (!is_section(e.section, strlen(e.section))) {
+        fail(rc, err, errlen,
+             SET_ORIGIN " %.*s: unknown section '%s' (expected run or args)", name_len,
+             assignment, e.section);
+    } else if (!*e.key) {
+        fail(rc, err, errlen, SET_ORIGIN " %.*s: empty key", name_len, assignment);
+    } else {
+        weft__entry_t *old = entry_find(cfg, e.section, e.key);
+        if (!old) {
+            rc = entry_adopt(cfg, &e);
+            return rc ? fail(rc, err, errlen, SET_ORIGIN ": out of memory") : 0;
+        }
+        free(old->value); /* replace in place: file order is kept */
+        old->value = e.value;
+        old->origin = SET_ORIGIN;
+        old->line = 0;
+        e.value = NULL;
+        rc = 0;
+    }
+    entry_clear(&e);
+    return rc;
+}
+
+/* ---- finalize: [run] ------------------------------------------------------ */
+
+typedef struct run_state {
+    weft__config_t *cfg;
+    const weft__entry_t *format_entry; /* NULL: format derived from output */
+    weft__format_t format;
+    char *err;
+    size_t errlen;
+} run_state_t;
+
+static int nomem(run_state_t *st)
+{
+    return fail(-ENOMEM, st->err, st->errlen, "%s: out of memory", st->cfg->path);
+}
+
+static int run_plugin(run_state_t *st, const weft__entry_t *e)
+{
+    if (!*e->value)
+        return bad_value(st->err, st->errlen, e, "expected a plugin name or path");
+    /* A name is looked up on the plugin path; anything with a '/' is a file. */
+    st->cfg->plugin =
+        strchr(e->value, '/') ? path_resolve(st->cfg->dir, e->value) : strdup(e->value);
+    return st->cfg->plugin ? 0 : nomem(st);
+}
+
+static int run_plugin_path(run_state_t *st, const weft__entry_t *e)
+{
+    size_t cap = 1, len = 0;
+    const char *p = e->value;
+    /* Every part can grow by at most strlen(dir) + 1. */
+    for (const char *q = p; *q; q++)
+        cap += *q == ':';
+    cap = strlen(p) + cap * (strlen(st->cfg->dir) + 2) + 1;
+    char *out = malloc(cap);
+    if (!out)
+        return nomem(st);
+    while (*p) {
+        size_t n = strcspn(p, ":");
+        if (n > 0) { /* empty parts ("a::b") are skipped */
+            char *part = strndup(p, n);
+            char *abs = part ? path_resolve(st->cfg->dir, part) : NULL;
+            free(part);
+            if (!abs) {
+                free(out);
+                return nomem(st);
+            }
+            len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? ":" : "", abs);
+            free(abs);
+        }
+        p += n + (p[n] == ':');
+    }
+    if (len == 0) {
+        free(out);
+        out = NULL;
+    }
+    st->cfg->plugin_path = out;
+    return 0;
+}
+
+static int run_items(run_state_t *st, const weft__entry_t *e)
+{
+    st->cfg->items = e; /* the item source parses it */
+    return 0;
+}
+
+static int run_threads(run_state_t *st, const weft__entry_t *e)
+{
+    int64_t v;
+    if (weft__parse_int64(e->value, &v) || v < 0 || v > 1024)
+        return bad_value(st->err, st->errlen, e, "expected an integer from 0 to 1024");
+    st->cfg->threads = (unsigned)v;
+    return 0;
+}
+
+static int run_output(run_state_t *st, const weft__entry_t *e)
+{
+    if (strcmp(e->value, "none") == 0)
+        return 0;
+    if (!*e->value)
+        return bad_value(st->err, st->errlen, e,
+                         "expected a file, '-' for stdout, or 'none'");
+    st->cfg->output =
+        strcmp(e->value, "-") == 0 ? strdup("-") : path_resolve(st->cfg->dir, e->value);
+    return st->cfg->output ? 0 : nomem(st);
+}
+
+static int run_format(run_state_t *st, const weft__entry_t *e)
+{
+    static const char *const names[] = {"json", "jsonl", "none"};
+    static const weft__format_t values[] = {WEFT__FORMAT_JSON, WEFT__FORMAT_JSONL,
+                                            WEFT__FORMAT_NONE};
+    for (size_t i = 0; i < 3; i++) {
+        if (strcmp(e->value, names[i]) == 0) {
+            st->format = values[i];
+            st->format_entry = e;
+            return 0;
+        }
+    }
+    return bad_value(st->err, st->errlen, e, "expected json, jsonl or none");
+}
+
+static int run_record(run_state_t *st, const weft__entry_t *e)
+{
+    if (strcmp(e->value, "value") == 0)
+        st->cfg->record = WEFT__RECORD_VALUE;
+    else if (strcmp(e->value, "full") == 0)
+        st->cfg->record = WEFT__RECORD_FULL;
+    else
+        return bad_value(st->err, st->errlen, e, "expected value or full");
+    return 0;
+}
+
+static int run_seed(run_state_t *st, const weft__entry_t *e)
+{
+    if (parse_uint64(e->value, &st->cfg->seed))
+        return bad_value(st->err, st->errlen, e,
+                         "expected an integer from 0 to %llu (decimal or 0x hex)",
+                         (unsigned long long)UINT64_MAX);
+    return 0;
+}
+
+static int run_order(run_state_t *st, const weft__entry_t *e)
+{
+    if (strcmp(e->value, "input") == 0)
+        return 0;
+    return bad_value(st->err, st->errlen, e,
+                     "not supported yet (results are written in input order: 'input')");
+}
+
+typedef struct run_key {
+    const char *name;
+    int (*apply)(run_state_t *st, const weft__entry_t *e);
+} run_key_t;
+
+static const run_key_t run_keys[] = {
+    {"plugin", run_plugin}, {"plugin_path", run_plugin_path},
+    {"items", run_items},   {"threads", run_threads},
+    {"output", run_output}, {"format", run_format},
+    {"record", run_record}, {"seed", run_seed},
+    {"order", run_order},
+};
+#define N_RUN_KEYS (sizeof run_keys / sizeof run_keys[0])
+
+static int unknown_run_key(run_state_t *st, const weft__entry_t *e)
+{
+    const char *names[N_RUN_KEYS];
+    char where[256];
+    for (size_t i = 0; i < N_RUN_KEYS; i++)
+        names[i] = run_keys[i].name;
+    const char *near = weft__suggest(e->key, names, N_RUN_KEYS);
+    fail(-EINVAL, st->err, st->errlen, "%s: unknown key '%s' in [run]",
+         weft__entry_where(e, where, sizeof where), e->key);
+    if (near) {
+        msg_append(st->err, st->errlen, "; did you mean '%s'?", near);
+        return -EINVAL;
+    }
+    msg_append(st->err, st->errlen, " (known keys:");
+    for (size_t i = 0; i < N_RUN_KEYS; i++)
+        msg_append(st->err, st->errlen, " %s", names[i]);
+    msg_append(st->err, st->errlen, ")");
+    return -EINVAL;
+}
+
+static int apply_run_entry(run_state_t *st, const weft__entry_t *e)
+{
+    for (size_t i = 0; i < N_RUN_KEYS; i++)
+        if (strcmp(e->key, run_keys[i].name) == 0)
+            return run_keys[i].apply(st, e);
+    return unknown_run_key(st, e);
+}
+
+static bool ends_with_json(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 5 && strcasecmp(s + n - 5, ".json") == 0;
+}
+
+/* Keeps the invariant output == NULL <=> format == NONE. */
+static int settle_format(run_state_t *st)
+{
+    weft__config_t *cfg = st->cfg;
+    const weft__entry_t *e = st->format_entry;
+    if (!e)
+        cfg->format = !cfg->output                  ? WEFT__FORMAT_NONE
+                      : ends_with_json(cfg->output) ? WEFT__FORMAT_JSON
+                                                    : WEFT__FORMAT_JSONL;
+    else if (st->format == WEFT__FORMAT_NONE && cfg->output)
+        return bad_value(st->err, st->errlen, e,
+                         "output is set (use output = none to write no results)");
+    else if (st->format != WEFT__FORMAT_NONE && !cfg->output)
+        return bad_value(st->err, st->errlen, e,
+                         "there is no output (set output = FILE, or - for stdout)");
+    else
+        cfg->format = st->format;
+    return 0;
+}
+
+static void run_reset(weft__config_t *cfg)
+{
+    free(cfg->plugin);
+    free(cfg->plugin_path);
+    free(cfg->output);
+    cfg->plugin = cfg->plugin_path = cfg->output = NULL;
+    cfg->items = NULL;
+    cfg->threads = 0;
+    cfg->format = WEFT__FORMAT_NONE;
+    cfg->record = WEFT__RECORD_VALUE;
+    cfg->seed = 0;
+}
+
+int weft__config_finalize(weft__config_t *cfg, char *err, size_t errlen)
+{
+    run_state_t st = {.cfg = cfg, .err = err, .errlen = errlen};
+    int rc;
+
+    run_reset(cfg); /* finalize may run again after more --set */
+    for (size_t i = 0; i < cfg->n_entries; i++) {
+        if (strcmp(cfg->entries[i].section, "run") != 0)
+            continue;
+        rc = apply_run_entry(&st, &cfg->entries[i]);
+        if (rc)
+            return rc;
+    }
+    if (!cfg->plugin)
+        return fail(-EINVAL, err, errlen,
+                    "%s: [run] has no 'plugin' key (the plugin to run)", cfg->path);
+    if (!cfg->items)
+        return fail(-EINVAL, err, errlen,
+                    "%s: [run] has no 'items' key (the items to process)", cfg->path);
+    return settle_format(&st);
+}
+
+/* ---- bind: [args] ----------------------------------------------------------- */
+
+static const char *type_name(weft_arg_type_t t)
+{
+    switch (t) {
+    case WEFT_ARG_INT:
+        return "int";
+    case WEFT_ARG_FLOAT:
+        return "float";
+    case WEFT_ARG_BOOL:
+        return "bool";
+    case WEFT_ARG_STRING:
+        return "string";
+    case WEFT_ARG_PATH:
+        return "path";
+    }
+    return "unknown type";
+}
+
+static bool has_range(const weft_arg_spec_t *spec)
+{
+    return spec->min < spec->max;
+}
+
+static int convert_int(const weft_arg_spec_t *spec, const char *text,
+                       weft_arg_value_t *out, char *why, size_t whylen)
+{
+    int64_t v;
+    int rc = weft__parse_int64(text, &v);
+    if (rc == -ERANGE)
+        return fail(-EINVAL, why, whylen, "expected an integer from %lld to %lld (int64)",
+                    (long long)INT64_MIN, (long long)INT64_MAX);
+    if (rc)
+        return fail(-EINVAL, why, whylen, "expected an integer (int64)");
+    if (has_range(spec) && ((double)v < spec->min || (double)v > spec->max))
+        return fail(-EINVAL, why, whylen, "expected an integer from %.0f to %.0f",
+                    spec->min, spec->max);
+    out->u.i = v;
+    return 0;
+}
+
+static int convert_float(const weft_arg_spec_t *spec, const char *text,
+                         weft_arg_value_t *out, char *why, size_t whylen)
+{
+    const char *expected = "expected a finite number (float)";
+    char *end;
+    /* strtod skips leading blanks and takes "inf"/"nan": whole, finite only. */
+    if (!*text || isspace((unsigned char)*text))
+        return fail(-EINVAL, why, whylen, "%s", expected);
+    double v = strtod(text, &end);
+    if (*end || !isfinite(v))
+        return fail(-EINVAL, why, whylen, "%s", expected);
+    if (has_range(spec) && (v < spec->min || v > spec->max))
+        return fail(-EINVAL, why, whylen, "expected a number from %g to %g", spec->min,
+                    spec->max);
+    out->u.f = v;
+    return 0;
+}
+
+static int convert_bool(const char *text, weft_arg_value_t *out, char *why, size_t whylen)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(text, yes[i]) == 0 || strcasecmp(text, no[i]) == 0) {
+            out->u.b = strcasecmp(text, yes[i]) == 0;
+            return 0;
+        }
+    }
+    return fail(-EINVAL, why, whylen,
+                "expected true/false, yes/no, on/off or 1/0 (bool)");
+}
+
+/* text -> out.  STRING values point at text unless `copy` (a default: the
+ * plugin's string, copied so that out points into cfg as promised); PATHs
+ * are always new strings.  -EINVAL with the reason in why, or -ENOMEM. */
+static int convert(weft__config_t *cfg, const weft_arg_spec_t *spec, const char *text,
+                   bool copy, weft_arg_value_t *out, char *why, size_t whylen)
+{
+    out->type = spec->type;
+    switch (spec->type) {
+    case WEFT_ARG_INT:
+        return convert_int(spec, text, out, why, whylen);
+    case WEFT_ARG_FLOAT:
+        return convert_float(spec, text, out, why, whylen);
+    case WEFT_ARG_BOOL:
+        return convert_bool(text, out, why, whylen);
+    case WEFT_ARG_STRING:
+        out->u.s = copy ? keep_bound(cfg, strdup(text)) : text;
+        return out->u.s ? 0 : -ENOMEM;
+    case WEFT_ARG_PATH: /* "" stays "": the plugin's "not set" */
+        out->u.s = keep_bound(cfg, *text ? path_resolve(cfg->dir, text) : strdup(""));
+        return out->u.s ? 0 : -ENOMEM;
+    }
+    return fail(-EINVAL, why, whylen, "argument has an unknown type %d", (int)spec->type);
+}
+
+static int unknown_arg(const weft__config_t *cfg, const weft_plugin_t *plugin,
+                       const weft__entry_t *e, char *err, size_t errlen)
+{
+    char where[256];
+    weft__entry_where(e, where, sizeof where);
+    if (plugin->n_args == 0)
+        return fail(-EINVAL, err, errlen,
+                    "%s: unknown argument '%s': plugin %s takes no arguments", where,
+                    e->key, plugin->name);
+    const char **names = malloc(plugin->n_args * sizeof *names);
+    if (!names)
+        return fail(-ENOMEM, err, errlen, "%s: out of memory", cfg->path);
+    for (size_t k = 0; k < plugin->n_args; k++)
+        names[k] = plugin->args[k].name;
+    const char *near = weft__suggest(e->key, names, plugin->n_args);
+    fail(-EINVAL, err, errlen, "%s: unknown argument '%s' for plugin %s", where, e->key,
+         plugin->name);
+    if (near)
+        msg_append(err, errlen, "; did you mean '%s'?", near);
+    msg_append(err, errlen, " (its arguments:");
+    for (size_t k = 0; k < plugin->n_args; k++)
+        msg_append(err, errlen, " %s", names[k]);
+    msg_append(err, errlen, ")");
+    free(names);
+    return -EINVAL;
+}
+
+static bool schema_has(const weft_plugin_t *plugin, const char *name)
+{
+    for (size_t k = 0; k < plugin->n_args; k++)
+        if (strcmp(plugin->args[k].name, name) == 0)
+            return true;
+    return false;
+}
+
+static int bind_one(weft__config_t *cfg, const weft_plugin_t *plugin, size_t k,
+                    weft_arg_value_t *out, char *err, size_t errlen)
+{
+    const weft_arg_spec_t *spec = &plugin->args[k];
+    const weft__entry_t *e = entry_find(cfg, "args", spec->name);
+    char why[160] = "";
+    int rc;
+
+    if (e) {
+        rc = convert(cfg, spec, e->value, false, out, why, sizeof why);
+        if (rc == -EINVAL)
+            return bad_value(err, errlen, e, "%s", why);
+    } else if (!spec->default_value) {
+        return fail(-EINVAL, err, errlen,
+                    "%s: missing required argument '%s' (%s: %s) in [args]", cfg->path,
+                    spec->name, type_name(spec->type),
+                    spec->help ? spec->help : "no help");
+    } else {
+        rc = convert(cfg, spec, spec->default_value, true, out, why, sizeof why);
+        if (rc == -EINVAL)
+            return fail(rc, err, errlen, "plugin %s: bad default for %s: '%s': %s",
+                        plugin->name, spec->name, spec->default_value, why);
+    }
+    if (rc == -ENOMEM)
+        return fail(rc, err, errlen, "%s: out of memory", cfg->path);
+    return rc;
+}
+
+int weft__config_bind(weft__config_t *cfg, const weft_plugin_t *plugin,
+                      weft_arg_value_t *out, char *err, size_t errlen)
+{
+    int rc;
+    /* Unknown keys first, in file order: a typo also makes its argument
+     * look "missing", and the typo is the real error. */
+    for (size_t i = 0; i < cfg->n_entries; i++) {
+        const weft__entry_t *e = &cfg->entries[i];
+        if (strcmp(e->section, "args") == 0 && !schema_has(plugin, e->key))
+            return unknown_arg(cfg, plugin, e, err, errlen);
+    }
+    for (size_t k = 0; k < plugin->n_args; k++) {
+        rc = bind_one(cfg, plugin, k, &out[k], err, errlen);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- free ------------------------------------------------------------------ */
+
+void weft__config_free(weft__config_t **pcfg)
+{
+    weft__config_t *cfg = pcfg ? *pcfg : NULL;
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->n_entries; i++)
+        entry_clear(&cfg->entries[i]);
+    free(cfg->entries);
+    for (size_t i = 0; i < cfg->n_bound; i++)
+        free(cfg->bound[i]);
+    free(cfg->bound);
+    run_reset(cfg);
+    free(cfg->path);
+    free(cfg->dir);
+    free(cfg);
+    *pcfg = NULL;
+}

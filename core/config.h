@@ -8,6 +8,11 @@
  * Every relative path in the file is relative to the file's folder, so a
  * config means the same thing whatever the current directory.
  *
+ * Syntax (inih's): `key = value` (or `key: value`), `[section]`, comments
+ * starting with ';' or '#'.  A line holds at most 197 characters (Debian's
+ * libinih buffer is 200).  There are no continuation lines: an indented
+ * line is read like any other.
+ *
  * Errors are written to `err` as "FILE:LINE: message" (or
  * "--set section.key: message" for overrides) and return -EINVAL, -ENOENT,
  * -EIO or -ENOMEM.  Nothing here runs anything.
@@ -63,6 +68,11 @@ typedef struct weft__config {
                               output is none                               */
     weft__record_t record; /* default VALUE                                */
     uint64_t seed;         /* default 0                                    */
+
+    /* Strings weft__config_bind() hands out that are not entry values
+     * (resolved PATHs, copied defaults); freed by weft__config_free(). */
+    char **bound;
+    size_t n_bound;
 } weft__config_t;
 
 /* Reads and syntax-checks the file.  Unknown sections, duplicate keys,
@@ -70,7 +80,8 @@ typedef struct weft__config {
 int weft__config_load(weft__config_t **out, const char *path, char *err, size_t errlen);
 
 /* Applies "section.key=value" (e.g. "args.size_x=200", "run.threads=4").
- * Call before weft__config_finalize(). */
+ * Call before weft__config_finalize() and weft__config_bind(): it may move
+ * or free entries that cfg->items and bound STRING values point to. */
 int weft__config_set(weft__config_t *cfg, const char *assignment, char *err, size_t errlen);
 
 /* Interprets and validates [run]: unknown keys (with a "did you mean"

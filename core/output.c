@@ -1,3 +1,498 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder, being written */
-typedef int weft__placeholder_output;
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "output.h"
+
+/* ---- growable buffer ------------------------------------------------------- */
+
+int weft__buf_reserve(weft__buf_t *b, size_t extra)
+{
+    if (b->cap - b->len >= extra)
+        return 0;
+    if (extra > SIZE_MAX / 2 - b->len)
+        return -ENOMEM;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < extra)
+        cap *= 2;
+    char *data = realloc(b->data, cap);
+    if (!data)
+        return -ENOMEM;
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+int weft__buf_append(weft__buf_t *b, const void *data, size_t len)
+{
+    int rc = weft__buf_reserve(b, len);
+    if (rc == 0 && len) {
+        memcpy(b->data + b->len, data, len);
+        b->len += len;
+    }
+    return rc;
+}
+
+void weft__buf_free(weft__buf_t *b)
+{
+    free(b->data);
+    *b = (weft__buf_t){0};
+}
+
+/* ---- strings ------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s (Unicode 15, table 3-7), or 0. */
+static size_t utf8_valid_len(const unsigned char *s, size_t left)
+{
+    unsigned char c = s[0];
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xBF; /* bounds of the second byte */
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        need = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* no overlong forms */
+        if (c == 0xED)
+            hi = 0x9F; /* no surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        if (c == 0xF4)
+            hi = 0x8F; /* nothing past U+10FFFF */
+    } else
+        return 0;
+    if (left < need || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t k = 2; k < need; k++)
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+    return need;
+}
+
+int weft__json_string(weft__buf_t *b, const char *str, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)str;
+    /* Worst case: every byte becomes \u00XX (6) or U+FFFD (3). */
+    if (len > (SIZE_MAX - 2) / 6 || weft__buf_reserve(b, len * 6 + 2) != 0)
+        return -ENOMEM;
+    char *o = b->data + b->len;
+    *o++ = '"';
+    size_t k = 0;
+    while (k < len) {
+        unsigned char c = s[k];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            k++;
+        } else if (c < 0x80) {
+            *o++ = '\\';
+            switch (c) {
+            case '"': *o++ = '"'; break;
+            case '\\': *o++ = '\\'; break;
+            case '\n': *o++ = 'n'; break;
+            case '\r': *o++ = 'r'; break;
+            case '\t': *o++ = 't'; break;
+            case '\b': *o++ = 'b'; break;
+            case '\f': *o++ = 'f'; break;
+            default:
+                *o++ = 'u', *o++ = '0', *o++ = '0';
+                *o++ = hex[c >> 4], *o++ = hex[c & 15];
+            }
+            k++;
+        } else {
+            size_t n = utf8_valid_len(s + k, len - k);
+            if (n) {
+                memcpy(o, s + k, n);
+                o += n, k += n;
+            } else {
+                memcpy(o, "\xEF\xBF\xBD", 3); /* U+FFFD per invalid byte */
+                o += 3, k++;
+            }
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    return 0;
+}
+
+/* ---- validating minifier ------------------------------------------------------ */
+
+typedef struct json_scan {
+    const char *s;
+    size_t len, pos;
+    weft__buf_t *out;
+    const char *err;
+    int oom;
+} json_scan_t;
+
+enum { JSON_MAX_DEPTH = 256 };
+
+static void skip_space(json_scan_t *j)
+{
+    while (j->pos < j->len && (j->s[j->pos] == ' ' || j->s[j->pos] == '\t' ||
+                               j->s[j->pos] == '\n' || j->s[j->pos] == '\r'))
+        j->pos++;
+}
+
+static int emit(json_scan_t *j, const char *p, size_t n)
+{
+    if (weft__buf_append(j->out, p, n) != 0) {
+        j->oom = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static int fail(json_scan_t *j, const char *why)
+{
+    j->err = why;
+    return -1;
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int scan_value(json_scan_t *j, int depth);
+
+static int scan_string(json_scan_t *j)
+{
+    size_t start = j->pos++; /* opening quote */
+    while (j->pos < j->len) {
+        unsigned char c = (unsigned char)j->s[j->pos];
+        if (c == '"') {
+            j->pos++;
+            return emit(j, j->s + start, j->pos - start);
+        }
+        if (c < 0x20)
+            return fail(j, "control character in string");
+        if (c == '\\') {
+            if (++j->pos >= j->len)
+                break;
+            char e = j->s[j->pos];
+            if (e == 'u') {
+                for (int k = 1; k <= 4; k++) {
+                    char h = j->pos + k < j->len ? j->s[j->pos + k] : '\0';
+                    if (!is_digit(h) && !((h | 0x20) >= 'a' && (h | 0x20) <= 'f'))
+                        return fail(j, "bad \\u escape");
+                }
+                j->pos += 5;
+            } else if (strchr("\"\\/bfnrt", e) && e) {
+                j->pos++;
+            } else
+                return fail(j, "bad escape in string");
+        } else if (c >= 0x80) {
+            size_t n = utf8_valid_len((const unsigned char *)j->s + j->pos, j->len - j->pos);
+            if (!n)
+                return fail(j, "invalid UTF-8 in string");
+            j->pos += n;
+        } else
+            j->pos++;
+    }
+    return fail(j, "unterminated string");
+}
+
+static int scan_number(json_scan_t *j)
+{
+    size_t start = j->pos;
+    if (j->s[j->pos] == '-')
+        j->pos++;
+    if (j->pos < j->len && j->s[j->pos] == '0')
+        j->pos++;
+    else if (j->pos < j->len && is_digit(j->s[j->pos]))
+        while (j->pos < j->len && is_digit(j->s[j->pos]))
+            j->pos++;
+    else
+        return fail(j, "bad number");
+    if (j->pos < j->len && j->s[j->pos] == '.') {
+        j->pos++;
+        if (j->pos >= j->len || !is_digit(j->s[j->pos]))
+            return fail(j, "bad number: digits must follow '.'");
+        while (j->pos < j->len && is_digit(j->s[j->pos]))
+            j->pos++;
+    }
+    if (j->pos < j->len && (j->s[j->pos] == 'e' || j->s[j->pos] == 'E')) {
+        j->pos++;
+        if (j->pos < j->len && (j->s[j->pos] == '+' || j->s[j->pos] == '-'))
+            j->pos++;
+        if (j->pos >= j->len || !is_digit(j->s[j->pos]))
+            return fail(j, "bad number: digits must follow the exponent");
+        while (j->pos < j->len && is_digit(j->s[j->pos]))
+            j->pos++;
+    }
+    return emit(j, j->s + start, j->pos - start);
+}
+
+static int scan_literal(json_scan_t *j, const char *word)
+{
+    size_t n = strlen(word);
+    if (j->len - j->pos < n || memcmp(j->s + j->pos, word, n) != 0)
+        return fail(j, "unexpected character");
+    j->pos += n;
+    return emit(j, word, n);
+}
+
+/* Arrays and objects: items separated by ',', objects' items "key":value. */
+static int scan_container(json_scan_t *j, int depth, char open, char close)
+{
+    if (depth >= JSON_MAX_DEPTH)
+        return fail(j, "nested too deeply");
+    j->pos++;
+    if (emit(j, &open, 1))
+        return -1;
+    skip_space(j);
+    if (j->pos < j->len && j->s[j->pos] == close) {
+        j->pos++;
+        return emit(j, &close, 1);
+    }
+    for (;;) {
+        skip_space(j);
+        if (open == '{') {
+            if (j->pos >= j->len || j->s[j->pos] != '"')
+                return fail(j, "expected a string key");
+            if (scan_string(j))
+                return -1;
+            skip_space(j);
+            if (j->pos >= j->len || j->s[j->pos] != ':')
+                return fail(j, "expected ':'");
+            j->pos++;
+            if (emit(j, ":", 1))
+                return -1;
+        }
+        if (scan_value(j, depth + 1))
+            return -1;
+        skip_space(j);
+        if (j->pos < j->len && j->s[j->pos] == ',') {
+            j->pos++;
+            if (emit(j, ",", 1))
+                return -1;
+            continue;
+        }
+        if (j->pos < j->len && j->s[j->pos] == close) {
+            j->pos++;
+            return emit(j, &close, 1);
+        }
+        return fail(j, open == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
+    }
+}
+
+static int scan_value(json_scan_t *j, int depth)
+{
+    skip_space(j);
+    if (j->pos >= j->len)
+        return fail(j, "unexpected end");
+    switch (j->s[j->pos]) {
+    case '{': return scan_container(j, depth, '{', '}');
+    case '[': return scan_container(j, depth, '[', ']');
+    case '"': return scan_string(j);
+    case 't': return scan_literal(j, "true");
+    case 'f': return scan_literal(j, "false");
+    case 'n': return scan_literal(j, "null");
+    default: return scan_number(j);
+    }
+}
+
+int weft__json_minify(weft__buf_t *b, const char *s, size_t len, char *why, size_t whylen)
+{
+    size_t mark = b->len;
+    json_scan_t j = {.s = s, .len = len, .out = b};
+    int rc = scan_value(&j, 0);
+    if (rc == 0) {
+        skip_space(&j);
+        if (j.pos != len)
+            rc = fail(&j, "text after the value");
+    }
+    if (rc == 0)
+        return 0;
+    b->len = mark;
+    if (j.oom)
+        return -ENOMEM;
+    snprintf(why, whylen, "invalid JSON value at byte %zu: %s", j.pos, j.err);
+    return -EINVAL;
+}
+
+/* ---- values -------------------------------------------------------------- */
+
+static int append_int(weft__buf_t *b, int64_t v)
+{
+    char tmp[24];
+    char *p = tmp + sizeof tmp;
+    /* Through uint64_t so INT64_MIN negates without overflow. */
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do
+        *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        *--p = '-';
+    return weft__buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+static int append_double(weft__buf_t *b, double v)
+{
+    if (!isfinite(v))
+        return weft__buf_append(b, "null", 4);
+    /* A stack node printed into our buffer: cJSON's shortest round-trip
+     * form without any allocation or global state written. */
+    cJSON node = {.type = cJSON_Number, .valuedouble = v};
+    node.valueint = v >= INT_MAX ? INT_MAX : v <= INT_MIN ? INT_MIN : (int)v;
+    int rc = weft__buf_reserve(b, 64);
+    if (rc)
+        return rc;
+    if (!cJSON_PrintPreallocated(&node, b->data + b->len, 64, 0))
+        return -EINVAL;
+    b->len += strlen(b->data + b->len);
+    return 0;
+}
+
+int weft__json_value(weft__buf_t *b, const weft_result_t *r, char *why, size_t whylen)
+{
+    switch (r->kind) {
+    case WEFT_VALUE_NONE:
+        return weft__buf_append(b, "null", 4);
+    case WEFT_VALUE_INT:
+        return append_int(b, r->value.i);
+    case WEFT_VALUE_FLOAT:
+        return append_double(b, r->value.f);
+    case WEFT_VALUE_BOOL:
+        return r->value.b ? weft__buf_append(b, "true", 4) : weft__buf_append(b, "false", 5);
+    case WEFT_VALUE_STRING:
+        if (!r->value.s.ptr && r->value.s.len)
+            break;
+        return weft__json_string(b, r->value.s.ptr ? r->value.s.ptr : "", r->value.s.len);
+    case WEFT_VALUE_JSON:
+        if (!r->value.s.ptr)
+            break;
+        return weft__json_minify(b, r->value.s.ptr, r->value.s.len, why, whylen);
+    }
+    snprintf(why, whylen, "the plugin returned a bad result (kind %d, or a NULL string)",
+             (int)r->kind);
+    return -EINVAL;
+}
+
+/* ---- the ordered writer ------------------------------------------------- */
+
+enum { WRITER_BUF = 1 << 20 };
+
+struct weft__writer {
+    int fd;
+    bool owns_fd;
+    bool regular;
+    weft__format_t format;
+    char *path;
+    uint64_t records;
+    uint64_t bytes;
+    int error; /* first write error, negative errno */
+    size_t fill;
+    char buf[WRITER_BUF];
+};
+
+int weft__writer_open(weft__writer_t **out, const char *path, weft__format_t format,
+                      char *err, size_t errlen)
+{
+    weft__writer_t *w = malloc(sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    *w = (weft__writer_t){.fd = -1, .format = format};
+    w->path = strdup(path);
+    if (!w->path) {
+        free(w);
+        return -ENOMEM;
+    }
+    if (strcmp(path, "-") == 0) {
+        w->fd = STDOUT_FILENO;
+    } else {
+        w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        if (w->fd < 0) {
+            int e = errno;
+            snprintf(err, errlen, "cannot create output %s: %s", path, strerror(e));
+            free(w->path);
+            free(w);
+            return -e;
+        }
+        w->owns_fd = true;
+    }
+    struct stat st;
+    w->regular = fstat(w->fd, &st) == 0 && S_ISREG(st.st_mode);
+    *out = w;
+    return 0;
+}
+
+static void writer_flush(weft__writer_t *w)
+{
+    size_t done = 0;
+    while (done < w->fill && !w->error) {
+        ssize_t n = write(w->fd, w->buf + done, w->fill - done);
+        if (n > 0)
+            done += (size_t)n;
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else
+            w->error = n < 0 ? -errno : -EIO; /* a zero write makes no progress */
+    }
+    w->fill = 0;
+}
+
+static void writer_put(weft__writer_t *w, const char *p, size_t n)
+{
+    while (n && !w->error) {
+        if (w->fill == WRITER_BUF)
+            writer_flush(w);
+        size_t room = WRITER_BUF - w->fill;
+        size_t k = n < room ? n : room;
+        memcpy(w->buf + w->fill, p, k);
+        w->fill += k, p += k, n -= k;
+    }
+}
+
+int weft__writer_record(weft__writer_t *w, const char *json, size_t len)
+{
+    if (w->error)
+        return w->error;
+    if (w->format == WEFT__FORMAT_JSON)
+        writer_put(w, w->records ? ",\n" : "[\n", 2);
+    writer_put(w, json, len);
+    if (w->format == WEFT__FORMAT_JSONL)
+        writer_put(w, "\n", 1);
+    w->records++;
+    w->bytes += len;
+    return w->error;
+}
+
+uint64_t weft__writer_bytes(const weft__writer_t *w)
+{
+    return w->bytes;
+}
+
+int weft__writer_close(weft__writer_t **wp, char *err, size_t errlen)
+{
+    weft__writer_t *w = *wp;
+    if (!w)
+        return 0;
+    if (w->format == WEFT__FORMAT_JSON)
+        writer_put(w, w->records ? "\n]\n" : "[]\n", 3);
+    writer_flush(w);
+    /* fsync so that "done" means on disk; pipes and terminals skip it. */
+    if (!w->error && w->regular && fsync(w->fd) != 0 && errno != EINVAL)
+        w->error = -errno;
+    if (w->owns_fd && close(w->fd) != 0 && !w->error && errno != EINTR)
+        w->error = -errno;
+    int rc = w->error;
+    if (rc)
+        snprintf(err, errlen, "%s: write failed: %s",
+                 strcmp(w->path, "-") == 0 ? "standard output" : w->path, strerror(-rc));
+    free(w->path);
+    free(w);
+    *wp = NULL;
+    return rc;
+}

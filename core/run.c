@@ -1,3 +1,521 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder, being written */
-typedef int weft__placeholder_run;
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "loader.h"
+#include "output.h"
+#include "run.h"
+#include "source.h"
+#include "weft/weft.h"
+
+/* Items per window: bounds memory (about 56 bytes an item plus encoded
+ * results, twice over) while keeping the per-window barrier rare. */
+#ifndef WEFT__WINDOW
+#define WEFT__WINDOW 65536
+#endif
+
+enum { MSG_SIZE = 1024, ERR_SIZE = 2048, MAX_PRINTED_FAILURES = 10 };
+
+/* Where item i's encoded record (and, if it failed, its message) lives. */
+typedef struct slot {
+    uint64_t off;     /* in the worker's buffer of the window */
+    uint32_t len;     /* record bytes                          */
+    uint32_t msg_len; /* message bytes, right after the record */
+    uint16_t worker;
+    uint8_t failed;
+} slot_t;
+
+typedef struct window {
+    weft_item_t *items;
+    slot_t *slots;
+    weft__buf_t *bufs; /* one per worker */
+    size_t count;
+    uint64_t first;    /* index of items[0] */
+} window_t;
+
+/* Written only by its own worker while the pool runs. */
+typedef struct worker {
+    alignas(64) void *ctx; /* the plugin's per-worker context */
+    char msg[MSG_SIZE];
+} worker_t;
+
+typedef struct run {
+    weft__config_t *cfg;
+    weft__plugin_t *plugin;
+    weft__host_t host;
+    void *state;
+    bool state_live;
+    weft__source_t *source;
+    weft__writer_t *writer;
+    weft_pool_t *pool;
+    unsigned threads;
+    worker_t *workers;
+    unsigned workers_ready; /* worker_init succeeded for [0, workers_ready) */
+    window_t win[2];
+    window_t *cur;          /* the window the pool is computing */
+
+    /* Writer thread hand-off: `pending` is written under `lock`. */
+    pthread_t writer_thread;
+    bool writer_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    window_t *pending;      /* window waiting to be written, or NULL */
+    bool closing;
+
+    /* Written by the writer thread only, read after it is joined. */
+    uint64_t ok, failed, printed;
+    int write_error;
+
+    double t_start, t_items;
+    char err[ERR_SIZE];
+} run_t;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- the per-item path ------------------------------------------------- */
+
+/* Encodes item i's outcome into buf; returns the failure flag. */
+/* Encodes item i's outcome into buf (the record only when the run writes
+ * one; a failure's message always); returns the failure flag. */
+static bool encode(run_t *r, weft__buf_t *buf, const weft_item_t *item, int rc,
+                   const weft_result_t *res, slot_t *slot)
+{
+    char why[256];
+    const char *msg = res->msg;
+    bool failed = rc != 0;
+    bool want = r->cfg->format != WEFT__FORMAT_NONE;
+    bool full = r->cfg->record == WEFT__RECORD_FULL;
+    size_t mark = buf->len;
+
+    if (failed && msg[0] == '\0') {
+        snprintf(res->msg, res->msg_size, "process_one returned %d", rc);
+    }
+    if (!failed && want) {
+        int e = 0;
+        if (full) {
+            char head[64];
+            int n = snprintf(head, sizeof head, "{\"index\":%" PRIu64 ",\"ok\":true,\"value\":",
+                             item->index);
+            e = weft__buf_append(buf, head, (size_t)n);
+        }
+        if (e == 0)
+            e = weft__json_value(buf, res, why, sizeof why);
+        if (e == 0 && full)
+            e = weft__buf_append(buf, "}", 1);
+        if (e != 0) {
+            /* A result that cannot be encoded fails its item, nothing else. */
+            buf->len = mark;
+            failed = true;
+            msg = e == -ENOMEM ? "out of memory encoding the result" : why;
+        }
+    }
+    if (failed) {
+        int e = 0;
+        if (!want) {
+            /* no record */
+        } else if (full) {
+            char head[64];
+            int n = snprintf(head, sizeof head, "{\"index\":%" PRIu64 ",\"ok\":false,\"error\":",
+                             item->index);
+            e = weft__buf_append(buf, head, (size_t)n);
+            if (e == 0)
+                e = weft__json_string(buf, msg, strlen(msg));
+            if (e == 0)
+                e = weft__buf_append(buf, "}", 1);
+        } else {
+            e = weft__buf_append(buf, "null", 4);
+        }
+        size_t len = buf->len - mark;
+        size_t mlen = strlen(msg);
+        if (e == 0)
+            e = weft__buf_append(buf, msg, mlen);
+        if (e != 0) {
+            /* Out of memory even for the failure record: keep a fixed one. */
+            buf->len = mark;
+            slot->off = mark;
+            slot->len = 0;
+            slot->msg_len = 0;
+            return true;
+        }
+        slot->off = mark;
+        slot->len = (uint32_t)len;
+        slot->msg_len = (uint32_t)mlen;
+        return true;
+    }
+    slot->off = mark;
+    slot->len = (uint32_t)(buf->len - mark);
+    slot->msg_len = 0;
+    return false;
+}
+
+static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
+{
+    run_t *r = arg;
+    window_t *w = r->cur;
+    worker_t *wk = &r->workers[worker];
+    weft__buf_t *buf = &w->bufs[worker];
+    const weft_plugin_t *p = &r->plugin->desc;
+
+    for (size_t i = begin; i < end; i++) {
+        const weft_item_t *item = &w->items[i];
+        slot_t *slot = &w->slots[i];
+        weft_result_t res = {.kind = WEFT_VALUE_NONE, .msg = wk->msg, .msg_size = MSG_SIZE};
+        wk->msg[0] = '\0';
+        int rc = p->process_one(r->state, wk->ctx, item, &res);
+        slot->worker = (uint16_t)worker;
+        slot->failed = encode(r, buf, item, rc, &res, slot);
+    }
+}
+
+/* ---- the writer thread -------------------------------------------------- */
+
+static void write_window(run_t *r, window_t *w)
+{
+    for (size_t i = 0; i < w->count; i++) {
+        const slot_t *s = &w->slots[i];
+        const char *text = w->bufs[s->worker].data + s->off;
+        if (s->failed) {
+            r->failed++;
+            if (r->printed < MAX_PRINTED_FAILURES) {
+                fprintf(stderr, "weft: item %" PRIu64 " failed: %.*s\n", w->first + i,
+                        (int)s->msg_len, s->msg_len ? text + s->len : "(no message)");
+                r->printed++;
+            }
+        } else {
+            r->ok++;
+        }
+        if (r->writer && !r->write_error)
+            r->write_error = weft__writer_record(r->writer, text, s->len);
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    run_t *r = arg;
+    pthread_mutex_lock(&r->lock);
+    for (;;) {
+        while (!r->pending && !r->closing)
+            pthread_cond_wait(&r->cond, &r->lock);
+        if (!r->pending)
+            break; /* closing and nothing left */
+        window_t *w = r->pending;
+        pthread_mutex_unlock(&r->lock);
+        write_window(r, w);
+        pthread_mutex_lock(&r->lock);
+        r->pending = NULL;
+        pthread_cond_broadcast(&r->cond);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+/* Hands w to the writer once it is done with the previous window, which
+ * is the other buffer: on return the other buffer is free to refill. */
+static void writer_hand(run_t *r, window_t *w)
+{
+    pthread_mutex_lock(&r->lock);
+    while (r->pending)
+        pthread_cond_wait(&r->cond, &r->lock);
+    r->pending = w;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void writer_stop(run_t *r)
+{
+    if (!r->writer_started)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->closing = true;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    pthread_join(r->writer_thread, NULL);
+    r->writer_started = false;
+}
+
+/* ---- set-up and tear-down ----------------------------------------------- */
+
+static int windows_alloc(run_t *r, size_t cap)
+{
+    for (int k = 0; k < 2; k++) {
+        window_t *w = &r->win[k];
+        w->items = calloc(cap, sizeof *w->items);
+        w->slots = calloc(cap, sizeof *w->slots);
+        w->bufs = calloc(r->threads, sizeof *w->bufs);
+        if (!w->items || !w->slots || !w->bufs)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static void windows_free(run_t *r)
+{
+    for (int k = 0; k < 2; k++) {
+        window_t *w = &r->win[k];
+        if (w->bufs)
+            for (unsigned t = 0; t < r->threads; t++)
+                weft__buf_free(&w->bufs[t]);
+        free(w->items);
+        free(w->slots);
+        free(w->bufs);
+    }
+}
+
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, "weft: %s\n", msg);
+    return WEFT_EXIT_USAGE;
+}
+
+static void workers_fini(run_t *r)
+{
+    const weft_plugin_t *p = &r->plugin->desc;
+    for (unsigned t = 0; t < r->workers_ready; t++)
+        if (p->worker_fini)
+            p->worker_fini(r->state, t, r->workers[t].ctx);
+    r->workers_ready = 0;
+}
+
+/* Loads config, plugin, arguments and source; nothing runs yet. */
+static int prepare(run_t *r, const weft__run_opts_t *o)
+{
+    char *err = r->err;
+    int rc = weft__config_load(&r->cfg, o->config_path, err, ERR_SIZE);
+    for (size_t k = 0; rc == 0 && k < o->n_sets; k++)
+        rc = weft__config_set(r->cfg, o->sets[k], err, ERR_SIZE);
+    if (rc == 0)
+        rc = weft__config_finalize(r->cfg, err, ERR_SIZE);
+    if (rc)
+        return usage_error(err);
+
+    char **dirs = NULL;
+    size_t n_dirs = 0;
+    rc = weft__plugin_dirs(r->cfg->dir, r->cfg->plugin_path, &dirs, &n_dirs);
+    if (rc == 0)
+        rc = weft__plugin_open(&r->plugin, r->cfg->plugin, dirs, n_dirs, err, ERR_SIZE);
+    for (size_t k = 0; k < n_dirs; k++)
+        free(dirs[k]);
+    free(dirs);
+    if (rc)
+        return usage_error(err);
+    return 0;
+}
+
+static int start_plugin(run_t *r, weft_arg_value_t *args)
+{
+    const weft_plugin_t *p = &r->plugin->desc;
+    char msg[MSG_SIZE] = "";
+    weft__host_init(&r->host, p->name, r->cfg->seed, r->cfg->dir);
+    if (p->init(&r->host.pub, args, &r->state, msg, sizeof msg) != 0) {
+        fprintf(stderr, "weft: plugin %s: init failed: %s\n", p->name,
+                msg[0] ? msg : "(no message)");
+        return WEFT_EXIT_USAGE;
+    }
+    r->state_live = true;
+    for (unsigned t = 0; t < r->threads; t++) {
+        if (!p->worker_init)
+            break;
+        msg[0] = '\0';
+        if (p->worker_init(r->state, t, r->threads, &r->workers[t].ctx, msg, sizeof msg)) {
+            fprintf(stderr, "weft: plugin %s: worker_init (worker %u) failed: %s\n", p->name,
+                    t, msg[0] ? msg : "(no message)");
+            return WEFT_EXIT_USAGE;
+        }
+        r->workers_ready = t + 1;
+    }
+    return 0;
+}
+
+static unsigned pick_threads(const run_t *r)
+{
+    unsigned t = r->cfg->threads;
+    if (t == 0) {
+        t = weft_cpu_count();
+        /* I/O-bound items mostly wait: more threads keep the disk busy. */
+        if (r->plugin->desc.flags & WEFT_PLUGIN_IO_BOUND)
+            t *= 4;
+    }
+    if (r->source->total != WEFT__COUNT_UNKNOWN && r->source->total < t)
+        t = (unsigned)r->source->total;
+    if (t > 1024)
+        t = 1024;
+    return t ? t : 1;
+}
+
+/* Runs every window; returns 0, or an exit status for a fatal error. */
+static int run_items(run_t *r)
+{
+    char *err = r->err;
+    window_t *w = &r->win[0];
+    for (;;) {
+        for (unsigned t = 0; t < r->threads; t++)
+            w->bufs[t].len = 0;
+        size_t got = 0;
+        int rc = weft__source_next(r->source, w->items, WEFT__WINDOW, &got, err, ERR_SIZE);
+        if (rc) {
+            fprintf(stderr, "weft: items: %s\n", err);
+            return WEFT_EXIT_USAGE;
+        }
+        if (got == 0)
+            return 0;
+        w->count = got;
+        w->first = w->items[0].index;
+        r->cur = w;
+        rc = weft_pool_for(r->pool, got, 0, run_chunk, r);
+        if (rc) {
+            fprintf(stderr, "weft: pool: %s\n", weft_strerror(rc));
+            return WEFT_EXIT_OUTPUT;
+        }
+        writer_hand(r, w);
+        w = (w == &r->win[0]) ? &r->win[1] : &r->win[0];
+    }
+}
+
+static void print_finish_value(run_t *r, const weft_result_t *res)
+{
+    weft__buf_t b = {0};
+    char why[256];
+    if (weft__json_value(&b, res, why, sizeof why) != 0) {
+        fprintf(stderr, "weft: plugin %s: finish returned a bad value: %s\n",
+                r->plugin->desc.name, why);
+    } else {
+        bool to_stdout = !(r->cfg->output && strcmp(r->cfg->output, "-") == 0);
+        fprintf(to_stdout ? stdout : stderr, "%s%.*s\n", to_stdout ? "" : "weft: result: ",
+                (int)b.len, b.data);
+        fflush(to_stdout ? stdout : stderr);
+    }
+    weft__buf_free(&b);
+}
+
+/* worker_fini, finish, summary.  Returns the exit status. */
+static int finish_run(run_t *r, int status, bool quiet)
+{
+    const weft_plugin_t *p = &r->plugin->desc;
+    workers_fini(r);
+
+    uint64_t total = r->ok + r->failed;
+    if (status == 0 && p->finish) {
+        char msg[MSG_SIZE] = "";
+        weft_counts_t counts = {.total = r->source->total == WEFT__COUNT_UNKNOWN
+                                             ? total : r->source->total,
+                                .ok = r->ok,
+                                .failed = r->failed};
+        counts.not_run = counts.total - total;
+        weft_result_t res = {.msg = msg, .msg_size = sizeof msg};
+        if (p->finish(r->state, &counts, &res) != 0) {
+            fprintf(stderr, "weft: plugin %s: finish failed: %s\n", p->name,
+                    msg[0] ? msg : "(no message)");
+            status = WEFT_EXIT_ITEMS_FAILED;
+        } else if (res.kind != WEFT_VALUE_NONE) {
+            print_finish_value(r, &res);
+        }
+    }
+    if (r->writer) {
+        if (weft__writer_close(&r->writer, r->err, ERR_SIZE) != 0) {
+            fprintf(stderr, "weft: %s\n", r->err);
+            status = WEFT_EXIT_OUTPUT;
+        }
+    }
+    if (status == 0 && r->failed)
+        status = WEFT_EXIT_ITEMS_FAILED;
+    if (r->failed > r->printed)
+        fprintf(stderr, "weft: ... and %" PRIu64 " more failed items\n", r->failed - r->printed);
+    if (!quiet) {
+        double wall = now() - r->t_start;
+        fprintf(stderr,
+                "weft: %s: %" PRIu64 " ok, %" PRIu64 " failed in %.3f s (%.0f items/s, %u threads)\n",
+                p->name, r->ok, r->failed, wall, wall > 0 ? (double)total / wall : 0.0,
+                r->threads);
+    }
+    return status;
+}
+
+int weft__run(const weft__run_opts_t *o)
+{
+    run_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        fprintf(stderr, "weft: out of memory\n");
+        return WEFT_EXIT_USAGE;
+    }
+    r->t_start = now();
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    weft_arg_value_t *args = NULL;
+    int status = prepare(r, o);
+    if (status)
+        goto out;
+
+    const weft_plugin_t *p = &r->plugin->desc;
+    args = calloc(p->n_args ? p->n_args : 1, sizeof *args);
+    if (!args) {
+        status = usage_error("out of memory");
+        goto out;
+    }
+    if (weft__config_bind(r->cfg, p, args, r->err, ERR_SIZE) != 0 ||
+        weft__source_open(&r->source, r->cfg, r->err, ERR_SIZE) != 0) {
+        status = usage_error(r->err);
+        goto out;
+    }
+    r->threads = pick_threads(r);
+    weft_pool_settings_t ps;
+    weft_pool_default_settings(&ps);
+    ps.threads = r->threads;
+    r->workers = aligned_alloc(64, sizeof(worker_t) * r->threads);
+    if (!r->workers || windows_alloc(r, WEFT__WINDOW) != 0 ||
+        weft_pool_create(&r->pool, &ps) != 0) {
+        status = usage_error("out of memory starting the workers");
+        goto out;
+    }
+    memset(r->workers, 0, sizeof(worker_t) * r->threads);
+    status = start_plugin(r, args);
+    if (status)
+        goto out;
+    /* Opened last, so that no earlier error truncates an existing file. */
+    if (r->cfg->format != WEFT__FORMAT_NONE &&
+        weft__writer_open(&r->writer, r->cfg->output, r->cfg->format, r->err, ERR_SIZE) != 0) {
+        status = usage_error(r->err);
+        goto out;
+    }
+    if (pthread_create(&r->writer_thread, NULL, writer_main, r) != 0) {
+        status = usage_error("cannot start the writer thread");
+        goto out;
+    }
+    r->writer_started = true;
+
+    status = run_items(r);
+    writer_stop(r);
+    status = finish_run(r, status, o->quiet);
+
+out:
+    writer_stop(r);
+    if (r->plugin) {
+        workers_fini(r);
+        if (r->state_live && r->plugin->desc.destroy)
+            r->plugin->desc.destroy(r->state);
+    }
+    if (r->writer) /* only after an early error, reported already */
+        weft__writer_close(&r->writer, r->err, ERR_SIZE);
+    weft_pool_destroy(&r->pool);
+    windows_free(r);
+    free(r->workers);
+    free(args);
+    weft__source_close(&r->source);
+    weft__plugin_close(&r->plugin);
+    weft__config_free(&r->cfg);
+    pthread_cond_destroy(&r->cond);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+    return status;
+}

@@ -1,3 +1,552 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder, being written */
-int main(void) { return 0; }
+/*
+ * End to end: the weft binary run as a real process on real config files,
+ * checking its output files, stdout, stderr and exit status.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define UNDER_SANITIZER 1
+#endif
+#endif
+
+static char tmp[64];
+static char out_path[128], err_path[128];
+
+typedef struct outcome {
+    int status;     /* exit status, or 128 + signal */
+    long maxrss_kb; /* peak RSS of the child       */
+    char *out;      /* stdout, NUL-terminated      */
+    char *err;      /* stderr                      */
+} outcome_t;
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+static void outcome_free(outcome_t *o)
+{
+    free(o->out);
+    free(o->err);
+}
+
+/* Runs WEFT_EXE with args (NULL-terminated). */
+static outcome_t run_weft(const char *const *args)
+{
+    const char *exe = getenv("WEFT_EXE");
+    assert_non_null(exe);
+    const char *argv[32] = {exe};
+    size_t n = 1;
+    while (args[n - 1]) {
+        assert_true(n < 31);
+        argv[n] = args[n - 1];
+        n++;
+    }
+    argv[n] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int in = open("/dev/null", O_RDONLY);
+        if (o < 0 || e < 0 || in < 0)
+            _exit(127);
+        dup2(o, 1), dup2(e, 2), dup2(in, 0);
+        execv(exe, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    struct rusage ru;
+    assert_int_equal(wait4(pid, &status, 0, &ru), pid);
+    outcome_t out = {.maxrss_kb = ru.ru_maxrss};
+    out.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    out.out = slurp(out_path);
+    out.err = slurp(err_path);
+    return out;
+}
+
+#define RUN(...) run_weft((const char *const[]){__VA_ARGS__, NULL})
+
+/* Writes a config file into the temporary folder; returns its path. */
+static const char *write_config(const char *name, const char *body)
+{
+    static char path[256];
+    snprintf(path, sizeof path, "%s/%s", tmp, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(body, f);
+    fclose(f);
+    return path;
+}
+
+static void expect(const outcome_t *o, int status, const char *in_err)
+{
+    if (o->status != status || (in_err && !strstr(o->err, in_err)))
+        fail_msg("exit %d (want %d); stderr:\n%s\n(want it to contain '%s')", o->status,
+                 status, o->err, in_err ? in_err : "");
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmp, sizeof tmp, "/tmp/weft-cli-XXXXXX");
+    if (!mkdtemp(tmp))
+        return -1;
+    snprintf(out_path, sizeof out_path, "%s/stdout", tmp);
+    snprintf(err_path, sizeof err_path, "%s/stderr", tmp);
+    /* Configs find the shipped and test plugins through the search path. */
+    char path[1024];
+    snprintf(path, sizeof path, "%s:%s", getenv("WEFT_PLUGINS"), getenv("WEFT_TEST_PLUGINS"));
+    setenv("WEFT_PLUGIN_PATH", path, 1);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- the command line ---------------------------------------------------- */
+
+static void cli_usage_and_version(void **state)
+{
+    (void)state;
+    outcome_t o = RUN("--version");
+    expect(&o, 0, NULL);
+    assert_non_null(strstr(o.out, "weft 0.1.0"));
+    outcome_free(&o);
+
+    o = run_weft((const char *const[]){NULL});
+    expect(&o, 2, "usage: weft run CONFIG");
+    outcome_free(&o);
+
+    o = RUN("--help");
+    expect(&o, 0, NULL);
+    assert_non_null(strstr(o.out, "exit status"));
+    outcome_free(&o);
+
+    o = RUN("run", "--help");
+    expect(&o, 0, NULL);
+    outcome_free(&o);
+
+    o = RUN("frobnicate");
+    expect(&o, 2, "unknown command 'frobnicate'");
+    outcome_free(&o);
+
+    o = RUN("run");
+    expect(&o, 2, "which config?");
+    outcome_free(&o);
+
+    o = RUN("run", "a.ini", "--bogus");
+    expect(&o, 2, "unknown option '--bogus'");
+    outcome_free(&o);
+
+    o = RUN("run", "a.ini", "--threads", "many");
+    expect(&o, 2, "--threads 'many'");
+    outcome_free(&o);
+
+    o = RUN("run", "a.ini", "--threads");
+    expect(&o, 2, "--threads needs a value");
+    outcome_free(&o);
+
+    o = RUN("run", "/nonexistent/job.ini");
+    expect(&o, 2, "/nonexistent/job.ini");
+    outcome_free(&o);
+}
+
+/* ---- pow4: the exact sum, whatever the thread count ----------------------- */
+
+/* sum of i^4 for i in [0, n), n >= 1, by the closed form, in 128 bits. */
+__extension__ typedef unsigned __int128 u128;
+static u128 pow4_closed(u128 n)
+{
+    u128 m = n - 1; /* sum_{i=1}^{m} i^4 = m(m+1)(2m+1)(3m^2+3m-1)/30 */
+    return m * (m + 1) * (2 * m + 1) * (3 * m * m + 3 * m - 1) / 30;
+}
+
+static void u128_text(u128 v, char *buf)
+{
+    char t[48];
+    int n = 0;
+    do
+        t[n++] = (char)('0' + (int)(v % 10));
+    while (v /= 10);
+    for (int k = 0; k < n; k++)
+        buf[k] = t[n - 1 - k];
+    buf[n] = '\0';
+}
+
+static void pow4_closed_form(void **state)
+{
+    (void)state;
+    static const unsigned n_values[] = {1, 2, 10, 12345, 1000000};
+    static const char *const threads[] = {"1", "2", "3", "8"};
+    for (size_t a = 0; a < sizeof n_values / sizeof n_values[0]; a++) {
+        char cfg[256], want[64];
+        snprintf(cfg, sizeof cfg, "[run]\nplugin = pow4\nitems = %u\noutput = none\n",
+                 n_values[a]);
+        const char *path = write_config("pow4.ini", cfg);
+        u128_text(pow4_closed(n_values[a]), want);
+        strcat(want, "\n");
+        for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+            outcome_t o = RUN("run", path, "--threads", threads[t]);
+            expect(&o, 0, "0 failed");
+            if (strcmp(o.out, want) != 0)
+                fail_msg("n=%u threads=%s: got %s want %s", n_values[a], threads[t], o.out, want);
+            outcome_free(&o);
+        }
+    }
+    /* Negative numbers: (-k)^4 == k^4, so -1000..1001 (1001 excluded) is
+     * twice the sum over 1..1000. */
+    const char *path = write_config("pow4n.ini", "[run]\nplugin = pow4\nitems = -1000..1001\n");
+    outcome_t o = RUN("run", path);
+    expect(&o, 0, NULL);
+    char want[64];
+    u128_text(2 * pow4_closed(1001), want);
+    strcat(want, "\n");
+    assert_string_equal(o.out, want);
+    outcome_free(&o);
+}
+
+static void pow4_shipped_config(void **state)
+{
+    (void)state;
+    char path[512], want[64];
+    snprintf(path, sizeof path, "%s/configs/pow4.ini", getenv("WEFT_SOURCE_ROOT"));
+    outcome_t o = RUN("run", path, "--set", "run.items=200000");
+    expect(&o, 0, "pow4: 200000 ok, 0 failed");
+    u128_text(pow4_closed(200000), want);
+    strcat(want, "\n");
+    assert_string_equal(o.out, want);
+    outcome_free(&o);
+}
+
+/* ---- results in input order ------------------------------------------------ */
+
+/* Checks a JSONL file of add_one values: line k is first + k + step. */
+static void check_jsonl_values(const char *text, long count, long first, long step)
+{
+    const char *p = text;
+    for (long k = 0; k < count; k++) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || *end != '\n' || v != first + k + step)
+            fail_msg("line %ld: '%.20s' (want %ld)", k, p, first + k + step);
+        p = end + 1;
+    }
+    assert_int_equal(*p, '\0');
+}
+
+static void add_one_order_jsonl(void **state)
+{
+    (void)state;
+    /* 300000 items: several windows, so order across windows is checked. */
+    const char *path = write_config("add.ini", "[run]\nplugin = add_one\nitems = 300000\n"
+                                               "output = add.jsonl\n");
+    char out[256];
+    snprintf(out, sizeof out, "%s/add.jsonl", tmp);
+    static const char *const threads[] = {"1", "2", "5", "8"};
+    for (size_t t = 0; t < 4; t++) {
+        outcome_t o = RUN("run", path, "-j", threads[t]);
+        expect(&o, 0, "300000 ok, 0 failed");
+        outcome_free(&o);
+        char *text = slurp(out);
+        assert_non_null(text);
+        check_jsonl_values(text, 300000, 0, 1);
+        free(text);
+    }
+}
+
+static void add_one_json_array_and_overrides(void **state)
+{
+    (void)state;
+    char src[512];
+    snprintf(src, sizeof src, "%s/configs/add_ten.ini", getenv("WEFT_SOURCE_ROOT"));
+    char out[256];
+    snprintf(out, sizeof out, "%s/ten.json", tmp);
+    /* --output is relative to the current directory; use an absolute one. */
+    outcome_t o = RUN("run", src, "--output", out, "--set", "args.step=7", "-q");
+    expect(&o, 0, NULL);
+    assert_string_equal(o.err, ""); /* --quiet */
+    outcome_free(&o);
+    char *text = slurp(out);
+    cJSON *j = cJSON_Parse(text);
+    assert_non_null(j);
+    assert_int_equal(cJSON_GetArraySize(j), 20);
+    for (int k = 0; k < 20; k++)
+        assert_int_equal(cJSON_GetArrayItem(j, k)->valueint, 1000 + k + 7);
+    cJSON_Delete(j);
+    free(text);
+
+    /* The shipped stdout config: 100 lines of i + 1. */
+    snprintf(src, sizeof src, "%s/configs/add_one.ini", getenv("WEFT_SOURCE_ROOT"));
+    o = RUN("run", src);
+    expect(&o, 0, "100 ok");
+    check_jsonl_values(o.out, 100, 0, 1);
+    outcome_free(&o);
+}
+
+/* ---- failures: reported, everything else kept ------------------------------ */
+
+static void failed_items_keep_the_rest(void **state)
+{
+    (void)state;
+    char out[256];
+    snprintf(out, sizeof out, "%s/fail.json", tmp);
+    const char *path = write_config("fail.ini", "[run]\nplugin = fail_some\nitems = 1000\n"
+                                                "output = fail.json\n[args]\nevery = 7\n");
+    outcome_t o = RUN("run", path, "-j", "4");
+    expect(&o, 1, "item 0 failed: item 0 refused \"on purpose\"");
+    assert_non_null(strstr(o.err, "857 ok, 143 failed"));
+    assert_non_null(strstr(o.err, "and 133 more failed items"));
+    /* finish saw the counts */
+    assert_non_null(strstr(o.out, "{\"total\":1000,\"ok\":857,\"failed\":143}"));
+    outcome_free(&o);
+    char *text = slurp(out);
+    cJSON *j = cJSON_Parse(text);
+    assert_non_null(j);
+    assert_int_equal(cJSON_GetArraySize(j), 1000);
+    for (int k = 0; k < 1000; k++) {
+        cJSON *v = cJSON_GetArrayItem(j, k);
+        if (k % 7 == 0)
+            assert_true(cJSON_IsNull(v));
+        else
+            assert_int_equal(v->valueint, k);
+    }
+    cJSON_Delete(j);
+    free(text);
+
+    /* record = full keeps each failure's message, JSON-escaped. */
+    o = RUN("run", path, "--set", "run.record=full", "--set", "run.format=jsonl");
+    expect(&o, 1, NULL);
+    outcome_free(&o);
+    text = slurp(out);
+    char *line = strtok(text, "\n");
+    int count = 0;
+    for (; line; line = strtok(NULL, "\n"), count++) {
+        cJSON *rec = cJSON_Parse(line);
+        assert_non_null(rec);
+        assert_int_equal(cJSON_GetObjectItem(rec, "index")->valueint, count);
+        bool ok = cJSON_IsTrue(cJSON_GetObjectItem(rec, "ok"));
+        assert_int_equal(ok, count % 7 != 0);
+        if (!ok)
+            assert_non_null(strstr(cJSON_GetObjectItem(rec, "error")->valuestring,
+                                   "refused \"on purpose\""));
+        else
+            assert_int_equal(cJSON_GetObjectItem(rec, "value")->valueint, count);
+        cJSON_Delete(rec);
+    }
+    assert_int_equal(count, 1000);
+    free(text);
+}
+
+static void plugin_callback_failures(void **state)
+{
+    (void)state;
+    const char *path = write_config("cb.ini", "[run]\nplugin = fail_some\nitems = 10\n"
+                                              "output = cb.json\n");
+    outcome_t o = RUN("run", path, "--set", "args.fail_init=yes");
+    expect(&o, 2, "plugin fail_some: init failed: refusing to start");
+    outcome_free(&o);
+    /* Nothing ran, and so nothing was written. */
+    char out[256];
+    snprintf(out, sizeof out, "%s/cb.json", tmp);
+    assert_int_equal(access(out, F_OK), -1);
+
+    o = RUN("run", path, "--set", "args.fail_worker_init=on", "-j", "3");
+    expect(&o, 2, "worker_init (worker 2) failed: worker 2 of 3 refuses");
+    outcome_free(&o);
+
+    o = RUN("run", path, "--set", "args.fail_finish=true", "--set", "args.every=1000");
+    expect(&o, 1, "finish failed: finish refuses");
+    outcome_free(&o);
+    /* The items' results were still written. */
+    char *text = slurp(out);
+    assert_non_null(text);
+    cJSON *j = cJSON_Parse(text);
+    assert_int_equal(cJSON_GetArraySize(j), 10);
+    cJSON_Delete(j);
+    free(text);
+}
+
+/* ---- bad configs: file:line, key, nothing runs --------------------------- */
+
+static void config_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body, *says;
+    } cases[] = {
+        {"[run]\nplugin = add_one\nitems = 10\nthread = 2\n", "bad.ini:4:"},
+        {"[run]\nplugin = add_one\nitems = 10\nthread = 2\n", "did you mean 'threads'"},
+        {"[run]\nplugin = add_one\nitems = 10\n[args]\nstep = x1\n", "bad.ini:5:"},
+        {"[run]\nplugin = add_one\nitems = 10\n[args]\nstep = x1\n", "step"},
+        {"[run]\nplugin = add_one\nitems = 10\n[args]\nstpe = 1\n", "did you mean 'step'"},
+        {"[run]\nplugin = add_one\nitems = 10\nitems = 11\n", "bad.ini:4:"},
+        {"[run]\nplugin = nosuchplugin\nitems = 10\n", "nosuchplugin"},
+        {"[run]\nplugin = no_symbol\nitems = 10\n", "weft_plugin_entry"},
+        {"[run]\nplugin = bad_abi\nitems = 10\n", "ABI"},
+        {"[run]\nplugin = add_one\nitems = ten\n", "bad.ini:3:"},
+        {"[run]\nitems = 10\n", "plugin"},
+        {"[run]\nplugin = echo\nitems = 10\n[args]\nn = 5000\n", "bad.ini:5:"},
+        {"[run]\nplugin = echo\nitems = 10\n[args]\nflag = maybe\n", "flag"},
+    };
+    char out[256];
+    snprintf(out, sizeof out, "%s/keep.json", tmp);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        /* An existing output must survive a config error untouched. */
+        FILE *f = fopen(out, "w");
+        fputs("precious", f);
+        fclose(f);
+        const char *path = write_config("bad.ini", cases[k].body);
+        outcome_t o = RUN("run", path, "--output", out);
+        if (o.status != 2 || !strstr(o.err, cases[k].says))
+            fail_msg("case %zu: exit %d, stderr '%s' (want '%s')", k, o.status, o.err,
+                     cases[k].says);
+        outcome_free(&o);
+        char *text = slurp(out);
+        assert_string_equal(text, "precious");
+        free(text);
+    }
+    /* --set errors name the override. */
+    const char *path = write_config("ok.ini", "[run]\nplugin = add_one\nitems = 10\n");
+    outcome_t o = RUN("run", path, "--set", "args.step=abc");
+    expect(&o, 2, "--set args.step");
+    outcome_free(&o);
+}
+
+/* ---- values: every kind, bad ones fail only their item ------------------- */
+
+static void value_kinds(void **state)
+{
+    (void)state;
+    const char *path = write_config("echo.ini", "[run]\nplugin = echo\nitems = 4\noutput = -\n"
+                                                "format = json\n[args]\nmode = json\nn = 3\n"
+                                                "file = sub/x.txt\n");
+    outcome_t o = RUN("run", path);
+    expect(&o, 0, NULL);
+    cJSON *j = cJSON_Parse(o.out);
+    assert_non_null(j);
+    cJSON *first = cJSON_GetArrayItem(j, 1);
+    assert_int_equal(cJSON_GetObjectItem(first, "index")->valueint, 1);
+    assert_int_equal(cJSON_GetObjectItem(first, "n")->valueint, 3);
+    /* PATH arguments are resolved against the config's folder. */
+    char want[256];
+    snprintf(want, sizeof want, "%s/sub/x.txt", tmp);
+    assert_string_equal(cJSON_GetObjectItem(first, "file")->valuestring, want);
+    cJSON_Delete(j);
+    outcome_free(&o);
+
+    o = RUN("run", path, "--set", "args.mode=bad_json");
+    expect(&o, 1, "invalid JSON value");
+    assert_string_equal(o.out, "[\nnull,\nnull,\nnull,\nnull\n]\n");
+    outcome_free(&o);
+
+    o = RUN("run", path, "--set", "args.mode=bad_utf8");
+    expect(&o, 0, NULL);
+    j = cJSON_Parse(o.out);
+    assert_non_null(j);
+    assert_string_equal(cJSON_GetArrayItem(j, 0)->valuestring, "\xef\xbf\xbd ok \xef\xbf\xbd");
+    cJSON_Delete(j);
+    outcome_free(&o);
+
+    o = RUN("run", path, "--set", "args.mode=nul");
+    expect(&o, 0, NULL);
+    assert_non_null(strstr(o.out, "\"a\\u0000b\\n\""));
+    outcome_free(&o);
+}
+
+/* ---- determinism: the random stream ignores the thread count ------------- */
+
+static void rng_independent_of_threads(void **state)
+{
+    (void)state;
+    const char *path = write_config("rng.ini", "[run]\nplugin = echo\nitems = 5000\n"
+                                               "output = -\nseed = 42\n[args]\nmode = rng\n");
+    outcome_t one = RUN("run", path, "-j", "1");
+    expect(&one, 0, NULL);
+    static const char *const threads[] = {"2", "7"};
+    for (int t = 0; t < 2; t++) {
+        outcome_t many = RUN("run", path, "-j", threads[t]);
+        expect(&many, 0, NULL);
+        assert_string_equal(one.out, many.out);
+        outcome_free(&many);
+    }
+    /* Another seed gives other numbers. */
+    outcome_t other = RUN("run", path, "--set", "run.seed=43");
+    assert_string_not_equal(one.out, other.out);
+    outcome_free(&other);
+    outcome_free(&one);
+}
+
+/* ---- streaming: memory does not grow with the item count ------------------- */
+
+static void jsonl_streams_in_bounded_memory(void **state)
+{
+    (void)state;
+#ifdef UNDER_SANITIZER
+    /* Sanitizer shadow memory makes RSS meaningless, and 10^7 items take
+     * minutes there; the plain build runs this check. */
+    skip();
+#else
+    const char *path = write_config("big.ini", "[run]\nplugin = add_one\nitems = 10000000\n"
+                                               "output = /dev/null\nformat = jsonl\n");
+    outcome_t o = RUN("run", path, "-j", "2");
+    expect(&o, 0, "10000000 ok, 0 failed");
+    if (o.maxrss_kb >= 64 * 1024)
+        fail_msg("peak RSS %ld KiB for 10^7 items (limit 64 MiB)", o.maxrss_kb);
+    print_message("10^7 items: peak RSS %ld KiB\n", o.maxrss_kb);
+    outcome_free(&o);
+#endif
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(cli_usage_and_version),
+        cmocka_unit_test(pow4_closed_form),
+        cmocka_unit_test(pow4_shipped_config),
+        cmocka_unit_test(add_one_order_jsonl),
+        cmocka_unit_test(add_one_json_array_and_overrides),
+        cmocka_unit_test(failed_items_keep_the_rest),
+        cmocka_unit_test(plugin_callback_failures),
+        cmocka_unit_test(config_errors),
+        cmocka_unit_test(value_kinds),
+        cmocka_unit_test(rng_independent_of_threads),
+        cmocka_unit_test(jsonl_streams_in_bounded_memory),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,2 +1,137 @@
 /* SPDX-License-Identifier: MIT */
-typedef int placeholder;
+/*
+ * pow4: the exact sum of i^4 over the items, in 128-bit integers.
+ *
+ * Each worker adds into its own partial sum (its own cache line, no atomics
+ * on the per-item path); worker_fini folds the partials into the state on
+ * the main thread, and finish returns the total as a JSON integer.  Each
+ * item's value is i^4 itself.
+ */
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <weft/plugin.h>
+
+__extension__ typedef unsigned __int128 u128; /* GCC and clang */
+
+typedef struct pow4_worker {
+    alignas(64) u128 sum;
+    int overflow;
+    char digits[48];
+} pow4_worker_t;
+
+typedef struct pow4_state {
+    u128 sum;
+    int overflow;
+    char digits[48];
+} pow4_state_t;
+
+/* Decimal digits of v into buf (at least 40 bytes); returns the length. */
+static size_t u128_to_text(u128 v, char *buf)
+{
+    char tmp[48];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + (int)(v % 10));
+        v /= 10;
+    } while (v);
+    for (size_t k = 0; k < n; k++)
+        buf[k] = tmp[n - 1 - k];
+    buf[n] = '\0';
+    return n;
+}
+
+static int pow4_init(const weft_host_t *host, const weft_arg_value_t *args, void **state,
+                     char *msg, size_t msg_size)
+{
+    (void)host, (void)args;
+    pow4_state_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(msg, msg_size, "out of memory");
+        return -1;
+    }
+    *state = s;
+    return 0;
+}
+
+static int pow4_worker_init(void *state, unsigned worker, unsigned workers, void **ctx,
+                            char *msg, size_t msg_size)
+{
+    (void)state, (void)worker, (void)workers;
+    pow4_worker_t *w = aligned_alloc(64, sizeof *w);
+    if (!w) {
+        snprintf(msg, msg_size, "out of memory");
+        return -1;
+    }
+    memset(w, 0, sizeof *w);
+    *ctx = w;
+    return 0;
+}
+
+static int pow4_process(void *state, void *ctx, const weft_item_t *item, weft_result_t *r)
+{
+    (void)state;
+    pow4_worker_t *w = ctx;
+    int64_t i = item->number;
+    u128 a = i < 0 ? (u128)(0 - (uint64_t)i) : (u128)(uint64_t)i;
+    if (a > 0xFFFFFFFFu) {
+        snprintf(r->msg, r->msg_size, "%lld^4 does not fit in 128 bits", (long long)i);
+        return -1;
+    }
+    u128 p = a * a * a * a;
+    u128 sum = w->sum + p;
+    if (sum < p)
+        w->overflow = 1; /* reported by finish: the total is wrong */
+    w->sum = sum;
+    if (p <= (u128)INT64_MAX) {
+        weft_result_int(r, (int64_t)p);
+    } else {
+        size_t n = u128_to_text(p, w->digits);
+        weft_result_json(r, w->digits, n);
+    }
+    return 0;
+}
+
+static void pow4_worker_fini(void *state, unsigned worker, void *ctx)
+{
+    (void)worker;
+    pow4_state_t *s = state;
+    pow4_worker_t *w = ctx;
+    u128 sum = s->sum + w->sum;
+    s->overflow |= w->overflow | (sum < w->sum);
+    s->sum = sum;
+    free(w);
+}
+
+static int pow4_finish(void *state, const weft_counts_t *counts, weft_result_t *r)
+{
+    (void)counts;
+    pow4_state_t *s = state;
+    if (s->overflow) {
+        snprintf(r->msg, r->msg_size, "the sum of i^4 overflows 128 bits");
+        return -1;
+    }
+    size_t n = u128_to_text(s->sum, s->digits);
+    weft_result_json(r, s->digits, n);
+    return 0;
+}
+
+static void pow4_destroy(void *state)
+{
+    free(state);
+}
+
+WEFT_PLUGIN_DEFINE = {
+    WEFT_PLUGIN_HEADER,
+    .name = "pow4",
+    .version = "1.0.0",
+    .description = "Exact 128-bit sum of i^4 over the items (per-worker partial sums)",
+    .init = pow4_init,
+    .worker_init = pow4_worker_init,
+    .worker_fini = pow4_worker_fini,
+    .process_one = pow4_process,
+    .finish = pow4_finish,
+    .destroy = pow4_destroy,
+};

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Results as JSON text, and the ordered writer.
+ *
+ * Workers encode each result into their own growable buffer right after
+ * process_one returns (so a plugin's strings need to live only until then);
+ * the writer then emits the encoded records in input order.  Encoding is
+ * allocation-free once a worker's buffer has grown to its working size.
+ *
+ * Why not cJSON for everything: cJSON's parser writes a process-global
+ * error position on every call (a data race between workers), re-printing
+ * parsed numbers through double loses digits (a 128-bit sum), and its
+ * string printer copies invalid UTF-8 through, which makes invalid JSON.
+ * Doubles are printed by cJSON (shortest round-trip form); cJSON is also
+ * used for the JSON the runner itself builds (finish values, summaries).
+ */
+#ifndef WEFT_CORE_OUTPUT_H
+#define WEFT_CORE_OUTPUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "weft/plugin.h"
+
+typedef struct weft__buf {
+    char *data;
+    size_t len, cap;
+} weft__buf_t;
+
+/* Makes room for `extra` more bytes; 0 or -ENOMEM (the buffer is intact). */
+int weft__buf_reserve(weft__buf_t *b, size_t extra);
+int weft__buf_append(weft__buf_t *b, const void *data, size_t len);
+void weft__buf_free(weft__buf_t *b);
+
+/* A JSON string literal for len bytes of s; invalid UTF-8 becomes U+FFFD,
+ * control characters and NUL are escaped.  0 or -ENOMEM. */
+int weft__json_string(weft__buf_t *b, const char *s, size_t len);
+
+/* Validates JSON text (RFC 8259, one value, surrounding space allowed,
+ * nesting at most 256 deep) and appends it minified, every number and
+ * string kept to the letter.  -EINVAL with `why` ("at byte N: ...") if
+ * invalid; the buffer is then left as it was.  -ENOMEM. */
+int weft__json_minify(weft__buf_t *b, const char *s, size_t len, char *why, size_t whylen);
+
+/* Appends the JSON of r's value (null for NONE and non-finite floats).
+ * -EINVAL with `why` for an invalid JSON value or a bad kind. */
+int weft__json_value(weft__buf_t *b, const weft_result_t *r, char *why, size_t whylen);
+
+/* ---- the ordered writer --------------------------------------------------- */
+
+typedef struct weft__writer weft__writer_t;
+
+/* path: an absolute path (created or truncated) or "-" for stdout. */
+int weft__writer_open(weft__writer_t **out, const char *path, weft__format_t format,
+                      char *err, size_t errlen);
+
+/* Appends one record (JSON text without a newline); buffered.  Once a write
+ * failed, later calls do nothing and return that error. */
+int weft__writer_record(weft__writer_t *w, const char *json, size_t len);
+
+/* Bytes of records written so far (after buffering), for summaries. */
+uint64_t weft__writer_bytes(const weft__writer_t *w);
+
+/* Ends the document, flushes, syncs a regular file, closes.  Reports the
+ * first write error of the whole run ("PATH: write failed: ...").
+ * *w becomes NULL. */
+int weft__writer_close(weft__writer_t **w, char *err, size_t errlen);
+
+#endif
