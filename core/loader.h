@@ -41,11 +41,22 @@ int weft__plugin_dirs(const char *config_dir, const char *config_plugin_path,
  * version equal, struct_size large enough for ABI 1, name/init/process_one
  * set, schema well formed (valid unique names, known types).
  * Errors go to err with dlerror()'s text where there is one:
- *   -ENOENT  not found (the message lists every folder searched)
+ *   -ENOENT  not found (the message lists every folder searched), or a
+ *            path that does not exist
  *   -ENOEXEC dlopen failed, symbol missing, ABI or size mismatch, bad schema
+ *   -EINVAL  a bare name that is not [a-z0-9_-]+ (e.g. "..", "x.so")
+ *   -ENOMEM
  */
 int weft__plugin_open(weft__plugin_t **out, const char *name_or_path,
                       char *const *dirs, size_t n_dirs, char *err, size_t errlen);
+
+/* The descriptor checks of weft__plugin_open, on an entry already in
+ * memory (also what the tests feed hand-made descriptors to): ABI version,
+ * struct_size, then copies min(struct_size, sizeof) bytes into the zeroed
+ * *desc and checks required fields and the schema.  `path` only prefixes
+ * messages.  0 or -ENOEXEC (*desc zeroed). */
+int weft__plugin_check(const weft_plugin_t *entry, weft_plugin_t *desc, const char *path,
+                       char *err, size_t errlen);
 
 /* dlclose()s and frees; *p becomes NULL. */
 void weft__plugin_close(weft__plugin_t **p);

@@ -303,7 +303,9 @@ static int prepare(run_t *r, const weft__run_opts_t *o)
     char **dirs = NULL;
     size_t n_dirs = 0;
     rc = weft__plugin_dirs(r->cfg->dir, r->cfg->plugin_path, &dirs, &n_dirs);
-    if (rc == 0)
+    if (rc)
+        snprintf(err, ERR_SIZE, "plugin search path: %s", weft_strerror(rc));
+    else
         rc = weft__plugin_open(&r->plugin, r->cfg->plugin, dirs, n_dirs, err, ERR_SIZE);
     for (size_t k = 0; k < n_dirs; k++)
         free(dirs[k]);

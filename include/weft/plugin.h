@@ -199,7 +199,11 @@ struct weft_host {
                      const weft_item_t *item, uint64_t stream);
     uint64_t (*rng_u64)(weft_rng_t *rng);
     double (*rng_double)(weft_rng_t *rng);            /* uniform in [0, 1) */
-    void (*rng_fill)(weft_rng_t *rng, void *buf, size_t n); /* n bytes     */
+    /* n random bytes, the same on every host (little-endian words).  A
+     * fill starts on a fresh 16-byte block and discards the rest of its
+     * last block, so it uses exactly ceil(n / 16) blocks: a fill's bytes
+     * depend only on how many blocks the stream used before it. */
+    void (*rng_fill)(weft_rng_t *rng, void *buf, size_t n);
 };
 
 /* True when the host table has the member (the table only grows). */
@@ -254,7 +258,10 @@ typedef struct weft_plugin {
     void (*destroy)(void *state);
 } weft_plugin_t;
 
-/* Declares the entry symbol: `WEFT_PLUGIN_DEFINE = { ... };` */
+/* The entry symbol, declared here so a definition has a prior declaration. */
+WEFT_PLUGIN_EXPORT extern const weft_plugin_t WEFT_PLUGIN_ENTRY;
+
+/* Defines the entry symbol: `WEFT_PLUGIN_DEFINE = { ... };` */
 #define WEFT_PLUGIN_DEFINE WEFT_PLUGIN_EXPORT const weft_plugin_t WEFT_PLUGIN_ENTRY
 
 /* Fills the two header fields. */
