@@ -1,10 +1,831 @@
 /* SPDX-License-Identifier: MIT */
+#include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "output.h"
 #include "source.h"
+#include "weft/weft.h"
+
+/* Bytes read from a file per read(2); also the counting pass's chunk. */
+#define READ_CHUNK ((size_t)1 << 20)
+
+/* ---- shared helpers ---------------------------------------------------- */
+
+/* "FILE:LINE: items = 'VALUE'": every message of a source starts so. */
+static void label_of(const weft__entry_t *items, char *buf, size_t size)
+{
+    char where[512];
+    snprintf(buf, size, "%s: items = '%s'", weft__entry_where(items, where, sizeof where),
+             items->value);
+}
+
+/* Writes "LABEL: <fmt>" into err and returns rc. */
+WEFT_PRINTF(5, 6)
+static int failf(char *err, size_t errlen, const char *label, int rc, const char *fmt,
+                 ...)
+{
+    int n = snprintf(err, errlen, "%s: ", label);
+    if (n >= 0 && (size_t)n < errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static int fail_oom(char *err, size_t errlen, const char *label)
+{
+    return failf(err, errlen, label, -ENOMEM, "out of memory");
+}
+
+/* The text after `prefix` (blanks after the colon skipped), or NULL when
+ * spec does not start with prefix. */
+static const char *spec_arg(const char *spec, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (strncmp(spec, prefix, n) != 0)
+        return NULL;
+    return spec + n + strspn(spec + n, " \t");
+}
+
+/* `p` made absolute against the config's folder, as config.c resolves
+ * paths; without a folder (no config file) p is taken as given. */
+static char *path_join(const char *dir, const char *p)
+{
+    if (p[0] == '/' || !dir || !dir[0])
+        return strdup(p);
+    while (p[0] == '.' && p[1] == '/')
+        p += 2;
+    size_t nd = strlen(dir), np = strlen(p);
+    if (dir[nd - 1] == '/')
+        nd--; /* dir is "/" */
+    if (np == 0 || strcmp(p, ".") == 0)
+        return nd ? strndup(dir, nd) : strdup("/");
+    char *out = malloc(nd + 1 + np + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, dir, nd);
+    out[nd] = '/';
+    memcpy(out + nd + 1, p, np + 1);
+    return out;
+}
+
+/* Opens `path` for reading; a folder is refused (reading one fails only
+ * later, with a less helpful EISDIR). */
+static int open_file(const char *path, const char *label, struct stat *st, char *err,
+                     size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return failf(err, errlen, label, -errno, "%s: %s", path, weft_strerror(errno));
+    if (fstat(fd, st) != 0) {
+        int e = errno;
+        close(fd);
+        return failf(err, errlen, label, -e, "%s: %s", path, weft_strerror(e));
+    }
+    if (S_ISDIR(st->st_mode)) {
+        close(fd);
+        return failf(err, errlen, label, -EISDIR, "%s: is a folder, not a file", path);
+    }
+    return fd;
+}
+
+/* read(2) that retries on EINTR: bytes read, 0 at the end, or -errno. */
+static ssize_t read_some(int fd, char *buf, size_t len)
+{
+    for (;;) {
+        ssize_t n = read(fd, buf, len);
+        if (n >= 0 || errno != EINTR)
+            return n >= 0 ? n : -errno;
+    }
+}
+
+/* ---- text lists: every item's text in one arena ------------------------ */
+
+/*
+ * files: and json: know all their items at open time.  Their texts sit
+ * back to back, NUL-terminated, in one buffer; item k spans
+ * [offs[k], offs[k + 1] - 1).  Nothing is allocated per window.
+ */
+typedef struct list_source {
+    weft__source_t base;
+    weft__buf_t texts;
+    size_t *offs; /* n + 1 entries once finished */
+    size_t n, cap;
+    uint64_t next; /* index of the next item to hand out */
+} list_source_t;
+
+/* Appends len bytes of s as the next item's text. */
+static int list_add(list_source_t *l, const char *s, size_t len)
+{
+    if (l->n + 2 > l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        size_t *offs = realloc(l->offs, cap * sizeof *offs);
+        if (!offs)
+            return -ENOMEM;
+        l->offs = offs;
+        l->cap = cap;
+    }
+    l->offs[l->n] = l->texts.len;
+    if (weft__buf_reserve(&l->texts, len + 1) != 0)
+        return -ENOMEM;
+    memcpy(l->texts.data + l->texts.len, s, len);
+    l->texts.data[l->texts.len + len] = '\0';
+    l->texts.len += len + 1;
+    l->n++;
+    l->offs[l->n] = l->texts.len; /* end sentinel, kept valid at all times */
+    return 0;
+}
+
+static int list_next(weft__source_t *src, weft_item_t *items, size_t max, size_t *got,
+                     char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    list_source_t *l = (list_source_t *)src;
+    size_t left = l->n - (size_t)l->next;
+    size_t n = left < max ? left : max;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (size_t)l->next + k;
+        items[k] = (weft_item_t){
+            .index = i,
+            .number = (int64_t)i,
+            .text = l->texts.data + l->offs[i],
+            .text_len = l->offs[i + 1] - l->offs[i] - 1,
+        };
+    }
+    l->next += n;
+    *got = n;
+    return 0;
+}
+
+static void list_close(weft__source_t *src)
+{
+    list_source_t *l = (list_source_t *)src;
+    if (!l)
+        return;
+    weft__buf_free(&l->texts);
+    free(l->offs);
+    free(l);
+}
+
+/* ---- lines: `items = lines:FILE`, `lines:-`, `stdin` ------------------- */
+
+/* A window stops early past this many bytes of text, so that 65536 long
+ * lines do not all sit in memory at once. */
+#define LINES_WINDOW_BYTES ((size_t)64 << 20)
+
+typedef struct lines_source {
+    weft__source_t base;
+    int fd;
+    bool own_fd; /* false for standard input */
+    bool eof;
+    char *name;  /* the path, or "standard input", for messages */
+    char *label; /* "FILE:LINE: items = '...'" for errors in next() */
+    char *buf;   /* read buffer: bytes [pos, end) not consumed yet */
+    size_t pos, end;
+    weft__buf_t arena; /* this window's lines; reused window after window */
+    uint64_t next;     /* index of the next line */
+} lines_source_t;
+
+static void lines_close(weft__source_t *src)
+{
+    lines_source_t *s = (lines_source_t *)src;
+    if (!s)
+        return;
+    if (s->own_fd && s->fd >= 0)
+        close(s->fd);
+    free(s->name);
+    free(s->label);
+    free(s->buf);
+    weft__buf_free(&s->arena);
+    free(s);
+}
+
+static lines_source_t *lines_alloc(const char *name, const char *label)
+{
+    lines_source_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->fd = -1;
+    s->name = strdup(name);
+    s->label = strdup(label);
+    s->buf = malloc(READ_CHUNK);
+    if (!s->name || !s->label || !s->buf) {
+        lines_close(&s->base);
+        return NULL;
+    }
+    return s;
+}
+
+/* First pass: lines in fd from its current offset to the end.  A final
+ * line without a newline counts. */
+static int count_lines(int fd, char *buf, uint64_t *lines)
+{
+    uint64_t n = 0;
+    char last = '\n';
+    for (;;) {
+        ssize_t got = read_some(fd, buf, READ_CHUNK);
+        if (got < 0)
+            return (int)got;
+        if (got == 0)
+            break;
+        for (const char *p = buf, *end = buf + got;
+             (p = memchr(p, '\n', (size_t)(end - p))); p++)
+            n++;
+        last = buf[got - 1];
+    }
+    *lines = n + (last != '\n');
+    return 0;
+}
+
+/* Appends the next line to the arena, NUL-terminated, without its "\n"
+ * or "\r\n".  1 for a line, 0 at the end of input, or -errno. */
+static int read_line(lines_source_t *s)
+{
+    size_t start = s->arena.len;
+    for (;;) {
+        if (s->pos == s->end) {
+            ssize_t got = read_some(s->fd, s->buf, READ_CHUNK);
+            if (got < 0)
+                return (int)got;
+            if (got == 0) {
+                if (s->arena.len == start)
+                    return 0; /* the previous line ended the input */
+                break;        /* a final line without a newline */
+            }
+            s->pos = 0;
+            s->end = (size_t)got;
+        }
+        const char *p = s->buf + s->pos;
+        const char *nl = memchr(p, '\n', s->end - s->pos);
+        size_t take = nl ? (size_t)(nl - p) : s->end - s->pos;
+        if (weft__buf_append(&s->arena, p, take) != 0)
+            return -ENOMEM;
+        s->pos += take + (nl != NULL);
+        if (nl) {
+            /* The '\r' may have come with the previous read. */
+            if (s->arena.len > start && s->arena.data[s->arena.len - 1] == '\r')
+                s->arena.len--;
+            break;
+        }
+    }
+    return weft__buf_append(&s->arena, "", 1) == 0 ? 1 : -ENOMEM;
+}
+
+/* Called at the end of input after `n` more lines. */
+static int lines_ended(lines_source_t *s, size_t n, char *err, size_t errlen)
+{
+    s->eof = true;
+    if (s->next + n == 0)
+        return failf(err, errlen, s->label, -EINVAL, "empty source: %s has no lines",
+                     s->name);
+    /* The count of the first pass is advisory: the file may have changed. */
+    s->base.total = s->next + n;
+    return 0;
+}
+
+static int lines_next(weft__source_t *src, weft_item_t *items, size_t max, size_t *got,
+                      char *err, size_t errlen)
+{
+    lines_source_t *s = (lines_source_t *)src;
+    size_t n = 0;
+    *got = 0;
+    if (s->eof)
+        return 0;
+    s->arena.len = 0;
+    while (n < max && (n == 0 || s->arena.len < LINES_WINDOW_BYTES)) {
+        size_t off = s->arena.len;
+        int rc = read_line(s);
+        if (rc < 0)
+            return failf(err, errlen, s->label, rc, "%s: %s", s->name, weft_strerror(rc));
+        if (rc == 0) {
+            rc = lines_ended(s, n, err, errlen);
+            if (rc)
+                return rc;
+            break;
+        }
+        /* The arena may still move: keep the offset in `number` for now. */
+        items[n] = (weft_item_t){
+            .index = s->next + n,
+            .number = (int64_t)off,
+            .text_len = s->arena.len - off - 1,
+        };
+        n++;
+    }
+    for (size_t k = 0; k < n; k++) {
+        items[k].text = s->arena.data + items[k].number;
+        items[k].number = (int64_t)items[k].index;
+    }
+    s->next += n;
+    if (s->base.total != WEFT__COUNT_UNKNOWN && s->next > s->base.total)
+        s->base.total = s->next; /* never below what was handed out */
+    *got = n;
+    return 0;
+}
+
+/* Counts the lines of a regular file and rewinds it; else total unknown. */
+static int lines_prepare(lines_source_t *s, const struct stat *st, char *err,
+                         size_t errlen)
+{
+    s->base.total = WEFT__COUNT_UNKNOWN;
+    if (!S_ISREG(st->st_mode))
+        return 0; /* a FIFO or a device: it can be read only once */
+    uint64_t count = 0;
+    int rc = count_lines(s->fd, s->buf, &count);
+    if (rc == 0 && lseek(s->fd, 0, SEEK_SET) != 0)
+        rc = -errno;
+    if (rc)
+        return failf(err, errlen, s->label, rc, "%s: %s", s->name, weft_strerror(rc));
+    if (count == 0)
+        return failf(err, errlen, s->label, -EINVAL, "empty source: %s has no lines",
+                     s->name);
+    posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    s->base.total = count;
+    return 0;
+}
+
+static int stdin_accepts(const char *spec)
+{
+    const char *arg = spec_arg(spec, "lines:");
+    return strcmp(spec, "stdin") == 0 || (arg && strcmp(arg, "-") == 0);
+}
+
+static int lines_accepts(const char *spec)
+{
+    return spec_arg(spec, "lines:") != NULL && !stdin_accepts(spec);
+}
+
+static int lines_open(weft__source_t **out, const weft__entry_t *items,
+                      const weft__config_t *cfg, char *err, size_t errlen)
+{
+    char label[1024];
+    label_of(items, label, sizeof label);
+    const char *arg = spec_arg(items->value, "lines:");
+    if (!arg[0])
+        return failf(err, errlen, label, -EINVAL,
+                     "expected a file after 'lines:' (lines:FILE, or lines:- for "
+                     "standard input)");
+    char *path = path_join(cfg->dir, arg);
+    lines_source_t *s = path ? lines_alloc(path, label) : NULL;
+    free(path);
+    if (!s)
+        return fail_oom(err, errlen, label);
+    struct stat st;
+    s->own_fd = true;
+    s->fd = open_file(s->name, label, &st, err, errlen);
+    int rc = s->fd < 0 ? s->fd : lines_prepare(s, &st, err, errlen);
+    if (rc) {
+        lines_close(&s->base);
+        return rc;
+    }
+    *out = &s->base;
+    return 0;
+}
+
+static const weft__source_vtbl_t lines_vtbl = {
+    .name = "lines",
+    .usage = "lines:FILE",
+    .accepts = lines_accepts,
+    .open = lines_open,
+    .next = lines_next,
+    .close = lines_close,
+};
+
+static int stdin_open(weft__source_t **out, const weft__entry_t *items,
+                      const weft__config_t *cfg, char *err, size_t errlen)
+{
+    (void)cfg;
+    char label[1024];
+    label_of(items, label, sizeof label);
+    lines_source_t *s = lines_alloc("standard input", label);
+    if (!s)
+        return fail_oom(err, errlen, label);
+    s->fd = STDIN_FILENO;
+    /* Whether it is empty shows only at the first read, in next(). */
+    s->base.total = WEFT__COUNT_UNKNOWN;
+    *out = &s->base;
+    return 0;
+}
+
+static const weft__source_vtbl_t stdin_vtbl = {
+    .name = "stdin",
+    .usage = "stdin (or lines:-)",
+    .accepts = stdin_accepts,
+    .open = stdin_open,
+    .next = lines_next,
+    .close = lines_close,
+};
+
+/* ---- files: `items = files:DIR` or `files:PATTERN` --------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool is_regular(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The names of the regular files in d (dot-files left out), back to back
+ * in `names`; *count of them. */
+static int read_names(DIR *d, weft__buf_t *names, size_t *count)
+{
+    struct dirent *e;
+    for (errno = 0; (e = readdir(d)); errno = 0) {
+        if (e->d_name[0] == '.')
+            continue;
+        bool reg = e->d_type == DT_REG;
+        if (e->d_type == DT_UNKNOWN || e->d_type == DT_LNK) {
+            struct stat st; /* follow symbolic links, like stat(2) */
+            reg = fstatat(dirfd(d), e->d_name, &st, 0) == 0 && S_ISREG(st.st_mode);
+        }
+        if (reg && weft__buf_append(names, e->d_name, strlen(e->d_name) + 1) != 0)
+            return -ENOMEM;
+        *count += reg;
+    }
+    return -errno;
+}
+
+/* Adds dir/name for each name, sorted with strcmp. */
+static int add_sorted(list_source_t *l, const char *dir, const weft__buf_t *names,
+                      size_t count)
+{
+    const char **v = malloc((count ? count : 1) * sizeof *v);
+    char *path = malloc(strlen(dir) + 2 + 256);
+    int rc = v && path ? 0 : -ENOMEM;
+    const char *p = names->data;
+    for (size_t k = 0; rc == 0 && k < count; k++, p += strlen(p) + 1)
+        v[k] = p;
+    if (rc == 0)
+        qsort(v, count, sizeof *v, cmp_str);
+    size_t nd = strlen(dir);
+    bool slash = nd > 0 && dir[nd - 1] == '/';
+    for (size_t k = 0; rc == 0 && k < count; k++) {
+        /* NAME_MAX is 255, so path always has room. */
+        int n = snprintf(path, nd + 2 + 256, "%s%s%s", dir, slash ? "" : "/", v[k]);
+        rc = list_add(l, path, (size_t)n);
+    }
+    free(path);
+    free(v);
+    return rc;
+}
+
+static int files_dir(list_source_t *l, const char *dir, const char *label, char *err,
+                     size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return failf(err, errlen, label, -errno, "%s: %s", dir, weft_strerror(errno));
+    weft__buf_t names = {0};
+    size_t count = 0;
+    int rc = read_names(d, &names, &count);
+    closedir(d);
+    if (rc == 0)
+        rc = add_sorted(l, dir, &names, count);
+    weft__buf_free(&names);
+    if (rc == -ENOMEM)
+        return fail_oom(err, errlen, label);
+    if (rc)
+        return failf(err, errlen, label, rc, "%s: %s", dir, weft_strerror(rc));
+    if (l->n == 0)
+        return failf(err, errlen, label, -EINVAL,
+                     "empty source: no regular files in %s (dot-files are skipped)", dir);
+    return 0;
+}
+
+/* glob(3)'s error callback has no user pointer: the first failure goes
+ * here (sources are opened on the main thread; thread-local regardless). */
+static _Thread_local struct {
+    char path[512];
+    int errnum;
+} glob_failure;
+
+static int glob_error(const char *path, int errnum)
+{
+    if (!glob_failure.errnum) {
+        snprintf(glob_failure.path, sizeof glob_failure.path, "%s", path);
+        glob_failure.errnum = errnum;
+    }
+    return 1; /* stop */
+}
+
+static int files_glob(list_source_t *l, const char *pattern, const char *label, char *err,
+                      size_t errlen)
+{
+    glob_t g = {0};
+    glob_failure.errnum = 0;
+    /* We sort with strcmp ourselves: glob's order follows the locale. */
+    int rc = glob(pattern, GLOB_ERR | GLOB_NOSORT, glob_error, &g);
+    if (rc == GLOB_ABORTED) {
+        globfree(&g);
+        int e = glob_failure.errnum ? glob_failure.errnum : EIO;
+        return failf(err, errlen, label, -e, "%s: %s",
+                     glob_failure.errnum ? glob_failure.path : pattern, weft_strerror(e));
+    }
+    if (rc == GLOB_NOSPACE) {
+        globfree(&g);
+        return fail_oom(err, errlen, label);
+    }
+    size_t count = rc == 0 ? g.gl_pathc : 0;
+    if (count)
+        qsort(g.gl_pathv, count, sizeof *g.gl_pathv, cmp_str);
+    rc = 0;
+    for (size_t k = 0; rc == 0 && k < count; k++)
+        if (is_regular(g.gl_pathv[k]))
+            rc = list_add(l, g.gl_pathv[k], strlen(g.gl_pathv[k]));
+    globfree(&g);
+    if (rc)
+        return fail_oom(err, errlen, label);
+    if (l->n == 0)
+        return failf(err, errlen, label, -EINVAL,
+                     "empty source: no regular file matches %s", pattern);
+    return 0;
+}
+
+/* dir with glob's special characters escaped, so that a config folder
+ * named "[2024] runs" is taken literally under a relative pattern. */
+static char *glob_escape(const char *dir)
+{
+    size_t n = strlen(dir);
+    char *out = malloc(2 * n + 1), *o = out;
+    for (const char *p = dir; out && *p; p++) {
+        if (strchr("*?[]\\", *p))
+            *o++ = '\\';
+        *o++ = *p;
+    }
+    if (out)
+        *o = '\0';
+    return out;
+}
+
+static int files_accepts(const char *spec)
+{
+    return spec_arg(spec, "files:") != NULL;
+}
+
+static int files_open(weft__source_t **out, const weft__entry_t *items,
+                      const weft__config_t *cfg, char *err, size_t errlen)
+{
+    char label[1024];
+    label_of(items, label, sizeof label);
+    const char *arg = spec_arg(items->value, "files:");
+    if (!arg[0])
+        return failf(err, errlen, label, -EINVAL,
+                     "expected a folder or a pattern after 'files:' (files:DIR, "
+                     "files:DIR/*.txt)");
+    bool is_glob = strpbrk(arg, "*?[") != NULL;
+    char *dir = is_glob && cfg->dir ? glob_escape(cfg->dir) : NULL;
+    list_source_t *l = calloc(1, sizeof *l);
+    char *path = is_glob && cfg->dir ? (dir ? path_join(dir, arg) : NULL)
+                                     : path_join(cfg->dir, arg);
+    int rc;
+    if (!l || !path)
+        rc = fail_oom(err, errlen, label);
+    else if (is_glob)
+        rc = files_glob(l, path, label, err, errlen);
+    else
+        rc = files_dir(l, path, label, err, errlen);
+    free(path);
+    free(dir);
+    if (rc) {
+        list_close(l ? &l->base : NULL);
+        return rc;
+    }
+    l->base.total = l->n;
+    *out = &l->base;
+    return 0;
+}
+
+static const weft__source_vtbl_t files_vtbl = {
+    .name = "files",
+    .usage = "files:DIR or files:PATTERN",
+    .accepts = files_accepts,
+    .open = files_open,
+    .next = list_next,
+    .close = list_close,
+};
+
+/* ---- json: `items = json:FILE` ----------------------------------------- */
+
+/* The whole file, NUL-terminated. */
+static int read_whole(const char *path, const char *label, weft__buf_t *b, char *err,
+                      size_t errlen)
+{
+    struct stat st;
+    int fd = open_file(path, label, &st, err, errlen);
+    if (fd < 0)
+        return fd;
+    /* Room for the size, the NUL and the read that sees the end. */
+    size_t want = S_ISREG(st.st_mode) ? (size_t)st.st_size + 2 : READ_CHUNK;
+    ssize_t got = 1;
+    int rc = 0;
+    while (rc == 0 && got > 0) {
+        if (b->cap - b->len < 2)
+            rc = weft__buf_reserve(b, b->len ? b->len : want);
+        got = rc ? 0 : read_some(fd, b->data + b->len, b->cap - b->len - 1);
+        if (got < 0)
+            rc = (int)got;
+        else
+            b->len += (size_t)got;
+    }
+    close(fd);
+    if (rc == 0)
+        b->data[b->len] = '\0'; /* reserve() kept one byte free */
+    if (rc == -ENOMEM)
+        return fail_oom(err, errlen, label);
+    if (rc)
+        return failf(err, errlen, label, rc, "%s: %s", path, weft_strerror(rc));
+    return 0;
+}
+
+/* "PATH:LINE:COL: invalid JSON near '...'" for the byte at `at`. */
+static int json_syntax_error(const char *path, const weft__buf_t *b, size_t at,
+                             const char *label, char *err, size_t errlen)
+{
+    unsigned long line = 1, col = 1;
+    for (size_t k = 0; k < at; k++, col++)
+        if (b->data[k] == '\n')
+            line++, col = 0;
+    if (at >= b->len)
+        return failf(err, errlen, label, -EINVAL,
+                     "%s:%lu:%lu: invalid JSON: it ends too soon", path, line, col);
+    char near[24];
+    size_t n = 0;
+    for (size_t k = at; k < b->len && n < sizeof near - 1 && b->data[k] != '\n'; k++)
+        near[n++] = (unsigned char)b->data[k] < 0x20 ? '?' : b->data[k];
+    near[n] = '\0';
+    return failf(err, errlen, label, -EINVAL, "%s:%lu:%lu: invalid JSON near '%s'", path,
+                 line, col, near);
+}
+
+static const char *json_type(const cJSON *j)
+{
+    return cJSON_IsObject(j)   ? "an object"
+           : cJSON_IsString(j) ? "a string"
+           : cJSON_IsNumber(j) ? "a number"
+           : cJSON_IsBool(j)   ? "a boolean"
+                               : "null";
+}
+
+static const char *skip_space(const char *p)
+{
+    return p + strspn(p, " \t\r\n");
+}
+
+/* Past the string whose opening quote is at p (valid JSON). */
+static const char *skip_string(const char *p)
+{
+    for (p++; *p && *p != '"'; p++)
+        if (*p == '\\' && p[1])
+            p++;
+    return *p ? p + 1 : p;
+}
+
+/* Past the value that starts at p, in a document cJSON accepted. */
+static const char *skip_value(const char *p)
+{
+    if (*p == '"')
+        return skip_string(p);
+    int depth = 0;
+    do {
+        if (*p == '"')
+            p = skip_string(p);
+        else
+            depth += (*p == '[' || *p == '{') - (*p == ']' || *p == '}'), p++;
+    } while (*p && (depth > 0 || !strchr(",]} \t\r\n", *p)));
+    return p;
+}
+
+/* Adds [p, end) minified: whitespace outside strings dropped.  The text
+ * itself is kept, not re-printed, so numbers keep every digit. */
+static int add_minified(list_source_t *l, weft__buf_t *scratch, const char *p,
+                        const char *end)
+{
+    scratch->len = 0;
+    if (weft__buf_reserve(scratch, (size_t)(end - p)) != 0)
+        return -ENOMEM;
+    char *o = scratch->data;
+    while (p < end) {
+        if (*p == '"') {
+            const char *q = skip_string(p);
+            memcpy(o, p, (size_t)(q - p));
+            o += q - p;
+            p = q;
+        } else if (strchr(" \t\r\n", *p)) {
+            p++;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    return list_add(l, scratch->data, (size_t)(o - scratch->data));
+}
+
+/* One item per element: strings decoded, anything else as its text. */
+static int json_add_elements(list_source_t *l, const cJSON *root, const char *text)
+{
+    weft__buf_t scratch = {0};
+    const char *p = skip_space(skip_space(text) + 1); /* past '[' */
+    const cJSON *el;
+    int rc = 0;
+    cJSON_ArrayForEach(el, root)
+    {
+        const char *end = skip_value(p);
+        if (cJSON_IsString(el))
+            rc = list_add(l, el->valuestring, strlen(el->valuestring));
+        else
+            rc = add_minified(l, &scratch, p, end);
+        if (rc)
+            break;
+        p = skip_space(end);
+        if (*p == ',')
+            p = skip_space(p + 1);
+    }
+    weft__buf_free(&scratch);
+    return rc;
+}
+
+/* Parses the file's text and fills l; every error names the path. */
+static int json_load(list_source_t *l, const char *path, const weft__buf_t *b,
+                     const char *label, char *err, size_t errlen)
+{
+    /* cJSON would stop at a NUL byte as if the text ended there. */
+    const char *nul = memchr(b->data, '\0', b->len);
+    if (nul)
+        return json_syntax_error(path, b, (size_t)(nul - b->data), label, err, errlen);
+    /* The length counts the NUL so that cJSON accepts the end of text. */
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(b->data, b->len + 1, &end, 1);
+    if (!root) {
+        size_t at = end ? (size_t)(end - b->data) : 0;
+        return json_syntax_error(path, b, at, label, err, errlen);
+    }
+    int rc;
+    if (!cJSON_IsArray(root))
+        rc = failf(err, errlen, label, -EINVAL,
+                   "%s: expected a JSON array of items, found %s", path, json_type(root));
+    else if (!root->child)
+        rc = failf(err, errlen, label, -EINVAL, "empty source: %s is an empty JSON array",
+                   path);
+    else if ((rc = json_add_elements(l, root, b->data)) != 0)
+        rc = fail_oom(err, errlen, label);
+    cJSON_Delete(root);
+    return rc;
+}
+
+static int json_accepts(const char *spec)
+{
+    return spec_arg(spec, "json:") != NULL;
+}
+
+static int json_open(weft__source_t **out, const weft__entry_t *items,
+                     const weft__config_t *cfg, char *err, size_t errlen)
+{
+    char label[1024];
+    label_of(items, label, sizeof label);
+    const char *arg = spec_arg(items->value, "json:");
+    if (!arg[0])
+        return failf(err, errlen, label, -EINVAL,
+                     "expected a file after 'json:' (json:FILE)");
+    list_source_t *l = calloc(1, sizeof *l);
+    char *path = path_join(cfg->dir, arg);
+    weft__buf_t text = {0};
+    int rc = l && path ? read_whole(path, label, &text, err, errlen)
+                       : fail_oom(err, errlen, label);
+    if (rc == 0)
+        rc = json_load(l, path, &text, label, err, errlen);
+    weft__buf_free(&text);
+    free(path);
+    if (rc) {
+        list_close(l ? &l->base : NULL);
+        return rc;
+    }
+    l->base.total = l->n;
+    *out = &l->base;
+    return 0;
+}
+
+static const weft__source_vtbl_t json_vtbl = {
+    .name = "json",
+    .usage = "json:FILE",
+    .accepts = json_accepts,
+    .open = json_open,
+    .next = list_next,
+    .close = list_close,
+};
 
 /* ---- range: `items = N` or `items = A..B` ----------------------------- */
 
@@ -16,8 +837,10 @@ typedef struct range_source {
 
 static int range_accepts(const char *spec)
 {
-    /* Digits, signs, hex and "..": anything else is some other kind. */
-    return spec[0] != '\0' && strspn(spec, "0123456789+-xXabcdefABCDEF.") == strlen(spec);
+    /* Looks numeric: starts like a number or "..", then digits, signs, hex
+     * and ".." only.  A word ("abc", "face") is some other kind. */
+    return spec[0] != '\0' && strchr("0123456789+-.", spec[0]) &&
+           strspn(spec, "0123456789+-xXabcdefABCDEF.") == strlen(spec);
 }
 
 /* Splits "A..B" (or "N") into numbers; 0 or a message in why. */
@@ -106,6 +929,7 @@ static void range_close(weft__source_t *src)
 
 static const weft__source_vtbl_t range_vtbl = {
     .name = "range",
+    .usage = "a count N or a range A..B",
     .accepts = range_accepts,
     .open = range_open,
     .next = range_next,
@@ -114,15 +938,41 @@ static const weft__source_vtbl_t range_vtbl = {
 
 /* ---- registry ----------------------------------------------------------- */
 
+/* The kinds accept disjoint specs; this order is the one errors list. */
 static const weft__source_vtbl_t *const sources[] = {
-    &range_vtbl,
+    &lines_vtbl, &stdin_vtbl, &files_vtbl, &json_vtbl, &range_vtbl,
 };
+
+#define N_SOURCES (sizeof sources / sizeof sources[0])
+
+/* "not an item source", the kinds, and a did-you-mean on the prefix. */
+static int unknown_kind(const weft__entry_t *items, char *err, size_t errlen)
+{
+    char label[1024], word[64], hint[96] = "", kinds[512] = "";
+    const char *names[N_SOURCES];
+    label_of(items, label, sizeof label);
+    snprintf(word, sizeof word, "%.*s", (int)strcspn(items->value, ":"), items->value);
+    for (size_t k = 0; k < N_SOURCES; k++) {
+        /* Suggest only kinds spelled by name (not range). */
+        const char *name = sources[k]->name;
+        names[k] = strncmp(sources[k]->usage, name, strlen(name)) == 0 ? name : NULL;
+        size_t n = strlen(kinds);
+        snprintf(kinds + n, sizeof kinds - n, "%s%s", k ? ", " : "", sources[k]->usage);
+    }
+    const char *near = weft__suggest(word, names, N_SOURCES);
+    for (size_t k = 0; near && k < N_SOURCES; k++)
+        if (near == names[k]) /* the usage's first form: "files:DIR" */
+            snprintf(hint, sizeof hint, "; did you mean '%.*s'?",
+                     (int)strcspn(sources[k]->usage, " "), sources[k]->usage);
+    return failf(err, errlen, label, -EINVAL, "not an item source%s (kinds: %s)", hint,
+                 kinds);
+}
 
 int weft__source_open(weft__source_t **out, const weft__config_t *cfg, char *err,
                       size_t errlen)
 {
     const weft__entry_t *items = cfg->items;
-    for (size_t k = 0; k < sizeof sources / sizeof sources[0]; k++) {
+    for (size_t k = 0; k < N_SOURCES; k++) {
         if (sources[k]->accepts(items->value)) {
             int rc = sources[k]->open(out, items, cfg, err, errlen);
             if (rc == 0)
@@ -130,12 +980,7 @@ int weft__source_open(weft__source_t **out, const weft__config_t *cfg, char *err
             return rc;
         }
     }
-    char where[512];
-    snprintf(err, errlen,
-             "%s: items = '%s': not an item source (expected a count like 2000 or "
-             "a range like 10..20)",
-             weft__entry_where(items, where, sizeof where), items->value);
-    return -EINVAL;
+    return unknown_kind(items, err, errlen);
 }
 
 void weft__source_close(weft__source_t **src)

@@ -5,10 +5,56 @@
  * A source hands out items in input order, a window at a time, so a run
  * over 10^7 items never holds them all.  Each kind is one const vtable in
  * the registry of source.c; adding a kind is adding one.  Only the main
- * thread calls a source; items it fills stay valid until its next call.
+ * thread calls a source; items it fills (and the text they point to) stay
+ * valid until its next call.
+ *
+ * The kind is picked by the value's prefix; blanks after the colon are
+ * skipped, and a relative FILE, DIR or PATTERN is relative to the config
+ * file's folder.  For every kind but the range, item.number == item.index
+ * and item.text is NUL-terminated (text_len bytes before the NUL).
  *
  *   items = 2000        the numbers 0, 1, ..., 1999
- *   items = 10..20      the numbers 10, 11, ..., 19 (end excluded)
+ *   items = 10..20      the numbers 10, 11, ..., 19 (end excluded); a value
+ *                       is a range when it looks numeric (starts with a
+ *                       digit, a sign or "..")
+ *
+ *   items = lines:FILE  one item per line of FILE, text without its "\n" or
+ *                       "\r\n" (a lone '\r' is data).  Empty lines are items;
+ *                       a final line without a newline is one.  Streamed: a
+ *                       first pass counts the lines (total), the second
+ *                       reads them window by window (a window stops early
+ *                       past 64 MiB of text; lines may have any length).
+ *                       If the file changes between the passes, the second
+ *                       pass wins: total is advisory while running (never
+ *                       below the items handed out) and exact once next()
+ *                       has reported the end.  A FIFO or device is read
+ *                       once, total unknown until its end.
+ *   items = stdin       the lines of standard input, as lines:FILE; also
+ *   items = lines:-     spelled so.  total is WEFT__COUNT_UNKNOWN until the
+ *                       end of input.  Whether stdin is empty cannot be known
+ *                       at open: the first next() reports it.
+ *   items = files:DIR   the regular files of DIR (symbolic links to one
+ *                       count; not recursive; names starting with '.'
+ *                       skipped), sorted by name with strcmp; text is the
+ *                       absolute path DIR/NAME.
+ *   items = files:PATTERN  when the text has one of * ? [ : the regular files
+ *                       glob(3) matches (GLOB_ERR; a leading '.' must be
+ *                       matched explicitly), sorted with strcmp; text is the
+ *                       absolute path.
+ *   items = json:FILE   the elements of FILE's top-level JSON array (read
+ *                       whole, parsed with cJSON).  A string element's text
+ *                       is its decoded value (UTF-8; a "\u0000" ends it);
+ *                       any other element's text is its JSON as written,
+ *                       minified (whitespace outside strings dropped,
+ *                       numbers keep every digit).
+ *
+ * Errors read "FILE:LINE: items = 'VALUE': what is wrong" (FILE:LINE is
+ * where `items` was set), naming the path and strerror when a file is at
+ * fault; invalid JSON adds "PATH:LINE:COL: invalid JSON near '...'" (COL in
+ * bytes).  A source with no items is an error ("empty source"), never a run
+ * of nothing: an empty file, empty stdin, an empty folder or array, a
+ * pattern that matches nothing.  An unknown kind lists the kinds, with a
+ * "did you mean" on the prefix.
  */
 #ifndef WEFT_CORE_SOURCE_H
 #define WEFT_CORE_SOURCE_H
@@ -24,14 +70,16 @@
 typedef struct weft__source weft__source_t;
 
 typedef struct weft__source_vtbl {
-    const char *name;
+    const char *name;  /* the prefix without ':' ("lines"); "range"        */
+    const char *usage; /* the syntax, as error messages list it            */
     /* True when this kind handles the `items` text. */
     int (*accepts)(const char *spec);
     /* Parses and opens; errors as "FILE:LINE: items = '...': why". */
     int (*open)(weft__source_t **out, const weft__entry_t *items,
                 const weft__config_t *cfg, char *err, size_t errlen);
-    /* Fills up to `max` next items into items[] (index set by the source),
-     * *got = 0 at the end.  0 or negative errno with a message. */
+    /* Fills up to `max` next items into items[] (index set by the source);
+     * fewer than max does not mean the end, *got = 0 does.  0 or negative
+     * errno with a message. */
     int (*next)(weft__source_t *src, weft_item_t *items, size_t max, size_t *got,
                 char *err, size_t errlen);
     void (*close)(weft__source_t *src);
