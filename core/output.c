@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -342,17 +340,15 @@ static int append_double(weft__buf_t *b, double v)
 {
     if (!isfinite(v))
         return weft__buf_append(b, "null", 4);
-    /* A stack node printed into our buffer: cJSON's shortest round-trip
-     * form without any allocation or global state written. */
-    cJSON node = {.type = cJSON_Number, .valuedouble = v};
-    node.valueint = v >= INT_MAX ? INT_MAX : v <= INT_MIN ? INT_MIN : (int)v;
-    int rc = weft__buf_reserve(b, 64);
-    if (rc)
-        return rc;
-    if (!cJSON_PrintPreallocated(&node, b->data + b->len, 64, 0))
-        return -EINVAL;
-    b->len += strlen(b->data + b->len);
-    return 0;
+    /* The shortest of 15, 16 or 17 significant digits that reads back as
+     * exactly v (17 always does). */
+    char text[32];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(text, sizeof text, "%.*g", digits, v);
+        if (strtod(text, NULL) == v)
+            break;
+    }
+    return weft__buf_append(b, text, strlen(text));
 }
 
 int weft__json_value(weft__buf_t *b, const weft_result_t *r, char *why, size_t whylen)

@@ -7,12 +7,13 @@
  * the writer then emits the encoded records in input order.  Encoding is
  * allocation-free once a worker's buffer has grown to its working size.
  *
- * Why not cJSON for everything: cJSON's parser writes a process-global
- * error position on every call (a data race between workers), re-printing
- * parsed numbers through double loses digits (a 128-bit sum), and its
- * string printer copies invalid UTF-8 through, which makes invalid JSON.
- * Doubles are printed by cJSON (shortest round-trip form); cJSON is also
- * used for the JSON the runner itself builds (finish values, summaries).
+ * Why not cJSON here: its parser writes a process-global error position on
+ * every call (a data race between workers), re-printing parsed numbers
+ * through double loses digits (a 128-bit sum), its string printer copies
+ * invalid UTF-8 through (invalid JSON), and its number printer accepts 15
+ * digits when they round-trip only within a relative epsilon, losing the
+ * last bit of some doubles.  cJSON parses the inputs (json: item sources)
+ * and the tests read every output back with it.
  */
 #ifndef WEFT_CORE_OUTPUT_H
 #define WEFT_CORE_OUTPUT_H
