@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * End to end: the noise_png plugin run by the weft binary.  Every file is
+ * decoded with libpng's simplified API and its pixels compared with the
+ * host's random stream (weft__rng_fill), so a stride, seed or index mix-up
+ * shows; files must be byte-identical whatever the thread count.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "loader.h"
+
+enum { N = 60, W = 37, H = 23 }; /* odd sizes: rows are not padded */
+
+static char tmp[64];
+static char out_path[128], err_path[128];
+
+typedef struct outcome {
+    int status; /* exit status, or 128 + signal */
+    char *out, *err;
+} outcome_t;
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return s;
+}
+
+/* Runs WEFT_EXE with args (NULL-terminated); as in test_cli.c. */
+static outcome_t run_weft(const char *const *args)
+{
+    const char *exe = getenv("WEFT_EXE");
+    assert_non_null(exe);
+    const char *argv[16] = {exe};
+    size_t n = 1;
+    for (; args[n - 1]; n++) {
+        assert_true(n < 15);
+        argv[n] = args[n - 1];
+    }
+    argv[n] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (o < 0 || e < 0)
+            _exit(127);
+        dup2(o, 1), dup2(e, 2);
+        execv(exe, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    outcome_t r = {.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
+                   .out = slurp(out_path, NULL),
+                   .err = slurp(err_path, NULL)};
+    return r;
+}
+
+#define RUN(...) run_weft((const char *const[]){__VA_ARGS__, NULL})
+
+static void expect(outcome_t *o, int status, const char *in_err)
+{
+    if (o->status != status || (in_err && !strstr(o->err, in_err)))
+        fail_msg("exit %d (want %d); stderr:\n%s\n(want it to contain '%s')", o->status,
+                 status, o->err, in_err ? in_err : "");
+    free(o->out);
+    free(o->err);
+}
+
+/* A config in the temporary folder: [run] plugin and items, then body. */
+static const char *config(unsigned items, const char *body)
+{
+    static char path[128];
+    snprintf(path, sizeof path, "%s/noise.ini", tmp);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "[run]\nplugin = noise_png\nitems = %u\n%s", items, body);
+    fclose(f);
+    return path;
+}
+
+static char *in_tmp(const char *fmt, ...) WEFT_PRINTF(1, 2);
+static char *in_tmp(const char *fmt, ...)
+{
+    static char path[4][256];
+    static int next;
+    char *p = path[next++ % 4];
+    int len = snprintf(p, sizeof path[0], "%s/", tmp);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p + len, sizeof path[0] - (size_t)len, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+static void rm_rf(const char *path)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Entries of dir; fails on a leftover temporary (a dot file). */
+static int count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (e->d_name[0] == '.')
+            fail_msg("%s: temporary file '%s' left behind", dir, e->d_name);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Decodes path: 8-bit grey, w x h, pixels = the stream (run_seed, stream,
+ * index). */
+static void check_image(const char *path, unsigned w, unsigned h, uint64_t run_seed,
+                        uint64_t stream, uint64_t index)
+{
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_file(&img, path))
+        fail_msg("%s: %s", path, img.message);
+    /* The format the file holds, before any conversion we might ask for. */
+    assert_int_equal(img.format, PNG_FORMAT_GRAY);
+    assert_int_equal(img.width, w);
+    assert_int_equal(img.height, h);
+    unsigned char *got = malloc((size_t)w * h), *want = malloc((size_t)w * h);
+    assert_non_null(got);
+    assert_non_null(want);
+    if (!png_image_finish_read(&img, NULL, got, (png_int_32)w, NULL))
+        fail_msg("%s: %s", path, img.message);
+    weft_rng_t rng;
+    weft__rng_init(&rng, run_seed, stream, index);
+    weft__rng_fill(&rng, want, (size_t)w * h);
+    if (memcmp(got, want, (size_t)w * h) != 0)
+        fail_msg("%s: pixels are not the stream (run seed %llu, stream %llu, index %llu)", path,
+                 (unsigned long long)run_seed, (unsigned long long)stream,
+                 (unsigned long long)index);
+    free(got);
+    free(want);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmp, sizeof tmp, "/tmp/weft-png-XXXXXX");
+    if (!mkdtemp(tmp))
+        return -1;
+    snprintf(out_path, sizeof out_path, "%s/stdout", tmp);
+    snprintf(err_path, sizeof err_path, "%s/stderr", tmp);
+    setenv("WEFT_PLUGIN_PATH", getenv("WEFT_PLUGINS"), 1);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rm_rf(tmp);
+    return 0;
+}
+
+/* ---- the same bytes whatever the thread count ---------------------------- */
+
+static const char body[] = "[args]\nsize_x = 37\nsize_y = 23\nseed = 5\nname_prefix = img/n_\n";
+
+static void noise_png_same_bytes_any_threads(void **state)
+{
+    (void)state;
+    const char *cfg = config(N, body);
+    static const char *const threads[] = {"1", "2", "8"};
+    char *first[N];
+    size_t first_len[N];
+    for (int t = 0; t < 3; t++) {
+        rm_rf(in_tmp("img"));
+        outcome_t o = RUN("run", cfg, "-j", threads[t]);
+        expect(&o, 0, "60 ok, 0 failed");
+        assert_int_equal(count_files(in_tmp("img")), N);
+        for (int k = 0; k < N; k++) {
+            const char *path = in_tmp("img/n_%06d.png", k);
+            size_t len;
+            char *bytes = slurp(path, &len);
+            if (!bytes)
+                fail_msg("%s missing (threads %s)", path, threads[t]);
+            if (t == 0) {
+                check_image(path, W, H, 0, 5, (uint64_t)k);
+                first[k] = bytes;
+                first_len[k] = len;
+                continue;
+            }
+            if (len != first_len[k] || memcmp(bytes, first[k], len) != 0)
+                fail_msg("%s differs between 1 and %s threads", path, threads[t]);
+            free(bytes);
+        }
+    }
+
+    /* Another seed, or another run seed: other bytes, still the stream. */
+    static const struct {
+        const char *set;
+        uint64_t run_seed, stream;
+    } other[] = {{"args.seed=6", 0, 6}, {"run.seed=1", 1, 5}};
+    for (int c = 0; c < 2; c++) {
+        outcome_t o = RUN("run", cfg, "--set", other[c].set);
+        expect(&o, 0, "60 ok");
+        for (int k = 0; k < N; k += 7) {
+            const char *path = in_tmp("img/n_%06d.png", k);
+            size_t len;
+            char *bytes = slurp(path, &len);
+            assert_non_null(bytes);
+            if (len == first_len[k] && memcmp(bytes, first[k], len) == 0)
+                fail_msg("%s: --set %s did not change the image", path, other[c].set);
+            check_image(path, W, H, other[c].run_seed, other[c].stream, (uint64_t)k);
+            free(bytes);
+        }
+    }
+    for (int k = 0; k < N; k++)
+        free(first[k]);
+}
+
+/* ---- names --------------------------------------------------------------- */
+
+static void noise_png_template(void **state)
+{
+    (void)state;
+    const char *cfg = config(5, "output = -\n[args]\nsize_x = 37\nsize_y = 23\n"
+                                "name_prefix = tpl/{}-noise.png\n");
+    outcome_t o = RUN("run", cfg, "-j", "2");
+    /* Each item's value is its file's path. */
+    char want[256];
+    snprintf(want, sizeof want, "\"%s/tpl/000004-noise.png\"\n", tmp);
+    if (!strstr(o.out, want))
+        fail_msg("stdout:\n%s\nlacks %s", o.out, want);
+    expect(&o, 0, "5 ok");
+    assert_int_equal(count_files(in_tmp("tpl")), 5);
+    for (int k = 0; k < 5; k++)
+        check_image(in_tmp("tpl/%06d-noise.png", k), W, H, 0, 0, (uint64_t)k);
+}
+
+/* ---- failures ------------------------------------------------------------ */
+
+static void noise_png_init_errors(void **state)
+{
+    (void)state;
+    /* Root ignores permission bits: a folder under a regular file fails
+     * for everyone. */
+    FILE *f = fopen(in_tmp("somefile"), "w");
+    assert_non_null(f);
+    fclose(f);
+    const char *cfg = config(N, "[args]\nname_prefix = somefile/x_\n");
+    outcome_t o = RUN("run", cfg);
+    char want[256];
+    snprintf(want, sizeof want, "init failed: name_prefix: cannot open output folder '%s/"
+                                "somefile/': Not a directory", tmp);
+    expect(&o, 2, want);
+
+    cfg = config(N, "[args]\nname_prefix = somefile/sub/x_\n");
+    o = RUN("run", cfg);
+    expect(&o, 2, "cannot create folder");
+
+    cfg = config(N, "[args]\nname_prefix = a{}/x.png\n");
+    o = RUN("run", cfg);
+    expect(&o, 2, "{} may only be in the file name");
+
+    cfg = config(N, "[args]\ncompression = 10\n");
+    o = RUN("run", cfg);
+    expect(&o, 2, "compression");
+}
+
+static void noise_png_item_failure(void **state)
+{
+    (void)state;
+    /* A folder where item 3's file goes: its rename fails, the others
+     * are written, and no temporary stays. */
+    rm_rf(in_tmp("img"));
+    assert_int_equal(mkdir(in_tmp("img"), 0777), 0);
+    assert_int_equal(mkdir(in_tmp("img/n_000003.png"), 0777), 0);
+    const char *cfg = config(N, body);
+    outcome_t o = RUN("run", cfg, "-j", "2");
+    char want[256];
+    snprintf(want, sizeof want, "item 3 failed: %s/img/n_000003.png: rename: Is a directory",
+             tmp);
+    expect(&o, 1, want);
+    assert_int_equal(count_files(in_tmp("img")), N);
+    check_image(in_tmp("img/n_000004.png"), W, H, 0, 5, 4);
+}
+
+/* ---- the shipped configs -------------------------------------------------- */
+
+static void noise_png_shipped_configs(void **state)
+{
+    (void)state;
+    char cfg[512], set[300];
+    snprintf(cfg, sizeof cfg, "%s/configs/noise_png.ini", getenv("WEFT_SOURCE_ROOT"));
+    snprintf(set, sizeof set, "args.name_prefix=%s/ship/noise_", tmp);
+    outcome_t o = RUN("run", cfg, "--set", set, "--set", "run.items=3");
+    expect(&o, 0, "3 ok");
+    check_image(in_tmp("ship/noise_000002.png"), 100, 100, 0, 0, 2);
+
+    snprintf(cfg, sizeof cfg, "%s/configs/noise_png_large.ini", getenv("WEFT_SOURCE_ROOT"));
+    snprintf(set, sizeof set, "args.name_prefix=%s/large/{}.png", tmp);
+    o = RUN("run", cfg, "--set", set, "--set", "run.items=2");
+    expect(&o, 0, "2 ok");
+    check_image(in_tmp("large/000001.png"), 1024, 768, 0, 7, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(noise_png_same_bytes_any_threads),
+        cmocka_unit_test(noise_png_template),
+        cmocka_unit_test(noise_png_init_errors),
+        cmocka_unit_test(noise_png_item_failure),
+        cmocka_unit_test(noise_png_shipped_configs),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
