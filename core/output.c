@@ -32,11 +32,17 @@ int weft__buf_reserve(weft__buf_t *b, size_t extra)
 int weft__buf_append(weft__buf_t *b, const void *data, size_t len)
 {
     int rc = weft__buf_reserve(b, len);
-    if (rc == 0 && len) {
-        memcpy(b->data + b->len, data, len);
-        b->len += len;
+    if (rc || !len)
+        return rc;
+    char *o = b->data + b->len;
+    if (len <= 8) { /* separators, literals: cheaper than a call */
+        for (size_t k = 0; k < len; k++)
+            o[k] = ((const char *)data)[k];
+    } else {
+        memcpy(o, data, len);
     }
-    return rc;
+    b->len += len;
+    return 0;
 }
 
 void weft__buf_free(weft__buf_t *b)
@@ -322,18 +328,26 @@ int weft__json_minify(weft__buf_t *b, const char *s, size_t len, char *why, size
 
 /* ---- values -------------------------------------------------------------- */
 
+/* Digits straight into the buffer: glibc's memcpy costs more than the
+ * whole conversion for copies this small. */
 static int append_int(weft__buf_t *b, int64_t v)
 {
-    char tmp[24];
-    char *p = tmp + sizeof tmp;
+    if (weft__buf_reserve(b, 20) != 0)
+        return -ENOMEM;
+    char tmp[20];
+    int n = 0;
     /* Through uint64_t so INT64_MIN negates without overflow. */
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
     do
-        *--p = (char)('0' + u % 10);
+        tmp[n++] = (char)('0' + u % 10);
     while (u /= 10);
+    char *o = b->data + b->len;
     if (v < 0)
-        *--p = '-';
-    return weft__buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
+        *o++ = '-';
+    while (n)
+        *o++ = tmp[--n];
+    b->len = (size_t)(o - b->data);
+    return 0;
 }
 
 static int append_double(weft__buf_t *b, double v)
@@ -461,6 +475,29 @@ int weft__writer_record(weft__writer_t *w, const char *json, size_t len)
     if (w->format == WEFT__FORMAT_JSONL)
         writer_put(w, "\n", 1);
     w->records++;
+    w->bytes += len;
+    return w->error;
+}
+
+weft__frame_t weft__frame_of(weft__format_t format)
+{
+    if (format == WEFT__FORMAT_JSON)
+        return (weft__frame_t){.prefix = ",\n", .prefix_len = 2, .suffix = ""};
+    if (format == WEFT__FORMAT_JSONL)
+        return (weft__frame_t){.prefix = "", .suffix = "\n", .suffix_len = 1};
+    return (weft__frame_t){.prefix = "", .suffix = ""};
+}
+
+int weft__writer_framed(weft__writer_t *w, const char *data, size_t len, uint64_t n_records)
+{
+    if (w->error || n_records == 0)
+        return w->error;
+    if (w->format == WEFT__FORMAT_JSON && w->records == 0) {
+        writer_put(w, "[\n", 2);
+        data += 2, len -= 2; /* the first record has no separator */
+    }
+    writer_put(w, data, len);
+    w->records += n_records;
     w->bytes += len;
     return w->error;
 }

@@ -61,6 +61,20 @@ int weft__writer_open(weft__writer_t **out, const char *path, weft__format_t for
  * failed, later calls do nothing and return that error. */
 int weft__writer_record(weft__writer_t *w, const char *json, size_t len);
 
+/*
+ * Records framed by the workers themselves, so that the writer can copy a
+ * run of consecutive records in one go: in a JSON array each record is
+ * prefixed with ",\n" (the writer drops it before the first record), in
+ * JSON Lines each is followed by "\n".  `data` holds n_records records.
+ */
+typedef struct weft__frame {
+    const char *prefix, *suffix;
+    size_t prefix_len, suffix_len;
+} weft__frame_t;
+
+weft__frame_t weft__frame_of(weft__format_t format);
+int weft__writer_framed(weft__writer_t *w, const char *data, size_t len, uint64_t n_records);
+
 /* Bytes of records written so far (after buffering), for summaries. */
 uint64_t weft__writer_bytes(const weft__writer_t *w);
 

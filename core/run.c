@@ -15,11 +15,13 @@
 #include "source.h"
 #include "weft/weft.h"
 
-/* Items per window: bounds memory (about 56 bytes an item plus encoded
- * results, twice over) while keeping the per-window barrier rare. */
-#ifndef WEFT__WINDOW
-#define WEFT__WINDOW 65536
-#endif
+/* Items per window.  A window ends in a barrier, so cheap items want big
+ * windows; costly items want small ones (memory for their results, and
+ * the barrier's idle tail).  So the size adapts: it starts small and
+ * doubles while a window takes under WINDOW_TARGET_S, up to WINDOW_MAX
+ * (about 56 bytes an item plus encoded results, twice over: < 40 MiB). */
+enum { WINDOW_MIN = 1024, WINDOW_MAX = 1 << 18 };
+#define WINDOW_TARGET_S 0.02
 
 enum { MSG_SIZE = 1024, ERR_SIZE = 2048, MAX_PRINTED_FAILURES = 10 };
 
@@ -60,6 +62,8 @@ typedef struct run {
     unsigned workers_ready; /* worker_init succeeded for [0, workers_ready) */
     window_t win[2];
     window_t *cur;          /* the window the pool is computing */
+    weft__frame_t frame;    /* how workers frame each record */
+    uint64_t next_index;    /* index of the next window's first item */
 
     /* Writer thread hand-off: `pending` is written under `lock`. */
     pthread_t writer_thread;
@@ -103,8 +107,8 @@ static bool encode(run_t *r, weft__buf_t *buf, const weft_item_t *item, int rc,
         snprintf(res->msg, res->msg_size, "process_one returned %d", rc);
     }
     if (!failed && want) {
-        int e = 0;
-        if (full) {
+        int e = weft__buf_append(buf, r->frame.prefix, r->frame.prefix_len);
+        if (e == 0 && full) {
             char head[64];
             int n = snprintf(head, sizeof head, "{\"index\":%" PRIu64 ",\"ok\":true,\"value\":",
                              item->index);
@@ -114,6 +118,8 @@ static bool encode(run_t *r, weft__buf_t *buf, const weft_item_t *item, int rc,
             e = weft__json_value(buf, res, why, sizeof why);
         if (e == 0 && full)
             e = weft__buf_append(buf, "}", 1);
+        if (e == 0)
+            e = weft__buf_append(buf, r->frame.suffix, r->frame.suffix_len);
         if (e != 0) {
             /* A result that cannot be encoded fails its item, nothing else. */
             buf->len = mark;
@@ -122,7 +128,7 @@ static bool encode(run_t *r, weft__buf_t *buf, const weft_item_t *item, int rc,
         }
     }
     if (failed) {
-        int e = 0;
+        int e = want ? weft__buf_append(buf, r->frame.prefix, r->frame.prefix_len) : 0;
         if (!want) {
             /* no record */
         } else if (full) {
@@ -134,9 +140,11 @@ static bool encode(run_t *r, weft__buf_t *buf, const weft_item_t *item, int rc,
                 e = weft__json_string(buf, msg, strlen(msg));
             if (e == 0)
                 e = weft__buf_append(buf, "}", 1);
-        } else {
+        } else if (e == 0) {
             e = weft__buf_append(buf, "null", 4);
         }
+        if (e == 0 && want)
+            e = weft__buf_append(buf, r->frame.suffix, r->frame.suffix_len);
         size_t len = buf->len - mark;
         size_t mlen = strlen(msg);
         if (e == 0)
@@ -168,8 +176,14 @@ static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
     weft__buf_t *buf = &w->bufs[worker];
     const weft_plugin_t *p = &r->plugin->desc;
 
+    const weft__source_t *src = r->source;
+    weft_item_t computed;
     for (size_t i = begin; i < end; i++) {
         const weft_item_t *item = &w->items[i];
+        if (src->vt->at) {
+            src->vt->at(src, w->first + i, &computed);
+            item = &computed;
+        }
         slot_t *slot = &w->slots[i];
         weft_result_t res = {.kind = WEFT_VALUE_NONE, .msg = wk->msg, .msg_size = MSG_SIZE};
         wk->msg[0] = '\0';
@@ -181,8 +195,13 @@ static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
 
 /* ---- the writer thread -------------------------------------------------- */
 
+/* Emits a window in input order.  Consecutive records that sit end to end
+ * in one worker's buffer (a chunk the worker ran) go out in one copy. */
 static void write_window(run_t *r, window_t *w)
 {
+    const char *run_start = NULL;
+    size_t run_len = 0;
+    uint64_t run_records = 0;
     for (size_t i = 0; i < w->count; i++) {
         const slot_t *s = &w->slots[i];
         const char *text = w->bufs[s->worker].data + s->off;
@@ -196,9 +215,20 @@ static void write_window(run_t *r, window_t *w)
         } else {
             r->ok++;
         }
-        if (r->writer && !r->write_error)
-            r->write_error = weft__writer_record(r->writer, text, s->len);
+        if (!r->writer)
+            continue;
+        if (run_records && text != run_start + run_len) {
+            if (!r->write_error)
+                r->write_error = weft__writer_framed(r->writer, run_start, run_len, run_records);
+            run_records = 0;
+        }
+        if (!run_records)
+            run_start = text, run_len = 0;
+        run_len += s->len;
+        run_records++;
     }
+    if (run_records && !r->write_error)
+        r->write_error = weft__writer_framed(r->writer, run_start, run_len, run_records);
 }
 
 static void *writer_main(void *arg)
@@ -320,6 +350,7 @@ static int start_plugin(run_t *r, weft_arg_value_t *args)
     const weft_plugin_t *p = &r->plugin->desc;
     char msg[MSG_SIZE] = "";
     weft__host_init(&r->host, p->name, r->cfg->seed, r->cfg->dir);
+    r->host.pub.values_wanted = r->cfg->format != WEFT__FORMAT_NONE;
     if (p->init(&r->host.pub, args, &r->state, msg, sizeof msg) != 0) {
         fprintf(stderr, "weft: plugin %s: init failed: %s\n", p->name,
                 msg[0] ? msg : "(no message)");
@@ -361,11 +392,14 @@ static int run_items(run_t *r)
 {
     char *err = r->err;
     window_t *w = &r->win[0];
+    size_t size = WINDOW_MIN;
     for (;;) {
         for (unsigned t = 0; t < r->threads; t++)
             w->bufs[t].len = 0;
         size_t got = 0;
-        int rc = weft__source_next(r->source, w->items, WEFT__WINDOW, &got, err, ERR_SIZE);
+        bool indexed = r->source->vt->at != NULL; /* items computed by the workers */
+        int rc = weft__source_next(r->source, indexed ? NULL : w->items, size, &got, err,
+                                   ERR_SIZE);
         if (rc) {
             fprintf(stderr, "weft: items: %s\n", err);
             return WEFT_EXIT_USAGE;
@@ -373,13 +407,17 @@ static int run_items(run_t *r)
         if (got == 0)
             return 0;
         w->count = got;
-        w->first = w->items[0].index;
+        w->first = r->next_index;
+        r->next_index += got;
         r->cur = w;
+        double t0 = now();
         rc = weft_pool_for(r->pool, got, 0, run_chunk, r);
         if (rc) {
             fprintf(stderr, "weft: pool: %s\n", weft_strerror(rc));
             return WEFT_EXIT_OUTPUT;
         }
+        if (got == size && size < WINDOW_MAX && now() - t0 < WINDOW_TARGET_S)
+            size *= 2;
         writer_hand(r, w);
         w = (w == &r->win[0]) ? &r->win[1] : &r->win[0];
     }
@@ -471,11 +509,12 @@ int weft__run(const weft__run_opts_t *o)
         goto out;
     }
     r->threads = pick_threads(r);
+    r->frame = weft__frame_of(r->cfg->format);
     weft_pool_settings_t ps;
     weft_pool_default_settings(&ps);
     ps.threads = r->threads;
     r->workers = aligned_alloc(64, sizeof(worker_t) * r->threads);
-    if (!r->workers || windows_alloc(r, WEFT__WINDOW) != 0 ||
+    if (!r->workers || windows_alloc(r, WINDOW_MAX) != 0 ||
         weft_pool_create(&r->pool, &ps) != 0) {
         status = usage_error("out of memory starting the workers");
         goto out;

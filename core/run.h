@@ -2,7 +2,7 @@
 /*
  * The runner: config -> plugin -> items -> pool -> ordered output.
  *
- * Items are processed a window at a time (WEFT__WINDOW items): workers run
+ * Items are processed a window at a time (adaptive size): workers run
  * process_one and encode each result into their own buffer; a writer thread
  * emits the previous window in input order while the pool computes the
  * next.  Memory therefore stays bounded whatever the item count.

@@ -910,16 +910,17 @@ static int range_next(weft__source_t *src, weft_item_t *items, size_t max, size_
     range_source_t *r = (range_source_t *)src;
     uint64_t left = r->base.total - r->next;
     size_t n = left < max ? (size_t)left : max;
-    for (size_t k = 0; k < n; k++) {
-        uint64_t index = r->next + k;
-        items[k] = (weft_item_t){
-            .index = index,
-            .number = (int64_t)((uint64_t)r->begin + index),
-        };
-    }
+    for (size_t k = 0; items && k < n; k++)
+        src->vt->at(src, r->next + k, &items[k]);
     r->next += n;
     *got = n;
     return 0;
+}
+
+static void range_at(const weft__source_t *src, uint64_t index, weft_item_t *item)
+{
+    const range_source_t *r = (const range_source_t *)src;
+    *item = (weft_item_t){.index = index, .number = (int64_t)((uint64_t)r->begin + index)};
 }
 
 static void range_close(weft__source_t *src)
@@ -934,6 +935,7 @@ static const weft__source_vtbl_t range_vtbl = {
     .open = range_open,
     .next = range_next,
     .close = range_close,
+    .at = range_at,
 };
 
 /* ---- registry ----------------------------------------------------------- */

@@ -83,6 +83,11 @@ typedef struct weft__source_vtbl {
     int (*next)(weft__source_t *src, weft_item_t *items, size_t max, size_t *got,
                 char *err, size_t errlen);
     void (*close)(weft__source_t *src);
+    /* Optional, for sources whose items follow from their index alone
+     * (ranges): fills item `index` without touching the source's state,
+     * concurrently from the workers.  When set, the runner calls next()
+     * with items == NULL, only to count the window off. */
+    void (*at)(const weft__source_t *src, uint64_t index, weft_item_t *item);
 } weft__source_vtbl_t;
 
 /* Every source starts with this. */

@@ -182,7 +182,7 @@ struct weft_host {
     uint32_t struct_size; /* sizeof(weft_host_t) of the runner            */
     uint32_t abi_version; /* WEFT_PLUGIN_ABI_VERSION of the runner        */
 
-    /* ABI 1, struct_size >= offsetof(end of rng_fill). All thread-safe. */
+    /* ABI 1.  All entries are thread-safe. */
 
     uint64_t run_seed;       /* [run] seed                                */
     const char *config_dir;  /* folder of the config file, absolute       */
@@ -204,6 +204,11 @@ struct weft_host {
      * last block, so it uses exactly ceil(n / 16) blocks: a fill's bytes
      * depend only on how many blocks the stream used before it. */
     void (*rng_fill)(weft_rng_t *rng, void *buf, size_t n);
+
+    /* False when the run writes no results (output = none): a plugin may
+     * then skip building per-item values nobody reads.  Read it only when
+     * WEFT_HOST_HAS(host, values_wanted). */
+    bool values_wanted;
 };
 
 /* True when the host table has the member (the table only grows). */

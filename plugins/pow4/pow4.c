@@ -8,6 +8,7 @@
  * item's value is i^4 itself.
  */
 #include <stdalign.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@ typedef struct pow4_worker {
 
 typedef struct pow4_state {
     u128 sum;
+    bool values_wanted;
     int overflow;
     char digits[48];
 } pow4_state_t;
@@ -46,12 +48,14 @@ static size_t u128_to_text(u128 v, char *buf)
 static int pow4_init(const weft_host_t *host, const weft_arg_value_t *args, void **state,
                      char *msg, size_t msg_size)
 {
-    (void)host, (void)args;
+    (void)args;
     pow4_state_t *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(msg, msg_size, "out of memory");
         return -1;
     }
+    /* 128-bit decimal digits are costly: build values only if written. */
+    s->values_wanted = !WEFT_HOST_HAS(host, values_wanted) || host->values_wanted;
     *state = s;
     return 0;
 }
@@ -72,7 +76,7 @@ static int pow4_worker_init(void *state, unsigned worker, unsigned workers, void
 
 static int pow4_process(void *state, void *ctx, const weft_item_t *item, weft_result_t *r)
 {
-    (void)state;
+    const pow4_state_t *s = state;
     pow4_worker_t *w = ctx;
     int64_t i = item->number;
     u128 a = i < 0 ? (u128)(0 - (uint64_t)i) : (u128)(uint64_t)i;
@@ -85,7 +89,9 @@ static int pow4_process(void *state, void *ctx, const weft_item_t *item, weft_re
     if (sum < p)
         w->overflow = 1; /* reported by finish: the total is wrong */
     w->sum = sum;
-    if (p <= (u128)INT64_MAX) {
+    if (!s->values_wanted) {
+        /* no value */
+    } else if (p <= (u128)INT64_MAX) {
         weft_result_int(r, (int64_t)p);
     } else {
         size_t n = u128_to_text(p, w->digits);
