@@ -16,11 +16,13 @@
 #include "weft/weft.h"
 
 /* Items per window.  A window ends in a barrier, so cheap items want big
- * windows; costly items want small ones (memory for their results, and
- * the barrier's idle tail).  So the size adapts: it starts small and
- * doubles while a window takes under WINDOW_TARGET_S, up to WINDOW_MAX
- * (about 56 bytes an item plus encoded results, twice over: < 40 MiB). */
-enum { WINDOW_MIN = 1024, WINDOW_MAX = 1 << 18 };
+ * windows; costly or bulky items want small ones (the barrier's idle tail,
+ * and memory: a window's encoded results are all held until written).  So
+ * the size adapts: it starts at WINDOW_MIN, grows 4x while a window takes
+ * under WINDOW_TARGET_S and encodes under WINDOW_BYTES, and halves while
+ * it encodes more than 4 * WINDOW_BYTES.  At WINDOW_MAX the fixed cost is
+ * about 56 bytes an item, twice over: < 30 MiB. */
+enum { WINDOW_MIN = 64, WINDOW_MAX = 1 << 18, WINDOW_BYTES = 8 << 20 };
 #define WINDOW_TARGET_S 0.02
 
 enum { MSG_SIZE = 1024, ERR_SIZE = 2048, MAX_PRINTED_FAILURES = 10 };
@@ -120,6 +122,10 @@ static bool encode(run_t *r, weft__buf_t *buf, const weft_item_t *item, int rc,
             e = weft__buf_append(buf, "}", 1);
         if (e == 0)
             e = weft__buf_append(buf, r->frame.suffix, r->frame.suffix_len);
+        if (e == 0 && buf->len - mark > UINT32_MAX) {
+            e = -E2BIG;
+            snprintf(why, sizeof why, "the result is over 4 GiB encoded");
+        }
         if (e != 0) {
             /* A result that cannot be encoded fails its item, nothing else. */
             buf->len = mark;
@@ -387,6 +393,19 @@ static unsigned pick_threads(const run_t *r)
     return t ? t : 1;
 }
 
+static size_t next_window_size(const run_t *r, const window_t *w, size_t size, size_t got,
+                               double seconds)
+{
+    size_t bytes = 0;
+    for (unsigned t = 0; t < r->threads; t++)
+        bytes += w->bufs[t].len;
+    if (bytes > 4 * (size_t)WINDOW_BYTES && size > WINDOW_MIN)
+        return size / 2;
+    if (got == size && size < WINDOW_MAX && seconds < WINDOW_TARGET_S && bytes < WINDOW_BYTES)
+        return size * 4 < WINDOW_MAX ? size * 4 : WINDOW_MAX;
+    return size;
+}
+
 /* Runs every window; returns 0, or an exit status for a fatal error. */
 static int run_items(run_t *r)
 {
@@ -416,8 +435,7 @@ static int run_items(run_t *r)
             fprintf(stderr, "weft: pool: %s\n", weft_strerror(rc));
             return WEFT_EXIT_OUTPUT;
         }
-        if (got == size && size < WINDOW_MAX && now() - t0 < WINDOW_TARGET_S)
-            size *= 2;
+        size = next_window_size(r, w, size, got, now() - t0);
         writer_hand(r, w);
         w = (w == &r->win[0]) ? &r->win[1] : &r->win[0];
     }
