@@ -669,17 +669,17 @@ static int run_output(run_state_t *st, const weft__entry_t *e)
 
 static int run_format(run_state_t *st, const weft__entry_t *e)
 {
-    static const char *const names[] = {"json", "jsonl", "none"};
+    static const char *const names[] = {"json", "jsonl", "none", "npy"};
     static const weft__format_t values[] = {WEFT__FORMAT_JSON, WEFT__FORMAT_JSONL,
-                                            WEFT__FORMAT_NONE};
-    for (size_t i = 0; i < 3; i++) {
+                                            WEFT__FORMAT_NONE, WEFT__FORMAT_NPY};
+    for (size_t i = 0; i < 4; i++) {
         if (strcmp(e->value, names[i]) == 0) {
             st->format = values[i];
             st->format_entry = e;
             return 0;
         }
     }
-    return bad_value(st->err, st->errlen, e, "expected json, jsonl or none");
+    return bad_value(st->err, st->errlen, e, "expected json, jsonl, npy or none");
 }
 
 static int run_record(run_state_t *st, const weft__entry_t *e)
@@ -704,10 +704,19 @@ static int run_seed(run_state_t *st, const weft__entry_t *e)
 
 static int run_order(run_state_t *st, const weft__entry_t *e)
 {
-    if (strcmp(e->value, "input") == 0)
+    if (strcmp(e->value, "input") == 0 || strcmp(e->value, "any") == 0) {
+        st->cfg->order_any = e->value[0] == 'a';
         return 0;
+    }
     return bad_value(st->err, st->errlen, e,
-                     "not supported yet (results are written in input order: 'input')");
+                     "expected input (results in input order) or any (as they finish)");
+}
+
+static int run_flatten(run_state_t *st, const weft__entry_t *e)
+{
+    if (weft__parse_bool(e->value, &st->cfg->flatten) != 0)
+        return bad_value(st->err, st->errlen, e, "expected true/false, yes/no, on/off or 1/0");
+    return 0;
 }
 
 typedef struct run_key {
@@ -720,7 +729,7 @@ static const run_key_t run_keys[] = {
     {"items", run_items},   {"threads", run_threads},
     {"output", run_output}, {"format", run_format},
     {"record", run_record}, {"seed", run_seed},
-    {"order", run_order},
+    {"order", run_order},   {"flatten", run_flatten},
 };
 #define N_RUN_KEYS (sizeof run_keys / sizeof run_keys[0])
 
@@ -752,10 +761,10 @@ static int apply_run_entry(run_state_t *st, const weft__entry_t *e)
     return unknown_run_key(st, e);
 }
 
-static bool ends_with_json(const char *s)
+static bool ends_with(const char *s, const char *suffix)
 {
-    size_t n = strlen(s);
-    return n >= 5 && strcasecmp(s + n - 5, ".json") == 0;
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcasecmp(s + n - k, suffix) == 0;
 }
 
 /* Keeps the invariant output == NULL <=> format == NONE. */
@@ -764,9 +773,10 @@ static int settle_format(run_state_t *st)
     weft__config_t *cfg = st->cfg;
     const weft__entry_t *e = st->format_entry;
     if (!e)
-        cfg->format = !cfg->output                  ? WEFT__FORMAT_NONE
-                      : ends_with_json(cfg->output) ? WEFT__FORMAT_JSON
-                                                    : WEFT__FORMAT_JSONL;
+        cfg->format = !cfg->output                     ? WEFT__FORMAT_NONE
+                      : ends_with(cfg->output, ".json") ? WEFT__FORMAT_JSON
+                      : ends_with(cfg->output, ".npy")  ? WEFT__FORMAT_NPY
+                                                        : WEFT__FORMAT_JSONL;
     else if (st->format == WEFT__FORMAT_NONE && cfg->output)
         return bad_value(st->err, st->errlen, e,
                          "output is set (use output = none to write no results)");
@@ -775,6 +785,9 @@ static int settle_format(run_state_t *st)
                          "there is no output (set output = FILE, or - for stdout)");
     else
         cfg->format = st->format;
+    if (cfg->format == WEFT__FORMAT_NPY && strcmp(cfg->output, "-") == 0)
+        return fail(-EINVAL, st->err, st->errlen,
+                    "%s: a .npy output must be a file (it is written in place)", cfg->path);
     return 0;
 }
 
@@ -789,6 +802,7 @@ static void run_reset(weft__config_t *cfg)
     cfg->format = WEFT__FORMAT_NONE;
     cfg->record = WEFT__RECORD_VALUE;
     cfg->seed = 0;
+    cfg->order_any = cfg->flatten = false;
 }
 
 int weft__config_finalize(weft__config_t *cfg, char *err, size_t errlen)
@@ -872,16 +886,23 @@ static int convert_float(const weft_arg_spec_t *spec, const char *text,
     return 0;
 }
 
-static int convert_bool(const char *text, weft_arg_value_t *out, char *why, size_t whylen)
+int weft__parse_bool(const char *text, bool *out)
 {
     static const char *const yes[] = {"true", "yes", "on", "1"};
     static const char *const no[] = {"false", "no", "off", "0"};
     for (size_t i = 0; i < 4; i++) {
         if (strcasecmp(text, yes[i]) == 0 || strcasecmp(text, no[i]) == 0) {
-            out->u.b = strcasecmp(text, yes[i]) == 0;
+            *out = strcasecmp(text, yes[i]) == 0;
             return 0;
         }
     }
+    return -EINVAL;
+}
+
+static int convert_bool(const char *text, weft_arg_value_t *out, char *why, size_t whylen)
+{
+    if (weft__parse_bool(text, &out->u.b) == 0)
+        return 0;
     return fail(-EINVAL, why, whylen,
                 "expected true/false, yes/no, on/off or 1/0 (bool)");
 }

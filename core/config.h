@@ -39,6 +39,8 @@ typedef enum weft__format {
     WEFT__FORMAT_JSON = 1, /* one JSON array, in input order               */
     WEFT__FORMAT_JSONL,    /* one JSON value per line (streams)             */
     WEFT__FORMAT_NONE,     /* results are not written (plugin writes files) */
+    WEFT__FORMAT_NPY,      /* a NumPy array the plugin's rows are written
+                              into in place (plugins with row_spec)         */
 } weft__format_t;
 
 typedef enum weft__record {
@@ -64,9 +66,11 @@ typedef struct weft__config {
     unsigned threads;      /* 0 = automatic                                */
     char *output;          /* absolute path, "-" for stdout, NULL for none */
     weft__format_t format; /* `format =`, else from output's extension
-                              (.json -> JSON, otherwise JSONL); NONE when
-                              output is none                               */
+                              (.json -> JSON, .npy -> NPY, otherwise
+                              JSONL); NONE when output is none             */
     weft__record_t record; /* default VALUE                                */
+    bool order_any;        /* order = any: records in completion order    */
+    bool flatten;          /* flatten = true: list values spliced in      */
     uint64_t seed;         /* default 0                                    */
 
     /* Strings weft__config_bind() hands out that are not entry values
@@ -104,6 +108,9 @@ void weft__config_free(weft__config_t **cfg);
 /* Parses a whole decimal (or 0x hex) int64 with no trailing text and no
  * overflow; shared with the item sources and the CLI.  0 or -EINVAL/-ERANGE. */
 int weft__parse_int64(const char *text, int64_t *out);
+
+/* true/false, yes/no, on/off, 1/0 (any case); 0 or -EINVAL. */
+int weft__parse_bool(const char *text, bool *out);
 
 /* The candidate closest to `word` by edit distance, if close enough to be
  * worth suggesting ("did you mean ...?"); else NULL. */

@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "loader.h"
+#include "npy.h"
 #include "output.h"
 #include "run.h"
 #include "source.h"
@@ -27,21 +28,24 @@ enum { WINDOW_MIN = 64, WINDOW_MAX = 1 << 18, WINDOW_BYTES = 8 << 20 };
 
 enum { MSG_SIZE = 1024, ERR_SIZE = 2048, MAX_PRINTED_FAILURES = 10 };
 
-/* Where item i's encoded record (and, if it failed, its message) lives. */
+/* Where item i's encoded records and failure message live. */
 typedef struct slot {
-    uint64_t off;     /* in the worker's buffer of the window */
-    uint32_t len;     /* record bytes                          */
-    uint32_t msg_len; /* message bytes, right after the record */
+    uint64_t off;     /* records, in the worker's record buffer        */
+    uint32_t len;     /* their bytes                                   */
+    uint32_t records; /* 1, or a flattened list's length (may be 0)    */
+    uint32_t msg_off; /* failure message, in the worker's msg buffer   */
+    uint16_t msg_len;
     uint16_t worker;
     uint8_t failed;
 } slot_t;
 
 typedef struct window {
-    weft_item_t *items;
+    weft_item_t *items; /* unused for indexed sources                 */
     slot_t *slots;
-    weft__buf_t *bufs; /* one per worker */
+    weft__buf_t *bufs;  /* framed records, one buffer per worker      */
+    weft__buf_t *msgs;  /* failure messages, one buffer per worker    */
     size_t count;
-    uint64_t first;    /* index of items[0] */
+    uint64_t first;     /* index of the window's first item           */
 } window_t;
 
 /* Written only by its own worker while the pool runs. */
@@ -66,6 +70,9 @@ typedef struct run {
     window_t *cur;          /* the window the pool is computing */
     weft__frame_t frame;    /* how workers frame each record */
     uint64_t next_index;    /* index of the next window's first item */
+    bool writes_records;    /* JSON or JSON Lines output */
+    weft__npy_t *npy;       /* .npy output, rows written in place */
+    pthread_mutex_t out_lock; /* order = any: workers take turns writing */
 
     /* Writer thread hand-off: `pending` is written under `lock`. */
     pthread_t writer_thread;
@@ -92,36 +99,119 @@ static double now(void)
 
 /* ---- the per-item path ------------------------------------------------- */
 
-/* Encodes item i's outcome into buf; returns the failure flag. */
-/* Encodes item i's outcome into buf (the record only when the run writes
- * one; a failure's message always); returns the failure flag. */
-static bool encode(run_t *r, weft__buf_t *buf, const weft_item_t *item, int rc,
-                   const weft_result_t *res, slot_t *slot)
-{
-    char why[256];
-    const char *msg = res->msg;
-    bool failed = rc != 0;
-    bool want = r->cfg->format != WEFT__FORMAT_NONE;
-    bool full = r->cfg->record == WEFT__RECORD_FULL;
-    size_t mark = buf->len;
+static int encode_record(run_t *r, weft__buf_t *buf, const weft_item_t *item,
+                         const weft_result_t *res, const char *failure);
 
-    if (failed && msg[0] == '\0') {
-        snprintf(res->msg, res->msg_size, "process_one returned %d", rc);
-    }
-    if (!failed && want) {
-        int e = weft__buf_append(buf, r->frame.prefix, r->frame.prefix_len);
-        if (e == 0 && full) {
-            char head[64];
-            int n = snprintf(head, sizeof head, "{\"index\":%" PRIu64 ",\"ok\":true,\"value\":",
-                             item->index);
-            e = weft__buf_append(buf, head, (size_t)n);
+/* Splits a minified JSON array into its top-level elements, appending each
+ * as a framed record (flatten = true).  Returns the number of records. */
+static uint32_t splice_list(run_t *r, weft__buf_t *buf, const char *list, size_t len,
+                            const weft_item_t *item, int *e)
+{
+    uint32_t n = 0;
+    size_t start = 1, depth = 0;
+    bool in_string = false;
+    for (size_t k = 1; k < len && !*e; k++) {
+        char c = list[k];
+        if (in_string) {
+            if (c == '\\')
+                k++;
+            else if (c == '"')
+                in_string = false;
+            continue;
         }
-        if (e == 0)
-            e = weft__json_value(buf, res, why, sizeof why);
-        if (e == 0 && full)
-            e = weft__buf_append(buf, "}", 1);
-        if (e == 0)
-            e = weft__buf_append(buf, r->frame.suffix, r->frame.suffix_len);
+        if (c == '"')
+            in_string = true;
+        else if (c == '[' || c == '{')
+            depth++;
+        else if ((c == ']' || c == '}') && depth)
+            depth--;
+        else if ((c == ',' || (c == ']' && k == len - 1)) && depth == 0) {
+            if (k > start) {
+                weft_result_t elem = {.kind = WEFT_VALUE_JSON};
+                elem.value.s.ptr = list + start;
+                elem.value.s.len = k - start;
+                *e = encode_record(r, buf, item, &elem, NULL);
+                n++;
+            }
+            start = k + 1;
+        }
+    }
+    return n;
+}
+
+/* Appends one framed record: {"index":..,"ok":..,"value"/"error":..} in
+ * record = full, else the value (null for a failure). */
+static int encode_record(run_t *r, weft__buf_t *buf, const weft_item_t *item,
+                         const weft_result_t *res, const char *failure)
+{
+    char why[256], head[64];
+    bool full = r->cfg->record == WEFT__RECORD_FULL;
+    int e = weft__buf_append(buf, r->frame.prefix, r->frame.prefix_len);
+    if (e == 0 && full) {
+        int n = snprintf(head, sizeof head, "{\"index\":%" PRIu64 ",\"ok\":%s", item->index,
+                         failure ? "false,\"error\":" : "true,\"value\":");
+        e = weft__buf_append(buf, head, (size_t)n);
+    }
+    if (e == 0)
+        e = failure ? (full ? weft__json_string(buf, failure, strlen(failure))
+                            : weft__buf_append(buf, "null", 4))
+                    : weft__json_value(buf, res, why, sizeof why);
+    if (e == 0 && full)
+        e = weft__buf_append(buf, "}", 1);
+    if (e == 0)
+        e = weft__buf_append(buf, r->frame.suffix, r->frame.suffix_len);
+    return e;
+}
+
+/* A successful result's records; -EINVAL with `why` when the value cannot
+ * be encoded (then nothing is appended). */
+static int encode_ok(run_t *r, weft__buf_t *buf, const weft_item_t *item,
+                     const weft_result_t *res, uint32_t *records, char *why, size_t whylen)
+{
+    size_t mark = buf->len;
+    if (!r->cfg->flatten) {
+        int e = encode_record(r, buf, item, res, NULL);
+        if (e == -EINVAL) /* say why: encode the value alone once more */
+            weft__json_value(buf, res, why, whylen);
+        *records = 1;
+        return e;
+    }
+    /* flatten: the value goes to scratch space first; a list is spliced. */
+    int e = weft__json_value(buf, res, why, whylen);
+    if (e)
+        return e;
+    size_t vlen = buf->len - mark;
+    if (buf->data[mark] != '[') {
+        buf->len = mark;
+        *records = 1;
+        return encode_record(r, buf, item, res, NULL);
+    }
+    /* Elements are appended after the scratch copy, then moved down. */
+    *records = splice_list(r, buf, buf->data + mark, vlen, item, &e);
+    if (e == 0) {
+        memmove(buf->data + mark, buf->data + mark + vlen, buf->len - mark - vlen);
+        buf->len -= vlen;
+    }
+    return e;
+}
+
+/* Encodes item i's outcome: its records (when the run writes records) and,
+ * for a failure, its message.  Returns the failure flag. */
+static bool encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_item_t *item,
+                   int rc, const weft_result_t *res, slot_t *slot)
+{
+    char why[256] = "";
+    const char *msg = NULL;
+    size_t mark = buf->len;
+    slot->records = 0;
+    if (rc != 0) {
+        msg = res->msg;
+        if (!msg[0]) {
+            snprintf(why, sizeof why, "process_one returned %d", rc);
+            msg = why;
+        }
+    } else if (r->writes_records) {
+        int e = encode_ok(r, buf, item, res, &slot->records, why, sizeof why);
         if (e == 0 && buf->len - mark > UINT32_MAX) {
             e = -E2BIG;
             snprintf(why, sizeof why, "the result is over 4 GiB encoded");
@@ -129,61 +219,43 @@ static bool encode(run_t *r, weft__buf_t *buf, const weft_item_t *item, int rc,
         if (e != 0) {
             /* A result that cannot be encoded fails its item, nothing else. */
             buf->len = mark;
-            failed = true;
             msg = e == -ENOMEM ? "out of memory encoding the result" : why;
         }
     }
-    if (failed) {
-        int e = want ? weft__buf_append(buf, r->frame.prefix, r->frame.prefix_len) : 0;
-        if (!want) {
-            /* no record */
-        } else if (full) {
-            char head[64];
-            int n = snprintf(head, sizeof head, "{\"index\":%" PRIu64 ",\"ok\":false,\"error\":",
-                             item->index);
-            e = weft__buf_append(buf, head, (size_t)n);
-            if (e == 0)
-                e = weft__json_string(buf, msg, strlen(msg));
-            if (e == 0)
-                e = weft__buf_append(buf, "}", 1);
-        } else if (e == 0) {
-            e = weft__buf_append(buf, "null", 4);
+    if (msg && r->writes_records) {
+        slot->records = 1;
+        if (encode_record(r, buf, item, res, msg) != 0) {
+            buf->len = mark; /* out of memory: the message below still counts */
+            slot->records = 0;
         }
-        if (e == 0 && want)
-            e = weft__buf_append(buf, r->frame.suffix, r->frame.suffix_len);
-        size_t len = buf->len - mark;
-        size_t mlen = strlen(msg);
-        if (e == 0)
-            e = weft__buf_append(buf, msg, mlen);
-        if (e != 0) {
-            /* Out of memory even for the failure record: keep a fixed one. */
-            buf->len = mark;
-            slot->off = mark;
-            slot->len = 0;
-            slot->msg_len = 0;
-            return true;
-        }
-        slot->off = mark;
-        slot->len = (uint32_t)len;
-        slot->msg_len = (uint32_t)mlen;
-        return true;
     }
     slot->off = mark;
     slot->len = (uint32_t)(buf->len - mark);
+    slot->failed = msg != NULL;
     slot->msg_len = 0;
-    return false;
+    if (msg) {
+        size_t n = strnlen(msg, MSG_SIZE - 1);
+        slot->msg_off = (uint32_t)msgs->len;
+        if (weft__buf_append(msgs, msg, n) == 0)
+            slot->msg_len = (uint16_t)n;
+    }
+    return msg != NULL;
 }
+
+static void write_chunk(run_t *r, const weft__buf_t *buf, size_t mark, const window_t *w,
+                        size_t begin, size_t end);
 
 static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
 {
     run_t *r = arg;
     window_t *w = r->cur;
     worker_t *wk = &r->workers[worker];
-    weft__buf_t *buf = &w->bufs[worker];
+    weft__buf_t *buf = &w->bufs[worker], *msgs = &w->msgs[worker];
     const weft_plugin_t *p = &r->plugin->desc;
-
     const weft__source_t *src = r->source;
+    size_t mark = buf->len;
     weft_item_t computed;
+
     for (size_t i = begin; i < end; i++) {
         const weft_item_t *item = &w->items[i];
         if (src->vt->at) {
@@ -192,37 +264,59 @@ static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
         }
         slot_t *slot = &w->slots[i];
         weft_result_t res = {.kind = WEFT_VALUE_NONE, .msg = wk->msg, .msg_size = MSG_SIZE};
+        if (r->npy)
+            res.row = weft__npy_row(r->npy, w->first + i);
         wk->msg[0] = '\0';
         int rc = p->process_one(r->state, wk->ctx, item, &res);
+        if (rc != 0 && res.row)
+            memset(res.row, 0, weft__npy_row_bytes(r->npy)); /* no half-written rows */
         slot->worker = (uint16_t)worker;
-        slot->failed = encode(r, buf, item, rc, &res, slot);
+        slot->failed = encode(r, buf, msgs, item, rc, &res, slot);
     }
+    if (r->cfg->order_any && r->writer)
+        write_chunk(r, buf, mark, w, begin, end);
+}
+
+/* order = any: a chunk's records go out as soon as it is done. */
+static void write_chunk(run_t *r, const weft__buf_t *buf, size_t mark, const window_t *w,
+                        size_t begin, size_t end)
+{
+    uint64_t records = 0;
+    for (size_t i = begin; i < end; i++)
+        records += w->slots[i].records;
+    pthread_mutex_lock(&r->out_lock);
+    if (!r->write_error)
+        r->write_error = weft__writer_framed(r->writer, buf->data + mark, buf->len - mark, records);
+    pthread_mutex_unlock(&r->out_lock);
 }
 
 /* ---- the writer thread -------------------------------------------------- */
 
-/* Emits a window in input order.  Consecutive records that sit end to end
- * in one worker's buffer (a chunk the worker ran) go out in one copy. */
+/* Emits a window in input order (unless order = any wrote it already) and
+ * reports its failures.  Consecutive records that sit end to end in one
+ * worker's buffer (a chunk the worker ran) go out in one copy. */
 static void write_window(run_t *r, window_t *w)
 {
+    bool write = r->writer && !r->cfg->order_any;
     const char *run_start = NULL;
     size_t run_len = 0;
     uint64_t run_records = 0;
     for (size_t i = 0; i < w->count; i++) {
         const slot_t *s = &w->slots[i];
-        const char *text = w->bufs[s->worker].data + s->off;
         if (s->failed) {
             r->failed++;
             if (r->printed < MAX_PRINTED_FAILURES) {
+                const char *msg = w->msgs[s->worker].data + s->msg_off;
                 fprintf(stderr, "weft: item %" PRIu64 " failed: %.*s\n", w->first + i,
-                        (int)s->msg_len, s->msg_len ? text + s->len : "(no message)");
+                        (int)s->msg_len, s->msg_len ? msg : "(no message)");
                 r->printed++;
             }
         } else {
             r->ok++;
         }
-        if (!r->writer)
+        if (!write || !s->len)
             continue;
+        const char *text = w->bufs[s->worker].data + s->off;
         if (run_records && text != run_start + run_len) {
             if (!r->write_error)
                 r->write_error = weft__writer_framed(r->writer, run_start, run_len, run_records);
@@ -231,7 +325,7 @@ static void write_window(run_t *r, window_t *w)
         if (!run_records)
             run_start = text, run_len = 0;
         run_len += s->len;
-        run_records++;
+        run_records += s->records;
     }
     if (run_records && !r->write_error)
         r->write_error = weft__writer_framed(r->writer, run_start, run_len, run_records);
@@ -290,7 +384,8 @@ static int windows_alloc(run_t *r, size_t cap)
         w->items = calloc(cap, sizeof *w->items);
         w->slots = calloc(cap, sizeof *w->slots);
         w->bufs = calloc(r->threads, sizeof *w->bufs);
-        if (!w->items || !w->slots || !w->bufs)
+        w->msgs = calloc(r->threads, sizeof *w->msgs);
+        if (!w->items || !w->slots || !w->bufs || !w->msgs)
             return -ENOMEM;
     }
     return 0;
@@ -300,9 +395,13 @@ static void windows_free(run_t *r)
 {
     for (int k = 0; k < 2; k++) {
         window_t *w = &r->win[k];
-        if (w->bufs)
-            for (unsigned t = 0; t < r->threads; t++)
+        for (unsigned t = 0; t < r->threads; t++) {
+            if (w->bufs)
                 weft__buf_free(&w->bufs[t]);
+            if (w->msgs)
+                weft__buf_free(&w->msgs[t]);
+        }
+        free(w->msgs);
         free(w->items);
         free(w->slots);
         free(w->bufs);
@@ -377,6 +476,32 @@ static int start_plugin(run_t *r, weft_arg_value_t *args)
     return 0;
 }
 
+/* output = FILE.npy: the plugin's rows, in a file the runner creates. */
+static int open_array(run_t *r)
+{
+    const weft_plugin_t *p = &r->plugin->desc;
+    weft_row_spec_t spec = {0};
+    char msg[MSG_SIZE] = "";
+    if (!p->row_spec) {
+        fprintf(stderr, "weft: %s: plugin %s writes no array rows (it has no row_spec), "
+                        "so its output cannot be .npy\n", r->cfg->output, p->name);
+        return WEFT_EXIT_USAGE;
+    }
+    if (p->row_spec(r->state, &spec, msg, sizeof msg) != 0) {
+        fprintf(stderr, "weft: plugin %s: row_spec failed: %s\n", p->name, msg);
+        return WEFT_EXIT_USAGE;
+    }
+    if (r->source->total == WEFT__COUNT_UNKNOWN) {
+        fprintf(stderr, "weft: %s: a .npy output needs the item count up front, and "
+                        "standard input has none\n", r->cfg->output);
+        return WEFT_EXIT_USAGE;
+    }
+    if (weft__npy_create(&r->npy, r->cfg->output, spec.dtype, r->source->total, spec.row_len,
+                         r->err, ERR_SIZE) != 0)
+        return usage_error(r->err);
+    return 0;
+}
+
 static unsigned pick_threads(const run_t *r)
 {
     unsigned t = r->cfg->threads;
@@ -414,7 +539,7 @@ static int run_items(run_t *r)
     size_t size = WINDOW_MIN;
     for (;;) {
         for (unsigned t = 0; t < r->threads; t++)
-            w->bufs[t].len = 0;
+            w->bufs[t].len = w->msgs[t].len = 0;
         size_t got = 0;
         bool indexed = r->source->vt->at != NULL; /* items computed by the workers */
         int rc = weft__source_next(r->source, indexed ? NULL : w->items, size, &got, err,
@@ -480,11 +605,14 @@ static int finish_run(run_t *r, int status, bool quiet)
             print_finish_value(r, &res);
         }
     }
-    if (r->writer) {
-        if (weft__writer_close(&r->writer, r->err, ERR_SIZE) != 0) {
-            fprintf(stderr, "weft: %s\n", r->err);
-            status = WEFT_EXIT_OUTPUT;
-        }
+    if (r->writer && weft__writer_close(&r->writer, r->err, ERR_SIZE) != 0) {
+        fprintf(stderr, "weft: %s\n", r->err);
+        status = WEFT_EXIT_OUTPUT;
+    }
+    /* Rows of failed items are zeros; the array is kept, like other output. */
+    if (r->npy && status != WEFT_EXIT_USAGE && weft__npy_commit(&r->npy, r->err, ERR_SIZE)) {
+        fprintf(stderr, "weft: %s\n", r->err);
+        status = WEFT_EXIT_OUTPUT;
     }
     if (status == 0 && r->failed)
         status = WEFT_EXIT_ITEMS_FAILED;
@@ -509,6 +637,7 @@ int weft__run(const weft__run_opts_t *o)
     }
     r->t_start = now();
     pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->out_lock, NULL);
     pthread_cond_init(&r->cond, NULL);
     weft_arg_value_t *args = NULL;
     int status = prepare(r, o);
@@ -528,6 +657,7 @@ int weft__run(const weft__run_opts_t *o)
     }
     r->threads = pick_threads(r);
     r->frame = weft__frame_of(r->cfg->format);
+    r->writes_records = r->cfg->format == WEFT__FORMAT_JSON || r->cfg->format == WEFT__FORMAT_JSONL;
     weft_pool_settings_t ps;
     weft_pool_default_settings(&ps);
     ps.threads = r->threads;
@@ -542,11 +672,13 @@ int weft__run(const weft__run_opts_t *o)
     if (status)
         goto out;
     /* Opened last, so that no earlier error truncates an existing file. */
-    if (r->cfg->format != WEFT__FORMAT_NONE &&
-        weft__writer_open(&r->writer, r->cfg->output, r->cfg->format, r->err, ERR_SIZE) != 0) {
+    if (r->cfg->format == WEFT__FORMAT_NPY)
+        status = open_array(r);
+    else if (r->writes_records &&
+             weft__writer_open(&r->writer, r->cfg->output, r->cfg->format, r->err, ERR_SIZE))
         status = usage_error(r->err);
+    if (status)
         goto out;
-    }
     if (pthread_create(&r->writer_thread, NULL, writer_main, r) != 0) {
         status = usage_error("cannot start the writer thread");
         goto out;
@@ -566,6 +698,7 @@ out:
     }
     if (r->writer) /* only after an early error, reported already */
         weft__writer_close(&r->writer, r->err, ERR_SIZE);
+    weft__npy_abort(&r->npy);
     weft_pool_destroy(&r->pool);
     windows_free(r);
     free(r->workers);
@@ -575,6 +708,7 @@ out:
     weft__config_free(&r->cfg);
     pthread_cond_destroy(&r->cond);
     pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->out_lock);
     free(r);
     return status;
 }

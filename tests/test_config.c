@@ -236,7 +236,7 @@ static void finalize_format_errors(void **state)
     assert_err_has(fx, "cfg.ini:5: format = 'none':");
 
     assert_int_equal(load_final(fx, MINIMAL "format = xml\n"), -EINVAL);
-    assert_err_has(fx, "cfg.ini:4: format = 'xml': expected json, jsonl or none");
+    assert_err_has(fx, "cfg.ini:4: format = 'xml': expected json, jsonl, npy or none");
 
     assert_int_equal(load_final(fx, MINIMAL "output =\n"), -EINVAL);
     assert_err_has(fx, "cfg.ini:4: output = '':");
@@ -326,8 +326,22 @@ static void finalize_record_and_order(void **state)
     assert_err_has(fx, "cfg.ini:4: record = 'all': expected value or full");
 
     assert_int_equal(load_final(fx, MINIMAL "order = input\n"), 0);
-    assert_int_equal(load_final(fx, MINIMAL "order = any\n"), -EINVAL);
-    assert_err_has(fx, "cfg.ini:4: order = 'any': not supported yet");
+    assert_false(fx->cfg->order_any);
+    assert_int_equal(load_final(fx, MINIMAL "order = any\n"), 0);
+    assert_true(fx->cfg->order_any);
+    assert_int_equal(load_final(fx, MINIMAL "order = random\n"), -EINVAL);
+    assert_err_has(fx, "cfg.ini:4: order = 'random': expected input");
+
+    assert_int_equal(load_final(fx, MINIMAL "flatten = yes\n"), 0);
+    assert_true(fx->cfg->flatten);
+    assert_int_equal(load_final(fx, MINIMAL "flatten = sure\n"), -EINVAL);
+    assert_err_has(fx, "cfg.ini:4: flatten = 'sure': expected true/false");
+
+    /* .npy: from the extension, and never standard output. */
+    assert_int_equal(load_final(fx, MINIMAL "output = rows.npy\n"), 0);
+    assert_int_equal(fx->cfg->format, WEFT__FORMAT_NPY);
+    assert_int_equal(load_final(fx, MINIMAL "output = -\nformat = npy\n"), -EINVAL);
+    assert_err_has(fx, "a .npy output must be a file");
 }
 
 static void finalize_unknown_key(void **state)

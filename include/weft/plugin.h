@@ -119,6 +119,11 @@ typedef struct weft_result {
      * Write it with host->failf() or snprintf; empty means "no message". */
     char *msg;
     size_t msg_size;
+    /* Array output (see row_spec): this item's row inside the output file,
+     * row_len zeroed elements of the declared dtype, aligned to the
+     * element size; write it in place (nothing is copied).  NULL when the
+     * run has no array output.  A failed item's row is zeroed again. */
+    void *row;
 } weft_result_t;
 
 static inline void weft_result_int(weft_result_t *r, int64_t v)
@@ -148,6 +153,28 @@ static inline void weft_result_json(weft_result_t *r, const char *json, size_t l
     r->value.s.ptr = json;
     r->value.s.len = len;
 }
+
+/* ---- array output -------------------------------------------------------- */
+
+/* Element types of array rows, as NumPy names them (little-endian). */
+typedef enum weft_dtype {
+    WEFT_DTYPE_F64 = 1, /* '<f8' */
+    WEFT_DTYPE_F32,     /* '<f4' */
+    WEFT_DTYPE_I64,     /* '<i8' */
+    WEFT_DTYPE_I32,     /* '<i4' */
+    WEFT_DTYPE_I16,     /* '<i2' */
+    WEFT_DTYPE_I8,      /* '|i1' */
+    WEFT_DTYPE_U64,     /* '<u8' */
+    WEFT_DTYPE_U32,     /* '<u4' */
+    WEFT_DTYPE_U16,     /* '<u2' */
+    WEFT_DTYPE_U8,      /* '|u1' */
+} weft_dtype_t;
+
+/* One row of the output array per item. */
+typedef struct weft_row_spec {
+    weft_dtype_t dtype;
+    uint64_t row_len; /* elements per row, >= 1; 1 gives a 1-D array     */
+} weft_row_spec_t;
 
 /* Counts handed to finish(). */
 typedef struct weft_counts {
@@ -261,6 +288,13 @@ typedef struct weft_plugin {
 
     /* Optional.  Frees the state. */
     void (*destroy)(void *state);
+
+    /* Optional: the plugin fills rows of an array.  Called on main after
+     * init, with the bound arguments known.  When the run's output is a
+     * .npy file, the runner creates it as an (items, row_len) array of
+     * `dtype`, maps it, and hands each process_one its row in
+     * result->row.  Nonzero: the run stops (message in msg). */
+    int (*row_spec)(void *state, weft_row_spec_t *spec, char *msg, size_t msg_size);
 } weft_plugin_t;
 
 /* The entry symbol, declared here so a definition has a prior declaration. */

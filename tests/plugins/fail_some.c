@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <weft/plugin.h>
 
@@ -75,11 +76,27 @@ static int fail_process(void *state, void *ctx, const weft_item_t *item, weft_re
         return -1;
     }
     if (item->index % (uint64_t)s->args[ARG_EVERY].u.i == 0) {
+        /* scribble on the row: the runner must zero it again */
+        if (r->row)
+            memset(r->row, 0xAB, 16);
         snprintf(r->msg, r->msg_size, "item %llu refused \"on purpose\"",
                  (unsigned long long)item->index);
         return -1;
     }
+    if (r->row) { /* array output: [index, index^2] */
+        int64_t *row = r->row;
+        row[0] = (int64_t)item->index;
+        row[1] = (int64_t)(item->index * item->index);
+    }
     weft_result_int(r, (int64_t)item->index);
+    return 0;
+}
+
+static int fail_row_spec(void *state, weft_row_spec_t *spec, char *msg, size_t msg_size)
+{
+    (void)state, (void)msg, (void)msg_size;
+    spec->dtype = WEFT_DTYPE_I64;
+    spec->row_len = 2;
     return 0;
 }
 
@@ -112,4 +129,5 @@ WEFT_PLUGIN_DEFINE = {
     .process_one = fail_process,
     .finish = fail_finish,
     .destroy = free,
+    .row_spec = fail_row_spec,
 };

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NumPy .npy output, written in place: the file is created at its full
+ * size under a temporary name beside its final path, mapped, filled by the
+ * workers row by row, then synced and renamed, so the final name only ever
+ * holds a complete array.  Format: NumPy's NEP 1 ("format 1.0"): magic,
+ * version, a little-endian header length, a Python dict literal padded so
+ * the data starts 64-byte aligned.
+ */
+#ifndef WEFT_CORE_NPY_H
+#define WEFT_CORE_NPY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft/plugin.h"
+
+typedef struct weft__npy weft__npy_t;
+
+/* Bytes per element, and NumPy's descr ('<f8'); 0 / NULL if unknown. */
+size_t weft__dtype_size(weft_dtype_t dtype);
+const char *weft__dtype_descr(weft_dtype_t dtype);
+
+/* The header for shape (rows, row_len), or (rows,) when row_len == 1, into
+ * buf; returns its length (a multiple of 64) or 0 if it does not fit. */
+size_t weft__npy_header(char *buf, size_t size, weft_dtype_t dtype, uint64_t rows,
+                        uint64_t row_len);
+
+int weft__npy_create(weft__npy_t **out, const char *path, weft_dtype_t dtype, uint64_t rows,
+                     uint64_t row_len, char *err, size_t errlen);
+
+/* Row i's memory; thread-safe (pure arithmetic). */
+void *weft__npy_row(const weft__npy_t *a, uint64_t i);
+size_t weft__npy_row_bytes(const weft__npy_t *a);
+
+/* Syncs, unmaps, renames into place and syncs the folder.  *a becomes
+ * NULL; on error the temporary file is removed and err says why. */
+int weft__npy_commit(weft__npy_t **a, char *err, size_t errlen);
+
+/* Drops an unfinished array (removes the temporary file). */
+void weft__npy_abort(weft__npy_t **a);
+
+#endif
