@@ -159,10 +159,16 @@ int weft__plugin_dirs(const char *config_dir, const char *config_plugin_path,
     if ((r = dirlist_add(&l, strdup(WEFT_PLUGINDIR))) < 0)
         goto fail;
 #endif
-    /* Not knowing where we run from only loses this one folder. */
+    /* Not knowing where we run from only loses these folders.  An
+     * installed tree moved elsewhere (or installed with DESTDIR) still
+     * finds its plugins relative to bin/; a build tree has plugins/. */
     char *exe = exe_dir();
     if (exe) {
-        r = dirlist_add(&l, path_join(exe, "plugins", ""));
+#ifdef WEFT_PLUGINDIR_FROM_BINDIR
+        r = dirlist_add(&l, path_join(exe, WEFT_PLUGINDIR_FROM_BINDIR, ""));
+#endif
+        if (r >= 0)
+            r = dirlist_add(&l, path_join(exe, "plugins", ""));
         free(exe);
         if (r < 0)
             goto fail;

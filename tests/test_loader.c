@@ -324,27 +324,33 @@ static void loader_cwd_not_searched(void **state)
 
 /* ---- the search list --------------------------------------------------- */
 
-static void exe_plugins_dir(char *buf, size_t size)
+/* EXE_FOLDER/sub: the folders the loader derives from the executable. */
+static void exe_plugins_dir(char *buf, size_t size, const char *sub)
 {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     assert_true(n > 0);
     exe[n] = '\0';
     *strrchr(exe, '/') = '\0';
-    snprintf(buf, size, "%s/plugins", exe);
+    snprintf(buf, size, "%s/%s", exe, sub);
 }
+
+/* The built-in folders: install folder, the same from the executable, the
+ * build tree's plugins/ beside the executable. */
+#define N_BUILTIN 3
 
 static void loader_dirs_order(void **state)
 {
-    char exe_plugins[PATH_MAX + 16];
-    exe_plugins_dir(exe_plugins, sizeof exe_plugins);
+    char exe_plugins[PATH_MAX + 16], exe_install[PATH_MAX + 64];
+    exe_plugins_dir(exe_plugins, sizeof exe_plugins, "plugins");
+    exe_plugins_dir(exe_install, sizeof exe_install, WEFT_PLUGINDIR_FROM_BINDIR);
 
     assert_int_equal(setenv("WEFT_PLUGIN_PATH", ":/env/a::/env/b:", 1), 0);
     char **d = NULL;
     size_t n = 0;
     assert_int_equal(weft__plugin_dirs("/cfg", "rel:/abs::sub/dir", &d, &n), 0);
     const char *want[] = {"/cfg/rel", "/abs",   "/cfg/sub/dir", "/cfg",
-                          "/env/a",   "/env/b", WEFT_PLUGINDIR, exe_plugins};
+                          "/env/a",   "/env/b", WEFT_PLUGINDIR, exe_install, exe_plugins};
     for (size_t i = 0; i < n; i++)
         print_message("dir %zu: %s\n", i, d[i]);
     assert_int_equal(n, sizeof want / sizeof want[0]);
@@ -355,15 +361,16 @@ static void loader_dirs_order(void **state)
     /* No config: only the environment and the built-in folders. */
     assert_int_equal(unsetenv("WEFT_PLUGIN_PATH"), 0);
     assert_int_equal(weft__plugin_dirs(NULL, NULL, &d, &n), 0);
-    assert_int_equal(n, 2);
+    assert_int_equal(n, N_BUILTIN);
     assert_string_equal(d[0], WEFT_PLUGINDIR);
-    assert_string_equal(d[1], exe_plugins);
+    assert_string_equal(d[1], exe_install);
+    assert_string_equal(d[2], exe_plugins);
     free_dirs(d, n);
 
     /* A repeated folder is searched once. */
     assert_int_equal(setenv("WEFT_PLUGIN_PATH", "/cfg:/cfg", 1), 0);
     assert_int_equal(weft__plugin_dirs("/cfg", "/cfg", &d, &n), 0);
-    assert_int_equal(n, 3);
+    assert_int_equal(n, 1 + N_BUILTIN);
     assert_string_equal(d[0], "/cfg");
     free_dirs(d, n);
 
@@ -378,7 +385,7 @@ static void loader_dirs_empty_elements(void **state)
         char **d = NULL;
         size_t n = 0;
         assert_int_equal(weft__plugin_dirs(NULL, "::", &d, &n), 0);
-        assert_int_equal(n, 2); /* install folder, folder beside the exe */
+        assert_int_equal(n, N_BUILTIN); /* nothing from the empty elements */
         for (size_t i = 0; i < n; i++) {
             assert_string_not_equal(d[i], "");
             assert_string_not_equal(d[i], ".");

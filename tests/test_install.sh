@@ -1,0 +1,42 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Installs weft into a temporary root, runs a shipped config with the
+# installed binary and nothing else set, then builds the out-of-tree example
+# plugin against the installed pkg-config file and runs it.
+set -eu
+build=$WEFT_BUILD_ROOT
+src=$WEFT_SOURCE_ROOT
+tmp=$(mktemp -d /tmp/weft-install-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "test_install: $*" >&2; exit 1; }
+
+DESTDIR="$tmp/root" meson install -C "$build" --no-rebuild --quiet >/dev/null
+weft=$(find "$tmp/root" -path '*/bin/weft' -type f)
+[ -x "$weft" ] || fail "no installed bin/weft"
+pc=$(find "$tmp/root" -name weft.pc)
+[ -n "$pc" ] || fail "no installed weft.pc"
+ls "$(dirname "$pc")/../weft/plugins/pow4.so" >/dev/null || fail "no installed pow4.so"
+
+# The installed binary finds its plugins by itself (relative to bin/).
+printf '[run]\nplugin = pow4\nitems = 100\n' > "$tmp/pow4.ini"
+out=$(env -u WEFT_PLUGIN_PATH "$weft" run "$tmp/pow4.ini" -q)
+[ "$out" = "1950333330" ] || fail "pow4 over 0..99 gave '$out', want 1950333330"
+
+# The example builds against the installed SDK only.
+cp -r "$src/examples/greet" "$tmp/greet"
+PKG_CONFIG_PATH=$(dirname "$pc") meson setup "$tmp/greet/build" "$tmp/greet" >/dev/null \
+    || fail "meson setup of the example failed"
+meson compile -C "$tmp/greet/build" >/dev/null || fail "the example does not build"
+if nm -D --undefined-only "$tmp/greet/build/greet.so" | grep -q weft_; then
+    fail "greet.so links against weft symbols"
+fi
+
+out=$(env -u WEFT_PLUGIN_PATH "$weft" run "$tmp/greet/greet.ini" -q \
+    --set run.plugin_path=build --set run.format=jsonl)
+want='"Good morning, Ada!"
+"Good morning, Grace!"
+"Good morning, Ken Thompson!"
+"Good morning, Barbara \"Liskov\"!"'
+[ "$out" = "$want" ] || fail "greet gave:
+$out"
+echo "test_install: ok"
