@@ -1,0 +1,1027 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * exec: runs a command per item, GNU parallel style; the command's output
+ * (or its exit status) is the item's value.
+ *
+ * `command` is an argv template, split into words once, at init, by a small
+ * subset of sh that expands nothing:
+ *   - blanks (space, tab, newline, CR, VT, FF) outside quotes end a word;
+ *   - '...' groups, and everything inside is literal, backslash included;
+ *   - "..." groups; inside, a backslash escapes only " \ $ and ` and is kept
+ *     before anything else ("%s\n" reaches printf as %s\n);
+ *   - outside quotes, a backslash makes the next character literal;
+ *   - $VAR, $(...), `...`, globs and ~ are plain text: there is no shell;
+ *   - '' or "" is an empty word; an open quote or a trailing backslash is an
+ *     init error giving its position (1-based, in bytes).
+ * Placeholders are recognised anywhere in a word, quoted or not (quotes only
+ * group): {} and {path} the item text (a range item's number), {index},
+ * {number}, {stem} (the file name without folder and last extension) and
+ * {dir} (the folder, as dirname(1) has it).  {{ and }} are literal braces, as
+ * is a brace escaped by a backslash outside quotes.  {NAME} with NAME made
+ * of [A-Za-z0-9_./#%] and not one of the above is an init error; other
+ * braces are plain text, so awk '{print $1}' needs no escaping.  A template
+ * without a placeholder gets {} appended as its last word.  A value is
+ * always exactly its own bytes inside its word: never split, never parsed.
+ *
+ * shell = true runs `/bin/sh -c SCRIPT sh VALUE...` instead.  The template
+ * is the script, as written, except that each placeholder becomes a
+ * reference to the positional parameter holding its value, quoted for where
+ * it stands: "${1}" outside quotes, ${1} inside "...", '"${1}"' inside '...'
+ * (${NAME} is the shell's, not a placeholder).  An item's text is thus
+ * never shell code.  The scanner follows quotes, backslashes, $(...) and
+ * `...`; a construct it misreads (a case pattern's ')' in a $(...), a
+ * here-document) can make a value split or glob, never run.
+ *
+ * Children are started with posix_spawnp, which glibc implements as a
+ * clone(CLONE_VM | CLONE_VFORK) running only async-signal-safe code before
+ * execve: safe from many worker threads at once, unlike fork() with its
+ * copied locks.  Every pipe is made O_CLOEXEC by pipe2, and the child also
+ * closes every descriptor above 2: a child of worker A holding the write end
+ * of worker B's pipe would keep B reading until A's child exits.  Each child
+ * leads its own process group so that a timeout or max_output kills what it
+ * started too; it gets an empty signal mask (pool workers block every
+ * signal, and a mask is inherited), SIGPIPE's default action, stdin from
+ * /dev/null, and `cwd` (opened once at init) as its working folder.
+ *
+ * Per worker: the argv strings, the output buffer and the spawn attributes
+ * are reused; what an item allocates is what posix_spawn itself does (its
+ * file actions list and the child's stack).
+ *
+ * Outcomes: exit status 0 is ok; anything else fails the item with "exit
+ * status N", "killed by signal N (SIGNAME)", "cannot run 'NAME': strerror"
+ * (posix_spawnp's error: not found, not executable), "timed out after S s"
+ * or "output over max_output (N bytes)".  With capture = stdout+stderr both
+ * go to one pipe, so the value keeps the order they were written in, and a
+ * failure adds the first non-blank line of that output (at most 200 bytes).
+ *
+ * Limits: an item's output ends at EOF, so without a timeout a background
+ * process that keeps the pipe open holds its item until it exits.  Children
+ * lead their own process groups, so a Ctrl-C at the terminal reaches weft
+ * but not them: they run to completion (or to a SIGPIPE) after weft exits.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2, sigabbrev_np, addfchdir_np: also when built alone */
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <weft/plugin.h>
+
+extern char **environ;
+
+enum { ARG_COMMAND, ARG_SHELL, ARG_CAPTURE, ARG_MAX_OUTPUT, ARG_TIMEOUT, ARG_CWD };
+
+/* The shipped plugins' layout, a few fields a line. */
+/* clang-format off */
+static const weft_arg_spec_t exec_args[] = {
+    [ARG_COMMAND] = {.name = "command", .type = WEFT_ARG_STRING,
+                     .help = "argv template: quotes group, no expansion; {} {index} "
+                             "{number} {path} {stem} {dir}; no placeholder appends {}"},
+    [ARG_SHELL] = {.name = "shell", .type = WEFT_ARG_BOOL, .default_value = "false",
+                   .help = "run /bin/sh -c COMMAND, placeholders passed as positional "
+                           "parameters"},
+    [ARG_CAPTURE] = {.name = "capture", .type = WEFT_ARG_STRING,
+                     .default_value = "stdout",
+                     .help = "the value: stdout, stdout+stderr (as 2>&1), or none (the "
+                             "exit status)"},
+    [ARG_MAX_OUTPUT] = {.name = "max_output", .type = WEFT_ARG_INT,
+                        .default_value = "1048576",
+                        .help = "bytes of output an item may capture; more fails it",
+                        .min = 0, .max = 256 << 20},
+    [ARG_TIMEOUT] = {.name = "timeout", .type = WEFT_ARG_FLOAT, .default_value = "0",
+                     .help = "seconds before the command is killed; 0: no limit",
+                     .min = 0, .max = 1e6},
+    [ARG_CWD] = {.name = "cwd", .type = WEFT_ARG_PATH, .default_value = ".",
+                 .help = "working folder of the commands (default: the config's folder)"},
+};
+/* clang-format on */
+
+typedef enum capture { CAPTURE_NONE, CAPTURE_STDOUT, CAPTURE_BOTH } capture_t;
+
+/* What a piece of a word is: literal bytes or one placeholder's value. */
+enum { PH_LIT, PH_TEXT, PH_INDEX, PH_NUMBER, PH_STEM, PH_DIR, PH_COUNT };
+
+static const struct {
+    const char *name;
+    int kind;
+} placeholders[] = {
+    {"", PH_TEXT},         {"path", PH_TEXT}, {"index", PH_INDEX},
+    {"number", PH_NUMBER}, {"stem", PH_STEM}, {"dir", PH_DIR},
+};
+
+enum { FIRST_LINE_MAX = 200, NUM_MAX = 24, NEST_MAX = 32 };
+
+typedef struct piece {
+    uint32_t kind; /* PH_*                                  */
+    uint32_t off;  /* PH_LIT: bytes [off, off + len) of lit  */
+    uint32_t len;
+} piece_t;
+
+/* The template, split: word k is pieces [word_end[k - 1], word_end[k]). */
+typedef struct tpl {
+    piece_t *pieces;
+    size_t n_pieces, cap_pieces;
+    char *lit;
+    size_t n_lit, cap_lit;
+    size_t *word_end;
+    size_t n_words, cap_words;
+    bool in_word;
+    unsigned used; /* 1u << kind for each placeholder kind present */
+} tpl_t;
+
+typedef struct exec_state {
+    const weft_host_t *host;
+    tpl_t t;
+    capture_t capture;
+    bool shell;
+    size_t max_output;
+    double timeout;
+    int cwd_fd;
+} exec_state_t;
+
+typedef struct exec_worker {
+    alignas(64) const exec_state_t *s; /* own cache line: see aligned_alloc */
+    posix_spawnattr_t attr;
+    char **argv;     /* n_words + 1                                       */
+    size_t *arg_off; /* argv[k] = args + arg_off[k], fixed up after growth */
+    char *args;
+    size_t args_cap;
+    char *out; /* captured output; never more than max_output + 1 bytes */
+    size_t out_cap;
+    char num[2][NUM_MAX]; /* the item's index and number, in decimal    */
+} exec_worker_t;
+
+/* ---- building the template ------------------------------------------ */
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 16;
+    while (n < need)
+        n *= 2;
+    void *q = realloc(*p, n * elem);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+static int tpl_piece(tpl_t *t, uint32_t kind, uint32_t off, uint32_t len)
+{
+    if (grow((void **)&t->pieces, &t->cap_pieces, t->n_pieces + 1, sizeof *t->pieces))
+        return -1;
+    t->pieces[t->n_pieces++] = (piece_t){kind, off, len};
+    t->in_word = true;
+    if (kind != PH_LIT)
+        t->used |= 1u << kind;
+    return 0;
+}
+
+/* Starts a word without content yet: '' is a word. */
+static void tpl_begin(tpl_t *t)
+{
+    t->in_word = true;
+}
+
+/* Appends literal bytes to the current word, extending its last piece
+ * when that is the literal just before. */
+static int tpl_lit(tpl_t *t, const char *s, size_t n)
+{
+    if (t->n_lit + n > UINT32_MAX || grow((void **)&t->lit, &t->cap_lit, t->n_lit + n, 1))
+        return -1;
+    memcpy(t->lit + t->n_lit, s, n);
+    size_t first = t->n_words ? t->word_end[t->n_words - 1] : 0;
+    piece_t *last = t->n_pieces > first ? &t->pieces[t->n_pieces - 1] : NULL;
+    if (last && last->kind == PH_LIT && last->off + last->len == t->n_lit)
+        last->len += (uint32_t)n;
+    else if (tpl_piece(t, PH_LIT, (uint32_t)t->n_lit, (uint32_t)n))
+        return -1;
+    t->n_lit += n;
+    t->in_word = true;
+    return 0;
+}
+
+static int tpl_end(tpl_t *t)
+{
+    if (!t->in_word)
+        return 0;
+    if (grow((void **)&t->word_end, &t->cap_words, t->n_words + 1, sizeof *t->word_end))
+        return -1;
+    t->word_end[t->n_words++] = t->n_pieces;
+    t->in_word = false;
+    return 0;
+}
+
+static int tpl_word(tpl_t *t, const char *s)
+{
+    tpl_begin(t);
+    return tpl_lit(t, s, strlen(s)) || tpl_end(t) ? -1 : 0;
+}
+
+static void tpl_free(tpl_t *t)
+{
+    free(t->pieces);
+    free(t->lit);
+    free(t->word_end);
+    *t = (tpl_t){0};
+}
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static bool is_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '.' || c == '/' || c == '#' || c == '%';
+}
+
+/*
+ * At cmd[i], a brace: sets *adv to the bytes it takes and returns PH_LIT
+ * with *c the one literal character it stands for (a plain brace, or {{ / }}),
+ * a placeholder kind, or -1 with msg for an unknown {NAME}.
+ */
+static int scan_brace(const char *cmd, size_t i, bool after_dollar, size_t *adv, char *c,
+                      char *msg, size_t msg_size)
+{
+    *c = cmd[i];
+    *adv = 1;
+    if (cmd[i + 1] == cmd[i]) { /* {{ or }} */
+        *adv = 2;
+        return PH_LIT;
+    }
+    if (cmd[i] == '}')
+        return PH_LIT;
+    size_t j = i + 1;
+    while (is_name_char(cmd[j]))
+        j++;
+    if (cmd[j] != '}')
+        return PH_LIT;
+    size_t n = j - i - 1;
+    for (size_t k = 0; k < sizeof placeholders / sizeof placeholders[0]; k++) {
+        if (strlen(placeholders[k].name) == n &&
+            memcmp(placeholders[k].name, cmd + i + 1, n) == 0) {
+            *adv = n + 2;
+            return placeholders[k].kind;
+        }
+    }
+    bool gnu = false;
+    for (size_t k = i + 1; k < j; k++)
+        gnu |= cmd[k] == '.' || cmd[k] == '/' || cmd[k] == '#' || cmd[k] == '%' ||
+               (cmd[k] >= '0' && cmd[k] <= '9');
+    snprintf(
+        msg, msg_size,
+        "command: unknown placeholder '%.*s' at position %zu (known: {} {path} {index} "
+        "{number} {stem} {dir}; {{ and }} are literal braces)%s",
+        (int)(n + 2), cmd + i, i + 1,
+        after_dollar ? "; there is no $ expansion unless shell = true"
+        : gnu        ? "; GNU parallel's other replacement strings are not supported"
+                     : "");
+    return -1;
+}
+
+static int nomem(char *msg, size_t msg_size)
+{
+    snprintf(msg, msg_size, "out of memory");
+    return -1;
+}
+
+/* Splits a non-shell template into words; see the top of the file. */
+static int parse_words(tpl_t *t, const char *cmd, char *msg, size_t msg_size)
+{
+    enum { Q_NONE, Q_SINGLE, Q_DOUBLE } q = Q_NONE;
+    size_t q_at = 0;
+    bool dollar = false; /* the previous character was a plain '$' */
+    for (size_t i = 0; cmd[i];) {
+        char c = cmd[i];
+        bool was_dollar = dollar;
+        dollar = false;
+        if (c == '{' || c == '}') {
+            size_t adv;
+            char lit;
+            int kind = scan_brace(cmd, i, was_dollar, &adv, &lit, msg, msg_size);
+            if (kind < 0)
+                return -1;
+            if (kind == PH_LIT ? tpl_lit(t, &lit, 1) : tpl_piece(t, (uint32_t)kind, 0, 0))
+                return nomem(msg, msg_size);
+            i += adv;
+            continue;
+        }
+        if (q == Q_SINGLE) {
+            if (c == '\'')
+                q = Q_NONE;
+            else if (tpl_lit(t, &c, 1))
+                return nomem(msg, msg_size);
+            i++;
+            continue;
+        }
+        if (c == '\\') {
+            char next = cmd[i + 1];
+            if (!next) {
+                snprintf(msg, msg_size,
+                         "command: backslash at position %zu escapes nothing", i + 1);
+                return -1;
+            }
+            bool escapes =
+                q == Q_NONE || next == '"' || next == '\\' || next == '$' || next == '`';
+            /* Outside quotes or before one of those four, the next byte is
+             * taken as is; otherwise the backslash is kept and the next
+             * byte read normally (it may be a quote or a brace). */
+            if (escapes ? tpl_lit(t, &next, 1) : tpl_lit(t, &c, 1))
+                return nomem(msg, msg_size);
+            i += escapes ? 2 : 1;
+            continue;
+        }
+        if (q == Q_DOUBLE) {
+            if (c == '"')
+                q = Q_NONE;
+            else if (tpl_lit(t, &c, 1))
+                return nomem(msg, msg_size);
+            dollar = c == '$';
+            i++;
+            continue;
+        }
+        if (is_blank(c)) {
+            if (tpl_end(t))
+                return nomem(msg, msg_size);
+        } else if (c == '\'' || c == '"') {
+            q = c == '\'' ? Q_SINGLE : Q_DOUBLE;
+            q_at = i;
+            tpl_begin(t);
+        } else {
+            if (tpl_lit(t, &c, 1))
+                return nomem(msg, msg_size);
+            dollar = c == '$';
+        }
+        i++;
+    }
+    if (q != Q_NONE) {
+        snprintf(msg, msg_size,
+                 "command: unbalanced %c: the quote at position %zu is never closed",
+                 q == Q_SINGLE ? '\'' : '"', q_at + 1);
+        return -1;
+    }
+    if (tpl_end(t))
+        return nomem(msg, msg_size);
+    return 0;
+}
+
+/*
+ * shell = true: the script, placeholders turned into positional parameter
+ * references quoted for their context.  param[kind] is the parameter
+ * number given to each kind on first use (0: unused); *n_params counts them.
+ */
+static int parse_script(tpl_t *t, const char *cmd, int param[PH_COUNT], int *n_params,
+                        char *msg, size_t msg_size)
+{
+    enum { Q_NONE, Q_SINGLE, Q_DOUBLE };
+    enum { END, PAREN, BACKTICK };
+    struct frame {
+        int q, closer;
+        unsigned parens;
+        size_t q_at, at;
+    } st[NEST_MAX] = {{Q_NONE, END, 0, 0, 0}};
+    int top = 0;
+    bool dollar = false;
+    tpl_begin(t);
+    for (size_t i = 0; cmd[i];) {
+        struct frame *f = &st[top];
+        char c = cmd[i];
+        bool was_dollar = dollar;
+        dollar = false;
+        if (c == '{' && was_dollar && f->q != Q_SINGLE) {
+            /* ${NAME...}: the shell's parameter expansion, copied to its '}'. */
+            const char *end = strchr(cmd + i, '}');
+            size_t n = end ? (size_t)(end - cmd - i) + 1 : strlen(cmd + i);
+            if (tpl_lit(t, cmd + i, n))
+                return nomem(msg, msg_size);
+            i += n;
+            continue;
+        }
+        if (c == '{' || c == '}') {
+            size_t adv;
+            char lit;
+            int kind = scan_brace(cmd, i, false, &adv, &lit, msg, msg_size);
+            if (kind < 0)
+                return -1;
+            int rc;
+            if (kind == PH_LIT) {
+                rc = tpl_lit(t, &lit, 1);
+            } else {
+                if (!param[kind])
+                    param[kind] = ++*n_params;
+                char ref[32];
+                int n = snprintf(ref, sizeof ref,
+                                 f->q == Q_NONE     ? "\"${%d}\""
+                                 : f->q == Q_DOUBLE ? "${%d}"
+                                                    : "'\"${%d}\"'",
+                                 param[kind]);
+                rc = tpl_lit(t, ref, (size_t)n);
+            }
+            if (rc)
+                return nomem(msg, msg_size);
+            i += adv;
+            continue;
+        }
+        size_t take = 1;
+        if (f->q == Q_SINGLE) {
+            if (c == '\'')
+                f->q = Q_NONE;
+        } else if (c == '\\') {
+            if (!cmd[i + 1]) {
+                snprintf(msg, msg_size,
+                         "command: backslash at position %zu escapes nothing", i + 1);
+                return -1;
+            }
+            take = 2; /* the shell reads the pair; neither is syntax here */
+        } else if (c == '\'' && f->q == Q_NONE) {
+            f->q = Q_SINGLE;
+            f->q_at = i;
+        } else if (c == '"') {
+            if (f->q == Q_DOUBLE) {
+                f->q = Q_NONE;
+            } else {
+                f->q = Q_DOUBLE;
+                f->q_at = i;
+            }
+        } else if ((c == '$' && cmd[i + 1] == '(') ||
+                   (c == '`' && f->closer != BACKTICK)) {
+            if (top + 1 == NEST_MAX) {
+                snprintf(msg, msg_size,
+                         "command: nested more than %d deep at position %zu",
+                         NEST_MAX - 1, i + 1);
+                return -1;
+            }
+            st[++top] = (struct frame){Q_NONE, c == '`' ? BACKTICK : PAREN, 0, 0, i};
+            take = c == '`' ? 1 : 2;
+        } else if (c == '`' && f->q == Q_NONE) {
+            top--; /* the closing backtick */
+        } else if (f->q == Q_NONE && f->closer == PAREN && c == '(') {
+            f->parens++;
+        } else if (f->q == Q_NONE && f->closer == PAREN && c == ')') {
+            if (f->parens)
+                f->parens--;
+            else
+                top--;
+        } else if (c == '$') {
+            dollar = true;
+        }
+        if (tpl_lit(t, cmd + i, take))
+            return nomem(msg, msg_size);
+        i += take;
+    }
+    const struct frame *f = &st[top];
+    if (f->q != Q_NONE) {
+        snprintf(msg, msg_size,
+                 "command: unbalanced %c: the quote at position %zu is never closed",
+                 f->q == Q_SINGLE ? '\'' : '"', f->q_at + 1);
+        return -1;
+    }
+    if (top > 0) {
+        snprintf(msg, msg_size, "command: the %s at position %zu is never closed",
+                 f->closer == PAREN ? "$(" : "`", f->at + 1);
+        return -1;
+    }
+    if (!*n_params) { /* no placeholder: the item is the last argument */
+        param[PH_TEXT] = ++*n_params;
+        if (tpl_lit(t, " \"${1}\"", 7))
+            return nomem(msg, msg_size);
+    }
+    return tpl_end(t) ? nomem(msg, msg_size) : 0;
+}
+
+/* True when word k is one literal piece equal to s. */
+static bool word_is(const tpl_t *t, size_t k, const char *s)
+{
+    size_t first = k ? t->word_end[k - 1] : 0;
+    if (t->word_end[k] - first != 1 || t->pieces[first].kind != PH_LIT)
+        return false;
+    const piece_t *p = &t->pieces[first];
+    return p->len == strlen(s) && memcmp(t->lit + p->off, s, p->len) == 0;
+}
+
+/* `sh -c 'echo {}'` without shell = true puts the raw item into a script:
+ * legal (the user wrote it), but almost always meant as "$1". */
+static void warn_raw_script(const exec_state_t *s)
+{
+    const tpl_t *t = &s->t;
+    static const char *const shells[] = {
+        "sh",      "bash",      "dash",      "zsh",           "ksh",         "mksh",
+        "/bin/sh", "/bin/bash", "/bin/dash", "/usr/bin/bash", "/usr/bin/zsh"};
+    bool shell = false;
+    for (size_t k = 0; k < sizeof shells / sizeof shells[0] && t->n_words; k++)
+        shell |= word_is(t, 0, shells[k]);
+    for (size_t k = 1; shell && k + 1 < t->n_words; k++) {
+        if (!word_is(t, k, "-c"))
+            continue;
+        for (size_t p = t->word_end[k]; p < t->word_end[k + 1]; p++)
+            if (t->pieces[p].kind != PH_LIT) {
+                s->host->logf(s->host,
+                              "warning: a placeholder inside the script of "
+                              "'sh -c' is pasted in as shell code; pass it as an "
+                              "argument (sh -c '... \"$1\"' sh {}) or set "
+                              "shell = true");
+                return;
+            }
+        return;
+    }
+}
+
+/* ---- one item --------------------------------------------------------- */
+
+typedef struct span {
+    const char *p;
+    size_t n;
+} span_t;
+
+/* basename(1) and dirname(1) of s, and the stem: the base without its last
+ * extension (".bashrc", "." and ".." have none). */
+static void split_path(span_t s, span_t *dir, span_t *stem)
+{
+    size_t end = s.n;
+    while (end > 1 && s.p[end - 1] == '/')
+        end--;
+    if (end == 1 && s.p[0] == '/') {
+        *dir = *stem = (span_t){"/", 1};
+        return;
+    }
+    size_t slash = end;
+    while (slash > 0 && s.p[slash - 1] != '/')
+        slash--;
+    span_t base = {s.p + slash, end - slash};
+    if (slash == 0) {
+        *dir = (span_t){".", 1};
+    } else {
+        size_t d = slash;
+        while (d > 1 && s.p[d - 1] == '/')
+            d--;
+        *dir = (span_t){s.p, d};
+    }
+    size_t dot = base.n;
+    while (dot > 0 && base.p[dot - 1] != '.')
+        dot--;
+    bool dots_only = base.n <= 2 && (base.n == 0 || base.p[0] == '.') &&
+                     (base.n < 2 || base.p[1] == '.');
+    if (dot > 1 && !dots_only)
+        base.n = dot - 1;
+    *stem = base;
+}
+
+/* Builds w->argv for the item.  0, or -1 with the item failed. */
+static int build_argv(exec_worker_t *w, const exec_state_t *s, const weft_item_t *item,
+                      weft_result_t *r)
+{
+    const tpl_t *t = &s->t;
+    span_t v[PH_COUNT] = {{0}};
+    int n_index = snprintf(w->num[0], NUM_MAX, "%" PRIu64, item->index);
+    int n_number = snprintf(w->num[1], NUM_MAX, "%" PRId64, item->number);
+    v[PH_INDEX] = (span_t){w->num[0], (size_t)n_index};
+    v[PH_NUMBER] = (span_t){w->num[1], (size_t)n_number};
+    if (item->text) {
+        v[PH_TEXT] = (span_t){item->text, item->text_len};
+        if (memchr(item->text, '\0', item->text_len) &&
+            (t->used & (1u << PH_TEXT | 1u << PH_STEM | 1u << PH_DIR)))
+            return s->host->failf(r,
+                                  "the item holds a NUL byte: it cannot be an argument");
+    } else {
+        v[PH_TEXT] = v[PH_NUMBER]; /* range items: {} is the number */
+    }
+    if (t->used & (1u << PH_STEM | 1u << PH_DIR))
+        split_path(v[PH_TEXT], &v[PH_DIR], &v[PH_STEM]);
+
+    size_t need = 0;
+    for (size_t k = 0; k < t->n_pieces; k++)
+        need += t->pieces[k].kind == PH_LIT ? t->pieces[k].len : v[t->pieces[k].kind].n;
+    need += t->n_words;
+    if (need > w->args_cap) {
+        size_t cap = w->args_cap * 2 > need ? w->args_cap * 2 : need;
+        char *p = realloc(w->args, cap);
+        if (!p)
+            return s->host->failf(r, "out of memory for the arguments (%zu bytes)", need);
+        w->args = p;
+        w->args_cap = cap;
+    }
+    size_t len = 0, p = 0;
+    for (size_t k = 0; k < t->n_words; k++) {
+        w->arg_off[k] = len;
+        for (; p < t->word_end[k]; p++) {
+            const piece_t *pc = &t->pieces[p];
+            span_t x =
+                pc->kind == PH_LIT ? (span_t){t->lit + pc->off, pc->len} : v[pc->kind];
+            memcpy(w->args + len, x.p, x.n);
+            len += x.n;
+        }
+        w->args[len++] = '\0';
+    }
+    for (size_t k = 0; k < t->n_words; k++)
+        w->argv[k] = w->args + w->arg_off[k];
+    w->argv[t->n_words] = NULL;
+    return 0;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Milliseconds until deadline for poll (rounded up), -1 for none. */
+static int poll_ms(double deadline)
+{
+    if (deadline == 0)
+        return -1;
+    double left = deadline - now();
+    if (left <= 0)
+        return 0;
+    return left > 1e6 ? 1000000000 : (int)(left * 1000.0) + 1;
+}
+
+/* 0, or the errno of waitpid (ECHILD if the host set SIGCHLD to SIG_IGN). */
+static int reap(pid_t pid, int *status)
+{
+    while (waitpid(pid, status, 0) < 0)
+        if (errno != EINTR)
+            return errno;
+    return 0;
+}
+
+/* The child and its process group. */
+static void kill_child(pid_t pid, int *status)
+{
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL); /* in case it left its group */
+    reap(pid, status);
+}
+
+typedef enum outcome { RAN, TIMED_OUT, TOO_MUCH, NO_MEMORY, LOST } outcome_t;
+
+/*
+ * Reads fd (when >= 0) into w->out until EOF, then waits for the child; both
+ * bounded by deadline (0: none).  *len is the output read.  Never leaves a
+ * child unreaped.  LOST: waitpid failed, its errno in *status.
+ */
+static outcome_t collect(exec_worker_t *w, const exec_state_t *s, pid_t pid, int fd,
+                         double deadline, size_t *len, int *status)
+{
+    size_t limit = s->max_output + 1; /* one byte over tells "too much" */
+    *len = 0;
+    while (fd >= 0) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int n = poll(&pfd, 1, poll_ms(deadline));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0) {
+            close(fd);
+            kill_child(pid, status);
+            return TIMED_OUT;
+        }
+        if (*len == w->out_cap) {
+            size_t cap = w->out_cap * 2 < limit ? w->out_cap * 2 : limit;
+            char *p = realloc(w->out, cap);
+            if (!p) {
+                close(fd);
+                kill_child(pid, status);
+                return NO_MEMORY;
+            }
+            w->out = p;
+            w->out_cap = cap;
+        }
+        ssize_t got = read(fd, w->out + *len, w->out_cap - *len);
+        if (got < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (got <= 0) { /* EOF, or an error that ends the stream alike */
+            close(fd);
+            break;
+        }
+        *len += (size_t)got;
+        if (*len >= limit) {
+            close(fd);
+            kill_child(pid, status);
+            return TOO_MUCH;
+        }
+    }
+    if (deadline == 0) {
+        int err = reap(pid, status);
+        if (err)
+            *status = err;
+        return err ? LOST : RAN;
+    }
+    /* A child can close its output and live on: wait on a pidfd, which
+     * polls readable when the process exits. */
+    int pidfd = pidfd_open(pid, 0);
+    outcome_t result = RAN;
+    for (unsigned nap_us = 50;;) {
+        pid_t done = waitpid(pid, status, WNOHANG);
+        if (done == pid)
+            break;
+        if (done < 0 && errno != EINTR) {
+            *status = errno;
+            result = LOST;
+            break;
+        }
+        int ms = poll_ms(deadline);
+        if (ms == 0) {
+            kill_child(pid, status);
+            if (pidfd >= 0)
+                close(pidfd);
+            return TIMED_OUT;
+        }
+        if (pidfd >= 0) {
+            struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+            poll(&pfd, 1, ms);
+        } else { /* no pidfd (old kernel, seccomp): nap, doubling to 10 ms */
+            struct timespec ts = {0, (long)nap_us * 1000};
+            nanosleep(&ts, NULL);
+            nap_us = nap_us < 10000 ? nap_us * 2 : 10000;
+        }
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    return result;
+}
+
+/* The first non-blank line of the output, at most FIRST_LINE_MAX bytes cut
+ * at a UTF-8 boundary. */
+static span_t first_line(const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && is_blank(p[i]))
+        i++;
+    size_t end = i;
+    while (end < n && p[end] != '\n' && p[end] != '\r' && end - i < FIRST_LINE_MAX)
+        end++;
+    if (end < n && end - i == FIRST_LINE_MAX)
+        while (end > i && ((unsigned char)p[end] & 0xC0) == 0x80)
+            end--;
+    while (end > i && is_blank(p[end - 1]))
+        end--;
+    return (span_t){p + i, end - i};
+}
+
+static int exec_process(void *state, void *ctx, const weft_item_t *item, weft_result_t *r)
+{
+    const exec_state_t *s = state;
+    exec_worker_t *w = ctx;
+    const weft_host_t *h = s->host;
+    if (build_argv(w, s, item, r))
+        return -1;
+    const char *name = w->argv[0];
+    char why[128]; /* strerror_r (GNU): strerror's buffer is not ours here */
+
+    int pipefd[2] = {-1, -1};
+    if (s->capture != CAPTURE_NONE && pipe2(pipefd, O_CLOEXEC) != 0)
+        return h->failf(r, "cannot run '%s': pipe: %s", name,
+                        strerror_r(errno, why, sizeof why));
+
+    /* dup2s first: they read the pipe end before /dev/null may take fd 0. */
+    posix_spawn_file_actions_t fa;
+    int rc = posix_spawn_file_actions_init(&fa);
+    if (!rc && pipefd[1] >= 0)
+        rc = posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
+    if (!rc && s->capture == CAPTURE_BOTH)
+        rc = posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDERR_FILENO);
+    /* Not captured, stdout goes nowhere: weft's own stdout may be the JSON. */
+    if (!rc && s->capture == CAPTURE_NONE)
+        rc = posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY,
+                                              0);
+    if (!rc)
+        rc =
+            posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    if (!rc)
+        rc = posix_spawn_file_actions_addfchdir_np(&fa, s->cwd_fd);
+    if (!rc)
+        rc = posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
+    pid_t pid = -1;
+    if (!rc)
+        rc = posix_spawnp(&pid, name, &fa, &w->attr, w->argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (pipefd[1] >= 0)
+        close(pipefd[1]); /* the child's copy is the only writer now */
+    if (rc) {
+        if (pipefd[0] >= 0)
+            close(pipefd[0]);
+        return h->failf(r, "cannot run '%s': %s", name, strerror_r(rc, why, sizeof why));
+    }
+
+    double deadline = s->timeout > 0 ? now() + s->timeout : 0;
+    size_t len = 0;
+    int status = 0;
+    switch (collect(w, s, pid, pipefd[0], deadline, &len, &status)) {
+    case TIMED_OUT:
+        return h->failf(r, "timed out after %g s", s->timeout);
+    case TOO_MUCH:
+        return h->failf(r, "output over max_output (%zu bytes)", s->max_output);
+    case NO_MEMORY:
+        return h->failf(r, "out of memory for the output (%zu bytes)", len);
+    case LOST:
+        return h->failf(r, "cannot wait for '%s': %s", name,
+                        strerror_r(status, why, sizeof why));
+    case RAN:
+        break;
+    }
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        const char *abbrev = sigabbrev_np(sig);
+        return h->failf(r, "killed by signal %d (SIG%s)", sig, abbrev ? abbrev : "?");
+    }
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (code != 0) {
+        /* 127 and 126 are what sh says for "not found", "not executable". */
+        const char *hint = code == 127   ? " (command not found?)"
+                           : code == 126 ? " (not executable?)"
+                                         : "";
+        span_t line =
+            s->capture == CAPTURE_BOTH ? first_line(w->out, len) : (span_t){"", 0};
+        return h->failf(r, "exit status %d%s%s%.*s", code, hint, line.n ? ": " : "",
+                        (int)line.n, line.p);
+    }
+    if (s->capture == CAPTURE_NONE) {
+        weft_result_int(r, 0);
+        return 0;
+    }
+    if (len > 0 && w->out[len - 1] == '\n')
+        len--;
+    weft_result_string(r, w->out, len);
+    return 0;
+}
+
+/* ---- workers ------------------------------------------------------------ */
+
+static void exec_worker_fini(void *state, unsigned worker, void *ctx)
+{
+    (void)state, (void)worker;
+    exec_worker_t *w = ctx;
+    if (!w)
+        return;
+    posix_spawnattr_destroy(&w->attr);
+    free(w->argv);
+    free(w->arg_off);
+    free(w->args);
+    free(w->out);
+    free(w);
+}
+
+static int exec_worker_init(void *state, unsigned worker, unsigned workers, void **ctx,
+                            char *msg, size_t msg_size)
+{
+    (void)worker, (void)workers;
+    const exec_state_t *s = state;
+    /* Rounded up to whole cache lines, as aligned_alloc wants a multiple. */
+    size_t size = (sizeof(exec_worker_t) + 63) & ~(size_t)63;
+    exec_worker_t *w = aligned_alloc(64, size);
+    if (!w)
+        return nomem(msg, msg_size);
+    memset(w, 0, size);
+    w->s = s;
+    if (posix_spawnattr_init(&w->attr) != 0) {
+        free(w);
+        return nomem(msg, msg_size);
+    }
+    sigset_t none, pipe_only;
+    sigemptyset(&none);
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    int rc = posix_spawnattr_setflags(
+        &w->attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+    rc = rc ? rc : posix_spawnattr_setsigmask(&w->attr, &none);
+    rc = rc ? rc : posix_spawnattr_setsigdefault(&w->attr, &pipe_only);
+    rc = rc ? rc : posix_spawnattr_setpgroup(&w->attr, 0);
+    w->argv = calloc(s->t.n_words + 1, sizeof *w->argv);
+    w->arg_off = calloc(s->t.n_words + 1, sizeof *w->arg_off);
+    w->args_cap = s->t.n_lit + s->t.n_words + 4096;
+    w->args = malloc(w->args_cap);
+    w->out_cap = s->max_output + 1 < 65536 ? s->max_output + 1 : 65536;
+    w->out = s->capture != CAPTURE_NONE ? malloc(w->out_cap) : NULL;
+    if (rc || !w->argv || !w->arg_off || !w->args ||
+        (s->capture != CAPTURE_NONE && !w->out)) {
+        exec_worker_fini(state, worker, w);
+        if (!rc)
+            return nomem(msg, msg_size);
+        snprintf(msg, msg_size, "spawn attributes: %s", strerror(rc));
+        return -1;
+    }
+    *ctx = w;
+    return 0;
+}
+
+/* ---- the run ------------------------------------------------------------ */
+
+static void exec_destroy(void *state)
+{
+    exec_state_t *s = state;
+    if (!s)
+        return;
+    if (s->cwd_fd >= 0)
+        close(s->cwd_fd);
+    tpl_free(&s->t);
+    free(s);
+}
+
+static int exec_init(const weft_host_t *host, const weft_arg_value_t *args, void **state,
+                     char *msg, size_t msg_size)
+{
+    exec_state_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return nomem(msg, msg_size);
+    s->host = host;
+    s->cwd_fd = -1;
+    s->shell = args[ARG_SHELL].u.b;
+    s->max_output = (size_t)args[ARG_MAX_OUTPUT].u.i;
+    s->timeout = args[ARG_TIMEOUT].u.f;
+
+    const char *cap = args[ARG_CAPTURE].u.s;
+    if (strcmp(cap, "stdout") == 0)
+        s->capture = CAPTURE_STDOUT;
+    else if (strcmp(cap, "stdout+stderr") == 0)
+        s->capture = CAPTURE_BOTH;
+    else if (strcmp(cap, "none") == 0)
+        s->capture = CAPTURE_NONE;
+    else {
+        snprintf(msg, msg_size, "capture = '%s': expected none, stdout or stdout+stderr",
+                 cap);
+        goto fail;
+    }
+
+    const char *cwd = args[ARG_CWD].u.s[0] ? args[ARG_CWD].u.s : host->config_dir;
+    s->cwd_fd = open(cwd, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->cwd_fd < 0) {
+        snprintf(msg, msg_size, "cwd '%s': %s", cwd, strerror(errno));
+        goto fail;
+    }
+
+    const char *cmd = args[ARG_COMMAND].u.s;
+    const char *c = cmd;
+    while (is_blank(*c))
+        c++;
+    if (!*c) {
+        snprintf(msg, msg_size, "command is empty");
+        goto fail;
+    }
+    if (s->shell) {
+        int param[PH_COUNT] = {0}, n_params = 0;
+        if (tpl_word(&s->t, "/bin/sh") || tpl_word(&s->t, "-c")) {
+            nomem(msg, msg_size);
+            goto fail;
+        }
+        if (parse_script(&s->t, cmd, param, &n_params, msg, msg_size))
+            goto fail;
+        if (tpl_word(&s->t, "sh")) { /* $0, for the shell's messages */
+            nomem(msg, msg_size);
+            goto fail;
+        }
+        for (int n = 1; n <= n_params; n++)
+            for (int kind = PH_TEXT; kind < PH_COUNT; kind++)
+                if (param[kind] == n &&
+                    (tpl_piece(&s->t, (uint32_t)kind, 0, 0) || tpl_end(&s->t))) {
+                    nomem(msg, msg_size);
+                    goto fail;
+                }
+    } else {
+        if (parse_words(&s->t, cmd, msg, msg_size))
+            goto fail;
+        if (!s->t.used && (tpl_piece(&s->t, PH_TEXT, 0, 0) || tpl_end(&s->t))) {
+            nomem(msg, msg_size);
+            goto fail;
+        }
+        warn_raw_script(s);
+    }
+    *state = s;
+    return 0;
+fail:
+    exec_destroy(s);
+    return -1;
+}
+
+WEFT_PLUGIN_DEFINE = {
+    WEFT_PLUGIN_HEADER,
+    .name = "exec",
+    .version = "1.0.0",
+    .description =
+        "Runs a command per item (GNU parallel style); its output is the value",
+    .args = exec_args,
+    .n_args = sizeof exec_args / sizeof exec_args[0],
+    .init = exec_init,
+    .worker_init = exec_worker_init,
+    .worker_fini = exec_worker_fini,
+    .process_one = exec_process,
+    .destroy = exec_destroy,
+};

@@ -1,0 +1,847 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * End to end: the exec plugin run by the weft binary on configs written to a
+ * temporary folder.  Outputs are compared byte for byte with what the items
+ * must give when each reaches the command as exactly one argument; failures
+ * through `record = full`, so the message is checked with the item.
+ *
+ * weft's stdin is a pipe this process keeps open for the whole run: a
+ * command that read weft's stdin instead of /dev/null would block, and the
+ * item's timeout would say so.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "weft/plugin.h"
+
+static char tmp[64];
+static char out_path[128], err_path[128];
+
+typedef struct outcome {
+    int status; /* exit status, or 128 + signal */
+    char *out, *err;
+} outcome_t;
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return s;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Runs WEFT_EXE with args (NULL-terminated), stdin a pipe held open. */
+static outcome_t run_weft(const char *const *args)
+{
+    const char *exe = getenv("WEFT_EXE");
+    assert_non_null(exe);
+    const char *argv[16] = {exe};
+    size_t n = 1;
+    for (; args[n - 1]; n++) {
+        assert_true(n < 15);
+        argv[n] = args[n - 1];
+    }
+    argv[n] = NULL;
+    int in[2];
+    assert_int_equal(pipe(in), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (o < 0 || e < 0)
+            _exit(127);
+        dup2(in[0], 0), dup2(o, 1), dup2(e, 2);
+        /* Only 0-2 reach weft, so that any other fd a command sees leaked
+         * from weft's side. */
+        close(in[0]), close(in[1]), close(o), close(e);
+        /* As some launchers leave it: the commands must get it back. */
+        signal(SIGPIPE, SIG_IGN);
+        execv(exe, (char *const *)argv);
+        _exit(127);
+    }
+    close(in[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    close(in[1]);
+    outcome_t r = {.status =
+                       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
+                   .out = slurp(out_path, NULL),
+                   .err = slurp(err_path, NULL)};
+    assert_non_null(r.out);
+    assert_non_null(r.err);
+    return r;
+}
+
+#define RUN(...) run_weft((const char *const[]){__VA_ARGS__, NULL})
+
+/* Checks status, stdout (exactly, unless NULL) and a piece of stderr. */
+static void expect(outcome_t *o, int status, const char *out, const char *in_err)
+{
+    if (o->status != status || (in_err && !strstr(o->err, in_err)))
+        fail_msg("exit %d (want %d); stderr:\n%s\n(want it to contain '%s')", o->status,
+                 status, o->err, in_err ? in_err : "");
+    if (out && strcmp(o->out, out) != 0)
+        fail_msg("stdout:\n%s\nwant:\n%s\nstderr:\n%s", o->out, out, o->err);
+    free(o->out);
+    free(o->err);
+}
+
+static char *in_tmp(const char *fmt, ...) WEFT_PRINTF(1, 2);
+static char *in_tmp(const char *fmt, ...)
+{
+    static char path[4][256];
+    static int next;
+    char *p = path[next++ % 4];
+    int len = snprintf(p, sizeof path[0], "%s/", tmp);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p + len, sizeof path[0] - (size_t)len, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+static void write_file(const char *path, const char *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* items.txt: one item per line. */
+static void items(const char *const *lines, size_t n)
+{
+    FILE *f = fopen(in_tmp("items.txt"), "wb");
+    assert_non_null(f);
+    for (size_t k = 0; k < n; k++)
+        fprintf(f, "%s\n", lines[k]);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* exec.ini: the items of items.txt, JSON lines on stdout, full records;
+ * run_extra goes to [run], args to [args]. */
+static const char *job(const char *run_extra, const char *args)
+{
+    static char path[128];
+    snprintf(path, sizeof path, "%s/exec.ini", tmp);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "[run]\nplugin = exec\nitems = lines:items.txt\noutput = -\nformat = jsonl\n"
+            "record = full\n%s[args]\n%s",
+            run_extra, args);
+    assert_int_equal(fclose(f), 0);
+    return path;
+}
+
+static void rm_rf(const char *path)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Fails if a command an item tried to inject left its mark. */
+static void assert_no_pwned(void)
+{
+    static const char *const marks[] = {"PWNED", "PWNED2", "PWNED3", "PWNED4", "*"};
+    for (size_t k = 0; k < sizeof marks / sizeof marks[0]; k++)
+        if (access(in_tmp("%s", marks[k]), F_OK) == 0)
+            fail_msg("%s/%s exists: an item ran as shell code", tmp, marks[k]);
+}
+
+/* The JSON string weft writes for a string of printable ASCII and UTF-8. */
+static void json_string(char *out, size_t size, const char *s)
+{
+    size_t n = 0;
+    out[n++] = '"';
+    for (; *s; s++) {
+        assert_true(n + 8 < size);
+        if (*s == '"' || *s == '\\')
+            out[n++] = '\\', out[n++] = *s;
+        else if (*s == '\t')
+            out[n++] = '\\', out[n++] = 't';
+        else
+            out[n++] = *s;
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+}
+
+/* Appends text to want (size bytes), which must hold it. */
+static void append(char *want, size_t size, const char *text)
+{
+    size_t len = strlen(want), n = strlen(text);
+    assert_true(len + n < size);
+    memcpy(want + len, text, n + 1);
+}
+
+/* Appends {"index":i,"ok":true,"value":"..."} and a newline to want. */
+static void want_ok(char *want, size_t size, size_t i, const char *value)
+{
+    char line[1200];
+    snprintf(line, sizeof line, "{\"index\":%zu,\"ok\":true,\"value\":", i);
+    append(want, size, line);
+    json_string(line, sizeof line, value);
+    append(want, size, line);
+    append(want, size, "}\n");
+}
+
+static void want_fail(char *want, size_t size, size_t i, const char *msg)
+{
+    char line[1200];
+    snprintf(line, sizeof line, "{\"index\":%zu,\"ok\":false,\"error\":", i);
+    append(want, size, line);
+    json_string(line, sizeof line, msg);
+    append(want, size, line);
+    append(want, size, "}\n");
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmp, sizeof tmp, "/tmp/weft-exec-XXXXXX");
+    if (!mkdtemp(tmp))
+        return -1;
+    snprintf(out_path, sizeof out_path, "%s/stdout", tmp);
+    snprintf(err_path, sizeof err_path, "%s/stderr", tmp);
+    setenv("WEFT_PLUGIN_PATH", getenv("WEFT_PLUGINS"), 1);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rm_rf(tmp);
+    return 0;
+}
+
+/* ---- items reach the command untouched, as one argument ------------------ */
+
+static const char *const nasty[] = {
+    "plain",
+    "two words",
+    "  lead and trail  ",
+    "it's",
+    "say \"hi\"",
+    "back\\slash \\n \\",
+    "$HOME ${HOME} ~",
+    "a; touch PWNED;",
+    "*",
+    "$(touch PWNED2)",
+    "`touch PWNED3`",
+    "\"; touch PWNED4; \"",
+    "x'; touch PWNED; '",
+    "{} {index} {{",
+    "-n",
+    "",
+    "\t tab",
+    "caf\xC3\xA9 \xE6\x97\xA5",
+    "%s %d %%",
+};
+enum { N_NASTY = sizeof nasty / sizeof nasty[0] };
+
+static void exec_items_are_one_argument(void **state)
+{
+    (void)state;
+    items(nasty, N_NASTY);
+    char want[8192];
+
+    /* printf's format is its own word: an item is never a format. */
+    want[0] = '\0';
+    for (size_t k = 0; k < N_NASTY; k++)
+        want_ok(want, sizeof want, k, nasty[k]);
+    outcome_t o = RUN("run", job("", "command = printf %s {}\n"), "-j", "3");
+    expect(&o, 0, want, "19 ok, 0 failed");
+    assert_no_pwned();
+
+    /* The argv a program receives, one [..] per argument. */
+    want[0] = '\0';
+    for (size_t k = 0; k < N_NASTY; k++) {
+        char v[256];
+        snprintf(v, sizeof v, "[%s]", nasty[k]);
+        want_ok(want, sizeof want, k, v);
+    }
+    o = RUN("run", job("", "command = /bin/sh -c 'printf \"[%s]\" \"$@\"' sh {}\n"));
+    expect(&o, 0, want, "19 ok");
+    assert_no_pwned();
+
+    /* Placeholders inside words, quoting, escapes, literal braces. */
+    static const char *const two[] = {"x y", "it's"};
+    items(two, 2);
+    o = RUN("run", job("", "command = /bin/sh -c 'printf \"[%s]\" \"$@\"' sh pre{}post "
+                           "\"a {} b\" '{}' \"{index}:{}\" {{}} \\{} '' \"\\\"\\\\\\n\" "
+                           "a\\ b\\'\n"));
+    want[0] = '\0';
+    want_ok(want, sizeof want, 0,
+            "[prex ypost][a x y b][x y][0:x y][{}][{}][][\"\\\\n][a b']");
+    want_ok(want, sizeof want, 1,
+            "[preit'spost][a it's b][it's][1:it's][{}][{}][][\"\\\\n][a b']");
+    expect(&o, 0, want, "2 ok");
+}
+
+/* ---- placeholders --------------------------------------------------------- */
+
+static void exec_placeholders(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *stem, *dir;
+    } paths[] = {
+        {"a/b/c.tar.gz", "c.tar", "a/b"},
+        {"plain", "plain", "."},
+        {"/abs/x.txt", "x", "/abs"},
+        {".bashrc", ".bashrc", "."},
+        {"/", "/", "/"},
+        {"d/e/", "e", "d"},
+        {"//twice//f.c", "f", "//twice"},
+        {"noext.", "noext", "."},
+        {"sp ace/my file.txt", "my file", "sp ace"},
+        {"", "", "."},
+    };
+    enum { N = sizeof paths / sizeof paths[0] };
+    const char *lines[N];
+    for (size_t k = 0; k < N; k++)
+        lines[k] = paths[k].text;
+    items(lines, N);
+    char want[4096] = "";
+    for (size_t k = 0; k < N; k++) {
+        char v[512];
+        snprintf(v, sizeof v, "[%zu][%s][%s][%s][%s][%zu]", k, paths[k].stem,
+                 paths[k].dir, paths[k].text, paths[k].text, k);
+        want_ok(want, sizeof want, k, v);
+    }
+    outcome_t o = RUN("run", job("", "command = /bin/sh -c 'printf \"[%s]\" \"$@\"' sh "
+                                     "{index} {stem} {dir} {path} {} {number}\n"));
+    expect(&o, 0, want, "10 ok");
+
+    /* Range items: {} and {number} are the number, {index} counts from 0. */
+    const char *cfg =
+        job("", "command = printf %s/%s/%s/%s {} {index} {number} {stem}\n");
+    o = RUN("run", cfg, "--set", "run.items=5..8");
+    want[0] = '\0';
+    want_ok(want, sizeof want, 0, "5/0/5/5");
+    want_ok(want, sizeof want, 1, "6/1/6/6");
+    want_ok(want, sizeof want, 2, "7/2/7/7");
+    expect(&o, 0, want, "3 ok");
+}
+
+static void exec_appends_item_without_placeholder(void **state)
+{
+    (void)state;
+    static const char *const two[] = {"a b", "c"};
+    items(two, 2);
+    char want[512] = "";
+    want_ok(want, sizeof want, 0, "<a b>");
+    want_ok(want, sizeof want, 1, "<c>");
+    outcome_t o = RUN("run", job("", "command = printf '<%s>'\n"));
+    expect(&o, 0, want, "2 ok");
+
+    /* Literal braces are not a placeholder. */
+    want[0] = '\0';
+    want_ok(want, sizeof want, 0, "{a b}");
+    want_ok(want, sizeof want, 1, "{c}");
+    o = RUN("run", job("", "command = printf {{%s}}\n"));
+    expect(&o, 0, want, "2 ok");
+}
+
+/* ---- failing commands ----------------------------------------------------- */
+
+static void exec_failed_items(void **state)
+{
+    (void)state;
+    static const char *const codes[] = {"0", "3", "0", "1"};
+    items(codes, 4);
+    char want[1024] = "";
+    want_ok(want, sizeof want, 0, "");
+    want_fail(want, sizeof want, 1, "exit status 3");
+    want_ok(want, sizeof want, 2, "");
+    want_fail(want, sizeof want, 3, "exit status 1");
+    outcome_t o =
+        RUN("run", job("", "command = /bin/sh -c 'exit \"$1\"' sh {}\n"), "-j", "2");
+    expect(&o, 1, want, "item 1 failed: exit status 3");
+
+    /* The brief's two: no placeholder, so the item is appended (and
+     * ignored by false, $0 of sh). */
+    static const char *const one[] = {"x"};
+    items(one, 1);
+    want[0] = '\0';
+    want_fail(want, sizeof want, 0, "exit status 1");
+    o = RUN("run", job("", "command = false\n"));
+    expect(&o, 1, want, "0 ok, 1 failed");
+    want[0] = '\0';
+    want_fail(want, sizeof want, 0, "exit status 3");
+    o = RUN("run", job("", "command = sh -c 'exit 3'\n"));
+    expect(&o, 1, want, "item 0 failed: exit status 3");
+
+    /* A child starts with no signal blocked (pool workers block them all,
+     * and a mask is inherited) and SIGPIPE not ignored. */
+    const char *fields[32];
+    for (int k = 0; k < 32; k++)
+        fields[k] = k % 2 ? "SigIgn" : "SigBlk";
+    items(fields, 32); /* 32 over 8 threads: most run on pool workers */
+    o = RUN("run", job("", "command = grep -h ^{}: /proc/self/status\n"), "-j", "8");
+    const char *at = o.out;
+    for (int k = 0; k < 32; k++) {
+        at = strstr(at, k % 2 ? "SigIgn:\\t" : "SigBlk:\\t");
+        assert_non_null(at);
+        at += 9;
+        unsigned long long bits = strtoull(at, NULL, 16);
+        if (k % 2 ? (bits & 1ull << (SIGPIPE - 1)) != 0 : bits != 0)
+            fail_msg("item %d: the child has %.6s %#llx:\n%s", k, at - 9, bits, o.out);
+    }
+    expect(&o, 0, NULL, "32 ok");
+
+    /* Killed by a signal. */
+    items(one, 1);
+    want[0] = '\0';
+    want_fail(want, sizeof want, 0, "killed by signal 15 (SIGTERM)");
+    o = RUN("run", job("", "command = /bin/sh -c 'kill -TERM $$; sleep 5'\n"));
+    expect(&o, 1, want, "killed by signal 15");
+
+    /* stdout+stderr: one stream, as 2>&1; a failure quotes its first line. */
+    want[0] = '\0';
+    want_fail(want, sizeof want, 0, "exit status 4: bad thing happened");
+    o = RUN("run",
+            job("",
+                "capture = stdout+stderr\n"
+                "command = /bin/sh -c 'echo \"  bad thing happened  \" >&2; exit 4'\n"));
+    expect(&o, 1, want, NULL);
+    want[0] = '\0';
+    want_ok(want, sizeof want, 0, "out\nerr");
+    o = RUN("run", job("", "capture = stdout+stderr\n"
+                           "command = /bin/sh -c 'echo out; echo err >&2'\n"));
+    /* \n in the value is written as \n: compare that way. */
+    expect(&o, 0, "{\"index\":0,\"ok\":true,\"value\":\"out\\nerr\"}\n", "1 ok");
+
+    /* capture = stdout leaves stderr to weft's stderr. */
+    o = RUN("run",
+            job("", "command = /bin/sh -c 'echo to-stderr >&2; echo to-stdout'\n"));
+    expect(&o, 0, "{\"index\":0,\"ok\":true,\"value\":\"to-stdout\"}\n", "to-stderr");
+
+    /* capture = none: the value is the exit status; stdout is dropped, not
+     * mixed into weft's JSON. */
+    o = RUN("run", job("", "capture = none\ncommand = echo noise\n"));
+    expect(&o, 0, "{\"index\":0,\"ok\":true,\"value\":0}\n", "1 ok");
+
+    /* What sh reports as 127. */
+    want[0] = '\0';
+    want_fail(want, sizeof want, 0, "exit status 127 (command not found?)");
+    o = RUN("run", job("", "command = /bin/sh -c no-such-command-weft\n"));
+    expect(&o, 1, want, "not found");
+}
+
+static void exec_cannot_run(void **state)
+{
+    (void)state;
+    static const char *const two[] = {"a", "b"};
+    items(two, 2);
+    char want[1024] = "";
+    want_fail(want, sizeof want, 0,
+              "cannot run 'no-such-command-weft': No such file or directory");
+    want_fail(want, sizeof want, 1,
+              "cannot run 'no-such-command-weft': No such file or directory");
+    outcome_t o = RUN("run", job("", "command = no-such-command-weft {}\n"), "-j", "2");
+    expect(&o, 1, want, "0 ok, 2 failed");
+
+    want[0] = '\0';
+    want_fail(want, sizeof want, 0,
+              "cannot run './missing.sh': No such file or directory");
+    want_fail(want, sizeof want, 1,
+              "cannot run './missing.sh': No such file or directory");
+    o = RUN("run", job("", "command = ./missing.sh\n"));
+    expect(&o, 1, want, NULL);
+
+    /* No execute bit: even root gets EACCES. */
+    write_file(in_tmp("noexec.sh"), "#!/bin/sh\necho hi\n", 18);
+    want[0] = '\0';
+    want_fail(want, sizeof want, 0, "cannot run './noexec.sh': Permission denied");
+    want_fail(want, sizeof want, 1, "cannot run './noexec.sh': Permission denied");
+    o = RUN("run", job("", "command = ./noexec.sh\n"));
+    expect(&o, 1, want, NULL);
+
+    /* An item with a NUL byte cannot be an argument; the others run. */
+    write_file(in_tmp("items.txt"), "a\0b\nok\n", 7);
+    want[0] = '\0';
+    want_fail(want, sizeof want, 0,
+              "the item holds a NUL byte: it cannot be an argument");
+    want_ok(want, sizeof want, 1, "ok");
+    o = RUN("run", job("", "command = printf %s {}\n"));
+    expect(&o, 1, want, NULL);
+}
+
+/* ---- limits --------------------------------------------------------------- */
+
+/* True once pid is gone or a zombie (its reaper may be slow). */
+static bool dead(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+static void exec_timeout(void **state)
+{
+    (void)state;
+    static const char *const secs[] = {"10", "0", "10"};
+    items(secs, 3);
+    char want[1024] = "";
+    want_fail(want, sizeof want, 0, "timed out after 0.3 s");
+    want_ok(want, sizeof want, 1, "");
+    want_fail(want, sizeof want, 2, "timed out after 0.3 s");
+    double t0 = now();
+    outcome_t o = RUN("run", job("", "timeout = 0.3\ncommand = sleep {}\n"), "-j", "2");
+    double took = now() - t0;
+    expect(&o, 1, want, "1 ok, 2 failed");
+    if (took > 3.0)
+        fail_msg("timed-out items took %.1f s to stop", took);
+
+    /* The whole process group goes, not just the shell. */
+    static const char *const pidfile[] = {"sleeper.pid"};
+    items(pidfile, 1);
+    want[0] = '\0';
+    want_fail(want, sizeof want, 0, "timed out after 0.2 s");
+    t0 = now();
+    o = RUN("run",
+            job("", "timeout = 0.2\n"
+                    "command = /bin/sh -c 'sleep 10 & echo $! > \"$1\"; wait' sh {}\n"));
+    expect(&o, 1, want, NULL);
+    char *text = slurp(in_tmp("sleeper.pid"), NULL);
+    assert_non_null(text);
+    pid_t pid = (pid_t)atoi(text);
+    free(text);
+    assert_true(pid > 1);
+    while (!dead(pid) && now() - t0 < 3.0)
+        usleep(10000);
+    if (!dead(pid)) {
+        kill(pid, SIGKILL);
+        fail_msg("the background sleep (pid %d) outlived its timed-out item", (int)pid);
+    }
+
+    /* A child that closes its output and lingers still times out. */
+    items(secs, 1);
+    want[0] = '\0';
+    want_fail(want, sizeof want, 0, "timed out after 0.2 s");
+    t0 = now();
+    o = RUN(
+        "run",
+        job("", "timeout = 0.2\ncommand = /bin/sh -c 'exec >&-; sleep \"$1\"' sh {}\n"));
+    took = now() - t0;
+    expect(&o, 1, want, NULL);
+    assert_true(took < 3.0);
+
+    /* stdin is /dev/null, not weft's (a pipe that never ends, here). */
+    want[0] = '\0';
+    want_ok(want, sizeof want, 0, "eof");
+    o = RUN("run", job("", "timeout = 5\ncommand = /bin/sh -c 'cat; echo eof' {}\n"));
+    expect(&o, 0, want, "1 ok");
+}
+
+static void exec_max_output(void **state)
+{
+    (void)state;
+    static const char *const one[] = {"0123456789"};
+    items(one, 1);
+    char want[1024] = "";
+    want_ok(want, sizeof want, 0, "0123456789");
+    outcome_t o = RUN("run", job("", "max_output = 10\ncommand = printf %s {}\n"));
+    expect(&o, 0, want, "1 ok");
+    want[0] = '\0';
+    want_fail(want, sizeof want, 0, "output over max_output (9 bytes)");
+    o = RUN("run", job("", "max_output = 9\ncommand = printf %s {}\n"));
+    expect(&o, 1, want, NULL);
+
+    /* Endless output: the child is killed, the run ends. */
+    want[0] = '\0';
+    want_fail(want, sizeof want, 0, "output over max_output (1000 bytes)");
+    o = RUN("run", job("", "max_output = 1000\ncommand = yes\n"));
+    expect(&o, 1, want, NULL);
+
+    /* Past the first buffer: 200000 bytes come back whole, the last
+     * newline dropped. */
+    o = RUN("run", job("", "command = /bin/sh -c 'yes 0123456789 | head -n 20000' {}\n"));
+    size_t cap = 20000 * 13 + 64;
+    char *big = malloc(cap);
+    assert_non_null(big);
+    size_t n = (size_t)snprintf(big, cap, "{\"index\":0,\"ok\":true,\"value\":\"");
+    for (int k = 0; k < 20000; k++)
+        n += (size_t)snprintf(big + n, cap - n, k ? "\\n0123456789" : "0123456789");
+    snprintf(big + n, cap - n, "\"}\n");
+    expect(&o, 0, big, "1 ok");
+    free(big);
+}
+
+/* ---- shell = true ----------------------------------------------------------- */
+
+static void exec_shell(void **state)
+{
+    (void)state;
+    items(nasty, N_NASTY);
+    static const struct {
+        const char *command, *fmt;
+    } cases[] = {
+        {"printf '%s|' {}", "%s|"},
+        {"printf '[%s]' \"in dq {}\"", "[in dq %s]"},
+        {"printf '[%s]' 'in sq {}'", "[in sq %s]"},
+        {"printf '[%s]' \"$(printf '%s' {})\"", "[%s]"},
+        {"printf '[%s]' `printf '%s' {}`x", "[%sx]"},
+        {"printf '<%s>'", "<%s>"}, /* no placeholder: "$1" appended */
+        {"test -n \"${PATH}\" && printf '%s' {}", "%s"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char want[8192] = "", args[512];
+        for (size_t k = 0; k < N_NASTY; k++) {
+            char v[256];
+            snprintf(v, sizeof v, cases[c].fmt, nasty[k]);
+            /* `...` without quotes splits: only one-word items compare. */
+            if (c == 4 && (strpbrk(nasty[k], " \t*") || !*nasty[k] || nasty[k][0] == '-'))
+                continue;
+            want_ok(want, sizeof want, k, v);
+        }
+        snprintf(args, sizeof args, "shell = true\ncommand = %s\n", cases[c].command);
+        outcome_t o = RUN("run", job("", args));
+        if (c == 4) { /* just the lines of the one-word items */
+            for (char *line = strtok(want, "\n"); line; line = strtok(NULL, "\n"))
+                if (!strstr(o.out, line))
+                    fail_msg("`...` case: stdout\n%s\nlacks %s", o.out, line);
+            expect(&o, 0, NULL, "19 ok");
+        } else {
+            expect(&o, 0, want, "19 ok");
+        }
+        assert_no_pwned();
+    }
+}
+
+/* ---- init errors -------------------------------------------------------------- */
+
+static void exec_init_errors(void **state)
+{
+    (void)state;
+    static const char *const one[] = {"a"};
+    items(one, 1);
+    static const struct {
+        const char *args, *err;
+    } cases[] = {
+        {"command = printf 'abc {}\n",
+         "init failed: command: unbalanced ': the quote at position 8 is never closed"},
+        {"command = printf \"abc {}\n",
+         "command: unbalanced \": the quote at position 8 is never closed"},
+        {"command = printf %s {xyz}\n",
+         "command: unknown placeholder '{xyz}' at position 11 (known: {} {path} {index} "
+         "{number} {stem} {dir}; {{ and }} are literal braces)"},
+        {"command = echo ${HOME}\n", "there is no $ expansion unless shell = true"},
+        {"command = echo {/.}\n", "GNU parallel's other replacement strings"},
+        {"command = echo abc\\\n", "command: backslash at position 9 escapes nothing"},
+        {"shell = true\ncommand = echo 'abc\n", "unbalanced ': the quote at position 6"},
+        {"shell = true\ncommand = echo \"$(date\n",
+         "the $( at position 7 is never closed"},
+        {"shell = true\ncommand = echo {nope}\n",
+         "unknown placeholder '{nope}' at position 6"},
+        {"command =\n", "command is empty"},
+        {"command = echo\ncapture = both\n",
+         "capture = 'both': expected none, stdout or stdout+stderr"},
+        {"command = echo\ncwd = no/such/folder\n",
+         "no/such/folder': No such file or directory"},
+        {"command = echo\nmax_output = -1\n", "max_output"},
+        {"command = echo\ntimeout = -1\n", "timeout"},
+        {"shell = true\n", "command"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        outcome_t o = RUN("run", job("", cases[c].args));
+        expect(&o, 2, "", cases[c].err);
+    }
+
+    /* A placeholder pasted into an sh -c script works, with a warning. */
+    outcome_t o = RUN("run", job("", "command = sh -c 'echo {}'\n"));
+    expect(&o, 0, "{\"index\":0,\"ok\":true,\"value\":\"a\"}\n",
+           "warning: a placeholder inside the script of 'sh -c'");
+}
+
+/* ---- ordering, load ---------------------------------------------------------- */
+
+static void exec_same_output_any_threads(void **state)
+{
+    (void)state;
+    enum { N = 100 };
+    char *lines[N];
+    char want[16384] = "";
+    for (int k = 0; k < N; k++) {
+        lines[k] = malloc(32);
+        assert_non_null(lines[k]);
+        snprintf(lines[k], 32, "item %d  x", k);
+        char v[64];
+        snprintf(v, sizeof v, "%d:%s", k, lines[k]);
+        want_ok(want, sizeof want, (size_t)k, v);
+    }
+    items((const char *const *)lines, N);
+    /* Every 7th item is slow, so items finish out of order. */
+    const char *cfg =
+        job("", "command = /bin/sh -c 'case \"$2\" in *7*) sleep 0.05;; esac; "
+                "printf \"%s:%s\" \"$1\" \"$2\"' sh {index} {}\n");
+    char *first = NULL;
+    static const char *const threads[] = {"1", "8"};
+    for (int t = 0; t < 2; t++) {
+        outcome_t o = RUN("run", cfg, "-j", threads[t]);
+        if (t == 0)
+            first = strdup(o.out);
+        else if (strcmp(o.out, first) != 0)
+            fail_msg("1 and 8 threads differ:\n%s\n---\n%s", first, o.out);
+        expect(&o, 0, want, "100 ok, 0 failed");
+    }
+    free(first);
+    for (int k = 0; k < N; k++)
+        free(lines[k]);
+}
+
+/* 300 children from 8 threads: the run ends, every item ok, and each child
+ * holds exactly fds 0-2 (ls adds 3, its own listing of /proc/self/fd).  A
+ * pipe end leaked from a concurrent spawn would show as a 4th. */
+static void exec_many_items(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    char *lines[N];
+    size_t cap = (size_t)N * 64;
+    char *want = malloc(cap), *want2 = malloc(cap);
+    assert_non_null(want);
+    assert_non_null(want2);
+    want[0] = want2[0] = '\0';
+    for (int k = 0; k < N; k++) {
+        lines[k] = malloc(16);
+        assert_non_null(lines[k]);
+        snprintf(lines[k], 16, "n %d", k);
+        want_ok(want, cap, (size_t)k, lines[k]);
+        size_t len = strlen(want2);
+        snprintf(want2 + len, cap - len,
+                 "{\"index\":%d,\"ok\":true,\"value\":\"0\\n1\\n2\\n3\"}\n", k);
+    }
+    items((const char *const *)lines, N);
+    double t0 = now();
+    outcome_t o =
+        RUN("run", job("", "timeout = 30\ncommand = printf %s {}\n"), "-j", "8");
+    expect(&o, 0, want, "300 ok, 0 failed");
+    o = RUN("run",
+            job("", "timeout = 30\ncommand = /bin/sh -c 'exec ls /proc/self/fd' {}\n"),
+            "-j", "8");
+    expect(&o, 0, want2, "300 ok, 0 failed");
+    assert_true(now() - t0 < 60.0);
+    for (int k = 0; k < N; k++)
+        free(lines[k]);
+    free(want);
+    free(want2);
+}
+
+/* ---- cwd, the shipped config -------------------------------------------------- */
+
+static void exec_cwd(void **state)
+{
+    (void)state;
+    static const char *const one[] = {"it"};
+    items(one, 1);
+    char real[PATH_MAX], want[2048] = "";
+    assert_non_null(realpath(tmp, real));
+    want_ok(want, sizeof want, 0, real);
+    outcome_t o = RUN("run", job("", "command = /bin/sh -c pwd {}\n"));
+    expect(&o, 0, want, "1 ok");
+
+    /* A relative command is found in cwd, itself relative to the config. */
+    assert_int_equal(mkdir(in_tmp("sub"), 0777), 0);
+    static const char script[] = "#!/bin/sh\nprintf 'hello %s from %s' \"$1\" \"$PWD\"\n";
+    write_file(in_tmp("sub/hello.sh"), script, sizeof script - 1);
+    assert_int_equal(chmod(in_tmp("sub/hello.sh"), 0755), 0);
+    char v[PATH_MAX + 64];
+    snprintf(v, sizeof v, "hello it from %s/sub", real);
+    want[0] = '\0';
+    want_ok(want, sizeof want, 0, v);
+    o = RUN("run", job("", "cwd = sub\ncommand = ./hello.sh\n"));
+    expect(&o, 0, want, "1 ok");
+}
+
+static void exec_invalid_utf8(void **state)
+{
+    (void)state;
+    static const char *const one[] = {"x"};
+    items(one, 1);
+    outcome_t o = RUN("run", job("", "command = printf '\\377ok%s\\n\\n'\n"));
+    /* One U+FFFD for the bad byte; only the last newline is dropped. */
+    expect(&o, 0, "{\"index\":0,\"ok\":true,\"value\":\"\xEF\xBF\xBDokx\\n\"}\n", "1 ok");
+}
+
+static void exec_shipped_config(void **state)
+{
+    (void)state;
+    char cfg[512];
+    snprintf(cfg, sizeof cfg, "%s/configs/exec.ini", getenv("WEFT_SOURCE_ROOT"));
+    outcome_t o = RUN("run", cfg, "-q");
+    expect(&o, 0,
+           "[\n"
+           "\"[hello]\",\n"
+           "\"[two words]\",\n"
+           "\"[  spaces kept at both ends  ]\",\n"
+           "\"[it's \\\"quoted\\\"]\",\n"
+           "\"[no $HOME; no * glob; no \\\\n]\",\n"
+           "\"[]\"\n"
+           "]\n",
+           NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(exec_items_are_one_argument),
+        cmocka_unit_test(exec_placeholders),
+        cmocka_unit_test(exec_appends_item_without_placeholder),
+        cmocka_unit_test(exec_failed_items),
+        cmocka_unit_test(exec_cannot_run),
+        cmocka_unit_test(exec_timeout),
+        cmocka_unit_test(exec_max_output),
+        cmocka_unit_test(exec_shell),
+        cmocka_unit_test(exec_init_errors),
+        cmocka_unit_test(exec_same_output_any_threads),
+        cmocka_unit_test(exec_many_items),
+        cmocka_unit_test(exec_cwd),
+        cmocka_unit_test(exec_invalid_utf8),
+        cmocka_unit_test(exec_shipped_config),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
