@@ -82,6 +82,7 @@ static outcome_t run_weft(const char *const *args)
         if (o < 0 || e < 0 || in < 0)
             _exit(127);
         dup2(o, 1), dup2(e, 2), dup2(in, 0);
+        close(o), close(e), close(in); /* weft's children must not inherit them */
         execv(exe, (char *const *)argv);
         _exit(127);
     }
