@@ -2,24 +2,33 @@
 /* The `weft` command line. */
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "describe.h"
+#include "loader.h"
 #include "run.h"
 #include "weft/weft.h"
 
 static const char usage_text[] =
     "usage: weft run CONFIG [--set SECTION.KEY=VALUE]... [--threads N]\n"
     "                       [--output FILE] [--quiet]\n"
+    "       weft check CONFIG [--set SECTION.KEY=VALUE]...\n"
+    "       weft describe PLUGIN\n"
+    "       weft plugins\n"
     "       weft --help | --version\n"
     "\n"
     "Runs a task plugin over many items in parallel, as a config file says.\n"
     "\n"
     "commands:\n"
     "  run CONFIG          run the job CONFIG describes (an INI file)\n"
+    "  check CONFIG        validate CONFIG, its plugin and arguments; run nothing\n"
+    "  describe PLUGIN     a plugin's arguments, and an [args] block to paste\n"
+    "  plugins             the plugins found on the search path\n"
     "\n"
     "run options:\n"
     "  --set S.K=V         override key K of section [S] (run or args),\n"
@@ -29,8 +38,30 @@ static const char usage_text[] =
     "                      directory), - for standard output, or none\n"
     "  -q, --quiet         no summary line\n"
     "\n"
+    "Plugins are looked up in the config's plugin_path and folder, then\n"
+    "$WEFT_PLUGIN_PATH, then weft's install folder; never the current directory.\n"
+    "\n"
     "exit status: 0 all items ok, 1 some items failed (all other results kept),\n"
     "2 usage, config or plugin error (nothing ran), 3 results could not be written.\n";
+
+static const char run_help[] =
+    "usage: weft run CONFIG [--set SECTION.KEY=VALUE]... [-j N] [-o FILE] [-q]\n"
+    "Runs the job CONFIG describes.  See weft --help for the options.\n";
+static const char check_help[] =
+    "usage: weft check CONFIG [--set SECTION.KEY=VALUE]... [-j N] [-o FILE]\n"
+    "Loads CONFIG and its plugin, checks every key and bound argument and opens\n"
+    "the items, then says what would run.  Runs nothing, writes nothing.\n"
+    "Exit status 0 if the job is valid, 2 (with file:line: message) if not.\n";
+static const char describe_help[] =
+    "usage: weft describe PLUGIN\n"
+    "Prints PLUGIN's version, description and arguments (type, default, range,\n"
+    "help), and an [args] block ready to paste into a config.  PLUGIN is a name\n"
+    "looked up on $WEFT_PLUGIN_PATH and the install folder, or a path to a .so.\n";
+static const char plugins_help[] =
+    "usage: weft plugins\n"
+    "Lists the plugins on the search path ($WEFT_PLUGIN_PATH, the install\n"
+    "folder), in the order a config would find them, with version and\n"
+    "description.\n";
 
 static int usage(FILE *to, int status)
 {
@@ -82,9 +113,15 @@ static char *output_override(const char *path)
     return set;
 }
 
-static int cmd_run(int argc, char **argv)
+static bool is_help(const char *a)
 {
-    weft__run_opts_t o = {0};
+    return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
+}
+
+/* run and check: the same options; check stops before anything runs. */
+static int cmd_run(int argc, char **argv, bool check)
+{
+    weft__run_opts_t o = {.check_only = check};
     /* Every option becomes at most one override; owned copies in `owned`. */
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     char **owned = calloc((size_t)argc + 1, sizeof *owned);
@@ -97,8 +134,9 @@ static int cmd_run(int argc, char **argv)
     for (int k = 0; k < argc; k++) {
         const char *a = argv[k], *v;
         int missing = 0;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            status = usage(stdout, 0);
+        if (is_help(a)) {
+            fputs(check ? check_help : run_help, stdout);
+            status = 0;
             goto out;
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
             o.quiet = true;
@@ -126,17 +164,19 @@ static int cmd_run(int argc, char **argv)
             fprintf(stderr, "weft: %s needs a value\n", a);
             goto out;
         } else if (a[0] == '-' && a[1] != '\0') {
-            fprintf(stderr, "weft: run: unknown option '%s' (see weft run --help)\n", a);
+            fprintf(stderr, "weft: %s: unknown option '%s' (see weft %s --help)\n",
+                    check ? "check" : "run", a, check ? "check" : "run");
             goto out;
         } else if (o.config_path) {
-            fprintf(stderr, "weft: run: one CONFIG only ('%s' and '%s')\n", o.config_path, a);
+            fprintf(stderr, "weft: one CONFIG only ('%s' and '%s')\n", o.config_path, a);
             goto out;
         } else {
             o.config_path = a;
         }
     }
     if (!o.config_path) {
-        fputs("weft: run: which config? (weft run CONFIG)\n", stderr);
+        fprintf(stderr, "weft: %s: which config? (weft %s CONFIG)\n", check ? "check" : "run",
+                check ? "check" : "run");
         goto out;
     }
     o.sets = sets;
@@ -147,6 +187,74 @@ out:
     free(owned);
     free(sets);
     return status;
+}
+
+/* The plugin search folders without a config ($WEFT_PLUGIN_PATH, install). */
+static int search_dirs(char ***dirs, size_t *n)
+{
+    int rc = weft__plugin_dirs(NULL, NULL, dirs, n);
+    if (rc)
+        fprintf(stderr, "weft: plugin search path: %s\n", weft_strerror(rc));
+    return rc;
+}
+
+static void free_dirs(char **dirs, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        free(dirs[k]);
+    free(dirs);
+}
+
+static int cmd_describe(int argc, char **argv)
+{
+    if (argc == 1 && is_help(argv[0])) {
+        fputs(describe_help, stdout);
+        return 0;
+    }
+    if (argc != 1 || argv[0][0] == '-') {
+        fputs(describe_help, stderr);
+        return WEFT_EXIT_USAGE;
+    }
+    char **dirs;
+    size_t n;
+    if (search_dirs(&dirs, &n))
+        return WEFT_EXIT_USAGE;
+    weft__plugin_t *p = NULL;
+    char err[2048];
+    int rc = weft__plugin_open(&p, argv[0], dirs, n, err, sizeof err);
+    free_dirs(dirs, n);
+    if (rc) {
+        fprintf(stderr, "weft: %s\n", err);
+        return WEFT_EXIT_USAGE;
+    }
+    weft__describe(stdout, p);
+    weft__plugin_close(&p);
+    return 0;
+}
+
+static int cmd_plugins(int argc, char **argv)
+{
+    if (argc == 1 && is_help(argv[0])) {
+        fputs(plugins_help, stdout);
+        return 0;
+    }
+    if (argc != 0) {
+        fputs(plugins_help, stderr);
+        return WEFT_EXIT_USAGE;
+    }
+    char **dirs;
+    size_t n;
+    if (search_dirs(&dirs, &n))
+        return WEFT_EXIT_USAGE;
+    size_t found = weft__list_plugins(stdout, dirs, n);
+    if (!found) {
+        fprintf(stderr, "weft: no plugins in");
+        for (size_t k = 0; k < n; k++)
+            fprintf(stderr, " %s", dirs[k]);
+        fprintf(stderr, " (set WEFT_PLUGIN_PATH)\n");
+    }
+    free_dirs(dirs, n);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -160,8 +268,17 @@ int main(int argc, char **argv)
         printf("weft %s\n", weft_version());
         return 0;
     }
-    if (strcmp(cmd, "run") == 0)
-        return cmd_run(argc - 2, argv + 2);
-    fprintf(stderr, "weft: unknown command '%s'\n\n", cmd);
+    static const char *const commands[] = {"run", "check", "describe", "plugins"};
+    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0)
+        return cmd_run(argc - 2, argv + 2, cmd[0] == 'c');
+    if (strcmp(cmd, "describe") == 0)
+        return cmd_describe(argc - 2, argv + 2);
+    if (strcmp(cmd, "plugins") == 0)
+        return cmd_plugins(argc - 2, argv + 2);
+    const char *near = weft__suggest(cmd, commands, 4);
+    fprintf(stderr, "weft: unknown command '%s'", cmd);
+    if (near)
+        fprintf(stderr, "; did you mean '%s'?", near);
+    fputs("\n\n", stderr);
     return usage(stderr, WEFT_EXIT_USAGE);
 }

@@ -502,6 +502,39 @@ static int open_array(run_t *r)
     return 0;
 }
 
+static const char *format_name(weft__format_t f)
+{
+    switch (f) {
+    case WEFT__FORMAT_JSON: return "a JSON array";
+    case WEFT__FORMAT_JSONL: return "JSON Lines";
+    case WEFT__FORMAT_NPY: return "a .npy array";
+    case WEFT__FORMAT_NONE: break;
+    }
+    return "nothing";
+}
+
+/* weft check: everything was validated; say what would run. */
+static int report_check(const run_t *r, const char *path)
+{
+    const weft__config_t *c = r->cfg;
+    const weft_plugin_t *p = &r->plugin->desc;
+    if (c->format == WEFT__FORMAT_NPY && !p->row_spec) {
+        fprintf(stderr, "weft: %s: plugin %s writes no array rows, so its output cannot be "
+                        ".npy\n", c->output, p->name);
+        return WEFT_EXIT_USAGE;
+    }
+    printf("%s: ok\n", path);
+    printf("  plugin   %s %s (%s)\n", p->name, p->version ? p->version : "", r->plugin->path);
+    if (r->source->total == WEFT__COUNT_UNKNOWN)
+        printf("  items    %s (count known when read)\n", c->items->value);
+    else
+        printf("  items    %s: %" PRIu64 " items\n", c->items->value, r->source->total);
+    printf("  output   %s, %s%s\n", c->output ? c->output : "none", format_name(c->format),
+           c->order_any ? ", in completion order" : "");
+    printf("  threads  %u\n", r->threads);
+    return WEFT_EXIT_OK;
+}
+
 static unsigned pick_threads(const run_t *r)
 {
     unsigned t = r->cfg->threads;
@@ -656,6 +689,10 @@ int weft__run(const weft__run_opts_t *o)
         goto out;
     }
     r->threads = pick_threads(r);
+    if (o->check_only) {
+        status = report_check(r, o->config_path);
+        goto out;
+    }
     r->frame = weft__frame_of(r->cfg->format);
     r->writes_records = r->cfg->format == WEFT__FORMAT_JSON || r->cfg->format == WEFT__FORMAT_JSONL;
     weft_pool_settings_t ps;

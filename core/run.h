@@ -27,6 +27,8 @@ typedef struct weft__run_opts {
     const char *const *sets; /* "section.key=value" overrides, in order    */
     size_t n_sets;
     bool quiet;              /* no summary line                            */
+    bool check_only;         /* validate config, plugin, arguments and items,
+                                then stop before init: nothing runs        */
 } weft__run_opts_t;
 
 /* Runs a job; prints errors and the summary on stderr; returns an exit

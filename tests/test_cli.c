@@ -534,6 +534,89 @@ static void jsonl_streams_in_bounded_memory(void **state)
 #endif
 }
 
+/* ---- discovery: check, describe, plugins ------------------------------- */
+
+static void cli_check(void **state)
+{
+    (void)state;
+    const char *path = write_config("chk.ini", "[run]\nplugin = add_one\nitems = 10..15\n"
+                                               "output = chk.json\n[args]\nstep = 2\n");
+    outcome_t o = RUN("check", path);
+    expect(&o, 0, NULL);
+    assert_non_null(strstr(o.out, "chk.ini: ok"));
+    assert_non_null(strstr(o.out, "plugin   add_one 1.0.0"));
+    assert_non_null(strstr(o.out, "10..15: 5 items"));
+    assert_non_null(strstr(o.out, "a JSON array"));
+    outcome_free(&o);
+    /* Nothing ran: no output file. */
+    char out[256];
+    snprintf(out, sizeof out, "%s/chk.json", tmp);
+    assert_int_equal(access(out, F_OK), -1);
+
+    o = RUN("check", path, "--set", "args.step=two");
+    expect(&o, 2, "--set args.step");
+    outcome_free(&o);
+    path = write_config("chk2.ini", "[run]\nplugin = add_one\nitems = 10\nouput = x\n");
+    o = RUN("check", path);
+    expect(&o, 2, "chk2.ini:4: unknown key 'ouput' in [run]; did you mean 'output'?");
+    outcome_free(&o);
+    o = RUN("check", "--help");
+    expect(&o, 0, NULL);
+    assert_non_null(strstr(o.out, "Runs nothing"));
+    outcome_free(&o);
+}
+
+static void cli_describe(void **state)
+{
+    (void)state;
+    outcome_t o = RUN("describe", "echo");
+    expect(&o, 0, NULL);
+    assert_non_null(strstr(o.out, "echo 0.1.0: Test plugin"));
+    assert_non_null(strstr(o.out, "  n                int    default 0, from -1000 to 1000"));
+    assert_non_null(strstr(o.out, "  file             path   default data.txt"));
+    assert_non_null(strstr(o.out, "\n[args]\nmode = int\nn = 0\n"));
+    outcome_free(&o);
+
+    /* A required argument is marked, and left to fill in the [args] block. */
+    char path[512];
+    snprintf(path, sizeof path, "%s/exec.so", getenv("WEFT_PLUGINS"));
+    o = RUN("describe", path);
+    expect(&o, 0, NULL);
+    assert_non_null(strstr(o.out, "REQUIRED"));
+    assert_non_null(strstr(o.out, "command =            ; required:"));
+    outcome_free(&o);
+
+    o = RUN("describe", "no_such_plugin");
+    expect(&o, 2, "no_such_plugin");
+    outcome_free(&o);
+    o = RUN("describe");
+    expect(&o, 2, "usage: weft describe PLUGIN");
+    outcome_free(&o);
+    o = RUN("describe", "--help");
+    expect(&o, 0, NULL);
+    outcome_free(&o);
+}
+
+static void cli_plugins(void **state)
+{
+    (void)state;
+    outcome_t o = RUN("plugins");
+    expect(&o, 0, NULL);
+    assert_non_null(strstr(o.out, "add_one        1.0.0    The value i + step"));
+    assert_non_null(strstr(o.out, "pow4           1.0.0"));
+    assert_non_null(strstr(o.out, "echo           0.1.0"));
+    /* Broken plugins are listed with the reason, not fatal. */
+    assert_non_null(strstr(o.out, "bad_abi        cannot load:"));
+    assert_non_null(strstr(o.out, "no_symbol      cannot load:"));
+    outcome_free(&o);
+    o = RUN("plugins", "extra");
+    expect(&o, 2, "usage: weft plugins");
+    outcome_free(&o);
+    o = RUN("chek", "x");
+    expect(&o, 2, "did you mean 'check'?");
+    outcome_free(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -548,6 +631,9 @@ int main(void)
         cmocka_unit_test(value_kinds),
         cmocka_unit_test(rng_independent_of_threads),
         cmocka_unit_test(jsonl_streams_in_bounded_memory),
+        cmocka_unit_test(cli_check),
+        cmocka_unit_test(cli_describe),
+        cmocka_unit_test(cli_plugins),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
