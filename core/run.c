@@ -102,16 +102,19 @@ static double now(void)
 static int encode_record(run_t *r, weft__buf_t *buf, const weft_item_t *item,
                          const weft_result_t *res, const char *failure);
 
-/* Splits a minified JSON array into its top-level elements, appending each
- * as a framed record (flatten = true).  Returns the number of records. */
-static uint32_t splice_list(run_t *r, weft__buf_t *buf, const char *list, size_t len,
+/* Splits the minified JSON array at buf->data + list_off (len bytes) into
+ * its top-level elements, appending each as a framed record (flatten =
+ * true).  The list lives in the buffer it appends to, so it is addressed
+ * by offset, and room is reserved before each element so that the buffer
+ * cannot move while the element is copied.  Returns the record count. */
+static uint32_t splice_list(run_t *r, weft__buf_t *buf, size_t list_off, size_t len,
                             const weft_item_t *item, int *e)
 {
     uint32_t n = 0;
     size_t start = 1, depth = 0;
     bool in_string = false;
     for (size_t k = 1; k < len && !*e; k++) {
-        char c = list[k];
+        char c = buf->data[list_off + k];
         if (in_string) {
             if (c == '\\')
                 k++;
@@ -127,8 +130,12 @@ static uint32_t splice_list(run_t *r, weft__buf_t *buf, const char *list, size_t
             depth--;
         else if ((c == ',' || (c == ']' && k == len - 1)) && depth == 0) {
             if (k > start) {
+                /* frame + {"index":..,"ok":true,"value": + } + frame < 128 */
+                *e = weft__buf_reserve(buf, k - start + 128);
+                if (*e)
+                    break;
                 weft_result_t elem = {.kind = WEFT_VALUE_JSON};
-                elem.value.s.ptr = list + start;
+                elem.value.s.ptr = buf->data + list_off + start;
                 elem.value.s.len = k - start;
                 *e = encode_record(r, buf, item, &elem, NULL);
                 n++;
@@ -187,7 +194,7 @@ static int encode_ok(run_t *r, weft__buf_t *buf, const weft_item_t *item,
         return encode_record(r, buf, item, res, NULL);
     }
     /* Elements are appended after the scratch copy, then moved down. */
-    *records = splice_list(r, buf, buf->data + mark, vlen, item, &e);
+    *records = splice_list(r, buf, mark, vlen, item, &e);
     if (e == 0) {
         memmove(buf->data + mark, buf->data + mark + vlen, buf->len - mark - vlen);
         buf->len -= vlen;

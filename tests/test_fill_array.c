@@ -211,6 +211,17 @@ static void flatten_lists(void **state)
     cJSON_Delete(j);
     e2e_free(&o);
 
+    /* Long lists: the worker's buffer must grow while a list is spliced
+     * (a use-after-free here once; ASan watches this case). */
+    o = E2E_RUN("run", cfg, "--set", "args.columns=3000", "--set", "run.items=3");
+    e2e_expect(&o, 0, NULL);
+    j = cJSON_Parse(o.out);
+    assert_non_null(j);
+    assert_int_equal(cJSON_GetArraySize(j), 9000);
+    assert_true(cJSON_GetArrayItem(j, 8999)->valuedouble == 2.0 + 2999.0);
+    cJSON_Delete(j);
+    e2e_free(&o);
+
     /* Without flatten: one list per item. */
     o = E2E_RUN("run", cfg, "--set", "run.flatten=false");
     j = cJSON_Parse(o.out);
