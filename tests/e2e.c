@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 #include <unistd.h>
 
 #include "e2e.h"
+
+enum { PATH_SIZE = 512 };
 
 static char tmp[128], out_path[160], err_path[160];
 
@@ -30,12 +33,26 @@ const char *e2e_setup(const char *name)
     return tmp;
 }
 
-void e2e_cleanup(void)
+int e2e_remove(const char *path)
 {
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (tmp[0] && system(cmd) != 0)
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int e2e_cleanup(void)
+{
+    if (tmp[0] && e2e_remove(tmp) != 0) {
         fprintf(stderr, "e2e: could not remove %s\n", tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int e2e_teardown(void **state)
+{
+    (void)state;
+    return e2e_cleanup();
 }
 
 char *e2e_slurp(const char *path, size_t *len)
@@ -58,6 +75,12 @@ char *e2e_slurp(const char *path, size_t *len)
 
 e2e_outcome_t e2e_run(const char *const *args)
 {
+    static const e2e_options_t defaults;
+    return e2e_run_with(args, &defaults);
+}
+
+e2e_outcome_t e2e_run_with(const char *const *args, const e2e_options_t *opt)
+{
     const char *exe = getenv("WEFT_EXE");
     assert_non_null(exe);
     const char *argv[64] = {exe};
@@ -67,26 +90,42 @@ e2e_outcome_t e2e_run(const char *const *args)
         argv[n] = args[n - 1];
     }
     argv[n] = NULL;
+    int pipe_fds[2] = {-1, -1};
+    if (opt->stdin_pipe)
+        assert_int_equal(pipe(pipe_fds), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int in = open("/dev/null", O_RDONLY);
+        int in = opt->stdin_pipe ? pipe_fds[0] : open("/dev/null", O_RDONLY);
         if (o < 0 || e < 0 || in < 0)
             _exit(127);
         dup2(o, 1), dup2(e, 2), dup2(in, 0);
-        close(o), close(e), close(in); /* weft's children must not inherit them */
+        /* Only 0-2 reach weft, so that any other fd its children see
+         * leaked from weft's side. */
+        close(o), close(e), close(in);
+        if (pipe_fds[1] >= 0)
+            close(pipe_fds[1]);
+        if (opt->ignore_sigpipe)
+            signal(SIGPIPE, SIG_IGN); /* survives exec */
         execv(exe, (char *const *)argv);
         _exit(127);
     }
+    if (pipe_fds[0] >= 0)
+        close(pipe_fds[0]);
     int status;
     struct rusage ru;
     assert_int_equal(wait4(pid, &status, 0, &ru), pid);
+    if (pipe_fds[1] >= 0)
+        close(pipe_fds[1]); /* only now: weft's stdin never ended */
     e2e_outcome_t out = {.maxrss_kb = ru.ru_maxrss};
     out.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     out.out = e2e_slurp(out_path, NULL);
     out.err = e2e_slurp(err_path, NULL);
+    /* Missing only if the child died before exec. */
+    assert_non_null(out.out);
+    assert_non_null(out.err);
     return out;
 }
 
@@ -104,22 +143,56 @@ void e2e_expect(const e2e_outcome_t *o, int status, const char *in_err)
                  status, o->err, in_err ? in_err : "");
 }
 
+/* The next of the path buffers: a few in turn, so that paths can be used
+ * side by side. */
+static char *next_path(void)
+{
+    static char paths[8][PATH_SIZE];
+    static unsigned next;
+    return paths[next++ % 8];
+}
+
 const char *e2e_path(const char *name)
 {
-    /* A few buffers in turn, so that paths can be used side by side. */
-    static char paths[8][512];
-    static unsigned next;
-    char *path = paths[next++ % 8];
-    snprintf(path, 512, "%s/%s", tmp, name);
+    return e2e_pathf("%s", name);
+}
+
+const char *e2e_pathf(const char *fmt, ...)
+{
+    char *path = next_path();
+    int len = snprintf(path, PATH_SIZE, "%s/", tmp);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(path + len, PATH_SIZE - (size_t)len, fmt, ap);
+    va_end(ap);
+    return path;
+}
+
+const char *e2e_write_bytes(const char *name, const void *data, size_t len)
+{
+    const char *path = e2e_path(name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+    return path;
+}
+
+const char *e2e_writef(const char *name, const char *fmt, ...)
+{
+    const char *path = e2e_path(name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    va_list ap;
+    va_start(ap, fmt);
+    int written = vfprintf(f, fmt, ap);
+    va_end(ap);
+    assert_true(written >= 0);
+    assert_int_equal(fclose(f), 0);
     return path;
 }
 
 const char *e2e_write(const char *name, const char *body)
 {
-    const char *path = e2e_path(name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(body, f);
-    fclose(f);
-    return path;
+    return e2e_writef(name, "%s", body);
 }

@@ -6,7 +6,10 @@
 #ifndef WEFT_TESTS_E2E_H
 #define WEFT_TESTS_E2E_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include "weft/plugin.h" /* WEFT_PRINTF */
 
 typedef struct e2e_outcome {
     int status;     /* exit status, or 128 + signal */
@@ -15,25 +18,57 @@ typedef struct e2e_outcome {
     char *err;      /* stderr                        */
 } e2e_outcome_t;
 
-/* Makes a temporary folder (its path is returned and kept until
- * e2e_cleanup) and points WEFT_PLUGIN_PATH at the built plugins. */
-const char *e2e_setup(const char *name);
-void e2e_cleanup(void);
+/* How e2e_run_with starts weft; all zero is e2e_run's way.  Whatever the
+ * options, weft gets only fds 0-2 from the harness. */
+typedef struct e2e_options {
+    /* stdin a pipe whose write end the harness holds open until weft
+     * exits, so that reading it blocks rather than ending (default:
+     * /dev/null). */
+    bool stdin_pipe;
+    /* SIGPIPE ignored, as some launchers leave it. */
+    bool ignore_sigpipe;
+} e2e_options_t;
 
-/* Runs weft with args (NULL-terminated), stdin from /dev/null. */
+/* Makes a temporary folder (its path is returned and kept until
+ * e2e_cleanup) and points WEFT_PLUGIN_PATH at the built plugins, shipped
+ * then test ones. */
+const char *e2e_setup(const char *name);
+/* Removes the temporary folder: 0, or -1 (and a message) if it stays. */
+int e2e_cleanup(void);
+/* e2e_cleanup as a cmocka group teardown. */
+int e2e_teardown(void **state);
+
+/* Runs weft with args (NULL-terminated), stdin from /dev/null.  Fails the
+ * test if stdout or stderr could not be captured. */
 e2e_outcome_t e2e_run(const char *const *args);
 #define E2E_RUN(...) e2e_run((const char *const[]){__VA_ARGS__, NULL})
+/* e2e_run, started as opt says. */
+e2e_outcome_t e2e_run_with(const char *const *args, const e2e_options_t *opt);
+#define E2E_RUN_WITH(opt, ...)                                                           \
+    e2e_run_with((const char *const[]){__VA_ARGS__, NULL}, (opt))
 void e2e_free(e2e_outcome_t *o);
 
 /* Fails the test unless the exit status is `status` and stderr contains
  * `in_err` (if not NULL), printing both. */
 void e2e_expect(const e2e_outcome_t *o, int status, const char *in_err);
 
-/* Writes `body` to NAME in the temporary folder; returns the path (one of
- * eight static buffers used in turn, shared with e2e_path). */
+/* Paths in the temporary folder come from eight static buffers used in
+ * turn (shared by e2e_path, e2e_pathf and the writers): copy one that must
+ * outlive the next eight. */
+
+/* Writes `body` to NAME in the temporary folder; returns its path. */
 const char *e2e_write(const char *name, const char *body);
-/* tmp/NAME, in one of the eight static buffers. */
+/* The same, the body formatted as by printf. */
+const char *e2e_writef(const char *name, const char *fmt, ...) WEFT_PRINTF(2, 3);
+/* Writes len bytes (NULs and all) to NAME; returns its path. */
+const char *e2e_write_bytes(const char *name, const void *data, size_t len);
+/* tmp/NAME. */
 const char *e2e_path(const char *name);
+/* tmp/ then the name formatted as by printf. */
+const char *e2e_pathf(const char *fmt, ...) WEFT_PRINTF(1, 2);
+
+/* rm -rf path: 0, or -1 if that failed. */
+int e2e_remove(const char *path);
 
 /* A whole file, NUL-terminated (size in *len if not NULL), or NULL. */
 char *e2e_slurp(const char *path, size_t *len);

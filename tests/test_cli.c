@@ -10,15 +10,13 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
+
+#include "e2e.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define UNDER_SANITIZER 1
@@ -28,116 +26,13 @@
 #endif
 #endif
 
-static char tmp[64];
-static char out_path[128], err_path[128];
-
-typedef struct outcome {
-    int status;     /* exit status, or 128 + signal */
-    long maxrss_kb; /* peak RSS of the child       */
-    char *out;      /* stdout, NUL-terminated      */
-    char *err;      /* stderr                      */
-} outcome_t;
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
-static void outcome_free(outcome_t *o)
-{
-    free(o->out);
-    free(o->err);
-}
-
-/* Runs WEFT_EXE with args (NULL-terminated). */
-static outcome_t run_weft(const char *const *args)
-{
-    const char *exe = getenv("WEFT_EXE");
-    assert_non_null(exe);
-    const char *argv[32] = {exe};
-    size_t n = 1;
-    while (args[n - 1]) {
-        assert_true(n < 31);
-        argv[n] = args[n - 1];
-        n++;
-    }
-    argv[n] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int in = open("/dev/null", O_RDONLY);
-        if (o < 0 || e < 0 || in < 0)
-            _exit(127);
-        dup2(o, 1), dup2(e, 2), dup2(in, 0);
-        close(o), close(e), close(in); /* weft's children must not inherit them */
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    int status;
-    struct rusage ru;
-    assert_int_equal(wait4(pid, &status, 0, &ru), pid);
-    outcome_t out = {.maxrss_kb = ru.ru_maxrss};
-    out.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    out.out = slurp(out_path);
-    out.err = slurp(err_path);
-    return out;
-}
-
-#define RUN(...) run_weft((const char *const[]){__VA_ARGS__, NULL})
-
-/* Writes a config file into the temporary folder; returns its path. */
-static const char *write_config(const char *name, const char *body)
-{
-    static char path[256];
-    snprintf(path, sizeof path, "%s/%s", tmp, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(body, f);
-    fclose(f);
-    return path;
-}
-
-static void expect(const outcome_t *o, int status, const char *in_err)
-{
-    if (o->status != status || (in_err && !strstr(o->err, in_err)))
-        fail_msg("exit %d (want %d); stderr:\n%s\n(want it to contain '%s')", o->status,
-                 status, o->err, in_err ? in_err : "");
-}
+static const char *tmp; /* the temporary folder, from e2e_setup */
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmp, sizeof tmp, "/tmp/weft-cli-XXXXXX");
-    if (!mkdtemp(tmp))
-        return -1;
-    snprintf(out_path, sizeof out_path, "%s/stdout", tmp);
-    snprintf(err_path, sizeof err_path, "%s/stderr", tmp);
     /* Configs find the shipped and test plugins through the search path. */
-    char path[1024];
-    snprintf(path, sizeof path, "%s:%s", getenv("WEFT_PLUGINS"), getenv("WEFT_TEST_PLUGINS"));
-    setenv("WEFT_PLUGIN_PATH", path, 1);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    return system(cmd) == 0 ? 0 : -1;
+    return (tmp = e2e_setup("cli")) ? 0 : -1;
 }
 
 /* ---- the command line ---------------------------------------------------- */
@@ -145,47 +40,47 @@ static int teardown(void **state)
 static void cli_usage_and_version(void **state)
 {
     (void)state;
-    outcome_t o = RUN("--version");
-    expect(&o, 0, NULL);
+    e2e_outcome_t o = E2E_RUN("--version");
+    e2e_expect(&o, 0, NULL);
     assert_non_null(strstr(o.out, "weft 0.1.0"));
-    outcome_free(&o);
+    e2e_free(&o);
 
-    o = run_weft((const char *const[]){NULL});
-    expect(&o, 2, "usage: weft run CONFIG");
-    outcome_free(&o);
+    o = e2e_run((const char *const[]){NULL});
+    e2e_expect(&o, 2, "usage: weft run CONFIG");
+    e2e_free(&o);
 
-    o = RUN("--help");
-    expect(&o, 0, NULL);
+    o = E2E_RUN("--help");
+    e2e_expect(&o, 0, NULL);
     assert_non_null(strstr(o.out, "exit status"));
-    outcome_free(&o);
+    e2e_free(&o);
 
-    o = RUN("run", "--help");
-    expect(&o, 0, NULL);
-    outcome_free(&o);
+    o = E2E_RUN("run", "--help");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
 
-    o = RUN("frobnicate");
-    expect(&o, 2, "unknown command 'frobnicate'");
-    outcome_free(&o);
+    o = E2E_RUN("frobnicate");
+    e2e_expect(&o, 2, "unknown command 'frobnicate'");
+    e2e_free(&o);
 
-    o = RUN("run");
-    expect(&o, 2, "which config?");
-    outcome_free(&o);
+    o = E2E_RUN("run");
+    e2e_expect(&o, 2, "which config?");
+    e2e_free(&o);
 
-    o = RUN("run", "a.ini", "--bogus");
-    expect(&o, 2, "unknown option '--bogus'");
-    outcome_free(&o);
+    o = E2E_RUN("run", "a.ini", "--bogus");
+    e2e_expect(&o, 2, "unknown option '--bogus'");
+    e2e_free(&o);
 
-    o = RUN("run", "a.ini", "--threads", "many");
-    expect(&o, 2, "--threads 'many'");
-    outcome_free(&o);
+    o = E2E_RUN("run", "a.ini", "--threads", "many");
+    e2e_expect(&o, 2, "--threads 'many'");
+    e2e_free(&o);
 
-    o = RUN("run", "a.ini", "--threads");
-    expect(&o, 2, "--threads needs a value");
-    outcome_free(&o);
+    o = E2E_RUN("run", "a.ini", "--threads");
+    e2e_expect(&o, 2, "--threads needs a value");
+    e2e_free(&o);
 
-    o = RUN("run", "/nonexistent/job.ini");
-    expect(&o, 2, "/nonexistent/job.ini");
-    outcome_free(&o);
+    o = E2E_RUN("run", "/nonexistent/job.ini");
+    e2e_expect(&o, 2, "/nonexistent/job.ini");
+    e2e_free(&o);
 }
 
 /* ---- pow4: the exact sum, whatever the thread count ----------------------- */
@@ -219,27 +114,28 @@ static void pow4_closed_form(void **state)
         char cfg[256], want[64];
         snprintf(cfg, sizeof cfg, "[run]\nplugin = pow4\nitems = %u\noutput = none\n",
                  n_values[a]);
-        const char *path = write_config("pow4.ini", cfg);
+        const char *path = e2e_write("pow4.ini", cfg);
         u128_text(pow4_closed(n_values[a]), want);
         strcat(want, "\n");
         for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
-            outcome_t o = RUN("run", path, "--threads", threads[t]);
-            expect(&o, 0, "0 failed");
+            e2e_outcome_t o = E2E_RUN("run", path, "--threads", threads[t]);
+            e2e_expect(&o, 0, "0 failed");
             if (strcmp(o.out, want) != 0)
                 fail_msg("n=%u threads=%s: got %s want %s", n_values[a], threads[t], o.out, want);
-            outcome_free(&o);
+            e2e_free(&o);
         }
     }
     /* Negative numbers: (-k)^4 == k^4, so -1000..1001 (1001 excluded) is
      * twice the sum over 1..1000. */
-    const char *path = write_config("pow4n.ini", "[run]\nplugin = pow4\nitems = -1000..1001\n");
-    outcome_t o = RUN("run", path);
-    expect(&o, 0, NULL);
+    const char *path =
+        e2e_write("pow4n.ini", "[run]\nplugin = pow4\nitems = -1000..1001\n");
+    e2e_outcome_t o = E2E_RUN("run", path);
+    e2e_expect(&o, 0, NULL);
     char want[64];
     u128_text(2 * pow4_closed(1001), want);
     strcat(want, "\n");
     assert_string_equal(o.out, want);
-    outcome_free(&o);
+    e2e_free(&o);
 }
 
 static void pow4_shipped_config(void **state)
@@ -247,12 +143,12 @@ static void pow4_shipped_config(void **state)
     (void)state;
     char path[512], want[64];
     snprintf(path, sizeof path, "%s/configs/pow4.ini", getenv("WEFT_SOURCE_ROOT"));
-    outcome_t o = RUN("run", path, "--set", "run.items=200000");
-    expect(&o, 0, "pow4: 200000 ok, 0 failed");
+    e2e_outcome_t o = E2E_RUN("run", path, "--set", "run.items=200000");
+    e2e_expect(&o, 0, "pow4: 200000 ok, 0 failed");
     u128_text(pow4_closed(200000), want);
     strcat(want, "\n");
     assert_string_equal(o.out, want);
-    outcome_free(&o);
+    e2e_free(&o);
 }
 
 /* ---- results in input order ------------------------------------------------ */
@@ -275,16 +171,16 @@ static void add_one_order_jsonl(void **state)
 {
     (void)state;
     /* 300000 items: several windows, so order across windows is checked. */
-    const char *path = write_config("add.ini", "[run]\nplugin = add_one\nitems = 300000\n"
-                                               "output = add.jsonl\n");
+    const char *path = e2e_write("add.ini", "[run]\nplugin = add_one\nitems = 300000\n"
+                                            "output = add.jsonl\n");
     char out[256];
     snprintf(out, sizeof out, "%s/add.jsonl", tmp);
     static const char *const threads[] = {"1", "2", "5", "8"};
     for (size_t t = 0; t < 4; t++) {
-        outcome_t o = RUN("run", path, "-j", threads[t]);
-        expect(&o, 0, "300000 ok, 0 failed");
-        outcome_free(&o);
-        char *text = slurp(out);
+        e2e_outcome_t o = E2E_RUN("run", path, "-j", threads[t]);
+        e2e_expect(&o, 0, "300000 ok, 0 failed");
+        e2e_free(&o);
+        char *text = e2e_slurp(out, NULL);
         assert_non_null(text);
         check_jsonl_values(text, 300000, 0, 1);
         free(text);
@@ -299,11 +195,11 @@ static void add_one_json_array_and_overrides(void **state)
     char out[256];
     snprintf(out, sizeof out, "%s/ten.json", tmp);
     /* --output is relative to the current directory; use an absolute one. */
-    outcome_t o = RUN("run", src, "--output", out, "--set", "args.step=7", "-q");
-    expect(&o, 0, NULL);
+    e2e_outcome_t o = E2E_RUN("run", src, "--output", out, "--set", "args.step=7", "-q");
+    e2e_expect(&o, 0, NULL);
     assert_string_equal(o.err, ""); /* --quiet */
-    outcome_free(&o);
-    char *text = slurp(out);
+    e2e_free(&o);
+    char *text = e2e_slurp(out, NULL);
     cJSON *j = cJSON_Parse(text);
     assert_non_null(j);
     assert_int_equal(cJSON_GetArraySize(j), 20);
@@ -314,10 +210,10 @@ static void add_one_json_array_and_overrides(void **state)
 
     /* The shipped stdout config: 100 lines of i + 1. */
     snprintf(src, sizeof src, "%s/configs/add_one.ini", getenv("WEFT_SOURCE_ROOT"));
-    o = RUN("run", src);
-    expect(&o, 0, "100 ok");
+    o = E2E_RUN("run", src);
+    e2e_expect(&o, 0, "100 ok");
     check_jsonl_values(o.out, 100, 0, 1);
-    outcome_free(&o);
+    e2e_free(&o);
 }
 
 /* ---- failures: reported, everything else kept ------------------------------ */
@@ -327,16 +223,16 @@ static void failed_items_keep_the_rest(void **state)
     (void)state;
     char out[256];
     snprintf(out, sizeof out, "%s/fail.json", tmp);
-    const char *path = write_config("fail.ini", "[run]\nplugin = fail_some\nitems = 1000\n"
-                                                "output = fail.json\n[args]\nevery = 7\n");
-    outcome_t o = RUN("run", path, "-j", "4");
-    expect(&o, 1, "item 0 failed: item 0 refused \"on purpose\"");
+    const char *path = e2e_write("fail.ini", "[run]\nplugin = fail_some\nitems = 1000\n"
+                                             "output = fail.json\n[args]\nevery = 7\n");
+    e2e_outcome_t o = E2E_RUN("run", path, "-j", "4");
+    e2e_expect(&o, 1, "item 0 failed: item 0 refused \"on purpose\"");
     assert_non_null(strstr(o.err, "857 ok, 143 failed"));
     assert_non_null(strstr(o.err, "and 133 more failed items"));
     /* finish saw the counts */
     assert_non_null(strstr(o.out, "{\"total\":1000,\"ok\":857,\"failed\":143}"));
-    outcome_free(&o);
-    char *text = slurp(out);
+    e2e_free(&o);
+    char *text = e2e_slurp(out, NULL);
     cJSON *j = cJSON_Parse(text);
     assert_non_null(j);
     assert_int_equal(cJSON_GetArraySize(j), 1000);
@@ -351,10 +247,10 @@ static void failed_items_keep_the_rest(void **state)
     free(text);
 
     /* record = full keeps each failure's message, JSON-escaped. */
-    o = RUN("run", path, "--set", "run.record=full", "--set", "run.format=jsonl");
-    expect(&o, 1, NULL);
-    outcome_free(&o);
-    text = slurp(out);
+    o = E2E_RUN("run", path, "--set", "run.record=full", "--set", "run.format=jsonl");
+    e2e_expect(&o, 1, NULL);
+    e2e_free(&o);
+    text = e2e_slurp(out, NULL);
     char *line = strtok(text, "\n");
     int count = 0;
     for (; line; line = strtok(NULL, "\n"), count++) {
@@ -377,25 +273,26 @@ static void failed_items_keep_the_rest(void **state)
 static void plugin_callback_failures(void **state)
 {
     (void)state;
-    const char *path = write_config("cb.ini", "[run]\nplugin = fail_some\nitems = 10\n"
-                                              "output = cb.json\n");
-    outcome_t o = RUN("run", path, "--set", "args.fail_init=yes");
-    expect(&o, 2, "plugin fail_some: init failed: refusing to start");
-    outcome_free(&o);
+    const char *path = e2e_write("cb.ini", "[run]\nplugin = fail_some\nitems = 10\n"
+                                           "output = cb.json\n");
+    e2e_outcome_t o = E2E_RUN("run", path, "--set", "args.fail_init=yes");
+    e2e_expect(&o, 2, "plugin fail_some: init failed: refusing to start");
+    e2e_free(&o);
     /* Nothing ran, and so nothing was written. */
     char out[256];
     snprintf(out, sizeof out, "%s/cb.json", tmp);
     assert_int_equal(access(out, F_OK), -1);
 
-    o = RUN("run", path, "--set", "args.fail_worker_init=on", "-j", "3");
-    expect(&o, 2, "worker_init (worker 2) failed: worker 2 of 3 refuses");
-    outcome_free(&o);
+    o = E2E_RUN("run", path, "--set", "args.fail_worker_init=on", "-j", "3");
+    e2e_expect(&o, 2, "worker_init (worker 2) failed: worker 2 of 3 refuses");
+    e2e_free(&o);
 
-    o = RUN("run", path, "--set", "args.fail_finish=true", "--set", "args.every=1000");
-    expect(&o, 1, "finish failed: finish refuses");
-    outcome_free(&o);
+    o = E2E_RUN("run", path, "--set", "args.fail_finish=true", "--set",
+                "args.every=1000");
+    e2e_expect(&o, 1, "finish failed: finish refuses");
+    e2e_free(&o);
     /* The items' results were still written. */
-    char *text = slurp(out);
+    char *text = e2e_slurp(out, NULL);
     assert_non_null(text);
     cJSON *j = cJSON_Parse(text);
     assert_int_equal(cJSON_GetArraySize(j), 10);
@@ -432,21 +329,21 @@ static void config_errors(void **state)
         FILE *f = fopen(out, "w");
         fputs("precious", f);
         fclose(f);
-        const char *path = write_config("bad.ini", cases[k].body);
-        outcome_t o = RUN("run", path, "--output", out);
+        const char *path = e2e_write("bad.ini", cases[k].body);
+        e2e_outcome_t o = E2E_RUN("run", path, "--output", out);
         if (o.status != 2 || !strstr(o.err, cases[k].says))
             fail_msg("case %zu: exit %d, stderr '%s' (want '%s')", k, o.status, o.err,
                      cases[k].says);
-        outcome_free(&o);
-        char *text = slurp(out);
+        e2e_free(&o);
+        char *text = e2e_slurp(out, NULL);
         assert_string_equal(text, "precious");
         free(text);
     }
     /* --set errors name the override. */
-    const char *path = write_config("ok.ini", "[run]\nplugin = add_one\nitems = 10\n");
-    outcome_t o = RUN("run", path, "--set", "args.step=abc");
-    expect(&o, 2, "--set args.step");
-    outcome_free(&o);
+    const char *path = e2e_write("ok.ini", "[run]\nplugin = add_one\nitems = 10\n");
+    e2e_outcome_t o = E2E_RUN("run", path, "--set", "args.step=abc");
+    e2e_expect(&o, 2, "--set args.step");
+    e2e_free(&o);
 }
 
 /* ---- values: every kind, bad ones fail only their item ------------------- */
@@ -454,11 +351,12 @@ static void config_errors(void **state)
 static void value_kinds(void **state)
 {
     (void)state;
-    const char *path = write_config("echo.ini", "[run]\nplugin = echo\nitems = 4\noutput = -\n"
-                                                "format = json\n[args]\nmode = json\nn = 3\n"
-                                                "file = sub/x.txt\n");
-    outcome_t o = RUN("run", path);
-    expect(&o, 0, NULL);
+    const char *path =
+        e2e_write("echo.ini", "[run]\nplugin = echo\nitems = 4\noutput = -\n"
+                              "format = json\n[args]\nmode = json\nn = 3\n"
+                              "file = sub/x.txt\n");
+    e2e_outcome_t o = E2E_RUN("run", path);
+    e2e_expect(&o, 0, NULL);
     cJSON *j = cJSON_Parse(o.out);
     assert_non_null(j);
     cJSON *first = cJSON_GetArrayItem(j, 1);
@@ -469,25 +367,25 @@ static void value_kinds(void **state)
     snprintf(want, sizeof want, "%s/sub/x.txt", tmp);
     assert_string_equal(cJSON_GetObjectItem(first, "file")->valuestring, want);
     cJSON_Delete(j);
-    outcome_free(&o);
+    e2e_free(&o);
 
-    o = RUN("run", path, "--set", "args.mode=bad_json");
-    expect(&o, 1, "invalid JSON value");
+    o = E2E_RUN("run", path, "--set", "args.mode=bad_json");
+    e2e_expect(&o, 1, "invalid JSON value");
     assert_string_equal(o.out, "[\nnull,\nnull,\nnull,\nnull\n]\n");
-    outcome_free(&o);
+    e2e_free(&o);
 
-    o = RUN("run", path, "--set", "args.mode=bad_utf8");
-    expect(&o, 0, NULL);
+    o = E2E_RUN("run", path, "--set", "args.mode=bad_utf8");
+    e2e_expect(&o, 0, NULL);
     j = cJSON_Parse(o.out);
     assert_non_null(j);
     assert_string_equal(cJSON_GetArrayItem(j, 0)->valuestring, "\xef\xbf\xbd ok \xef\xbf\xbd");
     cJSON_Delete(j);
-    outcome_free(&o);
+    e2e_free(&o);
 
-    o = RUN("run", path, "--set", "args.mode=nul");
-    expect(&o, 0, NULL);
+    o = E2E_RUN("run", path, "--set", "args.mode=nul");
+    e2e_expect(&o, 0, NULL);
     assert_non_null(strstr(o.out, "\"a\\u0000b\\n\""));
-    outcome_free(&o);
+    e2e_free(&o);
 }
 
 /* ---- determinism: the random stream ignores the thread count ------------- */
@@ -495,22 +393,23 @@ static void value_kinds(void **state)
 static void rng_independent_of_threads(void **state)
 {
     (void)state;
-    const char *path = write_config("rng.ini", "[run]\nplugin = echo\nitems = 5000\n"
-                                               "output = -\nseed = 42\n[args]\nmode = rng\n");
-    outcome_t one = RUN("run", path, "-j", "1");
-    expect(&one, 0, NULL);
+    const char *path =
+        e2e_write("rng.ini", "[run]\nplugin = echo\nitems = 5000\n"
+                             "output = -\nseed = 42\n[args]\nmode = rng\n");
+    e2e_outcome_t one = E2E_RUN("run", path, "-j", "1");
+    e2e_expect(&one, 0, NULL);
     static const char *const threads[] = {"2", "7"};
     for (int t = 0; t < 2; t++) {
-        outcome_t many = RUN("run", path, "-j", threads[t]);
-        expect(&many, 0, NULL);
+        e2e_outcome_t many = E2E_RUN("run", path, "-j", threads[t]);
+        e2e_expect(&many, 0, NULL);
         assert_string_equal(one.out, many.out);
-        outcome_free(&many);
+        e2e_free(&many);
     }
     /* Another seed gives other numbers. */
-    outcome_t other = RUN("run", path, "--set", "run.seed=43");
+    e2e_outcome_t other = E2E_RUN("run", path, "--set", "run.seed=43");
     assert_string_not_equal(one.out, other.out);
-    outcome_free(&other);
-    outcome_free(&one);
+    e2e_free(&other);
+    e2e_free(&one);
 }
 
 /* ---- streaming: memory does not grow with the item count ------------------- */
@@ -523,14 +422,14 @@ static void jsonl_streams_in_bounded_memory(void **state)
      * minutes there; the plain build runs this check. */
     skip();
 #else
-    const char *path = write_config("big.ini", "[run]\nplugin = add_one\nitems = 10000000\n"
-                                               "output = /dev/null\nformat = jsonl\n");
-    outcome_t o = RUN("run", path, "-j", "2");
-    expect(&o, 0, "10000000 ok, 0 failed");
+    const char *path = e2e_write("big.ini", "[run]\nplugin = add_one\nitems = 10000000\n"
+                                            "output = /dev/null\nformat = jsonl\n");
+    e2e_outcome_t o = E2E_RUN("run", path, "-j", "2");
+    e2e_expect(&o, 0, "10000000 ok, 0 failed");
     if (o.maxrss_kb >= 64 * 1024)
         fail_msg("peak RSS %ld KiB for 10^7 items (limit 64 MiB)", o.maxrss_kb);
     print_message("10^7 items: peak RSS %ld KiB\n", o.maxrss_kb);
-    outcome_free(&o);
+    e2e_free(&o);
 #endif
 }
 
@@ -539,82 +438,82 @@ static void jsonl_streams_in_bounded_memory(void **state)
 static void cli_check(void **state)
 {
     (void)state;
-    const char *path = write_config("chk.ini", "[run]\nplugin = add_one\nitems = 10..15\n"
-                                               "output = chk.json\n[args]\nstep = 2\n");
-    outcome_t o = RUN("check", path);
-    expect(&o, 0, NULL);
+    const char *path = e2e_write("chk.ini", "[run]\nplugin = add_one\nitems = 10..15\n"
+                                            "output = chk.json\n[args]\nstep = 2\n");
+    e2e_outcome_t o = E2E_RUN("check", path);
+    e2e_expect(&o, 0, NULL);
     assert_non_null(strstr(o.out, "chk.ini: ok"));
     assert_non_null(strstr(o.out, "plugin   add_one 1.0.0"));
     assert_non_null(strstr(o.out, "10..15: 5 items"));
     assert_non_null(strstr(o.out, "a JSON array"));
-    outcome_free(&o);
+    e2e_free(&o);
     /* Nothing ran: no output file. */
     char out[256];
     snprintf(out, sizeof out, "%s/chk.json", tmp);
     assert_int_equal(access(out, F_OK), -1);
 
-    o = RUN("check", path, "--set", "args.step=two");
-    expect(&o, 2, "--set args.step");
-    outcome_free(&o);
-    path = write_config("chk2.ini", "[run]\nplugin = add_one\nitems = 10\nouput = x\n");
-    o = RUN("check", path);
-    expect(&o, 2, "chk2.ini:4: unknown key 'ouput' in [run]; did you mean 'output'?");
-    outcome_free(&o);
-    o = RUN("check", "--help");
-    expect(&o, 0, NULL);
+    o = E2E_RUN("check", path, "--set", "args.step=two");
+    e2e_expect(&o, 2, "--set args.step");
+    e2e_free(&o);
+    path = e2e_write("chk2.ini", "[run]\nplugin = add_one\nitems = 10\nouput = x\n");
+    o = E2E_RUN("check", path);
+    e2e_expect(&o, 2, "chk2.ini:4: unknown key 'ouput' in [run]; did you mean 'output'?");
+    e2e_free(&o);
+    o = E2E_RUN("check", "--help");
+    e2e_expect(&o, 0, NULL);
     assert_non_null(strstr(o.out, "Runs nothing"));
-    outcome_free(&o);
+    e2e_free(&o);
 }
 
 static void cli_describe(void **state)
 {
     (void)state;
-    outcome_t o = RUN("describe", "echo");
-    expect(&o, 0, NULL);
+    e2e_outcome_t o = E2E_RUN("describe", "echo");
+    e2e_expect(&o, 0, NULL);
     assert_non_null(strstr(o.out, "echo 0.1.0: Test plugin"));
     assert_non_null(strstr(o.out, "  n                int    default 0, from -1000 to 1000"));
     assert_non_null(strstr(o.out, "  file             path   default data.txt"));
     assert_non_null(strstr(o.out, "\n[args]\nmode = int\nn = 0\n"));
-    outcome_free(&o);
+    e2e_free(&o);
 
     /* A required argument is marked, and left to fill in the [args] block. */
     char path[512];
     snprintf(path, sizeof path, "%s/exec.so", getenv("WEFT_PLUGINS"));
-    o = RUN("describe", path);
-    expect(&o, 0, NULL);
+    o = E2E_RUN("describe", path);
+    e2e_expect(&o, 0, NULL);
     assert_non_null(strstr(o.out, "REQUIRED"));
     assert_non_null(strstr(o.out, "command =            ; required:"));
-    outcome_free(&o);
+    e2e_free(&o);
 
-    o = RUN("describe", "no_such_plugin");
-    expect(&o, 2, "no_such_plugin");
-    outcome_free(&o);
-    o = RUN("describe");
-    expect(&o, 2, "usage: weft describe PLUGIN");
-    outcome_free(&o);
-    o = RUN("describe", "--help");
-    expect(&o, 0, NULL);
-    outcome_free(&o);
+    o = E2E_RUN("describe", "no_such_plugin");
+    e2e_expect(&o, 2, "no_such_plugin");
+    e2e_free(&o);
+    o = E2E_RUN("describe");
+    e2e_expect(&o, 2, "usage: weft describe PLUGIN");
+    e2e_free(&o);
+    o = E2E_RUN("describe", "--help");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
 }
 
 static void cli_plugins(void **state)
 {
     (void)state;
-    outcome_t o = RUN("plugins");
-    expect(&o, 0, NULL);
+    e2e_outcome_t o = E2E_RUN("plugins");
+    e2e_expect(&o, 0, NULL);
     assert_non_null(strstr(o.out, "add_one        1.0.0    The value i + step"));
     assert_non_null(strstr(o.out, "pow4           1.0.0"));
     assert_non_null(strstr(o.out, "echo           0.1.0"));
     /* Broken plugins are listed with the reason, not fatal. */
     assert_non_null(strstr(o.out, "bad_abi        cannot load:"));
     assert_non_null(strstr(o.out, "no_symbol      cannot load:"));
-    outcome_free(&o);
-    o = RUN("plugins", "extra");
-    expect(&o, 2, "usage: weft plugins");
-    outcome_free(&o);
-    o = RUN("chek", "x");
-    expect(&o, 2, "did you mean 'check'?");
-    outcome_free(&o);
+    e2e_free(&o);
+    o = E2E_RUN("plugins", "extra");
+    e2e_expect(&o, 2, "usage: weft plugins");
+    e2e_free(&o);
+    o = E2E_RUN("chek", "x");
+    e2e_expect(&o, 2, "did you mean 'check'?");
+    e2e_free(&o);
 }
 
 int main(void)
@@ -635,5 +534,5 @@ int main(void)
         cmocka_unit_test(cli_describe),
         cmocka_unit_test(cli_plugins),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, e2e_teardown);
 }

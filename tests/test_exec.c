@@ -15,7 +15,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -23,37 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "weft/plugin.h"
+#include "e2e.h"
 
-static char tmp[64];
-static char out_path[128], err_path[128];
-
-typedef struct outcome {
-    int status; /* exit status, or 128 + signal */
-    char *out, *err;
-} outcome_t;
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return s;
-}
+static const char *tmp; /* the temporary folder, from e2e_setup */
 
 static double now(void)
 {
@@ -62,89 +36,24 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Runs WEFT_EXE with args (NULL-terminated), stdin a pipe held open. */
-static outcome_t run_weft(const char *const *args)
-{
-    const char *exe = getenv("WEFT_EXE");
-    assert_non_null(exe);
-    const char *argv[16] = {exe};
-    size_t n = 1;
-    for (; args[n - 1]; n++) {
-        assert_true(n < 15);
-        argv[n] = args[n - 1];
-    }
-    argv[n] = NULL;
-    int in[2];
-    assert_int_equal(pipe(in), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (o < 0 || e < 0)
-            _exit(127);
-        dup2(in[0], 0), dup2(o, 1), dup2(e, 2);
-        /* Only 0-2 reach weft, so that any other fd a command sees leaked
-         * from weft's side. */
-        close(in[0]), close(in[1]), close(o), close(e);
-        /* As some launchers leave it: the commands must get it back. */
-        signal(SIGPIPE, SIG_IGN);
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    close(in[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    close(in[1]);
-    outcome_t r = {.status =
-                       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
-                   .out = slurp(out_path, NULL),
-                   .err = slurp(err_path, NULL)};
-    assert_non_null(r.out);
-    assert_non_null(r.err);
-    return r;
-}
-
-#define RUN(...) run_weft((const char *const[]){__VA_ARGS__, NULL})
+/* weft's stdin a pipe held open (see the top); SIGPIPE ignored, as some
+ * launchers leave it: the commands must get it back. */
+static const e2e_options_t run_opts = {.stdin_pipe = true, .ignore_sigpipe = true};
+#define RUN(...) E2E_RUN_WITH(&run_opts, __VA_ARGS__)
 
 /* Checks status, stdout (exactly, unless NULL) and a piece of stderr. */
-static void expect(outcome_t *o, int status, const char *out, const char *in_err)
+static void expect(e2e_outcome_t *o, int status, const char *out, const char *in_err)
 {
-    if (o->status != status || (in_err && !strstr(o->err, in_err)))
-        fail_msg("exit %d (want %d); stderr:\n%s\n(want it to contain '%s')", o->status,
-                 status, o->err, in_err ? in_err : "");
+    e2e_expect(o, status, in_err);
     if (out && strcmp(o->out, out) != 0)
         fail_msg("stdout:\n%s\nwant:\n%s\nstderr:\n%s", o->out, out, o->err);
-    free(o->out);
-    free(o->err);
-}
-
-static char *in_tmp(const char *fmt, ...) WEFT_PRINTF(1, 2);
-static char *in_tmp(const char *fmt, ...)
-{
-    static char path[4][256];
-    static int next;
-    char *p = path[next++ % 4];
-    int len = snprintf(p, sizeof path[0], "%s/", tmp);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p + len, sizeof path[0] - (size_t)len, fmt, ap);
-    va_end(ap);
-    return p;
-}
-
-static void write_file(const char *path, const char *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
+    e2e_free(o);
 }
 
 /* items.txt: one item per line. */
 static void items(const char *const *lines, size_t n)
 {
-    FILE *f = fopen(in_tmp("items.txt"), "wb");
+    FILE *f = fopen(e2e_path("items.txt"), "wb");
     assert_non_null(f);
     for (size_t k = 0; k < n; k++)
         fprintf(f, "%s\n", lines[k]);
@@ -155,23 +64,10 @@ static void items(const char *const *lines, size_t n)
  * run_extra goes to [run], args to [args]. */
 static const char *job(const char *run_extra, const char *args)
 {
-    static char path[128];
-    snprintf(path, sizeof path, "%s/exec.ini", tmp);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "[run]\nplugin = exec\nitems = lines:items.txt\noutput = -\nformat = jsonl\n"
-            "record = full\n%s[args]\n%s",
-            run_extra, args);
-    assert_int_equal(fclose(f), 0);
-    return path;
-}
-
-static void rm_rf(const char *path)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    assert_int_equal(system(cmd), 0);
+    return e2e_writef("exec.ini",
+                      "[run]\nplugin = exec\nitems = lines:items.txt\noutput = -\n"
+                      "format = jsonl\nrecord = full\n%s[args]\n%s",
+                      run_extra, args);
 }
 
 /* Fails if a command an item tried to inject left its mark. */
@@ -179,7 +75,7 @@ static void assert_no_pwned(void)
 {
     static const char *const marks[] = {"PWNED", "PWNED2", "PWNED3", "PWNED4", "*"};
     for (size_t k = 0; k < sizeof marks / sizeof marks[0]; k++)
-        if (access(in_tmp("%s", marks[k]), F_OK) == 0)
+        if (access(e2e_path(marks[k]), F_OK) == 0)
             fail_msg("%s/%s exists: an item ran as shell code", tmp, marks[k]);
 }
 
@@ -233,20 +129,7 @@ static void want_fail(char *want, size_t size, size_t i, const char *msg)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmp, sizeof tmp, "/tmp/weft-exec-XXXXXX");
-    if (!mkdtemp(tmp))
-        return -1;
-    snprintf(out_path, sizeof out_path, "%s/stdout", tmp);
-    snprintf(err_path, sizeof err_path, "%s/stderr", tmp);
-    setenv("WEFT_PLUGIN_PATH", getenv("WEFT_PLUGINS"), 1);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    rm_rf(tmp);
-    return 0;
+    return (tmp = e2e_setup("exec")) ? 0 : -1;
 }
 
 /* ---- items reach the command untouched, as one argument ------------------ */
@@ -284,7 +167,7 @@ static void exec_items_are_one_argument(void **state)
     want[0] = '\0';
     for (size_t k = 0; k < N_NASTY; k++)
         want_ok(want, sizeof want, k, nasty[k]);
-    outcome_t o = RUN("run", job("", "command = printf %s {}\n"), "-j", "3");
+    e2e_outcome_t o = RUN("run", job("", "command = printf %s {}\n"), "-j", "3");
     expect(&o, 0, want, "19 ok, 0 failed");
     assert_no_pwned();
 
@@ -344,8 +227,9 @@ static void exec_placeholders(void **state)
                  paths[k].dir, paths[k].text, paths[k].text, k);
         want_ok(want, sizeof want, k, v);
     }
-    outcome_t o = RUN("run", job("", "command = /bin/sh -c 'printf \"[%s]\" \"$@\"' sh "
-                                     "{index} {stem} {dir} {path} {} {number}\n"));
+    e2e_outcome_t o =
+        RUN("run", job("", "command = /bin/sh -c 'printf \"[%s]\" \"$@\"' sh "
+                           "{index} {stem} {dir} {path} {} {number}\n"));
     expect(&o, 0, want, "10 ok");
 
     /* Range items: {} and {number} are the number, {index} counts from 0. */
@@ -367,7 +251,7 @@ static void exec_appends_item_without_placeholder(void **state)
     char want[512] = "";
     want_ok(want, sizeof want, 0, "<a b>");
     want_ok(want, sizeof want, 1, "<c>");
-    outcome_t o = RUN("run", job("", "command = printf '<%s>'\n"));
+    e2e_outcome_t o = RUN("run", job("", "command = printf '<%s>'\n"));
     expect(&o, 0, want, "2 ok");
 
     /* Literal braces are not a placeholder. */
@@ -390,7 +274,7 @@ static void exec_failed_items(void **state)
     want_fail(want, sizeof want, 1, "exit status 3");
     want_ok(want, sizeof want, 2, "");
     want_fail(want, sizeof want, 3, "exit status 1");
-    outcome_t o =
+    e2e_outcome_t o =
         RUN("run", job("", "command = /bin/sh -c 'exit \"$1\"' sh {}\n"), "-j", "2");
     expect(&o, 1, want, "item 1 failed: exit status 3");
 
@@ -474,7 +358,8 @@ static void exec_cannot_run(void **state)
               "cannot run 'no-such-command-weft': No such file or directory");
     want_fail(want, sizeof want, 1,
               "cannot run 'no-such-command-weft': No such file or directory");
-    outcome_t o = RUN("run", job("", "command = no-such-command-weft {}\n"), "-j", "2");
+    e2e_outcome_t o =
+        RUN("run", job("", "command = no-such-command-weft {}\n"), "-j", "2");
     expect(&o, 1, want, "0 ok, 2 failed");
 
     want[0] = '\0';
@@ -486,7 +371,7 @@ static void exec_cannot_run(void **state)
     expect(&o, 1, want, NULL);
 
     /* No execute bit: even root gets EACCES. */
-    write_file(in_tmp("noexec.sh"), "#!/bin/sh\necho hi\n", 18);
+    e2e_write_bytes("noexec.sh", "#!/bin/sh\necho hi\n", 18);
     want[0] = '\0';
     want_fail(want, sizeof want, 0, "cannot run './noexec.sh': Permission denied");
     want_fail(want, sizeof want, 1, "cannot run './noexec.sh': Permission denied");
@@ -494,7 +379,7 @@ static void exec_cannot_run(void **state)
     expect(&o, 1, want, NULL);
 
     /* An item with a NUL byte cannot be an argument; the others run. */
-    write_file(in_tmp("items.txt"), "a\0b\nok\n", 7);
+    e2e_write_bytes("items.txt", "a\0b\nok\n", 7);
     want[0] = '\0';
     want_fail(want, sizeof want, 0,
               "the item holds a NUL byte: it cannot be an argument");
@@ -530,7 +415,8 @@ static void exec_timeout(void **state)
     want_ok(want, sizeof want, 1, "");
     want_fail(want, sizeof want, 2, "timed out after 0.3 s");
     double t0 = now();
-    outcome_t o = RUN("run", job("", "timeout = 0.3\ncommand = sleep {}\n"), "-j", "2");
+    e2e_outcome_t o =
+        RUN("run", job("", "timeout = 0.3\ncommand = sleep {}\n"), "-j", "2");
     double took = now() - t0;
     expect(&o, 1, want, "1 ok, 2 failed");
     if (took > 3.0)
@@ -546,7 +432,7 @@ static void exec_timeout(void **state)
             job("", "timeout = 0.2\n"
                     "command = /bin/sh -c 'sleep 10 & echo $! > \"$1\"; wait' sh {}\n"));
     expect(&o, 1, want, NULL);
-    char *text = slurp(in_tmp("sleeper.pid"), NULL);
+    char *text = e2e_slurp(e2e_path("sleeper.pid"), NULL);
     assert_non_null(text);
     pid_t pid = (pid_t)atoi(text);
     free(text);
@@ -584,7 +470,7 @@ static void exec_max_output(void **state)
     items(one, 1);
     char want[1024] = "";
     want_ok(want, sizeof want, 0, "0123456789");
-    outcome_t o = RUN("run", job("", "max_output = 10\ncommand = printf %s {}\n"));
+    e2e_outcome_t o = RUN("run", job("", "max_output = 10\ncommand = printf %s {}\n"));
     expect(&o, 0, want, "1 ok");
     want[0] = '\0';
     want_fail(want, sizeof want, 0, "output over max_output (9 bytes)");
@@ -639,7 +525,7 @@ static void exec_shell(void **state)
             want_ok(want, sizeof want, k, v);
         }
         snprintf(args, sizeof args, "shell = true\ncommand = %s\n", cases[c].command);
-        outcome_t o = RUN("run", job("", args));
+        e2e_outcome_t o = RUN("run", job("", args));
         if (c == 4) { /* just the lines of the one-word items */
             for (char *line = strtok(want, "\n"); line; line = strtok(NULL, "\n"))
                 if (!strstr(o.out, line))
@@ -687,12 +573,12 @@ static void exec_init_errors(void **state)
         {"shell = true\n", "command"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        outcome_t o = RUN("run", job("", cases[c].args));
+        e2e_outcome_t o = RUN("run", job("", cases[c].args));
         expect(&o, 2, "", cases[c].err);
     }
 
     /* A placeholder pasted into an sh -c script works, with a warning. */
-    outcome_t o = RUN("run", job("", "command = sh -c 'echo {}'\n"));
+    e2e_outcome_t o = RUN("run", job("", "command = sh -c 'echo {}'\n"));
     expect(&o, 0, "{\"index\":0,\"ok\":true,\"value\":\"a\"}\n",
            "warning: a placeholder inside the script of 'sh -c'");
 }
@@ -721,7 +607,7 @@ static void exec_same_output_any_threads(void **state)
     char *first = NULL;
     static const char *const threads[] = {"1", "8"};
     for (int t = 0; t < 2; t++) {
-        outcome_t o = RUN("run", cfg, "-j", threads[t]);
+        e2e_outcome_t o = RUN("run", cfg, "-j", threads[t]);
         if (t == 0)
             first = strdup(o.out);
         else if (strcmp(o.out, first) != 0)
@@ -757,7 +643,7 @@ static void exec_many_items(void **state)
     }
     items((const char *const *)lines, N);
     double t0 = now();
-    outcome_t o =
+    e2e_outcome_t o =
         RUN("run", job("", "timeout = 30\ncommand = printf %s {}\n"), "-j", "8");
     expect(&o, 0, want, "300 ok, 0 failed");
     o = RUN("run",
@@ -781,14 +667,14 @@ static void exec_cwd(void **state)
     char real[PATH_MAX], want[2048] = "";
     assert_non_null(realpath(tmp, real));
     want_ok(want, sizeof want, 0, real);
-    outcome_t o = RUN("run", job("", "command = /bin/sh -c pwd {}\n"));
+    e2e_outcome_t o = RUN("run", job("", "command = /bin/sh -c pwd {}\n"));
     expect(&o, 0, want, "1 ok");
 
     /* A relative command is found in cwd, itself relative to the config. */
-    assert_int_equal(mkdir(in_tmp("sub"), 0777), 0);
+    assert_int_equal(mkdir(e2e_path("sub"), 0777), 0);
     static const char script[] = "#!/bin/sh\nprintf 'hello %s from %s' \"$1\" \"$PWD\"\n";
-    write_file(in_tmp("sub/hello.sh"), script, sizeof script - 1);
-    assert_int_equal(chmod(in_tmp("sub/hello.sh"), 0755), 0);
+    e2e_write_bytes("sub/hello.sh", script, sizeof script - 1);
+    assert_int_equal(chmod(e2e_path("sub/hello.sh"), 0755), 0);
     char v[PATH_MAX + 64];
     snprintf(v, sizeof v, "hello it from %s/sub", real);
     want[0] = '\0';
@@ -802,7 +688,7 @@ static void exec_invalid_utf8(void **state)
     (void)state;
     static const char *const one[] = {"x"};
     items(one, 1);
-    outcome_t o = RUN("run", job("", "command = printf '\\377ok%s\\n\\n'\n"));
+    e2e_outcome_t o = RUN("run", job("", "command = printf '\\377ok%s\\n\\n'\n"));
     /* One U+FFFD for the bad byte; only the last newline is dropped. */
     expect(&o, 0, "{\"index\":0,\"ok\":true,\"value\":\"\xEF\xBF\xBDokx\\n\"}\n", "1 ok");
 }
@@ -812,7 +698,7 @@ static void exec_shipped_config(void **state)
     (void)state;
     char cfg[512];
     snprintf(cfg, sizeof cfg, "%s/configs/exec.ini", getenv("WEFT_SOURCE_ROOT"));
-    outcome_t o = RUN("run", cfg, "-q");
+    e2e_outcome_t o = RUN("run", cfg, "-q");
     expect(&o, 0,
            "[\n"
            "\"[hello]\",\n"
@@ -843,5 +729,5 @@ int main(void)
         cmocka_unit_test(exec_invalid_utf8),
         cmocka_unit_test(exec_shipped_config),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, e2e_teardown);
 }

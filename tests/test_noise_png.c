@@ -12,119 +12,35 @@
 #include <cmocka.h>
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
+#include "e2e.h"
 #include "loader.h"
 
 enum { N = 60, W = 37, H = 23 }; /* odd sizes: rows are not padded */
 
-static char tmp[64];
-static char out_path[128], err_path[128];
+static const char *tmp; /* the temporary folder, from e2e_setup */
 
-typedef struct outcome {
-    int status; /* exit status, or 128 + signal */
-    char *out, *err;
-} outcome_t;
-
-static char *slurp(const char *path, size_t *len)
+/* e2e_expect, then frees o: the tests look at o before, never after. */
+static void expect(e2e_outcome_t *o, int status, const char *in_err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return s;
+    e2e_expect(o, status, in_err);
+    e2e_free(o);
 }
 
-/* Runs WEFT_EXE with args (NULL-terminated); as in test_cli.c. */
-static outcome_t run_weft(const char *const *args)
-{
-    const char *exe = getenv("WEFT_EXE");
-    assert_non_null(exe);
-    const char *argv[16] = {exe};
-    size_t n = 1;
-    for (; args[n - 1]; n++) {
-        assert_true(n < 15);
-        argv[n] = args[n - 1];
-    }
-    argv[n] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (o < 0 || e < 0)
-            _exit(127);
-        dup2(o, 1), dup2(e, 2);
-        close(o), close(e); /* weft's children must not inherit them */
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    outcome_t r = {.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
-                   .out = slurp(out_path, NULL),
-                   .err = slurp(err_path, NULL)};
-    return r;
-}
-
-#define RUN(...) run_weft((const char *const[]){__VA_ARGS__, NULL})
-
-static void expect(outcome_t *o, int status, const char *in_err)
-{
-    if (o->status != status || (in_err && !strstr(o->err, in_err)))
-        fail_msg("exit %d (want %d); stderr:\n%s\n(want it to contain '%s')", o->status,
-                 status, o->err, in_err ? in_err : "");
-    free(o->out);
-    free(o->err);
-}
-
-/* A config in the temporary folder: [run] plugin and items, then body. */
+/* A config in the temporary folder: [run] plugin and items, then body.
+ * Copied out of e2e's path buffers: a test holds it across many paths. */
 static const char *config(unsigned items, const char *body)
 {
-    static char path[128];
-    snprintf(path, sizeof path, "%s/noise.ini", tmp);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, "[run]\nplugin = noise_png\nitems = %u\n%s", items, body);
-    fclose(f);
+    static char path[512];
+    snprintf(path, sizeof path, "%s",
+             e2e_writef("noise.ini", "[run]\nplugin = noise_png\nitems = %u\n%s", items,
+                        body));
     return path;
-}
-
-static char *in_tmp(const char *fmt, ...) WEFT_PRINTF(1, 2);
-static char *in_tmp(const char *fmt, ...)
-{
-    static char path[4][256];
-    static int next;
-    char *p = path[next++ % 4];
-    int len = snprintf(p, sizeof path[0], "%s/", tmp);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p + len, sizeof path[0] - (size_t)len, fmt, ap);
-    va_end(ap);
-    return p;
-}
-
-static void rm_rf(const char *path)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    assert_int_equal(system(cmd), 0);
 }
 
 /* Entries of dir; fails on a leftover temporary (a dot file). */
@@ -177,20 +93,7 @@ static void check_image(const char *path, unsigned w, unsigned h, uint64_t run_s
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmp, sizeof tmp, "/tmp/weft-png-XXXXXX");
-    if (!mkdtemp(tmp))
-        return -1;
-    snprintf(out_path, sizeof out_path, "%s/stdout", tmp);
-    snprintf(err_path, sizeof err_path, "%s/stderr", tmp);
-    setenv("WEFT_PLUGIN_PATH", getenv("WEFT_PLUGINS"), 1);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    rm_rf(tmp);
-    return 0;
+    return (tmp = e2e_setup("png")) ? 0 : -1;
 }
 
 /* ---- the same bytes whatever the thread count ---------------------------- */
@@ -205,14 +108,14 @@ static void noise_png_same_bytes_any_threads(void **state)
     char *first[N];
     size_t first_len[N];
     for (int t = 0; t < 3; t++) {
-        rm_rf(in_tmp("img"));
-        outcome_t o = RUN("run", cfg, "-j", threads[t]);
+        assert_int_equal(e2e_remove(e2e_path("img")), 0);
+        e2e_outcome_t o = E2E_RUN("run", cfg, "-j", threads[t]);
         expect(&o, 0, "60 ok, 0 failed");
-        assert_int_equal(count_files(in_tmp("img")), N);
+        assert_int_equal(count_files(e2e_path("img")), N);
         for (int k = 0; k < N; k++) {
-            const char *path = in_tmp("img/n_%06d.png", k);
+            const char *path = e2e_pathf("img/n_%06d.png", k);
             size_t len;
-            char *bytes = slurp(path, &len);
+            char *bytes = e2e_slurp(path, &len);
             if (!bytes)
                 fail_msg("%s missing (threads %s)", path, threads[t]);
             if (t == 0) {
@@ -233,12 +136,12 @@ static void noise_png_same_bytes_any_threads(void **state)
         uint64_t run_seed, stream;
     } other[] = {{"args.seed=6", 0, 6}, {"run.seed=1", 1, 5}};
     for (int c = 0; c < 2; c++) {
-        outcome_t o = RUN("run", cfg, "--set", other[c].set);
+        e2e_outcome_t o = E2E_RUN("run", cfg, "--set", other[c].set);
         expect(&o, 0, "60 ok");
         for (int k = 0; k < N; k += 7) {
-            const char *path = in_tmp("img/n_%06d.png", k);
+            const char *path = e2e_pathf("img/n_%06d.png", k);
             size_t len;
-            char *bytes = slurp(path, &len);
+            char *bytes = e2e_slurp(path, &len);
             assert_non_null(bytes);
             if (len == first_len[k] && memcmp(bytes, first[k], len) == 0)
                 fail_msg("%s: --set %s did not change the image", path, other[c].set);
@@ -257,16 +160,16 @@ static void noise_png_template(void **state)
     (void)state;
     const char *cfg = config(5, "output = -\n[args]\nsize_x = 37\nsize_y = 23\n"
                                 "name_prefix = tpl/{}-noise.png\n");
-    outcome_t o = RUN("run", cfg, "-j", "2");
+    e2e_outcome_t o = E2E_RUN("run", cfg, "-j", "2");
     /* Each item's value is its file's path. */
     char want[256];
     snprintf(want, sizeof want, "\"%s/tpl/000004-noise.png\"\n", tmp);
     if (!strstr(o.out, want))
         fail_msg("stdout:\n%s\nlacks %s", o.out, want);
     expect(&o, 0, "5 ok");
-    assert_int_equal(count_files(in_tmp("tpl")), 5);
+    assert_int_equal(count_files(e2e_path("tpl")), 5);
     for (int k = 0; k < 5; k++)
-        check_image(in_tmp("tpl/%06d-noise.png", k), W, H, 0, 0, (uint64_t)k);
+        check_image(e2e_pathf("tpl/%06d-noise.png", k), W, H, 0, 0, (uint64_t)k);
 }
 
 /* ---- failures ------------------------------------------------------------ */
@@ -276,26 +179,24 @@ static void noise_png_init_errors(void **state)
     (void)state;
     /* Root ignores permission bits: a folder under a regular file fails
      * for everyone. */
-    FILE *f = fopen(in_tmp("somefile"), "w");
-    assert_non_null(f);
-    fclose(f);
+    e2e_write("somefile", "");
     const char *cfg = config(N, "[args]\nname_prefix = somefile/x_\n");
-    outcome_t o = RUN("run", cfg);
+    e2e_outcome_t o = E2E_RUN("run", cfg);
     char want[256];
     snprintf(want, sizeof want, "init failed: name_prefix: cannot open output folder '%s/"
                                 "somefile/': Not a directory", tmp);
     expect(&o, 2, want);
 
     cfg = config(N, "[args]\nname_prefix = somefile/sub/x_\n");
-    o = RUN("run", cfg);
+    o = E2E_RUN("run", cfg);
     expect(&o, 2, "cannot create folder");
 
     cfg = config(N, "[args]\nname_prefix = a{}/x.png\n");
-    o = RUN("run", cfg);
+    o = E2E_RUN("run", cfg);
     expect(&o, 2, "{} may only be in the file name");
 
     cfg = config(N, "[args]\ncompression = 10\n");
-    o = RUN("run", cfg);
+    o = E2E_RUN("run", cfg);
     expect(&o, 2, "compression");
 }
 
@@ -304,17 +205,17 @@ static void noise_png_item_failure(void **state)
     (void)state;
     /* A folder where item 3's file goes: its rename fails, the others
      * are written, and no temporary stays. */
-    rm_rf(in_tmp("img"));
-    assert_int_equal(mkdir(in_tmp("img"), 0777), 0);
-    assert_int_equal(mkdir(in_tmp("img/n_000003.png"), 0777), 0);
+    assert_int_equal(e2e_remove(e2e_path("img")), 0);
+    assert_int_equal(mkdir(e2e_path("img"), 0777), 0);
+    assert_int_equal(mkdir(e2e_path("img/n_000003.png"), 0777), 0);
     const char *cfg = config(N, body);
-    outcome_t o = RUN("run", cfg, "-j", "2");
+    e2e_outcome_t o = E2E_RUN("run", cfg, "-j", "2");
     char want[256];
     snprintf(want, sizeof want, "item 3 failed: %s/img/n_000003.png: rename: Is a directory",
              tmp);
     expect(&o, 1, want);
-    assert_int_equal(count_files(in_tmp("img")), N);
-    check_image(in_tmp("img/n_000004.png"), W, H, 0, 5, 4);
+    assert_int_equal(count_files(e2e_path("img")), N);
+    check_image(e2e_path("img/n_000004.png"), W, H, 0, 5, 4);
 }
 
 /* ---- the shipped configs -------------------------------------------------- */
@@ -325,15 +226,15 @@ static void noise_png_shipped_configs(void **state)
     char cfg[512], set[300];
     snprintf(cfg, sizeof cfg, "%s/configs/noise_png.ini", getenv("WEFT_SOURCE_ROOT"));
     snprintf(set, sizeof set, "args.name_prefix=%s/ship/noise_", tmp);
-    outcome_t o = RUN("run", cfg, "--set", set, "--set", "run.items=3");
+    e2e_outcome_t o = E2E_RUN("run", cfg, "--set", set, "--set", "run.items=3");
     expect(&o, 0, "3 ok");
-    check_image(in_tmp("ship/noise_000002.png"), 100, 100, 0, 0, 2);
+    check_image(e2e_path("ship/noise_000002.png"), 100, 100, 0, 0, 2);
 
     snprintf(cfg, sizeof cfg, "%s/configs/noise_png_large.ini", getenv("WEFT_SOURCE_ROOT"));
     snprintf(set, sizeof set, "args.name_prefix=%s/large/{}.png", tmp);
-    o = RUN("run", cfg, "--set", set, "--set", "run.items=2");
+    o = E2E_RUN("run", cfg, "--set", set, "--set", "run.items=2");
     expect(&o, 0, "2 ok");
-    check_image(in_tmp("large/000001.png"), 1024, 768, 0, 7, 1);
+    check_image(e2e_path("large/000001.png"), 1024, 768, 0, 7, 1);
 }
 
 int main(void)
@@ -345,5 +246,5 @@ int main(void)
         cmocka_unit_test(noise_png_item_failure),
         cmocka_unit_test(noise_png_shipped_configs),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, e2e_teardown);
 }

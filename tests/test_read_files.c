@@ -16,7 +16,6 @@
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -24,128 +23,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "weft/plugin.h"
+#include "e2e.h"
 
-static char tmp[64];
-static char out_path[128], err_path[128];
-
-typedef struct outcome {
-    int status; /* exit status, or 128 + signal */
-    char *out, *err;
-} outcome_t;
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return s;
-}
-
-/* Runs WEFT_EXE with args (NULL-terminated); as in test_cli.c. */
-static outcome_t run_weft(const char *const *args)
-{
-    const char *exe = getenv("WEFT_EXE");
-    assert_non_null(exe);
-    const char *argv[16] = {exe};
-    size_t n = 1;
-    for (; args[n - 1]; n++) {
-        assert_true(n < 15);
-        argv[n] = args[n - 1];
-    }
-    argv[n] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (o < 0 || e < 0)
-            _exit(127);
-        dup2(o, 1), dup2(e, 2);
-        close(o), close(e); /* weft's children must not inherit them */
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    outcome_t r = {.status =
-                       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
-                   .out = slurp(out_path, NULL),
-                   .err = slurp(err_path, NULL)};
-    assert_non_null(r.out);
-    assert_non_null(r.err);
-    return r;
-}
-
-#define RUN(...) run_weft((const char *const[]){__VA_ARGS__, NULL})
-
-/* Fails unless o exited with status and stderr holds in_err (if any). */
-static void check_exit(const outcome_t *o, int status, const char *in_err)
-{
-    if (o->status != status || (in_err && !strstr(o->err, in_err)))
-        fail_msg("exit %d (want %d); stderr:\n%s\n(want it to contain '%s')", o->status,
-                 status, o->err, in_err ? in_err : "");
-}
-
-static void outcome_free(outcome_t *o)
-{
-    free(o->out);
-    free(o->err);
-}
-
-static char *in_tmp(const char *fmt, ...) WEFT_PRINTF(1, 2);
-static char *in_tmp(const char *fmt, ...)
-{
-    static char path[8][256];
-    static int next;
-    char *p = path[next++ % 8];
-    int len = snprintf(p, sizeof path[0], "%s/", tmp);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p + len, sizeof path[0] - (size_t)len, fmt, ap);
-    va_end(ap);
-    return p;
-}
+static const char *tmp; /* the temporary folder, from e2e_setup */
 
 /* A config in the temporary folder (so relative items resolve there). */
 static const char *config(const char *items, const char *body)
 {
-    static char path[128];
-    snprintf(path, sizeof path, "%s/rf.ini", tmp);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, "[run]\nplugin = read_files\nitems = %s\noutput = -\nformat = json\n%s",
-            items, body);
-    fclose(f);
-    return path;
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
-static void rm_rf(const char *path)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    assert_int_equal(system(cmd), 0);
+    return e2e_writef("rf.ini",
+                      "[run]\nplugin = read_files\nitems = %s\noutput = -\n"
+                      "format = json\n%s",
+                      items, body);
 }
 
 static cJSON *parse(const char *text)
@@ -350,7 +240,7 @@ static void ref_add(ref_t *r, const char *path)
     assert_true(r->n < 16);
     ref_file_t *f = &r->f[r->n++];
     f->path = strdup(path);
-    f->data = (unsigned char *)slurp(path, &f->len);
+    f->data = (unsigned char *)e2e_slurp(path, &f->len);
     assert_non_null(f->path);
     assert_non_null(f->data);
 }
@@ -478,30 +368,25 @@ static void check_object(const cJSON *o, const ref_file_t *f, const char *path,
 
 /* ---- the tree ------------------------------------------------------------ */
 
-static const char odd_name[] = "name with spaces \"and\" quotes \\ 'too'.txt";
-
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmp, sizeof tmp, "/tmp/weft-rf-XXXXXX");
-    if (!mkdtemp(tmp))
+    tmp = e2e_setup("rf");
+    if (!tmp)
         return -1;
-    snprintf(out_path, sizeof out_path, "%s/stdout", tmp);
-    snprintf(err_path, sizeof err_path, "%s/stderr", tmp);
-    setenv("WEFT_PLUGIN_PATH", getenv("WEFT_PLUGINS"), 1);
 
-    if (mkdir(in_tmp("tree"), 0777) != 0)
+    if (mkdir(e2e_path("tree"), 0777) != 0)
         return -1;
-    write_file(in_tmp("tree/a.txt"), "hello\n", 6);
+    e2e_write_bytes("tree/a.txt", "hello\n", 6);
     static const char utf[] = "h\xC3\xA9llo \"q\" \\ / \t\x01\x1F\x7F \xE2\x9C\x93 "
                               "\xF0\x9D\x84\x9E \xE2\x80\xA8\r\n";
-    write_file(in_tmp("tree/b.txt"), utf, sizeof utf - 1);
-    write_file(in_tmp("tree/empty"), "", 0);
+    e2e_write_bytes("tree/b.txt", utf, sizeof utf - 1);
+    e2e_write_bytes("tree/empty", "", 0);
     /* Text for a JSON string, but not for auto: a NUL; invalid UTF-8. */
-    write_file(in_tmp("tree/nul.txt"), "a\0b", 3);
-    write_file(in_tmp("tree/latin1.txt"), "caf\xE9\n", 5);
-    write_file(in_tmp("tree/%s", odd_name), "odd name\n", 9);
-    write_file(in_tmp("tree/.hidden"), "skipped by files:", 17);
+    e2e_write_bytes("tree/nul.txt", "a\0b", 3);
+    e2e_write_bytes("tree/latin1.txt", "caf\xE9\n", 5);
+    e2e_write_bytes("tree/name with spaces \"and\" quotes \\ 'too'.txt", "odd name\n", 9);
+    e2e_write_bytes("tree/.hidden", "skipped by files:", 17);
 
     /* Every byte value, then ill-formed UTF-8: a lone lead byte, a
      * surrogate, past U+10FFFF, overlong forms, a sequence cut at the end. */
@@ -512,7 +397,7 @@ static int setup(void **state)
                                         0x90, 0x80, 0x80, 0xE0, 0x80, 0xAF,
                                         0xC0, 0x80, 0x00, 0xF0, 0x9F, 0x98};
     memcpy(bin + 256, bad, sizeof bad);
-    write_file(in_tmp("tree/bin.dat"), bin, 256 + sizeof bad);
+    e2e_write_bytes("tree/bin.dat", bin, 256 + sizeof bad);
 
     /* Over 3 MB of valid UTF-8: several read chunks, 1..4-byte characters,
      * escapes; its size is no multiple of 3 or 32. */
@@ -525,17 +410,10 @@ static int setup(void **state)
             big + len, cap - len,
             "%u: caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \"q\" \\ \t|\n",
             line * 2654435761u);
-    write_file(in_tmp("tree/big.txt"), big, len);
+    e2e_write_bytes("tree/big.txt", big, len);
     free(big);
-    if (symlink("a.txt", in_tmp("tree/link")) != 0)
+    if (symlink("a.txt", e2e_path("tree/link")) != 0)
         return -1;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    rm_rf(tmp);
     return 0;
 }
 
@@ -557,7 +435,7 @@ static void read_files_reference_checksum(void **state)
 static void read_files_matches_serial_read(void **state)
 {
     (void)state;
-    ref_t ref = ref_read_dir(in_tmp("tree"));
+    ref_t ref = ref_read_dir(e2e_path("tree"));
     assert_int_equal(ref.n, 9); /* a b big bin empty latin1 link odd nul */
     char items[128], ok[32];
     snprintf(items, sizeof items, "files:%s/tree", tmp);
@@ -569,15 +447,15 @@ static void read_files_matches_serial_read(void **state)
         char set[64];
         snprintf(set, sizeof set, "args.content=%s", modes[m]);
         for (int t = 0; t < 3; t++) {
-            outcome_t o = RUN("run", cfg, "-j", threads[t], "--set", set);
-            check_exit(&o, 0, ok);
+            e2e_outcome_t o = E2E_RUN("run", cfg, "-j", threads[t], "--set", set);
+            e2e_expect(&o, 0, ok);
             cJSON *j = parse(o.out);
             assert_int_equal(cJSON_GetArraySize(j), (int)ref.n);
             for (size_t k = 0; k < ref.n; k++)
                 check_object(cJSON_GetArrayItem(j, (int)k), &ref.f[k], ref.f[k].path,
                              modes[m], o.out);
             cJSON_Delete(j);
-            outcome_free(&o);
+            e2e_free(&o);
         }
     }
     /* auto really mixes: b.txt is text; bin.dat, latin1.txt, nul.txt not. */
@@ -597,9 +475,9 @@ static void read_files_matches_serial_read(void **state)
     char threads_text[32];
     snprintf(threads_text, sizeof threads_text, "%u threads)",
              want < ref.n ? want : (unsigned)ref.n);
-    outcome_t o = RUN("run", cfg);
-    check_exit(&o, 0, threads_text);
-    outcome_free(&o);
+    e2e_outcome_t o = E2E_RUN("run", cfg);
+    e2e_expect(&o, 0, threads_text);
+    e2e_free(&o);
     ref_free(&ref);
 }
 
@@ -608,7 +486,7 @@ static void read_files_matches_serial_read(void **state)
 static void read_files_item_errors(void **state)
 {
     (void)state;
-    assert_int_equal(mkfifo(in_tmp("fifo"), 0666), 0);
+    assert_int_equal(mkfifo(e2e_path("fifo"), 0666), 0);
     char list[1024];
     int n = snprintf(list, sizeof list,
                      "tree/a.txt\n%s/missing\n%s/tree\n%s/fifo\n%s/tree/b.txt\n"
@@ -616,7 +494,7 @@ static void read_files_item_errors(void **state)
                      tmp, tmp, tmp, tmp);
     list[n++] = '\0'; /* line 5 is "tree/a.txt\0x": not the path tree/a.txt */
     n += snprintf(list + n, sizeof list - (size_t)n, "x\n");
-    write_file(in_tmp("list"), list, (size_t)n);
+    e2e_write_bytes("list", list, (size_t)n);
     const char *cfg = config("lines:list", "[args]\ncontent = auto\n");
 
     char want[6][256];
@@ -625,17 +503,17 @@ static void read_files_item_errors(void **state)
     snprintf(want[3], sizeof want[3], "%s/fifo: a FIFO", tmp);
     snprintf(want[5], sizeof want[5], "tree/a.txt: the path holds a NUL byte");
     ref_t ref = {.n = 0};
-    ref_add(&ref, in_tmp("tree/a.txt"));
-    ref_add(&ref, in_tmp("tree/b.txt"));
+    ref_add(&ref, e2e_path("tree/a.txt"));
+    ref_add(&ref, e2e_path("tree/b.txt"));
 
-    outcome_t o = RUN("run", cfg, "-j", "3");
-    check_exit(&o, 1, "4 failed");
+    e2e_outcome_t o = E2E_RUN("run", cfg, "-j", "3");
+    e2e_expect(&o, 1, "4 failed");
     char line[300];
     for (int k = 1; k <= 5; k++) {
         if (k == 4)
             continue;
         snprintf(line, sizeof line, "item %d failed: %s\n", k, want[k]);
-        check_exit(&o, 1, line);
+        e2e_expect(&o, 1, line);
     }
     cJSON *j = parse(o.out);
     assert_int_equal(cJSON_GetArraySize(j), 6);
@@ -645,11 +523,11 @@ static void read_files_item_errors(void **state)
         if (k != 4)
             assert_true(cJSON_IsNull(cJSON_GetArrayItem(j, k)));
     cJSON_Delete(j);
-    outcome_free(&o);
+    e2e_free(&o);
 
     /* record = full: each failure carries its message. */
-    o = RUN("run", cfg, "--set", "run.record=full");
-    check_exit(&o, 1, "4 failed");
+    o = E2E_RUN("run", cfg, "--set", "run.record=full");
+    e2e_expect(&o, 1, "4 failed");
     j = parse(o.out);
     assert_int_equal(cJSON_GetArraySize(j), 6);
     for (int k = 0; k < 6; k++) {
@@ -669,15 +547,15 @@ static void read_files_item_errors(void **state)
         }
     }
     cJSON_Delete(j);
-    outcome_free(&o);
+    e2e_free(&o);
     ref_free(&ref);
-    unlink(in_tmp("fifo"));
+    unlink(e2e_path("fifo"));
 }
 
 static void read_files_max_size(void **state)
 {
     (void)state;
-    ref_t ref = ref_read_dir(in_tmp("tree"));
+    ref_t ref = ref_read_dir(e2e_path("tree"));
     char items[128];
     snprintf(items, sizeof items, "files:%s/tree", tmp);
     /* Up to 6 bytes pass (a.txt, the link to it, the small ones). */
@@ -686,8 +564,8 @@ static void read_files_max_size(void **state)
         small += ref.f[k].len <= 6;
     assert_int_equal(small, 5);
     const char *cfg = config(items, "[args]\nmax_size = 6\n");
-    outcome_t o = RUN("run", cfg, "--set", "run.record=full");
-    check_exit(&o, 1, "5 ok, 4 failed");
+    e2e_outcome_t o = E2E_RUN("run", cfg, "--set", "run.record=full");
+    e2e_expect(&o, 1, "5 ok, 4 failed");
     cJSON *j = parse(o.out);
     assert_int_equal(cJSON_GetArraySize(j), (int)ref.n);
     for (size_t k = 0; k < ref.n; k++) {
@@ -706,63 +584,63 @@ static void read_files_max_size(void **state)
                             want);
     }
     cJSON_Delete(j);
-    outcome_free(&o);
+    e2e_free(&o);
 
     /* 0: no limit; a limit of exactly the biggest size passes it. */
-    o = RUN("run", cfg, "--set", "args.max_size=0");
-    check_exit(&o, 0, "9 ok, 0 failed");
-    outcome_free(&o);
+    o = E2E_RUN("run", cfg, "--set", "args.max_size=0");
+    e2e_expect(&o, 0, "9 ok, 0 failed");
+    e2e_free(&o);
     size_t biggest = 0;
     for (size_t k = 0; k < ref.n; k++)
         biggest = ref.f[k].len > biggest ? ref.f[k].len : biggest;
     char set[64];
     snprintf(set, sizeof set, "args.max_size=%zu", biggest);
-    o = RUN("run", cfg, "--set", set, "--set", "args.content=base64");
-    check_exit(&o, 0, "9 ok, 0 failed");
-    outcome_free(&o);
+    o = E2E_RUN("run", cfg, "--set", set, "--set", "args.content=base64");
+    e2e_expect(&o, 0, "9 ok, 0 failed");
+    e2e_free(&o);
     snprintf(set, sizeof set, "args.max_size=%zu", biggest - 1);
-    o = RUN("run", cfg, "--set", set);
-    check_exit(&o, 1, "8 ok, 1 failed");
-    outcome_free(&o);
+    o = E2E_RUN("run", cfg, "--set", set);
+    e2e_expect(&o, 1, "8 ok, 1 failed");
+    e2e_free(&o);
     ref_free(&ref);
 }
 
 static void read_files_symlinks(void **state)
 {
     (void)state;
-    assert_int_equal(symlink("tree", in_tmp("treelink")), 0);
-    assert_int_equal(symlink("nowhere", in_tmp("tree-dangling")), 0);
+    assert_int_equal(symlink("tree", e2e_path("treelink")), 0);
+    assert_int_equal(symlink("nowhere", e2e_path("tree-dangling")), 0);
     static const char links[] = "tree/link\ntreelink/a.txt\ntree-dangling\n";
-    write_file(in_tmp("links"), links, sizeof links - 1);
+    e2e_write_bytes("links", links, sizeof links - 1);
     ref_t ref = {.n = 0};
-    ref_add(&ref, in_tmp("tree/a.txt"));
+    ref_add(&ref, e2e_path("tree/a.txt"));
     const char *cfg = config("lines:links", "[args]\ncontent = text\n");
 
     /* Followed: the link's path, the target's bytes. */
-    outcome_t o = RUN("run", cfg);
-    check_exit(&o, 1, "item 2 failed: tree-dangling: No such file or directory\n");
+    e2e_outcome_t o = E2E_RUN("run", cfg);
+    e2e_expect(&o, 1, "item 2 failed: tree-dangling: No such file or directory\n");
     cJSON *j = parse(o.out);
     check_object(cJSON_GetArrayItem(j, 0), &ref.f[0], "tree/link", "text", o.out);
     check_object(cJSON_GetArrayItem(j, 1), &ref.f[0], "treelink/a.txt", "text", o.out);
     assert_true(cJSON_IsNull(cJSON_GetArrayItem(j, 2)));
     cJSON_Delete(j);
-    outcome_free(&o);
+    e2e_free(&o);
 
     /* Not followed: a link as the last component fails (O_NOFOLLOW); a
      * link to a folder earlier in the path is still followed. */
-    o = RUN("run", cfg, "--set", "args.follow_symlinks=false");
-    check_exit(&o, 1,
+    o = E2E_RUN("run", cfg, "--set", "args.follow_symlinks=false");
+    e2e_expect(&o, 1,
                "item 0 failed: tree/link: a symbolic link, and follow_symlinks is "
                "false\n");
-    check_exit(&o, 1,
+    e2e_expect(&o, 1,
                "item 2 failed: tree-dangling: a symbolic link, and follow_symlinks "
                "is false\n");
-    check_exit(&o, 1, "1 ok, 2 failed");
+    e2e_expect(&o, 1, "1 ok, 2 failed");
     j = parse(o.out);
     assert_true(cJSON_IsNull(cJSON_GetArrayItem(j, 0)));
     check_object(cJSON_GetArrayItem(j, 1), &ref.f[0], "treelink/a.txt", "text", o.out);
     cJSON_Delete(j);
-    outcome_free(&o);
+    e2e_free(&o);
     ref_free(&ref);
 }
 
@@ -783,24 +661,24 @@ static void read_files_short_reads(void **state)
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_size, 0);
-    write_file(in_tmp("proc-list"), "/proc/kallsyms\n", 15);
+    e2e_write_bytes("proc-list", "/proc/kallsyms\n", 15);
     const char *cfg = config("lines:proc-list", "");
     static const char *const modes[] = {"none", "base64"};
     for (int m = 0; m < 2; m++) {
         char set[64];
         snprintf(set, sizeof set, "args.content=%s", modes[m]);
-        outcome_t o = RUN("run", cfg, "--set", set);
-        check_exit(&o, 0, "1 ok, 0 failed");
+        e2e_outcome_t o = E2E_RUN("run", cfg, "--set", set);
+        e2e_expect(&o, 0, "1 ok, 0 failed");
         cJSON *j = parse(o.out);
         check_object(cJSON_GetArrayItem(j, 0), &f, path, modes[m], o.out);
         cJSON_Delete(j);
-        outcome_free(&o);
+        e2e_free(&o);
     }
     /* max_size holds while reading too, when fstat did not tell. */
-    outcome_t o = RUN("run", cfg, "--set", "args.max_size=1048576");
-    check_exit(&o, 1,
+    e2e_outcome_t o = E2E_RUN("run", cfg, "--set", "args.max_size=1048576");
+    e2e_expect(&o, 1,
                "item 0 failed: /proc/kallsyms: over max_size 1048576 after reading ");
-    outcome_free(&o);
+    e2e_free(&o);
     free(f.data);
 }
 
@@ -808,22 +686,22 @@ static void read_files_bad_arguments(void **state)
 {
     (void)state;
     const char *cfg = config("files:tree", "");
-    outcome_t o = RUN("run", cfg, "--set", "args.content=binary");
-    check_exit(&o, 2, "content = 'binary': expected none, text, base64 or auto");
-    outcome_free(&o);
-    o = RUN("run", cfg, "--set", "args.max_size=-1");
-    check_exit(&o, 2, "max_size");
-    outcome_free(&o);
-    o = RUN("run", cfg, "--set", "args.follow_symlinks=maybe");
-    check_exit(&o, 2, "follow_symlinks");
-    outcome_free(&o);
+    e2e_outcome_t o = E2E_RUN("run", cfg, "--set", "args.content=binary");
+    e2e_expect(&o, 2, "content = 'binary': expected none, text, base64 or auto");
+    e2e_free(&o);
+    o = E2E_RUN("run", cfg, "--set", "args.max_size=-1");
+    e2e_expect(&o, 2, "max_size");
+    e2e_free(&o);
+    o = E2E_RUN("run", cfg, "--set", "args.follow_symlinks=maybe");
+    e2e_expect(&o, 2, "follow_symlinks");
+    e2e_free(&o);
     /* Numbers are not paths: every item fails, the run does not. */
     cfg = config("3", "");
-    o = RUN("run", cfg);
-    check_exit(&o, 1, "item 0 failed: item 0 is a number, not a path");
-    check_exit(&o, 1, "0 ok, 3 failed");
+    o = E2E_RUN("run", cfg);
+    e2e_expect(&o, 1, "item 0 failed: item 0 is a number, not a path");
+    e2e_expect(&o, 1, "0 ok, 3 failed");
     assert_string_equal(o.out, "[\nnull,\nnull,\nnull\n]\n");
-    outcome_free(&o);
+    e2e_free(&o);
 }
 
 static void read_files_shipped_config(void **state)
@@ -834,10 +712,10 @@ static void read_files_shipped_config(void **state)
     snprintf(dir, sizeof dir, "%s/configs/sample_files", getenv("WEFT_SOURCE_ROOT"));
     ref_t ref = ref_read_dir(dir);
     assert_true(ref.n >= 4);
-    outcome_t o = RUN("run", cfg);
+    e2e_outcome_t o = E2E_RUN("run", cfg);
     char ok[32];
     snprintf(ok, sizeof ok, "%zu ok, 0 failed", ref.n);
-    check_exit(&o, 0, ok);
+    e2e_expect(&o, 0, ok);
     cJSON *j = parse(o.out);
     assert_int_equal(cJSON_GetArraySize(j), (int)ref.n);
     int base64 = 0;
@@ -855,7 +733,7 @@ static void read_files_shipped_config(void **state)
     }
     assert_int_equal(base64, 1); /* the one binary sample */
     cJSON_Delete(j);
-    outcome_free(&o);
+    e2e_free(&o);
     ref_free(&ref);
 }
 
@@ -871,5 +749,5 @@ int main(void)
         cmocka_unit_test(read_files_bad_arguments),
         cmocka_unit_test(read_files_shipped_config),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, e2e_teardown);
 }
