@@ -100,7 +100,8 @@ static double now(void)
 /* ---- the per-item path ------------------------------------------------- */
 
 static int encode_record(run_t *r, weft__buf_t *buf, const weft_item_t *item,
-                         const weft_result_t *res, const char *failure);
+                         const weft_result_t *res, const char *failure, char *why,
+                         size_t whylen);
 
 /* Splits the minified JSON array at buf->data + list_off (len bytes) into
  * its top-level elements, appending each as a framed record (flatten =
@@ -108,7 +109,7 @@ static int encode_record(run_t *r, weft__buf_t *buf, const weft_item_t *item,
  * by offset, and room is reserved before each element so that the buffer
  * cannot move while the element is copied.  Returns the record count. */
 static uint32_t splice_list(run_t *r, weft__buf_t *buf, size_t list_off, size_t len,
-                            const weft_item_t *item, int *e)
+                            const weft_item_t *item, int *e, char *why, size_t whylen)
 {
     uint32_t n = 0;
     size_t start = 1, depth = 0;
@@ -137,7 +138,7 @@ static uint32_t splice_list(run_t *r, weft__buf_t *buf, size_t list_off, size_t 
                 weft_result_t elem = {.kind = WEFT_VALUE_JSON};
                 elem.value.s.ptr = buf->data + list_off + start;
                 elem.value.s.len = k - start;
-                *e = encode_record(r, buf, item, &elem, NULL);
+                *e = encode_record(r, buf, item, &elem, NULL, why, whylen);
                 n++;
             }
             start = k + 1;
@@ -147,11 +148,13 @@ static uint32_t splice_list(run_t *r, weft__buf_t *buf, size_t list_off, size_t 
 }
 
 /* Appends one framed record: {"index":..,"ok":..,"value"/"error":..} in
- * record = full, else the value (null for a failure). */
+ * record = full, else the value (null for a failure).  -EINVAL with `why`
+ * when the value cannot be encoded. */
 static int encode_record(run_t *r, weft__buf_t *buf, const weft_item_t *item,
-                         const weft_result_t *res, const char *failure)
+                         const weft_result_t *res, const char *failure, char *why,
+                         size_t whylen)
 {
-    char why[256], head[64];
+    char head[64];
     bool full = r->cfg->record == WEFT__RECORD_FULL;
     int e = weft__buf_append(buf, r->frame.prefix, r->frame.prefix_len);
     if (e == 0 && full) {
@@ -162,7 +165,7 @@ static int encode_record(run_t *r, weft__buf_t *buf, const weft_item_t *item,
     if (e == 0)
         e = failure ? (full ? weft__json_string(buf, failure, strlen(failure))
                             : weft__buf_append(buf, "null", 4))
-                    : weft__json_value(buf, res, why, sizeof why);
+                    : weft__json_value(buf, res, why, whylen);
     if (e == 0 && full)
         e = weft__buf_append(buf, "}", 1);
     if (e == 0)
@@ -177,13 +180,12 @@ static int encode_ok(run_t *r, weft__buf_t *buf, const weft_item_t *item,
 {
     size_t mark = buf->len;
     if (!r->cfg->flatten) {
-        int e = encode_record(r, buf, item, res, NULL);
-        if (e == -EINVAL) /* say why: encode the value alone once more */
-            weft__json_value(buf, res, why, whylen);
         *records = 1;
-        return e;
+        return encode_record(r, buf, item, res, NULL, why, whylen);
     }
-    /* flatten: the value goes to scratch space first; a list is spliced. */
+    /* flatten: the value goes to scratch space first; a list is spliced,
+     * anything else is encoded again as one record (rare: flatten is for
+     * lists). */
     int e = weft__json_value(buf, res, why, whylen);
     if (e)
         return e;
@@ -191,10 +193,10 @@ static int encode_ok(run_t *r, weft__buf_t *buf, const weft_item_t *item,
     if (buf->data[mark] != '[') {
         buf->len = mark;
         *records = 1;
-        return encode_record(r, buf, item, res, NULL);
+        return encode_record(r, buf, item, res, NULL, why, whylen);
     }
     /* Elements are appended after the scratch copy, then moved down. */
-    *records = splice_list(r, buf, mark, vlen, item, &e);
+    *records = splice_list(r, buf, mark, vlen, item, &e, why, whylen);
     if (e == 0) {
         memmove(buf->data + mark, buf->data + mark + vlen, buf->len - mark - vlen);
         buf->len -= vlen;
@@ -231,7 +233,8 @@ static bool encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_ite
     }
     if (msg && r->writes_records) {
         slot->records = 1;
-        if (encode_record(r, buf, item, res, msg) != 0) {
+        char unused[8];
+        if (encode_record(r, buf, item, res, msg, unused, sizeof unused) != 0) {
             buf->len = mark; /* out of memory: the message below still counts */
             slot->records = 0;
         }
