@@ -719,6 +719,91 @@ static int run_flatten(run_state_t *st, const weft__entry_t *e)
     return 0;
 }
 
+static int run_halt(run_state_t *st, const weft__entry_t *e)
+{
+    weft__halt_t *h = &st->cfg->halt;
+    const char *v = e->value;
+    const char *expected = "expected never, or soon,fail=N / soon,fail=P% / now,fail=N / "
+                           "now,fail=P% (stop after N failures, or when P % of the items "
+                           "run so far failed)";
+    *h = (weft__halt_t){0};
+    if (strcmp(v, "never") == 0)
+        return 0;
+    if (strncmp(v, "soon,fail=", 10) == 0)
+        h->mode = WEFT__HALT_SOON;
+    else if (strncmp(v, "now,fail=", 9) == 0)
+        h->mode = WEFT__HALT_NOW;
+    else
+        return bad_value(st->err, st->errlen, e, "%s", expected);
+    const char *num = strchr(v, '=') + 1;
+    size_t n = strlen(num);
+    if (n > 1 && num[n - 1] == '%') {
+        char buf[32];
+        char *end;
+        if (n - 1 >= sizeof buf)
+            return bad_value(st->err, st->errlen, e, "%s", expected);
+        memcpy(buf, num, n - 1);
+        buf[n - 1] = '\0';
+        errno = 0;
+        double p = strtod(buf, &end);
+        if (errno || *end || end == buf || !(p > 0 && p <= 100))
+            return bad_value(st->err, st->errlen, e, "the percentage must be in (0, 100]");
+        h->fail_percent = p;
+        return 0;
+    }
+    int64_t c;
+    if (weft__parse_int64(num, &c) || c < 1)
+        return bad_value(st->err, st->errlen, e, "the failure count must be an integer >= 1");
+    h->fail_count = (uint64_t)c;
+    return 0;
+}
+
+static int run_retries(run_state_t *st, const weft__entry_t *e)
+{
+    int64_t v;
+    if (weft__parse_int64(e->value, &v) || v < 0 || v > 1000)
+        return bad_value(st->err, st->errlen, e, "expected an integer from 0 to 1000");
+    st->cfg->retries = (unsigned)v;
+    return 0;
+}
+
+static int run_timeout(run_state_t *st, const weft__entry_t *e)
+{
+    char *end;
+    errno = 0;
+    double t = strtod(e->value, &end);
+    if (errno || *end || end == e->value || !(t >= 0 && t <= 1e9))
+        return bad_value(st->err, st->errlen, e,
+                         "expected seconds per item, e.g. 30 or 0.5 (0 = no limit)");
+    st->cfg->timeout = t;
+    return 0;
+}
+
+static int run_isolate(run_state_t *st, const weft__entry_t *e)
+{
+    if (strcmp(e->value, "thread") == 0 || strcmp(e->value, "process") == 0) {
+        st->cfg->isolate_process = e->value[0] == 'p';
+        return 0;
+    }
+    return bad_value(st->err, st->errlen, e,
+                     "expected thread (items run on threads) or process (in worker "
+                     "processes: a crash costs only its item)");
+}
+
+static int run_journal(run_state_t *st, const weft__entry_t *e)
+{
+    if (strcmp(e->value, "auto") == 0)
+        return 0;
+    if (strcmp(e->value, "off") == 0) {
+        st->cfg->journal_off = true;
+        return 0;
+    }
+    if (!*e->value)
+        return bad_value(st->err, st->errlen, e, "expected auto, off or a file");
+    st->cfg->journal = path_resolve(st->cfg->dir, e->value);
+    return st->cfg->journal ? 0 : nomem(st);
+}
+
 typedef struct run_key {
     const char *name;
     int (*apply)(run_state_t *st, const weft__entry_t *e);
@@ -730,6 +815,9 @@ static const run_key_t run_keys[] = {
     {"output", run_output}, {"format", run_format},
     {"record", run_record}, {"seed", run_seed},
     {"order", run_order},   {"flatten", run_flatten},
+    {"halt", run_halt},     {"retries", run_retries},
+    {"timeout", run_timeout}, {"isolate", run_isolate},
+    {"journal", run_journal},
 };
 #define N_RUN_KEYS (sizeof run_keys / sizeof run_keys[0])
 
@@ -796,7 +884,12 @@ static void run_reset(weft__config_t *cfg)
     free(cfg->plugin);
     free(cfg->plugin_path);
     free(cfg->output);
-    cfg->plugin = cfg->plugin_path = cfg->output = NULL;
+    free(cfg->journal);
+    cfg->plugin = cfg->plugin_path = cfg->output = cfg->journal = NULL;
+    cfg->halt = (weft__halt_t){0};
+    cfg->retries = 0;
+    cfg->timeout = 0;
+    cfg->isolate_process = cfg->journal_off = false;
     cfg->items = NULL;
     cfg->threads = 0;
     cfg->format = WEFT__FORMAT_NONE;
@@ -842,6 +935,8 @@ static const char *type_name(weft_arg_type_t t)
         return "string";
     case WEFT_ARG_PATH:
         return "path";
+    case WEFT_ARG_OUTDIR:
+        return "output folder";
     }
     return "unknown type";
 }
@@ -925,6 +1020,7 @@ static int convert(weft__config_t *cfg, const weft_arg_spec_t *spec, const char 
         out->u.s = copy ? keep_bound(cfg, strdup(text)) : text;
         return out->u.s ? 0 : -ENOMEM;
     case WEFT_ARG_PATH: /* "" stays "": the plugin's "not set" */
+    case WEFT_ARG_OUTDIR: /* the runner refuses "" when it opens it */
         out->u.s = keep_bound(cfg, *text ? path_resolve(cfg->dir, text) : strdup(""));
         return out->u.s ? 0 : -ENOMEM;
     }

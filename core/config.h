@@ -49,6 +49,16 @@ typedef enum weft__record {
                                {"index":i,"ok":false,"error":"msg"}         */
 } weft__record_t;
 
+/* When the failure policy stops a run: after `fail_count` failures, or
+ * when failures reach `fail_percent` of the items run so far (checked once
+ * at least 1/fail_percent items ran, so one early failure does not halt a
+ * 10 % policy).  mode NEVER: never. */
+typedef struct weft__halt {
+    enum { WEFT__HALT_NEVER = 0, WEFT__HALT_SOON, WEFT__HALT_NOW } mode;
+    uint64_t fail_count;   /* 0 when a percentage is used                 */
+    double fail_percent;   /* in (0, 100]; 0 when a count is used         */
+} weft__halt_t;
+
 typedef struct weft__config {
     char *path;  /* as given                                               */
     char *dir;   /* absolute folder of path                                */
@@ -72,6 +82,14 @@ typedef struct weft__config {
     bool order_any;        /* order = any: records in completion order    */
     bool flatten;          /* flatten = true: list values spliced in      */
     uint64_t seed;         /* default 0                                    */
+
+    /* Failure policy and isolation (docs/guarantees.md). */
+    weft__halt_t halt;     /* halt = never | soon,fail=N|P% | now,fail=N|P% */
+    unsigned retries;      /* retries = N: a failed item runs up to N more times */
+    double timeout;        /* timeout = SECONDS per item; 0 = none         */
+    bool isolate_process;  /* isolate = process: forked worker processes  */
+    char *journal;         /* journal = PATH (absolute); NULL = auto       */
+    bool journal_off;      /* journal = off                                */
 
     /* Strings weft__config_bind() hands out that are not entry values
      * (resolved PATHs, copied defaults); freed by weft__config_free(). */

@@ -14,6 +14,7 @@ static const char *type_name(weft_arg_type_t t)
     case WEFT_ARG_BOOL: return "bool";
     case WEFT_ARG_STRING: return "string";
     case WEFT_ARG_PATH: return "path";
+    case WEFT_ARG_OUTDIR: return "output folder";
     }
     return "?";
 }
@@ -84,7 +85,8 @@ static void list_one(FILE *f, char *dir, const char *name, size_t *loaded)
     ++*loaded;
 }
 
-size_t weft__list_plugins(FILE *f, char *const *dirs, size_t n_dirs)
+/* Names only: no dlopen, so no plugin code runs (completion calls this). */
+static size_t list(FILE *f, char *const *dirs, size_t n_dirs, bool names_only)
 {
     char **seen = NULL;
     size_t n_seen = 0, loaded = 0;
@@ -106,7 +108,12 @@ size_t weft__list_plugins(FILE *f, char *const *dirs, size_t n_dirs)
             }
             seen = grown;
             n_seen++;
-            list_one(f, dirs[i], name, &loaded);
+            if (names_only) {
+                fprintf(f, "%s\n", name);
+                loaded++;
+            } else {
+                list_one(f, dirs[i], name, &loaded);
+            }
         }
         free(files);
     }
@@ -114,4 +121,14 @@ size_t weft__list_plugins(FILE *f, char *const *dirs, size_t n_dirs)
         free(seen[s]);
     free(seen);
     return loaded;
+}
+
+size_t weft__list_plugins(FILE *f, char *const *dirs, size_t n_dirs)
+{
+    return list(f, dirs, n_dirs, false);
+}
+
+size_t weft__list_plugin_names(FILE *f, char *const *dirs, size_t n_dirs)
+{
+    return list(f, dirs, n_dirs, true);
 }

@@ -18,4 +18,8 @@ void weft__describe(FILE *f, const weft__plugin_t *p);
  * plugins that loaded. */
 size_t weft__list_plugins(FILE *f, char *const *dirs, size_t n_dirs);
 
+/* The names weft__list_plugins would list, one per line, without loading
+ * the files (for shell completion).  Returns how many. */
+size_t weft__list_plugin_names(FILE *f, char *const *dirs, size_t n_dirs);
+
 #endif

@@ -285,7 +285,7 @@ static int check_schema(const weft_plugin_t *d, const char *path, char *err,
                 return -ENOEXEC;
             }
         }
-        if ((int)a->type < WEFT_ARG_INT || (int)a->type > WEFT_ARG_PATH) {
+        if ((int)a->type < WEFT_ARG_INT || (int)a->type > WEFT_ARG_OUTDIR) {
             seterr(err, errlen, "%s: argument \"%s\": unknown type %d", path, a->name,
                    (int)a->type);
             return -ENOEXEC;

@@ -16,10 +16,12 @@
 
 static const char usage_text[] =
     "usage: weft run CONFIG [--set SECTION.KEY=VALUE]... [--threads N]\n"
-    "                       [--output FILE] [--quiet]\n"
+    "                       [--output FILE] [--quiet] [--progress[=MODE]]\n"
+    "                       [--summary-json FILE] [--resume | --retry-failed |\n"
+    "                       --restart] [--force]\n"
     "       weft check CONFIG [--set SECTION.KEY=VALUE]...\n"
     "       weft describe PLUGIN\n"
-    "       weft plugins\n"
+    "       weft plugins [--names]\n"
     "       weft --help | --version\n"
     "\n"
     "Runs a task plugin over many items in parallel, as a config file says.\n"
@@ -36,17 +38,45 @@ static const char usage_text[] =
     "  -j, --threads N     worker threads (0 = one per CPU)\n"
     "  -o, --output FILE   where results go: a file (relative to the current\n"
     "                      directory), - for standard output, or none\n"
-    "  -q, --quiet         no summary line\n"
+    "  -q, --quiet         errors only: no progress, no summary\n"
+    "  --progress[=MODE]   live progress on stderr: line (the default when\n"
+    "                      stderr is a terminal; --progress alone forces it),\n"
+    "                      json (an object a second), or off\n"
+    "  --summary-json FILE also write the run summary as JSON to FILE (- for\n"
+    "                      standard output)\n"
+    "  --resume            run only the items the journal of an earlier,\n"
+    "                      unfinished run lacks\n"
+    "  --retry-failed      --resume, and run the items that failed again\n"
+    "  --force             resume although the config, plugin or items changed\n"
+    "                      (changed items run again)\n"
+    "  --restart           discard an unfinished run's journal, start over\n"
     "\n"
     "Plugins are looked up in the config's plugin_path and folder, then\n"
     "$WEFT_PLUGIN_PATH, then weft's install folder; never the current directory.\n"
     "\n"
     "exit status: 0 all items ok, 1 some items failed (all other results kept),\n"
-    "2 usage, config or plugin error (nothing ran), 3 results could not be written.\n";
+    "2 usage, config or plugin error (nothing ran), 3 results could not be written,\n"
+    "4 halted by the failure policy, 128+N interrupted by signal N (130 for\n"
+    "SIGINT); an interrupted run finishes with weft run CONFIG --resume.\n";
 
 static const char run_help[] =
     "usage: weft run CONFIG [--set SECTION.KEY=VALUE]... [-j N] [-o FILE] [-q]\n"
-    "Runs the job CONFIG describes.  See weft --help for the options.\n";
+    "                       [--progress[=line|json|off]] [--summary-json FILE]\n"
+    "                       [--resume | --retry-failed | --restart] [--force]\n"
+    "Runs the job CONFIG describes.\n"
+    "\n"
+    "  --set S.K=V         override key K of section [S]; may repeat\n"
+    "  -j, --threads N     worker threads (0 = one per CPU)\n"
+    "  -o, --output FILE   a file (relative to the current directory), -, or none\n"
+    "  -q, --quiet         errors only: no progress, no summary\n"
+    "  --progress[=MODE]   line (default on a terminal; forced by --progress),\n"
+    "                      json (one object a second on stderr), off\n"
+    "  --summary-json FILE the summary as JSON, written atomically (- = stdout)\n"
+    "  --resume            run only what the journal of an earlier run lacks\n"
+    "  --retry-failed      --resume, and run failed items again\n"
+    "  --force             resume although the config, plugin or items changed\n"
+    "  --restart           discard an unfinished journal (not with --resume)\n"
+    "See weft --help for exit statuses.\n";
 static const char check_help[] =
     "usage: weft check CONFIG [--set SECTION.KEY=VALUE]... [-j N] [-o FILE]\n"
     "Loads CONFIG and its plugin, checks every key and bound argument and opens\n"
@@ -58,10 +88,11 @@ static const char describe_help[] =
     "help), and an [args] block ready to paste into a config.  PLUGIN is a name\n"
     "looked up on $WEFT_PLUGIN_PATH and the install folder, or a path to a .so.\n";
 static const char plugins_help[] =
-    "usage: weft plugins\n"
+    "usage: weft plugins [--names]\n"
     "Lists the plugins on the search path ($WEFT_PLUGIN_PATH, the install\n"
     "folder), in the order a config would find them, with version and\n"
-    "description.\n";
+    "description.  --names: only the names, one per line, without loading\n"
+    "the plugins (for shell completion).\n";
 
 static int usage(FILE *to, int status)
 {
@@ -118,10 +149,56 @@ static bool is_help(const char *a)
     return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
 }
 
+/* Every option of run and check, for "did you mean". */
+static const char *const run_options[] = {
+    "--set",    "--threads",      "--output", "--quiet",        "--progress", "--summary-json",
+    "--resume", "--retry-failed", "--force",  "--restart",      "--help",
+};
+
+/* "--progress" (line), "--progress=line|json|off"; -1 if not that option,
+ * -2 (and a message) if its value is wrong. */
+static int progress_option(const char *a, weft__progress_mode_t *mode)
+{
+    static const char name[] = "--progress";
+    static const struct { const char *word; weft__progress_mode_t mode; } modes[] = {
+        {"line", WEFT__PROGRESS_LINE}, {"json", WEFT__PROGRESS_JSON}, {"off", WEFT__PROGRESS_OFF}};
+    size_t n = sizeof name - 1;
+    if (strncmp(a, name, n) != 0 || (a[n] != '\0' && a[n] != '='))
+        return -1;
+    if (a[n] == '\0') {
+        *mode = WEFT__PROGRESS_LINE;
+        return 0;
+    }
+    for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++)
+        if (strcmp(a + n + 1, modes[k].word) == 0) {
+            *mode = modes[k].mode;
+            return 0;
+        }
+    fprintf(stderr, "weft: --progress '%s': expected line, json or off\n", a + n + 1);
+    return -2;
+}
+
+static void unknown_option(const char *cmd, const char *a)
+{
+    /* Compare the name without any "=value". */
+    char word[64];
+    const char *eq = strchr(a, '=');
+    size_t len = eq ? (size_t)(eq - a) : strlen(a);
+    snprintf(word, sizeof word, "%.*s", (int)(len < sizeof word ? len : sizeof word - 1), a);
+    const char *near =
+        weft__suggest(word, run_options, sizeof run_options / sizeof run_options[0]);
+    fprintf(stderr, "weft: %s: unknown option '%s'", cmd, a);
+    if (near)
+        fprintf(stderr, "; did you mean '%s'?", near);
+    fprintf(stderr, " (see weft %s --help)\n", cmd);
+}
+
 /* run and check: the same options; check stops before anything runs. */
 static int cmd_run(int argc, char **argv, bool check)
 {
-    weft__run_opts_t o = {.check_only = check};
+    const char *cmd = check ? "check" : "run";
+    weft__run_opts_t o = {.check_only = check, .progress = WEFT__PROGRESS_AUTO};
+    bool progress_given = false;
     /* Every option becomes at most one override; owned copies in `owned`. */
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     char **owned = calloc((size_t)argc + 1, sizeof *owned);
@@ -133,13 +210,32 @@ static int cmd_run(int argc, char **argv, bool check)
     }
     for (int k = 0; k < argc; k++) {
         const char *a = argv[k], *v;
-        int missing = 0;
+        int missing = 0, rc;
         if (is_help(a)) {
             fputs(check ? check_help : run_help, stdout);
             status = 0;
             goto out;
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
             o.quiet = true;
+        } else if ((rc = progress_option(a, &o.progress)) != -1) {
+            if (rc)
+                goto out;
+            progress_given = true;
+        } else if (strcmp(a, "--resume") == 0) {
+            o.resume = true;
+        } else if (strcmp(a, "--retry-failed") == 0) {
+            o.resume = o.retry_failed = true;
+        } else if (strcmp(a, "--force") == 0) {
+            o.force = true;
+        } else if (strcmp(a, "--restart") == 0) {
+            o.restart = true;
+        } else if ((v = option_value(argv, argc, &k, "--summary-json", NULL, &missing))) {
+            if (!v[0]) {
+                fputs("weft: --summary-json needs a file name (or - for standard output)\n",
+                      stderr);
+                goto out;
+            }
+            o.summary_json = v;
         } else if ((v = option_value(argv, argc, &k, "--set", NULL, &missing))) {
             sets[o.n_sets++] = v;
         } else if ((v = option_value(argv, argc, &k, "--threads", "-j", &missing))) {
@@ -164,8 +260,7 @@ static int cmd_run(int argc, char **argv, bool check)
             fprintf(stderr, "weft: %s needs a value\n", a);
             goto out;
         } else if (a[0] == '-' && a[1] != '\0') {
-            fprintf(stderr, "weft: %s: unknown option '%s' (see weft %s --help)\n",
-                    check ? "check" : "run", a, check ? "check" : "run");
+            unknown_option(cmd, a);
             goto out;
         } else if (o.config_path) {
             fprintf(stderr, "weft: one CONFIG only ('%s' and '%s')\n", o.config_path, a);
@@ -174,9 +269,17 @@ static int cmd_run(int argc, char **argv, bool check)
             o.config_path = a;
         }
     }
+    if (o.restart && o.resume) {
+        fprintf(stderr, "weft: %s: --restart discards the journal that %s would use; "
+                        "give one of them\n",
+                cmd, o.retry_failed ? "--retry-failed" : "--resume");
+        goto out;
+    }
+    /* --quiet silences the progress too, unless --progress asks for it. */
+    if (o.quiet && !progress_given)
+        o.progress = WEFT__PROGRESS_OFF;
     if (!o.config_path) {
-        fprintf(stderr, "weft: %s: which config? (weft %s CONFIG)\n", check ? "check" : "run",
-                check ? "check" : "run");
+        fprintf(stderr, "weft: %s: which config? (weft %s CONFIG)\n", cmd, cmd);
         goto out;
     }
     o.sets = sets;
@@ -238,7 +341,8 @@ static int cmd_plugins(int argc, char **argv)
         fputs(plugins_help, stdout);
         return 0;
     }
-    if (argc != 0) {
+    bool names = argc == 1 && strcmp(argv[0], "--names") == 0;
+    if (argc != 0 && !names) {
         fputs(plugins_help, stderr);
         return WEFT_EXIT_USAGE;
     }
@@ -246,6 +350,12 @@ static int cmd_plugins(int argc, char **argv)
     size_t n;
     if (search_dirs(&dirs, &n))
         return WEFT_EXIT_USAGE;
+    if (names) {
+        /* Completion wants silence, not advice, when nothing is found. */
+        weft__list_plugin_names(stdout, dirs, n);
+        free_dirs(dirs, n);
+        return 0;
+    }
     size_t found = weft__list_plugins(stdout, dirs, n);
     if (!found) {
         fprintf(stderr, "weft: no plugins in");

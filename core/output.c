@@ -398,6 +398,7 @@ struct weft__writer {
     int fd;
     bool owns_fd;
     bool regular;
+    char *tmp;      /* the temporary name, renamed to path at close; or NULL */
     weft__format_t format;
     char *path;
     uint64_t records;
@@ -406,6 +407,19 @@ struct weft__writer {
     size_t fill;
     char buf[WRITER_BUF];
 };
+
+/* A regular file is written under a hidden temporary name in its folder
+ * and renamed at close: the final name only ever holds a complete file. */
+static char *temp_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
+    size_t n = strlen(path) + 16;
+    char *t = malloc(n);
+    if (t)
+        snprintf(t, n, "%.*s.%s.partial", (int)dir_len, path, path + dir_len);
+    return t;
+}
 
 int weft__writer_open(weft__writer_t **out, const char *path, weft__format_t format,
                       char *err, size_t errlen)
@@ -419,20 +433,28 @@ int weft__writer_open(weft__writer_t **out, const char *path, weft__format_t for
         free(w);
         return -ENOMEM;
     }
+    struct stat st;
     if (strcmp(path, "-") == 0) {
         w->fd = STDOUT_FILENO;
     } else {
-        w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        bool special = stat(path, &st) == 0 && !S_ISREG(st.st_mode); /* /dev/null, a FIFO */
+        if (!special && !(w->tmp = temp_name(path))) {
+            free(w->path);
+            free(w);
+            return -ENOMEM;
+        }
+        const char *name = w->tmp ? w->tmp : path;
+        w->fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
         if (w->fd < 0) {
             int e = errno;
-            snprintf(err, errlen, "cannot create output %s: %s", path, strerror(e));
+            snprintf(err, errlen, "cannot create output %s: %s", name, strerror(e));
+            free(w->tmp);
             free(w->path);
             free(w);
             return -e;
         }
         w->owns_fd = true;
     }
-    struct stat st;
     w->regular = fstat(w->fd, &st) == 0 && S_ISREG(st.st_mode);
     *out = w;
     return 0;
@@ -507,6 +529,31 @@ uint64_t weft__writer_bytes(const weft__writer_t *w)
     return w->bytes;
 }
 
+static void writer_free(weft__writer_t **wp)
+{
+    weft__writer_t *w = *wp;
+    free(w->tmp);
+    free(w->path);
+    free(w);
+    *wp = NULL;
+}
+
+/* fsync of the folder, so that the rename itself is durable. */
+static int sync_folder(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
+    if (!dir)
+        return -ENOMEM;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) != 0 && errno != EINVAL ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
 int weft__writer_close(weft__writer_t **wp, char *err, size_t errlen)
 {
     weft__writer_t *w = *wp;
@@ -515,17 +562,35 @@ int weft__writer_close(weft__writer_t **wp, char *err, size_t errlen)
     if (w->format == WEFT__FORMAT_JSON)
         writer_put(w, w->records ? "\n]\n" : "[]\n", 3);
     writer_flush(w);
+    const char *stage = "write";
     /* fsync so that "done" means on disk; pipes and terminals skip it. */
     if (!w->error && w->regular && fsync(w->fd) != 0 && errno != EINVAL)
-        w->error = -errno;
+        w->error = -errno, stage = "fsync";
     if (w->owns_fd && close(w->fd) != 0 && !w->error && errno != EINTR)
-        w->error = -errno;
+        w->error = -errno, stage = "close";
+    if (!w->error && w->tmp && rename(w->tmp, w->path) != 0)
+        w->error = -errno, stage = "rename";
+    if (!w->error && w->tmp && (w->error = sync_folder(w->path)) != 0)
+        stage = "fsync of the folder";
     int rc = w->error;
-    if (rc)
-        snprintf(err, errlen, "%s: write failed: %s",
-                 strcmp(w->path, "-") == 0 ? "standard output" : w->path, strerror(-rc));
-    free(w->path);
-    free(w);
-    *wp = NULL;
+    if (rc) {
+        if (w->tmp)
+            unlink(w->tmp);
+        snprintf(err, errlen, "%s: %s failed: %s",
+                 strcmp(w->path, "-") == 0 ? "standard output" : w->path, stage, strerror(-rc));
+    }
+    writer_free(wp);
     return rc;
+}
+
+void weft__writer_abort(weft__writer_t **wp)
+{
+    weft__writer_t *w = *wp;
+    if (!w)
+        return;
+    if (w->owns_fd)
+        close(w->fd);
+    if (w->tmp)
+        unlink(w->tmp);
+    writer_free(wp);
 }

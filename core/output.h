@@ -53,7 +53,11 @@ int weft__json_value(weft__buf_t *b, const weft_result_t *r, char *why, size_t w
 
 typedef struct weft__writer weft__writer_t;
 
-/* path: an absolute path (created or truncated) or "-" for stdout. */
+/* path: an absolute path or "-" for stdout.  A file is written under a
+ * hidden temporary name beside it (".NAME.partial") and renamed over path at
+ * close: path only ever holds a complete document (or what it held before).
+ * A path that exists and is not a regular file (/dev/null, a FIFO) is
+ * written directly. */
 int weft__writer_open(weft__writer_t **out, const char *path, weft__format_t format,
                       char *err, size_t errlen);
 
@@ -78,9 +82,13 @@ int weft__writer_framed(weft__writer_t *w, const char *data, size_t len, uint64_
 /* Bytes of records written so far (after buffering), for summaries. */
 uint64_t weft__writer_bytes(const weft__writer_t *w);
 
-/* Ends the document, flushes, syncs a regular file, closes.  Reports the
- * first write error of the whole run ("PATH: write failed: ...").
- * *w becomes NULL. */
+/* Ends the document, flushes, syncs a regular file, closes, renames it into
+ * place and syncs its folder.  Reports the first error of the whole run
+ * ("PATH: write failed: No space left on device"); then the temporary is
+ * removed and path left as it was.  *w becomes NULL. */
 int weft__writer_close(weft__writer_t **w, char *err, size_t errlen);
+
+/* Closes and removes the temporary: path is left as it was.  NULL ok. */
+void weft__writer_abort(weft__writer_t **w);
 
 #endif

@@ -1,103 +1,102 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The runner, thread mode, and what both modes share.
+ *
+ * Windows.  Items are processed a window at a time.  A window ends in a
+ * barrier, so cheap items want big windows; costly or bulky items want small
+ * ones (the barrier's idle tail, and memory: a window's encoded results are
+ * all held until written).  So the size adapts: it starts at WINDOW_MIN,
+ * grows 4x while a window takes under WINDOW_TARGET_S and encodes under
+ * WINDOW_BYTES, and halves while it encodes more than 4 * WINDOW_BYTES.  At
+ * WINDOW_MAX the fixed cost is about 56 bytes an item, twice over.
+ *
+ * Workers run process_one and encode each result into their own buffer; a
+ * writer thread emits the previous window in input order while the pool
+ * computes the next.
+ *
+ * The journal.  Each worker also appends its finished items, with their
+ * encoded bytes, to its own journal buffer; it hands the buffer to the
+ * journal (one write) when it holds 1 MiB or is 50 ms old, and the main
+ * thread hands over the rest at each window's end, then fdatasyncs at most
+ * once a second.  A crash therefore loses at most the last ~50 ms of work
+ * per worker plus what the OS had not written.  A WINDOW record before each
+ * window says what was in flight, for poison detection on resume.
+ */
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdalign.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
-#include "config.h"
-#include "loader.h"
-#include "npy.h"
-#include "output.h"
-#include "run.h"
-#include "source.h"
-#include "weft/weft.h"
+#include "run_impl.h"
+#include "summary.h"
 
-/* Items per window.  A window ends in a barrier, so cheap items want big
- * windows; costly or bulky items want small ones (the barrier's idle tail,
- * and memory: a window's encoded results are all held until written).  So
- * the size adapts: it starts at WINDOW_MIN, grows 4x while a window takes
- * under WINDOW_TARGET_S and encodes under WINDOW_BYTES, and halves while
- * it encodes more than 4 * WINDOW_BYTES.  At WINDOW_MAX the fixed cost is
- * about 56 bytes an item, twice over: < 30 MiB. */
 enum { WINDOW_MIN = 64, WINDOW_MAX = 1 << 18, WINDOW_BYTES = 8 << 20 };
 #define WINDOW_TARGET_S 0.02
 
-enum { MSG_SIZE = 1024, ERR_SIZE = 2048, MAX_PRINTED_FAILURES = 10 };
+enum { JOURNAL_CHUNK_BYTES = 1 << 20 };
+#define JOURNAL_CHUNK_AGE_S 0.05
+#define JOURNAL_SYNC_S 1.0
 
-/* Where item i's encoded records and failure message live. */
-typedef struct slot {
-    uint64_t off;     /* records, in the worker's record buffer        */
-    uint32_t len;     /* their bytes                                   */
-    uint32_t records; /* 1, or a flattened list's length (may be 0)    */
-    uint32_t msg_off; /* failure message, in the worker's msg buffer   */
-    uint16_t msg_len;
-    uint16_t worker;
-    uint8_t failed;
-} slot_t;
+atomic_int weft__run_stop;
+static atomic_int stop_signal;  /* the first SIGINT/SIGTERM, or 0        */
+static atomic_int stop_halted;  /* the failure policy stopped the run    */
+static weft__iso_t *volatile signal_iso; /* process mode: killed on a 2nd signal */
 
-typedef struct window {
-    weft_item_t *items; /* unused for indexed sources                 */
-    slot_t *slots;
-    weft__buf_t *bufs;  /* framed records, one buffer per worker      */
-    weft__buf_t *msgs;  /* failure messages, one buffer per worker    */
-    size_t count;
-    uint64_t first;     /* index of the window's first item           */
-} window_t;
-
-/* Written only by its own worker while the pool runs. */
-typedef struct worker {
-    alignas(64) void *ctx; /* the plugin's per-worker context */
-    char msg[MSG_SIZE];
-} worker_t;
-
-typedef struct run {
-    weft__config_t *cfg;
-    weft__plugin_t *plugin;
-    weft__host_t host;
-    void *state;
-    bool state_live;
-    weft__source_t *source;
-    weft__writer_t *writer;
-    weft_pool_t *pool;
-    unsigned threads;
-    worker_t *workers;
-    unsigned workers_ready; /* worker_init succeeded for [0, workers_ready) */
-    window_t win[2];
-    window_t *cur;          /* the window the pool is computing */
-    weft__frame_t frame;    /* how workers frame each record */
-    uint64_t next_index;    /* index of the next window's first item */
-    bool writes_records;    /* JSON or JSON Lines output */
-    weft__npy_t *npy;       /* .npy output, rows written in place */
-    pthread_mutex_t out_lock; /* order = any: workers take turns writing */
-
-    /* Writer thread hand-off: `pending` is written under `lock`. */
-    pthread_t writer_thread;
-    bool writer_started;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    window_t *pending;      /* window waiting to be written, or NULL */
-    bool closing;
-
-    /* Written by the writer thread only, read after it is joined. */
-    uint64_t ok, failed, printed;
-    int write_error;
-
-    double t_start, t_items;
-    char err[ERR_SIZE];
-} run_t;
-
-static double now(void)
+double weft__run_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* ---- the per-item path ------------------------------------------------- */
+/* ---- signals -------------------------------------------------------------- */
+
+static void put_str(const char *s)
+{
+    ssize_t unused = write(STDERR_FILENO, s, strlen(s));
+    (void)unused;
+}
+
+/* First SIGINT/SIGTERM: stop soon.  Second: at once (only write, kill and
+ * _exit here: async-signal-safe).  The journal's records are each one
+ * write(2), so whatever it holds stays readable. */
+static void on_signal(int sig)
+{
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&stop_signal, &expected, sig)) {
+        put_str("\nweft: second signal: exiting at once; the journal keeps what was done\n");
+        if (signal_iso)
+            weft__iso_kill_all(signal_iso);
+        _exit(128 + sig);
+    }
+    int soon = 0;
+    atomic_compare_exchange_strong(&weft__run_stop, &soon, 1);
+    put_str(sig == SIGINT ? "\nweft: SIGINT: finishing the items in flight (again to quit at once)\n"
+                          : "\nweft: SIGTERM: finishing the items in flight (again to quit at once)\n");
+}
+
+static void signals_install(struct sigaction *old_int, struct sigaction *old_term)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, old_int);
+    sigaction(SIGTERM, &sa, old_term);
+}
+
+static void signals_restore(const struct sigaction *old_int, const struct sigaction *old_term)
+{
+    sigaction(SIGINT, old_int, NULL);
+    sigaction(SIGTERM, old_term, NULL);
+}
+
+/* ---- the per-item path (shared) ----------------------------------------- */
 
 static int encode_record(run_t *r, weft__buf_t *buf, const weft_item_t *item,
                          const weft_result_t *res, const char *failure, char *why,
@@ -204,22 +203,27 @@ static int encode_ok(run_t *r, weft__buf_t *buf, const weft_item_t *item,
     return e;
 }
 
-/* Encodes item i's outcome: its records (when the run writes records) and,
- * for a failure, its message.  Returns the failure flag. */
-static bool encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_item_t *item,
-                   int rc, const weft_result_t *res, slot_t *slot)
+static void slot_message(weft__buf_t *msgs, slot_t *slot, const char *msg, size_t n)
+{
+    slot->msg_len = 0;
+    if (!msg)
+        return;
+    if (n > MSG_SIZE - 1)
+        n = MSG_SIZE - 1;
+    slot->msg_off = (uint32_t)msgs->len;
+    if (weft__buf_append(msgs, msg, n) == 0)
+        slot->msg_len = (uint16_t)n;
+}
+
+void weft__run_encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_item_t *item,
+                      item_status_t status, const char *msg, const weft_result_t *res,
+                      slot_t *slot)
 {
     char why[256] = "";
-    const char *msg = NULL;
     size_t mark = buf->len;
     slot->records = 0;
-    if (rc != 0) {
-        msg = res->msg;
-        if (!msg[0]) {
-            snprintf(why, sizeof why, "process_one returned %d", rc);
-            msg = why;
-        }
-    } else if (r->writes_records) {
+    slot->reused = 0;
+    if (status == ST_OK && r->writes_records) {
         int e = encode_ok(r, buf, item, res, &slot->records, why, sizeof why);
         if (e == 0 && buf->len - mark > UINT32_MAX) {
             e = -E2BIG;
@@ -228,10 +232,11 @@ static bool encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_ite
         if (e != 0) {
             /* A result that cannot be encoded fails its item, nothing else. */
             buf->len = mark;
+            status = ST_FAILED;
             msg = e == -ENOMEM ? "out of memory encoding the result" : why;
         }
     }
-    if (msg && r->writes_records) {
+    if (status != ST_OK && status != ST_NOT_RUN && r->writes_records) {
         slot->records = 1;
         char unused[8];
         if (encode_record(r, buf, item, res, msg, unused, sizeof unused) != 0) {
@@ -241,16 +246,180 @@ static bool encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_ite
     }
     slot->off = mark;
     slot->len = (uint32_t)(buf->len - mark);
-    slot->failed = msg != NULL;
-    slot->msg_len = 0;
-    if (msg) {
-        size_t n = strnlen(msg, MSG_SIZE - 1);
-        slot->msg_off = (uint32_t)msgs->len;
-        if (weft__buf_append(msgs, msg, n) == 0)
-            slot->msg_len = (uint16_t)n;
-    }
-    return msg != NULL;
+    slot->status = (uint8_t)status;
+    slot_message(msgs, slot, status == ST_OK ? NULL : msg, msg ? strlen(msg) : 0);
 }
+
+item_status_t weft__run_call(run_t *r, worker_t *wk, const weft_item_t *item,
+                             weft_result_t *res, const char **msg, char *why, size_t whylen)
+{
+    const weft_plugin_t *p = &r->plugin->desc;
+    void *row = r->npy ? weft__npy_row(r->npy, item->index) : NULL;
+    double timeout = r->cfg->timeout;
+    for (unsigned attempt = 0;; attempt++) {
+        *res = (weft_result_t){.kind = WEFT_VALUE_NONE, .msg = wk->msg, .msg_size = MSG_SIZE,
+                               .row = row};
+        wk->msg[0] = '\0';
+        double deadline = timeout > 0 ? weft__host_now() + timeout : 0;
+        weft__host_item_begin(deadline);
+        int rc = p->process_one(r->state, wk->ctx, item, res);
+        if (rc == 0)
+            return ST_OK;
+        if (row)
+            memset(row, 0, weft__npy_row_bytes(r->npy)); /* no half-written rows */
+        bool late = deadline > 0 && weft__host_now() >= deadline;
+        if (attempt < r->cfg->retries && !late &&
+            atomic_load_explicit(&weft__run_stop, memory_order_relaxed) < 2)
+            continue;
+        if (late) {
+            snprintf(why, whylen, "timed out after %g s%s%s", timeout, wk->msg[0] ? ": " : "",
+                     wk->msg);
+            *msg = why;
+            return ST_TIMED_OUT;
+        }
+        if (wk->msg[0]) {
+            *msg = wk->msg;
+        } else {
+            snprintf(why, whylen, "process_one returned %d", rc);
+            *msg = why;
+        }
+        return ST_FAILED;
+    }
+}
+
+void weft__run_failed(run_t *r)
+{
+    uint64_t f = atomic_fetch_add(&r->failures, 1) + 1;
+    const weft__halt_t *h = &r->cfg->halt;
+    if (h->mode == WEFT__HALT_NEVER)
+        return;
+    bool trip;
+    if (h->fail_count) {
+        trip = f >= h->fail_count;
+    } else {
+        /* Items finished so far: the workers' counts (each its own line,
+         * read here on the rare failure path only) plus this one. */
+        uint64_t done = 1;
+        for (unsigned t = 0; t < r->threads; t++)
+            done += __atomic_load_n(&r->workers[t].done, __ATOMIC_RELAXED);
+        trip = done * h->fail_percent >= 100.0 && (double)f * 100.0 >= h->fail_percent * (double)done;
+    }
+    if (!trip)
+        return;
+    atomic_store(&stop_halted, 1);
+    int want = h->mode == WEFT__HALT_NOW ? 2 : 1, cur = atomic_load(&weft__run_stop);
+    while (cur < want && !atomic_compare_exchange_weak(&weft__run_stop, &cur, want))
+        ;
+}
+
+bool weft__run_in_set(const uint64_t *set, size_t n, uint64_t index)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (set[mid] < index)
+            lo = mid + 1;
+        else if (set[mid] > index)
+            hi = mid;
+        else
+            return true;
+    }
+    return false;
+}
+
+bool weft__run_reuse(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_item_t *item,
+                     uint64_t index, slot_t *slot)
+{
+    static const char poison[] = "quarantined: it was running when weft crashed, twice in a row "
+                                 "(run with --retry-failed to try it again)";
+    if (r->n_poison && weft__run_in_set(r->poison, r->n_poison, index)) {
+        weft_result_t none = {0};
+        weft__run_encode(r, buf, msgs, item, ST_QUARANTINED, poison, &none, slot);
+        return true;
+    }
+    weft__jentry_t e;
+    if (!weft__jscan_get(r->scan, index, &e))
+        return false;
+    if (e.status != WEFT__J_OK && r->opts->retry_failed)
+        return false;
+    if (e.item_hash != weft__item_hash(item))
+        return false; /* --force, and the item changed: run it again */
+    size_t mark = buf->len;
+    slot->records = 0;
+    if (r->npy) {
+        if (e.len == weft__npy_row_bytes(r->npy))
+            memcpy(weft__npy_row(r->npy, index), e.bytes, e.len);
+        else if (e.status == WEFT__J_OK)
+            return false;
+    } else if (r->writes_records && e.len) {
+        if (weft__buf_append(buf, e.bytes, e.len) != 0)
+            return false; /* out of memory: run it instead */
+        slot->records = e.records;
+    }
+    slot->off = mark;
+    slot->len = (uint32_t)(buf->len - mark);
+    slot->status = (uint8_t)e.status;
+    slot->reused = 1;
+    slot_message(msgs, slot, e.status == WEFT__J_OK ? NULL : e.msg, e.msg_len);
+    return true;
+}
+
+void weft__run_journal_flush(run_t *r, worker_t *wk, bool force)
+{
+    if (!wk->jopen)
+        return;
+    double t = weft__run_now();
+    if (!force && wk->jbuf.len - wk->jmark < JOURNAL_CHUNK_BYTES &&
+        t - wk->jflushed < JOURNAL_CHUNK_AGE_S)
+        return;
+    weft__jchunk_end(&wk->jbuf, wk->jmark);
+    int e = weft__journal_append(r->journal, wk->jbuf.data, wk->jbuf.len);
+    if (e) {
+        int none = 0;
+        if (atomic_compare_exchange_strong(&r->journal_error, &none, e)) {
+            /* Without a journal nothing done from here on could be resumed:
+             * stop soon, and say so at the end. */
+            int soon = 0;
+            atomic_compare_exchange_strong(&weft__run_stop, &soon, 1);
+        }
+    }
+    wk->jbuf.len = 0;
+    wk->jopen = false;
+    wk->jflushed = t;
+}
+
+void weft__run_journal_add(run_t *r, worker_t *wk, const weft_item_t *item, uint64_t index,
+                           const window_t *w, const slot_t *slot)
+{
+    if (!r->journal || slot->reused || slot->status == ST_NOT_RUN)
+        return;
+    if (!wk->jopen) {
+        wk->jbuf.len = 0;
+        if (weft__jchunk_begin(&wk->jbuf, &wk->jmark) != 0)
+            goto nomem;
+        wk->jopen = true;
+    }
+    const void *bytes = NULL;
+    size_t len = 0;
+    if (r->npy && slot->status == ST_OK) {
+        bytes = weft__npy_row(r->npy, index);
+        len = weft__npy_row_bytes(r->npy);
+    } else if (slot->len) {
+        bytes = w->bufs[slot->worker].data + slot->off;
+        len = slot->len;
+    }
+    const char *msg = slot->msg_len ? w->msgs[slot->worker].data + slot->msg_off : NULL;
+    if (weft__jchunk_add(&wk->jbuf, index, weft__item_hash(item), slot->status, slot->records,
+                         bytes, len, msg, slot->msg_len) != 0)
+        goto nomem;
+    return;
+nomem:;
+    int none = 0;
+    atomic_compare_exchange_strong(&r->journal_error, &none, -ENOMEM);
+    atomic_compare_exchange_strong(&weft__run_stop, &none, 1);
+}
+
+/* ---- thread mode: the pool's chunks ------------------------------------- */
 
 static void write_chunk(run_t *r, const weft__buf_t *buf, size_t mark, const window_t *w,
                         size_t begin, size_t end);
@@ -261,28 +430,49 @@ static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
     window_t *w = r->cur;
     worker_t *wk = &r->workers[worker];
     weft__buf_t *buf = &w->bufs[worker], *msgs = &w->msgs[worker];
-    const weft_plugin_t *p = &r->plugin->desc;
     const weft__source_t *src = r->source;
     size_t mark = buf->len;
+    uint64_t ok = 0, failed = 0;
     weft_item_t computed;
+    char why[MSG_SIZE];
 
     for (size_t i = begin; i < end; i++) {
+        slot_t *slot = &w->slots[i];
+        if (slot->pre) { /* run alone before the window, by worker 0 */
+            slot->pre = 0;
+            continue;
+        }
+        slot->worker = (uint16_t)worker;
         const weft_item_t *item = &w->items[i];
         if (src->vt->at) {
             src->vt->at(src, w->first + i, &computed);
             item = &computed;
         }
-        slot_t *slot = &w->slots[i];
-        weft_result_t res = {.kind = WEFT_VALUE_NONE, .msg = wk->msg, .msg_size = MSG_SIZE};
-        if (r->npy)
-            res.row = weft__npy_row(r->npy, w->first + i);
-        wk->msg[0] = '\0';
-        int rc = p->process_one(r->state, wk->ctx, item, &res);
-        if (rc != 0 && res.row)
-            memset(res.row, 0, weft__npy_row_bytes(r->npy)); /* no half-written rows */
-        slot->worker = (uint16_t)worker;
-        slot->failed = encode(r, buf, msgs, item, rc, &res, slot);
+        /* Relaxed: a stop only has to be seen soon, not at once. */
+        if (atomic_load_explicit(&weft__run_stop, memory_order_relaxed)) {
+            slot->status = ST_NOT_RUN;
+            slot->len = slot->records = slot->msg_len = 0;
+            slot->reused = 0;
+            continue;
+        }
+        if (r->scan && weft__run_reuse(r, buf, msgs, item, w->first + i, slot))
+            continue;
+        weft_result_t res;
+        const char *msg = NULL;
+        item_status_t st = weft__run_call(r, wk, item, &res, &msg, why, sizeof why);
+        weft__run_encode(r, buf, msgs, item, st, msg, &res, slot);
+        weft__run_journal_add(r, wk, item, w->first + i, w, slot);
+        if (slot->status == ST_OK) {
+            ok++;
+        } else {
+            failed++;
+            weft__run_failed(r);
+        }
     }
+    if (ok + failed)
+        __atomic_store_n(&wk->done, wk->done + ok + failed, __ATOMIC_RELAXED);
+    weft__progress_add(r->progress, worker, ok, failed);
+    weft__run_journal_flush(r, wk, false);
     if (r->cfg->order_any && r->writer)
         write_chunk(r, buf, mark, w, begin, end);
 }
@@ -300,45 +490,97 @@ static void write_chunk(run_t *r, const weft__buf_t *buf, size_t mark, const win
     pthread_mutex_unlock(&r->out_lock);
 }
 
-/* ---- the writer thread -------------------------------------------------- */
+/* Resume after a crash (thread mode): items that were in flight when it
+ * happened run first, one at a time, each announced in the journal, so that
+ * a second crash names its culprit exactly (then quarantined as poison). */
+static void run_suspects(run_t *r, window_t *w, unsigned worker)
+{
+    worker_t *wk = &r->workers[worker];
+    weft__buf_t *buf = &w->bufs[worker], *msgs = &w->msgs[worker];
+    char why[MSG_SIZE];
+    weft_item_t computed;
+    for (size_t i = 0; i < w->count; i++) {
+        uint64_t index = w->first + i;
+        if (!weft__run_in_set(r->suspects, r->n_suspects, index))
+            continue;
+        slot_t *slot = &w->slots[i];
+        const weft_item_t *item = &w->items[i];
+        if (r->source->vt->at) {
+            r->source->vt->at(r->source, index, &computed);
+            item = &computed;
+        }
+        if (weft__run_reuse(r, buf, msgs, item, index, slot)) {
+            slot->worker = (uint16_t)worker;
+            slot->pre = 1;
+            continue;
+        }
+        weft__journal_begin(r->journal, index);
+        weft_result_t res;
+        const char *msg = NULL;
+        item_status_t st = weft__run_call(r, wk, item, &res, &msg, why, sizeof why);
+        slot->worker = (uint16_t)worker;
+        weft__run_encode(r, buf, msgs, item, st, msg, &res, slot);
+        slot->pre = 1;
+        weft__run_journal_add(r, wk, item, index, w, slot);
+        weft__run_journal_flush(r, wk, true);
+        if (st != ST_OK)
+            weft__run_failed(r);
+    }
+}
+
+/* ---- writing a window ----------------------------------------------------- */
+
+static void print_failure(run_t *r, uint64_t index, const slot_t *s, const window_t *w)
+{
+    static const char *const what[] = {[ST_FAILED] = "failed", [ST_CRASHED] = "crashed",
+                                       [ST_TIMED_OUT] = "timed out",
+                                       [ST_QUARANTINED] = "quarantined"};
+    const char *msg = w->msgs[s->worker].data + s->msg_off;
+    weft__progress_message(r->progress, "weft: item %" PRIu64 " %s%s: %.*s\n", index,
+                           what[s->status], s->reused ? " (in an earlier run)" : "",
+                           (int)s->msg_len, s->msg_len ? msg : "(no message)");
+}
 
 /* Emits a window in input order (unless order = any wrote it already) and
- * reports its failures.  Consecutive records that sit end to end in one
+ * counts its outcomes.  Consecutive records that sit end to end in one
  * worker's buffer (a chunk the worker ran) go out in one copy. */
-static void write_window(run_t *r, window_t *w)
+void weft__run_write_window(run_t *r, window_t *w)
 {
     bool write = r->writer && !r->cfg->order_any;
     const char *run_start = NULL;
     size_t run_len = 0;
-    uint64_t run_records = 0;
+    unsigned run_worker = 0;
+    uint64_t run_records = 0, reused = 0;
     for (size_t i = 0; i < w->count; i++) {
         const slot_t *s = &w->slots[i];
-        if (s->failed) {
-            r->failed++;
-            if (r->printed < MAX_PRINTED_FAILURES) {
-                const char *msg = w->msgs[s->worker].data + s->msg_off;
-                fprintf(stderr, "weft: item %" PRIu64 " failed: %.*s\n", w->first + i,
-                        (int)s->msg_len, s->msg_len ? msg : "(no message)");
-                r->printed++;
-            }
-        } else {
-            r->ok++;
+        r->counts[s->status]++;
+        if (s->reused) {
+            reused++;
+            r->reused_by[s->status]++;
+        }
+        if (s->status != ST_OK && s->status != ST_NOT_RUN && r->printed < MAX_PRINTED_FAILURES) {
+            print_failure(r, w->first + i, s, w);
+            r->printed++;
         }
         if (!write || !s->len)
             continue;
         const char *text = w->bufs[s->worker].data + s->off;
-        if (run_records && text != run_start + run_len) {
+        /* Two buffers may sit end to end in memory: same worker, too. */
+        if (run_records && (s->worker != run_worker || text != run_start + run_len)) {
             if (!r->write_error)
                 r->write_error = weft__writer_framed(r->writer, run_start, run_len, run_records);
             run_records = 0;
         }
         if (!run_records)
-            run_start = text, run_len = 0;
+            run_start = text, run_len = 0, run_worker = s->worker;
         run_len += s->len;
         run_records += s->records;
     }
     if (run_records && !r->write_error)
         r->write_error = weft__writer_framed(r->writer, run_start, run_len, run_records);
+    r->reused += reused;
+    if (reused)
+        weft__progress_skip(r->progress, reused);
 }
 
 static void *writer_main(void *arg)
@@ -352,7 +594,9 @@ static void *writer_main(void *arg)
             break; /* closing and nothing left */
         window_t *w = r->pending;
         pthread_mutex_unlock(&r->lock);
-        write_window(r, w);
+        double t0 = weft__run_now();
+        weft__run_write_window(r, w);
+        r->t_output += weft__run_now() - t0;
         pthread_mutex_lock(&r->lock);
         r->pending = NULL;
         pthread_cond_broadcast(&r->cond);
@@ -457,22 +701,34 @@ static int prepare(run_t *r, const weft__run_opts_t *o)
     free(dirs);
     if (rc)
         return usage_error(err);
+
+    const weft_plugin_t *p = &r->plugin->desc;
+    r->args = calloc(p->n_args ? p->n_args : 1, sizeof *r->args);
+    if (!r->args)
+        return usage_error("out of memory");
+    size_t k;
+    if (weft__config_bind(r->cfg, p, r->args, err, ERR_SIZE) != 0 ||
+        weft__outdir_arg(p, &k, err, ERR_SIZE) < 0 ||
+        weft__source_open(&r->source, r->cfg, err, ERR_SIZE) != 0)
+        return usage_error(err);
+    if (k != SIZE_MAX && !(r->outdir_path = strdup(r->args[k].u.s)))
+        return usage_error("out of memory");
     return 0;
 }
 
-static int start_plugin(run_t *r, weft_arg_value_t *args)
+/* init in this process; worker_init for each thread (thread mode). */
+static int start_plugin(run_t *r)
 {
     const weft_plugin_t *p = &r->plugin->desc;
     char msg[MSG_SIZE] = "";
-    weft__host_init(&r->host, p->name, r->cfg->seed, r->cfg->dir);
-    r->host.pub.values_wanted = r->cfg->format != WEFT__FORMAT_NONE;
-    if (p->init(&r->host.pub, args, &r->state, msg, sizeof msg) != 0) {
+    double t0 = weft__run_now();
+    if (p->init(&r->host.pub, r->args, &r->state, msg, sizeof msg) != 0) {
         fprintf(stderr, "weft: plugin %s: init failed: %s\n", p->name,
                 msg[0] ? msg : "(no message)");
         return WEFT_EXIT_USAGE;
     }
     r->state_live = true;
-    for (unsigned t = 0; t < r->threads; t++) {
+    for (unsigned t = 0; t < r->threads && !r->cfg->isolate_process; t++) {
         if (!p->worker_init)
             break;
         msg[0] = '\0';
@@ -483,6 +739,7 @@ static int start_plugin(run_t *r, weft_arg_value_t *args)
         }
         r->workers_ready = t + 1;
     }
+    r->t_init = weft__run_now() - t0;
     return 0;
 }
 
@@ -541,7 +798,9 @@ static int report_check(const run_t *r, const char *path)
         printf("  items    %s: %" PRIu64 " items\n", c->items->value, r->source->total);
     printf("  output   %s, %s%s\n", c->output ? c->output : "none", format_name(c->format),
            c->order_any ? ", in completion order" : "");
-    printf("  threads  %u\n", r->threads);
+    if (r->outdir_path)
+        printf("  folder   %s\n", r->outdir_path);
+    printf("  threads  %u%s\n", r->threads, c->isolate_process ? " (worker processes)" : "");
     return WEFT_EXIT_OK;
 }
 
@@ -561,6 +820,139 @@ static unsigned pick_threads(const run_t *r)
     return t ? t : 1;
 }
 
+/* ---- the journal: create, or resume ------------------------------------- */
+
+static int refuse(run_t *r, const char *fmt, ...) WEFT_PRINTF(2, 3);
+static int refuse(run_t *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("weft: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    (void)r;
+    return WEFT_EXIT_USAGE;
+}
+
+/* --resume: the earlier run must be this run (or --force). */
+static int check_same_run(run_t *r, const char *path)
+{
+    char diff[4096] = "";
+    size_t n = weft__jheader_diff(weft__jscan_header(r->scan), &r->id.header, diff, sizeof diff);
+    if (n && !r->opts->force)
+        return refuse(r, "%s: cannot resume: the run changed since it began:\n%s"
+                         "weft: run without --resume to start over, or add --force to resume "
+                         "anyway (changed items run again)",
+                      path, diff);
+    char what[512] = "";
+    int64_t differ = weft__resume_check_items(r->cfg, r->scan, what, sizeof what);
+    if (differ < 0)
+        return refuse(r, "items: %s", what);
+    if (differ > 0 && !r->opts->force)
+        return refuse(r, "%s: cannot resume: %" PRId64 " item%s changed since the run began (%s); "
+                         "add --force to run the changed items again",
+                      path, differ, differ == 1 ? "" : "s", what);
+    if (n || differ)
+        fprintf(stderr, "weft: resuming anyway (--force): %s%s", diff,
+                differ ? "changed items run again\n" : "");
+    return 0;
+}
+
+static int open_journal(run_t *r)
+{
+    const weft__run_opts_t *o = r->opts;
+    bool resume = o->resume || o->retry_failed;
+    bool nomem;
+    char *path = weft__journal_path(r->cfg, r->outdir_path, &nomem);
+    int rc = 0;
+    if (nomem)
+        return usage_error("out of memory");
+    if (path && r->source->total == WEFT__COUNT_UNKNOWN) {
+        free(path); /* items read once from a stream cannot be resumed */
+        path = NULL;
+    }
+    if (!path) {
+        if (resume)
+            return refuse(r, "%s: nothing to resume: this run keeps no journal (its output is "
+                             "standard output or none, its items a stream, or journal = off)",
+                          r->cfg->path);
+        return 0;
+    }
+    if (weft__identity_make(&r->id, r->cfg, r->plugin, r->source) != 0) {
+        free(path);
+        return usage_error("out of memory");
+    }
+    rc = weft__journal_resume(&r->journal, &r->scan, path, r->err, ERR_SIZE);
+    if (rc == -ENOENT && resume) {
+        rc = refuse(r, "%s: nothing to resume: no journal at %s (run without --resume)",
+                    r->cfg->path, path);
+        goto out;
+    }
+    if (rc && rc != -ENOENT) {
+        rc = usage_error(r->err);
+        goto out;
+    }
+    if (rc == 0 && weft__jscan_dropped(r->scan))
+        fprintf(stderr, "weft: %s: dropped %zu bytes of a torn or corrupt tail (at byte %zu)\n",
+                path, weft__jscan_dropped(r->scan), weft__jscan_valid_len(r->scan));
+    if (rc == 0 && !resume) {
+        bool finished = weft__jscan_finished(r->scan);
+        weft__journal_close(&r->journal);
+        weft__jscan_free(&r->scan);
+        if (!finished && !o->restart) {
+            rc = refuse(r, "%s: an earlier run of this job did not finish (journal %s).\n"
+                           "weft: run `weft run %s --resume` to finish it, or add --restart to "
+                           "start over",
+                        r->cfg->path, path, r->cfg->path);
+            goto out;
+        }
+    }
+    if (!resume) {
+        rc = weft__journal_create(&r->journal, path, &r->id.header, r->err, ERR_SIZE);
+        if (rc == 0)
+            rc = weft__journal_session(r->journal, 1, 0);
+        r->journaled = rc == 0;
+        if (rc)
+            rc = usage_error(r->err[0] ? r->err : "cannot write the journal");
+        goto out;
+    }
+    rc = check_same_run(r, path);
+    if (rc)
+        goto out;
+    if (!r->cfg->isolate_process) {
+        r->n_suspects = weft__jscan_suspects(r->scan, &r->suspects);
+        r->n_poison = weft__jscan_poison(r->scan, &r->poison);
+    }
+    rc = weft__journal_session(r->journal, weft__jscan_sessions(r->scan) + 1, 0);
+    r->journaled = rc == 0;
+    if (rc)
+        rc = refuse(r, "%s: cannot append to the journal: %s", path, strerror(-rc));
+out:
+    free(path);
+    return rc;
+}
+
+/* Hands every worker's journal chunk over; fdatasyncs at most once a second
+ * (or now, when `sync`). */
+void weft__run_journal_window_end(run_t *r, bool sync)
+{
+    if (!r->journal)
+        return;
+    for (unsigned t = 0; t < r->threads; t++)
+        weft__run_journal_flush(r, &r->workers[t], true);
+    double t = weft__run_now();
+    if (sync || t - r->journal_synced >= JOURNAL_SYNC_S) {
+        int e = weft__journal_sync(r->journal);
+        int none = 0;
+        if (e)
+            atomic_compare_exchange_strong(&r->journal_error, &none, e);
+        r->journal_synced = t;
+    }
+}
+
+/* ---- running the windows (thread mode) ---------------------------------- */
+
 static size_t next_window_size(const run_t *r, const window_t *w, size_t size, size_t got,
                                double seconds)
 {
@@ -574,40 +966,53 @@ static size_t next_window_size(const run_t *r, const window_t *w, size_t size, s
     return size;
 }
 
-/* Runs every window; returns 0, or an exit status for a fatal error. */
-static int run_items(run_t *r)
+/* Fills the next window from the source; 0 with w->count = 0 at the end. */
+int weft__run_window_fill(run_t *r, window_t *w, size_t size)
 {
-    char *err = r->err;
+    for (unsigned t = 0; t < r->threads; t++)
+        w->bufs[t].len = w->msgs[t].len = 0;
+    size_t got = 0;
+    bool indexed = r->source->vt->at != NULL; /* items computed by the workers */
+    int rc = weft__source_next(r->source, indexed ? NULL : w->items, size, &got, r->err,
+                               ERR_SIZE);
+    if (rc) {
+        fprintf(stderr, "weft: items: %s\n", r->err);
+        return WEFT_EXIT_USAGE;
+    }
+    w->count = got;
+    w->first = r->next_index;
+    r->next_index += got;
+    return 0;
+}
+
+/* Runs every window; returns 0, or an exit status for a fatal error. */
+static int run_threads(run_t *r)
+{
     window_t *w = &r->win[0];
     size_t size = WINDOW_MIN;
     for (;;) {
-        for (unsigned t = 0; t < r->threads; t++)
-            w->bufs[t].len = w->msgs[t].len = 0;
-        size_t got = 0;
-        bool indexed = r->source->vt->at != NULL; /* items computed by the workers */
-        int rc = weft__source_next(r->source, indexed ? NULL : w->items, size, &got, err,
-                                   ERR_SIZE);
-        if (rc) {
-            fprintf(stderr, "weft: items: %s\n", err);
-            return WEFT_EXIT_USAGE;
-        }
-        if (got == 0)
-            return 0;
-        w->count = got;
-        w->first = r->next_index;
-        r->next_index += got;
+        int rc = weft__run_window_fill(r, w, size);
+        if (rc || w->count == 0)
+            return rc;
         r->cur = w;
-        double t0 = now();
-        rc = weft_pool_for(r->pool, got, 0, run_chunk, r);
+        if (r->journal)
+            weft__journal_window(r->journal, w->first, w->count);
+        if (r->n_suspects)
+            run_suspects(r, w, 0);
+        double t0 = weft__run_now();
+        rc = weft_pool_for(r->pool, w->count, 0, run_chunk, r);
         if (rc) {
             fprintf(stderr, "weft: pool: %s\n", weft_strerror(rc));
             return WEFT_EXIT_OUTPUT;
         }
-        size = next_window_size(r, w, size, got, now() - t0);
+        weft__run_journal_window_end(r, false);
+        size = next_window_size(r, w, size, w->count, weft__run_now() - t0);
         writer_hand(r, w);
         w = (w == &r->win[0]) ? &r->win[1] : &r->win[0];
     }
 }
+
+/* ---- the end --------------------------------------------------------------- */
 
 static void print_finish_value(run_t *r, const weft_result_t *res)
 {
@@ -625,50 +1030,218 @@ static void print_finish_value(run_t *r, const weft_result_t *res)
     weft__buf_free(&b);
 }
 
-/* worker_fini, finish, summary.  Returns the exit status. */
-static int finish_run(run_t *r, int status, bool quiet)
+static uint64_t total_items(const run_t *r)
+{
+    uint64_t seen = 0;
+    for (int s = 0; s <= ST_NOT_RUN; s++)
+        seen += r->counts[s];
+    return seen;
+}
+
+static int run_finish_plugin(run_t *r, int status)
 {
     const weft_plugin_t *p = &r->plugin->desc;
-    workers_fini(r);
-
-    uint64_t total = r->ok + r->failed;
-    if (status == 0 && p->finish) {
-        char msg[MSG_SIZE] = "";
-        weft_counts_t counts = {.total = r->source->total == WEFT__COUNT_UNKNOWN
-                                             ? total : r->source->total,
-                                .ok = r->ok,
-                                .failed = r->failed};
-        counts.not_run = counts.total - total;
-        weft_result_t res = {.msg = msg, .msg_size = sizeof msg};
-        if (p->finish(r->state, &counts, &res) != 0) {
-            fprintf(stderr, "weft: plugin %s: finish failed: %s\n", p->name,
-                    msg[0] ? msg : "(no message)");
-            status = WEFT_EXIT_ITEMS_FAILED;
-        } else if (res.kind != WEFT_VALUE_NONE) {
-            print_finish_value(r, &res);
-        }
+    if (status != 0 || !p->finish)
+        return status;
+    char msg[MSG_SIZE] = "";
+    uint64_t seen = total_items(r);
+    uint64_t total = r->source->total == WEFT__COUNT_UNKNOWN ? seen : r->source->total;
+    weft_counts_t counts = {.total = total, .ok = r->counts[ST_OK]};
+    counts.failed = r->counts[ST_FAILED] + r->counts[ST_CRASHED] + r->counts[ST_TIMED_OUT] +
+                    r->counts[ST_QUARANTINED];
+    counts.not_run = total - counts.ok - counts.failed;
+    weft_result_t res = {.msg = msg, .msg_size = sizeof msg};
+    double t0 = weft__run_now();
+    if (p->finish(r->state, &counts, &res) != 0) {
+        fprintf(stderr, "weft: plugin %s: finish failed: %s\n", p->name,
+                msg[0] ? msg : "(no message)");
+        status = WEFT_EXIT_ITEMS_FAILED;
+    } else if (res.kind != WEFT_VALUE_NONE) {
+        print_finish_value(r, &res);
     }
+    r->t_finish = weft__run_now() - t0;
+    return status;
+}
+
+/* Output and journal closed, in that order: the END record says the output
+ * is complete, so it goes last. */
+static int close_outputs(run_t *r, int status, bool complete)
+{
+    double t0 = weft__run_now();
     if (r->writer && weft__writer_close(&r->writer, r->err, ERR_SIZE) != 0) {
         fprintf(stderr, "weft: %s\n", r->err);
         status = WEFT_EXIT_OUTPUT;
     }
     /* Rows of failed items are zeros; the array is kept, like other output. */
-    if (r->npy && status != WEFT_EXIT_USAGE && weft__npy_commit(&r->npy, r->err, ERR_SIZE)) {
+    if (r->npy && weft__npy_commit(&r->npy, r->err, ERR_SIZE)) {
         fprintf(stderr, "weft: %s\n", r->err);
         status = WEFT_EXIT_OUTPUT;
     }
-    if (status == 0 && r->failed)
-        status = WEFT_EXIT_ITEMS_FAILED;
-    if (r->failed > r->printed)
-        fprintf(stderr, "weft: ... and %" PRIu64 " more failed items\n", r->failed - r->printed);
-    if (!quiet) {
-        double wall = now() - r->t_start;
-        fprintf(stderr,
-                "weft: %s: %" PRIu64 " ok, %" PRIu64 " failed in %.3f s (%.0f items/s, %u threads)\n",
-                p->name, r->ok, r->failed, wall, wall > 0 ? (double)total / wall : 0.0,
-                r->threads);
+    r->t_output += weft__run_now() - t0;
+    if (!r->journal)
+        return status;
+    weft__run_journal_window_end(r, true);
+    int je = atomic_load(&r->journal_error);
+    if (je == 0 && complete && status != WEFT_EXIT_OUTPUT)
+        je = weft__journal_end(r->journal, r->counts[ST_OK], total_items(r) - r->counts[ST_OK]);
+    int ce = weft__journal_close(&r->journal);
+    if (!je)
+        je = ce;
+    if (je) {
+        fprintf(stderr, "weft: journal: %s: what was done since may run again on --resume\n",
+                strerror(-je));
+        status = WEFT_EXIT_OUTPUT;
     }
     return status;
+}
+
+static void summarize(run_t *r, int status, const char *label)
+{
+    weft__summary_t s = {
+        .plugin = r->plugin->desc.name,
+        .threads = r->threads,
+        .isolate = r->cfg->isolate_process ? "process" : "thread",
+        .total = r->source->total,
+        .ok = r->counts[ST_OK],
+        .failed = r->counts[ST_FAILED],
+        .crashed = r->counts[ST_CRASHED],
+        .timed_out = r->counts[ST_TIMED_OUT],
+        .quarantined = r->counts[ST_QUARANTINED],
+        .skipped = r->reused,
+        .not_run = r->counts[ST_NOT_RUN],
+        .wall_s = weft__run_now() - r->t_start,
+        .init_s = r->t_init,
+        .items_s = r->t_items,
+        .finish_s = r->t_finish,
+        .output_s = r->t_output,
+        .status = label,
+        .exit_code = status,
+    };
+    /* Items an earlier run did are "skipped", not counted again. */
+    s.ok -= r->reused_by[ST_OK];
+    s.failed -= r->reused_by[ST_FAILED];
+    s.crashed -= r->reused_by[ST_CRASHED];
+    s.timed_out -= r->reused_by[ST_TIMED_OUT];
+    s.quarantined -= r->reused_by[ST_QUARANTINED];
+    weft__summary_cpu(&s);
+    if (!r->opts->quiet)
+        weft__summary_print(stderr, &s);
+    if (r->opts->summary_json &&
+        weft__summary_write_json(r->opts->summary_json, &s, r->err, ERR_SIZE) != 0)
+        fprintf(stderr, "weft: --summary-json: %s\n", r->err);
+}
+
+static int finish_run(run_t *r, int status)
+{
+    workers_fini(r);
+    int sig = atomic_load(&stop_signal);
+    bool halted = atomic_load(&stop_halted);
+    bool complete = status == 0 && !sig && !halted && !atomic_load(&r->journal_error);
+    status = run_finish_plugin(r, status);
+    weft__progress_stop(&r->progress);
+    status = close_outputs(r, status, complete);
+    uint64_t bad = total_items(r) - r->counts[ST_OK] - r->counts[ST_NOT_RUN];
+    if (r->printed < bad)
+        fprintf(stderr, "weft: ... and %" PRIu64 " more failed items\n", bad - r->printed);
+    const char *label = "ok";
+    if (status == WEFT_EXIT_OUTPUT) {
+        label = "output error";
+    } else if (status == 0 && sig) {
+        status = 128 + sig;
+        label = "interrupted";
+    } else if (status == 0 && halted) {
+        status = WEFT_EXIT_HALTED;
+        label = "halted";
+        fprintf(stderr, "weft: halted by the failure policy (halt = %s)\n",
+                r->cfg->halt.mode == WEFT__HALT_NOW ? "now,..." : "soon,...");
+    } else if (status == 0 && bad) {
+        status = WEFT_EXIT_ITEMS_FAILED;
+        label = "failed";
+    } else if (status) {
+        label = "failed";
+    }
+    summarize(r, status, label);
+    if ((sig || halted) && status != WEFT_EXIT_OUTPUT) {
+        if (r->journaled)
+            fprintf(stderr, "weft: %" PRIu64 " items not run; `weft run %s --resume` finishes "
+                            "the run\n", r->counts[ST_NOT_RUN], r->opts->config_path);
+        else
+            fprintf(stderr, "weft: %" PRIu64 " items not run (this run keeps no journal)\n",
+                    r->counts[ST_NOT_RUN]);
+    }
+    return status;
+}
+
+/* ---- the run ----------------------------------------------------------------- */
+
+static int open_outputs(run_t *r)
+{
+    if (r->outdir_path &&
+        weft__outdir_open(&r->outdir, r->outdir_path, r->err, ERR_SIZE) != 0)
+        return usage_error(r->err);
+    if (r->outdir)
+        weft__host_set_outdir(&r->host, r->outdir);
+    return 0;
+}
+
+static int run_job(run_t *r)
+{
+    const weft__run_opts_t *o = r->opts;
+    int status = prepare(r, o);
+    if (status)
+        return status;
+    r->threads = pick_threads(r);
+    if (o->check_only)
+        return report_check(r, o->config_path);
+
+    r->frame = weft__frame_of(r->cfg->format);
+    r->writes_records = r->cfg->format == WEFT__FORMAT_JSON || r->cfg->format == WEFT__FORMAT_JSONL;
+    r->workers = aligned_alloc(64, sizeof(worker_t) * r->threads);
+    if (!r->workers || windows_alloc(r, WINDOW_MAX) != 0)
+        return usage_error("out of memory starting the workers");
+    memset(r->workers, 0, sizeof(worker_t) * r->threads);
+
+    /* The output folder is locked before init (a second run is refused
+     * before anything is written), the journal before any output. */
+    weft__host_init(&r->host, r->plugin->desc.name, r->cfg->seed, r->cfg->dir);
+    r->host.pub.values_wanted = r->cfg->format != WEFT__FORMAT_NONE;
+    r->host.stop = &weft__run_stop;
+    if ((status = open_outputs(r)) || (status = open_journal(r)))
+        return status;
+    if ((status = start_plugin(r)))
+        return status;
+    /* Opened last, so that no earlier error truncates an existing file. */
+    if (r->cfg->format == WEFT__FORMAT_NPY)
+        status = open_array(r);
+    else if (r->writes_records &&
+             weft__writer_open(&r->writer, r->cfg->output, r->cfg->format, r->err, ERR_SIZE))
+        status = usage_error(r->err);
+    if (status)
+        return status;
+
+    weft__progress_start(&r->progress, o->quiet ? WEFT__PROGRESS_OFF : o->progress,
+                         STDERR_FILENO, r->source->total == WEFT__COUNT_UNKNOWN
+                                            ? WEFT__PROGRESS_UNKNOWN : r->source->total,
+                         r->threads, r->plugin->desc.name);
+    double t0 = weft__run_now();
+    if (r->cfg->isolate_process) {
+        status = weft__run_process(r);
+    } else {
+        weft_pool_settings_t ps;
+        weft_pool_default_settings(&ps);
+        ps.threads = r->threads;
+        if (weft_pool_create(&r->pool, &ps) != 0)
+            return usage_error("out of memory starting the workers");
+        if (pthread_create(&r->writer_thread, NULL, writer_main, r) != 0)
+            return usage_error("cannot start the writer thread");
+        r->writer_started = true;
+        status = run_threads(r);
+        writer_stop(r);
+    }
+    r->t_items = weft__run_now() - t0 - r->t_output;
+    if (r->t_items < 0)
+        r->t_items = 0;
+    return finish_run(r, status);
 }
 
 int weft__run(const weft__run_opts_t *o)
@@ -678,84 +1251,54 @@ int weft__run(const weft__run_opts_t *o)
         fprintf(stderr, "weft: out of memory\n");
         return WEFT_EXIT_USAGE;
     }
-    r->t_start = now();
+    atomic_store(&weft__run_stop, 0);
+    atomic_store(&stop_signal, 0);
+    atomic_store(&stop_halted, 0);
+    r->opts = o;
+    r->t_start = weft__run_now();
+    r->journal_synced = r->t_start;
     pthread_mutex_init(&r->lock, NULL);
     pthread_mutex_init(&r->out_lock, NULL);
     pthread_cond_init(&r->cond, NULL);
-    weft_arg_value_t *args = NULL;
-    int status = prepare(r, o);
-    if (status)
-        goto out;
+    struct sigaction old_int, old_term;
+    if (!o->check_only)
+        signals_install(&old_int, &old_term);
 
-    const weft_plugin_t *p = &r->plugin->desc;
-    args = calloc(p->n_args ? p->n_args : 1, sizeof *args);
-    if (!args) {
-        status = usage_error("out of memory");
-        goto out;
-    }
-    if (weft__config_bind(r->cfg, p, args, r->err, ERR_SIZE) != 0 ||
-        weft__source_open(&r->source, r->cfg, r->err, ERR_SIZE) != 0) {
-        status = usage_error(r->err);
-        goto out;
-    }
-    r->threads = pick_threads(r);
-    if (o->check_only) {
-        status = report_check(r, o->config_path);
-        goto out;
-    }
-    r->frame = weft__frame_of(r->cfg->format);
-    r->writes_records = r->cfg->format == WEFT__FORMAT_JSON || r->cfg->format == WEFT__FORMAT_JSONL;
-    weft_pool_settings_t ps;
-    weft_pool_default_settings(&ps);
-    ps.threads = r->threads;
-    r->workers = aligned_alloc(64, sizeof(worker_t) * r->threads);
-    if (!r->workers || windows_alloc(r, WINDOW_MAX) != 0 ||
-        weft_pool_create(&r->pool, &ps) != 0) {
-        status = usage_error("out of memory starting the workers");
-        goto out;
-    }
-    memset(r->workers, 0, sizeof(worker_t) * r->threads);
-    status = start_plugin(r, args);
-    if (status)
-        goto out;
-    /* Opened last, so that no earlier error truncates an existing file. */
-    if (r->cfg->format == WEFT__FORMAT_NPY)
-        status = open_array(r);
-    else if (r->writes_records &&
-             weft__writer_open(&r->writer, r->cfg->output, r->cfg->format, r->err, ERR_SIZE))
-        status = usage_error(r->err);
-    if (status)
-        goto out;
-    if (pthread_create(&r->writer_thread, NULL, writer_main, r) != 0) {
-        status = usage_error("cannot start the writer thread");
-        goto out;
-    }
-    r->writer_started = true;
+    int status = run_job(r);
 
-    status = run_items(r);
     writer_stop(r);
-    status = finish_run(r, status, o->quiet);
-
-out:
-    writer_stop(r);
+    weft__progress_stop(&r->progress);
     if (r->plugin) {
         workers_fini(r);
         if (r->state_live && r->plugin->desc.destroy)
             r->plugin->desc.destroy(r->state);
     }
-    if (r->writer) /* only after an early error, reported already */
-        weft__writer_close(&r->writer, r->err, ERR_SIZE);
+    weft__writer_abort(&r->writer); /* only after an early error, reported already */
     weft__npy_abort(&r->npy);
+    weft__journal_close(&r->journal);
+    weft__jscan_free(&r->scan);
+    weft__identity_free(&r->id);
+    weft__outdir_close(&r->outdir);
     weft_pool_destroy(&r->pool);
     windows_free(r);
+    for (unsigned t = 0; r->workers && t < r->threads; t++)
+        weft__buf_free(&r->workers[t].jbuf);
     free(r->workers);
-    free(args);
+    free(r->args);
+    free(r->outdir_path);
     weft__source_close(&r->source);
     weft__plugin_close(&r->plugin);
     weft__config_free(&r->cfg);
     pthread_cond_destroy(&r->cond);
     pthread_mutex_destroy(&r->lock);
     pthread_mutex_destroy(&r->out_lock);
+    if (!o->check_only)
+        signals_restore(&old_int, &old_term);
     free(r);
     return status;
+}
+
+void weft__run_set_signal_iso(weft__iso_t *iso)
+{
+    signal_iso = iso;
 }

@@ -20,15 +20,34 @@ enum weft__exit {
                                    results were written                    */
     WEFT_EXIT_USAGE = 2,        /* usage, config or plugin error: nothing ran */
     WEFT_EXIT_OUTPUT = 3,       /* the results could not be written        */
+    WEFT_EXIT_HALTED = 4,       /* the failure policy (halt = ...) stopped the
+                                   run; everything done was written        */
+    /* Interrupted by SIGINT / SIGTERM: 128 + the signal number (130, 143),
+     * the shell's convention; everything done was written. */
 };
+
+/* How the live progress is shown on stderr. */
+typedef enum weft__progress_mode {
+    WEFT__PROGRESS_AUTO = 0, /* a line when stderr is a terminal, else none */
+    WEFT__PROGRESS_OFF,      /* --quiet, or --progress=off                 */
+    WEFT__PROGRESS_LINE,     /* --progress: the line even when not a tty   */
+    WEFT__PROGRESS_JSON,     /* --progress=json: one JSON object a second  */
+} weft__progress_mode_t;
 
 typedef struct weft__run_opts {
     const char *config_path;
     const char *const *sets; /* "section.key=value" overrides, in order    */
     size_t n_sets;
-    bool quiet;              /* no summary line                            */
+    bool quiet;              /* errors only: no progress, no summary       */
     bool check_only;         /* validate config, plugin, arguments and items,
                                 then stop before init: nothing runs        */
+    bool resume;             /* --resume: run only what the journal lacks  */
+    bool retry_failed;       /* --retry-failed: resume, and re-run failures */
+    bool force;              /* --force: resume although the config, plugin
+                                or items changed (changed items re-run)    */
+    bool restart;            /* --restart: discard an unfinished journal   */
+    weft__progress_mode_t progress;
+    const char *summary_json; /* --summary-json FILE, or NULL              */
 } weft__run_opts_t;
 
 /* Runs a job; prints errors and the summary on stderr; returns an exit

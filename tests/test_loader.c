@@ -625,7 +625,7 @@ static void check_desc_schema(void **state)
 
     args[2].type = (weft_arg_type_t)0;
     check_rejects(&e, "argument \"c_\": unknown type 0");
-    args[2].type = (weft_arg_type_t)(WEFT_ARG_PATH + 1);
+    args[2].type = (weft_arg_type_t)(WEFT_ARG_OUTDIR + 1);
     check_rejects(&e, "unknown type");
     args[2].type = WEFT_ARG_FLOAT;
 

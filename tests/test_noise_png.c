@@ -3,7 +3,9 @@
  * End to end: the noise_png plugin run by the weft binary.  Every file is
  * decoded with libpng's simplified API and its pixels compared with the
  * host's random stream (weft__rng_fill), so a stride, seed or index mix-up
- * shows; files must be byte-identical whatever the thread count.
+ * shows; files must be byte-identical whatever the thread count.  Names
+ * come from the `name` template, confined to the `dir` output folder, which
+ * one run at a time may hold.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,9 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "e2e.h"
 #include "loader.h"
+#include "outdir.h"
 
 enum { N = 60, W = 37, H = 23 }; /* odd sizes: rows are not padded */
 
@@ -43,14 +47,16 @@ static const char *config(unsigned items, const char *body)
     return path;
 }
 
-/* Entries of dir; fails on a leftover temporary (a dot file). */
+/* Entries of dir but the lock file; fails on a leftover temporary (a dot
+ * file). */
 static int count_files(const char *dir)
 {
     DIR *d = opendir(dir);
     assert_non_null(d);
     int n = 0;
     for (struct dirent *e; (e = readdir(d));) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            strcmp(e->d_name, WEFT__OUTDIR_LOCK) == 0)
             continue;
         if (e->d_name[0] == '.')
             fail_msg("%s: temporary file '%s' left behind", dir, e->d_name);
@@ -98,7 +104,8 @@ static int setup(void **state)
 
 /* ---- the same bytes whatever the thread count ---------------------------- */
 
-static const char body[] = "[args]\nsize_x = 37\nsize_y = 23\nseed = 5\nname_prefix = img/n_\n";
+static const char body[] =
+    "[args]\nsize_x = 37\nsize_y = 23\nseed = 5\ndir = img\nname = n_{index:06}.png\n";
 
 static void noise_png_same_bytes_any_threads(void **state)
 {
@@ -159,7 +166,7 @@ static void noise_png_template(void **state)
 {
     (void)state;
     const char *cfg = config(5, "output = -\n[args]\nsize_x = 37\nsize_y = 23\n"
-                                "name_prefix = tpl/{}-noise.png\n");
+                                "dir = tpl\nname = {index:06}-noise.png\n");
     e2e_outcome_t o = E2E_RUN("run", cfg, "-j", "2");
     /* Each item's value is its file's path. */
     char want[256];
@@ -170,6 +177,47 @@ static void noise_png_template(void **state)
     assert_int_equal(count_files(e2e_path("tpl")), 5);
     for (int k = 0; k < 5; k++)
         check_image(e2e_pathf("tpl/%06d-noise.png", k), W, H, 0, 0, (uint64_t)k);
+
+    /* Folders in the name are made inside dir; item text names files. */
+    e2e_write("names.txt", "cat.jpg\nsub/dog.jpeg\n");
+    cfg = config(0, "output = -\n[args]\nsize_x = 37\nsize_y = 23\n"
+                    "dir = tree\nname = {dir}/{index:02}/{stem}.png\n");
+    o = E2E_RUN("run", cfg, "--set", "run.items=lines:names.txt");
+    snprintf(want, sizeof want, "\"%s/tree/sub/01/dog.png\"", tmp);
+    if (!strstr(o.out, want))
+        fail_msg("stdout:\n%s\nlacks %s", o.out, want);
+    expect(&o, 0, "2 ok");
+    check_image(e2e_path("tree/00/cat.png"), W, H, 0, 0, 0); /* {dir} of cat.jpg is . */
+    check_image(e2e_path("tree/sub/01/dog.png"), W, H, 0, 0, 1);
+}
+
+/* "../" that only appears in an item's text: that item fails, the others
+ * are written, nothing lands outside the folder. */
+static void noise_png_confined(void **state)
+{
+    (void)state;
+    e2e_write("escape.txt", "a\n../b\nc\n/etc/d\n");
+    const char *cfg = config(0, "[args]\nsize_x = 37\nsize_y = 23\n"
+                                "dir = conf\nname = {}.png\n");
+    e2e_outcome_t o = E2E_RUN("run", cfg, "--set", "run.items=lines:escape.txt");
+    e2e_expect(&o, 1, "output path '../b.png': '..' at position 1 would leave the output "
+                      "folder");
+    e2e_expect(&o, 1, "output path '/etc/d.png' is absolute");
+    e2e_expect(&o, 1, "2 ok, 2 failed");
+    e2e_free(&o);
+    assert_int_equal(count_files(e2e_path("conf")), 2);
+    check_image(e2e_path("conf/c.png"), W, H, 0, 0, 2);
+    struct stat st;
+    assert_int_equal(stat(e2e_path("b.png"), &st), -1);
+
+    /* A planted symlink to a folder outside: refused, nothing written there. */
+    assert_int_equal(mkdir(e2e_path("outside"), 0777), 0);
+    assert_int_equal(symlink(e2e_path("outside"), e2e_path("conf/link")), 0);
+    cfg = config(3, "[args]\nsize_x = 37\nsize_y = 23\ndir = conf\n"
+                    "name = link/{index}.png\n");
+    o = E2E_RUN("run", cfg);
+    expect(&o, 1, "'link' is a symbolic link or not a folder");
+    assert_int_equal(count_files(e2e_path("outside")), 0);
 }
 
 /* ---- failures ------------------------------------------------------------ */
@@ -180,24 +228,36 @@ static void noise_png_init_errors(void **state)
     /* Root ignores permission bits: a folder under a regular file fails
      * for everyone. */
     e2e_write("somefile", "");
-    const char *cfg = config(N, "[args]\nname_prefix = somefile/x_\n");
+    const char *cfg = config(N, "[args]\ndir = somefile\n");
     e2e_outcome_t o = E2E_RUN("run", cfg);
     char want[256];
-    snprintf(want, sizeof want, "init failed: name_prefix: cannot open output folder '%s/"
-                                "somefile/': Not a directory", tmp);
+    snprintf(want, sizeof want, "cannot open output folder '%s/somefile': Not a directory",
+             tmp);
     expect(&o, 2, want);
 
-    cfg = config(N, "[args]\nname_prefix = somefile/sub/x_\n");
+    cfg = config(N, "[args]\ndir = somefile/sub\n");
     o = E2E_RUN("run", cfg);
-    expect(&o, 2, "cannot create folder");
+    snprintf(want, sizeof want, "cannot create output folder '%s/somefile/sub'", tmp);
+    expect(&o, 2, want);
 
-    cfg = config(N, "[args]\nname_prefix = a{}/x.png\n");
+    cfg = config(N, "[args]\nname = x_{idx}.png\n");
     o = E2E_RUN("run", cfg);
-    expect(&o, 2, "{} may only be in the file name");
+    expect(&o, 2, "init failed: name 'x_{idx}.png': unknown placeholder '{idx}' at position 3");
+
+    cfg = config(N, "[args]\nname = x_{index.png\n");
+    o = E2E_RUN("run", cfg);
+    expect(&o, 2, "'{' at position 3 is not closed");
 
     cfg = config(N, "[args]\ncompression = 10\n");
     o = E2E_RUN("run", cfg);
     expect(&o, 2, "compression");
+
+    /* weft check validates without creating the folder. */
+    cfg = config(N, "[args]\ndir = never_made\n");
+    o = E2E_RUN("check", cfg);
+    expect(&o, 0, NULL);
+    struct stat st;
+    assert_int_equal(stat(e2e_path("never_made"), &st), -1);
 }
 
 static void noise_png_item_failure(void **state)
@@ -218,6 +278,34 @@ static void noise_png_item_failure(void **state)
     check_image(e2e_path("img/n_000004.png"), W, H, 0, 5, 4);
 }
 
+/* ---- one run per folder ---------------------------------------------------- */
+
+/* While another process holds the folder (here the test itself, through
+ * the same lock weft takes), a run on it is refused before anything runs. */
+static void noise_png_folder_in_use(void **state)
+{
+    (void)state;
+    const char *cfg = config(N, body);
+    char dir[512], err[512] = "";
+    snprintf(dir, sizeof dir, "%s", e2e_path("img"));
+    assert_int_equal(e2e_remove(dir), 0);
+    weft__outdir_t *held = NULL;
+    assert_int_equal(weft__outdir_open(&held, dir, err, sizeof err), 0);
+
+    e2e_outcome_t o = E2E_RUN("run", cfg);
+    char want[600];
+    snprintf(want, sizeof want, "%s is in use by another weft run (pid %ld)", dir,
+             (long)getpid());
+    expect(&o, 2, want);
+    assert_int_equal(count_files(dir), 0); /* nothing ran */
+
+    /* Released: the next run goes through. */
+    weft__outdir_close(&held);
+    o = E2E_RUN("run", cfg);
+    expect(&o, 0, "60 ok");
+    assert_int_equal(count_files(dir), N);
+}
+
 /* ---- the shipped configs -------------------------------------------------- */
 
 static void noise_png_shipped_configs(void **state)
@@ -225,16 +313,16 @@ static void noise_png_shipped_configs(void **state)
     (void)state;
     char cfg[512], set[300];
     snprintf(cfg, sizeof cfg, "%s/configs/noise_png.ini", getenv("WEFT_SOURCE_ROOT"));
-    snprintf(set, sizeof set, "args.name_prefix=%s/ship/noise_", tmp);
+    snprintf(set, sizeof set, "args.dir=%s/ship", tmp);
     e2e_outcome_t o = E2E_RUN("run", cfg, "--set", set, "--set", "run.items=3");
     expect(&o, 0, "3 ok");
     check_image(e2e_path("ship/noise_000002.png"), 100, 100, 0, 0, 2);
 
     snprintf(cfg, sizeof cfg, "%s/configs/noise_png_large.ini", getenv("WEFT_SOURCE_ROOT"));
-    snprintf(set, sizeof set, "args.name_prefix=%s/large/{}.png", tmp);
+    snprintf(set, sizeof set, "args.dir=%s/large", tmp);
     o = E2E_RUN("run", cfg, "--set", set, "--set", "run.items=2");
     expect(&o, 0, "2 ok");
-    check_image(e2e_path("large/000001.png"), 1024, 768, 0, 7, 1);
+    check_image(e2e_path("large/large_001.png"), 1024, 768, 0, 7, 1);
 }
 
 int main(void)
@@ -242,8 +330,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(noise_png_same_bytes_any_threads),
         cmocka_unit_test(noise_png_template),
+        cmocka_unit_test(noise_png_confined),
         cmocka_unit_test(noise_png_init_errors),
         cmocka_unit_test(noise_png_item_failure),
+        cmocka_unit_test(noise_png_folder_in_use),
         cmocka_unit_test(noise_png_shipped_configs),
     };
     return cmocka_run_group_tests(tests, setup, e2e_teardown);

@@ -55,6 +55,10 @@ typedef enum weft_arg_type {
     WEFT_ARG_STRING,   /* any text                                        */
     WEFT_ARG_PATH,     /* text; relative paths are resolved against the
                           config file's folder                            */
+    WEFT_ARG_OUTDIR,   /* like PATH: the folder the plugin writes its
+                          files into, through host->out_open.  At most one
+                          per plugin.  The runner creates it and locks it
+                          (a second run on it is refused) before init().  */
 } weft_arg_type_t;
 
 typedef struct weft_arg_spec {
@@ -201,6 +205,30 @@ typedef struct weft_rng {
     uint32_t avail; /* unread words left in out[]                        */
 } weft_rng_t;
 
+/* ---- output files and name templates ------------------------------------ */
+
+/* A compiled file name template (host->tmpl_*): opaque. */
+typedef struct weft_tmpl weft_tmpl_t;
+
+#define WEFT_OUT_NAME_MAX 255   /* NAME_MAX on Linux                      */
+#define WEFT_OUT_PATH_MAX 4096  /* PATH_MAX on Linux                      */
+
+/*
+ * An output file being written (host->out_open ... out_commit).  The plugin
+ * owns the struct (a per-worker field is the natural place: it is ~4.6 KB);
+ * only fd is the plugin's to use.  The rest is the host's: do not touch.
+ */
+typedef struct weft_outfile {
+    int fd;                 /* open for writing after out_open; else -1   */
+    /* Host-private. */
+    int dirfd_;             /* the file's folder (owned while open)       */
+    uint32_t flags_;
+    char tmp_[WEFT_OUT_NAME_MAX + 1];  /* temporary name in dirfd_        */
+    char name_[WEFT_OUT_NAME_MAX + 1]; /* final name in dirfd_            */
+    char rel_[WEFT_OUT_PATH_MAX];      /* as given, for messages          */
+    uint64_t reserved_[8];
+} weft_outfile_t;
+
 /* ---- the host table ---------------------------------------------------- */
 
 typedef struct weft_host weft_host_t;
@@ -236,6 +264,68 @@ struct weft_host {
      * then skip building per-item values nobody reads.  Read it only when
      * WEFT_HOST_HAS(host, values_wanted). */
     bool values_wanted;
+
+    /* ---- appended: read each only when WEFT_HOST_HAS(host, member) ---- */
+
+    /* Cooperative stop: true when the run is stopping at once (halt = now,
+     * a second signal) or the current item ran past [run] timeout (thread
+     * mode).  Cheap (an atomic load and a clock read): long items should
+     * poll it and return early (the item is recorded as not run / timed
+     * out).  Call it from process_one, on the worker running the item. */
+    bool (*should_stop)(const weft_host_t *host);
+
+    /* Atomic output files inside the run's output folder (the plugin's
+     * OUTDIR argument; the runner opened and locked it).
+     *
+     * out_open: rel is a relative path, checked with the confinement rules
+     * (not empty, not absolute, no ".." component, components of at most
+     * NAME_MAX bytes, at most PATH_MAX in all).  Missing parent folders are
+     * created inside the output folder; no symlink is ever followed on the
+     * way (a planted `sub -> /elsewhere` makes the call fail).  Opens a
+     * hidden temporary file in the final folder; f->fd is then writable
+     * (write(2) it, or out_write below).  0, or -1 with the reason in
+     * r->msg ("DIR/sub/x.png: create: Permission denied"); nothing to
+     * discard then.
+     * out_commit: fsyncs the file, renames it to its final name (replacing
+     * what was there), fsyncs the folder.  On any error the temporary is
+     * removed and -1 returned with the reason in r->msg
+     * ("DIR/x.png: fsync: No space left on device").  Either way f is
+     * finished: do not commit or discard it again.
+     * out_discard: removes the temporary; harmless on a finished or zeroed
+     * (fd = -1 after out_open failed) f.
+     *
+     * All thread-safe.  The caller owns the weft_outfile_t (it holds the
+     * names: nothing is allocated on this path beyond what the OS does); one
+     * file at a time per weft_outfile_t.  Without an output folder (no
+     * OUTDIR argument) out_open fails with a message saying so. */
+    int (*out_open)(const weft_host_t *host, const char *rel, weft_outfile_t *f,
+                    weft_result_t *r);
+    int (*out_commit)(const weft_host_t *host, weft_outfile_t *f, weft_result_t *r);
+    void (*out_discard)(const weft_host_t *host, weft_outfile_t *f);
+
+    /* File name templates: compiled once (in init), expanded per item
+     * (thread-safe, no allocation).  Placeholders: {} the item text (a range
+     * item's number), {index}, {index:0N} (zero padded to N <= 20 digits),
+     * {number}, {number:0N}, {name} (base name of the text), {stem} (name
+     * without its last extension), {ext} (that extension with its dot, or
+     * empty: {stem}{ext} is {name}), {dir} (the folder, as dirname(1) has
+     * it); {{ and }} are literal braces.
+     * tmpl_compile: 0, or a negative errno with msg ("unknown placeholder
+     * '{foo}' at position 7").  *t is the plugin's until tmpl_free.
+     * tmpl_expand: writes the NUL-terminated name into out; returns its
+     * length, or -ENAMETOOLONG (out_size too small) or -EINVAL (the item's
+     * text holds a NUL byte).  The result is not checked: out_open does. */
+    int (*tmpl_compile)(const weft_host_t *host, const char *text, weft_tmpl_t **t,
+                        char *msg, size_t msg_size);
+    int (*tmpl_expand)(const weft_tmpl_t *t, const weft_item_t *item, char *out,
+                       size_t out_size);
+    void (*tmpl_free)(weft_tmpl_t *t);
+
+    /* Writes all n bytes to f->fd (EINTR and short writes retried).  0, or
+     * -1 with r->msg ("DIR/x.png: write: No space left on device"); the
+     * file stays open either way: commit or discard it. */
+    int (*out_write)(const weft_host_t *host, weft_outfile_t *f, const void *buf, size_t n,
+                     weft_result_t *r);
 };
 
 /* True when the host table has the member (the table only grows). */

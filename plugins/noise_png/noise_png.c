@@ -5,9 +5,14 @@
  * The pixels are the item's random stream (stream = the `seed` argument),
  * filled in one host->rng_fill call, so a file depends only on the run
  * seed, `seed`, the item index and the encoder settings: never on the
- * thread count.  Each file is encoded whole in memory, written with one
- * write(2) to a hidden temporary name in the output folder and renamed into
- * place, so the final name never holds a partial image.
+ * thread count.  Each file is encoded whole in memory, then written through
+ * the host's atomic output files (host->out_open / out_write / out_commit):
+ * a hidden temporary name in the output folder, fsync, rename, fsync of the
+ * folder, so the final name never holds a partial image, even after a
+ * crash.  The file name is the `name` template expanded for the item
+ * (default noise_{index:06}.png), confined to the output folder `dir`:
+ * a name that would leave it ("../x", an absolute path, a planted symlink)
+ * fails that item.
  *
  * No malloc per item: each worker owns its pixels, row pointers, encoded
  * file buffer and an arena that is libpng's allocator (and through it
@@ -15,11 +20,7 @@
  * and zlib ask for ~300 KB per image, and glibc would hand blocks that large
  * back to the kernel on free and fault them in again for the next file.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* memmem, GNU strerror_r: also when built on its own */
-#endif
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -29,8 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <png.h>
 #include <zlib.h>
@@ -43,17 +42,19 @@
  * for Z_RLE and 90 for the default or Z_FILTERED. */
 #define NOISE_STRATEGY Z_HUFFMAN_ONLY
 
-enum { ARG_SIZE_X, ARG_SIZE_Y, ARG_NAME_PREFIX, ARG_SEED, ARG_COMPRESSION };
+enum { ARG_SIZE_X, ARG_SIZE_Y, ARG_DIR, ARG_NAME, ARG_SEED, ARG_COMPRESSION };
 
 static const weft_arg_spec_t noise_args[] = {
     [ARG_SIZE_X] = {.name = "size_x", .type = WEFT_ARG_INT, .default_value = "100",
                     .help = "image width in pixels", .min = 1, .max = 65535},
     [ARG_SIZE_Y] = {.name = "size_y", .type = WEFT_ARG_INT, .default_value = "100",
                     .help = "image height in pixels", .min = 1, .max = 65535},
-    [ARG_NAME_PREFIX] = {.name = "name_prefix", .type = WEFT_ARG_PATH,
-                         .default_value = "out/noise_",
-                         .help = "file = prefix + 6-digit index + .png; a value with {} is a "
-                                 "template, {} becomes the index"},
+    [ARG_DIR] = {.name = "dir", .type = WEFT_ARG_OUTDIR, .default_value = "out",
+                 .help = "output folder (created; one run at a time)"},
+    [ARG_NAME] = {.name = "name", .type = WEFT_ARG_STRING,
+                  .default_value = "noise_{index:06}.png",
+                  .help = "file name template inside dir: {index} {index:06} {number} {} "
+                          "{stem} {ext} {dir} {name}; may hold folders, never '..'"},
     [ARG_SEED] = {.name = "seed", .type = WEFT_ARG_INT, .default_value = "0",
                   .help = "random stream: another seed gives other images"},
     [ARG_COMPRESSION] = {.name = "compression", .type = WEFT_ARG_INT, .default_value = "1",
@@ -61,20 +62,14 @@ static const weft_arg_spec_t noise_args[] = {
                          .min = 0, .max = 9},
 };
 
-/* The longest suffix the index and the temporary name add to the file
- * name: 20 digits, then ".tmp-" pid "-" worker and a leading dot. */
-enum { NAME_EXTRA = 20 + 1 + 5 + 10 + 1 + 10 + 1 };
-
 typedef struct noise_state {
     const weft_host_t *host;
     uint32_t width, height;
     uint64_t stream;
     int level;
-    int dirfd;        /* the output folder; names are opened relative to it */
-    char *dir;        /* the folder with its trailing '/', for paths        */
-    size_t dir_len;
-    char *head, *tail; /* file name = head + index + tail                   */
-    long pid;          /* in temporary names: two runs never share one      */
+    weft_tmpl_t *name; /* the file name template                           */
+    const char *dir;   /* the output folder, for the item's value           */
+    size_t dir_len;    /* with the '/' that follows it in paths             */
 } noise_state_t;
 
 typedef struct noise_worker {
@@ -86,9 +81,9 @@ typedef struct noise_worker {
     size_t arena_cap, arena_top, arena_need;
     unsigned char *file;   /* the encoded PNG                               */
     size_t file_len, file_cap;
-    char *path;            /* dir + name: the item's value                  */
-    char tmp[NAME_MAX + 1];
+    char *path;            /* dir + '/' + name: the item's value            */
     char png_err[192];     /* libpng's error message                        */
+    weft_outfile_t out;    /* the file being written (holds its names)      */
 } noise_worker_t;
 
 /* ---- libpng's allocator: a per-worker bump arena ----------------------- */
@@ -210,68 +205,37 @@ static int encode(noise_worker_t *w)
     return 0;
 }
 
-/* ---- files ------------------------------------------------------------- */
-
-/* w->file to w->tmp, then renamed to `name`; the temporary is removed on
- * any error.  0, or an errno value with *stage saying which call failed. */
-static int write_file(const noise_state_t *s, noise_worker_t *w, const char *name,
-                      const char **stage)
-{
-    *stage = "create";
-    int fd = openat(s->dirfd, w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0)
-        return errno;
-    int err = 0;
-    const unsigned char *p = w->file;
-    size_t left = w->file_len;
-    *stage = "write";
-    while (left > 0) {
-        ssize_t n = write(fd, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            err = n < 0 ? errno : ENOSPC;
-            break;
-        }
-        p += n;
-        left -= (size_t)n;
-    }
-    if (close(fd) != 0 && !err) {
-        *stage = "close";
-        err = errno;
-    }
-    if (!err && renameat(s->dirfd, w->tmp, s->dirfd, name) != 0) {
-        *stage = "rename";
-        err = errno;
-    }
-    if (err)
-        unlinkat(s->dirfd, w->tmp, 0);
-    return err;
-}
+/* ---- one item ------------------------------------------------------------ */
 
 static int noise_process(void *state, void *ctx, const weft_item_t *item, weft_result_t *r)
 {
     const noise_state_t *s = state;
+    const weft_host_t *host = s->host;
     noise_worker_t *w = ctx;
     char *name = w->path + s->dir_len;
-    /* init bounded head + tail so that neither name can be truncated. */
-    int name_len = snprintf(name, NAME_MAX + 1, "%s%06" PRIu64 "%s", s->head, item->index,
-                            s->tail);
-    snprintf(w->tmp, sizeof w->tmp, ".%s.tmp-%ld-%u", name, s->pid, w->id);
+    int name_len = host->tmpl_expand(s->name, item, name, PATH_MAX);
+    if (name_len == -ENAMETOOLONG)
+        return host->failf(r, "name: the file name of item %" PRIu64 " is over %d bytes",
+                           item->index, PATH_MAX - 1);
+    if (name_len < 0)
+        return host->failf(r, "name: item %" PRIu64 " holds a NUL byte: it cannot be in "
+                              "a file name", item->index);
 
     weft_rng_t rng;
-    s->host->rng_init(s->host, &rng, item, s->stream);
-    s->host->rng_fill(&rng, w->pixels, (size_t)s->width * s->height);
+    host->rng_init(host, &rng, item, s->stream);
+    host->rng_fill(&rng, w->pixels, (size_t)s->width * s->height);
     if (encode(w) != 0)
-        return s->host->failf(r, "%s: libpng: %s", w->path, w->png_err);
+        return host->failf(r, "%s: libpng: %s", w->path, w->png_err);
 
-    const char *stage;
-    int err = write_file(s, w, name, &stage);
-    if (err) {
-        char text[128];
-        return s->host->failf(r, "%s: %s: %s", w->path, stage,
-                              strerror_r(err, text, sizeof text));
+    /* out_open checks the name (confinement) and sets r->msg on failure. */
+    if (host->out_open(host, name, &w->out, r) != 0)
+        return -1;
+    if (host->out_write(host, &w->out, w->file, w->file_len, r) != 0) {
+        host->out_discard(host, &w->out);
+        return -1;
     }
+    if (host->out_commit(host, &w->out, r) != 0)
+        return -1;
     weft_result_string(r, w->path, s->dir_len + (size_t)name_len);
     return 0;
 }
@@ -312,7 +276,7 @@ static int noise_worker_init(void *state, unsigned worker, unsigned workers, voi
     w->pixels = calloc(raw, 1);
     w->rows = malloc(s->height * sizeof *w->rows);
     w->file = malloc(w->file_cap);
-    w->path = malloc(s->dir_len + NAME_MAX + 1);
+    w->path = malloc(s->dir_len + PATH_MAX);
     if (!w->pixels || !w->rows || !w->file || !w->path) {
         noise_worker_fini(state, worker, w);
         snprintf(msg, msg_size, "out of memory for %" PRIu32 "x%" PRIu32 " images", s->width,
@@ -321,7 +285,9 @@ static int noise_worker_init(void *state, unsigned worker, unsigned workers, voi
     }
     for (uint32_t y = 0; y < s->height; y++)
         w->rows[y] = w->pixels + (size_t)y * s->width;
-    memcpy(w->path, s->dir, s->dir_len);
+    memcpy(w->path, s->dir, s->dir_len - 1);
+    w->path[s->dir_len - 1] = '/';
+    w->out.fd = -1;
     /* A first image, thrown away: sizes the arena to exactly what libpng and
      * zlib take for this size and level, and shows up libpng errors here
      * rather than on every item. */
@@ -341,93 +307,16 @@ static void noise_destroy(void *state)
     noise_state_t *s = state;
     if (!s)
         return;
-    if (s->dirfd >= 0)
-        close(s->dirfd);
-    free(s->dir);
-    free(s->head);
-    free(s->tail);
+    if (s->name)
+        s->host->tmpl_free(s->name);
     free(s);
-}
-
-/* mkdir -p; 0, or -1 with the message in msg. */
-static int make_folders(char *path, char *msg, size_t msg_size)
-{
-    for (char *p = path + 1;; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char c = *p;
-        *p = '\0';
-        if (mkdir(path, 0777) != 0 && errno != EEXIST) {
-            snprintf(msg, msg_size, "name_prefix: cannot create folder '%s': %s", path,
-                     strerror(errno));
-            *p = c;
-            return -1;
-        }
-        *p = c;
-        if (c == '\0')
-            return 0;
-    }
-}
-
-/* Splits the resolved prefix into folder, head and tail, makes the folder
- * and checks that a file can be created in it.  0, or -1 with msg. */
-static int open_output(noise_state_t *s, const char *prefix, char *msg, size_t msg_size)
-{
-    const char *slash = strrchr(prefix, '/'); /* absolute: there is one */
-    if (!*prefix || !slash) {
-        snprintf(msg, msg_size, "name_prefix is empty");
-        return -1;
-    }
-    s->dir_len = (size_t)(slash - prefix) + 1;
-    if (memmem(prefix, s->dir_len, "{}", 2)) {
-        snprintf(msg, msg_size, "name_prefix '%s': {} may only be in the file name, not in a "
-                                "folder", prefix);
-        return -1;
-    }
-    const char *base = slash + 1, *mark = strstr(base, "{}");
-    if (mark && strstr(mark + 2, "{}")) {
-        snprintf(msg, msg_size, "name_prefix '%s': more than one {}", prefix);
-        return -1;
-    }
-    s->dir = strndup(prefix, s->dir_len);
-    s->head = mark ? strndup(base, (size_t)(mark - base)) : strdup(base);
-    s->tail = strdup(mark ? mark + 2 : ".png");
-    if (!s->dir || !s->head || !s->tail) {
-        snprintf(msg, msg_size, "out of memory");
-        return -1;
-    }
-    if (strlen(s->head) + strlen(s->tail) + NAME_EXTRA > NAME_MAX) {
-        snprintf(msg, msg_size, "name_prefix '%s': file names would be too long", prefix);
-        return -1;
-    }
-    if (make_folders(s->dir, msg, msg_size) != 0)
-        return -1;
-    s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (s->dirfd < 0) {
-        snprintf(msg, msg_size, "name_prefix: cannot open output folder '%s': %s", s->dir,
-                 strerror(errno));
-        return -1;
-    }
-    /* Permission bits say little (root ignores them, read-only mounts
-     * ignore them): create a file to know. */
-    char probe[64];
-    snprintf(probe, sizeof probe, ".weft-probe-%ld", s->pid);
-    int fd = openat(s->dirfd, probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(msg, msg_size, "name_prefix: output folder '%s' is not writable: %s", s->dir,
-                 strerror(errno));
-        return -1;
-    }
-    close(fd);
-    unlinkat(s->dirfd, probe, 0);
-    return 0;
 }
 
 static int noise_init(const weft_host_t *host, const weft_arg_value_t *args, void **state,
                       char *msg, size_t msg_size)
 {
-    if (!WEFT_HOST_HAS(host, rng_fill)) {
-        snprintf(msg, msg_size, "this runner has no rng_fill: update weft");
+    if (!WEFT_HOST_HAS(host, out_write)) {
+        snprintf(msg, msg_size, "this runner has no output file API (out_open): update weft");
         return -1;
     }
     noise_state_t *s = calloc(1, sizeof *s);
@@ -440,9 +329,11 @@ static int noise_init(const weft_host_t *host, const weft_arg_value_t *args, voi
     s->height = (uint32_t)args[ARG_SIZE_Y].u.i;
     s->stream = (uint64_t)args[ARG_SEED].u.i;
     s->level = (int)args[ARG_COMPRESSION].u.i;
-    s->dirfd = -1;
-    s->pid = (long)getpid();
-    if (open_output(s, args[ARG_NAME_PREFIX].u.s, msg, msg_size) != 0) {
+    s->dir = args[ARG_DIR].u.s; /* the runner created, opened and locked it */
+    s->dir_len = strlen(s->dir) + 1;
+    char why[512];
+    if (host->tmpl_compile(host, args[ARG_NAME].u.s, &s->name, why, sizeof why) != 0) {
+        snprintf(msg, msg_size, "name '%s': %s", args[ARG_NAME].u.s, why);
         noise_destroy(s);
         return -1;
     }
@@ -453,7 +344,7 @@ static int noise_init(const weft_host_t *host, const weft_arg_value_t *args, voi
 WEFT_PLUGIN_DEFINE = {
     WEFT_PLUGIN_HEADER,
     .name = "noise_png",
-    .version = "1.0.0",
+    .version = "2.0.0",
     .description = "One 8-bit greyscale PNG of random noise per item",
     .args = noise_args,
     .n_args = sizeof noise_args / sizeof noise_args[0],

@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Crash isolation (`isolate = process`): items run in persistent forked
+ * worker processes, so an item that segfaults, aborts, exits or hangs costs
+ * only that item.  This is a generic supervisor: it knows nothing about
+ * plugins; the runner gives it child-side callbacks and maps window
+ * positions to its own item indices.
+ *
+ * Model.  weft__iso_start forks `workers` processes.  Each child resets its
+ * signal handlers to the default (the parent's must not run there; a fault
+ * kills the worker with its signal, so a sanitizer's handler does not report
+ * either; SIGINT and SIGTERM are ignored: the supervisor decides when to
+ * stop; ignored signals stay ignored), asks for SIGKILL when the forking
+ * thread dies
+ * (PR_SET_PDEATHSIG, then re-checks getppid() for the race), closes every
+ * other worker's socket, calls child_init once, then serves requests until
+ * it reads EOF, when it calls child_fini and _exit(0)s.  Stdio is inherited:
+ * a crashing worker's last words reach weft's stderr.
+ *
+ * Transport: one AF_UNIX stream socketpair per worker (SOCK_CLOEXEC; the
+ * supervisor sends with MSG_NOSIGNAL, so a dead worker never SIGPIPEs weft).
+ * A request carries a batch of items; the worker answers one reply per item
+ * as it finishes it, so the supervisor always knows which item a worker
+ * holds (the first unanswered one of its batch) and since when (the previous
+ * reply, or the send).  A new batch is sent only to a worker that answered
+ * its whole previous batch, and the worker reads a whole request before it
+ * replies, so neither side can block the other with a full socket buffer.
+ * Batch size adapts: it starts at 1 and at most doubles per batch towards
+ * ~1 ms of measured work, capped at 256 and at a fair share of what is left.
+ *
+ * Threads.  Every supervisor function (all but weft__iso_kill_all and
+ * weft__iso_stop) must be called from the one thread that called
+ * weft__iso_start (PR_SET_PDEATHSIG is tied to the forking *thread*), while
+ * no other thread exists in the process: it forks.  The supervisor never
+ * calls plugin code.  The process must not set SIGCHLD to SIG_IGN (workers
+ * are reaped with waitpid).
+ */
+#ifndef WEFT_CORE_ISOLATE_H
+#define WEFT_CORE_ISOLATE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct weft__iso weft__iso_t;
+
+enum weft__iso_outcome_kind {
+    WEFT__ISO_OK,        /* child_item replied with status 0              */
+    WEFT__ISO_FAILED,    /* it replied with a failure, or the supervisor
+                            could not run it (message says why)          */
+    WEFT__ISO_CRASHED,   /* the worker died (signal or exit) during it    */
+    WEFT__ISO_TIMED_OUT, /* it ran `timeout` seconds; the worker was killed */
+    WEFT__ISO_NOT_RUN,   /* stopped before it ran (or killed by stop now) */
+};
+
+/* Passed to on_result; every pointer is valid during the callback only. */
+typedef struct weft__iso_outcome {
+    enum weft__iso_outcome_kind kind;
+    int signal;      /* CRASHED by a signal: its number, else 0          */
+    int exit_status; /* CRASHED by exit: the status, else -1             */
+    uint32_t records;
+    const void *bytes; /* OK / FAILED: the reply bytes (may be NULL, len 0) */
+    size_t len;
+    const char *msg; /* failure text ("killed by signal 11 (...)",
+                        "exited with status 3", ...), or ""; not NUL-
+                        terminated when it came from the child: use msg_len */
+    size_t msg_len;
+} weft__iso_outcome_t;
+
+/*
+ * Child side: child_item fills its reply through these.  A reply left
+ * untouched is OK with 0 records and no bytes.  Each call replaces what an
+ * earlier call set.  The bytes are copied.  0, -ENOMEM, or -EOVERFLOW
+ * (more than 4 GiB - 1).
+ */
+typedef struct weft__iso_reply weft__iso_reply_t;
+int weft__iso_reply_ok(weft__iso_reply_t *r, uint32_t records, const void *bytes, size_t len);
+/* Status nonzero (FAILED) with message msg; bytes are dropped. */
+int weft__iso_reply_fail(weft__iso_reply_t *r, const char *msg, size_t msg_len);
+
+typedef struct weft__iso_settings {
+    unsigned workers;       /* processes, 1..1024; 0 is an error       */
+    double timeout;         /* seconds per item, 0 = none              */
+    _Atomic int *stop_flag; /* may be NULL; read at every wakeup (at most
+                               every 100 ms): 1 = stop soon, 2 = now, as
+                               weft__iso_stop; latched (clearing it does
+                               not restart).  A signal handler may store
+                               to it.                                  */
+    void *arg;              /* passed to the child callbacks            */
+    /* In the child, once, before any item: nonzero = failure with a
+     * NUL-terminated message in msg (the worker then exits with status
+     * WEFT__ISO_EXIT_INIT and the supervisor reports the message). */
+    int (*child_init)(void *arg, unsigned worker, char *msg, size_t msg_size);
+    /* In the child, per item.  `index` is first_index + i (see run). */
+    void (*child_item)(void *arg, unsigned worker, uint64_t index, const void *item,
+                       size_t item_len, weft__iso_reply_t *reply);
+    /* In the child, at orderly shutdown (EOF on its socket).  May be NULL,
+     * as may child_init. */
+    void (*child_fini)(void *arg, unsigned worker);
+} weft__iso_settings_t;
+
+/* Exit statuses a worker uses for its own reasons. */
+#define WEFT__ISO_EXIT_INIT 120  /* child_init failed                     */
+#define WEFT__ISO_EXIT_PROTO 121 /* bad request, or out of memory          */
+
+/*
+ * Forks the workers and waits until each has run child_init.  Returns 0
+ * and *iso, or a negative errno with a message in err: -EINVAL (settings),
+ * -ECHILD (a worker's child_init failed, with its message, or the worker
+ * died during it), -ECANCELED (the stop flag was set meanwhile), or the
+ * errno of socketpair/fork/malloc.  On failure no worker is left.
+ */
+int weft__iso_start(weft__iso_t **iso, const weft__iso_settings_t *s, char *err, size_t errlen);
+
+/*
+ * Runs the window positions 0..count-1 (item indices first_index + i) and
+ * returns once each has had exactly one on_result call, in completion
+ * order.  on_result runs on the calling thread; it may call weft__iso_stop.
+ * get_item(arg, i, &bytes, &len) gives item i's bytes, which must stay
+ * valid until the next get_item call for i or the end of the run; it may be
+ * called again for i when i is re-queued after a worker died.
+ *
+ * A worker that dies or times out is reaped and replaced by a fresh fork
+ * (child_init runs again); the items of its batch after the culprit are
+ * re-queued.  If a worker slot fails to restart 3 times in a row it is
+ * given up; once every slot is given up, the remaining items get FAILED
+ * with the restart failure's message, and this and later runs return
+ * -ECHILD.  Returns 0; -ECANCELED when stopped (NOT_RUN outcomes were
+ * given; later runs give NOT_RUN to everything); -EINVAL for bad
+ * arguments (no outcome then).
+ */
+int weft__iso_run(weft__iso_t *iso, size_t count, uint64_t first_index,
+                  void (*get_item)(void *arg, size_t i, const void **bytes, size_t *len),
+                  void (*on_result)(void *arg, size_t i, const weft__iso_outcome_t *o),
+                  void *arg);
+
+/*
+ * Stops this and every later run.  Soon: no new batches; batches already
+ * sent finish (a batch is at most ~1 ms of measured work, or one item);
+ * items not sent are NOT_RUN.  Now: the workers are SIGKILLed, and items in
+ * flight are NOT_RUN too.  Async-signal-safe (atomic store, kill(2)).
+ */
+void weft__iso_stop(weft__iso_t *iso, bool now);
+
+/* SIGKILLs every live worker.  Async-signal-safe (kill(2) only), for a
+ * second-signal path; weft__iso_destroy still reaps them. */
+void weft__iso_kill_all(const weft__iso_t *iso);
+
+/* Closes the sockets (workers run child_fini and exit), waits up to 2 s,
+ * SIGKILLs whoever is left, reaps all, frees; *iso becomes NULL.  NULL ok. */
+void weft__iso_destroy(weft__iso_t **iso);
+
+typedef struct weft__iso_stats {
+    uint64_t spawned;   /* forks, the first ones included              */
+    uint64_t crashed;   /* CRASHED outcomes                            */
+    uint64_t timed_out; /* TIMED_OUT outcomes                          */
+} weft__iso_stats_t;
+void weft__iso_get_stats(const weft__iso_t *iso, weft__iso_stats_t *st);
+
+#endif /* WEFT_CORE_ISOLATE_H */

@@ -1,0 +1,1288 @@
+/* SPDX-License-Identifier: MIT */
+/* The run journal: format in journal.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "journal.h"
+#include "weft/weft.h"
+
+static const char file_magic[8] = {'W', 'E', 'F', 'T', 'J', 'R', 'N', '1'};
+
+#define ENTRY_FIXED 25u /* u64 index, u64 hash, u8 status, u32 records, u32 len */
+#define CHUNK_HDR (WEFT__JREC_HDR + 4u)
+
+/* ---- little-endian fields ------------------------------------------------ */
+
+static uint32_t ld32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t ld64(const unsigned char *p)
+{
+    return (uint64_t)ld32(p) | (uint64_t)ld32(p + 4) << 32;
+}
+
+static void st32(unsigned char *p, uint32_t v)
+{
+    for (int k = 0; k < 4; k++)
+        p[k] = (unsigned char)(v >> (8 * k));
+}
+
+static void st64(unsigned char *p, uint64_t v)
+{
+    for (int k = 0; k < 8; k++)
+        p[k] = (unsigned char)(v >> (8 * k));
+}
+
+static void msg(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void msg(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Fills the header of the record at r (payload of plen bytes already in
+ * place) and its checksum. */
+static void seal(unsigned char *r, unsigned kind, uint32_t plen)
+{
+    st32(r, WEFT__JREC_MAGIC | kind);
+    st32(r + 4, plen);
+    st64(r + 8, 0);
+    st64(r + 8, XXH3_64bits(r, WEFT__JREC_HDR + (size_t)plen));
+}
+
+/* The checksum of a record as stored (without writing to it).  st: a
+ * streaming state for large records (its layout is private to libxxhash, so
+ * it comes from XXH3_createState). */
+static uint64_t record_sum(XXH3_state_t *st, const unsigned char *r, size_t plen)
+{
+    if (plen <= 240) { /* small records: one call beats the streaming state */
+        unsigned char tmp[WEFT__JREC_HDR + 240];
+        memcpy(tmp, r, 8);
+        memset(tmp + 8, 0, 8);
+        memcpy(tmp + WEFT__JREC_HDR, r + WEFT__JREC_HDR, plen);
+        return XXH3_64bits(tmp, WEFT__JREC_HDR + plen);
+    }
+    static const unsigned char zero[8];
+    XXH3_64bits_reset(st);
+    XXH3_64bits_update(st, r, 8);
+    XXH3_64bits_update(st, zero, 8);
+    XXH3_64bits_update(st, r + WEFT__JREC_HDR, plen);
+    return XXH3_64bits_digest(st);
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+struct weft__journal {
+    int fd;
+    int err; /* latched first error, under mu */
+    pthread_mutex_t mu;
+};
+
+/* Locked: writes all of len bytes. */
+static int write_all(int fd, const unsigned char *p, size_t len)
+{
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -EIO;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int weft__journal_append(weft__journal_t *j, const void *rec, size_t len)
+{
+    pthread_mutex_lock(&j->mu);
+    int rc = j->err;
+    if (!rc && len) {
+        rc = write_all(j->fd, rec, len);
+        if (rc)
+            j->err = rc;
+    }
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
+static int append_small(weft__journal_t *j, unsigned kind, const unsigned char *payload,
+                        uint32_t plen)
+{
+    unsigned char r[WEFT__JREC_HDR + 16];
+    memcpy(r + WEFT__JREC_HDR, payload, plen);
+    seal(r, kind, plen);
+    return weft__journal_append(j, r, WEFT__JREC_HDR + plen);
+}
+
+int weft__journal_session(weft__journal_t *j, uint64_t session, unsigned flags)
+{
+    if (flags > 255)
+        return -EINVAL;
+    unsigned char p[9];
+    st64(p, session);
+    p[8] = (unsigned char)flags;
+    return append_small(j, WEFT__JREC_SESSION, p, sizeof p);
+}
+
+int weft__journal_window(weft__journal_t *j, uint64_t first, uint64_t count)
+{
+    if (count < 1 || count > WEFT__J_MAX_WINDOW || first > UINT64_MAX - count)
+        return -EINVAL;
+    unsigned char p[16];
+    st64(p, first);
+    st64(p + 8, count);
+    return append_small(j, WEFT__JREC_WINDOW, p, sizeof p);
+}
+
+int weft__journal_begin(weft__journal_t *j, uint64_t index)
+{
+    unsigned char p[8];
+    st64(p, index);
+    return append_small(j, WEFT__JREC_BEGIN, p, sizeof p);
+}
+
+int weft__journal_end(weft__journal_t *j, uint64_t ok, uint64_t failed)
+{
+    unsigned char p[16];
+    st64(p, ok);
+    st64(p + 8, failed);
+    return append_small(j, WEFT__JREC_END, p, sizeof p);
+}
+
+int weft__journal_sync(weft__journal_t *j)
+{
+    pthread_mutex_lock(&j->mu);
+    int rc = j->err;
+    if (!rc && fdatasync(j->fd) != 0)
+        rc = j->err = -errno;
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
+int weft__journal_close(weft__journal_t **jp)
+{
+    weft__journal_t *j = jp ? *jp : NULL;
+    if (!j)
+        return 0;
+    *jp = NULL;
+    int rc = j->err;
+    if (fdatasync(j->fd) != 0 && !rc)
+        rc = -errno;
+    /* close() releases the flock: it is the only descriptor of this open. */
+    if (close(j->fd) != 0 && !rc && errno != EINTR)
+        rc = -errno;
+    pthread_mutex_destroy(&j->mu);
+    free(j);
+    return rc;
+}
+
+/* Opens path and takes the lock; *fd_out on success. */
+static int open_locked(int *fd_out, const char *path, int flags, char *err, size_t errlen)
+{
+    int fd = open(path, flags | O_RDWR | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT && !(flags & O_CREAT))
+            msg(err, errlen, "%s: no journal to resume", path);
+        else
+            msg(err, errlen, "%s: cannot open: %s", path, weft_strerror(e));
+        return -e;
+    }
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (e == EINTR)
+            continue;
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            msg(err, errlen, "%s is in use by another weft run", path);
+            return -EWOULDBLOCK;
+        }
+        msg(err, errlen, "%s: cannot lock: %s", path, weft_strerror(e));
+        return -e;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+static int journal_new(weft__journal_t **j, int fd)
+{
+    weft__journal_t *n = calloc(1, sizeof *n);
+    if (!n)
+        return -ENOMEM;
+    if (pthread_mutex_init(&n->mu, NULL) != 0) {
+        free(n);
+        return -ENOMEM;
+    }
+    n->fd = fd;
+    *j = n;
+    return 0;
+}
+
+/* fsync the folder holding path, so that a new file's entry is durable. */
+static int sync_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path))
+                      : strdup(".");
+    if (!dir)
+        return -ENOMEM;
+    int rc = 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0)
+        rc = -errno;
+    if (fd >= 0)
+        close(fd);
+    free(dir);
+    return rc;
+}
+
+int weft__journal_create(weft__journal_t **j, const char *path, const weft__jheader_t *h,
+                         char *err, size_t errlen)
+{
+    *j = NULL;
+    const char *blob[3] = {h->config, h->plugin, h->items};
+    size_t bl[3], plen = 8;
+    for (int k = 0; k < 3; k++) {
+        bl[k] = strlen(blob[k]);
+        plen += 4 + bl[k];
+    }
+    if (plen > UINT32_MAX) {
+        msg(err, errlen, "%s: journal header too large", path);
+        return -E2BIG;
+    }
+    size_t total = sizeof file_magic + WEFT__JREC_HDR + plen;
+    unsigned char *rec = malloc(total);
+    if (!rec) {
+        msg(err, errlen, "%s: out of memory", path);
+        return -ENOMEM;
+    }
+    memcpy(rec, file_magic, sizeof file_magic);
+    unsigned char *r = rec + sizeof file_magic, *p = r + WEFT__JREC_HDR;
+    st32(p, WEFT__JOURNAL_VERSION);
+    st32(p + 4, 0);
+    p += 8;
+    for (int k = 0; k < 3; k++) {
+        st32(p, (uint32_t)bl[k]);
+        memcpy(p + 4, blob[k], bl[k]);
+        p += 4 + bl[k];
+    }
+    seal(r, WEFT__JREC_HEADER, (uint32_t)plen);
+
+    int fd = -1;
+    /* No O_TRUNC: truncating before the lock is held would wipe a running
+     * job's journal. */
+    int rc = open_locked(&fd, path, O_CREAT, err, errlen);
+    if (rc)
+        goto out;
+    const char *what = "truncate";
+    if (ftruncate(fd, 0) != 0)
+        goto fail_errno;
+    what = "write";
+    if ((rc = write_all(fd, rec, total)) != 0)
+        goto fail;
+    what = "sync";
+    if (fsync(fd) != 0)
+        goto fail_errno;
+    what = "sync folder of";
+    if ((rc = sync_dir(path)) != 0)
+        goto fail;
+    if ((rc = journal_new(j, fd)) != 0) {
+        what = "set up";
+        goto fail;
+    }
+    goto out;
+fail_errno:
+    rc = -errno;
+fail:
+    msg(err, errlen, "%s: cannot %s the journal: %s", path, what, weft_strerror(rc));
+    close(fd);
+out:
+    free(rec);
+    return rc;
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+typedef struct pair {
+    uint64_t index, off; /* off: of the entry in data */
+} pair_t;
+
+struct weft__jscan {
+    const unsigned char *data;
+    size_t len;
+    void *map; /* owned mapping (resume), or NULL */
+    size_t map_len;
+    char *blob[3];
+    weft__jheader_t hdr;
+    size_t valid_len, dropped;
+    char tail[96];
+    uint64_t sessions, last_session, n_entries, n_items;
+    unsigned last_flags;
+    bool finished;
+    /* The index: dense (slot i = entry offset + 1, 0 = none) when the
+     * indices are compact, else pairs sorted by index, one per index. */
+    uint64_t *dense;
+    uint64_t dense_n;
+    pair_t *pairs;
+    size_t n_pairs;
+    uint64_t *suspects, *poison;
+    size_t n_suspects, n_poison;
+    size_t mem;
+};
+
+/* Checks a DONE payload; counts its entries and their largest index. */
+static bool done_valid(const unsigned char *p, size_t plen, uint64_t *n_out,
+                       uint64_t *max_index)
+{
+    if (plen < 4)
+        return false;
+    uint32_t n = ld32(p);
+    size_t off = 4;
+    for (uint32_t k = 0; k < n; k++) {
+        if (plen - off < ENTRY_FIXED)
+            return false;
+        const unsigned char *e = p + off;
+        uint64_t index = ld64(e);
+        unsigned status = e[16];
+        uint32_t len = ld32(e + 21);
+        if (status < WEFT__J_OK || status > WEFT__J_QUARANTINED)
+            return false;
+        off += ENTRY_FIXED;
+        if (plen - off < (size_t)len + 4)
+            return false;
+        off += len;
+        uint32_t mlen = ld32(p + off);
+        off += 4;
+        if (plen - off < mlen)
+            return false;
+        off += mlen;
+        if (index > *max_index)
+            *max_index = index;
+    }
+    *n_out = n;
+    return off == plen;
+}
+
+/* Why the record at off (with len - off bytes left) is not usable, or NULL.
+ * On success *rlen is its total length. */
+static const char *record_check(XXH3_state_t *st, const unsigned char *d, size_t len,
+                                size_t off, size_t *rlen, uint64_t *n_entries,
+                                uint64_t *max_index)
+{
+    size_t left = len - off;
+    if (left < WEFT__JREC_HDR)
+        return "incomplete record header";
+    const unsigned char *r = d + off;
+    uint32_t type = ld32(r), plen = ld32(r + 4);
+    unsigned kind = type & 0xFFu;
+    if ((type & ~0xFFu) != WEFT__JREC_MAGIC || kind < WEFT__JREC_SESSION ||
+        kind > WEFT__JREC_END)
+        return "bad record type";
+    if (plen > left - WEFT__JREC_HDR)
+        return "record runs past the end of the file";
+    if (record_sum(st, r, plen) != ld64(r + 8))
+        return "bad checksum";
+    const unsigned char *p = r + WEFT__JREC_HDR;
+    uint64_t n = 0;
+    switch (kind) {
+    case WEFT__JREC_SESSION:
+        if (plen != 9)
+            return "bad SESSION record";
+        break;
+    case WEFT__JREC_WINDOW: {
+        uint64_t first = ld64(p), count = ld64(p + 8);
+        if (plen != 16 || count < 1 || count > WEFT__J_MAX_WINDOW ||
+            first > UINT64_MAX - count)
+            return "bad WINDOW record";
+        break;
+    }
+    case WEFT__JREC_BEGIN:
+        if (plen != 8)
+            return "bad BEGIN record";
+        break;
+    case WEFT__JREC_DONE:
+        if (!done_valid(p, plen, &n, max_index))
+            return "bad DONE record";
+        break;
+    case WEFT__JREC_END:
+        if (plen != 16)
+            return "bad END record";
+        break;
+    }
+    *n_entries += n;
+    *rlen = WEFT__JREC_HDR + (size_t)plen;
+    return NULL;
+}
+
+/* Runs the statement for each entry e of the DONE record at r (validated). */
+#define FOR_ENTRIES(r, e, ...)                                                      \
+    do {                                                                             \
+        const unsigned char *p_ = (r) + WEFT__JREC_HDR;                              \
+        uint32_t n_ = ld32(p_);                                                      \
+        const unsigned char *e = p_ + 4;                                             \
+        for (uint32_t k_ = 0; k_ < n_; k_++) {                                       \
+            __VA_ARGS__;                                                             \
+            const unsigned char *m_ = e + ENTRY_FIXED + ld32(e + 21);                \
+            e = m_ + 4 + ld32(m_);                                                   \
+        }                                                                            \
+    } while (0)
+
+/* -- in-flight sets: a hash map of 4096-item bitmap pages ------------------ */
+
+#define PAGE_SHIFT 12
+#define PAGE_WORDS ((1u << PAGE_SHIFT) / 64)
+/* Pages bound the memory (~8.5 MiB), the item count bounds the lists. */
+#define MAX_PAGES (1u << 14)
+
+typedef struct page {
+    uint32_t pop;
+    uint64_t w[PAGE_WORDS];
+} page_t;
+
+typedef struct slot {
+    uint64_t key;
+    page_t *p; /* NULL: empty */
+} slot_t;
+
+typedef struct iset {
+    slot_t *slots;
+    size_t cap, n; /* cap: a power of 2, or 0 */
+    uint64_t total; /* items in the set */
+    uint64_t ckey; /* a one-page cache: items arrive in runs */
+    page_t *cpage;
+} iset_t;
+
+static size_t home(uint64_t key, size_t cap)
+{
+    return (size_t)((key * 0x9E3779B97F4A7C15u) >> 32) & (cap - 1);
+}
+
+static size_t find_slot(const iset_t *s, uint64_t key)
+{
+    size_t i = home(key, s->cap);
+    while (s->slots[i].p && s->slots[i].key != key)
+        i = (i + 1) & (s->cap - 1);
+    return i;
+}
+
+static page_t *iset_page(iset_t *s, uint64_t key, bool create, int *rc)
+{
+    if (s->cpage && s->ckey == key)
+        return s->cpage;
+    if (s->cap) {
+        size_t i = find_slot(s, key);
+        if (s->slots[i].p) {
+            s->ckey = key;
+            return s->cpage = s->slots[i].p;
+        }
+    }
+    if (!create)
+        return NULL;
+    if (s->n >= MAX_PAGES) {
+        *rc = -E2BIG;
+        return NULL;
+    }
+    if ((s->n + 1) * 2 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        slot_t *ns = calloc(cap, sizeof *ns);
+        if (!ns) {
+            *rc = -ENOMEM;
+            return NULL;
+        }
+        iset_t t = {.slots = ns, .cap = cap};
+        for (size_t k = 0; k < s->cap; k++)
+            if (s->slots[k].p)
+                ns[find_slot(&t, s->slots[k].key)] = s->slots[k];
+        free(s->slots);
+        s->slots = ns;
+        s->cap = cap;
+    }
+    page_t *pg = calloc(1, sizeof *pg);
+    if (!pg) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    size_t i = find_slot(s, key);
+    s->slots[i] = (slot_t){key, pg};
+    s->n++;
+    s->ckey = key;
+    return s->cpage = pg;
+}
+
+/* Linear-probing deletion by backward shift (no tombstones). */
+static void iset_drop(iset_t *s, uint64_t key)
+{
+    size_t mask = s->cap - 1, i = find_slot(s, key);
+    free(s->slots[i].p);
+    s->slots[i].p = NULL;
+    s->n--;
+    if (s->ckey == key)
+        s->cpage = NULL;
+    for (size_t j = (i + 1) & mask; s->slots[j].p; j = (j + 1) & mask) {
+        size_t h = home(s->slots[j].key, s->cap);
+        /* slot j may move to the hole at i unless its home lies in (i, j]. */
+        bool stays = i <= j ? (i < h && h <= j) : (i < h || h <= j);
+        if (!stays) {
+            s->slots[i] = s->slots[j];
+            s->slots[j].p = NULL;
+            i = j;
+        }
+    }
+}
+
+static void iset_free(iset_t *s)
+{
+    for (size_t k = 0; k < s->cap; k++)
+        free(s->slots[k].p);
+    free(s->slots);
+    *s = (iset_t){0};
+}
+
+static int iset_mark(iset_t *s, uint64_t first, uint64_t count)
+{
+    uint64_t end = first + count; /* validated: no wrap */
+    while (first < end) {
+        int rc = 0;
+        page_t *pg = iset_page(s, first >> PAGE_SHIFT, true, &rc);
+        if (!pg)
+            return rc;
+        uint64_t base = first & ~(uint64_t)((1u << PAGE_SHIFT) - 1);
+        uint64_t stop = end - base < (1u << PAGE_SHIFT) ? end - base : (1u << PAGE_SHIFT);
+        for (uint64_t b = first - base; b < stop;) {
+            unsigned w = (unsigned)(b / 64), lo = (unsigned)(b % 64);
+            unsigned hi = stop - (uint64_t)w * 64 >= 64 ? 64 : (unsigned)(stop - w * 64);
+            uint64_t bits = (hi == 64 ? ~(uint64_t)0 : (((uint64_t)1 << hi) - 1)) &
+                            ~(((uint64_t)1 << lo) - 1);
+            unsigned added = (unsigned)__builtin_popcountll(bits & ~pg->w[w]);
+            pg->pop += added;
+            s->total += added;
+            pg->w[w] |= bits;
+            b = (uint64_t)w * 64 + hi;
+        }
+        first = base + stop;
+    }
+    return s->total > WEFT__J_MAX_INFLIGHT ? -E2BIG : 0;
+}
+
+static void iset_clear(iset_t *s, uint64_t index)
+{
+    int rc = 0;
+    page_t *pg = iset_page(s, index >> PAGE_SHIFT, false, &rc);
+    if (!pg)
+        return;
+    unsigned b = (unsigned)(index & ((1u << PAGE_SHIFT) - 1));
+    uint64_t bit = (uint64_t)1 << (b % 64);
+    if (pg->w[b / 64] & bit) {
+        pg->w[b / 64] &= ~bit;
+        s->total--;
+        if (--pg->pop == 0)
+            iset_drop(s, index >> PAGE_SHIFT);
+    }
+}
+
+static int cmp_slot(const void *a, const void *b)
+{
+    uint64_t x = ((const slot_t *)a)->key, y = ((const slot_t *)b)->key;
+    return (x > y) - (x < y);
+}
+
+/* The set's items, sorted, into a new array. */
+static int iset_list(iset_t *s, uint64_t **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    size_t n = 0, total = 0;
+    for (size_t k = 0; k < s->cap; k++)
+        if (s->slots[k].p) {
+            s->slots[n++] = s->slots[k];
+            total += s->slots[k].p->pop;
+        }
+    for (size_t k = n; k < s->cap; k++)
+        s->slots[k].p = NULL;
+    /* The slots are compacted now: no longer a hash table, only freed. */
+    if (!total)
+        return 0;
+    qsort(s->slots, n, sizeof *s->slots, cmp_slot);
+    uint64_t *v = malloc(total * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++) {
+        const page_t *pg = s->slots[k].p;
+        for (unsigned w = 0; w < PAGE_WORDS; w++)
+            for (uint64_t bits = pg->w[w]; bits; bits &= bits - 1)
+                v[m++] = (s->slots[k].key << PAGE_SHIFT) + (uint64_t)w * 64 +
+                         (unsigned)__builtin_ctzll(bits);
+    }
+    *out = v;
+    *n_out = m;
+    return 0;
+}
+
+/* The in-flight items at the end of the session whose records are
+ * [from, to) of the valid part. */
+static int inflight(const weft__jscan_t *s, size_t from, size_t to, uint64_t **out,
+                    size_t *n_out)
+{
+    iset_t set = {0};
+    int rc = 0;
+    for (size_t off = from; off < to && !rc;) {
+        const unsigned char *r = s->data + off;
+        uint32_t plen = ld32(r + 4);
+        const unsigned char *p = r + WEFT__JREC_HDR;
+        switch (ld32(r) & 0xFFu) {
+        case WEFT__JREC_WINDOW:
+            rc = iset_mark(&set, ld64(p), ld64(p + 8));
+            break;
+        case WEFT__JREC_BEGIN:
+            rc = iset_mark(&set, ld64(p), 1);
+            break;
+        case WEFT__JREC_DONE:
+            if (set.n)
+                FOR_ENTRIES(r, e, iset_clear(&set, ld64(e)));
+            break;
+        }
+        off += WEFT__JREC_HDR + (size_t)plen;
+    }
+    if (!rc)
+        rc = iset_list(&set, out, n_out);
+    iset_free(&set);
+    return rc;
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+    const pair_t *x = a, *y = b;
+    if (x->index != y->index)
+        return (x->index > y->index) - (x->index < y->index);
+    return (x->off > y->off) - (x->off < y->off);
+}
+
+/* Builds the index from every DONE entry of the valid part. */
+static int build_index(weft__jscan_t *s, size_t first, uint64_t max_index)
+{
+    if (!s->n_entries)
+        return 0;
+    /* Dense when that costs at most 16 bytes per entry (+ 512 KiB): the
+     * indices a run writes are 0..N-1. */
+    bool dense = max_index < s->n_entries * 2 + (1u << 16);
+    if (dense) {
+        s->dense_n = max_index + 1;
+        s->dense = calloc(s->dense_n, sizeof *s->dense);
+        if (!s->dense)
+            return -ENOMEM;
+        s->mem += s->dense_n * sizeof *s->dense;
+    } else {
+        if (s->n_entries > SIZE_MAX / sizeof *s->pairs)
+            return -ENOMEM;
+        s->pairs = malloc(s->n_entries * sizeof *s->pairs);
+        if (!s->pairs)
+            return -ENOMEM;
+        s->mem += s->n_entries * sizeof *s->pairs;
+    }
+    size_t np = 0;
+    for (size_t off = first; off < s->valid_len;) {
+        const unsigned char *r = s->data + off;
+        if ((ld32(r) & 0xFFu) == WEFT__JREC_DONE) {
+            FOR_ENTRIES(r, e, {
+                uint64_t eo = (uint64_t)(e - s->data);
+                if (dense) {
+                    uint64_t *slot = &s->dense[ld64(e)];
+                    s->n_items += !*slot;
+                    *slot = eo + 1;
+                } else {
+                    s->pairs[np++] = (pair_t){ld64(e), eo};
+                }
+            });
+        }
+        off += WEFT__JREC_HDR + (size_t)ld32(r + 4);
+    }
+    if (!dense) {
+        /* Sort by (index, file order) and keep the last of each index. */
+        qsort(s->pairs, np, sizeof *s->pairs, cmp_pair);
+        size_t m = 0;
+        for (size_t k = 0; k < np; k++) {
+            if (m && s->pairs[m - 1].index == s->pairs[k].index)
+                m--;
+            s->pairs[m++] = s->pairs[k];
+        }
+        s->n_pairs = m;
+        s->n_items = m;
+    }
+    return 0;
+}
+
+static size_t intersect(const uint64_t *a, size_t na, const uint64_t *b, size_t nb,
+                        uint64_t *out)
+{
+    size_t i = 0, k = 0, m = 0;
+    while (i < na && k < nb) {
+        if (a[i] < b[k])
+            i++;
+        else if (b[k] < a[i])
+            k++;
+        else {
+            out[m++] = a[i];
+            i++;
+            k++;
+        }
+    }
+    return m;
+}
+
+/* Parses the file magic and the HEADER record; *first: the offset after. */
+static int parse_header(weft__jscan_t *s, XXH3_state_t *st, size_t *first, char *err,
+                        size_t errlen)
+{
+    const unsigned char *d = s->data;
+    size_t len = s->len;
+    if (len < sizeof file_magic) {
+        if (len == 0 || memcmp(d, file_magic, len) == 0) {
+            msg(err, errlen, "journal header is incomplete (%zu bytes)", len);
+            return -EINVAL;
+        }
+    }
+    if (len < sizeof file_magic || memcmp(d, file_magic, sizeof file_magic) != 0) {
+        msg(err, errlen, "not a weft journal (bad magic)");
+        return -EINVAL;
+    }
+    size_t off = sizeof file_magic, left = len - off;
+    if (left < WEFT__JREC_HDR || ld32(d + off + 4) > left - WEFT__JREC_HDR) {
+        msg(err, errlen, "journal header is incomplete (%zu bytes)", len);
+        return -EINVAL;
+    }
+    const unsigned char *r = d + off;
+    size_t plen = ld32(r + 4);
+    if (ld32(r) != (WEFT__JREC_MAGIC | WEFT__JREC_HEADER) || record_sum(st, r, plen) != ld64(r + 8) ||
+        plen < 8) {
+        msg(err, errlen, "journal header is damaged");
+        return -EINVAL;
+    }
+    const unsigned char *p = r + WEFT__JREC_HDR;
+    uint32_t version = ld32(p);
+    if (version != WEFT__JOURNAL_VERSION) {
+        msg(err, errlen, "journal format version %u is not supported (this weft reads %u)",
+            version, WEFT__JOURNAL_VERSION);
+        return -ENOTSUP;
+    }
+    size_t at = 8;
+    for (int k = 0; k < 3; k++) {
+        uint32_t bl;
+        if (plen - at < 4 || (bl = ld32(p + at), plen - at - 4 < bl) ||
+            memchr(p + at + 4, 0, bl)) {
+            msg(err, errlen, "journal header is damaged");
+            return -EINVAL;
+        }
+        s->blob[k] = strndup((const char *)p + at + 4, bl);
+        if (!s->blob[k]) {
+            msg(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
+        s->mem += bl + 1;
+        at += 4 + (size_t)bl;
+    }
+    if (at != plen) {
+        msg(err, errlen, "journal header is damaged");
+        return -EINVAL;
+    }
+    s->hdr = (weft__jheader_t){s->blob[0], s->blob[1], s->blob[2]};
+    *first = off + WEFT__JREC_HDR + plen;
+    return 0;
+}
+
+int weft__jscan_parse(weft__jscan_t **out, const void *data, size_t len, char *err,
+                      size_t errlen)
+{
+    *out = NULL;
+    weft__jscan_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        msg(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    s->mem = sizeof *s;
+    s->data = len ? data : (const unsigned char *)"";
+    s->len = len;
+    size_t first;
+    int rc = -ENOMEM;
+    XXH3_state_t *st = XXH3_createState();
+    if (!st) {
+        msg(err, errlen, "out of memory");
+        goto fail;
+    }
+    if ((rc = parse_header(s, st, &first, err, errlen)) != 0)
+        goto fail;
+
+    /* Pass 1: find the valid part, count entries, locate the last two
+     * sessions. */
+    uint64_t max_index = 0;
+    size_t off = first, last_start = SIZE_MAX, prev_start = SIZE_MAX;
+    unsigned last_kind = 0;
+    while (off < len) {
+        size_t rlen;
+        const char *why =
+            record_check(st, s->data, len, off, &rlen, &s->n_entries, &max_index);
+        if (why) {
+            snprintf(s->tail, sizeof s->tail, "record at byte %zu: %s", off, why);
+            break;
+        }
+        const unsigned char *r = s->data + off;
+        last_kind = ld32(r) & 0xFFu;
+        if (last_kind == WEFT__JREC_SESSION) {
+            prev_start = last_start;
+            last_start = off;
+            s->sessions++;
+            s->last_session = ld64(r + WEFT__JREC_HDR);
+            s->last_flags = r[WEFT__JREC_HDR + 8];
+        }
+        off += rlen;
+    }
+    s->valid_len = off;
+    s->dropped = len - off;
+
+    /* A session ended when its last record is END. */
+    s->finished = s->sessions > 0 && last_kind == WEFT__JREC_END;
+    bool prev_ended = false;
+    if (prev_start != SIZE_MAX) {
+        unsigned kind = 0;
+        for (size_t o = prev_start; o < last_start;) {
+            kind = ld32(s->data + o) & 0xFFu;
+            o += WEFT__JREC_HDR + (size_t)ld32(s->data + o + 4);
+        }
+        prev_ended = kind == WEFT__JREC_END;
+    }
+
+    if ((rc = build_index(s, first, max_index)) != 0) {
+        msg(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (last_start != SIZE_MAX && !s->finished) {
+        rc = inflight(s, last_start, s->valid_len, &s->suspects, &s->n_suspects);
+        uint64_t *was = NULL;
+        size_t n_was = 0;
+        if (!rc && s->n_suspects && prev_start != SIZE_MAX && !prev_ended)
+            rc = inflight(s, prev_start, last_start, &was, &n_was);
+        if (!rc && n_was) {
+            s->poison = malloc(n_was * sizeof *s->poison);
+            if (!s->poison)
+                rc = -ENOMEM;
+            else
+                s->n_poison = intersect(s->suspects, s->n_suspects, was, n_was, s->poison);
+        }
+        free(was);
+        if (rc == -E2BIG)
+            msg(err, errlen, "too many items in flight in one session (more than %u)",
+                WEFT__J_MAX_INFLIGHT);
+        else if (rc)
+            msg(err, errlen, "out of memory");
+        if (rc)
+            goto fail;
+        s->mem += (s->n_suspects + s->n_poison) * sizeof(uint64_t);
+    }
+    XXH3_freeState(st);
+    *out = s;
+    return 0;
+fail:
+    XXH3_freeState(st);
+    weft__jscan_free(&s);
+    return rc;
+}
+
+void weft__jscan_free(weft__jscan_t **sp)
+{
+    weft__jscan_t *s = sp ? *sp : NULL;
+    if (!s)
+        return;
+    *sp = NULL;
+    for (int k = 0; k < 3; k++)
+        free(s->blob[k]);
+    free(s->dense);
+    free(s->pairs);
+    free(s->suspects);
+    free(s->poison);
+    if (s->map)
+        munmap(s->map, s->map_len);
+    free(s);
+}
+
+const weft__jheader_t *weft__jscan_header(const weft__jscan_t *s)
+{
+    return &s->hdr;
+}
+
+size_t weft__jscan_valid_len(const weft__jscan_t *s)
+{
+    return s->valid_len;
+}
+
+size_t weft__jscan_dropped(const weft__jscan_t *s)
+{
+    return s->dropped;
+}
+
+const char *weft__jscan_tail(const weft__jscan_t *s)
+{
+    return s->tail;
+}
+
+bool weft__jscan_finished(const weft__jscan_t *s)
+{
+    return s->finished;
+}
+
+uint64_t weft__jscan_sessions(const weft__jscan_t *s)
+{
+    return s->sessions;
+}
+
+uint64_t weft__jscan_last_session(const weft__jscan_t *s, unsigned *flags)
+{
+    if (flags)
+        *flags = s->last_flags;
+    return s->last_session;
+}
+
+uint64_t weft__jscan_items(const weft__jscan_t *s)
+{
+    return s->n_items;
+}
+
+size_t weft__jscan_memory(const weft__jscan_t *s)
+{
+    return s->mem;
+}
+
+bool weft__jscan_get(const weft__jscan_t *s, uint64_t index, weft__jentry_t *out)
+{
+    uint64_t off;
+    if (s->dense) {
+        if (index >= s->dense_n || !s->dense[index])
+            return false;
+        off = s->dense[index] - 1;
+    } else {
+        size_t lo = 0, hi = s->n_pairs;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (s->pairs[mid].index < index)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == s->n_pairs || s->pairs[lo].index != index)
+            return false;
+        off = s->pairs[lo].off;
+    }
+    const unsigned char *e = s->data + off;
+    weft__jentry_t r;
+    r.index = ld64(e);
+    r.item_hash = ld64(e + 8);
+    r.status = e[16];
+    r.records = ld32(e + 17);
+    r.len = ld32(e + 21);
+    r.bytes = e + ENTRY_FIXED;
+    const unsigned char *m = e + ENTRY_FIXED + r.len;
+    r.msg_len = ld32(m);
+    r.msg = (const char *)m + 4;
+    if (out)
+        *out = r;
+    return true;
+}
+
+size_t weft__jscan_suspects(const weft__jscan_t *s, const uint64_t **idx)
+{
+    *idx = s->n_suspects ? s->suspects : NULL;
+    return s->n_suspects;
+}
+
+size_t weft__jscan_poison(const weft__jscan_t *s, const uint64_t **idx)
+{
+    *idx = s->n_poison ? s->poison : NULL;
+    return s->n_poison;
+}
+
+/* ---- resume ------------------------------------------------------------ */
+
+int weft__journal_resume(weft__journal_t **j, weft__jscan_t **scan, const char *path,
+                         char *err, size_t errlen)
+{
+    *j = NULL;
+    *scan = NULL;
+    int fd = -1;
+    int rc = open_locked(&fd, path, 0, err, errlen);
+    if (rc)
+        return rc;
+    const char *what;
+    struct stat st;
+    void *map = NULL;
+    size_t len = 0;
+    weft__jscan_t *s = NULL;
+    what = "read";
+    if (fstat(fd, &st) != 0)
+        goto fail_errno;
+    len = (size_t)st.st_size;
+    if (len) {
+        map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) {
+            map = NULL;
+            goto fail_errno;
+        }
+    }
+    char why[160];
+    if ((rc = weft__jscan_parse(&s, map, len, why, sizeof why)) != 0) {
+        msg(err, errlen, "%s: %s", path, why);
+        goto out_err;
+    }
+    s->map = map;
+    s->map_len = len;
+    map = NULL;
+    if (s->dropped) {
+        /* The tail is never read again: truncating under the mapping is
+         * safe (pages past the new end are not touched). */
+        what = "truncate";
+        if (ftruncate(fd, (off_t)s->valid_len) != 0 || fsync(fd) != 0)
+            goto fail_errno;
+    }
+    what = "seek in";
+    if (lseek(fd, (off_t)s->valid_len, SEEK_SET) < 0)
+        goto fail_errno;
+    if ((rc = journal_new(j, fd)) != 0) {
+        msg(err, errlen, "%s: out of memory", path);
+        goto out_err;
+    }
+    *scan = s;
+    return 0;
+fail_errno:
+    rc = -errno;
+    msg(err, errlen, "%s: cannot %s the journal: %s", path, what, weft_strerror(rc));
+out_err:
+    weft__jscan_free(&s);
+    if (map)
+        munmap(map, len);
+    close(fd);
+    return rc;
+}
+
+/* ---- DONE chunks ----------------------------------------------------------- */
+
+int weft__jchunk_begin(weft__buf_t *b, size_t *mark)
+{
+    static const unsigned char zero[CHUNK_HDR];
+    *mark = b->len;
+    return weft__buf_append(b, zero, sizeof zero);
+}
+
+int weft__jchunk_add(weft__buf_t *b, uint64_t index, uint64_t item_hash, unsigned status,
+                     uint32_t records, const void *bytes, size_t len, const char *m,
+                     size_t msg_len)
+{
+    if (status < WEFT__J_OK || status > WEFT__J_QUARANTINED)
+        return -EINVAL;
+    /* The chunk is at most the whole buffer: bounding the buffer bounds the
+     * record's 32-bit length without knowing where the chunk starts. */
+    size_t limit = (size_t)UINT32_MAX;
+    if (len > limit || msg_len > limit || b->len > limit ||
+        limit - b->len < ENTRY_FIXED + 4 || len + msg_len > limit - b->len - ENTRY_FIXED - 4)
+        return -E2BIG;
+    size_t need = ENTRY_FIXED + len + 4 + msg_len;
+    int rc = weft__buf_reserve(b, need);
+    if (rc)
+        return rc;
+    unsigned char *e = (unsigned char *)b->data + b->len;
+    st64(e, index);
+    st64(e + 8, item_hash);
+    e[16] = (unsigned char)status;
+    st32(e + 17, records);
+    st32(e + 21, (uint32_t)len);
+    if (len)
+        memcpy(e + ENTRY_FIXED, bytes, len);
+    st32(e + ENTRY_FIXED + len, (uint32_t)msg_len);
+    if (msg_len)
+        memcpy(e + ENTRY_FIXED + len + 4, m, msg_len);
+    b->len += need;
+    return 0;
+}
+
+void weft__jchunk_end(weft__buf_t *b, size_t mark)
+{
+    if (b->len <= mark + CHUNK_HDR) {
+        if (b->len > mark)
+            b->len = mark;
+        return;
+    }
+    unsigned char *r = (unsigned char *)b->data + mark;
+    size_t plen = b->len - mark - WEFT__JREC_HDR;
+    /* Count the entries: walking the headers is cheap next to the checksum. */
+    uint32_t n = 0;
+    for (const unsigned char *e = r + CHUNK_HDR, *end = r + WEFT__JREC_HDR + plen; e < end;
+         n++) {
+        const unsigned char *m = e + ENTRY_FIXED + ld32(e + 21);
+        e = m + 4 + ld32(m);
+    }
+    st32(r + WEFT__JREC_HDR, n);
+    seal(r, WEFT__JREC_DONE, (uint32_t)plen);
+}
+
+/* ---- header diff ----------------------------------------------------------- */
+
+typedef struct dout {
+    char *p;
+    size_t left;
+} dout_t;
+
+static void dput(dout_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void dput(dout_t *o, const char *fmt, ...)
+{
+    if (o->left <= 1)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(o->p, o->left, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    size_t w = (size_t)n < o->left ? (size_t)n : o->left - 1;
+    o->p += w;
+    o->left -= w;
+}
+
+typedef struct cline {
+    const char *s; /* the line */
+    int len;
+    int klen; /* bytes of "section.key" before '=', or -1 without '=' */
+    bool used;
+} cline_t;
+
+static size_t split_lines(const char *text, cline_t *v)
+{
+    size_t n = 0;
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t l = nl ? (size_t)(nl - p) : strlen(p);
+        if (l && p[l - 1] == '\r')
+            l--;
+        if (l > INT_MAX)
+            l = INT_MAX;
+        if (l) {
+            if (v) {
+                const char *eq = memchr(p, '=', l);
+                v[n] = (cline_t){p, (int)l, eq ? (int)(eq - p) : -1, false};
+            }
+            n++;
+        }
+        p = nl ? nl + 1 : p + strlen(p);
+    }
+    return n;
+}
+
+/* "[section] key" of a line's key part. */
+static void put_key(dout_t *o, const cline_t *c)
+{
+    const char *dot = memchr(c->s, '.', (size_t)c->klen);
+    if (dot)
+        dput(o, "config: [%.*s] %.*s: ", (int)(dot - c->s), c->s,
+             (int)(c->klen - (dot - c->s) - 1), dot + 1);
+    else
+        dput(o, "config: %.*s: ", c->klen, c->s);
+}
+
+static size_t diff_config(const char *was, const char *now, dout_t *o)
+{
+    size_t na = split_lines(was, NULL), nb = split_lines(now, NULL);
+    cline_t *a = calloc(na + 1, sizeof *a), *b = calloc(nb + 1, sizeof *b);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        if (strcmp(was, now) == 0)
+            return 0;
+        dput(o, "config: changed\n");
+        return 1;
+    }
+    split_lines(was, a);
+    split_lines(now, b);
+    size_t diffs = 0;
+    for (size_t i = 0; i < na; i++) {
+        const cline_t *x = &a[i];
+        cline_t *y = NULL;
+        for (size_t k = 0; k < nb && !y; k++) {
+            if (b[k].used)
+                continue;
+            if (x->klen >= 0 ? (b[k].klen == x->klen && !memcmp(b[k].s, x->s, (size_t)x->klen))
+                             : (b[k].len == x->len && !memcmp(b[k].s, x->s, (size_t)x->len)))
+                y = &b[k];
+        }
+        if (y)
+            y->used = true;
+        if (y && y->len == x->len && !memcmp(y->s, x->s, (size_t)x->len))
+            continue;
+        diffs++;
+        if (x->klen < 0) {
+            dput(o, "config: line removed: %.*s\n", x->len, x->s);
+            continue;
+        }
+        put_key(o, x);
+        if (y)
+            dput(o, "%.*s -> %.*s\n", x->len - x->klen - 1, x->s + x->klen + 1,
+                 y->len - y->klen - 1, y->s + y->klen + 1);
+        else
+            dput(o, "%.*s -> (unset)\n", x->len - x->klen - 1, x->s + x->klen + 1);
+    }
+    for (size_t k = 0; k < nb; k++) {
+        const cline_t *y = &b[k];
+        if (y->used)
+            continue;
+        diffs++;
+        if (y->klen < 0) {
+            dput(o, "config: line added: %.*s\n", y->len, y->s);
+            continue;
+        }
+        put_key(o, y);
+        dput(o, "(unset) -> %.*s\n", y->len - y->klen - 1, y->s + y->klen + 1);
+    }
+    free(a);
+    free(b);
+    return diffs;
+}
+
+size_t weft__jheader_diff(const weft__jheader_t *was, const weft__jheader_t *now, char *out,
+                          size_t outlen)
+{
+    dout_t o = {out, outlen};
+    if (out && outlen)
+        out[0] = '\0';
+    else
+        o.left = 0;
+    const char *wc = was->config ? was->config : "", *nc = now->config ? now->config : "";
+    size_t diffs = diff_config(wc, nc, &o);
+    const char *names[2] = {"plugin", "items"};
+    const char *w[2] = {was->plugin, was->items}, *n[2] = {now->plugin, now->items};
+    for (int k = 0; k < 2; k++) {
+        const char *x = w[k] ? w[k] : "", *y = n[k] ? n[k] : "";
+        if (strcmp(x, y) != 0) {
+            diffs++;
+            dput(&o, "%s: %s -> %s\n", names[k], x, y);
+        }
+    }
+    return diffs;
+}

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The run journal: an append-only file beside the output in which every
+ * finished item is recorded, so that `weft run --resume` can skip done items
+ * (reusing their output bytes), refuse a changed job, and spot the items that
+ * crash the process (poison).
+ *
+ * File format, version 1, all integers little-endian:
+ *
+ *   "WEFTJRN1"                                 8 bytes, the file magic
+ *   record HEADER                              the job's identity
+ *   record ...                                 SESSION, WINDOW, BEGIN, DONE, END
+ *
+ *   record  = u32 type, u32 payload length, u64 checksum, payload
+ *             type = WEFT__JREC_MAGIC | kind; checksum = XXH3_64bits of the
+ *             16-byte header (checksum field taken as 0) and the payload.
+ *   HEADER  = u32 version (1), u32 0, then config, plugin, items, each as
+ *             u32 length + NUL-free text
+ *   SESSION = u64 session number, u8 mode flags      (a run or resume starts)
+ *   WINDOW  = u64 first, u64 count, count <= 2^18    (items being started)
+ *   BEGIN   = u64 index                              (one item started alone)
+ *   DONE    = u32 n, then n entries:
+ *             u64 index, u64 item_hash, u8 status, u32 records,
+ *             u32 len, bytes[len], u32 msg_len, msg[msg_len]
+ *   END     = u64 ok, u64 failed                     (the session completed)
+ *
+ * A record is used only when it is complete, its checksum matches and its
+ * payload is well formed; the first one that is not ends the journal (a torn
+ * or corrupt tail): everything from there on is dropped, and a resume
+ * truncates the file there before appending.
+ *
+ * Threads: a weft__journal_t may be appended to from any thread; the chunk
+ * builders touch only the caller's buffer; a scan is read-only after
+ * weft__jscan_parse() returns and may be read from any thread.
+ */
+#ifndef WEFT_CORE_JOURNAL_H
+#define WEFT_CORE_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "output.h" /* weft__buf_t */
+
+typedef struct weft__journal weft__journal_t; /* an open journal, for appending */
+typedef struct weft__jscan weft__jscan_t;     /* what a reader found             */
+
+enum weft__jstatus {
+    WEFT__J_OK = 1,
+    WEFT__J_FAILED,
+    WEFT__J_CRASHED,
+    WEFT__J_TIMEDOUT,
+    WEFT__J_QUARANTINED
+};
+
+/* Record kinds (low byte of the type field). */
+enum weft__jrec {
+    WEFT__JREC_HEADER = 1,
+    WEFT__JREC_SESSION,
+    WEFT__JREC_WINDOW,
+    WEFT__JREC_BEGIN,
+    WEFT__JREC_DONE,
+    WEFT__JREC_END,
+};
+#define WEFT__JREC_MAGIC 0x4A570000u /* "\0\0WJ" above the kind */
+#define WEFT__JREC_HDR 16u           /* bytes of a record header */
+#define WEFT__JOURNAL_VERSION 1u
+
+/* SESSION mode flags: opaque to the journal, kept for the reader. */
+#define WEFT__JS_RESUME 0x1u  /* a resume (not a fresh run)               */
+#define WEFT__JS_CAREFUL 0x2u /* suspects run one at a time with BEGIN    */
+
+#define WEFT__J_MAX_WINDOW (1u << 18) /* most items in one WINDOW record */
+/* Most items a scan tracks as in flight at once within one session (nor may
+ * they spread over more than 16384 blocks of 4096 indices); a journal that
+ * exceeds it is refused (-E2BIG): a runner keeps only a few windows in
+ * flight. */
+#define WEFT__J_MAX_INFLIGHT (1u << 22)
+
+typedef struct weft__jheader {
+    const char *config, *plugin, *items;
+} weft__jheader_t;
+
+/* ---- writing ------------------------------------------------------------ */
+
+/* Creates path (truncating it, but only once the lock is held), takes an
+ * exclusive non-blocking flock (-EWOULDBLOCK with "PATH is in use by another
+ * weft run" when held), writes and fsyncs the header, fsyncs the folder.
+ * The three header texts must not be NULL.  On error *j is NULL. */
+int weft__journal_create(weft__journal_t **j, const char *path, const weft__jheader_t *h,
+                         char *err, size_t errlen);
+
+/* Opens an existing journal for resume: flock as above, maps and scans it
+ * into *scan (the caller frees it with weft__jscan_free, before or after
+ * closing the journal), truncates a torn tail (weft__jscan_dropped() says how
+ * much; the file is fsynced) and positions for appending.  -ENOENT when
+ * missing; -EINVAL when the file is not a journal or its header is damaged
+ * (the message says which); the parse errors below.  On error both outputs
+ * are NULL. */
+int weft__journal_resume(weft__journal_t **j, weft__jscan_t **scan, const char *path,
+                         char *err, size_t errlen);
+
+/* Thread-safe appends: one write(2) per call under a mutex; short writes
+ * continued, EINTR retried.  Errors are returned as -errno and latched: once
+ * an append or sync failed, every later call returns that first error
+ * without writing (a half-written record may end the file; a resume drops
+ * it).  len 0 writes nothing. */
+int weft__journal_append(weft__journal_t *j, const void *rec, size_t len);
+/* flags: 0..255 (WEFT__JS_*); -EINVAL otherwise. */
+int weft__journal_session(weft__journal_t *j, uint64_t session, unsigned flags);
+/* 1 <= count <= WEFT__J_MAX_WINDOW and first + count must not wrap: -EINVAL. */
+int weft__journal_window(weft__journal_t *j, uint64_t first, uint64_t count);
+int weft__journal_begin(weft__journal_t *j, uint64_t index);
+int weft__journal_end(weft__journal_t *j, uint64_t ok, uint64_t failed);
+int weft__journal_sync(weft__journal_t *j); /* fdatasync; -errno, latched */
+/* Syncs, unlocks, closes; *j becomes NULL.  Returns the latched error if an
+ * earlier call failed, else -errno of the sync or close.  NULL-safe. */
+int weft__journal_close(weft__journal_t **j);
+
+/*
+ * Building a DONE chunk without locks, in a caller-owned growable buffer,
+ * on a worker thread: begin, add entries, end (fills count, length and
+ * checksum).  Appending the finished chunk is one
+ * weft__journal_append(j, b->data + mark, b->len - mark).  Several chunks may
+ * follow each other in one buffer.  Do not touch b between begin and end
+ * except through weft__jchunk_add.
+ */
+int weft__jchunk_begin(weft__buf_t *b, size_t *mark); /* 0 or -ENOMEM */
+/* status: enum weft__jstatus (else -EINVAL).  -ENOMEM leaves the chunk as
+ * it was.  -E2BIG when the buffer would pass 4 GiB (a record's length is 32
+ * bits): end and append the chunk, empty the buffer, begin again. */
+int weft__jchunk_add(weft__buf_t *b, uint64_t index, uint64_t item_hash, unsigned status,
+                     uint32_t records, const void *bytes, size_t len, const char *msg,
+                     size_t msg_len);
+/* With no entries the chunk is removed (b->len = mark: nothing to append). */
+void weft__jchunk_end(weft__buf_t *b, size_t mark);
+
+/* ---- reading ------------------------------------------------------------ */
+
+/*
+ * The reader, on memory (fuzzable): never crashes or over-reads, whatever
+ * the input.  data must stay valid and unchanged until weft__jscan_free.
+ * Errors (the file is unusable as a whole; torn tails are not errors):
+ *   -EINVAL  not a journal (bad magic), or the header is incomplete or damaged
+ *   -ENOTSUP an unknown format version
+ *   -E2BIG   more than WEFT__J_MAX_INFLIGHT items in flight in one session
+ *   -ENOMEM
+ */
+int weft__jscan_parse(weft__jscan_t **scan, const void *data, size_t len, char *err,
+                      size_t errlen);
+void weft__jscan_free(weft__jscan_t **scan); /* NULL-safe; *scan becomes NULL */
+
+const weft__jheader_t *weft__jscan_header(const weft__jscan_t *s);
+size_t weft__jscan_valid_len(const weft__jscan_t *s); /* bytes of good records  */
+size_t weft__jscan_dropped(const weft__jscan_t *s);   /* torn/corrupt tail bytes */
+/* Why the tail was dropped, e.g. "record at byte 4242: bad checksum", or ""
+ * when nothing was. */
+const char *weft__jscan_tail(const weft__jscan_t *s);
+bool weft__jscan_finished(const weft__jscan_t *s); /* last session ended with END */
+uint64_t weft__jscan_sessions(const weft__jscan_t *s); /* SESSION records        */
+/* The number and flags of the last SESSION record (0, 0 when none). */
+uint64_t weft__jscan_last_session(const weft__jscan_t *s, unsigned *flags);
+uint64_t weft__jscan_items(const weft__jscan_t *s); /* distinct items with an entry */
+/* Heap bytes the scan holds, beyond the scanned data (for memory bounds). */
+size_t weft__jscan_memory(const weft__jscan_t *s);
+
+/* The latest DONE entry for item `index` (a later entry wins: a retry that
+ * succeeded replaces a failure), or false.  O(1) for the dense indices a run
+ * writes, O(log n) otherwise; at most 16 bytes per entry.  Pointers point
+ * into the scanned memory (valid until free); bytes is never NULL. */
+typedef struct weft__jentry {
+    uint64_t index, item_hash;
+    unsigned status;
+    uint32_t records;
+    const void *bytes;
+    uint32_t len;
+    const char *msg; /* not NUL-terminated */
+    uint32_t msg_len;
+} weft__jentry_t;
+bool weft__jscan_get(const weft__jscan_t *s, uint64_t index, weft__jentry_t *e);
+
+/*
+ * Poison detection.  A session that does not end with END crashed.  The
+ * items in flight at a crash are the items of its WINDOW and BEGIN records
+ * with no DONE entry written after the WINDOW/BEGIN in that same session.
+ * suspects: the in-flight items of the last session if it crashed.
+ * poison: the items in flight both in the last session and in the session
+ * just before it, when both crashed (an item that was done in between is in
+ * flight again only if a later WINDOW/BEGIN re-started it).
+ * Both sorted, unique; *idx is NULL when the count is 0.
+ */
+size_t weft__jscan_suspects(const weft__jscan_t *s, const uint64_t **idx);
+size_t weft__jscan_poison(const weft__jscan_t *s, const uint64_t **idx);
+
+/*
+ * Describes how `now` differs from `was`, one line per difference, each
+ * ending in '\n':
+ *   "config: [args] level: 1 -> 3"        (config blobs compared line by
+ *   "config: [args] size: (unset) -> 4"    line; lines are section.key=value,
+ *   "config: [run] seed: 7 -> (unset)"     matched by key)
+ *   "plugin: noise_png 1.0 xxh=.. -> noise_png 1.1 xxh=.."
+ *   "items: ... -> ..."
+ * out is always NUL-terminated (when outlen > 0); text that does not fit is
+ * cut.  Returns the number of differences (0 = same).  NULL texts are "".
+ */
+size_t weft__jheader_diff(const weft__jheader_t *was, const weft__jheader_t *now, char *out,
+                          size_t outlen);
+
+#endif

@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runner's insides, shared by its two item engines: threads
+ * (core/run.c, the work-stealing pool) and worker processes
+ * (core/run_process.c, isolate = process).  Not an API.
+ */
+#ifndef WEFT_CORE_RUN_IMPL_H
+#define WEFT_CORE_RUN_IMPL_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "isolate.h"
+#include "journal.h"
+#include "loader.h"
+#include "npy.h"
+#include "outdir.h"
+#include "output.h"
+#include "progress.h"
+#include "resume.h"
+#include "run.h"
+#include "source.h"
+#include "weft/weft.h"
+
+enum { MSG_SIZE = 1024, ERR_SIZE = 2048, MAX_PRINTED_FAILURES = 10 };
+
+/* How an item ended (journal statuses, plus not run). */
+typedef enum item_status {
+    ST_OK = WEFT__J_OK,
+    ST_FAILED = WEFT__J_FAILED,
+    ST_CRASHED = WEFT__J_CRASHED,
+    ST_TIMED_OUT = WEFT__J_TIMEDOUT,
+    ST_QUARANTINED = WEFT__J_QUARANTINED,
+    ST_NOT_RUN = 9,
+} item_status_t;
+
+/* Where item i's encoded records and failure message live. */
+typedef struct slot {
+    uint64_t off;     /* records, in the worker's record buffer        */
+    uint32_t len;     /* their bytes                                   */
+    uint32_t records; /* 1, or a flattened list's length (may be 0)    */
+    uint32_t msg_off; /* failure message, in the worker's msg buffer   */
+    uint16_t msg_len;
+    uint16_t worker;
+    uint8_t status;   /* item_status_t                                 */
+    uint8_t reused;   /* taken from the journal of an earlier run      */
+    uint8_t pre;      /* already run alone before the window (resume)  */
+} slot_t;
+
+typedef struct window {
+    weft_item_t *items; /* unused for indexed sources                 */
+    slot_t *slots;
+    weft__buf_t *bufs;  /* framed records, one buffer per worker      */
+    weft__buf_t *msgs;  /* failure messages, one buffer per worker    */
+    size_t count;
+    uint64_t first;     /* index of the window's first item           */
+} window_t;
+
+/* Written only by its own worker while the pool runs. */
+typedef struct worker {
+    alignas(64) void *ctx;  /* the plugin's per-worker context          */
+    weft__buf_t jbuf;       /* journal entries not yet appended         */
+    size_t jmark;           /* where the open DONE chunk starts in jbuf */
+    bool jopen;
+    double jflushed;        /* when jbuf was last appended              */
+    uint64_t done;          /* items this worker finished (halt = P%)   */
+    char msg[MSG_SIZE];
+} worker_t;
+
+typedef struct run {
+    const weft__run_opts_t *opts;
+    weft__config_t *cfg;
+    weft__plugin_t *plugin;
+    weft_arg_value_t *args;
+    weft__host_t host;
+    void *state;
+    bool state_live;
+    weft__source_t *source;
+    weft__writer_t *writer;
+    weft_pool_t *pool;
+    unsigned threads;
+    worker_t *workers;
+    unsigned workers_ready; /* worker_init succeeded for [0, workers_ready) */
+    window_t win[2];
+    window_t *cur;          /* the window being computed                 */
+    weft__frame_t frame;    /* how records are framed                     */
+    uint64_t next_index;    /* index of the next window's first item      */
+    bool writes_records;    /* JSON or JSON Lines output                  */
+    weft__npy_t *npy;       /* .npy output, rows written in place         */
+    pthread_mutex_t out_lock; /* order = any: workers take turns writing  */
+
+    /* Never losing work. */
+    weft__outdir_t *outdir;      /* the plugin's output folder, locked    */
+    char *outdir_path;
+    weft__journal_t *journal;    /* NULL: no journal                       */
+    weft__jscan_t *scan;         /* resume: what an earlier run did        */
+    weft__identity_t id;
+    const uint64_t *suspects, *poison; /* resume, thread mode: sorted      */
+    size_t n_suspects, n_poison;
+    atomic_int journal_error;    /* first append error, negative errno     */
+    atomic_uint_fast64_t failures; /* failed items so far (halt policy)    */
+    double journal_synced;
+
+    /* Writer thread hand-off (thread mode): `pending` is written under `lock`. */
+    pthread_t writer_thread;
+    bool writer_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    window_t *pending;
+    bool closing;
+
+    /* Written by the writer only (thread, or main in process mode). */
+    uint64_t counts[ST_NOT_RUN + 1]; /* by item_status_t                    */
+    uint64_t reused, printed;
+    uint64_t reused_by[ST_NOT_RUN + 1]; /* of counts[], done by an earlier run */
+    bool journaled;                     /* a journal records this run        */
+    int write_error;
+
+    weft__progress_t *progress;
+    double t_start, t_init, t_items, t_finish, t_output;
+    char err[ERR_SIZE];
+} run_t;
+
+/* The run's stop request: 0 running, 1 stop soon, 2 stop now.  Set by the
+ * failure policy and by SIGINT/SIGTERM (a signal handler, hence global). */
+extern atomic_int weft__run_stop;
+
+double weft__run_now(void);
+
+/* Runs item under the plugin on worker wk: retries, the timeout deadline.
+ * Returns the status (ST_OK, ST_FAILED or ST_TIMED_OUT); *msg is the
+ * failure text. */
+item_status_t weft__run_call(run_t *r, worker_t *wk, const weft_item_t *item,
+                             weft_result_t *res, const char **msg, char *why, size_t whylen);
+
+/* Encodes item i's outcome into the worker's buffers and fills slot. */
+void weft__run_encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_item_t *item,
+                      item_status_t status, const char *msg, const weft_result_t *res,
+                      slot_t *slot);
+
+/* Resume: takes item `index` from the journal of the earlier run when it
+ * was done there (and is the same item); fills slot.  False: run it. */
+bool weft__run_reuse(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_item_t *item,
+                     uint64_t index, slot_t *slot);
+
+/* Adds item's journal entry to wk's open chunk; appends the chunk when it
+ * is big or old (force: always). */
+void weft__run_journal_add(run_t *r, worker_t *wk, const weft_item_t *item, uint64_t index,
+                           const window_t *w, const slot_t *slot);
+void weft__run_journal_flush(run_t *r, worker_t *wk, bool force);
+
+/* Hands every worker's journal chunk over; fdatasyncs at most once a
+ * second, or now when `sync`. */
+void weft__run_journal_window_end(run_t *r, bool sync);
+
+/* Fills the next window (at most size items) from the source; 0 with
+ * w->count = 0 at the end, or an exit status (message printed). */
+int weft__run_window_fill(run_t *r, window_t *w, size_t size);
+
+/* Counts a failure; trips the halt policy. */
+void weft__run_failed(run_t *r);
+
+/* The window's outcomes: counted, failures printed, records written. */
+void weft__run_write_window(run_t *r, window_t *w);
+
+/* Process mode: runs every window on forked workers. */
+int weft__run_process(run_t *r);
+
+/* Process mode: the supervisor a second signal must kill, or NULL. */
+void weft__run_set_signal_iso(weft__iso_t *iso);
+
+/* True when item index is in the sorted set. */
+bool weft__run_in_set(const uint64_t *set, size_t n, uint64_t index);
+
+#endif

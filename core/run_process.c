@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * isolate = process: items run in persistent forked worker processes
+ * (core/isolate.c), so an item that crashes, exits or hangs costs only
+ * itself.  This side maps windows onto the supervisor: each child runs the
+ * plugin's init and worker_init once, then per item process_one and the
+ * same encoding as thread mode, and sends back the framed records; the
+ * parent, single-threaded (it forks), collects outcomes into the window's
+ * slots, journals them and writes the window in input order.
+ *
+ * A .npy output is a shared mapping: a child writes its row in place, and
+ * the parent zeroes the row of an item that did not end ok.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "run_impl.h"
+
+enum { PROCESS_WINDOW = 4096 };
+
+typedef struct proc {
+    run_t *r;
+    window_t *w;
+    size_t *todo;       /* window positions to run this round           */
+    size_t n_todo;
+    size_t *again;      /* positions to run again (crash/timeout retries) */
+    size_t n_again;
+    weft__buf_t wire;   /* the round's items, serialized                */
+    size_t *wire_off;   /* item k of the round at wire.data + wire_off[k] */
+    unsigned round;
+    /* Child side: its encoding buffers. */
+    weft__buf_t cbuf, cmsgs;
+} proc_t;
+
+/* An item on the wire: its number, then its text and a NUL (or nothing). */
+static int wire_put(weft__buf_t *b, const weft_item_t *item)
+{
+    int64_t n = item->number;
+    int e = weft__buf_append(b, &n, sizeof n);
+    if (e == 0 && item->text)
+        e = weft__buf_append(b, item->text, item->text_len + 1);
+    return e;
+}
+
+static void item_at(const run_t *r, const window_t *w, size_t k, weft_item_t *out)
+{
+    if (r->source->vt->at)
+        r->source->vt->at(r->source, w->first + k, out);
+    else
+        *out = w->items[k];
+}
+
+/* ---- the child side ------------------------------------------------------ */
+
+static int child_init(void *arg, unsigned worker, char *msg, size_t msg_size)
+{
+    proc_t *pc = arg;
+    run_t *r = pc->r;
+    const weft_plugin_t *p = &r->plugin->desc;
+    /* The parent's state was forked along; this worker makes its own. */
+    r->state = NULL;
+    r->progress = NULL;
+    if (p->init(&r->host.pub, r->args, &r->state, msg, msg_size) != 0)
+        return -1;
+    if (p->worker_init &&
+        p->worker_init(r->state, worker, r->threads, &r->workers[worker].ctx, msg, msg_size) != 0)
+        return -1;
+    return 0;
+}
+
+static void child_item(void *arg, unsigned worker, uint64_t index, const void *bytes,
+                       size_t len, weft__iso_reply_t *reply)
+{
+    proc_t *pc = arg;
+    run_t *r = pc->r;
+    weft_item_t item = {.index = index};
+    int64_t n = 0;
+    if (len >= sizeof n)
+        memcpy(&n, bytes, sizeof n);
+    item.number = n;
+    if (len > sizeof n) {
+        item.text = (const char *)bytes + sizeof n;
+        item.text_len = len - sizeof n - 1;
+    }
+    char why[MSG_SIZE];
+    const char *msg = NULL;
+    weft_result_t res;
+    item_status_t st = weft__run_call(r, &r->workers[worker], &item, &res, &msg, why, sizeof why);
+    slot_t slot = {0};
+    pc->cbuf.len = pc->cmsgs.len = 0;
+    weft__run_encode(r, &pc->cbuf, &pc->cmsgs, &item, st, msg, &res, &slot);
+    if (slot.status == ST_OK)
+        weft__iso_reply_ok(reply, slot.records, pc->cbuf.data + slot.off, slot.len);
+    else
+        weft__iso_reply_fail(reply, pc->cmsgs.data + slot.msg_off, slot.msg_len);
+}
+
+static void child_fini(void *arg, unsigned worker)
+{
+    proc_t *pc = arg;
+    run_t *r = pc->r;
+    const weft_plugin_t *p = &r->plugin->desc;
+    if (p->worker_fini)
+        p->worker_fini(r->state, worker, r->workers[worker].ctx);
+    if (p->destroy)
+        p->destroy(r->state);
+}
+
+/* ---- the supervisor side ------------------------------------------------ */
+
+static void get_item(void *arg, size_t i, const void **bytes, size_t *len)
+{
+    proc_t *pc = arg;
+    size_t end = i + 1 < pc->n_todo ? pc->wire_off[i + 1] : pc->wire.len;
+    *bytes = pc->wire.data + pc->wire_off[i];
+    *len = end - pc->wire_off[i];
+}
+
+static void on_result(void *arg, size_t i, const weft__iso_outcome_t *o)
+{
+    proc_t *pc = arg;
+    run_t *r = pc->r;
+    window_t *w = pc->w;
+    size_t k = pc->todo[i];
+    slot_t *slot = &w->slots[k];
+    weft__buf_t *buf = &w->bufs[0], *msgs = &w->msgs[0];
+    weft_item_t item;
+    item_at(r, w, k, &item);
+    slot->worker = 0;
+    slot->reused = 0;
+
+    item_status_t st = ST_FAILED;
+    char msg[MSG_SIZE];
+    size_t n = o->msg_len < sizeof msg - 1 ? o->msg_len : sizeof msg - 1;
+    memcpy(msg, o->msg ? o->msg : "", n);
+    msg[n] = '\0';
+    switch (o->kind) {
+    case WEFT__ISO_OK: st = ST_OK; break;
+    case WEFT__ISO_FAILED: st = ST_FAILED; break;
+    case WEFT__ISO_CRASHED: st = ST_CRASHED; break;
+    case WEFT__ISO_TIMED_OUT:
+        st = ST_TIMED_OUT;
+        snprintf(msg, sizeof msg, "timed out after %g s (its worker was killed)",
+                 r->cfg->timeout);
+        break;
+    case WEFT__ISO_NOT_RUN: st = ST_NOT_RUN; break;
+    }
+    if ((st == ST_CRASHED || st == ST_TIMED_OUT) && pc->round < r->cfg->retries &&
+        !atomic_load(&weft__run_stop)) {
+        pc->again[pc->n_again++] = k; /* a fresh worker tries it again */
+        return;
+    }
+    if (st != ST_OK && r->npy)
+        memset(weft__npy_row(r->npy, item.index), 0, weft__npy_row_bytes(r->npy));
+    if (st == ST_OK) {
+        size_t mark = buf->len;
+        if (o->len && weft__buf_append(buf, o->bytes, o->len) != 0) {
+            st = ST_FAILED;
+            snprintf(msg, sizeof msg, "out of memory keeping the result");
+        } else {
+            slot->off = mark;
+            slot->len = (uint32_t)o->len;
+            slot->records = o->records;
+            slot->status = ST_OK;
+            slot->msg_len = 0;
+        }
+    }
+    if (st != ST_OK) {
+        weft_result_t none = {0};
+        if (st == ST_CRASHED && strncmp(msg, "crashed", 7) != 0) {
+            size_t keep = strlen(msg) < sizeof msg - 10 ? strlen(msg) : sizeof msg - 10;
+            memmove(msg + 9, msg, keep);
+            memcpy(msg, "crashed: ", 9);
+            msg[9 + keep] = '\0';
+        }
+        weft__run_encode(r, buf, msgs, &item, st, msg, &none, slot);
+    }
+    if (st == ST_NOT_RUN)
+        return;
+    weft__run_journal_add(r, &r->workers[0], &item, item.index, w, slot);
+    weft__run_journal_flush(r, &r->workers[0], false);
+    r->workers[0].done++;
+    if (slot->status == ST_OK) {
+        weft__progress_add(r->progress, 0, 1, 0);
+    } else {
+        weft__progress_add(r->progress, 0, 0, 1);
+        weft__run_failed(r);
+    }
+}
+
+/* Serializes the round's items (pc->todo) onto the wire. */
+static int wire_round(proc_t *pc)
+{
+    pc->wire.len = 0;
+    for (size_t i = 0; i < pc->n_todo; i++) {
+        weft_item_t item;
+        item_at(pc->r, pc->w, pc->todo[i], &item);
+        pc->wire_off[i] = pc->wire.len;
+        if (wire_put(&pc->wire, &item) != 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* One window: reused and stopped items settled here, the rest on the
+ * workers, crashed and timed-out ones again up to `retries` times. */
+static int run_window(proc_t *pc, weft__iso_t *iso)
+{
+    run_t *r = pc->r;
+    window_t *w = pc->w;
+    pc->n_todo = 0;
+    for (size_t k = 0; k < w->count; k++) {
+        slot_t *slot = &w->slots[k];
+        weft_item_t item;
+        item_at(r, w, k, &item);
+        slot->worker = 0;
+        if (atomic_load(&weft__run_stop)) {
+            *slot = (slot_t){.status = ST_NOT_RUN};
+            continue;
+        }
+        if (r->scan && weft__run_reuse(r, &w->bufs[0], &w->msgs[0], &item, w->first + k, slot))
+            continue;
+        pc->todo[pc->n_todo++] = k;
+    }
+    for (pc->round = 0; pc->n_todo; pc->round++) {
+        if (wire_round(pc) != 0) {
+            fprintf(stderr, "weft: out of memory\n");
+            return WEFT_EXIT_OUTPUT;
+        }
+        pc->n_again = 0;
+        int rc = weft__iso_run(iso, pc->n_todo, 0, get_item, on_result, pc);
+        if (rc && rc != -ECANCELED && rc != -ECHILD) {
+            fprintf(stderr, "weft: worker processes: %s\n", strerror(-rc));
+            return WEFT_EXIT_OUTPUT;
+        }
+        memcpy(pc->todo, pc->again, pc->n_again * sizeof *pc->todo);
+        pc->n_todo = pc->n_again;
+    }
+    return 0;
+}
+
+int weft__run_process(run_t *r)
+{
+    proc_t pc = {.r = r};
+    pc.todo = malloc(PROCESS_WINDOW * sizeof *pc.todo);
+    pc.again = malloc(PROCESS_WINDOW * sizeof *pc.again);
+    pc.wire_off = malloc(PROCESS_WINDOW * sizeof *pc.wire_off);
+    weft__iso_t *iso = NULL;
+    int status = 0;
+    if (!pc.todo || !pc.again || !pc.wire_off) {
+        fprintf(stderr, "weft: out of memory\n");
+        status = WEFT_EXIT_USAGE;
+        goto out;
+    }
+    fflush(NULL); /* nothing buffered may be written twice */
+    weft__iso_settings_t s = {
+        .workers = r->threads,
+        .timeout = r->cfg->timeout,
+        .stop_flag = &weft__run_stop,
+        .arg = &pc,
+        .child_init = child_init,
+        .child_item = child_item,
+        .child_fini = child_fini,
+    };
+    if (weft__iso_start(&iso, &s, r->err, ERR_SIZE) != 0) {
+        fprintf(stderr, "weft: worker processes: %s\n", r->err);
+        status = WEFT_EXIT_USAGE;
+        goto out;
+    }
+    weft__run_set_signal_iso(iso);
+    window_t *w = &r->win[0];
+    for (;;) {
+        status = weft__run_window_fill(r, w, PROCESS_WINDOW);
+        if (status || w->count == 0)
+            break;
+        pc.w = r->cur = w;
+        if (r->journal)
+            weft__journal_window(r->journal, w->first, w->count);
+        status = run_window(&pc, iso);
+        weft__run_journal_window_end(r, false);
+        double t0 = weft__run_now();
+        weft__run_write_window(r, w);
+        r->t_output += weft__run_now() - t0;
+        if (status)
+            break;
+    }
+    weft__run_set_signal_iso(NULL);
+out:
+    weft__iso_destroy(&iso);
+    weft__buf_free(&pc.wire);
+    weft__buf_free(&pc.cbuf);
+    weft__buf_free(&pc.cmsgs);
+    free(pc.todo);
+    free(pc.again);
+    free(pc.wire_off);
+    return status;
+}

@@ -1,0 +1,1206 @@
+/* SPDX-License-Identifier: MIT */
+/* core/journal.c: the run journal's writer, reader, poison detection, diff. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "journal.h"
+
+typedef struct fixture {
+    char dir[64];
+    char path[128];
+    char err[512];
+} fixture_t;
+
+static const weft__jheader_t hdr = {
+    .config = "run.items=0..4000\nrun.seed=7\nargs.level=1\n",
+    .plugin = "noise_png 1.0 xxh=0123456789abcdef",
+    .items = "range:0:4000 count=4000 fp=42",
+};
+
+static int setup(void **state)
+{
+    fixture_t *fx = calloc(1, sizeof *fx);
+    if (!fx)
+        return -1;
+    strcpy(fx->dir, "/tmp/weft_test_journal_XXXXXX");
+    if (!mkdtemp(fx->dir)) {
+        free(fx);
+        return -1;
+    }
+    snprintf(fx->path, sizeof fx->path, "%s/out.json.journal", fx->dir);
+    *state = fx;
+    return 0;
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int teardown(void **state)
+{
+    fixture_t *fx = *state;
+    int rc = nftw(fx->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(fx);
+    return rc;
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15u;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9u;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBu;
+    return x ^ (x >> 31);
+}
+
+/* Item i's journaled output: 0 and 1 bytes, three of 1 MiB, else < 300. */
+static size_t item_len(uint64_t i)
+{
+    if (i % 97 == 0)
+        return 0;
+    if (i % 97 == 1)
+        return 1;
+    if (i == 500 || i == 1501 || i == 3333)
+        return (size_t)1 << 20;
+    return (size_t)(mix(i) % 300);
+}
+
+static void item_fill(uint64_t i, unsigned char *p, size_t len)
+{
+    for (size_t k = 0; k < len; k++)
+        p[k] = (unsigned char)(mix(i * 131 + k / 8) >> (8 * (k % 8)));
+}
+
+static unsigned item_status(uint64_t i)
+{
+    return (unsigned)(i % 5) + 1;
+}
+
+static void item_msg(uint64_t i, char *m, size_t size)
+{
+    if (item_status(i) == WEFT__J_OK)
+        m[0] = '\0';
+    else
+        snprintf(m, size, "item %llu failed: status %u", (unsigned long long)i,
+                 item_status(i));
+}
+
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    assert_true(n >= 0);
+    rewind(f);
+    unsigned char *d = malloc((size_t)n + 1);
+    assert_non_null(d);
+    assert_int_equal(fread(d, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return d;
+}
+
+static void spit(const char *path, const void *d, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(d, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+static size_t file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (size_t)st.st_size;
+}
+
+/* A scan of the file as it is now (the writer may still hold it). */
+typedef struct snap {
+    unsigned char *data;
+    size_t len;
+    weft__jscan_t *s;
+} snap_t;
+
+static snap_t snap(const char *path)
+{
+    snap_t n = {0};
+    char err[256] = "";
+    n.data = slurp(path, &n.len);
+    int rc = weft__jscan_parse(&n.s, n.data, n.len, err, sizeof err);
+    if (rc)
+        fail_msg("parse %s: %d %s", path, rc, err);
+    return n;
+}
+
+static void snap_free(snap_t *n)
+{
+    weft__jscan_free(&n->s);
+    free(n->data);
+}
+
+/* Appends one DONE chunk of entries for items [first, first + n), with
+ * payloads from item_fill, status and msg from the item helpers. */
+static void put_items(weft__journal_t *j, uint64_t first, uint64_t n)
+{
+    weft__buf_t b = {0};
+    size_t mark;
+    char m[64];
+    unsigned char small[300];
+    assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
+    for (uint64_t i = first; i < first + n; i++) {
+        size_t len = item_len(i) > sizeof small ? sizeof small : item_len(i);
+        item_fill(i, small, len);
+        item_msg(i, m, sizeof m);
+        assert_int_equal(weft__jchunk_add(&b, i, mix(i), item_status(i), (uint32_t)(i % 3),
+                                          small, len, m, strlen(m)),
+                         0);
+    }
+    weft__jchunk_end(&b, mark);
+    assert_int_equal(weft__journal_append(j, b.data + mark, b.len - mark), 0);
+    weft__buf_free(&b);
+}
+
+/* One DONE entry with explicit bytes. */
+static void put_one(weft__journal_t *j, uint64_t index, unsigned status, const char *bytes,
+                    const char *m)
+{
+    weft__buf_t b = {0};
+    size_t mark;
+    assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
+    assert_int_equal(weft__jchunk_add(&b, index, index * 3, status, 1, bytes, strlen(bytes),
+                                      m, strlen(m)),
+                     0);
+    weft__jchunk_end(&b, mark);
+    assert_int_equal(weft__journal_append(j, b.data, b.len), 0);
+    weft__buf_free(&b);
+}
+
+static void expect_entry(const weft__jscan_t *s, uint64_t i, size_t max_len)
+{
+    weft__jentry_t e;
+    if (!weft__jscan_get(s, i, &e))
+        fail_msg("item %llu missing", (unsigned long long)i);
+    size_t len = item_len(i) > max_len ? max_len : item_len(i);
+    char m[64];
+    item_msg(i, m, sizeof m);
+    assert_int_equal(e.index, i);
+    assert_int_equal(e.item_hash, mix(i));
+    assert_int_equal(e.status, item_status(i));
+    assert_int_equal(e.records, i % 3);
+    assert_int_equal(e.len, len);
+    assert_int_equal(e.msg_len, strlen(m));
+    if (e.msg_len)
+        assert_memory_equal(e.msg, m, e.msg_len);
+    unsigned char *want = malloc(len + 1);
+    assert_non_null(want);
+    item_fill(i, want, len);
+    assert_non_null(e.bytes);
+    if (len)
+        assert_memory_equal(e.bytes, want, len);
+    free(want);
+}
+
+/* ---- round trip, two writer threads ---------------------------------------- */
+
+#define RT_ITEMS 4000u
+
+typedef struct worker {
+    weft__journal_t *j;
+    unsigned t;
+    int rc;
+} worker_t;
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    weft__buf_t b = {0};
+    char m[64];
+    unsigned char *tmp = malloc((size_t)1 << 20);
+    size_t mark = 0, in_chunk = 0, chunks = 0;
+    int rc = tmp ? 0 : -ENOMEM;
+    for (uint64_t i = w->t; i < RT_ITEMS && !rc; i += 2) {
+        if (!in_chunk)
+            rc = weft__jchunk_begin(&b, &mark);
+        size_t len = item_len(i);
+        item_fill(i, tmp, len);
+        item_msg(i, m, sizeof m);
+        if (!rc)
+            rc = weft__jchunk_add(&b, i, mix(i), item_status(i), (uint32_t)(i % 3), tmp, len,
+                                  m, strlen(m));
+        /* Chunks of 1..40 entries; every other time two chunks go out in
+         * one append. */
+        if (!rc && ++in_chunk >= 1 + mix(i) % 40) {
+            weft__jchunk_end(&b, mark);
+            in_chunk = 0;
+            if (++chunks % 2 == 0) {
+                rc = weft__journal_append(w->j, b.data, b.len);
+                b.len = 0;
+            }
+        }
+    }
+    if (!rc && in_chunk)
+        weft__jchunk_end(&b, mark);
+    if (!rc)
+        rc = weft__journal_append(w->j, b.data, b.len);
+    weft__buf_free(&b);
+    free(tmp);
+    w->rc = rc;
+    return NULL;
+}
+
+static void round_trip(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    for (uint64_t first = 0; first < RT_ITEMS; first += 1024)
+        assert_int_equal(weft__journal_window(j, first, 1024), 0);
+    worker_t w[2] = {{j, 0, -1}, {j, 1, -1}};
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(pthread_create(&th[k], NULL, worker_main, &w[k]), 0);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(pthread_join(th[k], NULL), 0);
+        assert_int_equal(w[k].rc, 0);
+    }
+    assert_int_equal(weft__journal_end(j, 800, 3200), 0);
+    assert_int_equal(weft__journal_close(&j), 0);
+    assert_null(j);
+
+    weft__jscan_t *s;
+    assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__jscan_dropped(s), 0);
+    assert_string_equal(weft__jscan_tail(s), "");
+    assert_int_equal(weft__jscan_valid_len(s), file_size(fx->path));
+    assert_true(weft__jscan_finished(s));
+    assert_int_equal(weft__jscan_sessions(s), 1);
+    assert_int_equal(weft__jscan_items(s), RT_ITEMS);
+    const weft__jheader_t *h = weft__jscan_header(s);
+    assert_string_equal(h->config, hdr.config);
+    assert_string_equal(h->plugin, hdr.plugin);
+    assert_string_equal(h->items, hdr.items);
+    for (uint64_t i = 0; i < RT_ITEMS; i++)
+        expect_entry(s, i, SIZE_MAX);
+    assert_false(weft__jscan_get(s, RT_ITEMS, NULL));
+    const uint64_t *idx;
+    assert_int_equal(weft__jscan_suspects(s, &idx), 0);
+    assert_null(idx);
+    /* The scan outlives the journal. */
+    assert_int_equal(weft__journal_close(&j), 0);
+    expect_entry(s, 500, SIZE_MAX);
+    weft__jscan_free(&s);
+    assert_null(s);
+}
+
+/* ---- torn and corrupt tails ---------------------------------------------- */
+
+/* A journal whose last three records are DONE(0..3), DONE(4..6), END;
+ * bounds[k] = where record k of those ends (bounds[0]: where the first one
+ * starts). */
+static unsigned char *torn_base(fixture_t *fx, size_t *len, size_t bounds[4], size_t *hdr_end)
+{
+    weft__journal_t *j;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    *hdr_end = file_size(fx->path);
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    assert_int_equal(weft__journal_window(j, 0, 8), 0);
+    bounds[0] = file_size(fx->path);
+    put_items(j, 0, 4);
+    bounds[1] = file_size(fx->path);
+    put_items(j, 4, 3);
+    bounds[2] = file_size(fx->path);
+    assert_int_equal(weft__journal_end(j, 7, 0), 0);
+    bounds[3] = file_size(fx->path);
+    assert_int_equal(weft__journal_close(&j), 0);
+    unsigned char *d = slurp(fx->path, len);
+    assert_int_equal(*len, bounds[3]);
+    return d;
+}
+
+static void expect_cut(const weft__jscan_t *s, size_t cut, const size_t bounds[4])
+{
+    size_t good = bounds[0];
+    for (int k = 1; k < 4; k++)
+        if (cut >= bounds[k])
+            good = bounds[k];
+    assert_int_equal(weft__jscan_valid_len(s), good);
+    assert_int_equal(weft__jscan_dropped(s), cut - good);
+    assert_int_equal(weft__jscan_tail(s)[0] != '\0', cut != good);
+    for (uint64_t i = 0; i < 7; i++)
+        assert_int_equal(weft__jscan_get(s, i, NULL), cut >= bounds[i < 4 ? 1 : 2]);
+    for (uint64_t i = 0; i < 7 && cut >= bounds[i < 4 ? 1 : 2]; i++)
+        expect_entry(s, i, 300);
+    assert_int_equal(weft__jscan_finished(s), cut == bounds[3]);
+    assert_int_equal(weft__jscan_sessions(s), 1);
+}
+
+static void torn_every_byte(void **state)
+{
+    fixture_t *fx = *state;
+    size_t len, bounds[4], hdr_end;
+    unsigned char *d = torn_base(fx, &len, bounds, &hdr_end);
+    char path2[160];
+    snprintf(path2, sizeof path2, "%s/cut.journal", fx->dir);
+    for (size_t cut = bounds[0]; cut <= len; cut++) {
+        /* On memory: a copy of exactly `cut` bytes, so ASan sees over-reads. */
+        unsigned char *c = malloc(cut);
+        assert_non_null(c);
+        memcpy(c, d, cut);
+        weft__jscan_t *s;
+        assert_int_equal(weft__jscan_parse(&s, c, cut, fx->err, sizeof fx->err), 0);
+        expect_cut(s, cut, bounds);
+        weft__jscan_free(&s);
+        free(c);
+
+        /* On a file: resume truncates the tail, appending gives a valid journal. */
+        spit(path2, d, cut);
+        weft__journal_t *j;
+        assert_int_equal(weft__journal_resume(&j, &s, path2, fx->err, sizeof fx->err), 0);
+        expect_cut(s, cut, bounds);
+        size_t good = weft__jscan_valid_len(s);
+        weft__jscan_free(&s);
+        assert_int_equal(file_size(path2), good);
+        assert_int_equal(weft__journal_session(j, 2, WEFT__JS_RESUME), 0);
+        put_items(j, 100, 2);
+        assert_int_equal(weft__journal_end(j, 2, 0), 0);
+        assert_int_equal(weft__journal_close(&j), 0);
+        snap_t n = snap(path2);
+        assert_int_equal(weft__jscan_dropped(n.s), 0);
+        assert_int_equal(weft__jscan_valid_len(n.s), n.len);
+        assert_true(weft__jscan_finished(n.s));
+        assert_int_equal(weft__jscan_sessions(n.s), 2);
+        expect_entry(n.s, 100, 300);
+        expect_entry(n.s, 101, 300);
+        assert_int_equal(weft__jscan_get(n.s, 4, NULL), cut >= bounds[2]);
+        snap_free(&n);
+    }
+    /* Cut inside the file magic or header: an error, never a crash. */
+    for (size_t cut = 0; cut < hdr_end; cut++) {
+        unsigned char *c = malloc(cut + 1);
+        assert_non_null(c);
+        memcpy(c, d, cut);
+        weft__jscan_t *s = (weft__jscan_t *)c;
+        assert_int_equal(weft__jscan_parse(&s, c, cut, fx->err, sizeof fx->err), -EINVAL);
+        assert_null(s);
+        assert_non_null(strstr(fx->err, "incomplete"));
+        free(c);
+    }
+    free(d);
+}
+
+static void corrupt_every_bit(void **state)
+{
+    fixture_t *fx = *state;
+    size_t len, bounds[4], hdr_end;
+    unsigned char *d = torn_base(fx, &len, bounds, &hdr_end);
+    unsigned char *c = malloc(len);
+    assert_non_null(c);
+    size_t checked = 0;
+    for (int r = 0; r < 3; r++) {
+        for (size_t at = bounds[r]; at < bounds[r + 1]; at++) {
+            for (int bit = 0; bit < 8; bit++) {
+                memcpy(c, d, len);
+                c[at] ^= (unsigned char)(1u << bit);
+                weft__jscan_t *s;
+                assert_int_equal(weft__jscan_parse(&s, c, len, fx->err, sizeof fx->err), 0);
+                /* The damaged record and everything after it are dropped. */
+                assert_int_equal(weft__jscan_valid_len(s), bounds[r]);
+                assert_int_equal(weft__jscan_dropped(s), len - bounds[r]);
+                assert_int_equal(weft__jscan_get(s, 0, NULL), r > 0);
+                assert_int_equal(weft__jscan_get(s, 4, NULL), r > 1);
+                assert_false(weft__jscan_finished(s));
+                weft__jscan_free(&s);
+                checked++;
+            }
+        }
+    }
+    assert_int_equal(checked, (bounds[3] - bounds[0]) * 8);
+    /* A damaged header makes the whole file unusable. */
+    for (size_t at = 8; at < hdr_end; at += 3) {
+        memcpy(c, d, len);
+        c[at] ^= 0x10;
+        weft__jscan_t *s;
+        assert_int_equal(weft__jscan_parse(&s, c, len, fx->err, sizeof fx->err), -EINVAL);
+    }
+    memcpy(c, d, len);
+    c[0] = 'X';
+    weft__jscan_t *s;
+    assert_int_equal(weft__jscan_parse(&s, c, len, fx->err, sizeof fx->err), -EINVAL);
+    assert_string_equal(fx->err, "not a weft journal (bad magic)");
+    free(c);
+    free(d);
+}
+
+/* Random damage anywhere (lengths, counts, types): never a crash or an
+ * over-read (each input is an exact-size copy, for ASan). */
+static void random_damage(void **state)
+{
+    fixture_t *fx = *state;
+    size_t len, bounds[4], hdr_end;
+    unsigned char *d = torn_base(fx, &len, bounds, &hdr_end);
+    uint64_t rng = 12345;
+    for (int round = 0; round < 3000; round++) {
+        size_t n = (size_t)(mix(rng++) % (len + 1));
+        unsigned char *c = malloc(n ? n : 1);
+        assert_non_null(c);
+        memcpy(c, d, n);
+        int flips = 1 + (int)(mix(rng++) % 4);
+        for (int k = 0; k < flips && n; k++) {
+            size_t at = (size_t)(mix(rng++) % n);
+            c[at] = (unsigned char)mix(rng++);
+        }
+        weft__jscan_t *s = NULL;
+        int rc = weft__jscan_parse(&s, c, n, fx->err, sizeof fx->err);
+        if (rc == 0) {
+            assert_true(weft__jscan_valid_len(s) + weft__jscan_dropped(s) == n);
+            weft__jentry_t e;
+            for (uint64_t i = 0; i < 8; i++)
+                if (weft__jscan_get(s, i, &e))
+                    assert_true((const unsigned char *)e.msg + e.msg_len <= c + n);
+            weft__jscan_free(&s);
+        } else {
+            assert_true(rc == -EINVAL || rc == -ENOTSUP);
+            assert_null(s);
+        }
+        free(c);
+    }
+    free(d);
+}
+
+/* ---- later entries, sessions, END ------------------------------------------- */
+
+static void later_entry_wins(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    snap_t n = snap(fx->path);
+    assert_int_equal(weft__jscan_sessions(n.s), 0);
+    assert_false(weft__jscan_finished(n.s));
+    snap_free(&n);
+
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    put_one(j, 5, WEFT__J_FAILED, "", "boom");
+    put_one(j, 6, WEFT__J_OK, "six", "");
+    assert_int_equal(weft__journal_end(j, 1, 1), 0);
+    n = snap(fx->path);
+    assert_true(weft__jscan_finished(n.s));
+    assert_int_equal(weft__jscan_sessions(n.s), 1);
+    weft__jentry_t e;
+    assert_true(weft__jscan_get(n.s, 5, &e));
+    assert_int_equal(e.status, WEFT__J_FAILED);
+    assert_memory_equal(e.msg, "boom", 4);
+    snap_free(&n);
+
+    assert_int_equal(weft__journal_session(j, 2, WEFT__JS_RESUME | WEFT__JS_CAREFUL), 0);
+    n = snap(fx->path);
+    assert_false(weft__jscan_finished(n.s));
+    unsigned flags;
+    assert_int_equal(weft__jscan_last_session(n.s, &flags), 2);
+    assert_int_equal(flags, WEFT__JS_RESUME | WEFT__JS_CAREFUL);
+    snap_free(&n);
+
+    put_one(j, 5, WEFT__J_OK, "fixed", "");
+    /* Two entries for one item in one chunk: the second wins. */
+    weft__buf_t b = {0};
+    size_t mark;
+    assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
+    assert_int_equal(weft__jchunk_add(&b, 7, 1, WEFT__J_CRASHED, 0, NULL, 0, "x", 1), 0);
+    assert_int_equal(weft__jchunk_add(&b, 7, 2, WEFT__J_TIMEDOUT, 0, NULL, 0, "late", 4), 0);
+    weft__jchunk_end(&b, mark);
+    assert_int_equal(weft__journal_append(j, b.data, b.len), 0);
+    weft__buf_free(&b);
+
+    n = snap(fx->path);
+    assert_int_equal(weft__jscan_sessions(n.s), 2);
+    assert_false(weft__jscan_finished(n.s));
+    assert_true(weft__jscan_get(n.s, 5, &e));
+    assert_int_equal(e.status, WEFT__J_OK);
+    assert_int_equal(e.len, 5);
+    assert_memory_equal(e.bytes, "fixed", 5);
+    assert_int_equal(e.msg_len, 0);
+    assert_true(weft__jscan_get(n.s, 6, &e));
+    assert_memory_equal(e.bytes, "six", 3);
+    assert_true(weft__jscan_get(n.s, 7, &e));
+    assert_int_equal(e.status, WEFT__J_TIMEDOUT);
+    assert_int_equal(e.item_hash, 2);
+    assert_int_equal(weft__jscan_items(n.s), 3);
+    snap_free(&n);
+
+    assert_int_equal(weft__journal_end(j, 2, 0), 0);
+    n = snap(fx->path);
+    assert_true(weft__jscan_finished(n.s));
+    snap_free(&n);
+    /* Anything after END re-opens the session. */
+    assert_int_equal(weft__journal_window(j, 10, 1), 0);
+    n = snap(fx->path);
+    assert_false(weft__jscan_finished(n.s));
+    snap_free(&n);
+    assert_int_equal(weft__journal_close(&j), 0);
+}
+
+/* Sparse indices take the sorted index instead of the dense table. */
+static void sparse_indices(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    const uint64_t big = (uint64_t)1 << 40;
+    put_one(j, 3 * big, WEFT__J_FAILED, "a", "first");
+    put_one(j, big, WEFT__J_OK, "b", "");
+    put_one(j, UINT64_MAX, WEFT__J_OK, "max", "");
+    put_one(j, 3 * big, WEFT__J_OK, "c", "");
+    put_one(j, 0, WEFT__J_OK, "zero", "");
+    snap_t n = snap(fx->path);
+    weft__jentry_t e;
+    assert_true(weft__jscan_get(n.s, 3 * big, &e));
+    assert_int_equal(e.status, WEFT__J_OK);
+    assert_memory_equal(e.bytes, "c", 1);
+    assert_true(weft__jscan_get(n.s, big, &e));
+    assert_memory_equal(e.bytes, "b", 1);
+    assert_true(weft__jscan_get(n.s, UINT64_MAX, &e));
+    assert_memory_equal(e.bytes, "max", 3);
+    assert_true(weft__jscan_get(n.s, 0, &e));
+    assert_false(weft__jscan_get(n.s, 2 * big, &e));
+    assert_false(weft__jscan_get(n.s, 1, &e));
+    assert_int_equal(weft__jscan_items(n.s), 4);
+    assert_true(weft__jscan_memory(n.s) < 4096);
+    snap_free(&n);
+    assert_int_equal(weft__journal_close(&j), 0);
+}
+
+/* ---- suspects and poison ------------------------------------------------------ */
+
+static void expect_set(const uint64_t *got, size_t n, const uint64_t *want, size_t nw)
+{
+    assert_int_equal(n, nw);
+    for (size_t k = 0; k < n; k++)
+        assert_int_equal(got[k], want[k]);
+}
+
+static void suspects_and_poison(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j;
+    const uint64_t *idx;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+
+    /* Session 1 crashes with two windows partly done. */
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    assert_int_equal(weft__journal_window(j, 0, 64), 0);
+    put_items(j, 30, 34); /* 30..63, out of order */
+    put_items(j, 0, 10);
+    put_items(j, 11, 9);  /* 11..19 */
+    put_items(j, 21, 9);  /* 21..29 */
+    assert_int_equal(weft__journal_window(j, 64, 64), 0);
+    put_items(j, 64, 36); /* 64..99 */
+    snap_t n = snap(fx->path);
+    size_t ns = weft__jscan_suspects(n.s, &idx);
+    assert_int_equal(ns, 2 + 28);
+    assert_int_equal(idx[0], 10);
+    assert_int_equal(idx[1], 20);
+    for (size_t k = 2; k < ns; k++)
+        assert_int_equal(idx[k], 100 + k - 2);
+    assert_int_equal(weft__jscan_poison(n.s, &idx), 0);
+    assert_null(idx);
+    snap_free(&n);
+
+    /* Session 2, careful: 10 passes alone, 20 crashes again: poison. */
+    assert_int_equal(weft__journal_session(j, 2, WEFT__JS_RESUME | WEFT__JS_CAREFUL), 0);
+    assert_int_equal(weft__journal_begin(j, 10), 0);
+    put_items(j, 10, 1);
+    assert_int_equal(weft__journal_begin(j, 20), 0);
+    n = snap(fx->path);
+    const uint64_t twenty[] = {20};
+    ns = weft__jscan_suspects(n.s, &idx);
+    expect_set(idx, ns, twenty, 1);
+    ns = weft__jscan_poison(n.s, &idx);
+    expect_set(idx, ns, twenty, 1);
+    snap_free(&n);
+
+    /* Session 3 quarantines 20, then crashes on 100 (in flight in 1, not in
+     * 2): a suspect, not poison. */
+    assert_int_equal(weft__journal_session(j, 3, WEFT__JS_RESUME | WEFT__JS_CAREFUL), 0);
+    put_one(j, 20, WEFT__J_QUARANTINED, "", "crashed twice");
+    assert_int_equal(weft__journal_begin(j, 100), 0);
+    n = snap(fx->path);
+    const uint64_t hundred[] = {100};
+    ns = weft__jscan_suspects(n.s, &idx);
+    expect_set(idx, ns, hundred, 1);
+    assert_int_equal(weft__jscan_poison(n.s, &idx), 0);
+    snap_free(&n);
+
+    /* Session 4: done again after being started, then started again. */
+    assert_int_equal(weft__journal_session(j, 4, WEFT__JS_RESUME | WEFT__JS_CAREFUL), 0);
+    assert_int_equal(weft__journal_begin(j, 100), 0);
+    put_items(j, 100, 1);
+    assert_int_equal(weft__journal_begin(j, 100), 0);
+    n = snap(fx->path);
+    ns = weft__jscan_suspects(n.s, &idx);
+    expect_set(idx, ns, hundred, 1);
+    ns = weft__jscan_poison(n.s, &idx);
+    expect_set(idx, ns, hundred, 1);
+    snap_free(&n);
+
+    /* Session 5 ends: nothing suspect. */
+    assert_int_equal(weft__journal_session(j, 5, WEFT__JS_RESUME), 0);
+    put_items(j, 100, 28);
+    assert_int_equal(weft__journal_end(j, 128, 0), 0);
+    n = snap(fx->path);
+    assert_true(weft__jscan_finished(n.s));
+    assert_int_equal(weft__jscan_suspects(n.s, &idx), 0);
+    assert_int_equal(weft__jscan_poison(n.s, &idx), 0);
+    snap_free(&n);
+
+    /* Session 6 crashes on 7; the session before it ended: no poison. */
+    assert_int_equal(weft__journal_session(j, 6, 0), 0);
+    assert_int_equal(weft__journal_begin(j, 7), 0);
+    n = snap(fx->path);
+    const uint64_t seven[] = {7};
+    ns = weft__jscan_suspects(n.s, &idx);
+    expect_set(idx, ns, seven, 1);
+    assert_int_equal(weft__jscan_poison(n.s, &idx), 0);
+    assert_int_equal(weft__jscan_sessions(n.s), 6);
+    snap_free(&n);
+    assert_int_equal(weft__journal_close(&j), 0);
+}
+
+/* In-flight sets against a plain per-item model: random windows (across
+ * 4096-item pages), begins and dones, two crashed sessions. */
+#define MODEL_N 20000u
+
+static void model_session(weft__journal_t *j, uint64_t *rng, unsigned char *inflight)
+{
+    memset(inflight, 0, MODEL_N);
+    int ops = 20 + (int)(mix((*rng)++) % 60);
+    for (int op = 0; op < ops; op++) {
+        uint64_t r = mix((*rng)++);
+        uint64_t at = mix((*rng)++) % MODEL_N;
+        if (r % 4 == 0) {
+            uint64_t count = 1 + mix((*rng)++) % 6000;
+            if (at + count > MODEL_N)
+                count = MODEL_N - at;
+            assert_int_equal(weft__journal_window(j, at, count), 0);
+            memset(inflight + at, 1, count);
+        } else if (r % 4 == 1) {
+            assert_int_equal(weft__journal_begin(j, at), 0);
+            inflight[at] = 1;
+        } else {
+            /* A chunk of random items, mostly near `at`. */
+            weft__buf_t b = {0};
+            size_t mark;
+            assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
+            int n = 1 + (int)(mix((*rng)++) % 400);
+            for (int k = 0; k < n; k++) {
+                uint64_t i = (at + mix((*rng)++) % 3000) % MODEL_N;
+                assert_int_equal(weft__jchunk_add(&b, i, 0, WEFT__J_OK, 1, "x", 1, "", 0), 0);
+                inflight[i] = 0;
+            }
+            weft__jchunk_end(&b, mark);
+            assert_int_equal(weft__journal_append(j, b.data, b.len), 0);
+            weft__buf_free(&b);
+        }
+    }
+}
+
+static void inflight_model(void **state)
+{
+    fixture_t *fx = *state;
+    unsigned char *a = malloc(MODEL_N), *b = malloc(MODEL_N);
+    assert_non_null(a);
+    assert_non_null(b);
+    uint64_t rng = 99;
+    for (int round = 0; round < 40; round++) {
+        weft__journal_t *j;
+        assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                         0);
+        assert_int_equal(weft__journal_session(j, 1, 0), 0);
+        model_session(j, &rng, a);
+        assert_int_equal(weft__journal_session(j, 2, WEFT__JS_RESUME), 0);
+        model_session(j, &rng, b);
+        assert_int_equal(weft__journal_close(&j), 0);
+        snap_t n = snap(fx->path);
+        const uint64_t *idx;
+        size_t ns = weft__jscan_suspects(n.s, &idx), want = 0, pos = 0;
+        for (uint64_t i = 0; i < MODEL_N; i++)
+            want += b[i];
+        assert_int_equal(ns, want);
+        for (uint64_t i = 0; i < MODEL_N; i++)
+            if (b[i])
+                assert_int_equal(idx[pos++], i);
+        size_t np = weft__jscan_poison(n.s, &idx);
+        want = pos = 0;
+        for (uint64_t i = 0; i < MODEL_N; i++)
+            want += a[i] && b[i];
+        assert_int_equal(np, want);
+        for (uint64_t i = 0; i < MODEL_N; i++)
+            if (a[i] && b[i])
+                assert_int_equal(idx[pos++], i);
+        snap_free(&n);
+    }
+    free(a);
+    free(b);
+}
+
+/* Items one per 4096-index block: hundreds of blocks in the hash map, done
+ * in random order (deletions amid collisions), some started again. */
+static void inflight_many_blocks(void **state)
+{
+    fixture_t *fx = *state;
+    enum { K = 1500 };
+    unsigned char *want = calloc(K, 1);
+    assert_non_null(want);
+    uint64_t rng = 7;
+    for (int round = 0; round < 10; round++) {
+        weft__journal_t *j;
+        assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                         0);
+        assert_int_equal(weft__journal_session(j, 1, 0), 0);
+        for (uint64_t k = 0; k < K; k++) {
+            assert_int_equal(weft__journal_begin(j, k * 4096 + k % 4096), 0);
+            want[k] = 1;
+        }
+        weft__buf_t b = {0};
+        size_t mark;
+        assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
+        for (int n = 0; n < 3 * K; n++) {
+            uint64_t k = mix(rng++) % K;
+            assert_int_equal(weft__jchunk_add(&b, k * 4096 + k % 4096, 0, WEFT__J_OK, 0, NULL,
+                                              0, NULL, 0),
+                             0);
+            want[k] = 0;
+            if (n % 500 == 499) { /* restart a few */
+                weft__jchunk_end(&b, mark);
+                assert_int_equal(weft__journal_append(j, b.data, b.len), 0);
+                b.len = 0;
+                for (int q = 0; q < 20; q++) {
+                    uint64_t r = mix(rng++) % K;
+                    assert_int_equal(weft__journal_begin(j, r * 4096 + r % 4096), 0);
+                    want[r] = 1;
+                }
+                assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
+            }
+        }
+        weft__jchunk_end(&b, mark);
+        assert_int_equal(weft__journal_append(j, b.data, b.len), 0);
+        weft__buf_free(&b);
+        assert_int_equal(weft__journal_close(&j), 0);
+        snap_t n = snap(fx->path);
+        const uint64_t *idx;
+        size_t ns = weft__jscan_suspects(n.s, &idx), pos = 0, count = 0;
+        for (uint64_t k = 0; k < K; k++)
+            count += want[k];
+        assert_true(count > 0);
+        assert_int_equal(ns, count);
+        for (uint64_t k = 0; k < K; k++)
+            if (want[k])
+                assert_int_equal(idx[pos++], k * 4096 + k % 4096);
+        snap_free(&n);
+    }
+    free(want);
+}
+
+/* More in flight than a scan tracks: refused, not a crash or a huge list. */
+static void inflight_limit(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    uint64_t first = 0;
+    for (; first < WEFT__J_MAX_INFLIGHT; first += WEFT__J_MAX_WINDOW)
+        assert_int_equal(weft__journal_window(j, first, WEFT__J_MAX_WINDOW), 0);
+    snap_t n = snap(fx->path); /* exactly at the limit: fine */
+    const uint64_t *idx;
+    assert_int_equal(weft__jscan_suspects(n.s, &idx), WEFT__J_MAX_INFLIGHT);
+    assert_int_equal(idx[WEFT__J_MAX_INFLIGHT - 1], WEFT__J_MAX_INFLIGHT - 1);
+    snap_free(&n);
+    assert_int_equal(weft__journal_window(j, first, 1), 0);
+    assert_int_equal(weft__journal_close(&j), 0);
+    size_t len;
+    unsigned char *d = slurp(fx->path, &len);
+    weft__jscan_t *s;
+    assert_int_equal(weft__jscan_parse(&s, d, len, fx->err, sizeof fx->err), -E2BIG);
+    assert_null(s);
+    assert_non_null(strstr(fx->err, "in flight"));
+    free(d);
+}
+
+/* ---- locking ------------------------------------------------------------------ */
+
+static void lock_in_process(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j, *j2 = (weft__journal_t *)fx;
+    weft__jscan_t *s = (weft__jscan_t *)fx;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    put_items(j, 0, 10);
+    size_t before = file_size(fx->path);
+
+    char want[256];
+    snprintf(want, sizeof want, "%s is in use by another weft run", fx->path);
+    assert_int_equal(weft__journal_create(&j2, fx->path, &hdr, fx->err, sizeof fx->err),
+                     -EWOULDBLOCK);
+    assert_null(j2);
+    assert_string_equal(fx->err, want);
+    /* The failed create did not truncate the running job's journal. */
+    assert_int_equal(file_size(fx->path), before);
+    fx->err[0] = '\0';
+    assert_int_equal(weft__journal_resume(&j2, &s, fx->path, fx->err, sizeof fx->err),
+                     -EWOULDBLOCK);
+    assert_null(j2);
+    assert_null(s);
+    assert_string_equal(fx->err, want);
+
+    assert_int_equal(weft__journal_close(&j), 0);
+    assert_int_equal(weft__journal_resume(&j2, &s, fx->path, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__jscan_items(s), 10);
+    weft__jscan_free(&s);
+    assert_int_equal(weft__journal_close(&j2), 0);
+}
+
+static void lock_across_processes(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_close(&j), 0);
+    for (int round = 0; round < 5; round++) {
+        int up[2], down[2];
+        assert_int_equal(pipe(up), 0);
+        assert_int_equal(pipe(down), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            weft__journal_t *cj;
+            weft__jscan_t *cs;
+            char e[256];
+            char c = weft__journal_resume(&cj, &cs, fx->path, e, sizeof e) == 0 ? 'L' : 'E';
+            if (write(up[1], &c, 1) != 1 || read(down[0], &c, 1) != 1)
+                _exit(2);
+            weft__jscan_free(&cs);
+            _exit(weft__journal_close(&cj) == 0 ? 0 : 3);
+        }
+        char c = 0;
+        assert_int_equal(read(up[0], &c, 1), 1);
+        assert_int_equal(c, 'L');
+        weft__jscan_t *s;
+        assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err),
+                         -EWOULDBLOCK);
+        assert_non_null(strstr(fx->err, "is in use by another weft run"));
+        assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                         -EWOULDBLOCK);
+        assert_int_equal(write(down[1], "x", 1), 1);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        close(up[0]), close(up[1]), close(down[0]), close(down[1]);
+        /* The child is gone: the lock went with it. */
+        assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err), 0);
+        weft__jscan_free(&s);
+        assert_int_equal(weft__journal_close(&j), 0);
+    }
+}
+
+/* ---- errors ------------------------------------------------------------------- */
+
+static void open_errors(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j;
+    weft__jscan_t *s;
+    assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err),
+                     -ENOENT);
+    assert_non_null(strstr(fx->err, "no journal"));
+
+    spit(fx->path, "", 0);
+    assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err),
+                     -EINVAL);
+    assert_non_null(strstr(fx->err, "incomplete"));
+    assert_non_null(strstr(fx->err, fx->path));
+
+    spit(fx->path, "hello, world\n", 13);
+    assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err),
+                     -EINVAL);
+    assert_non_null(strstr(fx->err, "not a weft journal"));
+    assert_int_equal(file_size(fx->path), 13); /* left alone */
+
+    /* A future format version, correctly sealed. */
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_close(&j), 0);
+    size_t len;
+    unsigned char *d = slurp(fx->path, &len);
+    unsigned char *r = d + 8;
+    size_t plen = (size_t)r[4] | (size_t)r[5] << 8 | (size_t)r[6] << 16;
+    r[16] = 2;
+    memset(r + 8, 0, 8);
+    uint64_t sum = XXH3_64bits(r, 16 + plen);
+    for (int k = 0; k < 8; k++)
+        r[8 + k] = (unsigned char)(sum >> (8 * k));
+    spit(fx->path, d, len);
+    free(d);
+    assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err),
+                     -ENOTSUP);
+    assert_non_null(strstr(fx->err, "version 2"));
+
+    char bad[160];
+    snprintf(bad, sizeof bad, "%s/no/such/folder/j", fx->dir);
+    assert_int_equal(weft__journal_create(&j, bad, &hdr, fx->err, sizeof fx->err), -ENOENT);
+    assert_null(j);
+    assert_non_null(strstr(fx->err, bad));
+}
+
+static void bad_arguments(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_window(j, 0, 0), -EINVAL);
+    assert_int_equal(weft__journal_window(j, 0, WEFT__J_MAX_WINDOW + 1), -EINVAL);
+    assert_int_equal(weft__journal_window(j, UINT64_MAX, 2), -EINVAL);
+    assert_int_equal(weft__journal_window(j, 0, WEFT__J_MAX_WINDOW), 0);
+    assert_int_equal(weft__journal_session(j, 1, 256), -EINVAL);
+
+    weft__buf_t b = {0};
+    size_t mark;
+    assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
+    assert_int_equal(weft__jchunk_add(&b, 1, 0, 0, 0, NULL, 0, NULL, 0), -EINVAL);
+    assert_int_equal(weft__jchunk_add(&b, 1, 0, 6, 0, NULL, 0, NULL, 0), -EINVAL);
+    weft__jchunk_end(&b, mark); /* no entries: removed */
+    assert_int_equal(b.len, mark);
+    assert_int_equal(weft__journal_append(j, b.data, b.len - mark), 0);
+    /* A chunk after other bytes in the buffer. */
+    assert_int_equal(weft__buf_append(&b, "junk", 4), 0);
+    assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
+    assert_int_equal(mark, 4);
+    assert_int_equal(weft__jchunk_add(&b, 3, 9, WEFT__J_OK, 2, "ab", 2, NULL, 0), 0);
+    weft__jchunk_end(&b, mark);
+    assert_int_equal(weft__journal_append(j, b.data + mark, b.len - mark), 0);
+    weft__buf_free(&b);
+    assert_int_equal(weft__journal_close(&j), 0);
+    assert_int_equal(weft__journal_close(&j), 0); /* NULL-safe */
+    snap_t n = snap(fx->path);
+    assert_int_equal(weft__jscan_dropped(n.s), 0);
+    weft__jentry_t e;
+    assert_true(weft__jscan_get(n.s, 3, &e));
+    assert_int_equal(e.records, 2);
+    assert_memory_equal(e.bytes, "ab", 2);
+    /* The window of 2^18 items is in flight: no session, so not a suspect. */
+    const uint64_t *idx;
+    assert_int_equal(weft__jscan_suspects(n.s, &idx), 0);
+    snap_free(&n);
+}
+
+/* A write that fails (here: past RLIMIT_FSIZE) is returned and latched; the
+ * half-written record is dropped by the next resume. */
+static void write_error_latched(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    size_t good = file_size(fx->path);
+
+    weft__buf_t b = {0};
+    size_t mark;
+    char big[900];
+    memset(big, 'z', sizeof big);
+    assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
+    assert_int_equal(weft__jchunk_add(&b, 0, 0, WEFT__J_OK, 1, big, sizeof big, NULL, 0), 0);
+    weft__jchunk_end(&b, mark);
+
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim = old;
+    lim.rlim_cur = good + 100;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int rc = weft__journal_append(j, b.data, b.len);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    assert_int_equal(rc, -EFBIG);
+    assert_int_equal(file_size(fx->path), good + 100); /* a short write happened */
+
+    /* Latched: nothing more is written. */
+    assert_int_equal(weft__journal_end(j, 0, 0), -EFBIG);
+    assert_int_equal(weft__journal_append(j, b.data, b.len), -EFBIG);
+    assert_int_equal(weft__journal_sync(j), -EFBIG);
+    assert_int_equal(file_size(fx->path), good + 100);
+    assert_int_equal(weft__journal_close(&j), -EFBIG);
+    weft__buf_free(&b);
+
+    weft__jscan_t *s;
+    assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__jscan_valid_len(s), good);
+    assert_int_equal(weft__jscan_dropped(s), 100);
+    assert_non_null(strstr(weft__jscan_tail(s), "past the end"));
+    assert_int_equal(file_size(fx->path), good);
+    weft__jscan_free(&s);
+    assert_int_equal(weft__journal_sync(j), 0);
+    assert_int_equal(weft__journal_close(&j), 0);
+}
+
+/* ---- header diff ---------------------------------------------------------------- */
+
+static void header_diff(void **state)
+{
+    (void)state;
+    char out[1024];
+    weft__jheader_t was = {
+        .config = "run.items=0..10\nrun.seed=7\nargs.level=1\nargs.name=a=b\n",
+        .plugin = "noise_png 1.0 xxh=aa",
+        .items = "range:0:10 count=10 fp=1",
+    };
+    weft__jheader_t now = was;
+    assert_int_equal(weft__jheader_diff(&was, &now, out, sizeof out), 0);
+    assert_string_equal(out, "");
+
+    now.config = "args.level=3\nrun.items=0..10\nargs.name=a=b\nargs.size=4\n";
+    assert_int_equal(weft__jheader_diff(&was, &now, out, sizeof out), 3);
+    assert_string_equal(out, "config: [run] seed: 7 -> (unset)\n"
+                             "config: [args] level: 1 -> 3\n"
+                             "config: [args] size: (unset) -> 4\n");
+
+    now = was;
+    now.plugin = "noise_png 1.1 xxh=bb";
+    now.items = "range:0:11 count=11 fp=2";
+    assert_int_equal(weft__jheader_diff(&was, &now, out, sizeof out), 2);
+    assert_string_equal(out, "plugin: noise_png 1.0 xxh=aa -> noise_png 1.1 xxh=bb\n"
+                             "items: range:0:10 count=10 fp=1 -> range:0:11 count=11 fp=2\n");
+
+    /* A value containing '=' and one line without one. */
+    now = was;
+    now.config = "run.items=0..10\nrun.seed=7\nargs.level=1\nargs.name=a=c\nodd line\n";
+    assert_int_equal(weft__jheader_diff(&was, &now, out, sizeof out), 2);
+    assert_string_equal(out, "config: [args] name: a=b -> a=c\n"
+                             "config: line added: odd line\n");
+
+    /* Cut output: still terminated, count unchanged. */
+    now.plugin = "other";
+    assert_int_equal(weft__jheader_diff(&was, &now, out, 12), 3);
+    assert_int_equal(strlen(out), 11);
+    assert_int_equal(weft__jheader_diff(&was, &now, NULL, 0), 3);
+    /* The header a journal stored compares equal to the one it was made with. */
+    weft__jheader_t empty = {NULL, NULL, NULL};
+    assert_int_equal(weft__jheader_diff(&empty, &empty, out, sizeof out), 0);
+}
+
+/* ---- large -------------------------------------------------------------------- */
+
+#define LARGE_N 1000000u
+
+static void large_scan(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    weft__buf_t b = {0};
+    for (uint64_t first = 0; first < LARGE_N; first += WEFT__J_MAX_WINDOW) {
+        uint64_t end = first + WEFT__J_MAX_WINDOW < LARGE_N ? first + WEFT__J_MAX_WINDOW
+                                                             : LARGE_N;
+        assert_int_equal(weft__journal_window(j, first, end - first), 0);
+        for (uint64_t c = first; c < end; c += 4096) {
+            size_t mark;
+            b.len = 0;
+            assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
+            for (uint64_t i = c; i < c + 4096 && i < end; i++) {
+                /* Stored in reverse within a chunk: order must not matter. */
+                uint64_t k = c + (c + 4096 < end ? c + 4096 : end) - 1 - i;
+                unsigned char v[8];
+                for (int q = 0; q < 8; q++)
+                    v[q] = (unsigned char)(k >> (8 * q));
+                assert_int_equal(
+                    weft__jchunk_add(&b, k, mix(k), WEFT__J_OK, 1, v, sizeof v, NULL, 0), 0);
+            }
+            weft__jchunk_end(&b, mark);
+            assert_int_equal(weft__journal_append(j, b.data, b.len), 0);
+        }
+    }
+    weft__buf_free(&b);
+    assert_int_equal(weft__journal_end(j, LARGE_N, 0), 0);
+    assert_int_equal(weft__journal_close(&j), 0);
+
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    weft__jscan_t *s;
+    assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_int_equal(weft__jscan_items(s), LARGE_N);
+    assert_true(weft__jscan_finished(s));
+    /* The memory bound: < 32 bytes per item (here 8, the dense table). */
+    size_t mem = weft__jscan_memory(s);
+    assert_true(mem < (size_t)LARGE_N * 32);
+    assert_true(mem >= (size_t)LARGE_N * 8);
+    for (uint64_t i = 0; i < LARGE_N; i++) {
+        weft__jentry_t e;
+        assert_true(weft__jscan_get(s, i, &e));
+        assert_int_equal(e.index, i);
+        assert_int_equal(e.item_hash, mix(i));
+        assert_int_equal(e.len, 8);
+        const unsigned char *v = e.bytes;
+        uint64_t got = 0;
+        for (int q = 0; q < 8; q++)
+            got |= (uint64_t)v[q] << (8 * q);
+        assert_int_equal(got, i);
+    }
+    assert_false(weft__jscan_get(s, LARGE_N, NULL));
+    fprintf(stderr, "# large: %u entries, %zu bytes, resume+scan %.1f ms, %zu bytes of index\n",
+            LARGE_N, weft__jscan_valid_len(s),
+            (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+            mem);
+    weft__jscan_free(&s);
+    assert_int_equal(weft__journal_close(&j), 0);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(round_trip),
+        T(torn_every_byte),
+        T(corrupt_every_bit),
+        T(random_damage),
+        T(later_entry_wins),
+        T(sparse_indices),
+        T(suspects_and_poison),
+        T(inflight_model),
+        T(inflight_many_blocks),
+        T(inflight_limit),
+        T(lock_in_process),
+        T(lock_across_processes),
+        T(open_errors),
+        T(bad_arguments),
+        T(write_error_latched),
+        cmocka_unit_test(header_diff),
+        T(large_scan),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
