@@ -12,11 +12,19 @@
  *   DEAD     no process (pid 0, fd -1); respawned unless stopping or given up
  *   STARTING forked, READY not yet read; holds no item
  *   IDLE     ready, holds no item
- *   BUSY     holds batch[bhead..bn); batch[bhead] runs since item_start
- *            (once the request is wholly sent; before that nothing runs)
+ *   BUSY     holds the positions q[qhead..+qn), in the order it runs them:
+ *            up to two requests (the next is sent before the current one
+ *            ends, so the worker never waits for the supervisor).  The last
+ *            `unsent` of them belong to a request not wholly sent yet; if
+ *            qn > unsent, q[qhead] runs since item_start (the send, or the
+ *            reply before it as the supervisor saw it: never too early).
  *   GONE     failed to restart RESPAWN_LIMIT times in a row; never used again
  * An item position is in exactly one place: the fresh range [next, count),
- * the retry ring, one BUSY batch, or delivered (done).
+ * the retry ring, one worker's q, or delivered (done).
+ *
+ * Batch sizes come from the item times the children measure and report
+ * (their reply writes included), not from when the supervisor happened to
+ * read the replies.
  */
 #include "isolate.h"
 
@@ -35,6 +43,7 @@
 
 #define MAX_WORKERS 1024u
 #define MAX_BATCH 256u
+#define QCAP (2 * MAX_BATCH)      /* positions a worker may hold */
 #define BATCH_TARGET_NS 1000000.0 /* ~1 ms of work per request */
 #define POLL_MAX_MS 100
 #define RESPAWN_LIMIT 3u
@@ -60,6 +69,7 @@ struct msg_hdr {
     uint32_t len;
     uint32_t msg_len;
     uint32_t pad;
+    uint64_t ns; /* REPLY: the item's time in the child, its reply included */
 };
 
 enum wstate { W_DEAD, W_STARTING, W_IDLE, W_BUSY, W_GONE };
@@ -70,11 +80,9 @@ struct worker {
     enum wstate st;
     unsigned fail_streak; /* restarts that failed in a row */
     bool init_failed;     /* READY carried a failure; EOF follows */
-    size_t batch[MAX_BATCH];
-    const void *item[MAX_BATCH]; /* get_item's answers, while dispatching */
-    size_t item_len[MAX_BATCH];
-    size_t bn, bhead;
-    int64_t batch_start, item_start;
+    size_t q[QCAP]; /* ring: positions held, oldest first */
+    size_t qhead, qn, unsent;
+    int64_t item_start;
     unsigned char *sbuf; /* request being sent: [soff, slen) left */
     size_t scap, slen, soff;
     unsigned char *rbuf; /* received, unparsed: [roff, rlen) */
@@ -98,8 +106,10 @@ struct weft__iso {
     _Atomic int stop; /* weft__iso_stop: 0, 1 soon, 2 now */
     bool all_gone;
     weft__iso_stats_t stats;
-    double per_item_ns; /* of the last completed batch, 0 = unknown */
-    size_t bsize;       /* next batch size */
+    double per_item_ns;   /* EWMA of the children's item times, 0 = unknown */
+    size_t bsize;         /* size of the last batch sent */
+    const void *item[MAX_BATCH]; /* get_item's answers, while dispatching */
+    size_t item_len[MAX_BATCH];
     /* Re-queued positions, oldest first: at most one batch per worker. */
     size_t *retry;
     size_t rcap, rhead, rn;
@@ -289,6 +299,8 @@ static _Noreturn void child_main(weft__iso_t *iso, unsigned id, int fd)
             read_full(fd, req, (size_t)h.payload) != 1)
             _exit(WEFT__ISO_EXIT_PROTO);
         size_t off = 0;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         for (uint32_t k = 0; k < h.n; k++) {
             struct req_item it;
             if (h.payload - off < sizeof it)
@@ -310,6 +322,10 @@ static _Noreturn void child_main(weft__iso_t *iso, unsigned id, int fd)
                 .len = (uint32_t)reply.len,
                 .msg_len = (uint32_t)reply.msg_len,
             };
+            /* The write of the previous reply counts: it is per-item cost. */
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            mh.ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+            t0 = t1;
             memcpy(reply.buf, &mh, sizeof mh);
             if (write_full(fd, reply.buf, sizeof mh + reply.len + reply.msg_len))
                 _exit(WEFT__ISO_EXIT_PROTO);
@@ -352,7 +368,7 @@ static int spawn(weft__iso_t *iso, unsigned id)
     w->fd = sv[0];
     w->st = W_STARTING;
     w->init_failed = false;
-    w->bn = w->bhead = 0;
+    w->qhead = w->qn = w->unsent = 0;
     w->slen = w->soff = 0;
     w->rlen = w->roff = 0;
     iso->stats.spawned++;
@@ -435,7 +451,6 @@ static void worker_lost(weft__iso_t *iso, struct run *r, unsigned id,
 {
     struct worker *w = &iso->w[id];
     enum wstate was = w->st;
-    bool sent = w->soff == w->slen; /* else the worker cannot have started */
     int st = kill_reap(w);
     if (was == W_STARTING) {
         if (!w->init_failed) {
@@ -449,8 +464,8 @@ static void worker_lost(weft__iso_t *iso, struct run *r, unsigned id,
         return;
     if (kind == WEFT__ISO_CRASHED && stop_level(iso) >= 2)
         kind = WEFT__ISO_NOT_RUN; /* killed by stop now, not by its item */
-    size_t h = w->bhead;
-    if (sent && h < w->bn) {
+    /* Its current item is q[qhead], unless that one was not wholly sent. */
+    if (w->qn > w->unsent) {
         weft__iso_outcome_t o = {.kind = kind, .exit_status = -1};
         if (kind == WEFT__ISO_CRASHED) {
             if (WIFSIGNALED(st))
@@ -463,27 +478,25 @@ static void worker_lost(weft__iso_t *iso, struct run *r, unsigned id,
         }
         o.msg = iso->msg;
         o.msg_len = strlen(iso->msg);
-        deliver(iso, r, w->batch[h++], &o);
+        size_t i = w->q[w->qhead];
+        w->qhead = (w->qhead + 1) % QCAP;
+        w->qn--;
+        deliver(iso, r, i, &o);
     }
-    for (; h < w->bn; h++)
-        requeue(iso, w->batch[h]);
-    w->bn = w->bhead = 0;
+    for (; w->qn; w->qn--, w->qhead = (w->qhead + 1) % QCAP)
+        requeue(iso, w->q[w->qhead]);
+    w->unsent = 0;
 }
 
 /* ---- supervisor: I/O --------------------------------------------------------- */
 
-static void batch_done(weft__iso_t *iso, struct worker *w, int64_t now)
+/* The batch size the estimate asks for: ~1 ms of work, 1..MAX_BATCH. */
+static size_t target_batch(const weft__iso_t *iso)
 {
-    double per = (double)(now - w->batch_start) / (double)w->bn;
-    iso->per_item_ns = per > 1 ? per : 1;
+    if (iso->per_item_ns <= 0)
+        return 1;
     double want = BATCH_TARGET_NS / iso->per_item_ns;
-    size_t b = want >= MAX_BATCH ? MAX_BATCH : want < 1 ? 1 : (size_t)want;
-    /* Grow at most 2x per batch: one fast batch may be luck. */
-    if (b > 2 * w->bn)
-        b = 2 * w->bn;
-    iso->bsize = b < 1 ? 1 : b > MAX_BATCH ? MAX_BATCH : b;
-    w->bn = w->bhead = 0;
-    w->st = W_IDLE;
+    return want >= MAX_BATCH ? MAX_BATCH : want < 1 ? 1 : (size_t)want;
 }
 
 /* One message from worker id.  0, or -EPROTO (the caller kills it). */
@@ -506,8 +519,8 @@ static int handle_msg(weft__iso_t *iso, struct run *r, unsigned id, const struct
         }
         return 0;
     }
-    if (h->type != MSG_REPLY || w->st != W_BUSY || !r || w->bhead >= w->bn ||
-        h->index != r->first + w->batch[w->bhead])
+    if (h->type != MSG_REPLY || w->st != W_BUSY || !r || w->qn <= w->unsent ||
+        h->index != r->first + w->q[w->qhead])
         return -EPROTO;
     weft__iso_outcome_t o = {
         .kind = h->status ? WEFT__ISO_FAILED : WEFT__ISO_OK,
@@ -518,11 +531,13 @@ static int handle_msg(weft__iso_t *iso, struct run *r, unsigned id, const struct
         .msg = h->msg_len ? (const char *)body + h->len : "",
         .msg_len = h->msg_len,
     };
-    size_t i = w->batch[w->bhead++];
-    int64_t now = mono_ns();
-    w->item_start = now;
-    if (w->bhead == w->bn)
-        batch_done(iso, w, now);
+    size_t i = w->q[w->qhead];
+    w->qhead = (w->qhead + 1) % QCAP;
+    if (--w->qn == 0)
+        w->st = W_IDLE;
+    w->item_start = mono_ns();
+    double ns = h->ns > 1 ? (double)h->ns : 1;
+    iso->per_item_ns = iso->per_item_ns > 0 ? 0.875 * iso->per_item_ns + 0.125 * ns : ns;
     deliver(iso, r, i, &o);
     return 0;
 }
@@ -578,6 +593,8 @@ static int worker_send(struct worker *w)
         ssize_t k = send(w->fd, w->sbuf + w->soff, w->slen - w->soff, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (k > 0) {
             w->soff += (size_t)k;
+            if (w->soff == w->slen)
+                w->unsent = 0;
             continue;
         }
         if (k < 0 && errno == EINTR)
@@ -597,53 +614,92 @@ static unsigned usable_workers(const weft__iso_t *iso)
     return k;
 }
 
-/* Gives an IDLE worker its next batch.  0, 1 if it is gone, -ENOMEM. */
+/* Whether the worker should be sent a batch now: it is idle, or its last
+ * request is wholly sent and it holds less than one batch of work. */
+static bool wants_work(const weft__iso_t *iso, const struct worker *w)
+{
+    return w->st == W_IDLE ||
+           (w->st == W_BUSY && w->soff == w->slen && w->qn < target_batch(iso));
+}
+
+/* Sends the worker its next batch.  0, 1 if it is gone, -ENOMEM. */
 static int dispatch(weft__iso_t *iso, struct run *r, unsigned id)
 {
     struct worker *w = &iso->w[id];
-    size_t left = queued(iso, r);
+    size_t b = target_batch(iso);
+    /* Grow at most 2x per batch: one fast item may be luck. */
+    if (b > 2 * iso->bsize)
+        b = iso->bsize ? 2 * iso->bsize : 1;
+    iso->bsize = b;
+    /* At the end of a run, share what is left instead. */
     unsigned alive = usable_workers(iso);
-    size_t fair = (left + alive - 1) / (alive ? alive : 1);
-    size_t b = iso->bsize < fair ? iso->bsize : fair;
-    if (b < 1)
-        b = 1;
-    /* Take the positions first, then size the request. */
-    w->bn = w->bhead = 0;
-    size_t payload = 0;
-    while (w->bn < b && queued(iso, r)) {
+    size_t fair = (queued(iso, r) + alive - 1) / (alive ? alive : 1);
+    if (b > fair)
+        b = fair ? fair : 1;
+    size_t n = 0, payload = 0, tail = w->qhead + w->qn;
+    while (n < b && queued(iso, r)) {
         size_t i = dequeue(iso, r);
-        r->get_item(r->arg, i, &w->item[w->bn], &w->item_len[w->bn]);
-        payload += sizeof(struct req_item) + w->item_len[w->bn];
-        w->batch[w->bn++] = i;
+        r->get_item(r->arg, i, &iso->item[n], &iso->item_len[n]);
+        payload += sizeof(struct req_item) + iso->item_len[n];
+        w->q[(tail + n++) % QCAP] = i;
     }
     if (grow(&w->sbuf, &w->scap, sizeof(struct req_hdr) + payload)) {
-        for (size_t k = 0; k < w->bn; k++)
-            requeue(iso, w->batch[k]);
-        w->bn = 0;
+        for (size_t k = 0; k < n; k++)
+            requeue(iso, w->q[(tail + k) % QCAP]);
         return -ENOMEM;
     }
-    struct req_hdr h = {.n = (uint32_t)w->bn, .payload = payload};
+    struct req_hdr h = {.n = (uint32_t)n, .payload = payload};
     memcpy(w->sbuf, &h, sizeof h);
     size_t off = sizeof h;
-    for (size_t k = 0; k < w->bn; k++) {
-        const void *p = w->item[k];
-        size_t len = w->item_len[k];
-        struct req_item it = {.index = r->first + w->batch[k], .len = len};
+    for (size_t k = 0; k < n; k++) {
+        size_t len = iso->item_len[k];
+        struct req_item it = {.index = r->first + w->q[(tail + k) % QCAP], .len = len};
         memcpy(w->sbuf + off, &it, sizeof it);
         off += sizeof it;
         if (len)
-            memcpy(w->sbuf + off, p, len);
+            memcpy(w->sbuf + off, iso->item[k], len);
         off += len;
     }
+    if (w->qn == 0)
+        w->item_start = mono_ns();
+    w->qn += n;
+    w->unsent = n;
     w->slen = off;
     w->soff = 0;
     w->st = W_BUSY;
-    w->batch_start = w->item_start = mono_ns();
     return worker_send(w);
 }
 
+/* Reads worker j and acts on what it says (or that it is gone). */
+static void read_worker(weft__iso_t *iso, struct run *r, unsigned j)
+{
+    int rc = worker_read(iso, r, j);
+    if (rc == 1) {
+        worker_lost(iso, r, j, WEFT__ISO_CRASHED, NULL);
+    } else if (rc == -EPROTO) {
+        fprintf(stderr, "weft: isolate: worker %u sent a malformed message; killed\n", j);
+        worker_lost(iso, r, j, WEFT__ISO_FAILED, "worker sent a malformed reply");
+    } else if (rc == -ENOMEM) {
+        worker_lost(iso, r, j, WEFT__ISO_FAILED, "out of memory for the reply");
+    }
+}
+
+/* A send to worker j failed: it is gone.  The replies it wrote before it
+ * died come first (they answer items it finished), then its EOF, which
+ * names the culprit. */
+static void send_failed(weft__iso_t *iso, struct run *r, unsigned j)
+{
+    for (int k = 0; k < 10000 && iso->w[j].fd >= 0; k++) {
+        if (r && stop_level(iso) >= 2)
+            return;
+        read_worker(iso, r, j);
+    }
+    if (iso->w[j].fd >= 0)
+        worker_lost(iso, r, j, WEFT__ISO_CRASHED, NULL);
+}
+
 /*
- * One wakeup: poll every live socket (at most POLL_MAX_MS, less if a
+ * One wakeup: poll the live sockets (at most POLL_MAX_MS, less if a
  * timeout is due), read and send, enforce timeouts.  r may be NULL (start).
  */
 static void pump(weft__iso_t *iso, struct run *r)
@@ -652,23 +708,23 @@ static void pump(weft__iso_t *iso, struct run *r)
     unsigned ids[MAX_WORKERS], np = 0;
     int64_t now = mono_ns();
     int64_t tmo_ns = iso->s.timeout > 0 ? (int64_t)(iso->s.timeout * 1e9) : 0;
-    int wait_ms = POLL_MAX_MS;
+    int64_t wake = now + POLL_MAX_MS * 1000000LL;
     for (unsigned j = 0; j < iso->n; j++) {
         struct worker *w = &iso->w[j];
         if (w->fd < 0)
             continue;
+        if (tmo_ns && w->qn > w->unsent && w->item_start + tmo_ns < wake)
+            wake = w->item_start + tmo_ns;
         pf[np] = (struct pollfd){.fd = w->fd, .events = POLLIN};
         if (w->soff < w->slen)
             pf[np].events |= POLLOUT;
         ids[np++] = j;
-        if (tmo_ns && w->st == W_BUSY && w->soff == w->slen) {
-            int64_t left = w->item_start + tmo_ns - now;
-            int ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
-            if (ms < wait_ms)
-                wait_ms = ms;
-        }
     }
-    int n = poll(pf, np, wait_ms);
+    int64_t left = wake - now;
+    if (left < 0)
+        left = 0;
+    struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
+    int n = ppoll(pf, np, &ts, NULL);
     if (n < 0)
         n = 0; /* EINTR: a signal; the caller re-checks the stop flags */
     for (unsigned k = 0; k < np && n > 0; k++) {
@@ -679,27 +735,18 @@ static void pump(weft__iso_t *iso, struct run *r)
         if (r && stop_level(iso) >= 2)
             return; /* on_result asked to stop now: the caller kills all */
         if ((pf[k].revents & POLLOUT) && worker_send(w)) {
-            worker_lost(iso, r, j, WEFT__ISO_CRASHED, NULL);
+            send_failed(iso, r, j);
             continue;
         }
-        if (pf[k].revents & (POLLIN | POLLHUP | POLLERR)) {
-            int rc = worker_read(iso, r, j);
-            if (rc == 1) {
-                worker_lost(iso, r, j, WEFT__ISO_CRASHED, NULL);
-            } else if (rc == -EPROTO) {
-                fprintf(stderr, "weft: isolate: worker %u sent a malformed message; killed\n", j);
-                worker_lost(iso, r, j, WEFT__ISO_FAILED, "worker sent a malformed reply");
-            } else if (rc == -ENOMEM) {
-                worker_lost(iso, r, j, WEFT__ISO_FAILED, "out of memory for the reply");
-            }
-        }
+        if (pf[k].revents & (POLLIN | POLLHUP | POLLERR))
+            read_worker(iso, r, j);
     }
     if (!tmo_ns || (r && stop_level(iso) >= 2))
         return;
     now = mono_ns();
     for (unsigned j = 0; j < iso->n; j++) {
         struct worker *w = &iso->w[j];
-        if (w->st == W_BUSY && w->soff == w->slen && now - w->item_start >= tmo_ns) {
+        if (w->st == W_BUSY && w->qn > w->unsent && now - w->item_start >= tmo_ns) {
             char why[96];
             snprintf(why, sizeof why, "timed out after %g s (worker killed)", iso->s.timeout);
             worker_lost(iso, r, j, WEFT__ISO_TIMED_OUT, why);
@@ -783,8 +830,7 @@ int weft__iso_start(weft__iso_t **out, const weft__iso_settings_t *s, char *err,
     iso->s = *s;
     iso->n = s->workers;
     iso->super_pid = getpid();
-    iso->bsize = 1;
-    iso->rcap = (size_t)s->workers * MAX_BATCH;
+    iso->rcap = (size_t)s->workers * QCAP;
     iso->retry = malloc(iso->rcap * sizeof *iso->retry);
     if (!iso->retry) {
         free(iso);
@@ -831,6 +877,30 @@ nomem:
     return -ENOMEM;
 }
 
+/* Forks a replacement into every DEAD slot, unless it failed too often. */
+static void respawn(weft__iso_t *iso)
+{
+    if (iso->all_gone)
+        return;
+    for (unsigned j = 0; j < iso->n; j++) {
+        struct worker *w = &iso->w[j];
+        if (w->st != W_DEAD)
+            continue;
+        if (w->fail_streak >= RESPAWN_LIMIT) {
+            w->st = W_GONE;
+            continue;
+        }
+        int rc = spawn(iso, j);
+        if (rc) {
+            snprintf(iso->gone_msg, sizeof iso->gone_msg, "isolate: restarting worker %u: %s", j,
+                     strerror(-rc));
+            if (++w->fail_streak >= RESPAWN_LIMIT)
+                w->st = W_GONE;
+        }
+    }
+    iso->all_gone = !usable_workers(iso);
+}
+
 int weft__iso_run(weft__iso_t *iso, size_t count, uint64_t first_index,
                   void (*get_item)(void *arg, size_t i, const void **bytes, size_t *len),
                   void (*on_result)(void *arg, size_t i, const weft__iso_outcome_t *o),
@@ -849,10 +919,9 @@ int weft__iso_run(weft__iso_t *iso, size_t count, uint64_t first_index,
             if (stop >= 2) {
                 for (unsigned j = 0; j < iso->n; j++) {
                     struct worker *w = &iso->w[j];
-                    if (w->st == W_BUSY)
-                        for (size_t h = w->bhead; h < w->bn; h++)
-                            deliver_simple(iso, &r, w->batch[h], WEFT__ISO_NOT_RUN, "");
-                    w->bn = w->bhead = 0;
+                    for (; w->qn; w->qn--, w->qhead = (w->qhead + 1) % QCAP)
+                        deliver_simple(iso, &r, w->q[w->qhead], WEFT__ISO_NOT_RUN, "");
+                    w->unsent = 0;
                     if (w->st != W_GONE)
                         kill_reap(w);
                 }
@@ -860,24 +929,8 @@ int weft__iso_run(weft__iso_t *iso, size_t count, uint64_t first_index,
             drain(iso, &r, WEFT__ISO_NOT_RUN, "");
             if (r.done == r.count)
                 break;
-        } else if (!iso->all_gone) {
-            for (unsigned j = 0; j < iso->n; j++) {
-                struct worker *w = &iso->w[j];
-                if (w->st != W_DEAD)
-                    continue;
-                if (w->fail_streak >= RESPAWN_LIMIT) {
-                    w->st = W_GONE;
-                    continue;
-                }
-                int rc = spawn(iso, j);
-                if (rc) {
-                    snprintf(iso->gone_msg, sizeof iso->gone_msg,
-                             "isolate: restarting worker %u: %s", j, strerror(-rc));
-                    if (++w->fail_streak >= RESPAWN_LIMIT)
-                        w->st = W_GONE;
-                }
-            }
-            iso->all_gone = !usable_workers(iso);
+        } else {
+            respawn(iso);
         }
         if (iso->all_gone) {
             ret = -ECHILD;
@@ -886,11 +939,11 @@ int weft__iso_run(weft__iso_t *iso, size_t count, uint64_t first_index,
         }
         if (!stop) {
             for (unsigned j = 0; j < iso->n && queued(iso, &r); j++) {
-                if (iso->w[j].st != W_IDLE)
+                if (!wants_work(iso, &iso->w[j]))
                     continue;
                 int rc = dispatch(iso, &r, j);
                 if (rc == 1)
-                    worker_lost(iso, &r, j, WEFT__ISO_CRASHED, NULL);
+                    send_failed(iso, &r, j);
                 else if (rc)
                     break; /* -ENOMEM: try again at the next wakeup */
             }
@@ -898,6 +951,9 @@ int weft__iso_run(weft__iso_t *iso, size_t count, uint64_t first_index,
         if (r.done < r.count)
             pump(iso, &r);
     }
+    /* Replacements start while the runner writes this window out. */
+    if (!stop_level(iso))
+        respawn(iso);
     return ret;
 }
 

@@ -21,12 +21,14 @@
  * supervisor sends with MSG_NOSIGNAL, so a dead worker never SIGPIPEs weft).
  * A request carries a batch of items; the worker answers one reply per item
  * as it finishes it, so the supervisor always knows which item a worker
- * holds (the first unanswered one of its batch) and since when (the previous
- * reply, or the send).  A new batch is sent only to a worker that answered
- * its whole previous batch, and the worker reads a whole request before it
- * replies, so neither side can block the other with a full socket buffer.
- * Batch size adapts: it starts at 1 and at most doubles per batch towards
- * ~1 ms of measured work, capped at 256 and at a fair share of what is left.
+ * holds (the first unanswered one it was sent) and since when (the previous
+ * reply, or the send).  The next batch is sent once a worker holds less
+ * than a batch, so it never waits for the supervisor between batches.  The
+ * supervisor never blocks (non-blocking sends and reads under poll) and a
+ * worker reads a whole request before it replies, so a full socket buffer
+ * on either side cannot deadlock.  Batch size adapts: it starts at 1 and at
+ * most doubles per batch towards ~1 ms of work (as timed by the workers),
+ * capped at 256 and at a fair share of what is left.
  *
  * Threads.  Every supervisor function (all but weft__iso_kill_all and
  * weft__iso_stop) must be called from the one thread that called
@@ -116,7 +118,8 @@ int weft__iso_start(weft__iso_t **iso, const weft__iso_settings_t *s, char *err,
 /*
  * Runs the window positions 0..count-1 (item indices first_index + i) and
  * returns once each has had exactly one on_result call, in completion
- * order.  on_result runs on the calling thread; it may call weft__iso_stop.
+ * order.  on_result runs on the calling thread; it may call weft__iso_stop
+ * but no other weft__iso_ function.
  * get_item(arg, i, &bytes, &len) gives item i's bytes, which must stay
  * valid until the next get_item call for i or the end of the run; it may be
  * called again for i when i is re-queued after a worker died.
@@ -137,8 +140,8 @@ int weft__iso_run(weft__iso_t *iso, size_t count, uint64_t first_index,
 
 /*
  * Stops this and every later run.  Soon: no new batches; batches already
- * sent finish (a batch is at most ~1 ms of measured work, or one item);
- * items not sent are NOT_RUN.  Now: the workers are SIGKILLed, and items in
+ * sent finish (a worker holds at most two batches of ~1 ms of measured
+ * work, or one item when items are slower); items not sent are NOT_RUN.  Now: the workers are SIGKILLed, and items in
  * flight are NOT_RUN too.  Async-signal-safe (atomic store, kill(2)).
  */
 void weft__iso_stop(weft__iso_t *iso, bool now);

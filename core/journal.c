@@ -27,7 +27,8 @@ static const char file_magic[8] = {'W', 'E', 'F', 'T', 'J', 'R', 'N', '1'};
 
 static uint32_t ld32(const unsigned char *p)
 {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
 }
 
 static uint64_t ld64(const unsigned char *p)
@@ -132,7 +133,8 @@ static int append_small(weft__journal_t *j, unsigned kind, const unsigned char *
                         uint32_t plen)
 {
     unsigned char r[WEFT__JREC_HDR + 16];
-    memcpy(r + WEFT__JREC_HDR, payload, plen);
+    if (plen)
+        memcpy(r + WEFT__JREC_HDR, payload, plen);
     seal(r, kind, plen);
     return weft__journal_append(j, r, WEFT__JREC_HDR + plen);
 }
@@ -170,6 +172,50 @@ int weft__journal_end(weft__journal_t *j, uint64_t ok, uint64_t failed)
     st64(p, ok);
     st64(p + 8, failed);
     return append_small(j, WEFT__JREC_END, p, sizeof p);
+}
+
+int weft__journal_stop(weft__journal_t *j)
+{
+    return append_small(j, WEFT__JREC_STOP, NULL, 0);
+}
+
+size_t weft__journal_crash_record(void *buf, size_t cap, int signal, const uint64_t *items,
+                                  size_t n)
+{
+    if (cap < WEFT__JREC_HDR + 8)
+        return 0;
+    if (n > (cap - WEFT__JREC_HDR - 8) / 8)
+        n = (cap - WEFT__JREC_HDR - 8) / 8;
+    unsigned char *r = buf, *p = r + WEFT__JREC_HDR;
+    st32(p, (uint32_t)signal);
+    st32(p + 4, (uint32_t)n);
+    for (size_t k = 0; k < n; k++)
+        st64(p + 8 + 8 * k, items[k]);
+    seal(r, WEFT__JREC_CRASH, (uint32_t)(8 + 8 * n));
+    return WEFT__JREC_HDR + 8 + 8 * n;
+}
+
+int weft__journal_peek(const char *path, bool *finished)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    /* END is the last record of a finished journal, and has a fixed size. */
+    unsigned char r[WEFT__JREC_HDR + 16];
+    struct stat st;
+    int rc = fstat(fd, &st) != 0 ? -errno : 0;
+    *finished = false;
+    if (rc == 0 && st.st_size >= (off_t)(sizeof file_magic + 2 * sizeof r) &&
+        pread(fd, r, sizeof r, st.st_size - (off_t)sizeof r) == (ssize_t)sizeof r)
+        *finished = ld32(r) == (WEFT__JREC_MAGIC | WEFT__JREC_END) && ld32(r + 4) == 16 &&
+                    record_sum(NULL, r, 16) == ld64(r + 8);
+    close(fd);
+    return rc;
+}
+
+int weft__journal_fd(const weft__journal_t *j)
+{
+    return j ? j->fd : -1;
 }
 
 int weft__journal_sync(weft__journal_t *j)
@@ -223,6 +269,15 @@ static int open_locked(int *fd_out, const char *path, int flags, char *err, size
         msg(err, errlen, "%s: cannot lock: %s", path, weft_strerror(e));
         return -e;
     }
+    /* create replaces the file by renaming a new one over it: a lock won on
+     * the replaced file guards nothing, so check we hold the file the name
+     * now means, and start again if not. */
+    struct stat held, named;
+    if (fstat(fd, &held) == 0 && stat(path, &named) == 0 &&
+        (held.st_ino != named.st_ino || held.st_dev != named.st_dev)) {
+        close(fd);
+        return open_locked(fd_out, path, flags, err, errlen);
+    }
     *fd_out = fd;
     return 0;
 }
@@ -245,8 +300,8 @@ static int journal_new(weft__journal_t **j, int fd)
 static int sync_dir(const char *path)
 {
     const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path))
-                      : strdup(".");
+    char *dir =
+        slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
     if (!dir)
         return -ENOMEM;
     int rc = 0;
@@ -291,35 +346,52 @@ int weft__journal_create(weft__journal_t **j, const char *path, const weft__jhea
     }
     seal(r, WEFT__JREC_HEADER, (uint32_t)plen);
 
-    int fd = -1;
-    /* No O_TRUNC: truncating before the lock is held would wipe a running
-     * job's journal. */
-    int rc = open_locked(&fd, path, O_CREAT, err, errlen);
-    if (rc)
+    /* The old file is locked (so no other run uses it), then a new one is
+     * written beside it and renamed over it: whenever this is killed, the
+     * name holds a whole journal, the old one or the new one.  No O_TRUNC:
+     * truncating before the lock is held would wipe a running job's journal. */
+    int fd = -1, nfd = -1;
+    char *tmp = malloc(strlen(path) + 8);
+    int rc = tmp ? open_locked(&fd, path, O_CREAT, err, errlen) : -ENOMEM;
+    if (rc) {
+        if (!tmp)
+            msg(err, errlen, "%s: out of memory", path);
         goto out;
-    const char *what = "truncate";
-    if (ftruncate(fd, 0) != 0)
+    }
+    sprintf(tmp, "%s.new", path);
+    const char *what = "create";
+    nfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (nfd < 0 || flock(nfd, LOCK_EX | LOCK_NB) != 0)
         goto fail_errno;
     what = "write";
-    if ((rc = write_all(fd, rec, total)) != 0)
+    if ((rc = write_all(nfd, rec, total)) != 0)
         goto fail;
     what = "sync";
-    if (fsync(fd) != 0)
+    if (fsync(nfd) != 0)
+        goto fail_errno;
+    what = "rename";
+    if (rename(tmp, path) != 0)
         goto fail_errno;
     what = "sync folder of";
     if ((rc = sync_dir(path)) != 0)
         goto fail;
-    if ((rc = journal_new(j, fd)) != 0) {
+    if ((rc = journal_new(j, nfd)) != 0) {
         what = "set up";
         goto fail;
     }
+    close(fd);
     goto out;
 fail_errno:
     rc = -errno;
 fail:
     msg(err, errlen, "%s: cannot %s the journal: %s", path, what, weft_strerror(rc));
+    if (nfd >= 0) {
+        close(nfd);
+        unlink(tmp);
+    }
     close(fd);
 out:
+    free(tmp);
     free(rec);
     return rc;
 }
@@ -399,7 +471,7 @@ static const char *record_check(XXH3_state_t *st, const unsigned char *d, size_t
     uint32_t type = ld32(r), plen = ld32(r + 4);
     unsigned kind = type & 0xFFu;
     if ((type & ~0xFFu) != WEFT__JREC_MAGIC || kind < WEFT__JREC_SESSION ||
-        kind > WEFT__JREC_END)
+        kind > WEFT__JREC_CRASH)
         return "bad record type";
     if (plen > left - WEFT__JREC_HDR)
         return "record runs past the end of the file";
@@ -431,6 +503,14 @@ static const char *record_check(XXH3_state_t *st, const unsigned char *d, size_t
         if (plen != 16)
             return "bad END record";
         break;
+    case WEFT__JREC_STOP:
+        if (plen != 0)
+            return "bad STOP record";
+        break;
+    case WEFT__JREC_CRASH:
+        if (plen < 8 || ld32(p + 4) != (plen - 8) / 8 || (plen - 8) % 8)
+            return "bad CRASH record";
+        break;
     }
     *n_entries += n;
     *rlen = WEFT__JREC_HDR + (size_t)plen;
@@ -438,16 +518,16 @@ static const char *record_check(XXH3_state_t *st, const unsigned char *d, size_t
 }
 
 /* Runs the statement for each entry e of the DONE record at r (validated). */
-#define FOR_ENTRIES(r, e, ...)                                                      \
-    do {                                                                             \
-        const unsigned char *p_ = (r) + WEFT__JREC_HDR;                              \
-        uint32_t n_ = ld32(p_);                                                      \
-        const unsigned char *e = p_ + 4;                                             \
-        for (uint32_t k_ = 0; k_ < n_; k_++) {                                       \
-            __VA_ARGS__;                                                             \
-            const unsigned char *m_ = e + ENTRY_FIXED + ld32(e + 21);                \
-            e = m_ + 4 + ld32(m_);                                                   \
-        }                                                                            \
+#define FOR_ENTRIES(r, e, ...)                                                           \
+    do {                                                                                 \
+        const unsigned char *p_ = (r) + WEFT__JREC_HDR;                                  \
+        uint32_t n_ = ld32(p_);                                                          \
+        const unsigned char *e = p_ + 4;                                                 \
+        for (uint32_t k_ = 0; k_ < n_; k_++) {                                           \
+            __VA_ARGS__;                                                                 \
+            const unsigned char *m_ = e + ENTRY_FIXED + ld32(e + 21);                    \
+            e = m_ + 4 + ld32(m_);                                                       \
+        }                                                                                \
     } while (0)
 
 /* -- in-flight sets: a hash map of 4096-item bitmap pages ------------------ */
@@ -469,9 +549,9 @@ typedef struct slot {
 
 typedef struct iset {
     slot_t *slots;
-    size_t cap, n; /* cap: a power of 2, or 0 */
+    size_t cap, n;  /* cap: a power of 2, or 0 */
     uint64_t total; /* items in the set */
-    uint64_t ckey; /* a one-page cache: items arrive in runs */
+    uint64_t ckey;  /* a one-page cache: items arrive in runs */
     page_t *cpage;
 } iset_t;
 
@@ -776,16 +856,17 @@ static int parse_header(weft__jscan_t *s, XXH3_state_t *st, size_t *first, char 
     }
     const unsigned char *r = d + off;
     size_t plen = ld32(r + 4);
-    if (ld32(r) != (WEFT__JREC_MAGIC | WEFT__JREC_HEADER) || record_sum(st, r, plen) != ld64(r + 8) ||
-        plen < 8) {
+    if (ld32(r) != (WEFT__JREC_MAGIC | WEFT__JREC_HEADER) ||
+        record_sum(st, r, plen) != ld64(r + 8) || plen < 8) {
         msg(err, errlen, "journal header is damaged");
         return -EINVAL;
     }
     const unsigned char *p = r + WEFT__JREC_HDR;
     uint32_t version = ld32(p);
     if (version != WEFT__JOURNAL_VERSION) {
-        msg(err, errlen, "journal format version %u is not supported (this weft reads %u)",
-            version, WEFT__JOURNAL_VERSION);
+        msg(err, errlen,
+            "journal format version %u is not supported (this weft reads %u)", version,
+            WEFT__JOURNAL_VERSION);
         return -ENOTSUP;
     }
     size_t at = 8;
@@ -813,6 +894,74 @@ static int parse_header(weft__jscan_t *s, XXH3_state_t *st, size_t *first, char 
     return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The items the CRASH records of [from, to) name: sorted, unique. */
+static int crashed_items(const weft__jscan_t *s, size_t from, size_t to, uint64_t **out,
+                         size_t *n_out)
+{
+    size_t n = 0, cap = 0;
+    uint64_t *v = NULL;
+    for (size_t off = from; off < to;) {
+        const unsigned char *r = s->data + off;
+        uint32_t plen = ld32(r + 4);
+        const unsigned char *p = r + WEFT__JREC_HDR;
+        if ((ld32(r) & 0xFFu) == WEFT__JREC_CRASH) {
+            uint32_t k = ld32(p + 4);
+            if (n + k > cap) {
+                size_t ncap = (n + k) * 2;
+                uint64_t *nv = realloc(v, ncap * sizeof *v);
+                if (!nv) {
+                    free(v);
+                    return -ENOMEM;
+                }
+                v = nv, cap = ncap;
+            }
+            for (uint32_t i = 0; i < k; i++)
+                v[n++] = ld64(p + 8 + 8 * i);
+        }
+        off += WEFT__JREC_HDR + (size_t)plen;
+    }
+    if (n)
+        qsort(v, n, sizeof *v, cmp_u64);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (m == 0 || v[m - 1] != v[i])
+            v[m++] = v[i];
+    *out = v;
+    *n_out = m;
+    return 0;
+}
+
+/* A session's records [start, end), for poison detection. */
+typedef struct session {
+    size_t start, end;
+    bool marks;   /* has a WINDOW or BEGIN                          */
+    bool ended;   /* its last record is END or STOP: it did not crash */
+    bool crashed; /* has a CRASH record: weft crashed running items  */
+} session_t;
+
+/* Ends the session `cur` at `end`.  It counts for poison if it ended or
+ * started items: a crash before any item started (say, in the plugin's init)
+ * says nothing about the items, and must not hide the sessions before it. */
+static void session_close(session_t *cur, size_t end, unsigned last_kind, session_t q[2],
+                          size_t *nq)
+{
+    if (cur->start == SIZE_MAX)
+        return;
+    cur->end = end;
+    cur->ended = last_kind == WEFT__JREC_END || last_kind == WEFT__JREC_STOP;
+    if (cur->marks || cur->ended) {
+        q[0] = q[1];
+        q[1] = *cur;
+        ++*nq;
+    }
+}
+
 int weft__jscan_parse(weft__jscan_t **out, const void *data, size_t len, char *err,
                       size_t errlen)
 {
@@ -836,9 +985,10 @@ int weft__jscan_parse(weft__jscan_t **out, const void *data, size_t len, char *e
         goto fail;
 
     /* Pass 1: find the valid part, count entries, locate the last two
-     * sessions. */
+     * sessions that count for poison. */
     uint64_t max_index = 0;
-    size_t off = first, last_start = SIZE_MAX, prev_start = SIZE_MAX;
+    size_t off = first, nq = 0;
+    session_t cur = {.start = SIZE_MAX}, q[2] = {{0}}; /* q[1]: the latest */
     unsigned last_kind = 0;
     while (off < len) {
         size_t rlen;
@@ -849,48 +999,49 @@ int weft__jscan_parse(weft__jscan_t **out, const void *data, size_t len, char *e
             break;
         }
         const unsigned char *r = s->data + off;
-        last_kind = ld32(r) & 0xFFu;
-        if (last_kind == WEFT__JREC_SESSION) {
-            prev_start = last_start;
-            last_start = off;
+        unsigned kind = ld32(r) & 0xFFu;
+        if (kind == WEFT__JREC_SESSION) {
+            session_close(&cur, off, last_kind, q, &nq);
+            cur = (session_t){.start = off};
             s->sessions++;
             s->last_session = ld64(r + WEFT__JREC_HDR);
             s->last_flags = r[WEFT__JREC_HDR + 8];
+        } else if (kind == WEFT__JREC_WINDOW || kind == WEFT__JREC_BEGIN) {
+            cur.marks = true;
+        } else if (kind == WEFT__JREC_CRASH) {
+            cur.crashed = cur.marks = true;
         }
+        last_kind = kind;
         off += rlen;
     }
     s->valid_len = off;
     s->dropped = len - off;
-
-    /* A session ended when its last record is END. */
+    session_close(&cur, off, last_kind, q, &nq);
     s->finished = s->sessions > 0 && last_kind == WEFT__JREC_END;
-    bool prev_ended = false;
-    if (prev_start != SIZE_MAX) {
-        unsigned kind = 0;
-        for (size_t o = prev_start; o < last_start;) {
-            kind = ld32(s->data + o) & 0xFFu;
-            o += WEFT__JREC_HDR + (size_t)ld32(s->data + o + 4);
-        }
-        prev_ended = kind == WEFT__JREC_END;
-    }
 
     if ((rc = build_index(s, first, max_index)) != 0) {
         msg(err, errlen, "out of memory");
         goto fail;
     }
-    if (last_start != SIZE_MAX && !s->finished) {
-        rc = inflight(s, last_start, s->valid_len, &s->suspects, &s->n_suspects);
-        uint64_t *was = NULL;
-        size_t n_was = 0;
-        if (!rc && s->n_suspects && prev_start != SIZE_MAX && !prev_ended)
-            rc = inflight(s, prev_start, last_start, &was, &n_was);
-        if (!rc && n_was) {
+    if (nq >= 1 && !q[1].ended) {
+        rc = inflight(s, q[1].start, q[1].end, &s->suspects, &s->n_suspects);
+        /* Poison: named by the CRASH records of the last two sessions,
+         * both crashed (a kill -9 leaves no CRASH record: it is nobody's
+         * fault, and quarantines nothing). */
+        uint64_t *was = NULL, *now = NULL;
+        size_t n_was = 0, n_now = 0;
+        if (!rc && q[1].crashed && nq >= 2 && q[0].crashed && !q[0].ended)
+            rc = crashed_items(s, q[0].start, q[0].end, &was, &n_was);
+        if (!rc && n_was)
+            rc = crashed_items(s, q[1].start, q[1].end, &now, &n_now);
+        if (!rc && n_was && n_now) {
             s->poison = malloc(n_was * sizeof *s->poison);
             if (!s->poison)
                 rc = -ENOMEM;
             else
-                s->n_poison = intersect(s->suspects, s->n_suspects, was, n_was, s->poison);
+                s->n_poison = intersect(now, n_now, was, n_was, s->poison);
         }
+        free(now);
         free(was);
         if (rc == -E2BIG)
             msg(err, errlen, "too many items in flight in one session (more than %u)",
@@ -1043,7 +1194,9 @@ int weft__journal_resume(weft__journal_t **j, weft__jscan_t **scan, const char *
         goto fail_errno;
     len = (size_t)st.st_size;
     if (len) {
-        map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+        /* Populated: the scan reads every byte anyway, and faulting the pages
+         * in one by one costs more than the checksums (~2x at 10^7 items). */
+        map = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
         if (map == MAP_FAILED) {
             map = NULL;
             goto fail_errno;
@@ -1103,7 +1256,8 @@ int weft__jchunk_add(weft__buf_t *b, uint64_t index, uint64_t item_hash, unsigne
      * record's 32-bit length without knowing where the chunk starts. */
     size_t limit = (size_t)UINT32_MAX;
     if (len > limit || msg_len > limit || b->len > limit ||
-        limit - b->len < ENTRY_FIXED + 4 || len + msg_len > limit - b->len - ENTRY_FIXED - 4)
+        limit - b->len < ENTRY_FIXED + 4 ||
+        len + msg_len > limit - b->len - ENTRY_FIXED - 4)
         return -E2BIG;
     size_t need = ENTRY_FIXED + len + 4 + msg_len;
     int rc = weft__buf_reserve(b, need);
@@ -1135,8 +1289,8 @@ void weft__jchunk_end(weft__buf_t *b, size_t mark)
     size_t plen = b->len - mark - WEFT__JREC_HDR;
     /* Count the entries: walking the headers is cheap next to the checksum. */
     uint32_t n = 0;
-    for (const unsigned char *e = r + CHUNK_HDR, *end = r + WEFT__JREC_HDR + plen; e < end;
-         n++) {
+    for (const unsigned char *e = r + CHUNK_HDR, *end = r + WEFT__JREC_HDR + plen;
+         e < end; n++) {
         const unsigned char *m = e + ENTRY_FIXED + ld32(e + 21);
         e = m + 4 + ld32(m);
     }
@@ -1228,8 +1382,9 @@ static size_t diff_config(const char *was, const char *now, dout_t *o)
         for (size_t k = 0; k < nb && !y; k++) {
             if (b[k].used)
                 continue;
-            if (x->klen >= 0 ? (b[k].klen == x->klen && !memcmp(b[k].s, x->s, (size_t)x->klen))
-                             : (b[k].len == x->len && !memcmp(b[k].s, x->s, (size_t)x->len)))
+            if (x->klen >= 0
+                    ? (b[k].klen == x->klen && !memcmp(b[k].s, x->s, (size_t)x->klen))
+                    : (b[k].len == x->len && !memcmp(b[k].s, x->s, (size_t)x->len)))
                 y = &b[k];
         }
         if (y)
@@ -1265,8 +1420,8 @@ static size_t diff_config(const char *was, const char *now, dout_t *o)
     return diffs;
 }
 
-size_t weft__jheader_diff(const weft__jheader_t *was, const weft__jheader_t *now, char *out,
-                          size_t outlen)
+size_t weft__jheader_diff(const weft__jheader_t *was, const weft__jheader_t *now,
+                          char *out, size_t outlen)
 {
     dout_t o = {out, outlen};
     if (out && outlen)

@@ -23,6 +23,10 @@
  *             u64 index, u64 item_hash, u8 status, u32 records,
  *             u32 len, bytes[len], u32 msg_len, msg[msg_len]
  *   END     = u64 ok, u64 failed                     (the session completed)
+ *   STOP    = (empty)                       (it stopped early, cleanly: a
+ *                                            halt or a signal, no crash)
+ *   CRASH   = u32 signal, u32 n, u64 index[n] (weft itself crashed while
+ *                                            running these items)
  *
  * A record is used only when it is complete, its checksum matches and its
  * payload is well formed; the first one that is not ends the journal (a torn
@@ -61,6 +65,8 @@ enum weft__jrec {
     WEFT__JREC_BEGIN,
     WEFT__JREC_DONE,
     WEFT__JREC_END,
+    WEFT__JREC_STOP,
+    WEFT__JREC_CRASH,
 };
 #define WEFT__JREC_MAGIC 0x4A570000u /* "\0\0WJ" above the kind */
 #define WEFT__JREC_HDR 16u           /* bytes of a record header */
@@ -112,6 +118,23 @@ int weft__journal_session(weft__journal_t *j, uint64_t session, unsigned flags);
 int weft__journal_window(weft__journal_t *j, uint64_t first, uint64_t count);
 int weft__journal_begin(weft__journal_t *j, uint64_t index);
 int weft__journal_end(weft__journal_t *j, uint64_t ok, uint64_t failed);
+/* The session stopped early but cleanly (halt, signal): not finished, and
+ * its unfinished items were not in flight in a crash. */
+int weft__journal_stop(weft__journal_t *j);
+
+/* For a crash handler: builds a CRASH record naming the items in flight
+ * into buf (cap bytes; at most (cap - 24) / 8 items are kept) and returns
+ * its length.  Pure computation: async-signal-safe.  Write it with one
+ * write(2) to weft__journal_fd(): regular-file writes do not interleave. */
+size_t weft__journal_crash_record(void *buf, size_t cap, int signal, const uint64_t *items,
+                                  size_t n);
+int weft__journal_fd(const weft__journal_t *j);
+
+/* Whether the journal at path ends with a valid END record (its last run
+ * finished), without reading the rest: a plain run's cheap check.  0, or
+ * -errno (-ENOENT: no journal). */
+int weft__journal_peek(const char *path, bool *finished);
+
 int weft__journal_sync(weft__journal_t *j); /* fdatasync; -errno, latched */
 /* Syncs, unlocks, closes; *j becomes NULL.  Returns the latched error if an
  * earlier call failed, else -errno of the sync or close.  NULL-safe. */
@@ -156,7 +179,7 @@ size_t weft__jscan_dropped(const weft__jscan_t *s);   /* torn/corrupt tail bytes
 /* Why the tail was dropped, e.g. "record at byte 4242: bad checksum", or ""
  * when nothing was. */
 const char *weft__jscan_tail(const weft__jscan_t *s);
-bool weft__jscan_finished(const weft__jscan_t *s); /* last session ended with END */
+bool weft__jscan_finished(const weft__jscan_t *s);     /* last session ended with END */
 uint64_t weft__jscan_sessions(const weft__jscan_t *s); /* SESSION records        */
 /* The number and flags of the last SESSION record (0, 0 when none). */
 uint64_t weft__jscan_last_session(const weft__jscan_t *s, unsigned *flags);
@@ -183,6 +206,9 @@ bool weft__jscan_get(const weft__jscan_t *s, uint64_t index, weft__jentry_t *e);
  * Poison detection.  A session that does not end with END crashed.  The
  * items in flight at a crash are the items of its WINDOW and BEGIN records
  * with no DONE entry written after the WINDOW/BEGIN in that same session.
+ * Sessions that crashed before starting any item (no WINDOW or BEGIN: say,
+ * killed during the plugin's init) are skipped here: they say nothing about
+ * the items and must not hide the crash before them.  Of the others:
  * suspects: the in-flight items of the last session if it crashed.
  * poison: the items in flight both in the last session and in the session
  * just before it, when both crashed (an item that was done in between is in
@@ -203,7 +229,7 @@ size_t weft__jscan_poison(const weft__jscan_t *s, const uint64_t **idx);
  * out is always NUL-terminated (when outlen > 0); text that does not fit is
  * cut.  Returns the number of differences (0 = same).  NULL texts are "".
  */
-size_t weft__jheader_diff(const weft__jheader_t *was, const weft__jheader_t *now, char *out,
-                          size_t outlen);
+size_t weft__jheader_diff(const weft__jheader_t *was, const weft__jheader_t *now,
+                          char *out, size_t outlen);
 
 #endif

@@ -1,14 +1,19 @@
 /* SPDX-License-Identifier: MIT */
-/* Finding, loading and checking task plugins; the search order is in loader.h. */
+/* Finding, loading and checking task plugins; the search order and the
+ * safety rules are in loader.h. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <link.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "loader.h"
 #include "weft/weft.h"
@@ -343,6 +348,255 @@ fail:
     return -ENOEXEC;
 }
 
+/* ---- opening safely ---------------------------------------------------- */
+
+void (*weft__plugin_open_test_hook)(const char *real_path);
+
+static bool unsafe_plugins_allowed(void)
+{
+    const char *v = getenv("WEFT_UNSAFE_PLUGINS");
+    return v && strcmp(v, "1") == 0;
+}
+
+/*
+ * The ownership and mode rules of loader.h for one folder or the file.
+ * kind is "folder" or "file"; where names the folder (NULL for the file,
+ * which the message starts with already).  A sticky folder may be writable
+ * by others only as a parent: sticky_ok.
+ */
+static int check_trust(const struct stat *st, const char *real, const char *kind,
+                       const char *where, bool sticky_ok, char *err, size_t errlen)
+{
+    uid_t me = geteuid();
+    const char *sep = where ? " " : "";
+    if (st->st_uid != me && st->st_uid != 0) {
+        seterr(
+            err, errlen,
+            "%s: refusing to load: the %s%s%s is owned by uid %lu, not you (%lu) or root",
+            real, kind, sep, where ? where : "", (unsigned long)st->st_uid,
+            (unsigned long)me);
+        return -EPERM;
+    }
+    if ((st->st_mode & (S_IWGRP | S_IWOTH)) && !(sticky_ok && (st->st_mode & S_ISVTX))) {
+        seterr(err, errlen,
+               "%s: refusing to load: the %s%s%s is writable by %s (mode %04o)", real,
+               kind, sep, where ? where : "",
+               (st->st_mode & S_IWOTH) ? "others" : "its group",
+               (unsigned)(st->st_mode & 07777));
+        return -EPERM;
+    }
+    return 0;
+}
+
+/* A failed open on the way to real: a symlink or non-folder where realpath
+ * saw a folder means the tree changed under us. */
+static int open_failed(int e, const char *real, const char *where, char *err,
+                       size_t errlen)
+{
+    if (e == ELOOP || e == ENOTDIR) {
+        seterr(
+            err, errlen,
+            "%s: refusing to load: %s changed into a symbolic link or a non-folder while "
+            "it was being checked",
+            real, where);
+        return -EPERM;
+    }
+    seterr(err, errlen, "%s: cannot open %s: %s", real, where, weft_strerror(-e));
+    return e == ENOMEM ? -ENOMEM : -ENOENT;
+}
+
+/*
+ * Opens real (absolute, no symlinks: from realpath) one component at a time
+ * from "/", never following a symlink, and checks each folder on the way
+ * and the file itself (unless !check).  *fd: the file, O_RDONLY; *st: its
+ * fstat.  Folders are opened O_PATH, so an x-only folder is no obstacle.
+ */
+static int open_checked(const char *real, bool check, int *fd, struct stat *st, char *err,
+                        size_t errlen)
+{
+    size_t len = strlen(real);
+    char *where = malloc(len + 1); /* the folder being checked, for messages */
+    if (!where) {
+        seterr(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    int r = 0;
+    int dir = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) {
+        r = open_failed(errno, real, "/", err, errlen);
+        goto out;
+    }
+    const char *p = real + 1; /* the next component */
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        if (check) {
+            /* where = real up to the folder dir is ("/" for the root). */
+            size_t wl = p - real > 1 ? (size_t)(p - real) - 1 : 1;
+            memcpy(where, real, wl);
+            where[wl] = '\0';
+            struct stat dst;
+            if (fstat(dir, &dst) != 0) {
+                r = open_failed(errno, real, where, err, errlen);
+                goto out;
+            }
+            /* The last folder is the plugin's own: sticky is not enough. */
+            r = check_trust(&dst, real, "folder", where, slash != NULL, err, errlen);
+            if (r < 0)
+                goto out;
+        }
+        if (!slash)
+            break;
+        /* realpath gives no "//", "." or ".." components. */
+        size_t cl = (size_t)(slash - p);
+        memcpy(where, p, cl);
+        where[cl] = '\0';
+        int next = openat(dir, where, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0) {
+            int e = errno;
+            memcpy(where, real, (size_t)(slash - real));
+            where[slash - real] = '\0';
+            r = open_failed(e, real, where, err, errlen);
+            goto out;
+        }
+        close(dir);
+        dir = next;
+        p = slash + 1;
+    }
+    /* O_NONBLOCK: a FIFO swapped in must not block the open. */
+    *fd = openat(dir, p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (*fd < 0) {
+        r = open_failed(errno, real, real, err, errlen);
+        goto out;
+    }
+    if (fstat(*fd, st) != 0) {
+        r = open_failed(errno, real, real, err, errlen);
+    } else if (!S_ISREG(st->st_mode)) {
+        seterr(err, errlen, "%s: not a regular file", real);
+        r = -ENOEXEC;
+    } else if (check) {
+        r = check_trust(st, real, "file", NULL, false, err, errlen);
+    }
+    if (r < 0) {
+        close(*fd);
+        *fd = -1;
+    }
+out:
+    if (dir >= 0)
+        close(dir);
+    free(where);
+    return r;
+}
+
+/* XXH3_64bits of the whole file, read through fd (pread: no mapping that a
+ * truncation could turn into SIGBUS). */
+static int hash_fd(int fd, const char *real, uint64_t *hash, char *err, size_t errlen)
+{
+    enum { CHUNK = 1 << 16 };
+    XXH3_state_t *h = XXH3_createState();
+    unsigned char *buf = malloc(CHUNK);
+    int r = 0;
+    if (!h || !buf || XXH3_64bits_reset(h) != XXH_OK) {
+        seterr(err, errlen, "out of memory");
+        r = -ENOMEM;
+        goto out;
+    }
+    for (off_t off = 0;;) {
+        ssize_t n = pread(fd, buf, CHUNK, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            seterr(err, errlen, "%s: cannot read: %s", real, weft_strerror(-errno));
+            r = -EIO;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        XXH3_64bits_update(h, buf, (size_t)n);
+        off += n;
+    }
+    *hash = XXH3_64bits_digest(h);
+out:
+    free(buf);
+    XXH3_freeState(h);
+    return r;
+}
+
+/* The inode of the file mapped at addr, from /proc/self/maps; 0 when the
+ * address is in no file mapping.  The device is not compared: on overlayfs
+ * the map shows the underlying file system's device, fstat the overlay's. */
+static unsigned long mapped_inode(uintptr_t addr)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return 0;
+    char *line = NULL;
+    size_t cap = 0;
+    unsigned long found = 0;
+    while (getline(&line, &cap, f) > 0) {
+        unsigned long lo, hi, ino;
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %lu", &lo, &hi, &ino) == 3 && lo <= addr &&
+            addr < hi) {
+            found = ino;
+            break;
+        }
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+/* dlerror()'s text without the "/proc/self/fd/N: " it starts with when it
+ * is about the plugin itself: messages start with the real path instead. */
+static const char *dl_error_text(int fd, const char *none)
+{
+    const char *e = dlerror();
+    if (!e)
+        return none;
+    char fdname[32];
+    int nl = snprintf(fdname, sizeof fdname, "/proc/self/fd/%d: ", fd);
+    return strncmp(e, fdname, (size_t)nl) == 0 ? e + nl : e;
+}
+
+/*
+ * dlopen of the checked fd by its /proc/self/fd name.  The dynamic linker
+ * takes an object whose name matches as already loaded, so a name left by
+ * an earlier plugin that stays resident (NODELETE, or still open elsewhere)
+ * would hand us that one: the inode of the new mapping is checked, and on a
+ * mismatch the fd moves to another number and the load is tried again.
+ */
+static int dlopen_fd(weft__plugin_t *p, const struct stat *st, char *err, size_t errlen)
+{
+    for (int attempt = 0; attempt < 8; attempt++) {
+        char fdname[32];
+        snprintf(fdname, sizeof fdname, "/proc/self/fd/%d", p->fd);
+        /* RTLD_NOW: an unresolved symbol fails here, not in the middle of
+         * a run; RTLD_LOCAL: plugins cannot see or clash with each other. */
+        dlerror();
+        void *dl = dlopen(fdname, RTLD_NOW | RTLD_LOCAL);
+        if (!dl) {
+            seterr(err, errlen, "%s: %s", p->path, dl_error_text(p->fd, "dlopen failed"));
+            return -ENOEXEC;
+        }
+        struct link_map *lm = NULL;
+        if (dlinfo(dl, RTLD_DI_LINKMAP, &lm) == 0 && lm &&
+            mapped_inode((uintptr_t)lm->l_addr) == (unsigned long)st->st_ino) {
+            p->dl = dl;
+            return 0;
+        }
+        dlclose(dl);
+        /* Another number, above this one, for the next try. */
+        int moved = fcntl(p->fd, F_DUPFD_CLOEXEC, p->fd + 1);
+        if (moved < 0)
+            break;
+        close(p->fd);
+        p->fd = moved;
+    }
+    seterr(err, errlen,
+           "%s: the object the dynamic linker loaded is not the file that was checked",
+           p->path);
+    return -ENOEXEC;
+}
+
 /* ---- loading ----------------------------------------------------------- */
 
 int weft__plugin_open(weft__plugin_t **out, const char *name_or_path, char *const *dirs,
@@ -393,40 +647,50 @@ int weft__plugin_open(weft__plugin_t **out, const char *name_or_path, char *cons
         r = -ENOMEM;
         goto fail_path;
     }
-    p->path = path;
-
-    /* RTLD_NOW: an unresolved symbol fails here, not in the middle of a
-     * run; RTLD_LOCAL: plugins cannot see or clash with each other. */
-    dlerror();
-    p->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!p->dl) {
-        const char *e = dlerror();
-        seterr(err, errlen, "%s", e ? e : "dlopen failed");
-        r = -ENOEXEC;
+    p->fd = -1;
+    /* The checks walk the resolved path; a symlinked build tree is fine,
+     * what it points at is what must be safe. */
+    p->path = realpath(path, NULL);
+    if (!p->path) {
+        r = -errno;
+        seterr(err, errlen, "%s: %s", path, weft_strerror(r));
+        r = r == -ENOMEM ? r : -ENOENT;
         goto fail_alloc;
     }
+    free(path);
+    path = NULL;
+
+    struct stat st;
+    r = open_checked(p->path, !unsafe_plugins_allowed(), &p->fd, &st, err, errlen);
+    if (r < 0)
+        goto fail_alloc;
+    r = hash_fd(p->fd, p->path, &p->file_hash, err, errlen);
+    if (r < 0)
+        goto fail_alloc;
+    if (weft__plugin_open_test_hook)
+        weft__plugin_open_test_hook(p->path);
+    r = dlopen_fd(p, &st, err, errlen);
+    if (r < 0)
+        goto fail_alloc;
 
     dlerror();
     const weft_plugin_t *entry = dlsym(p->dl, WEFT_PLUGIN_ENTRY_NAME);
     if (!entry) {
-        const char *e = dlerror();
-        seterr(err, errlen, "%s: no symbol %s (is it a weft plugin?): %s", path,
-               WEFT_PLUGIN_ENTRY_NAME, e ? e : "symbol is NULL");
+        seterr(err, errlen, "%s: no symbol %s (is it a weft plugin?): %s", p->path,
+               WEFT_PLUGIN_ENTRY_NAME, dl_error_text(p->fd, "the symbol is NULL"));
         r = -ENOEXEC;
-        goto fail_dl;
+        goto fail_alloc;
     }
 
-    r = weft__plugin_check(entry, &p->desc, path, err, errlen);
+    r = weft__plugin_check(entry, &p->desc, p->path, err, errlen);
     if (r < 0)
-        goto fail_dl;
+        goto fail_alloc;
 
     *out = p;
     return 0;
 
-fail_dl:
-    dlclose(p->dl);
 fail_alloc:
-    free(p);
+    weft__plugin_close(&p);
 fail_path:
     free(path);
     return r;
@@ -439,6 +703,8 @@ void weft__plugin_close(weft__plugin_t **pp)
     weft__plugin_t *p = *pp;
     if (p->dl)
         dlclose(p->dl);
+    if (p->fd >= 0)
+        close(p->fd);
     free(p->path);
     free(p);
     *pp = NULL;

@@ -151,8 +151,8 @@ static bool is_help(const char *a)
 
 /* Every option of run and check, for "did you mean". */
 static const char *const run_options[] = {
-    "--set",    "--threads",      "--output", "--quiet",        "--progress", "--summary-json",
-    "--resume", "--retry-failed", "--force",  "--restart",      "--help",
+    "--set",    "--threads",     "--output", "--quiet",   "--progress", "--summary-json",
+    "--resume", "--retry-failed", "--force",  "--restart", "--help",
 };
 
 /* "--progress" (line), "--progress=line|json|off"; -1 if not that option,
@@ -160,8 +160,14 @@ static const char *const run_options[] = {
 static int progress_option(const char *a, weft__progress_mode_t *mode)
 {
     static const char name[] = "--progress";
-    static const struct { const char *word; weft__progress_mode_t mode; } modes[] = {
-        {"line", WEFT__PROGRESS_LINE}, {"json", WEFT__PROGRESS_JSON}, {"off", WEFT__PROGRESS_OFF}};
+    static const struct {
+        const char *word;
+        weft__progress_mode_t mode;
+    } modes[] = {
+        {"line", WEFT__PROGRESS_LINE},
+        {"json", WEFT__PROGRESS_JSON},
+        {"off", WEFT__PROGRESS_OFF},
+    };
     size_t n = sizeof name - 1;
     if (strncmp(a, name, n) != 0 || (a[n] != '\0' && a[n] != '='))
         return -1;
@@ -184,7 +190,9 @@ static void unknown_option(const char *cmd, const char *a)
     char word[64];
     const char *eq = strchr(a, '=');
     size_t len = eq ? (size_t)(eq - a) : strlen(a);
-    snprintf(word, sizeof word, "%.*s", (int)(len < sizeof word ? len : sizeof word - 1), a);
+    if (len >= sizeof word)
+        len = sizeof word - 1;
+    snprintf(word, sizeof word, "%.*s", (int)len, a);
     const char *near =
         weft__suggest(word, run_options, sizeof run_options / sizeof run_options[0]);
     fprintf(stderr, "weft: %s: unknown option '%s'", cmd, a);
@@ -231,7 +239,7 @@ static int cmd_run(int argc, char **argv, bool check)
             o.restart = true;
         } else if ((v = option_value(argv, argc, &k, "--summary-json", NULL, &missing))) {
             if (!v[0]) {
-                fputs("weft: --summary-json needs a file name (or - for standard output)\n",
+                fputs("weft: --summary-json needs a file name (- for standard output)\n",
                       stderr);
                 goto out;
             }

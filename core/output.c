@@ -447,7 +447,7 @@ int weft__writer_open(weft__writer_t **out, const char *path, weft__format_t for
         w->fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
         if (w->fd < 0) {
             int e = errno;
-            snprintf(err, errlen, "cannot create output %s: %s", name, strerror(e));
+            snprintf(err, errlen, "cannot create output %s: %s", path, strerror(e));
             free(w->tmp);
             free(w->path);
             free(w);

@@ -13,9 +13,9 @@
 
 #include "progress.h"
 
-#define TICK_S 0.1          /* the reporter wakes 10 times a second        */
-#define SLOW_TICKS 10       /* plain and JSON lines: every 10th tick (1/s) */
-#define RATE_WINDOW_S 5.0   /* the rate is the slope over the last 5 s     */
+#define TICK_S 0.1        /* the reporter wakes 10 times a second        */
+#define SLOW_TICKS 10     /* plain and JSON lines: every 10th tick (1/s) */
+#define RATE_WINDOW_S 5.0 /* the rate is the slope over the last 5 s     */
 #define LINE_MAX_BYTES 512
 
 /* One worker's counters, alone on a cache line so that workers never share
@@ -28,7 +28,7 @@ typedef struct slot {
 enum kind { KIND_TTY, KIND_PLAIN, KIND_JSON };
 
 struct weft__progress {
-    slot_t *slots;          /* workers + 1; the last is the shared slot    */
+    slot_t *slots; /* workers + 1; the last is the shared slot    */
     unsigned workers;
     _Atomic uint64_t skipped, total, updates;
     int fd;
@@ -39,11 +39,11 @@ struct weft__progress {
     /* lock guards stopping, line_shown, broken and every write to fd, so
      * that messages and redraws never interleave. */
     pthread_mutex_t lock;
-    pthread_cond_t cond;    /* signalled by stop                           */
+    pthread_cond_t cond; /* signalled by stop                           */
     bool stopping;
-    bool line_shown;        /* a TTY line is on screen (cursor after it)   */
-    bool broken;            /* a write failed: draw nothing more           */
-    weft__rate_t rate;      /* the reporter thread's, then stop's          */
+    bool line_shown;   /* a TTY line is on screen (cursor after it)   */
+    bool broken;       /* a write failed: draw nothing more           */
+    weft__rate_t rate; /* the reporter thread's, then stop's          */
 };
 
 /* ---- pure formatting ------------------------------------------------------ */
@@ -137,12 +137,14 @@ size_t weft__progress_format_line(char *buf, size_t size, const weft__progress_v
     if (v->label && v->label[0])
         appendf(buf, size, &len, "%s  ", v->label);
     if (v->total == WEFT__PROGRESS_UNKNOWN) {
-        appendf(buf, size, &len, "%" PRIu64 " done  %s  elapsed %s", v->done, rate, elapsed);
+        appendf(buf, size, &len, "%" PRIu64 " done  %s  elapsed %s", v->done, rate,
+                elapsed);
     } else {
         double pct = v->total ? 100.0 * (double)v->done / (double)v->total : 100.0;
         weft__progress_fmt_duration(eta, sizeof eta, weft__progress_eta(v));
-        appendf(buf, size, &len, "%" PRIu64 "/%" PRIu64 "  %.1f%%  %s  elapsed %s  ETA %s",
-                v->done, v->total, pct > 100 ? 100.0 : pct, rate, elapsed, eta);
+        appendf(buf, size, &len,
+                "%" PRIu64 "/%" PRIu64 "  %.1f%%  %s  elapsed %s  ETA %s", v->done,
+                v->total, pct > 100 ? 100.0 : pct, rate, elapsed, eta);
     }
     appendf(buf, size, &len, "  %" PRIu64 " failed", v->failed);
     if (width)
@@ -172,8 +174,8 @@ size_t weft__progress_format_json(char *buf, size_t size, const weft__progress_v
         snprintf(eta, sizeof eta, "%.1f", e);
     buf[0] = '\0';
     appendf(buf, size, &len,
-            "{\"done\":%" PRIu64 ",\"total\":%s,\"failed\":%" PRIu64 ",\"skipped\":%" PRIu64
-            ",\"elapsed_s\":%.3f,\"rate\":%s,\"eta_s\":%s%s}",
+            "{\"done\":%" PRIu64 ",\"total\":%s,\"failed\":%" PRIu64
+            ",\"skipped\":%" PRIu64 ",\"elapsed_s\":%.3f,\"rate\":%s,\"eta_s\":%s%s}",
             v->done, total, v->failed, v->skipped, v->elapsed_s, rate, eta,
             final ? ",\"final\":true" : "");
     return len;
@@ -271,7 +273,8 @@ static void update(weft__progress_t *p, const weft__progress_view_t *v, bool fin
     switch (p->kind) {
     case KIND_TTY:
         line[0] = '\r';
-        n = 1 + weft__progress_format_line(line + 1, LINE_MAX_BYTES, v, term_width(p->fd));
+        n = 1 +
+            weft__progress_format_line(line + 1, LINE_MAX_BYTES, v, term_width(p->fd));
         /* Text first, then erase the rest: no blank flash between frames. */
         memcpy(line + n, "\033[K", 3);
         put(p, line, n + 3);
@@ -349,9 +352,14 @@ int weft__progress_start(weft__progress_t **out, weft__progress_mode_t mode, int
             return 0;
         kind = KIND_TTY;
         break;
-    case WEFT__PROGRESS_LINE: kind = tty ? KIND_TTY : KIND_PLAIN; break;
-    case WEFT__PROGRESS_JSON: kind = KIND_JSON; break;
-    default: return 0;
+    case WEFT__PROGRESS_LINE:
+        kind = tty ? KIND_TTY : KIND_PLAIN;
+        break;
+    case WEFT__PROGRESS_JSON:
+        kind = KIND_JSON;
+        break;
+    default:
+        return 0;
     }
     weft__progress_t *p = calloc(1, sizeof *p);
     if (!p)
@@ -396,7 +404,8 @@ int weft__progress_start(weft__progress_t **out, weft__progress_mode_t mode, int
     return 0;
 }
 
-void weft__progress_add(weft__progress_t *p, unsigned worker, uint64_t ok, uint64_t failed)
+void weft__progress_add(weft__progress_t *p, unsigned worker, uint64_t ok,
+                        uint64_t failed)
 {
     if (!p)
         return;
@@ -409,12 +418,13 @@ void weft__progress_add(weft__progress_t *p, unsigned worker, uint64_t ok, uint6
     /* Single writer: a load and a store, no locked read-modify-write. */
     slot_t *s = &p->slots[worker];
     if (ok)
-        atomic_store_explicit(&s->ok, atomic_load_explicit(&s->ok, memory_order_relaxed) + ok,
+        atomic_store_explicit(&s->ok,
+                              atomic_load_explicit(&s->ok, memory_order_relaxed) + ok,
                               memory_order_relaxed);
     if (failed)
-        atomic_store_explicit(&s->failed,
-                              atomic_load_explicit(&s->failed, memory_order_relaxed) + failed,
-                              memory_order_relaxed);
+        atomic_store_explicit(
+            &s->failed, atomic_load_explicit(&s->failed, memory_order_relaxed) + failed,
+            memory_order_relaxed);
 }
 
 void weft__progress_skip(weft__progress_t *p, uint64_t n)
@@ -479,6 +489,7 @@ void weft__progress_stop(weft__progress_t **pp)
 
 uint64_t weft__progress_updates(const weft__progress_t *p)
 {
-    return p ? atomic_load_explicit(&((weft__progress_t *)p)->updates, memory_order_relaxed)
+    return p ? atomic_load_explicit(&((weft__progress_t *)p)->updates,
+                                    memory_order_relaxed)
              : 0;
 }

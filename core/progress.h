@@ -48,7 +48,8 @@ int weft__progress_start(weft__progress_t **p, weft__progress_mode_t mode, int f
 
 /* Hot path, once per chunk of items: relaxed atomic store on worker's own
  * 64-byte line.  worker < workers, or WEFT__PROGRESS_ANY_WORKER. */
-void weft__progress_add(weft__progress_t *p, unsigned worker, uint64_t ok, uint64_t failed);
+void weft__progress_add(weft__progress_t *p, unsigned worker, uint64_t ok,
+                        uint64_t failed);
 
 /* n items done by an earlier run (resume): counted as done, not in the rate. */
 void weft__progress_skip(weft__progress_t *p, uint64_t n);

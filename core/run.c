@@ -96,6 +96,58 @@ static void signals_restore(const struct sigaction *old_int, const struct sigact
     sigaction(SIGTERM, old_term, NULL);
 }
 
+/* Thread mode: a plugin that crashes takes weft down.  Before it goes, the
+ * journal learns which items were running (one CRASH record, one write):
+ * an item named by two crashes in a row is quarantined on resume, while a
+ * kill -9, which names nothing, quarantines nothing. */
+static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+#define N_CRASH_SIGNALS (sizeof crash_signals / sizeof *crash_signals)
+static struct sigaction crash_old[N_CRASH_SIGNALS];
+static run_t *volatile crash_run;
+
+static void on_crash(int sig, siginfo_t *info, void *uc)
+{
+    (void)uc;
+    run_t *r = crash_run;
+    crash_run = NULL; /* once */
+    if (r && r->journal) {
+        uint64_t items[64];
+        size_t n = 0;
+        for (unsigned t = 0; t < r->threads && n < 64; t++) {
+            uint64_t v = __atomic_load_n(&r->workers[t].current, __ATOMIC_RELAXED);
+            if (v != UINT64_MAX)
+                items[n++] = v;
+        }
+        unsigned char rec[24 + 8 * 64];
+        size_t len = weft__journal_crash_record(rec, sizeof rec, sig, items, n);
+        ssize_t unused = write(weft__journal_fd(r->journal), rec, len);
+        (void)unused;
+        put_str("weft: crashed in the plugin; the journal names the items that were running\n");
+    }
+    /* The handler before ours (default, or a sanitizer's) takes over: a
+     * fault happens again on return; a sent signal is raised again. */
+    for (size_t k = 0; k < N_CRASH_SIGNALS; k++)
+        if (crash_signals[k] == sig)
+            sigaction(sig, &crash_old[k], NULL);
+    if (info->si_code <= 0)
+        raise(sig);
+}
+
+static void crash_handlers(run_t *r, bool on)
+{
+    if (on) {
+        struct sigaction sa = {.sa_sigaction = on_crash, .sa_flags = SA_SIGINFO};
+        sigemptyset(&sa.sa_mask);
+        crash_run = r;
+        for (size_t k = 0; k < N_CRASH_SIGNALS; k++)
+            sigaction(crash_signals[k], &sa, &crash_old[k]);
+    } else {
+        crash_run = NULL;
+        for (size_t k = 0; k < N_CRASH_SIGNALS; k++)
+            sigaction(crash_signals[k], &crash_old[k], NULL);
+    }
+}
+
 /* ---- the per-item path (shared) ----------------------------------------- */
 
 static int encode_record(run_t *r, weft__buf_t *buf, const weft_item_t *item,
@@ -262,7 +314,9 @@ item_status_t weft__run_call(run_t *r, worker_t *wk, const weft_item_t *item,
         wk->msg[0] = '\0';
         double deadline = timeout > 0 ? weft__host_now() + timeout : 0;
         weft__host_item_begin(deadline);
+        __atomic_store_n(&wk->current, item->index, __ATOMIC_RELAXED);
         int rc = p->process_one(r->state, wk->ctx, item, res);
+        __atomic_store_n(&wk->current, UINT64_MAX, __ATOMIC_RELAXED);
         if (rc == 0)
             return ST_OK;
         if (row)
@@ -332,7 +386,7 @@ bool weft__run_reuse(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_i
 {
     static const char poison[] = "quarantined: it was running when weft crashed, twice in a row "
                                  "(run with --retry-failed to try it again)";
-    if (r->n_poison && weft__run_in_set(r->poison, r->n_poison, index)) {
+    if (r->n_poison && !r->opts->retry_failed && weft__run_in_set(r->poison, r->n_poison, index)) {
         weft_result_t none = {0};
         weft__run_encode(r, buf, msgs, item, ST_QUARANTINED, poison, &none, slot);
         return true;
@@ -455,8 +509,10 @@ static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
             slot->reused = 0;
             continue;
         }
-        if (r->scan && weft__run_reuse(r, buf, msgs, item, w->first + i, slot))
+        if (r->scan && weft__run_reuse(r, buf, msgs, item, w->first + i, slot)) {
+            weft__run_journal_add(r, wk, item, w->first + i, w, slot); /* a quarantine */
             continue;
+        }
         weft_result_t res;
         const char *msg = NULL;
         item_status_t st = weft__run_call(r, wk, item, &res, &msg, why, sizeof why);
@@ -509,9 +565,10 @@ static void run_suspects(run_t *r, window_t *w, unsigned worker)
             r->source->vt->at(r->source, index, &computed);
             item = &computed;
         }
+        slot->worker = (uint16_t)worker;
         if (weft__run_reuse(r, buf, msgs, item, index, slot)) {
-            slot->worker = (uint16_t)worker;
             slot->pre = 1;
+            weft__run_journal_add(r, wk, item, index, w, slot); /* a quarantine */
             continue;
         }
         weft__journal_begin(r->journal, index);
@@ -532,13 +589,12 @@ static void run_suspects(run_t *r, window_t *w, unsigned worker)
 
 static void print_failure(run_t *r, uint64_t index, const slot_t *s, const window_t *w)
 {
-    static const char *const what[] = {[ST_FAILED] = "failed", [ST_CRASHED] = "crashed",
-                                       [ST_TIMED_OUT] = "timed out",
-                                       [ST_QUARANTINED] = "quarantined"};
+    /* Crashes, timeouts and quarantines say so in their message. */
     const char *msg = w->msgs[s->worker].data + s->msg_off;
-    weft__progress_message(r->progress, "weft: item %" PRIu64 " %s%s: %.*s\n", index,
-                           what[s->status], s->reused ? " (in an earlier run)" : "",
-                           (int)s->msg_len, s->msg_len ? msg : "(no message)");
+    weft__progress_message(r->progress, "weft: item %" PRIu64 "%s%s: %.*s\n", index,
+                           s->status == ST_FAILED ? " failed" : "",
+                           s->reused ? " (in an earlier run)" : "", (int)s->msg_len,
+                           s->msg_len ? msg : "(no message)");
 }
 
 /* Emits a window in input order (unless order = any wrote it already) and
@@ -842,8 +898,8 @@ static int check_same_run(run_t *r, const char *path)
     size_t n = weft__jheader_diff(weft__jscan_header(r->scan), &r->id.header, diff, sizeof diff);
     if (n && !r->opts->force)
         return refuse(r, "%s: cannot resume: the run changed since it began:\n%s"
-                         "weft: run without --resume to start over, or add --force to resume "
-                         "anyway (changed items run again)",
+                         "weft: add --restart (instead of --resume) to start over, or --force to "
+                         "resume anyway (changed items run again)",
                       path, diff);
     char what[512] = "";
     int64_t differ = weft__resume_check_items(r->cfg, r->scan, what, sizeof what);
@@ -883,40 +939,42 @@ static int open_journal(run_t *r)
         free(path);
         return usage_error("out of memory");
     }
-    rc = weft__journal_resume(&r->journal, &r->scan, path, r->err, ERR_SIZE);
-    if (rc == -ENOENT && resume) {
-        rc = refuse(r, "%s: nothing to resume: no journal at %s (run without --resume)",
-                    r->cfg->path, path);
-        goto out;
-    }
-    if (rc && rc != -ENOENT) {
-        rc = usage_error(r->err);
-        goto out;
-    }
-    if (rc == 0 && weft__jscan_dropped(r->scan))
-        fprintf(stderr, "weft: %s: dropped %zu bytes of a torn or corrupt tail (at byte %zu)\n",
-                path, weft__jscan_dropped(r->scan), weft__jscan_valid_len(r->scan));
-    if (rc == 0 && !resume) {
-        bool finished = weft__jscan_finished(r->scan);
-        weft__journal_close(&r->journal);
-        weft__jscan_free(&r->scan);
-        if (!finished && !o->restart) {
+    if (!resume) {
+        /* A plain run: refuse to overwrite a journal whose run did not
+         * finish (cheap: only its last record is read). */
+        bool finished = false;
+        rc = weft__journal_peek(path, &finished);
+        if (rc == 0 && !finished && !o->restart) {
             rc = refuse(r, "%s: an earlier run of this job did not finish (journal %s).\n"
                            "weft: run `weft run %s --resume` to finish it, or add --restart to "
                            "start over",
                         r->cfg->path, path, r->cfg->path);
             goto out;
         }
-    }
-    if (!resume) {
         rc = weft__journal_create(&r->journal, path, &r->id.header, r->err, ERR_SIZE);
-        if (rc == 0)
-            rc = weft__journal_session(r->journal, 1, 0);
+        if (rc == 0 && (rc = weft__journal_session(r->journal, 1, 0)) != 0)
+            snprintf(r->err, ERR_SIZE, "%s: cannot write the journal: %s", path,
+                     strerror(-rc));
         r->journaled = rc == 0;
+        r->journal_fresh = rc == 0;
         if (rc)
-            rc = usage_error(r->err[0] ? r->err : "cannot write the journal");
+            rc = usage_error(r->err);
         goto out;
     }
+    rc = weft__journal_resume(&r->journal, &r->scan, path, r->err, ERR_SIZE);
+    if (rc == -ENOENT) {
+        rc = refuse(r, "%s: nothing to resume: no journal at %s (run without --resume)",
+                    r->cfg->path, path);
+        goto out;
+    }
+    if (rc) {
+        rc = usage_error(r->err);
+        goto out;
+    }
+    if (weft__jscan_dropped(r->scan))
+        fprintf(stderr, "weft: %s: dropped %zu bytes of a torn or corrupt tail (at byte %zu: %s)\n",
+                path, weft__jscan_dropped(r->scan), weft__jscan_valid_len(r->scan),
+                weft__jscan_tail(r->scan));
     rc = check_same_run(r, path);
     if (rc)
         goto out;
@@ -924,7 +982,8 @@ static int open_journal(run_t *r)
         r->n_suspects = weft__jscan_suspects(r->scan, &r->suspects);
         r->n_poison = weft__jscan_poison(r->scan, &r->poison);
     }
-    rc = weft__journal_session(r->journal, weft__jscan_sessions(r->scan) + 1, 0);
+    rc = weft__journal_session(r->journal, weft__jscan_sessions(r->scan) + 1,
+                               WEFT__JS_RESUME | (r->n_suspects ? WEFT__JS_CAREFUL : 0));
     r->journaled = rc == 0;
     if (rc)
         rc = refuse(r, "%s: cannot append to the journal: %s", path, strerror(-rc));
@@ -995,10 +1054,12 @@ static int run_threads(run_t *r)
         if (rc || w->count == 0)
             return rc;
         r->cur = w;
-        if (r->journal)
-            weft__journal_window(r->journal, w->first, w->count);
+        /* Suspects first, each announced alone: the window's record must
+         * not make the others look in flight if one of them crashes. */
         if (r->n_suspects)
             run_suspects(r, w, 0);
+        if (r->journal)
+            weft__journal_window(r->journal, w->first, w->count);
         double t0 = weft__run_now();
         rc = weft_pool_for(r->pool, w->count, 0, run_chunk, r);
         if (rc) {
@@ -1084,6 +1145,8 @@ static int close_outputs(run_t *r, int status, bool complete)
     int je = atomic_load(&r->journal_error);
     if (je == 0 && complete && status != WEFT_EXIT_OUTPUT)
         je = weft__journal_end(r->journal, r->counts[ST_OK], total_items(r) - r->counts[ST_OK]);
+    else if (je == 0)
+        je = weft__journal_stop(r->journal); /* stopped early, cleanly: no crash */
     int ce = weft__journal_close(&r->journal);
     if (!je)
         je = ce;
@@ -1200,6 +1263,8 @@ static int run_job(run_t *r)
     if (!r->workers || windows_alloc(r, WINDOW_MAX) != 0)
         return usage_error("out of memory starting the workers");
     memset(r->workers, 0, sizeof(worker_t) * r->threads);
+    for (unsigned t = 0; t < r->threads; t++)
+        r->workers[t].current = UINT64_MAX;
 
     /* The output folder is locked before init (a second run is refused
      * before anything is written), the journal before any output. */
@@ -1219,11 +1284,12 @@ static int run_job(run_t *r)
     if (status)
         return status;
 
-    weft__progress_start(&r->progress, o->quiet ? WEFT__PROGRESS_OFF : o->progress,
+    weft__progress_start(&r->progress, o->progress,
                          STDERR_FILENO, r->source->total == WEFT__COUNT_UNKNOWN
                                             ? WEFT__PROGRESS_UNKNOWN : r->source->total,
                          r->threads, r->plugin->desc.name);
     double t0 = weft__run_now();
+    r->journal_fresh = false; /* from here on it records work */
     if (r->cfg->isolate_process) {
         status = weft__run_process(r);
     } else {
@@ -1235,7 +1301,11 @@ static int run_job(run_t *r)
         if (pthread_create(&r->writer_thread, NULL, writer_main, r) != 0)
             return usage_error("cannot start the writer thread");
         r->writer_started = true;
+        if (r->journal)
+            crash_handlers(r, true);
         status = run_threads(r);
+        if (r->journal)
+            crash_handlers(r, false);
         writer_stop(r);
     }
     r->t_items = weft__run_now() - t0 - r->t_output;
@@ -1274,6 +1344,18 @@ int weft__run(const weft__run_opts_t *o)
             r->plugin->desc.destroy(r->state);
     }
     weft__writer_abort(&r->writer); /* only after an early error, reported already */
+    if (r->journal) {
+        /* An early error, before any item ran: a fresh journal goes (it
+         * holds nothing), a resumed one is marked as cleanly stopped. */
+        if (r->journal_fresh) {
+            char *path = weft__journal_path(r->cfg, r->outdir_path, &(bool){0});
+            if (path)
+                unlink(path);
+            free(path);
+        } else {
+            weft__journal_stop(r->journal);
+        }
+    }
     weft__npy_abort(&r->npy);
     weft__journal_close(&r->journal);
     weft__jscan_free(&r->scan);

@@ -68,6 +68,8 @@ typedef struct worker {
     bool jopen;
     double jflushed;        /* when jbuf was last appended              */
     uint64_t done;          /* items this worker finished (halt = P%)   */
+    uint64_t current;       /* the item in process_one, or UINT64_MAX:
+                               a crash handler names it in the journal  */
     char msg[MSG_SIZE];
 } worker_t;
 
@@ -118,6 +120,7 @@ typedef struct run {
     uint64_t reused, printed;
     uint64_t reused_by[ST_NOT_RUN + 1]; /* of counts[], done by an earlier run */
     bool journaled;                     /* a journal records this run        */
+    bool journal_fresh;                 /* created by this run, nothing run yet */
     int write_error;
 
     weft__progress_t *progress;

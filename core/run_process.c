@@ -35,11 +35,13 @@ typedef struct proc {
     weft__buf_t cbuf, cmsgs;
 } proc_t;
 
-/* An item on the wire: its number, then its text and a NUL (or nothing). */
+/* An item on the wire: its index and number, then its text and a NUL (or
+ * nothing).  The supervisor numbers a round's items 0..n-1; the index
+ * travels with the item. */
 static int wire_put(weft__buf_t *b, const weft_item_t *item)
 {
-    int64_t n = item->number;
-    int e = weft__buf_append(b, &n, sizeof n);
+    uint64_t head[2] = {item->index, (uint64_t)item->number};
+    int e = weft__buf_append(b, head, sizeof head);
     if (e == 0 && item->text)
         e = weft__buf_append(b, item->text, item->text_len + 1);
     return e;
@@ -76,14 +78,16 @@ static void child_item(void *arg, unsigned worker, uint64_t index, const void *b
 {
     proc_t *pc = arg;
     run_t *r = pc->r;
-    weft_item_t item = {.index = index};
-    int64_t n = 0;
-    if (len >= sizeof n)
-        memcpy(&n, bytes, sizeof n);
-    item.number = n;
-    if (len > sizeof n) {
-        item.text = (const char *)bytes + sizeof n;
-        item.text_len = len - sizeof n - 1;
+    (void)index;
+    uint64_t head[2] = {0, 0};
+    weft_item_t item = {0};
+    if (len >= sizeof head)
+        memcpy(head, bytes, sizeof head);
+    item.index = head[0];
+    item.number = (int64_t)head[1];
+    if (len > sizeof head) {
+        item.text = (const char *)bytes + sizeof head;
+        item.text_len = len - sizeof head - 1;
     }
     char why[MSG_SIZE];
     const char *msg = NULL;
@@ -139,7 +143,10 @@ static void on_result(void *arg, size_t i, const weft__iso_outcome_t *o)
     msg[n] = '\0';
     switch (o->kind) {
     case WEFT__ISO_OK: st = ST_OK; break;
-    case WEFT__ISO_FAILED: st = ST_FAILED; break;
+    case WEFT__ISO_FAILED:
+        /* The child's own cooperative timeout (weft__run_call) says so. */
+        st = strncmp(msg, "timed out after ", 16) == 0 ? ST_TIMED_OUT : ST_FAILED;
+        break;
     case WEFT__ISO_CRASHED: st = ST_CRASHED; break;
     case WEFT__ISO_TIMED_OUT:
         st = ST_TIMED_OUT;
@@ -221,8 +228,10 @@ static int run_window(proc_t *pc, weft__iso_t *iso)
             *slot = (slot_t){.status = ST_NOT_RUN};
             continue;
         }
-        if (r->scan && weft__run_reuse(r, &w->bufs[0], &w->msgs[0], &item, w->first + k, slot))
+        if (r->scan && weft__run_reuse(r, &w->bufs[0], &w->msgs[0], &item, w->first + k, slot)) {
+            weft__run_journal_add(r, &r->workers[0], &item, w->first + k, w, slot);
             continue;
+        }
         pc->todo[pc->n_todo++] = k;
     }
     for (pc->round = 0; pc->n_todo; pc->round++) {

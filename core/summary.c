@@ -40,8 +40,8 @@ static double items_per_s(const weft__summary_t *s)
 
 void weft__summary_print(FILE *f, const weft__summary_t *s)
 {
-    fprintf(f, "weft: %s: %" PRIu64 " ok, %" PRIu64 " failed", s->plugin ? s->plugin : "?",
-            s->ok, s->failed);
+    fprintf(f, "weft: %s: %" PRIu64 " ok, %" PRIu64 " failed",
+            s->plugin ? s->plugin : "?", s->ok, s->failed);
     if (s->crashed)
         fprintf(f, ", %" PRIu64 " crashed", s->crashed);
     if (s->timed_out)
@@ -58,10 +58,11 @@ void weft__summary_print(FILE *f, const weft__summary_t *s)
     if (s->status && strcmp(s->status, "ok") != 0 && strcmp(s->status, "failed") != 0)
         fprintf(f, ": %s", s->status);
     fputc('\n', f);
-    fprintf(f,
-            "weft: cpu %.2f s user, %.2f s sys; init %.3f s, items %.3f s, finish %.3f s, "
-            "output %.3f s\n",
-            s->cpu_user_s, s->cpu_sys_s, s->init_s, s->items_s, s->finish_s, s->output_s);
+    fprintf(
+        f,
+        "weft: cpu %.2f s user, %.2f s sys; init %.3f s, items %.3f s, finish %.3f s, "
+        "output %.3f s\n",
+        s->cpu_user_s, s->cpu_sys_s, s->init_s, s->items_s, s->finish_s, s->output_s);
     fflush(f);
 }
 
@@ -80,28 +81,30 @@ static cJSON *to_json(const weft__summary_t *s)
         return NULL;
     }
     /* cJSON numbers are doubles: counts are exact up to 2^53. */
-    bool ok = cJSON_AddStringToObject(o, "plugin", s->plugin ? s->plugin : "") &&
-              cJSON_AddNumberToObject(o, "threads", s->threads) &&
-              cJSON_AddStringToObject(o, "isolate", s->isolate ? s->isolate : "thread") &&
-              cJSON_AddStringToObject(o, "status", s->status ? s->status : "") &&
-              cJSON_AddNumberToObject(o, "exit_code", s->exit_code) &&
-              (s->total == UINT64_MAX ? cJSON_AddNullToObject(o, "total")
-                                      : cJSON_AddNumberToObject(o, "total", (double)s->total)) &&
-              cJSON_AddNumberToObject(o, "ok", (double)s->ok) &&
-              cJSON_AddNumberToObject(o, "failed", (double)s->failed) &&
-              cJSON_AddNumberToObject(o, "crashed", (double)s->crashed) &&
-              cJSON_AddNumberToObject(o, "timed_out", (double)s->timed_out) &&
-              cJSON_AddNumberToObject(o, "quarantined", (double)s->quarantined) &&
-              cJSON_AddNumberToObject(o, "skipped", (double)s->skipped) &&
-              cJSON_AddNumberToObject(o, "not_run", (double)s->not_run) &&
-              cJSON_AddNumberToObject(o, "wall_s", us(s->wall_s)) &&
-              cJSON_AddNumberToObject(o, "cpu_user_s", us(s->cpu_user_s)) &&
-              cJSON_AddNumberToObject(o, "cpu_sys_s", us(s->cpu_sys_s)) &&
-              cJSON_AddNumberToObject(o, "items_per_s", round(items_per_s(s) * 1e3) / 1e3) &&
-              cJSON_AddNumberToObject(ph, "init_s", us(s->init_s)) &&
-              cJSON_AddNumberToObject(ph, "items_s", us(s->items_s)) &&
-              cJSON_AddNumberToObject(ph, "finish_s", us(s->finish_s)) &&
-              cJSON_AddNumberToObject(ph, "output_s", us(s->output_s));
+    bool ok =
+        cJSON_AddStringToObject(o, "plugin", s->plugin ? s->plugin : "") &&
+        cJSON_AddNumberToObject(o, "threads", s->threads) &&
+        cJSON_AddStringToObject(o, "isolate", s->isolate ? s->isolate : "thread") &&
+        cJSON_AddStringToObject(o, "status", s->status ? s->status : "") &&
+        cJSON_AddNumberToObject(o, "exit_code", s->exit_code) &&
+        (s->total == UINT64_MAX
+             ? cJSON_AddNullToObject(o, "total")
+             : cJSON_AddNumberToObject(o, "total", (double)s->total)) &&
+        cJSON_AddNumberToObject(o, "ok", (double)s->ok) &&
+        cJSON_AddNumberToObject(o, "failed", (double)s->failed) &&
+        cJSON_AddNumberToObject(o, "crashed", (double)s->crashed) &&
+        cJSON_AddNumberToObject(o, "timed_out", (double)s->timed_out) &&
+        cJSON_AddNumberToObject(o, "quarantined", (double)s->quarantined) &&
+        cJSON_AddNumberToObject(o, "skipped", (double)s->skipped) &&
+        cJSON_AddNumberToObject(o, "not_run", (double)s->not_run) &&
+        cJSON_AddNumberToObject(o, "wall_s", us(s->wall_s)) &&
+        cJSON_AddNumberToObject(o, "cpu_user_s", us(s->cpu_user_s)) &&
+        cJSON_AddNumberToObject(o, "cpu_sys_s", us(s->cpu_sys_s)) &&
+        cJSON_AddNumberToObject(o, "items_per_s", round(items_per_s(s) * 1e3) / 1e3) &&
+        cJSON_AddNumberToObject(ph, "init_s", us(s->init_s)) &&
+        cJSON_AddNumberToObject(ph, "items_s", us(s->items_s)) &&
+        cJSON_AddNumberToObject(ph, "finish_s", us(s->finish_s)) &&
+        cJSON_AddNumberToObject(ph, "output_s", us(s->output_s));
     if (!ok || !cJSON_AddItemToObject(o, "phases", ph)) {
         cJSON_Delete(ph);
         cJSON_Delete(o);
@@ -165,7 +168,8 @@ int weft__summary_write_json(const char *path, const weft__summary_t *s, char *e
         return rc;
     }
     char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >=
+        (int)sizeof tmp) {
         snprintf(err, errlen, "%s: path too long", path);
         free(text);
         return -ENAMETOOLONG;
@@ -192,8 +196,8 @@ int weft__summary_write_json(const char *path, const weft__summary_t *s, char *e
         step = "rename";
     }
     if (rc) {
-        snprintf(err, errlen, "%s: %s: %s", strcmp(step, "rename") == 0 ? path : tmp, step,
-                 strerror(-rc));
+        snprintf(err, errlen, "%s: %s: %s", strcmp(step, "rename") == 0 ? path : tmp,
+                 step, strerror(-rc));
         unlink(tmp);
     } else {
         fsync_parent(path);

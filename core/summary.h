@@ -36,8 +36,9 @@ typedef struct weft__summary {
 void weft__summary_cpu(weft__summary_t *s);
 
 /* Human summary: 2 lines, e.g.
- *   weft: noise_png: 1998 ok, 2 failed, 0 not run in 0.71 s (2817 items/s, 2 threads)
- *   weft: cpu 1.30 s user, 0.12 s sys; init 0.002 s, items 0.69 s, finish 0.000 s, output 0.01 s
+ *   weft: noise_png: 1998 ok, 2 failed, 0 not run in 0.710 s (2817 items/s, 2 threads)
+ *   weft: cpu 1.30 s user, 0.12 s sys; init 0.002 s, items 0.690 s, finish 0.000 s,
+ *         output 0.010 s  (one line)
  * crashed, timed out, quarantined and "done before" (skipped) appear on the
  * first line when not 0, and the status when it is halted, interrupted or
  * output error.  items/s counts the items this run processed.  The first

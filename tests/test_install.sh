@@ -17,6 +17,34 @@ pc=$(find "$tmp/root" -name weft.pc)
 [ -n "$pc" ] || fail "no installed weft.pc"
 ls "$(dirname "$pc")/../weft/plugins/pow4.so" >/dev/null || fail "no installed pow4.so"
 
+# Man pages and bash completion, where man and bash-completion look under
+# the prefix: PREFIX/share/man/man{1,5}, PREFIX/share/bash-completion/completions.
+root_prefix=$(dirname "$(dirname "$weft")")
+mandir=$root_prefix/share/man
+for page in man1/weft.1 man5/weft.ini.5; do
+    [ -f "$mandir/$page" ] || fail "no installed $mandir/$page"
+    ! grep -q '@[A-Z_]*@' "$mandir/$page" || fail "$page holds an unfilled @PLACEHOLDER@"
+done
+libdir=$(dirname "$(dirname "$pc")")
+libdir=${libdir#"$tmp/root"}
+grep -qF "$(printf '%s' "$libdir/weft/plugins" | sed 's/-/\\-/g')" "$mandir/man1/weft.1" ||
+    fail "weft.1 does not name the plugin folder $libdir/weft/plugins"
+if command -v man >/dev/null; then
+    found=$(MANPATH=$mandir man -w weft) || fail "man -w weft finds nothing in $mandir"
+    [ "$found" = "$mandir/man1/weft.1" ] || fail "man -w weft gave '$found'"
+    found=$(MANPATH=$mandir man -w 5 weft.ini) || fail "man -w 5 weft.ini finds nothing"
+    [ "$found" = "$mandir/man5/weft.ini.5" ] || fail "man -w 5 weft.ini gave '$found'"
+fi
+completion=$root_prefix/share/bash-completion/completions/weft
+[ -f "$completion" ] || fail "no installed $completion"
+# bash-completion loads completions/NAME for the command NAME: source it as
+# it would and complete `weft <TAB>`.
+got=$(bash -c 'source "$1" && complete -p weft >/dev/null &&
+    COMP_WORDS=(weft "") COMP_CWORD=1 && _weft && echo "${COMPREPLY[*]}"' _ "$completion") ||
+    fail "the installed completion does not load"
+[ "$got" = "run check describe plugins --help --version" ] ||
+    fail "the installed completion completes 'weft <TAB>' to '$got'"
+
 # The installed binary finds its plugins by itself (relative to bin/).
 printf '[run]\nplugin = pow4\nitems = 100\n' > "$tmp/pow4.ini"
 out=$(env -u WEFT_PLUGIN_PATH "$weft" run "$tmp/pow4.ini" -q)

@@ -145,7 +145,8 @@ static int probe(const char *op, const char *path, int n)
             /* Back with renameat2, which the shim does not count. */
             if (rc == 0 && renameat2(AT_FDCWD, "tmp.x", AT_FDCWD, base, 0) != 0)
                 return 2;
-            src = at ? renameat(AT_FDCWD, sbase, AT_FDCWD, "tmp.y") : rename(sbase, "tmp.y");
+            src = at ? renameat(AT_FDCWD, sbase, AT_FDCWD, "tmp.y")
+                     : rename(sbase, "tmp.y");
             serr = errno;
             if (src == 0 && renameat2(AT_FDCWD, "tmp.y", AT_FDCWD, sbase, 0) != 0)
                 return 2;
@@ -222,8 +223,8 @@ typedef struct probe_result {
     int err[256], serr[256];
 } probe_result_t;
 
-static void run_probe(probe_result_t *r, const char *spec, const char *op, const char *path,
-                      int n)
+static void run_probe(probe_result_t *r, const char *spec, const char *op,
+                      const char *path, int n)
 {
     memset(r, 0, sizeof *r);
     char nbuf[16];
@@ -254,7 +255,8 @@ static void run_probe(probe_result_t *r, const char *spec, const char *op, const
         char tag;
         long rc;
         int err;
-        if (sscanf(line, "%c %ld %d", &tag, &rc, &err) == 3 && (tag == 'm' || tag == 's')) {
+        if (sscanf(line, "%c %ld %d", &tag, &rc, &err) == 3 &&
+            (tag == 'm' || tag == 's')) {
             if (tag == 'm') {
                 r->rc[r->n] = rc, r->err[r->n] = err;
             } else {
@@ -276,7 +278,8 @@ static void expect_calls(const probe_result_t *r, int n, long ok_rc, const int *
                          int n_fail, int err)
 {
     if (r->status != 0 || r->n != n)
-        fprintf(stderr, "probe status %d, %d calls, output:\n%s", r->status, r->n, r->out);
+        fprintf(stderr, "probe status %d, %d calls, output:\n%s", r->status, r->n,
+                r->out);
     assert_int_equal(r->status, 0);
     assert_int_equal(r->n, n);
     for (int i = 0; i < n; i++) {
@@ -308,9 +311,9 @@ static void iofault_nth_call_fails_exactly(void **state)
     static const struct {
         const char *op;
         long ok_rc;
-    } ops[] = {{"write", 10}, {"pwrite", 10}, {"writev", 10}, {"fsync", 0},
-               {"fdatasync", 0}, {"close", 0},  {"rename", 0},  {"renameat", 0},
-               {"open", 0}};
+    } ops[] = {{"write", 10}, {"pwrite", 10},   {"writev", 10},
+               {"fsync", 0},  {"fdatasync", 0}, {"close", 0},
+               {"rename", 0}, {"renameat", 0},  {"open", 0}};
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
         char spec[128];
         snprintf(spec, sizeof spec, "op=%s,nth=3,err=ENOSPC,path=results", ops[k].op);
@@ -326,7 +329,8 @@ static void iofault_nth_call_fails_exactly(void **state)
 static void iofault_every_from_nth(void **state)
 {
     (void)state;
-    run_probe(&pr, "op=write,nth=4,every=1,err=EIO,path=results", "write", results_path(), 7);
+    run_probe(&pr, "op=write,nth=4,every=1,err=EIO,path=results", "write", results_path(),
+              7);
     expect_calls(&pr, 7, 10, (const int[]){4, 5, 6, 7}, 4, EIO);
 
     /* No path: every file matches, the side file's calls count too (two a
@@ -345,14 +349,15 @@ static void iofault_several_rules(void **state)
 {
     (void)state;
     /* Each rule counts its own calls. */
-    run_probe(&pr, "op=fsync,nth=9,err=EIO;op=write,nth=2,err=EDQUOT,path=results", "write",
-              results_path(), 3);
+    run_probe(&pr, "op=fsync,nth=9,err=EIO;op=write,nth=2,err=EDQUOT,path=results",
+              "write", results_path(), 3);
     expect_calls(&pr, 3, 10, (const int[]){2}, 1, EDQUOT);
     run_probe(&pr, "op=write,nth=1,err=EFBIG,path=nomatch;op=write,nth=3,path=results",
               "write", results_path(), 3);
     expect_calls(&pr, 3, 10, (const int[]){3}, 1, EIO);
     /* "$" anchors at the end: "results$" is not results.bin. */
-    run_probe(&pr, "op=write,nth=1,every=1,path=results$;op=write,nth=2,err=EROFS,path=s.bin$",
+    run_probe(&pr,
+              "op=write,nth=1,every=1,path=results$;op=write,nth=2,err=EROFS,path=s.bin$",
               "write", results_path(), 3);
     expect_calls(&pr, 3, 10, (const int[]){2}, 1, EROFS);
 }
@@ -395,11 +400,12 @@ static void iofault_threads_count_exactly(void **state)
     /* 4 threads x 500 matching writes: exactly one fails, and with every=1
      * exactly the calls from the 700th on, whichever thread makes them. */
     for (int round = 0; round < 20; round++) {
-        run_probe(&pr, "op=write,nth=700,err=ENOSPC,path=results", "threads", results_path(),
-                  500);
+        run_probe(&pr, "op=write,nth=700,err=ENOSPC,path=results", "threads",
+                  results_path(), 500);
         assert_int_equal(pr.status, 0);
         assert_string_equal(pr.out, "failed 1 written 1999\n");
-        run_probe(&pr, "op=write,nth=700,every=1,path=results", "threads", results_path(), 500);
+        run_probe(&pr, "op=write,nth=700,every=1,path=results", "threads", results_path(),
+                  500);
         assert_int_equal(pr.status, 0);
         assert_string_equal(pr.out, "failed 1301 written 699\n");
     }
@@ -408,8 +414,10 @@ static void iofault_threads_count_exactly(void **state)
 static void iofault_bad_spec_stops(void **state)
 {
     (void)state;
-    const char *bad[] = {"op=bogus", "nth=2", "op=write,nth=0", "op=write,err=EWHAT",
-                         "op=fsync,short=1", "op=write,colour=red", "op=write,nth"};
+    const char *bad[] = {"op=bogus",         "nth=2",
+                         "op=write,nth=0",   "op=write,err=EWHAT",
+                         "op=fsync,short=1", "op=write,colour=red",
+                         "op=write,nth"};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         run_probe(&pr, bad[k], "write", results_path(), 1);
         assert_int_equal(pr.status, 99);
@@ -453,7 +461,8 @@ static e2e_outcome_t run_weft_under(const char *spec_fmt)
     size_t len = 0;
     for (const char *f = spec_fmt; *f && len < sizeof spec - 64; f++) {
         if (f[0] == '%' && f[1] == 's')
-            len += (size_t)snprintf(spec + len, sizeof spec - len, "%s", output_name()), f++;
+            len += (size_t)snprintf(spec + len, sizeof spec - len, "%s", output_name()),
+                f++;
         else
             spec[len++] = *f;
     }
@@ -488,10 +497,12 @@ static void iofault_weft_write_errors(void **state)
 static void iofault_weft_fsync_close_errors(void **state)
 {
     (void)state;
-    expect_output_error("op=fsync,nth=1,err=ENOSPC,path=%s;op=fdatasync,nth=1,err=ENOSPC,path=%s",
-                        "No space left on device");
-    expect_output_error("op=fsync,nth=1,err=EIO,path=%s;op=fdatasync,nth=1,err=EIO,path=%s",
-                        "Input/output error");
+    expect_output_error(
+        "op=fsync,nth=1,err=ENOSPC,path=%s;op=fdatasync,nth=1,err=ENOSPC,path=%s",
+        "No space left on device");
+    expect_output_error(
+        "op=fsync,nth=1,err=EIO,path=%s;op=fdatasync,nth=1,err=EIO,path=%s",
+        "Input/output error");
     expect_output_error("op=close,nth=1,err=EIO,path=%s", "Input/output error");
 }
 
@@ -499,8 +510,9 @@ static void iofault_weft_rename_error(void **state)
 {
     (void)state;
     /* Whichever call weft makes them with. */
-    expect_output_error("op=rename,nth=1,err=EIO,path=%s;op=renameat,nth=1,err=EIO,path=%s",
-                        "Input/output error");
+    expect_output_error(
+        "op=rename,nth=1,err=EIO,path=%s;op=renameat,nth=1,err=EIO,path=%s",
+        "Input/output error");
     expect_output_error(
         "op=rename,nth=1,err=ENOSPC,path=%s;op=renameat,nth=1,err=ENOSPC,path=%s",
         "No space left on device");

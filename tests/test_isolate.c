@@ -378,6 +378,7 @@ static void check_crash_run(unsigned workers, double timeout)
     weft__iso_get_stats(iso, &st);
     assert_int_equal(st.crashed, 3);
     assert_int_equal(st.timed_out, 1);
+    assert_int_equal(st.spawned, workers + 4); /* each loss was replaced */
     /* The replacements serve the next window. */
     cfg.b = B_ECHO;
     reset_results(500);
@@ -451,7 +452,7 @@ static void check_stop(unsigned workers, int how, bool via_flag)
     if (how == 2)
         assert_int_equal(R.ok_after_stop, 0);
     else
-        assert_true(R.ok_after_stop <= (size_t)workers * 256);
+        assert_true(R.ok_after_stop <= (size_t)workers * 2 * 256); /* two batches each */
     /* Stopped stays stopped: a later window runs nothing. */
     R.stop_after = 0;
     reset_results(3000);
@@ -642,10 +643,9 @@ static void isolate_no_orphans(void **state)
                     sleep_us(10000);
             }
             assert_int_equal(got, w[j]);
-            /* PR_SET_PDEATHSIG's SIGKILL, or (idle) the EOF of the dead
-             * supervisor's socket and an orderly exit: gone either way. */
-            assert_true((WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) ||
-                        (WIFEXITED(st) && WEXITSTATUS(st) == 0));
+            /* Gone: by PR_SET_PDEATHSIG's SIGKILL, or first by the dead
+             * supervisor's socket (EOF, or SIGPIPE on READY). */
+            assert_true(WIFSIGNALED(st) || WIFEXITED(st));
         }
         assert_no_children();
     }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -175,8 +176,8 @@ static void put_items(weft__journal_t *j, uint64_t first, uint64_t n)
         size_t len = item_len(i) > sizeof small ? sizeof small : item_len(i);
         item_fill(i, small, len);
         item_msg(i, m, sizeof m);
-        assert_int_equal(weft__jchunk_add(&b, i, mix(i), item_status(i), (uint32_t)(i % 3),
-                                          small, len, m, strlen(m)),
+        assert_int_equal(weft__jchunk_add(&b, i, mix(i), item_status(i),
+                                          (uint32_t)(i % 3), small, len, m, strlen(m)),
                          0);
     }
     weft__jchunk_end(&b, mark);
@@ -185,14 +186,14 @@ static void put_items(weft__journal_t *j, uint64_t first, uint64_t n)
 }
 
 /* One DONE entry with explicit bytes. */
-static void put_one(weft__journal_t *j, uint64_t index, unsigned status, const char *bytes,
-                    const char *m)
+static void put_one(weft__journal_t *j, uint64_t index, unsigned status,
+                    const char *bytes, const char *m)
 {
     weft__buf_t b = {0};
     size_t mark;
     assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
-    assert_int_equal(weft__jchunk_add(&b, index, index * 3, status, 1, bytes, strlen(bytes),
-                                      m, strlen(m)),
+    assert_int_equal(weft__jchunk_add(&b, index, index * 3, status, 1, bytes,
+                                      strlen(bytes), m, strlen(m)),
                      0);
     weft__jchunk_end(&b, mark);
     assert_int_equal(weft__journal_append(j, b.data, b.len), 0);
@@ -249,8 +250,8 @@ static void *worker_main(void *arg)
         item_fill(i, tmp, len);
         item_msg(i, m, sizeof m);
         if (!rc)
-            rc = weft__jchunk_add(&b, i, mix(i), item_status(i), (uint32_t)(i % 3), tmp, len,
-                                  m, strlen(m));
+            rc = weft__jchunk_add(&b, i, mix(i), item_status(i), (uint32_t)(i % 3), tmp,
+                                  len, m, strlen(m));
         /* Chunks of 1..40 entries; every other time two chunks go out in
          * one append. */
         if (!rc && ++in_chunk >= 1 + mix(i) % 40) {
@@ -276,7 +277,8 @@ static void round_trip(void **state)
 {
     fixture_t *fx = *state;
     weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     for (uint64_t first = 0; first < RT_ITEMS; first += 1024)
         assert_int_equal(weft__journal_window(j, first, 1024), 0);
@@ -322,10 +324,12 @@ static void round_trip(void **state)
 /* A journal whose last three records are DONE(0..3), DONE(4..6), END;
  * bounds[k] = where record k of those ends (bounds[0]: where the first one
  * starts). */
-static unsigned char *torn_base(fixture_t *fx, size_t *len, size_t bounds[4], size_t *hdr_end)
+static unsigned char *torn_base(fixture_t *fx, size_t *len, size_t bounds[4],
+                                size_t *hdr_end)
 {
     weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
     *hdr_end = file_size(fx->path);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     assert_int_equal(weft__journal_window(j, 0, 8), 0);
@@ -427,7 +431,8 @@ static void corrupt_every_bit(void **state)
                 memcpy(c, d, len);
                 c[at] ^= (unsigned char)(1u << bit);
                 weft__jscan_t *s;
-                assert_int_equal(weft__jscan_parse(&s, c, len, fx->err, sizeof fx->err), 0);
+                assert_int_equal(weft__jscan_parse(&s, c, len, fx->err, sizeof fx->err),
+                                 0);
                 /* The damaged record and everything after it are dropped. */
                 assert_int_equal(weft__jscan_valid_len(s), bounds[r]);
                 assert_int_equal(weft__jscan_dropped(s), len - bounds[r]);
@@ -498,7 +503,8 @@ static void later_entry_wins(void **state)
 {
     fixture_t *fx = *state;
     weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
     snap_t n = snap(fx->path);
     assert_int_equal(weft__jscan_sessions(n.s), 0);
     assert_false(weft__jscan_finished(n.s));
@@ -531,7 +537,8 @@ static void later_entry_wins(void **state)
     size_t mark;
     assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
     assert_int_equal(weft__jchunk_add(&b, 7, 1, WEFT__J_CRASHED, 0, NULL, 0, "x", 1), 0);
-    assert_int_equal(weft__jchunk_add(&b, 7, 2, WEFT__J_TIMEDOUT, 0, NULL, 0, "late", 4), 0);
+    assert_int_equal(weft__jchunk_add(&b, 7, 2, WEFT__J_TIMEDOUT, 0, NULL, 0, "late", 4),
+                     0);
     weft__jchunk_end(&b, mark);
     assert_int_equal(weft__journal_append(j, b.data, b.len), 0);
     weft__buf_free(&b);
@@ -569,7 +576,8 @@ static void sparse_indices(void **state)
 {
     fixture_t *fx = *state;
     weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     const uint64_t big = (uint64_t)1 << 40;
     put_one(j, 3 * big, WEFT__J_FAILED, "a", "first");
@@ -604,63 +612,150 @@ static void expect_set(const uint64_t *got, size_t n, const uint64_t *want, size
         assert_int_equal(got[k], want[k]);
 }
 
+static uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    for (int k = 0; k < 4; k++)
+        p[k] = (unsigned char)(v >> (8 * k));
+}
+
+static uint64_t record_checksum(const unsigned char *r)
+{
+    size_t plen = get32(r + 4);
+    unsigned char *c = malloc(WEFT__JREC_HDR + plen);
+    assert_non_null(c);
+    memcpy(c, r, WEFT__JREC_HDR + plen);
+    memset(c + 8, 0, 8);
+    uint64_t sum = XXH3_64bits(c, WEFT__JREC_HDR + plen);
+    free(c);
+    return sum;
+}
+
+/* Seals the record at r (type, length and payload in place) with a correct
+ * checksum, so that only its payload's form can make it bad. */
+static void reseal(unsigned char *r)
+{
+    uint64_t sum = record_checksum(r);
+    for (int k = 0; k < 8; k++)
+        r[8 + k] = (unsigned char)(sum >> (8 * k));
+}
+
+/* Writes a CRASH record the way weft's crash handler does: built by
+ * weft__journal_crash_record, one write(2) to the journal's descriptor. */
+static void put_crash(weft__journal_t *j, int sig, const uint64_t *items, size_t n)
+{
+    size_t cap = WEFT__JREC_HDR + 8 + 8 * n;
+    unsigned char *r = malloc(cap);
+    assert_non_null(r);
+    size_t len = weft__journal_crash_record(r, cap, sig, items, n);
+    assert_int_equal(len, cap);
+    assert_int_equal(write(weft__journal_fd(j), r, len), (ssize_t)len);
+    free(r);
+}
+
+static void expect_none(const weft__jscan_t *s, bool suspects)
+{
+    const uint64_t *idx = (const uint64_t *)s;
+    if (suspects) {
+        assert_int_equal(weft__jscan_suspects(s, &idx), 0);
+        assert_null(idx);
+    }
+    idx = (const uint64_t *)s;
+    assert_int_equal(weft__jscan_poison(s, &idx), 0);
+    assert_null(idx);
+}
+
 static void suspects_and_poison(void **state)
 {
     fixture_t *fx = *state;
     weft__journal_t *j;
     const uint64_t *idx;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
 
-    /* Session 1 crashes with two windows partly done. */
+    /* Session 1 stops with two windows partly done. */
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     assert_int_equal(weft__journal_window(j, 0, 64), 0);
     put_items(j, 30, 34); /* 30..63, out of order */
     put_items(j, 0, 10);
-    put_items(j, 11, 9);  /* 11..19 */
-    put_items(j, 21, 9);  /* 21..29 */
+    put_items(j, 11, 9); /* 11..19 */
+    put_items(j, 21, 9); /* 21..29 */
     assert_int_equal(weft__journal_window(j, 64, 64), 0);
     put_items(j, 64, 36); /* 64..99 */
-    snap_t n = snap(fx->path);
+    uint64_t first[30] = {10, 20};
+    for (uint64_t k = 2; k < 30; k++)
+        first[k] = 100 + k - 2;
+    snap_t n = snap(fx->path); /* killed here: suspects, no poison */
     size_t ns = weft__jscan_suspects(n.s, &idx);
-    assert_int_equal(ns, 2 + 28);
-    assert_int_equal(idx[0], 10);
-    assert_int_equal(idx[1], 20);
-    for (size_t k = 2; k < ns; k++)
-        assert_int_equal(idx[k], 100 + k - 2);
-    assert_int_equal(weft__jscan_poison(n.s, &idx), 0);
-    assert_null(idx);
+    expect_set(idx, ns, first, 30);
+    expect_none(n.s, false);
+    snap_free(&n);
+    /* ... or crashed: the CRASH record names them; one crash is not poison. */
+    put_crash(j, SIGSEGV, first, 30);
+    n = snap(fx->path);
+    ns = weft__jscan_suspects(n.s, &idx);
+    expect_set(idx, ns, first, 30);
+    expect_none(n.s, false);
     snap_free(&n);
 
-    /* Session 2, careful: 10 passes alone, 20 crashes again: poison. */
-    assert_int_equal(weft__journal_session(j, 2, WEFT__JS_RESUME | WEFT__JS_CAREFUL), 0);
+    /* A session killed before it started any item changes nothing. */
+    assert_int_equal(weft__journal_session(j, 2, WEFT__JS_RESUME), 0);
+    n = snap(fx->path);
+    ns = weft__jscan_suspects(n.s, &idx);
+    expect_set(idx, ns, first, 30);
+    expect_none(n.s, false);
+    assert_int_equal(weft__jscan_sessions(n.s), 2);
+    snap_free(&n);
+
+    /* Session 3, careful: 10 passes alone, 20 is in flight. */
+    assert_int_equal(weft__journal_session(j, 3, WEFT__JS_RESUME | WEFT__JS_CAREFUL), 0);
     assert_int_equal(weft__journal_begin(j, 10), 0);
     put_items(j, 10, 1);
     assert_int_equal(weft__journal_begin(j, 20), 0);
-    n = snap(fx->path);
     const uint64_t twenty[] = {20};
+    n = snap(fx->path); /* killed there: nobody's fault, no poison */
+    ns = weft__jscan_suspects(n.s, &idx);
+    expect_set(idx, ns, twenty, 1);
+    expect_none(n.s, false);
+    snap_free(&n);
+    put_crash(j, SIGBUS, twenty, 1); /* crashed there: 20 crashed twice */
+    n = snap(fx->path);
     ns = weft__jscan_suspects(n.s, &idx);
     expect_set(idx, ns, twenty, 1);
     ns = weft__jscan_poison(n.s, &idx);
     expect_set(idx, ns, twenty, 1);
     snap_free(&n);
 
-    /* Session 3 quarantines 20, then crashes on 100 (in flight in 1, not in
-     * 2): a suspect, not poison. */
-    assert_int_equal(weft__journal_session(j, 3, WEFT__JS_RESUME | WEFT__JS_CAREFUL), 0);
+    /* Session 4 quarantines 20, then crashes on 100 (named in 1, not in 3):
+     * a suspect, not poison. */
+    assert_int_equal(weft__journal_session(j, 4, WEFT__JS_RESUME | WEFT__JS_CAREFUL), 0);
     put_one(j, 20, WEFT__J_QUARANTINED, "", "crashed twice");
     assert_int_equal(weft__journal_begin(j, 100), 0);
-    n = snap(fx->path);
     const uint64_t hundred[] = {100};
+    put_crash(j, SIGSEGV, hundred, 1);
+    n = snap(fx->path);
     ns = weft__jscan_suspects(n.s, &idx);
     expect_set(idx, ns, hundred, 1);
-    assert_int_equal(weft__jscan_poison(n.s, &idx), 0);
+    expect_none(n.s, false);
     snap_free(&n);
 
-    /* Session 4: done again after being started, then started again. */
-    assert_int_equal(weft__journal_session(j, 4, WEFT__JS_RESUME | WEFT__JS_CAREFUL), 0);
+    /* Session 5: done again after being started, then started again and
+     * crashed on. */
+    assert_int_equal(weft__journal_session(j, 5, WEFT__JS_RESUME | WEFT__JS_CAREFUL), 0);
     assert_int_equal(weft__journal_begin(j, 100), 0);
     put_items(j, 100, 1);
     assert_int_equal(weft__journal_begin(j, 100), 0);
+    put_crash(j, SIGSEGV, hundred, 1);
     n = snap(fx->path);
     ns = weft__jscan_suspects(n.s, &idx);
     expect_set(idx, ns, hundred, 1);
@@ -668,38 +763,77 @@ static void suspects_and_poison(void **state)
     expect_set(idx, ns, hundred, 1);
     snap_free(&n);
 
-    /* Session 5 ends: nothing suspect. */
-    assert_int_equal(weft__journal_session(j, 5, WEFT__JS_RESUME), 0);
+    /* Session 6 ends: nothing suspect. */
+    assert_int_equal(weft__journal_session(j, 6, WEFT__JS_RESUME), 0);
     put_items(j, 100, 28);
     assert_int_equal(weft__journal_end(j, 128, 0), 0);
     n = snap(fx->path);
     assert_true(weft__jscan_finished(n.s));
-    assert_int_equal(weft__jscan_suspects(n.s, &idx), 0);
-    assert_int_equal(weft__jscan_poison(n.s, &idx), 0);
+    expect_none(n.s, true);
     snap_free(&n);
 
-    /* Session 6 crashes on 7; the session before it ended: no poison. */
-    assert_int_equal(weft__journal_session(j, 6, 0), 0);
+    /* Session 7 crashes on 7; the session before it ended: no poison. */
+    assert_int_equal(weft__journal_session(j, 7, 0), 0);
     assert_int_equal(weft__journal_begin(j, 7), 0);
-    n = snap(fx->path);
     const uint64_t seven[] = {7};
+    put_crash(j, SIGSEGV, seven, 1);
+    n = snap(fx->path);
     ns = weft__jscan_suspects(n.s, &idx);
     expect_set(idx, ns, seven, 1);
-    assert_int_equal(weft__jscan_poison(n.s, &idx), 0);
-    assert_int_equal(weft__jscan_sessions(n.s), 6);
+    expect_none(n.s, false);
+    assert_int_equal(weft__jscan_sessions(n.s), 7);
     snap_free(&n);
     assert_int_equal(weft__journal_close(&j), 0);
 }
 
-/* In-flight sets against a plain per-item model: random windows (across
- * 4096-item pages), begins and dones, two crashed sessions. */
+/* In-flight sets and CRASH records against a plain per-item model: random
+ * windows (across 4096-item pages), begins and dones; two sessions, each
+ * killed (no CRASH), crashed (CRASH records, possibly followed by more
+ * records from other threads) or, the second, stopped. */
 #define MODEL_N 20000u
 
-static void model_session(weft__journal_t *j, uint64_t *rng, unsigned char *inflight)
+enum { M_KILL, M_CRASH, M_STOP };
+
+/* Writes 1..3 CRASH records naming a random part of the items in flight
+ * (and, sometimes, a few items not in flight and repeats); marks them in
+ * named. */
+static void model_crash(weft__journal_t *j, uint64_t *rng, const unsigned char *inflight,
+                        unsigned char *named)
+{
+    uint64_t *list = malloc(MODEL_N * 2 * sizeof *list);
+    assert_non_null(list);
+    size_t n = 0;
+    uint64_t keep = 1 + mix((*rng)++) % 4; /* 1 in keep */
+    for (uint64_t i = 0; i < MODEL_N; i++)
+        if (inflight[i] && mix((*rng)++) % keep == 0)
+            list[n++] = i;
+    int extra = (int)(mix((*rng)++) % 4);
+    for (int k = 0; k < extra; k++)
+        list[n++] = mix((*rng)++) % MODEL_N;
+    for (size_t k = 0, m = n; k < m && k < 5; k++)
+        list[n++] = list[k]; /* repeats */
+    for (size_t k = 0; k < n; k++)
+        named[list[k]] = 1;
+    int parts = 1 + (int)(mix((*rng)++) % 3);
+    size_t at = 0;
+    for (int p = 0; p < parts; p++) {
+        size_t cnt = p == parts - 1 ? n - at : (n - at) / 2;
+        put_crash(j, SIGSEGV, list + at, cnt);
+        at += cnt;
+    }
+    free(list);
+}
+
+static void model_session(weft__journal_t *j, uint64_t *rng, int mode,
+                          unsigned char *inflight, unsigned char *named)
 {
     memset(inflight, 0, MODEL_N);
+    memset(named, 0, MODEL_N);
     int ops = 20 + (int)(mix((*rng)++) % 60);
+    int crash_at = (int)(mix((*rng)++) % 3) == 0 ? (int)(mix((*rng)++) % ops) : ops;
     for (int op = 0; op < ops; op++) {
+        if (mode == M_CRASH && op == crash_at)
+            model_crash(j, rng, inflight, named);
         uint64_t r = mix((*rng)++);
         uint64_t at = mix((*rng)++) % MODEL_N;
         if (r % 4 == 0) {
@@ -719,7 +853,8 @@ static void model_session(weft__journal_t *j, uint64_t *rng, unsigned char *infl
             int n = 1 + (int)(mix((*rng)++) % 400);
             for (int k = 0; k < n; k++) {
                 uint64_t i = (at + mix((*rng)++) % 3000) % MODEL_N;
-                assert_int_equal(weft__jchunk_add(&b, i, 0, WEFT__J_OK, 1, "x", 1, "", 0), 0);
+                assert_int_equal(weft__jchunk_add(&b, i, 0, WEFT__J_OK, 1, "x", 1, "", 0),
+                                 0);
                 inflight[i] = 0;
             }
             weft__jchunk_end(&b, mark);
@@ -727,25 +862,41 @@ static void model_session(weft__journal_t *j, uint64_t *rng, unsigned char *infl
             weft__buf_free(&b);
         }
     }
+    if (mode == M_CRASH && crash_at == ops)
+        model_crash(j, rng, inflight, named);
+    if (mode == M_STOP) {
+        assert_int_equal(weft__journal_stop(j), 0);
+        memset(inflight, 0, MODEL_N);
+    }
 }
 
 static void inflight_model(void **state)
 {
     fixture_t *fx = *state;
     unsigned char *a = malloc(MODEL_N), *b = malloc(MODEL_N);
-    assert_non_null(a);
-    assert_non_null(b);
+    unsigned char *na = malloc(MODEL_N), *nb = malloc(MODEL_N);
+    assert_true(a && b && na && nb);
     uint64_t rng = 99;
-    for (int round = 0; round < 40; round++) {
+    size_t rounds_poisoned = 0, rounds_both_crashed = 0;
+    for (int round = 0; round < 48; round++) {
+        /* Mostly both crashed, else each kind of break. */
+        static const int modes[8][2] = {
+            {M_CRASH, M_CRASH}, {M_CRASH, M_CRASH}, {M_CRASH, M_CRASH},
+            {M_CRASH, M_CRASH}, {M_KILL, M_CRASH},  {M_CRASH, M_KILL},
+            {M_KILL, M_KILL},   {M_CRASH, M_STOP},
+        };
+        int ma = modes[round % 8][0], mb = modes[round % 8][1];
         weft__journal_t *j;
-        assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                         0);
+        assert_int_equal(
+            weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
         assert_int_equal(weft__journal_session(j, 1, 0), 0);
-        model_session(j, &rng, a);
+        model_session(j, &rng, ma, a, na);
         assert_int_equal(weft__journal_session(j, 2, WEFT__JS_RESUME), 0);
-        model_session(j, &rng, b);
+        model_session(j, &rng, mb, b, nb);
         assert_int_equal(weft__journal_close(&j), 0);
         snap_t n = snap(fx->path);
+        assert_int_equal(weft__jscan_dropped(n.s), 0);
+        assert_false(weft__jscan_finished(n.s));
         const uint64_t *idx;
         size_t ns = weft__jscan_suspects(n.s, &idx), want = 0, pos = 0;
         for (uint64_t i = 0; i < MODEL_N; i++)
@@ -754,18 +905,26 @@ static void inflight_model(void **state)
         for (uint64_t i = 0; i < MODEL_N; i++)
             if (b[i])
                 assert_int_equal(idx[pos++], i);
+        /* Poison: named by the CRASH records of both, both crashed. */
+        bool both = ma == M_CRASH && mb == M_CRASH;
         size_t np = weft__jscan_poison(n.s, &idx);
         want = pos = 0;
         for (uint64_t i = 0; i < MODEL_N; i++)
-            want += a[i] && b[i];
+            want += both && na[i] && nb[i];
         assert_int_equal(np, want);
         for (uint64_t i = 0; i < MODEL_N; i++)
-            if (a[i] && b[i])
+            if (both && na[i] && nb[i])
                 assert_int_equal(idx[pos++], i);
+        rounds_both_crashed += both;
+        rounds_poisoned += np > 0;
         snap_free(&n);
     }
+    /* The model met both outcomes of two crashes (fixed seed: deterministic). */
+    assert_true(rounds_poisoned > 0 && rounds_poisoned < rounds_both_crashed);
     free(a);
     free(b);
+    free(na);
+    free(nb);
 }
 
 /* Items one per 4096-index block: hundreds of blocks in the hash map, done
@@ -779,8 +938,8 @@ static void inflight_many_blocks(void **state)
     uint64_t rng = 7;
     for (int round = 0; round < 10; round++) {
         weft__journal_t *j;
-        assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                         0);
+        assert_int_equal(
+            weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
         assert_int_equal(weft__journal_session(j, 1, 0), 0);
         for (uint64_t k = 0; k < K; k++) {
             assert_int_equal(weft__journal_begin(j, k * 4096 + k % 4096), 0);
@@ -791,8 +950,8 @@ static void inflight_many_blocks(void **state)
         assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
         for (int n = 0; n < 3 * K; n++) {
             uint64_t k = mix(rng++) % K;
-            assert_int_equal(weft__jchunk_add(&b, k * 4096 + k % 4096, 0, WEFT__J_OK, 0, NULL,
-                                              0, NULL, 0),
+            assert_int_equal(weft__jchunk_add(&b, k * 4096 + k % 4096, 0, WEFT__J_OK, 0,
+                                              NULL, 0, NULL, 0),
                              0);
             want[k] = 0;
             if (n % 500 == 499) { /* restart a few */
@@ -831,7 +990,8 @@ static void inflight_limit(void **state)
 {
     fixture_t *fx = *state;
     weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     uint64_t first = 0;
     for (; first < WEFT__J_MAX_INFLIGHT; first += WEFT__J_MAX_WINDOW)
@@ -852,6 +1012,432 @@ static void inflight_limit(void **state)
     free(d);
 }
 
+/* ---- STOP and CRASH records ------------------------------------------------- */
+
+/* Where the file at path ends now. */
+#define HERE(fx) file_size((fx)->path)
+
+static void stop_sessions(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j;
+    const uint64_t *idx;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
+    /* Session 1 halts with 10..31 in flight: stopped, not finished, not a
+     * crash: no suspects. */
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    assert_int_equal(weft__journal_window(j, 0, 32), 0);
+    put_items(j, 0, 10);
+    assert_int_equal(weft__journal_stop(j), 0);
+    snap_t n = snap(fx->path);
+    assert_false(weft__jscan_finished(n.s));
+    assert_int_equal(weft__jscan_sessions(n.s), 1);
+    expect_none(n.s, true);
+    assert_int_equal(weft__jscan_dropped(n.s), 0);
+    snap_free(&n);
+
+    /* Session 2 likewise (before its STOP, its items are suspects). */
+    assert_int_equal(weft__journal_session(j, 2, WEFT__JS_RESUME), 0);
+    assert_int_equal(weft__journal_window(j, 10, 22), 0);
+    put_items(j, 10, 5);
+    n = snap(fx->path);
+    assert_int_equal(weft__jscan_suspects(n.s, &idx), 17);
+    assert_int_equal(idx[0], 15);
+    expect_none(n.s, false);
+    snap_free(&n);
+    size_t stop_at = HERE(fx);
+    assert_int_equal(weft__journal_stop(j), 0);
+    assert_int_equal(HERE(fx), stop_at + WEFT__JREC_HDR); /* empty payload */
+    assert_int_equal(weft__journal_close(&j), 0);
+
+    /* Two STOP sessions in a row: no suspects, no poison; resume agrees. */
+    weft__jscan_t *s;
+    assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err), 0);
+    assert_false(weft__jscan_finished(s));
+    assert_int_equal(weft__jscan_sessions(s), 2);
+    assert_int_equal(weft__jscan_dropped(s), 0);
+    assert_int_equal(weft__jscan_items(s), 15);
+    expect_none(s, true);
+    weft__jscan_free(&s);
+
+    /* Two STOP sessions before do not hide two crashes after. */
+    const uint64_t x[] = {20, 21};
+    for (uint64_t k = 3; k <= 4; k++) {
+        assert_int_equal(weft__journal_session(j, k, WEFT__JS_RESUME), 0);
+        assert_int_equal(weft__journal_window(j, 15, 17), 0);
+        put_crash(j, SIGSEGV, x, 2);
+    }
+    n = snap(fx->path);
+    size_t np = weft__jscan_poison(n.s, &idx);
+    expect_set(idx, np, x, 2);
+    snap_free(&n);
+    /* A STOP after it: no poison, nothing suspect. */
+    assert_int_equal(weft__journal_session(j, 5, WEFT__JS_RESUME), 0);
+    assert_int_equal(weft__journal_window(j, 15, 17), 0);
+    assert_int_equal(weft__journal_stop(j), 0);
+    n = snap(fx->path);
+    expect_none(n.s, true);
+    snap_free(&n);
+    assert_int_equal(weft__journal_close(&j), 0);
+}
+
+/* A STOP record with a payload is a corrupt tail: dropped with what follows,
+ * so the session it would have stopped is not stopped. */
+static void stop_validated(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    assert_int_equal(weft__journal_window(j, 0, 4), 0);
+    size_t stop_at = HERE(fx);
+    assert_int_equal(weft__journal_stop(j), 0);
+    assert_int_equal(weft__journal_close(&j), 0);
+    size_t len;
+    unsigned char *d = slurp(fx->path, &len);
+    assert_int_equal(len, stop_at + WEFT__JREC_HDR);
+    assert_int_equal(get32(d + stop_at), WEFT__JREC_MAGIC | WEFT__JREC_STOP);
+    assert_int_equal(get32(d + stop_at + 4), 0);
+    assert_int_equal(get64(d + stop_at + 8), record_checksum(d + stop_at));
+
+    static const size_t plens[] = {1, 8, 16};
+    for (size_t t = 0; t < sizeof plens / sizeof plens[0]; t++) {
+        /* The STOP, sealed correctly with a payload, then a good record. */
+        size_t bad_len = WEFT__JREC_HDR + plens[t];
+        size_t n = stop_at + bad_len + WEFT__JREC_HDR;
+        unsigned char *c = calloc(1, n);
+        assert_non_null(c);
+        memcpy(c, d, stop_at);
+        memcpy(c + stop_at, d + stop_at, WEFT__JREC_HDR);
+        put32(c + stop_at + 4, (uint32_t)plens[t]);
+        reseal(c + stop_at);
+        memcpy(c + stop_at + bad_len, d + stop_at, WEFT__JREC_HDR);
+        weft__jscan_t *s;
+        assert_int_equal(weft__jscan_parse(&s, c, n, fx->err, sizeof fx->err), 0);
+        assert_int_equal(weft__jscan_valid_len(s), stop_at);
+        assert_int_equal(weft__jscan_dropped(s), n - stop_at);
+        assert_non_null(strstr(weft__jscan_tail(s), "bad STOP record"));
+        assert_false(weft__jscan_finished(s));
+        const uint64_t *idx;
+        assert_int_equal(weft__jscan_suspects(s, &idx), 4); /* not stopped */
+        weft__jscan_free(&s);
+        free(c);
+    }
+    /* Every bit of the good STOP flipped: dropped, the session not stopped. */
+    for (size_t at = stop_at; at < len; at++)
+        for (int bit = 0; bit < 8; bit++) {
+            d[at] ^= (unsigned char)(1u << bit);
+            weft__jscan_t *s;
+            assert_int_equal(weft__jscan_parse(&s, d, len, fx->err, sizeof fx->err), 0);
+            assert_int_equal(weft__jscan_valid_len(s), stop_at);
+            const uint64_t *idx;
+            assert_int_equal(weft__jscan_suspects(s, &idx), 4);
+            weft__jscan_free(&s);
+            d[at] ^= (unsigned char)(1u << bit);
+        }
+    free(d);
+}
+
+static void crash_record_format(void **state)
+{
+    (void)state;
+    const uint64_t items[] = {3, (uint64_t)1 << 40, UINT64_MAX, 3, 0};
+    unsigned char buf[128];
+    memset(buf, 0xAA, sizeof buf);
+    size_t len = weft__journal_crash_record(buf, sizeof buf, SIGSEGV, items, 5);
+    assert_int_equal(len, WEFT__JREC_HDR + 8 + 5 * 8);
+    assert_int_equal(get32(buf), WEFT__JREC_MAGIC | WEFT__JREC_CRASH);
+    assert_int_equal(get32(buf + 4), 8 + 5 * 8);
+    assert_int_equal(get64(buf + 8), record_checksum(buf));
+    assert_int_equal(get32(buf + 16), SIGSEGV);
+    assert_int_equal(get32(buf + 20), 5);
+    for (int k = 0; k < 5; k++) /* as given: repeats and order kept */
+        assert_int_equal(get64(buf + 24 + 8 * k), items[k]);
+    assert_int_equal(buf[len], 0xAA);
+
+    /* Truncated to what fits, never past cap (exact-size buffers for ASan). */
+    for (size_t cap = 0; cap <= WEFT__JREC_HDR + 8 + 6 * 8; cap++) {
+        unsigned char *b = malloc(cap ? cap : 1);
+        assert_non_null(b);
+        size_t got = weft__journal_crash_record(b, cap, SIGABRT, items, 5);
+        if (cap < WEFT__JREC_HDR + 8) {
+            assert_int_equal(got, 0);
+        } else {
+            size_t keep = (cap - WEFT__JREC_HDR - 8) / 8;
+            if (keep > 5)
+                keep = 5;
+            assert_int_equal(got, WEFT__JREC_HDR + 8 + 8 * keep);
+            assert_int_equal(get32(b + 4), 8 + 8 * keep);
+            assert_int_equal(get32(b + 16), SIGABRT);
+            assert_int_equal(get32(b + 20), keep);
+            for (size_t k = 0; k < keep; k++)
+                assert_int_equal(get64(b + 24 + 8 * k), items[k]);
+            assert_int_equal(get64(b + 8), record_checksum(b));
+        }
+        free(b);
+    }
+    /* No items: a valid, empty CRASH record. */
+    assert_int_equal(weft__journal_crash_record(buf, sizeof buf, SIGILL, NULL, 0),
+                     WEFT__JREC_HDR + 8);
+    assert_int_equal(get32(buf + 20), 0);
+    assert_int_equal(weft__journal_fd(NULL), -1);
+}
+
+/* CRASH records round trip: what they name, after truncation, is what the
+ * scan reads, in several records per session. */
+static void crash_records_read(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j;
+    const uint64_t *idx;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
+    const uint64_t big = (uint64_t)1 << 40;
+    /* Session 1 names 5, 6 (7 did not fit) and big. */
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    assert_int_equal(weft__journal_window(j, 0, 8), 0);
+    unsigned char r[WEFT__JREC_HDR + 8 + 2 * 8 + 7];
+    const uint64_t first[] = {6, 5, 7};
+    size_t len = weft__journal_crash_record(r, sizeof r, SIGSEGV, first, 3);
+    assert_int_equal(len, WEFT__JREC_HDR + 8 + 2 * 8);
+    assert_int_equal(write(weft__journal_fd(j), r, len), (ssize_t)len);
+    const uint64_t one[] = {big};
+    put_crash(j, SIGSEGV, one, 1);
+    /* Session 2 names 7, 5, big, UINT64_MAX, 6, 5 in three records. */
+    assert_int_equal(weft__journal_session(j, 2, WEFT__JS_RESUME), 0);
+    assert_int_equal(weft__journal_window(j, 0, 8), 0);
+    const uint64_t two[] = {7, 5, big}, three[] = {UINT64_MAX, 6, 5};
+    put_crash(j, SIGSEGV, two, 3);
+    put_crash(j, SIGSEGV, NULL, 0);
+    put_crash(j, SIGSEGV, three, 3);
+    assert_int_equal(weft__journal_close(&j), 0);
+
+    weft__jscan_t *s;
+    assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__jscan_dropped(s), 0);
+    assert_int_equal(weft__jscan_sessions(s), 2);
+    assert_false(weft__jscan_finished(s));
+    const uint64_t want[] = {5, 6, big};
+    size_t np = weft__jscan_poison(s, &idx);
+    expect_set(idx, np, want, 3);
+    /* Suspects stay the in-flight items, whatever CRASH names. */
+    const uint64_t all8[] = {0, 1, 2, 3, 4, 5, 6, 7};
+    size_t ns = weft__jscan_suspects(s, &idx);
+    expect_set(idx, ns, all8, 8);
+    weft__jscan_free(&s);
+    assert_int_equal(weft__journal_close(&j), 0);
+}
+
+/* Two crashed sessions, then a torn, bit-flipped or malformed CRASH record
+ * in the second: dropped like any other record, so no poison. */
+static void crash_damaged(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j;
+    const uint64_t *idx;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
+    const uint64_t x[] = {2, 5}, y[] = {5, 2, 7};
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    assert_int_equal(weft__journal_window(j, 0, 8), 0);
+    put_crash(j, SIGSEGV, x, 2);
+    assert_int_equal(weft__journal_session(j, 2, WEFT__JS_RESUME), 0);
+    assert_int_equal(weft__journal_window(j, 0, 8), 0);
+    put_items(j, 0, 1);
+    size_t c0 = HERE(fx);
+    put_crash(j, SIGSEGV, y, 3);
+    assert_int_equal(weft__journal_close(&j), 0);
+    size_t len;
+    unsigned char *d = slurp(fx->path, &len);
+    assert_int_equal(len, c0 + WEFT__JREC_HDR + 8 + 3 * 8);
+    const uint64_t inflight2[] = {1, 2, 3, 4, 5, 6, 7};
+
+    weft__jscan_t *s;
+    assert_int_equal(weft__jscan_parse(&s, d, len, fx->err, sizeof fx->err), 0);
+    size_t np = weft__jscan_poison(s, &idx);
+    expect_set(idx, np, x, 2);
+    weft__jscan_free(&s);
+
+    for (size_t cut = c0; cut < len; cut++) {
+        unsigned char *c = malloc(cut);
+        assert_non_null(c);
+        memcpy(c, d, cut);
+        assert_int_equal(weft__jscan_parse(&s, c, cut, fx->err, sizeof fx->err), 0);
+        assert_int_equal(weft__jscan_valid_len(s), c0);
+        assert_int_equal(weft__jscan_dropped(s), cut - c0);
+        assert_int_equal(weft__jscan_tail(s)[0] != '\0', cut > c0);
+        size_t ns = weft__jscan_suspects(s, &idx);
+        expect_set(idx, ns, inflight2, 7);
+        expect_none(s, false);
+        weft__jscan_free(&s);
+        free(c);
+    }
+    size_t flips = 0;
+    for (size_t at = c0; at < len; at++)
+        for (int bit = 0; bit < 8; bit++, flips++) {
+            d[at] ^= (unsigned char)(1u << bit);
+            assert_int_equal(weft__jscan_parse(&s, d, len, fx->err, sizeof fx->err), 0);
+            assert_int_equal(weft__jscan_valid_len(s), c0);
+            assert_int_equal(weft__jscan_dropped(s), len - c0);
+            expect_none(s, false);
+            weft__jscan_free(&s);
+            d[at] ^= (unsigned char)(1u << bit);
+        }
+    assert_int_equal(flips, (len - c0) * 8);
+
+    /* Sealed correctly but malformed: n does not match the payload. */
+    static const struct {
+        uint32_t plen, n;
+    } bad[] = {{8 + 3 * 8, 2}, {8 + 3 * 8, 4}, {8 + 3 * 8 + 4, 3}, {4, 0}, {0, 0},
+               {8 + 3 * 8 - 1, 3}};
+    for (size_t t = 0; t < sizeof bad / sizeof bad[0]; t++) {
+        size_t n = c0 + WEFT__JREC_HDR + bad[t].plen;
+        unsigned char *c = calloc(1, n);
+        assert_non_null(c);
+        memcpy(c, d, len < n ? len : n);
+        put32(c + c0 + 4, bad[t].plen);
+        if (bad[t].plen >= 8)
+            put32(c + c0 + WEFT__JREC_HDR + 4, bad[t].n);
+        reseal(c + c0);
+        assert_int_equal(weft__jscan_parse(&s, c, n, fx->err, sizeof fx->err), 0);
+        assert_int_equal(weft__jscan_valid_len(s), c0);
+        assert_non_null(strstr(weft__jscan_tail(s), "bad CRASH record"));
+        expect_none(s, false);
+        weft__jscan_free(&s);
+        free(c);
+    }
+
+    /* On a file: resume cuts a torn CRASH record off; appending works. */
+    spit(fx->path, d, len - 3);
+    assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__jscan_dropped(s), len - 3 - c0);
+    assert_int_equal(file_size(fx->path), c0);
+    weft__jscan_free(&s);
+    put_crash(j, SIGSEGV, y, 3);
+    assert_int_equal(weft__journal_close(&j), 0);
+    snap_t sn = snap(fx->path);
+    assert_int_equal(weft__jscan_dropped(sn.s), 0);
+    np = weft__jscan_poison(sn.s, &idx);
+    expect_set(idx, np, x, 2);
+    snap_free(&sn);
+    free(d);
+}
+
+/* Two crashes naming X among others: poison is exactly X. */
+static void crash_twice_poison(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j;
+    const uint64_t *idx;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
+    const uint64_t a[] = {7, 40, 41, 4096 * 3 + 1}, b1[] = {90, 4096 * 3}, b2[] = {41, 41};
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    assert_int_equal(weft__journal_window(j, 0, 100), 0);
+    put_crash(j, SIGSEGV, a, 4);
+    /* Other threads may still write DONE after the crash record. */
+    put_items(j, 0, 5);
+    assert_int_equal(weft__journal_session(j, 2, WEFT__JS_RESUME | WEFT__JS_CAREFUL), 0);
+    assert_int_equal(weft__journal_window(j, 5, 95), 0);
+    put_crash(j, SIGSEGV, b1, 2);
+    put_crash(j, SIGSEGV, b2, 2);
+    assert_int_equal(weft__journal_close(&j), 0);
+    snap_t n = snap(fx->path);
+    const uint64_t want[] = {41};
+    size_t np = weft__jscan_poison(n.s, &idx);
+    expect_set(idx, np, want, 1);
+    size_t ns = weft__jscan_suspects(n.s, &idx);
+    assert_int_equal(ns, 95);
+    assert_int_equal(idx[0], 5);
+    assert_int_equal(idx[94], 99);
+    snap_free(&n);
+}
+
+/* kill -9 leaves no CRASH record: suspects, never poison. */
+static void kill_only_sessions(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j;
+    const uint64_t *idx;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
+    for (uint64_t k = 1; k <= 3; k++) {
+        assert_int_equal(weft__journal_session(j, k, k > 1 ? WEFT__JS_RESUME : 0), 0);
+        assert_int_equal(weft__journal_window(j, 0, 50), 0);
+        assert_int_equal(weft__journal_begin(j, 60), 0);
+        put_items(j, 0, 10 * k);
+        if (k < 2)
+            continue;
+        snap_t n = snap(fx->path);
+        size_t ns = weft__jscan_suspects(n.s, &idx);
+        assert_int_equal(ns, 50 - 10 * k + 1);
+        assert_int_equal(idx[0], 10 * k);
+        assert_int_equal(idx[ns - 1], 60);
+        expect_none(n.s, false);
+        assert_false(weft__jscan_finished(n.s));
+        snap_free(&n);
+    }
+    /* One crash after kills: still no poison; the next crash makes it. */
+    const uint64_t c3[] = {30, 60};
+    put_crash(j, SIGSEGV, c3, 2);
+    snap_t n = snap(fx->path);
+    expect_none(n.s, false);
+    snap_free(&n);
+    assert_int_equal(weft__journal_session(j, 4, WEFT__JS_RESUME | WEFT__JS_CAREFUL), 0);
+    assert_int_equal(weft__journal_begin(j, 60), 0);
+    const uint64_t c4[] = {60};
+    put_crash(j, SIGSEGV, c4, 1);
+    n = snap(fx->path);
+    size_t np = weft__jscan_poison(n.s, &idx);
+    expect_set(idx, np, c4, 1);
+    snap_free(&n);
+    assert_int_equal(weft__journal_close(&j), 0);
+}
+
+/* Poison takes the last two sessions that count (those that started items
+ * or ended): a kill or a STOP between two crashes breaks the row; a session
+ * killed before it started any item does not. */
+static void crash_row(void **state)
+{
+    fixture_t *fx = *state;
+    const uint64_t x[] = {9, 11}, z[] = {9, 12};
+    const uint64_t nine[] = {9};
+    enum { KILL_RUNNING, KILL_IN_INIT, STOPPED, CRASHED };
+    for (int mid = KILL_RUNNING; mid <= CRASHED; mid++) {
+        weft__journal_t *j;
+        const uint64_t *idx;
+        assert_int_equal(
+            weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+        assert_int_equal(weft__journal_session(j, 1, 0), 0);
+        assert_int_equal(weft__journal_window(j, 0, 16), 0);
+        put_crash(j, SIGSEGV, x, 2);
+        assert_int_equal(weft__journal_session(j, 2, WEFT__JS_RESUME), 0);
+        if (mid != KILL_IN_INIT)
+            assert_int_equal(weft__journal_window(j, 0, 16), 0);
+        if (mid == STOPPED)
+            assert_int_equal(weft__journal_stop(j), 0);
+        if (mid == CRASHED)
+            put_crash(j, SIGSEGV, nine, 1);
+        assert_int_equal(weft__journal_session(j, 3, WEFT__JS_RESUME), 0);
+        assert_int_equal(weft__journal_window(j, 8, 8), 0);
+        put_crash(j, SIGSEGV, z, 2);
+        assert_int_equal(weft__journal_close(&j), 0);
+        snap_t n = snap(fx->path);
+        assert_int_equal(weft__jscan_sessions(n.s), 3);
+        size_t ns = weft__jscan_suspects(n.s, &idx);
+        assert_int_equal(ns, 8);
+        assert_int_equal(idx[0], 8);
+        size_t np = weft__jscan_poison(n.s, &idx);
+        if (mid == KILL_IN_INIT || mid == CRASHED)
+            expect_set(idx, np, nine, 1);
+        else
+            expect_none(n.s, false);
+        snap_free(&n);
+    }
+}
+
 /* ---- locking ------------------------------------------------------------------ */
 
 static void lock_in_process(void **state)
@@ -859,7 +1445,8 @@ static void lock_in_process(void **state)
     fixture_t *fx = *state;
     weft__journal_t *j, *j2 = (weft__journal_t *)fx;
     weft__jscan_t *s = (weft__jscan_t *)fx;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     put_items(j, 0, 10);
     size_t before = file_size(fx->path);
@@ -890,7 +1477,8 @@ static void lock_across_processes(void **state)
 {
     fixture_t *fx = *state;
     weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
     assert_int_equal(weft__journal_close(&j), 0);
     for (int round = 0; round < 5; round++) {
         int up[2], down[2];
@@ -902,7 +1490,8 @@ static void lock_across_processes(void **state)
             weft__journal_t *cj;
             weft__jscan_t *cs;
             char e[256];
-            char c = weft__journal_resume(&cj, &cs, fx->path, e, sizeof e) == 0 ? 'L' : 'E';
+            char c =
+                weft__journal_resume(&cj, &cs, fx->path, e, sizeof e) == 0 ? 'L' : 'E';
             if (write(up[1], &c, 1) != 1 || read(down[0], &c, 1) != 1)
                 _exit(2);
             weft__jscan_free(&cs);
@@ -915,18 +1504,232 @@ static void lock_across_processes(void **state)
         assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err),
                          -EWOULDBLOCK);
         assert_non_null(strstr(fx->err, "is in use by another weft run"));
-        assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                         -EWOULDBLOCK);
+        assert_int_equal(
+            weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+            -EWOULDBLOCK);
         assert_int_equal(write(down[1], "x", 1), 1);
         int status;
         assert_int_equal(waitpid(pid, &status, 0), pid);
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         close(up[0]), close(up[1]), close(down[0]), close(down[1]);
         /* The child is gone: the lock went with it. */
-        assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err), 0);
+        assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err),
+                         0);
         weft__jscan_free(&s);
         assert_int_equal(weft__journal_close(&j), 0);
     }
+}
+
+/* ---- atomic create ---------------------------------------------------------------- */
+
+static const weft__jheader_t hdr2 = {
+    .config = "run.items=0..10\nrun.seed=8\n",
+    .plugin = "noise_png 1.1 xxh=fedcba9876543210",
+    .items = "range:0:10 count=10 fp=43",
+};
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static void create_replaces(void **state)
+{
+    fixture_t *fx = *state;
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "%s.new", fx->path);
+    weft__journal_t *j;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
+    assert_false(exists(tmp));
+    for (uint64_t k = 1; k <= 2; k++) {
+        assert_int_equal(weft__journal_session(j, k, k > 1 ? WEFT__JS_RESUME : 0), 0);
+        put_items(j, 5 * (k - 1), 5);
+    }
+    assert_int_equal(weft__journal_end(j, 10, 0), 0);
+    assert_int_equal(weft__journal_close(&j), 0);
+    size_t old_len;
+    unsigned char *old = slurp(fx->path, &old_len);
+    /* A reader of the old file: create must not rewrite it in place. */
+    int ofd = open(fx->path, O_RDONLY | O_CLOEXEC);
+    assert_true(ofd >= 0);
+
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr2, fx->err, sizeof fx->err),
+                     0);
+    assert_false(exists(tmp));
+    size_t new_hdr = file_size(fx->path);
+    assert_true(new_hdr < old_len);
+    unsigned char *seen = malloc(old_len + 1);
+    assert_non_null(seen);
+    assert_int_equal(pread(ofd, seen, old_len + 1, 0), (ssize_t)old_len);
+    assert_memory_equal(seen, old, old_len);
+    free(seen);
+    close(ofd);
+    /* The new journal holds its lock from the start. */
+    weft__journal_t *j2;
+    weft__jscan_t *s;
+    assert_int_equal(weft__journal_resume(&j2, &s, fx->path, fx->err, sizeof fx->err),
+                     -EWOULDBLOCK);
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    put_items(j, 100, 2);
+    assert_int_equal(weft__journal_end(j, 2, 0), 0);
+    assert_int_equal(weft__journal_close(&j), 0);
+
+    assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__jscan_sessions(s), 1);
+    assert_int_equal(weft__jscan_items(s), 2);
+    assert_true(weft__jscan_finished(s));
+    assert_false(weft__jscan_get(s, 0, NULL));
+    expect_entry(s, 100, 300);
+    assert_string_equal(weft__jscan_header(s)->config, hdr2.config);
+    assert_string_equal(weft__jscan_header(s)->items, hdr2.items);
+    weft__jscan_free(&s);
+    assert_int_equal(weft__journal_close(&j), 0);
+    free(old);
+
+    /* Over a file that is not a journal, and with a stale PATH.new left by a
+     * killed create. */
+    spit(fx->path, "not a journal\n", 14);
+    spit(tmp, "half a header", 13);
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
+    assert_false(exists(tmp));
+    assert_int_equal(weft__journal_close(&j), 0);
+    snap_t n = snap(fx->path);
+    assert_string_equal(weft__jscan_header(n.s)->plugin, hdr.plugin);
+    assert_int_equal(weft__jscan_sessions(n.s), 0);
+    snap_free(&n);
+}
+
+/* Another open file description holds the lock: create fails and leaves the
+ * old journal byte-identical (same file, same bytes, no PATH.new). */
+static void create_locked_leaves_old(void **state)
+{
+    fixture_t *fx = *state;
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "%s.new", fx->path);
+    weft__journal_t *j;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    put_items(j, 0, 20);
+    assert_int_equal(weft__journal_close(&j), 0);
+    size_t before_len;
+    unsigned char *before = slurp(fx->path, &before_len);
+    struct stat st0, st1;
+    assert_int_equal(stat(fx->path, &st0), 0);
+
+    int lfd = open(fx->path, O_RDWR | O_CLOEXEC);
+    assert_true(lfd >= 0);
+    assert_int_equal(flock(lfd, LOCK_EX | LOCK_NB), 0);
+    for (int k = 0; k < 3; k++) {
+        j = (weft__journal_t *)fx;
+        assert_int_equal(
+            weft__journal_create(&j, fx->path, &hdr2, fx->err, sizeof fx->err),
+            -EWOULDBLOCK);
+        assert_null(j);
+        assert_non_null(strstr(fx->err, "is in use by another weft run"));
+        assert_false(exists(tmp));
+        assert_int_equal(stat(fx->path, &st1), 0);
+        assert_int_equal(st1.st_ino, st0.st_ino);
+        size_t after_len;
+        unsigned char *after = slurp(fx->path, &after_len);
+        assert_int_equal(after_len, before_len);
+        assert_memory_equal(after, before, before_len);
+        free(after);
+    }
+    close(lfd); /* the lock goes with the last descriptor of that open */
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr2, fx->err, sizeof fx->err),
+                     0);
+    assert_int_equal(weft__journal_close(&j), 0);
+    snap_t n = snap(fx->path);
+    assert_string_equal(weft__jscan_header(n.s)->config, hdr2.config);
+    snap_free(&n);
+    free(before);
+}
+
+/* A child creates journals over and over (alternating headers) and is
+ * killed at arbitrary moments; meanwhile this process resumes whenever it
+ * can.  At every moment PATH is a whole journal (never a cut header), and a
+ * resume that succeeds holds the lock on the file PATH names, not on one a
+ * create has just replaced. */
+static void create_kill_race(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
+    assert_int_equal(weft__journal_close(&j), 0);
+    uint64_t rng = 4242;
+    size_t resumed = 0, busy = 0, created = 0;
+    for (int round = 0; round < 8; round++) {
+        int up[2];
+        assert_int_equal(pipe(up), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(up[0]);
+            for (unsigned k = 0;; k++) {
+                weft__journal_t *cj;
+                char e[256];
+                if (weft__journal_create(&cj, fx->path, k % 2 ? &hdr2 : &hdr, e,
+                                         sizeof e) == 0) {
+                    weft__journal_session(cj, k, 0);
+                    weft__journal_window(cj, 0, 4);
+                    weft__journal_close(&cj);
+                    if (write(up[1], "c", 1) != 1)
+                        _exit(2);
+                }
+            }
+        }
+        close(up[1]);
+        assert_int_equal(fcntl(up[0], F_SETFL, O_NONBLOCK), 0);
+        /* Run until the child made `target` journals, then a few more
+         * resumes, then kill it wherever it is. */
+        size_t target = 2 + mix(rng++) % 8, seen = 0;
+        int tail = (int)(mix(rng++) % 20);
+        while (seen < target || tail-- > 0) {
+            char c[64];
+            ssize_t got = read(up[0], c, sizeof c);
+            if (got > 0)
+                seen += (size_t)got;
+            weft__jscan_t *s;
+            int rc = weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err);
+            if (rc == -EWOULDBLOCK) {
+                busy++;
+                continue;
+            }
+            if (rc)
+                fail_msg("resume during creates: %d %s", rc, fx->err);
+            struct stat held, named;
+            assert_int_equal(fstat(weft__journal_fd(j), &held), 0);
+            assert_int_equal(stat(fx->path, &named), 0);
+            assert_true(held.st_ino == named.st_ino && held.st_dev == named.st_dev);
+            const char *cfg = weft__jscan_header(s)->config;
+            assert_true(strcmp(cfg, hdr.config) == 0 || strcmp(cfg, hdr2.config) == 0);
+            resumed++;
+            weft__jscan_free(&s);
+            assert_int_equal(weft__journal_close(&j), 0);
+            /* Unlocked readers see a whole header too. */
+            snap_t n = snap(fx->path);
+            snap_free(&n);
+        }
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        close(up[0]);
+        created += seen;
+        weft__jscan_t *s;
+        assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err),
+                         0);
+        weft__jscan_free(&s);
+        assert_int_equal(weft__journal_close(&j), 0);
+    }
+    fprintf(stderr,
+            "# create race: %zu creates, %zu resumes won, %zu found the journal busy\n",
+            created, resumed, busy);
 }
 
 /* ---- errors ------------------------------------------------------------------- */
@@ -953,7 +1756,8 @@ static void open_errors(void **state)
     assert_int_equal(file_size(fx->path), 13); /* left alone */
 
     /* A future format version, correctly sealed. */
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
     assert_int_equal(weft__journal_close(&j), 0);
     size_t len;
     unsigned char *d = slurp(fx->path, &len);
@@ -972,7 +1776,8 @@ static void open_errors(void **state)
 
     char bad[160];
     snprintf(bad, sizeof bad, "%s/no/such/folder/j", fx->dir);
-    assert_int_equal(weft__journal_create(&j, bad, &hdr, fx->err, sizeof fx->err), -ENOENT);
+    assert_int_equal(weft__journal_create(&j, bad, &hdr, fx->err, sizeof fx->err),
+                     -ENOENT);
     assert_null(j);
     assert_non_null(strstr(fx->err, bad));
 }
@@ -981,7 +1786,8 @@ static void bad_arguments(void **state)
 {
     fixture_t *fx = *state;
     weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
     assert_int_equal(weft__journal_window(j, 0, 0), -EINVAL);
     assert_int_equal(weft__journal_window(j, 0, WEFT__J_MAX_WINDOW + 1), -EINVAL);
     assert_int_equal(weft__journal_window(j, UINT64_MAX, 2), -EINVAL);
@@ -1024,7 +1830,8 @@ static void write_error_latched(void **state)
 {
     fixture_t *fx = *state;
     weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     size_t good = file_size(fx->path);
 
@@ -1033,7 +1840,8 @@ static void write_error_latched(void **state)
     char big[900];
     memset(big, 'z', sizeof big);
     assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
-    assert_int_equal(weft__jchunk_add(&b, 0, 0, WEFT__J_OK, 1, big, sizeof big, NULL, 0), 0);
+    assert_int_equal(weft__jchunk_add(&b, 0, 0, WEFT__J_OK, 1, big, sizeof big, NULL, 0),
+                     0);
     weft__jchunk_end(&b, mark);
 
     struct rlimit old, lim;
@@ -1092,8 +1900,9 @@ static void header_diff(void **state)
     now.plugin = "noise_png 1.1 xxh=bb";
     now.items = "range:0:11 count=11 fp=2";
     assert_int_equal(weft__jheader_diff(&was, &now, out, sizeof out), 2);
-    assert_string_equal(out, "plugin: noise_png 1.0 xxh=aa -> noise_png 1.1 xxh=bb\n"
-                             "items: range:0:10 count=10 fp=1 -> range:0:11 count=11 fp=2\n");
+    assert_string_equal(out,
+                        "plugin: noise_png 1.0 xxh=aa -> noise_png 1.1 xxh=bb\n"
+                        "items: range:0:10 count=10 fp=1 -> range:0:11 count=11 fp=2\n");
 
     /* A value containing '=' and one line without one. */
     now = was;
@@ -1120,12 +1929,13 @@ static void large_scan(void **state)
 {
     fixture_t *fx = *state;
     weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     weft__buf_t b = {0};
     for (uint64_t first = 0; first < LARGE_N; first += WEFT__J_MAX_WINDOW) {
-        uint64_t end = first + WEFT__J_MAX_WINDOW < LARGE_N ? first + WEFT__J_MAX_WINDOW
-                                                             : LARGE_N;
+        uint64_t end =
+            first + WEFT__J_MAX_WINDOW < LARGE_N ? first + WEFT__J_MAX_WINDOW : LARGE_N;
         assert_int_equal(weft__journal_window(j, first, end - first), 0);
         for (uint64_t c = first; c < end; c += 4096) {
             size_t mark;
@@ -1138,7 +1948,8 @@ static void large_scan(void **state)
                 for (int q = 0; q < 8; q++)
                     v[q] = (unsigned char)(k >> (8 * q));
                 assert_int_equal(
-                    weft__jchunk_add(&b, k, mix(k), WEFT__J_OK, 1, v, sizeof v, NULL, 0), 0);
+                    weft__jchunk_add(&b, k, mix(k), WEFT__J_OK, 1, v, sizeof v, NULL, 0),
+                    0);
             }
             weft__jchunk_end(&b, mark);
             assert_int_equal(weft__journal_append(j, b.data, b.len), 0);
@@ -1172,9 +1983,11 @@ static void large_scan(void **state)
         assert_int_equal(got, i);
     }
     assert_false(weft__jscan_get(s, LARGE_N, NULL));
-    fprintf(stderr, "# large: %u entries, %zu bytes, resume+scan %.1f ms, %zu bytes of index\n",
+    fprintf(stderr,
+            "# large: %u entries, %zu bytes, resume+scan %.1f ms, %zu bytes of index\n",
             LARGE_N, weft__jscan_valid_len(s),
-            (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+            (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+                (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
             mem);
     weft__jscan_free(&s);
     assert_int_equal(weft__journal_close(&j), 0);
@@ -1184,23 +1997,20 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(round_trip),
-        T(torn_every_byte),
-        T(corrupt_every_bit),
-        T(random_damage),
-        T(later_entry_wins),
-        T(sparse_indices),
-        T(suspects_and_poison),
-        T(inflight_model),
-        T(inflight_many_blocks),
-        T(inflight_limit),
-        T(lock_in_process),
-        T(lock_across_processes),
-        T(open_errors),
-        T(bad_arguments),
-        T(write_error_latched),
-        cmocka_unit_test(header_diff),
-        T(large_scan),
+        T(round_trip),           T(torn_every_byte),
+        T(corrupt_every_bit),    T(random_damage),
+        T(later_entry_wins),     T(sparse_indices),
+        T(suspects_and_poison),  T(inflight_model),
+        T(inflight_many_blocks), T(inflight_limit),
+        T(stop_sessions),        T(stop_validated),
+        T(crash_record_format),  T(crash_records_read),
+        T(crash_damaged),        T(crash_twice_poison),
+        T(kill_only_sessions),   T(crash_row),
+        T(lock_in_process),      T(lock_across_processes),
+        T(create_replaces),      T(create_locked_leaves_old),
+        T(create_kill_race),     T(open_errors),
+        T(bad_arguments),        T(write_error_latched),
+        cmocka_unit_test(header_diff), T(large_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "loader.h"
 
@@ -302,17 +303,24 @@ static void loader_cwd_not_searched(void **state)
     snprintf(copy, sizeof copy, "%s/cwd_only.so", tmp);
     copy_file(tp(path, sizeof path, "init_fail"), copy);
     assert_int_equal(chdir(tmp), 0);
-    assert_int_equal(setenv("WEFT_PLUGIN_PATH", "", 1), 0);
     char **found = NULL;
     size_t n = 0;
-    assert_int_equal(weft__plugin_dirs(NULL, NULL, &found, &n), 0);
-    for (size_t i = 0; i < n; i++) {
-        assert_string_not_equal(found[i], "");
-        assert_string_not_equal(found[i], ".");
-        assert_string_not_equal(found[i], tmp);
+    /* Empty elements, which a shell would take as the cwd, included. */
+    const char *envs[] = {"", ":", "::", ":/nonexistent-weft-dir:"};
+    for (size_t k = 0; k < sizeof envs / sizeof envs[0]; k++) {
+        assert_int_equal(setenv("WEFT_PLUGIN_PATH", envs[k], 1), 0);
+        assert_int_equal(weft__plugin_dirs(NULL, "::", &found, &n), 0);
+        for (size_t i = 0; i < n; i++) {
+            assert_string_not_equal(found[i], "");
+            assert_string_not_equal(found[i], ".");
+            assert_string_not_equal(found[i], tmp);
+        }
+        assert_int_equal(weft__plugin_open(&p, "cwd_only", found, n, err, sizeof err),
+                         -ENOENT);
+        if (k + 1 < sizeof envs / sizeof envs[0])
+            free_dirs(found, n);
     }
-    assert_int_equal(weft__plugin_open(&p, "cwd_only", found, n, err, sizeof err),
-                     -ENOENT);
+    assert_int_equal(setenv("WEFT_PLUGIN_PATH", "", 1), 0);
     /* While "./cwd_only.so", a path, is the explicit way to load it. */
     assert_int_equal(weft__plugin_open(&p, "./cwd_only.so", NULL, 0, err, sizeof err), 0);
     weft__plugin_close(&p);
@@ -349,8 +357,9 @@ static void loader_dirs_order(void **state)
     char **d = NULL;
     size_t n = 0;
     assert_int_equal(weft__plugin_dirs("/cfg", "rel:/abs::sub/dir", &d, &n), 0);
-    const char *want[] = {"/cfg/rel", "/abs",   "/cfg/sub/dir", "/cfg",
-                          "/env/a",   "/env/b", WEFT_PLUGINDIR, exe_install, exe_plugins};
+    const char *want[] = {"/cfg/rel",     "/abs",      "/cfg/sub/dir",
+                          "/cfg",         "/env/a",    "/env/b",
+                          WEFT_PLUGINDIR, exe_install, exe_plugins};
     for (size_t i = 0; i < n; i++)
         print_message("dir %zu: %s\n", i, d[i]);
     assert_int_equal(n, sizeof want / sizeof want[0]);
@@ -401,6 +410,8 @@ static void loader_no_symbol(void **state)
 {
     const char *err = expect_noexec("no_symbol");
     assert_contains(err, "no symbol weft_plugin_entry (is it a weft plugin?)");
+    /* The dynamic linker's name for the file is not ours to show. */
+    assert_null(strstr(err, "/proc/self/fd"));
 }
 
 static void loader_bad_abi(void **state)
@@ -443,6 +454,7 @@ static void loader_not_elf(void **state)
     assert_int_equal(weft__plugin_open(&p, path, NULL, 0, err, sizeof err), -ENOEXEC);
     assert_null(p);
     assert_contains(err, want);
+    assert_null(strstr(err, "/proc/self/fd"));
 
     /* Found by name, it fails the same way. */
     char *dirs[] = {tmp};
@@ -482,6 +494,359 @@ static void loader_invalid_names(void **state)
     assert_contains(err, "../x");
     assert_int_equal(chdir(old), 0);
     rmtree(tmp);
+}
+
+/* ---- safe loading ------------------------------------------------------ */
+
+static void mkdir_mode(const char *path, mode_t mode)
+{
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(chmod(path, mode), 0); /* exact, whatever the umask */
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* Opens path and expects -EPERM with a message containing needle. */
+static void expect_refused(const char *path, const char *needle)
+{
+    char err[ERRLEN] = "";
+    weft__plugin_t *p = (weft__plugin_t *)&p;
+    int r = weft__plugin_open(&p, path, NULL, 0, err, sizeof err);
+    if (r != -EPERM)
+        print_error("%s: got %d: %s\n", path, r, err);
+    assert_int_equal(r, -EPERM);
+    assert_null(p);
+    assert_contains(err, "refusing to load");
+    assert_contains(err, needle);
+}
+
+static void loader_refuses_writable_folder(void **state)
+{
+    char tmp[PATH_MAX], dir[PATH_MAX + 8], so[PATH_MAX + 32], marker[PATH_MAX + 16];
+    char src[PATH_MAX], err[ERRLEN] = "", want[3 * PATH_MAX];
+    mktmp(tmp, sizeof tmp);
+    snprintf(dir, sizeof dir, "%s/ww", tmp);
+    snprintf(so, sizeof so, "%s/ctor_marker.so", dir);
+    snprintf(marker, sizeof marker, "%s/marker", tmp);
+    mkdir_mode(dir, 0777);
+    copy_file(tp(src, sizeof src, "ctor_marker"), so);
+    assert_int_equal(setenv("WEFT_CTOR_MARKER", marker, 1), 0);
+
+    /* By path and by name: refused, and none of its code ran. */
+    snprintf(want, sizeof want,
+             "%s: refusing to load: the folder %s is writable by others (mode 0777)", so,
+             dir);
+    expect_refused(so, want);
+    char *dirs[] = {dir};
+    weft__plugin_t *p = NULL;
+    assert_int_equal(weft__plugin_open(&p, "ctor_marker", dirs, 1, err, sizeof err),
+                     -EPERM);
+    assert_contains(err, want);
+    assert_false(exists(marker));
+
+    /* Sticky is no excuse for the plugin's own folder. */
+    assert_int_equal(chmod(dir, 01777), 0);
+    expect_refused(so, "is writable by others (mode 1777)");
+    /* Group-writable is refused too. */
+    assert_int_equal(chmod(dir, 0770), 0);
+    expect_refused(so, "is writable by its group (mode 0770)");
+    assert_false(exists(marker));
+
+    /* The same file from a safe folder loads, and its constructor runs:
+     * the marker test can fail. */
+    assert_int_equal(chmod(dir, 0755), 0);
+    assert_int_equal(weft__plugin_open(&p, so, NULL, 0, err, sizeof err), 0);
+    assert_string_equal(p->desc.name, "ctor_marker");
+    assert_true(exists(marker));
+    weft__plugin_close(&p);
+
+    assert_int_equal(unsetenv("WEFT_CTOR_MARKER"), 0);
+    rmtree(tmp);
+}
+
+static void loader_sticky_parent(void **state)
+{
+    char tmp[PATH_MAX], top[PATH_MAX + 8], inner[PATH_MAX + 16], so[PATH_MAX + 48];
+    char src[PATH_MAX], err[ERRLEN] = "", want[3 * PATH_MAX];
+    mktmp(tmp, sizeof tmp);
+    snprintf(top, sizeof top, "%s/top", tmp);
+    snprintf(inner, sizeof inner, "%s/inner", top);
+    snprintf(so, sizeof so, "%s/init_fail.so", inner);
+    mkdir_mode(top, 01777);
+    mkdir_mode(inner, 0755);
+    copy_file(tp(src, sizeof src, "init_fail"), so);
+
+    /* A sticky world-writable parent, like /tmp: fine. */
+    weft__plugin_t *p = NULL;
+    assert_int_equal(weft__plugin_open(&p, so, NULL, 0, err, sizeof err), 0);
+    weft__plugin_close(&p);
+
+    /* Without the sticky bit anyone could rename inner away: refused, and
+     * the message names the parent. */
+    assert_int_equal(chmod(top, 0777), 0);
+    snprintf(want, sizeof want, "the folder %s is writable by others (mode 0777)", top);
+    expect_refused(so, want);
+    rmtree(tmp);
+}
+
+static void loader_refuses_writable_file(void **state)
+{
+    char tmp[PATH_MAX], so[PATH_MAX + 32], src[PATH_MAX], err[ERRLEN] = "",
+                                                          want[3 * PATH_MAX];
+    mktmp(tmp, sizeof tmp);
+    snprintf(so, sizeof so, "%s/init_fail.so", tmp);
+    copy_file(tp(src, sizeof src, "init_fail"), so);
+
+    assert_int_equal(chmod(so, 0664), 0);
+    snprintf(want, sizeof want,
+             "%s: refusing to load: the file is writable by its group (mode 0664)", so);
+    expect_refused(so, want);
+    assert_int_equal(chmod(so, 0646), 0);
+    expect_refused(so, "the file is writable by others (mode 0646)");
+
+    assert_int_equal(chmod(so, 0644), 0);
+    weft__plugin_t *p = NULL;
+    assert_int_equal(weft__plugin_open(&p, so, NULL, 0, err, sizeof err), 0);
+    weft__plugin_close(&p);
+    rmtree(tmp);
+}
+
+static void loader_refuses_foreign_owner(void **state)
+{
+    if (geteuid() != 0) {
+        print_message("not root: cannot give a file to another user\n");
+        skip();
+    }
+    char tmp[PATH_MAX], dir[PATH_MAX + 8], so[PATH_MAX + 32], src[PATH_MAX];
+    char err[ERRLEN] = "", want[3 * PATH_MAX];
+    mktmp(tmp, sizeof tmp);
+    snprintf(dir, sizeof dir, "%s/d", tmp);
+    snprintf(so, sizeof so, "%s/init_fail.so", dir);
+    mkdir_mode(dir, 0755);
+    copy_file(tp(src, sizeof src, "init_fail"), so);
+
+    assert_int_equal(chown(so, 65534, 65534), 0);
+    snprintf(want, sizeof want,
+             "%s: refusing to load: the file is owned by uid 65534, not you (0) or root",
+             so);
+    expect_refused(so, want);
+    assert_int_equal(chown(so, 0, 0), 0);
+
+    assert_int_equal(chown(dir, 65534, 65534), 0);
+    snprintf(want, sizeof want,
+             "the folder %s is owned by uid 65534, not you (0) or root", dir);
+    expect_refused(so, want);
+    assert_int_equal(chown(dir, 0, 0), 0);
+
+    weft__plugin_t *p = NULL;
+    assert_int_equal(weft__plugin_open(&p, so, NULL, 0, err, sizeof err), 0);
+    weft__plugin_close(&p);
+    rmtree(tmp);
+}
+
+static void loader_unsafe_escape_hatch(void **state)
+{
+    char tmp[PATH_MAX], so[PATH_MAX + 32], src[PATH_MAX], marker[PATH_MAX + 16];
+    char err[ERRLEN] = "";
+    mktmp(tmp, sizeof tmp);
+    assert_int_equal(chmod(tmp, 0777), 0);
+    snprintf(so, sizeof so, "%s/ctor_marker.so", tmp);
+    snprintf(marker, sizeof marker, "%s/marker", tmp);
+    copy_file(tp(src, sizeof src, "ctor_marker"), so);
+    assert_int_equal(chmod(so, 0666), 0);
+    assert_int_equal(setenv("WEFT_CTOR_MARKER", marker, 1), 0);
+
+    /* Only "1" opens the hatch. */
+    assert_int_equal(setenv("WEFT_UNSAFE_PLUGINS", "0", 1), 0);
+    expect_refused(so, "writable by others");
+    assert_false(exists(marker));
+
+    assert_int_equal(setenv("WEFT_UNSAFE_PLUGINS", "1", 1), 0);
+    weft__plugin_t *p = NULL;
+    int r = weft__plugin_open(&p, so, NULL, 0, err, sizeof err);
+    assert_int_equal(unsetenv("WEFT_UNSAFE_PLUGINS"), 0);
+    assert_int_equal(r, 0);
+    assert_true(exists(marker));
+    weft__plugin_close(&p);
+    assert_int_equal(unsetenv("WEFT_CTOR_MARKER"), 0);
+    rmtree(tmp);
+}
+
+static void loader_symlink_resolved(void **state)
+{
+    char tmp[PATH_MAX], real[PATH_MAX + 8], so[PATH_MAX + 32], link[PATH_MAX + 16];
+    char src[PATH_MAX], err[ERRLEN] = "", want[3 * PATH_MAX];
+    mktmp(tmp, sizeof tmp);
+    snprintf(real, sizeof real, "%s/real", tmp);
+    snprintf(so, sizeof so, "%s/init_fail.so", real);
+    snprintf(link, sizeof link, "%s/link.so", tmp);
+    mkdir_mode(real, 0755);
+    copy_file(tp(src, sizeof src, "init_fail"), so);
+    assert_int_equal(symlink(so, link), 0);
+
+    /* A symlink (as in a build tree) is followed; the path is the target. */
+    weft__plugin_t *p = NULL;
+    assert_int_equal(weft__plugin_open(&p, link, NULL, 0, err, sizeof err), 0);
+    assert_string_equal(p->path, so);
+    weft__plugin_close(&p);
+    char *dirs[] = {tmp};
+    assert_int_equal(weft__plugin_open(&p, "link", dirs, 1, err, sizeof err), 0);
+    assert_string_equal(p->path, so);
+    weft__plugin_close(&p);
+
+    /* The target's folders are what is checked, not the link's. */
+    assert_int_equal(chmod(real, 0777), 0);
+    snprintf(want, sizeof want, "%s: refusing to load: the folder %s is writable", so,
+             real);
+    expect_refused(link, want);
+    rmtree(tmp);
+}
+
+/* The inode mapped at addr, from /proc/self/maps (0: none). */
+static unsigned long maps_inode(const void *addr)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    char line[4096];
+    unsigned long found = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi, ino;
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %lu", &lo, &hi, &ino) == 3 &&
+            lo <= (uintptr_t)addr && (uintptr_t)addr < hi) {
+            found = ino;
+            break;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static uint64_t file_xxh3(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    XXH3_state_t *h = XXH3_createState();
+    assert_non_null(h);
+    XXH3_64bits_reset(h);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        XXH3_64bits_update(h, buf, n);
+    fclose(f);
+    uint64_t v = XXH3_64bits_digest(h);
+    XXH3_freeState(h);
+    return v;
+}
+
+static char swap_from[PATH_MAX + 32], swap_to[PATH_MAX + 32];
+static int swaps;
+
+/* Between the checks and dlopen: another plugin takes the checked path. */
+static void swap_hook(const char *real_path)
+{
+    assert_string_equal(real_path, swap_to);
+    assert_int_equal(rename(swap_from, swap_to), 0);
+    swaps++;
+}
+
+static void loader_swap_after_check(void **state)
+{
+    char tmp[PATH_MAX], src[PATH_MAX], err[ERRLEN] = "";
+    mktmp(tmp, sizeof tmp);
+    snprintf(swap_to, sizeof swap_to, "%s/plugin.so", tmp);
+    snprintf(swap_from, sizeof swap_from, "%s/other.so", tmp);
+    copy_file(tp(src, sizeof src, "init_fail"), swap_to);
+    copy_file(tp(src, sizeof src, "echo"), swap_from);
+    struct stat checked;
+    assert_int_equal(stat(swap_to, &checked), 0);
+    uint64_t checked_hash = file_xxh3(swap_to);
+
+    weft__plugin_open_test_hook = swap_hook;
+    weft__plugin_t *p = NULL;
+    int r = weft__plugin_open(&p, swap_to, NULL, 0, err, sizeof err);
+    weft__plugin_open_test_hook = NULL;
+    assert_int_equal(r, 0);
+    assert_int_equal(swaps, 1);
+
+    /* The path now holds echo... */
+    struct stat now;
+    assert_int_equal(stat(swap_to, &now), 0);
+    assert_true(now.st_ino != checked.st_ino);
+    void *direct = dlopen(swap_to, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(direct);
+    const weft_plugin_t *e = dlsym(direct, WEFT_PLUGIN_ENTRY_NAME);
+    assert_non_null(e);
+    assert_string_equal(e->name, "echo");
+    dlclose(direct);
+
+    /* ...but what was loaded is the file that was checked, mapped from
+     * its inode, with its hash. */
+    assert_string_equal(p->desc.name, "init_fail");
+    const weft_plugin_t *entry = dlsym(p->dl, WEFT_PLUGIN_ENTRY_NAME);
+    assert_non_null(entry);
+    assert_true(maps_inode(entry) == (unsigned long)checked.st_ino);
+    assert_true(p->file_hash == checked_hash);
+    assert_string_equal(p->path, swap_to);
+    weft__plugin_close(&p);
+    rmtree(tmp);
+}
+
+static void loader_file_hash(void **state)
+{
+    char a[PATH_MAX], b[PATH_MAX], err[ERRLEN] = "";
+    weft__plugin_t *pa = NULL, *pb = NULL, *pa2 = NULL;
+    assert_int_equal(
+        weft__plugin_open(&pa, tp(a, sizeof a, "init_fail"), NULL, 0, err, sizeof err),
+        0);
+    assert_int_equal(
+        weft__plugin_open(&pb, tp(b, sizeof b, "echo"), NULL, 0, err, sizeof err), 0);
+    /* The same file twice at once: one object, the same hash. */
+    assert_int_equal(weft__plugin_open(&pa2, a, NULL, 0, err, sizeof err), 0);
+    assert_true(pa->file_hash == file_xxh3(a));
+    assert_true(pb->file_hash == file_xxh3(b));
+    assert_true(pa->file_hash != pb->file_hash);
+    assert_true(pa2->file_hash == pa->file_hash);
+    assert_string_equal(pa2->desc.name, "init_fail");
+    assert_string_equal(pb->desc.name, "echo");
+    weft__plugin_close(&pa);
+    weft__plugin_close(&pb);
+    weft__plugin_close(&pa2);
+}
+
+/* A plugin that stays loaded after its fd closed leaves its /proc/self/fd
+ * name behind; the next plugin given that fd number must still be itself. */
+static void loader_stale_fd_name(void **state)
+{
+    char a[PATH_MAX], b[PATH_MAX], err[ERRLEN] = "", name[64];
+    weft__plugin_t *pa = NULL, *pb = NULL;
+    assert_int_equal(
+        weft__plugin_open(&pa, tp(a, sizeof a, "bad_schema"), NULL, 0, err, sizeof err),
+        -ENOEXEC);
+    /* fail_some stays resident: NODELETE, through its fd name. */
+    assert_int_equal(
+        weft__plugin_open(&pa, tp(a, sizeof a, "fail_some"), NULL, 0, err, sizeof err),
+        0);
+    int fd = pa->fd;
+    snprintf(name, sizeof name, "/proc/self/fd/%d", fd);
+    void *pin = dlopen(name, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+    assert_non_null(pin);
+    dlclose(pin);
+    weft__plugin_close(&pa);
+    assert_int_equal(fcntl(fd, F_GETFD), -1); /* the number is free again */
+
+    /* The same steps for a file in the same folder reuse that number. */
+    assert_int_equal(
+        weft__plugin_open(&pb, tp(b, sizeof b, "echo"), NULL, 0, err, sizeof err), 0);
+    assert_string_equal(pb->desc.name, "echo");
+    const weft_plugin_t *entry = dlsym(pb->dl, WEFT_PLUGIN_ENTRY_NAME);
+    struct stat st;
+    assert_int_equal(stat(b, &st), 0);
+    assert_true(maps_inode(entry) == (unsigned long)st.st_ino);
+    weft__plugin_close(&pb);
 }
 
 static void loader_close_null(void **state)
@@ -787,6 +1152,15 @@ int main(void)
         cmocka_unit_test(loader_not_elf),
         cmocka_unit_test(loader_invalid_names),
         cmocka_unit_test(loader_close_null),
+        cmocka_unit_test(loader_refuses_writable_folder),
+        cmocka_unit_test(loader_sticky_parent),
+        cmocka_unit_test(loader_refuses_writable_file),
+        cmocka_unit_test(loader_refuses_foreign_owner),
+        cmocka_unit_test(loader_unsafe_escape_hatch),
+        cmocka_unit_test(loader_symlink_resolved),
+        cmocka_unit_test(loader_swap_after_check),
+        cmocka_unit_test(loader_file_hash),
+        cmocka_unit_test(loader_stale_fd_name),
         cmocka_unit_test(check_desc_header),
         cmocka_unit_test(check_desc_required),
         cmocka_unit_test(check_desc_schema),

@@ -50,7 +50,8 @@ static uint64_t max_updates(double elapsed, double period)
 
 static void sleep_s(double s)
 {
-    struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
+    struct timespec ts = {.tv_sec = (time_t)s,
+                          .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
@@ -161,10 +162,13 @@ static size_t check_frames(const char *s, unsigned width, const char *must_have)
 static void duration_format(void **state)
 {
     (void)state;
-    static const struct { double s; const char *want; } cases[] = {
-        {0, "0:00"},        {0.4, "0:00"},       {59.4, "0:59"},       {59.6, "1:00"},
-        {61, "1:01"},       {3599, "59:59"},     {3600, "1:00:00"},    {90061, "25:01:01"},
-        {-1, "?"},          {-0.001, "?"},
+    static const struct {
+        double s;
+        const char *want;
+    } cases[] = {
+        {0, "0:00"},  {0.4, "0:00"},   {59.4, "0:59"},    {59.6, "1:00"},
+        {61, "1:01"}, {3599, "59:59"}, {3600, "1:00:00"}, {90061, "25:01:01"},
+        {-1, "?"},    {-0.001, "?"},
     };
     char buf[32];
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -178,10 +182,13 @@ static void duration_format(void **state)
 static void rate_format(void **state)
 {
     (void)state;
-    static const struct { double r; const char *want; } cases[] = {
-        {0, "0.00/s"},       {0.5, "0.50/s"},     {9.994, "9.99/s"},  {12.34, "12.3/s"},
-        {987, "987/s"},      {999.4, "999/s"},    {999.6, "1.00k/s"}, {2817.3, "2.82k/s"},
-        {1.5e6, "1.50M/s"},  {3e9, "3.00G/s"},    {-1, "?/s"},
+    static const struct {
+        double r;
+        const char *want;
+    } cases[] = {
+        {0, "0.00/s"},      {0.5, "0.50/s"},  {9.994, "9.99/s"},  {12.34, "12.3/s"},
+        {987, "987/s"},     {999.4, "999/s"}, {999.6, "1.00k/s"}, {2817.3, "2.82k/s"},
+        {1.5e6, "1.50M/s"}, {3e9, "3.00G/s"}, {-1, "?/s"},
     };
     char buf[32];
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -208,20 +215,25 @@ static void eta(void **state)
 static void line_known_total(void **state)
 {
     (void)state;
-    weft__progress_view_t v = {.label = "noise_png", .done = 1234, .total = 2000,
-                               .failed = 2, .elapsed_s = 61, .rate = 2817.3};
+    weft__progress_view_t v = {.label = "noise_png",
+                               .done = 1234,
+                               .total = 2000,
+                               .failed = 2,
+                               .elapsed_s = 61,
+                               .rate = 2817.3};
     char buf[256];
     size_t n = weft__progress_format_line(buf, sizeof buf, &v, 0);
-    assert_string_equal(buf, "noise_png  1234/2000  61.7%  2.82k/s  elapsed 1:01  ETA 0:00"
-                             "  2 failed");
+    assert_string_equal(buf,
+                        "noise_png  1234/2000  61.7%  2.82k/s  elapsed 1:01  ETA 0:00"
+                        "  2 failed");
     assert_int_equal(n, strlen(buf));
 
     /* No label; not measured yet; nothing to do at all. */
     v = (weft__progress_view_t){.done = 0, .total = 0, .rate = -1};
     weft__progress_format_line(buf, sizeof buf, &v, 0);
     assert_string_equal(buf, "0/0  100.0%  ?/s  elapsed 0:00  ETA 0:00  0 failed");
-    v = (weft__progress_view_t){.label = "", .done = 10, .total = 1000, .rate = -1,
-                                .elapsed_s = 0.2};
+    v = (weft__progress_view_t){
+        .label = "", .done = 10, .total = 1000, .rate = -1, .elapsed_s = 0.2};
     weft__progress_format_line(buf, sizeof buf, &v, 0);
     assert_string_equal(buf, "10/1000  1.0%  ?/s  elapsed 0:00  ETA ?  0 failed");
 }
@@ -229,8 +241,12 @@ static void line_known_total(void **state)
 static void line_unknown_total(void **state)
 {
     (void)state;
-    weft__progress_view_t v = {.label = "exec", .done = 5, .total = WEFT__PROGRESS_UNKNOWN,
-                               .failed = 1, .elapsed_s = 3725, .rate = 0.25};
+    weft__progress_view_t v = {.label = "exec",
+                               .done = 5,
+                               .total = WEFT__PROGRESS_UNKNOWN,
+                               .failed = 1,
+                               .elapsed_s = 3725,
+                               .rate = 0.25};
     char buf[256];
     weft__progress_format_line(buf, sizeof buf, &v, 0);
     assert_string_equal(buf, "exec  5 done  0.25/s  elapsed 1:02:05  1 failed");
@@ -242,8 +258,12 @@ static void line_unknown_total(void **state)
 static void line_truncated_to_width(void **state)
 {
     (void)state;
-    weft__progress_view_t v = {.label = "pow4", .done = 123456789, .total = 987654321,
-                               .failed = 42, .elapsed_s = 100, .rate = 1e6};
+    weft__progress_view_t v = {.label = "pow4",
+                               .done = 123456789,
+                               .total = 987654321,
+                               .failed = 42,
+                               .elapsed_s = 100,
+                               .rate = 1e6};
     char full[256], buf[256];
     size_t n_full = weft__progress_format_line(full, sizeof full, &v, 0);
     for (unsigned w = 1; w < n_full + 5; w++) {
@@ -284,8 +304,12 @@ static double num(const cJSON *o, const char *key)
 static void json_format(void **state)
 {
     (void)state;
-    weft__progress_view_t v = {.done = 700, .total = 1000, .failed = 3, .skipped = 200,
-                               .elapsed_s = 1.5, .rate = 100};
+    weft__progress_view_t v = {.done = 700,
+                               .total = 1000,
+                               .failed = 3,
+                               .skipped = 200,
+                               .elapsed_s = 1.5,
+                               .rate = 100};
     char buf[512];
     size_t n = weft__progress_format_json(buf, sizeof buf, &v, false);
     assert_int_equal(n, strlen(buf));
@@ -353,7 +377,8 @@ static void auto_off_when_not_tty(void **state)
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     weft__progress_t *p = (weft__progress_t *)1;
-    assert_int_equal(weft__progress_start(&p, WEFT__PROGRESS_AUTO, fds[1], 10, 2, "x"), 0);
+    assert_int_equal(weft__progress_start(&p, WEFT__PROGRESS_AUTO, fds[1], 10, 2, "x"),
+                     0);
     assert_null(p);
     weft__progress_add(p, 0, 5, 1);
     weft__progress_skip(p, 3);
@@ -367,7 +392,8 @@ static void auto_off_when_not_tty(void **state)
 
     pty_t t = pty_open(80);
     p = (weft__progress_t *)1;
-    assert_int_equal(weft__progress_start(&p, WEFT__PROGRESS_OFF, t.slave, 10, 2, "x"), 0);
+    assert_int_equal(weft__progress_start(&p, WEFT__PROGRESS_OFF, t.slave, 10, 2, "x"),
+                     0);
     assert_null(p);
     bytes_t b = {0};
     drain(t.master, &b);
@@ -386,7 +412,8 @@ static void tty_redraws_rate_limited(void **state)
     weft__progress_t *p = NULL;
     double t0 = mono_s();
     assert_int_equal(weft__progress_start(&p, WEFT__PROGRESS_AUTO, t.slave, 1000, 2,
-                                          "a_rather_long_plugin_name"), 0);
+                                          "a_rather_long_plugin_name"),
+                     0);
     assert_non_null(p);
     bytes_t b = {0};
     weft__progress_skip(p, 100);
@@ -425,7 +452,8 @@ static void tty_message_clears_line(void **state)
     (void)state;
     pty_t t = pty_open(80);
     weft__progress_t *p = NULL;
-    assert_int_equal(weft__progress_start(&p, WEFT__PROGRESS_LINE, t.slave, 10, 1, "m"), 0);
+    assert_int_equal(weft__progress_start(&p, WEFT__PROGRESS_LINE, t.slave, 10, 1, "m"),
+                     0);
     bytes_t b = {0};
     while (weft__progress_updates(p) == 0)
         sleep_s(0.01);
@@ -452,7 +480,8 @@ static void plain_lines_when_not_tty(void **state)
     assert_int_equal(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
     weft__progress_t *p = NULL;
     double t0 = mono_s();
-    assert_int_equal(weft__progress_start(&p, WEFT__PROGRESS_LINE, fds[1], 64, 1, "plain"), 0);
+    assert_int_equal(
+        weft__progress_start(&p, WEFT__PROGRESS_LINE, fds[1], 64, 1, "plain"), 0);
     assert_non_null(p);
     bytes_t b = {0};
     for (int k = 0; k < 64; k++) {
@@ -485,7 +514,8 @@ static void json_lines(void **state)
     weft__progress_t *p = NULL;
     double t0 = mono_s();
     assert_int_equal(weft__progress_start(&p, WEFT__PROGRESS_JSON, fileno(f),
-                                          WEFT__PROGRESS_UNKNOWN, 3, "j"), 0);
+                                          WEFT__PROGRESS_UNKNOWN, 3, "j"),
+                     0);
     weft__progress_skip(p, 10);
     for (int k = 0; k < 30; k++) {
         weft__progress_add(p, (unsigned)k % 3, 2, k % 10 == 0);
@@ -545,7 +575,8 @@ static void concurrent_adds(void **state)
         assert_non_null(f);
         adder_t a = {0};
         assert_int_equal(weft__progress_start(&a.p, WEFT__PROGRESS_JSON, fileno(f), 3 * n,
-                                              weft_pool_threads(pool), "c"), 0);
+                                              weft_pool_threads(pool), "c"),
+                         0);
         for (int loop = 0; loop < 3; loop++)
             assert_int_equal(weft_pool_for(pool, n, 64, add_range, &a), 0);
         weft__progress_stop(&a.p);
@@ -573,9 +604,10 @@ static int e2e_group_setup(void **state)
     if (!e2e_setup("progress"))
         return -1;
     /* 40 items of 20 ms on 2 threads: ~0.4 s, items 3 and 7 fail. */
-    cfg_path = strdup(e2e_write("slow.ini", "[run]\nplugin = fault\nitems = 40\nthreads = 2\n"
-                                            "output = none\n[args]\nsleep_ms = 20\n"
-                                            "fail = 3,7\n"));
+    cfg_path =
+        strdup(e2e_write("slow.ini", "[run]\nplugin = fault\nitems = 40\nthreads = 2\n"
+                                     "output = none\n[args]\nsleep_ms = 20\n"
+                                     "fail = 3,7\n"));
     snprintf(summary_path, sizeof summary_path, "%s", e2e_path("summary.json"));
     return cfg_path ? 0 : -1;
 }
@@ -631,35 +663,15 @@ static int run_on_tty(const char *const *args, unsigned short cols, bytes_t *ter
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* Until core/run.c calls weft__progress_* and weft__summary_*, the tests
- * that need them say so and skip; the option tests run regardless.
- * TODO(integrator): delete this guard once run.c is wired. */
-static void require_wiring(void)
-{
-    static int wired = -1;
-    if (wired < 0) {
-        unlink(summary_path);
-        e2e_outcome_t o = E2E_RUN("run", cfg_path, "--set", "args.sleep_ms=0", "-q",
-                                  "--summary-json", summary_path);
-        wired = access(summary_path, F_OK) == 0;
-        e2e_free(&o);
-        unlink(summary_path);
-    }
-    if (!wired) {
-        fprintf(stderr, "core/run.c does not write --summary-json yet: skipped\n");
-        skip();
-    }
-}
-
 /* On a terminal: the line redrawn with "/40" counts, cleared before the
  * summary, which ends the output on its own lines. */
 static void e2e_tty_shows_progress(void **state)
 {
     (void)state;
-    require_wiring();
     bytes_t term = {0};
     char *out = NULL;
-    int status = run_on_tty((const char *const[]){"run", cfg_path, NULL}, 72, &term, &out);
+    int status =
+        run_on_tty((const char *const[]){"run", cfg_path, NULL}, 72, &term, &out);
     assert_int_equal(status, 1);
     const char *summary = strstr(term.data, "weft: fault: 38 ok, 2 failed");
     if (!summary)
@@ -699,7 +711,6 @@ static void e2e_piped_no_progress(void **state)
 static void e2e_progress_json(void **state)
 {
     (void)state;
-    require_wiring();
     e2e_outcome_t o = E2E_RUN("run", cfg_path, "--progress=json");
     e2e_expect(&o, 1, "38 ok, 2 failed");
     cJSON *last = NULL;
@@ -725,7 +736,6 @@ static void e2e_progress_json(void **state)
 static void e2e_quiet(void **state)
 {
     (void)state;
-    require_wiring();
     e2e_outcome_t o = E2E_RUN("run", cfg_path, "--set", "args.fail=", "--quiet");
     e2e_expect(&o, 0, NULL);
     assert_string_equal(o.err, "");
@@ -734,9 +744,9 @@ static void e2e_quiet(void **state)
 
     bytes_t term = {0};
     char *out = NULL;
-    int status = run_on_tty((const char *const[]){"run", cfg_path, "--set", "args.fail=",
-                                                  "-q", NULL},
-                            80, &term, &out);
+    int status = run_on_tty(
+        (const char *const[]){"run", cfg_path, "--set", "args.fail=", "-q", NULL}, 80,
+        &term, &out);
     assert_int_equal(status, 0);
     assert_int_equal(term.len, 0);
     free(term.data);
@@ -752,7 +762,6 @@ static void e2e_quiet(void **state)
 static void e2e_summary_json(void **state)
 {
     (void)state;
-    require_wiring();
     e2e_outcome_t o = E2E_RUN("run", cfg_path, "--summary-json", summary_path);
     e2e_expect(&o, 1, "38 ok, 2 failed");
     e2e_free(&o);
@@ -765,8 +774,10 @@ static void e2e_summary_json(void **state)
     assert_int_equal(num(s, "not_run"), 0);
     assert_int_equal(num(s, "threads"), 2);
     assert_int_equal(num(s, "exit_code"), 1);
-    assert_string_equal(cJSON_GetObjectItemCaseSensitive(s, "status")->valuestring, "failed");
-    assert_string_equal(cJSON_GetObjectItemCaseSensitive(s, "plugin")->valuestring, "fault");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(s, "status")->valuestring,
+                        "failed");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(s, "plugin")->valuestring,
+                        "fault");
     assert_true(num(s, "wall_s") > 0);
     cJSON_Delete(s);
     free(text);
@@ -786,7 +797,9 @@ static void e2e_summary_json(void **state)
 static void cli_option_errors(void **state)
 {
     (void)state;
-    static const struct { const char *a, *b, *want; } cases[] = {
+    static const struct {
+        const char *a, *b, *want;
+    } cases[] = {
         {"--resume", "--restart", "--restart discards the journal that --resume"},
         {"--restart", "--retry-failed", "that --retry-failed would use"},
         {"--progress=bogus", NULL, "--progress 'bogus': expected line, json or off"},
@@ -810,9 +823,10 @@ static void cli_option_errors(void **state)
 static void cli_options_accepted(void **state)
 {
     (void)state;
-    static const char *const opts[] = {"--progress", "--progress=line", "--progress=json",
-                                       "--progress=off", "--resume", "--retry-failed",
-                                       "--force", "--restart", "-q"};
+    static const char *const opts[] = {
+        "--progress",     "--progress=line", "--progress=json",
+        "--progress=off", "--resume",        "--retry-failed",
+        "--force",        "--restart",       "-q"};
     for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++) {
         e2e_outcome_t o = E2E_RUN("check", cfg_path, opts[k]);
         e2e_expect(&o, 0, NULL);

@@ -40,10 +40,21 @@ static int remove_dir(void **state)
 static weft__summary_t example(void)
 {
     return (weft__summary_t){
-        .plugin = "noise_png", .threads = 2, .isolate = "thread", .total = 2000,
-        .ok = 1998, .failed = 2, .wall_s = 0.71, .cpu_user_s = 1.3, .cpu_sys_s = 0.12,
-        .init_s = 0.002, .items_s = 0.69, .finish_s = 0.0, .output_s = 0.01,
-        .status = "failed", .exit_code = 1,
+        .plugin = "noise_png",
+        .threads = 2,
+        .isolate = "thread",
+        .total = 2000,
+        .ok = 1998,
+        .failed = 2,
+        .wall_s = 0.71,
+        .cpu_user_s = 1.3,
+        .cpu_sys_s = 0.12,
+        .init_s = 0.002,
+        .items_s = 0.69,
+        .finish_s = 0.0,
+        .output_s = 0.01,
+        .status = "failed",
+        .exit_code = 1,
     };
 }
 
@@ -64,10 +75,11 @@ static void print_two_lines(void **state)
     (void)state;
     weft__summary_t s = example();
     char *t = printed(&s);
-    assert_string_equal(t, "weft: noise_png: 1998 ok, 2 failed, 0 not run in 0.710 s "
-                           "(2817 items/s, 2 threads)\n"
-                           "weft: cpu 1.30 s user, 0.12 s sys; init 0.002 s, items 0.690 s, "
-                           "finish 0.000 s, output 0.010 s\n");
+    assert_string_equal(t,
+                        "weft: noise_png: 1998 ok, 2 failed, 0 not run in 0.710 s "
+                        "(2817 items/s, 2 threads)\n"
+                        "weft: cpu 1.30 s user, 0.12 s sys; init 0.002 s, items 0.690 s, "
+                        "finish 0.000 s, output 0.010 s\n");
     free(t);
 }
 
@@ -82,9 +94,10 @@ static void print_other_outcomes(void **state)
     s.skipped = 900, s.not_run = 1034, s.wall_s = 0.5;
     s.status = "interrupted", s.exit_code = 130;
     char *t = printed(&s);
-    assert_non_null(strstr(t, "weft: noise_png: 50 ok, 10 failed, 3 crashed, 2 timed out, "
-                              "1 quarantined, 1034 not run, 900 done before in 0.500 s "
-                              "(130 items/s, 2 threads, isolated processes): interrupted\n"));
+    assert_non_null(
+        strstr(t, "weft: noise_png: 50 ok, 10 failed, 3 crashed, 2 timed out, "
+                  "1 quarantined, 1034 not run, 900 done before in 0.500 s "
+                  "(130 items/s, 2 threads, isolated processes): interrupted\n"));
     free(t);
 }
 

@@ -53,24 +53,43 @@ enum {
 #define N_LISTS (ARG_FAIL_ONCE + 1)
 
 static const weft_arg_spec_t fault_args[] = {
-    [ARG_SEGV] = {.name = "segv", .type = WEFT_ARG_STRING, .default_value = "",
+    [ARG_SEGV] = {.name = "segv",
+                  .type = WEFT_ARG_STRING,
+                  .default_value = "",
                   .help = "item indices that segfault, e.g. \"13,42\""},
-    [ARG_ABORT] = {.name = "abort", .type = WEFT_ARG_STRING, .default_value = "",
+    [ARG_ABORT] = {.name = "abort",
+                   .type = WEFT_ARG_STRING,
+                   .default_value = "",
                    .help = "item indices that call abort()"},
-    [ARG_EXIT] = {.name = "exit", .type = WEFT_ARG_STRING, .default_value = "",
+    [ARG_EXIT] = {.name = "exit",
+                  .type = WEFT_ARG_STRING,
+                  .default_value = "",
                   .help = "item indices that call _exit(7)"},
-    [ARG_HANG] = {.name = "hang", .type = WEFT_ARG_STRING, .default_value = "",
+    [ARG_HANG] = {.name = "hang",
+                  .type = WEFT_ARG_STRING,
+                  .default_value = "",
                   .help = "item indices that sleep until the host says stop"},
-    [ARG_FAIL] = {.name = "fail", .type = WEFT_ARG_STRING, .default_value = "",
+    [ARG_FAIL] = {.name = "fail",
+                  .type = WEFT_ARG_STRING,
+                  .default_value = "",
                   .help = "item indices that fail"},
-    [ARG_FAIL_ONCE] = {.name = "fail_once", .type = WEFT_ARG_STRING, .default_value = "",
+    [ARG_FAIL_ONCE] = {.name = "fail_once",
+                       .type = WEFT_ARG_STRING,
+                       .default_value = "",
                        .help = "item indices whose first attempt fails"},
-    [ARG_SLEEP_MS] = {.name = "sleep_ms", .type = WEFT_ARG_INT, .default_value = "0",
-                      .help = "every item sleeps this many milliseconds", .min = 0,
+    [ARG_SLEEP_MS] = {.name = "sleep_ms",
+                      .type = WEFT_ARG_INT,
+                      .default_value = "0",
+                      .help = "every item sleeps this many milliseconds",
+                      .min = 0,
                       .max = 86400000},
-    [ARG_CRASH_AFTER] = {.name = "crash_after", .type = WEFT_ARG_INT, .default_value = "-1",
-                         .help = "segfault on items >= N once N items started here; -1 off",
-                         .min = -1, .max = 9e18},
+    [ARG_CRASH_AFTER] = {.name = "crash_after",
+                         .type = WEFT_ARG_INT,
+                         .default_value = "-1",
+                         .help =
+                             "segfault on items >= N once N items started here; -1 off",
+                         .min = -1,
+                         .max = 9e18},
 };
 
 typedef struct index_list {
@@ -116,7 +135,8 @@ static int parse_list(const char *name, const char *s, index_list_t *out, char *
         if (!*p)
             break;
         if (*p < '0' || *p > '9') {
-            snprintf(msg, msg_size, "%s: \"%s\": want item indices like \"13,42\"", name, s);
+            snprintf(msg, msg_size, "%s: \"%s\": want item indices like \"13,42\"", name,
+                     s);
             return -1;
         }
         char *end;
@@ -149,7 +169,8 @@ static int parse_list(const char *name, const char *s, index_list_t *out, char *
 /* Position of index in l, or -1. */
 static ptrdiff_t list_find(const index_list_t *l, uint64_t index)
 {
-    const uint64_t *hit = l->n ? bsearch(&index, l->v, l->n, sizeof *l->v, cmp_u64) : NULL;
+    const uint64_t *hit =
+        l->n ? bsearch(&index, l->v, l->n, sizeof *l->v, cmp_u64) : NULL;
     return hit ? hit - l->v : -1;
 }
 
@@ -225,7 +246,8 @@ static void segfault(fault_state_t *s)
     abort();
 }
 
-static int fault_process(void *state, void *ctx, const weft_item_t *item, weft_result_t *r)
+static int fault_process(void *state, void *ctx, const weft_item_t *item,
+                         weft_result_t *r)
 {
     (void)ctx;
     fault_state_t *s = state;
@@ -252,8 +274,8 @@ static int fault_process(void *state, void *ctx, const weft_item_t *item, weft_r
         return s->host->failf(r, "fault: item %" PRIu64 " fails on purpose", i);
     ptrdiff_t once = list_find(&s->lists[ARG_FAIL_ONCE], i);
     if (once >= 0 && !atomic_exchange(&s->failed_once[once], true))
-        return s->host->failf(r, "fault: item %" PRIu64 " fails on purpose (first attempt)",
-                              i);
+        return s->host->failf(
+            r, "fault: item %" PRIu64 " fails on purpose (first attempt)", i);
     weft_result_int(r, (int64_t)(i * 3 + 1));
     return 0;
 }

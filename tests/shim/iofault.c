@@ -79,10 +79,9 @@ typedef enum op {
 } op_t;
 
 static const char *const op_names[N_OPS] = {
-    [OP_WRITE] = "write",         [OP_PWRITE] = "pwrite", [OP_WRITEV] = "writev",
-    [OP_FSYNC] = "fsync",         [OP_FDATASYNC] = "fdatasync",
-    [OP_RENAME] = "rename",       [OP_RENAMEAT] = "renameat",
-    [OP_CLOSE] = "close",         [OP_OPEN] = "open",
+    [OP_WRITE] = "write",       [OP_PWRITE] = "pwrite",       [OP_WRITEV] = "writev",
+    [OP_FSYNC] = "fsync",       [OP_FDATASYNC] = "fdatasync", [OP_RENAME] = "rename",
+    [OP_RENAMEAT] = "renameat", [OP_CLOSE] = "close",         [OP_OPEN] = "open",
 };
 
 static const struct {
@@ -146,8 +145,9 @@ enum {
     N_REAL
 };
 static const char *const real_names[N_REAL] = {
-    "write",  "pwrite", "pwrite64", "writev",   "fsync",  "fdatasync", "rename", "renameat",
-    "close",  "open",   "open64",   "openat",   "openat64", "creat",  "creat64",
+    "write",     "pwrite", "pwrite64", "writev", "fsync",
+    "fdatasync", "rename", "renameat", "close",  "open",
+    "open64",    "openat", "openat64", "creat",  "creat64",
 };
 /* Resolved by the constructor; a call that comes earlier (another
  * library's constructor) resolves its own entry.  Racing resolvers store
@@ -224,8 +224,8 @@ static void parse_rule(const char *spec, const char *s, size_t len, rule_t *r)
             continue;
         }
         if (!eq)
-            die("iofault: WEFT_IOFAULT=\"%s\": \"%.*s\" is not key=value", spec, (int)(pe - s),
-                s);
+            die("iofault: WEFT_IOFAULT=\"%s\": \"%.*s\" is not key=value", spec,
+                (int)(pe - s), s);
         size_t kl = (size_t)(eq - s), vl = (size_t)(pe - eq - 1);
         const char *v = eq + 1;
         uint64_t u;
@@ -234,7 +234,8 @@ static void parse_rule(const char *spec, const char *s, size_t len, rule_t *r)
             while (k < N_OPS && !word_is(v, vl, op_names[k]))
                 k++;
             if (k == N_OPS)
-                die("iofault: WEFT_IOFAULT=\"%s\": unknown op \"%.*s\"", spec, (int)vl, v);
+                die("iofault: WEFT_IOFAULT=\"%s\": unknown op \"%.*s\"", spec, (int)vl,
+                    v);
             r->op = (op_t)k;
             have_op = true;
         } else if (word_is(s, kl, "nth")) {
@@ -250,10 +251,12 @@ static void parse_rule(const char *spec, const char *s, size_t len, rule_t *r)
                 r->half = u;
         } else if (word_is(s, kl, "err")) {
             size_t k = 0;
-            while (k < sizeof errnos / sizeof errnos[0] && !word_is(v, vl, errnos[k].name))
+            while (k < sizeof errnos / sizeof errnos[0] &&
+                   !word_is(v, vl, errnos[k].name))
                 k++;
             if (k == sizeof errnos / sizeof errnos[0])
-                die("iofault: WEFT_IOFAULT=\"%s\": unknown err \"%.*s\"", spec, (int)vl, v);
+                die("iofault: WEFT_IOFAULT=\"%s\": unknown err \"%.*s\"", spec, (int)vl,
+                    v);
             r->err = errnos[k].value;
         } else if (word_is(s, kl, "path")) {
             if (vl >= MAX_PATTERN)
@@ -271,7 +274,8 @@ static void parse_rule(const char *spec, const char *s, size_t len, rule_t *r)
     if (!have_op)
         die("iofault: WEFT_IOFAULT=\"%s\": a rule has no op=", spec);
     if (r->half && r->op != OP_WRITE && r->op != OP_PWRITE && r->op != OP_WRITEV)
-        die("iofault: WEFT_IOFAULT=\"%s\": short=1 is for write, pwrite and writev only", spec);
+        die("iofault: WEFT_IOFAULT=\"%s\": short=1 is for write, pwrite and writev only",
+            spec);
     atomic_init(&r->calls, 0);
 }
 
@@ -349,12 +353,13 @@ static bool path_matches(const rule_t *r, const char *path)
     if (!r->anchored)
         return strstr(path, r->path) != NULL;
     size_t len = strlen(path);
-    return len >= r->path_len && memcmp(path + len - r->path_len, r->path, r->path_len) == 0;
+    return len >= r->path_len &&
+           memcmp(path + len - r->path_len, r->path, r->path_len) == 0;
 }
 
 typedef struct subject {
-    int fd;              /* >= 0: the path is the fd's                   */
-    int dirfd[2];        /* else names[i] relative to dirfd[i]            */
+    int fd;       /* >= 0: the path is the fd's                   */
+    int dirfd[2]; /* else names[i] relative to dirfd[i]            */
     const char *names[2];
 } subject_t;
 
@@ -514,7 +519,7 @@ static const rule_t *match_open(int dirfd, const char *path, int flags)
 static mode_t mode_arg(int flags, va_list ap)
 {
     return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int)
-                                                                  : 0;
+                                                                 : 0;
 }
 
 EXPORT int open(const char *path, int flags, ...)

@@ -1,0 +1,584 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Never losing work, end to end (docs/guarantees.md): the real weft binary
+ * killed, interrupted, crashed by its plugin, fed a torn journal or a full
+ * disk, and what it leaves behind checked byte for byte against a run that
+ * nothing disturbed.  The `fault` test plugin crashes, hangs or fails on
+ * the items a config names.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "e2e.h"
+
+static const char *exe;
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* Starts weft in the background (stdout/stderr to /dev/null). */
+static pid_t spawn(const char *const *args)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        const char *argv[32] = {exe};
+        for (int i = 0; args[i] && i < 30; i++)
+            argv[i + 1] = args[i];
+        execv(exe, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+#define SPAWN(...) spawn((const char *const[]){__VA_ARGS__, NULL})
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static int wait_status(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        assert_int_equal(errno, EINTR);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The pids of pid's children (from /proc/PID/task/PID/children). */
+static size_t children_of(pid_t pid, pid_t *out, size_t max)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+    int c;
+    while (f && n < max && fscanf(f, "%d", &c) == 1)
+        out[n++] = c;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* Dead: gone, or a zombie nobody reaps (PID 1 in some containers). */
+static bool dead(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    return paren && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+static void expect_same_file(const char *a, const char *b)
+{
+    size_t la, lb;
+    char *x = e2e_slurp(a, &la), *y = e2e_slurp(b, &lb);
+    assert_non_null(x);
+    assert_non_null(y);
+    if (la != lb || memcmp(x, y, la) != 0) {
+        fprintf(stderr, "%s (%zu bytes) differs from %s (%zu bytes)\n", a, la, b, lb);
+        fail();
+    }
+    free(x);
+    free(y);
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* A config for the fault plugin: items, output, extra [run] lines, [args]. */
+static const char *config(const char *name, int items, const char *output, const char *run,
+                          const char *args)
+{
+    return e2e_writef(name,
+                      "[run]\nplugin = fault\nitems = %d\noutput = %s\nrecord = full\n%s\n"
+                      "[args]\n%s\n",
+                      items, output, run, args);
+}
+
+/* The output of a run nothing disturbed, as ref.json. */
+static char *reference(const char *run, const char *args, int items)
+{
+    const char *ini = config("ref.ini", items, "ref.json", run, args);
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_free(&o);
+    return strdup(e2e_path("ref.json"));
+}
+
+/* ---- kill -9, then resume ---------------------------------------------------- */
+
+static void kill9_rounds(const char *run, bool check_children)
+{
+    const char *args = "sleep_ms = 1\nfail = 7,300";
+    char *ref = reference(run, args, 600);
+    char *ini = strdup(config("job.ini", 600, "k9.json", run, args));
+    char *out = strdup(e2e_path("k9.json"));
+    char *journal = strdup(e2e_path("k9.json.journal"));
+    unsigned seed = (unsigned)time(NULL);
+    srand(seed);
+    for (int round = 0; round < 20; round++) {
+        /* A fresh start killed at a random moment, then a resume killed at
+         * another: every kill may land anywhere, journal creation included. */
+        for (int k = 0; k < 2; k++) {
+            pid_t pid = k == 0 ? SPAWN("run", ini, "-q", "--restart")
+                               : SPAWN("run", ini, "-q", "--resume");
+            sleep_s((double)(rand() % 400) / 1000.0);
+            pid_t kids[64];
+            size_t n = check_children ? children_of(pid, kids, 64) : 0;
+            kill(pid, SIGKILL);
+            int st = wait_status(pid);
+            /* It may have finished (1: items 7 and 300 fail); a resume
+             * may find no journal when the first start was killed before
+             * it made one (2); nothing else. */
+            if (st != 128 + SIGKILL && st != 1 && !(st == 2 && k == 1 && !exists(journal)))
+                fail_msg("round %d (seed %u): weft exited %d", round, seed, st);
+            for (int tries = 0; n && tries < 100; tries++) {
+                bool all = true;
+                for (size_t i = 0; i < n; i++)
+                    all = all && dead(kids[i]);
+                if (all)
+                    break;
+                sleep_s(0.02);
+                if (tries == 99)
+                    fail_msg("round %d: a worker process outlived weft", round);
+            }
+        }
+        e2e_outcome_t o = exists(journal) ? E2E_RUN("run", ini, "-q", "--resume")
+                                          : E2E_RUN("run", ini, "-q");
+        if (o.status != 1)
+            fail_msg("round %d (seed %u): resume exited %d: %s", round, seed, o.status, o.err);
+        e2e_free(&o);
+        expect_same_file(out, ref);
+    }
+    free(ref);
+    free(ini);
+    free(out);
+    free(journal);
+}
+
+static void kill9_threads(void **state)
+{
+    (void)state;
+    kill9_rounds("threads = 2", false);
+}
+
+static void kill9_processes(void **state)
+{
+    (void)state;
+    kill9_rounds("threads = 2\nisolate = process", true);
+}
+
+/* ---- signals ---------------------------------------------------------------- */
+
+static void sigint_rounds(const char *run)
+{
+    const char *args = "sleep_ms = 2";
+    char *ref = reference(run, args, 400);
+    char *ini = strdup(config("job.ini", 400, "si.json", run, args));
+    for (int round = 0; round < 3; round++) {
+        pid_t pid = SPAWN("run", ini, "-q", "--restart");
+        sleep_s(0.15);
+        kill(pid, round == 2 ? SIGTERM : SIGINT);
+        int st = wait_status(pid);
+        if (st != 128 + (round == 2 ? SIGTERM : SIGINT) && st != 0)
+            fail_msg("interrupted weft exited %d", st);
+        /* The journal names what was done: a plain run is refused... */
+        if (st != 0) {
+            e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+            e2e_expect(&o, 2, "--resume");
+            e2e_free(&o);
+        }
+        /* ...and --resume finishes it. */
+        e2e_outcome_t o = E2E_RUN("run", ini, "--resume");
+        e2e_expect(&o, 0, NULL);
+        e2e_free(&o);
+        expect_same_file(e2e_path("si.json"), ref);
+    }
+    free(ref);
+    free(ini);
+}
+
+static void sigint_threads(void **state)
+{
+    (void)state;
+    sigint_rounds("threads = 2");
+}
+
+static void sigint_processes(void **state)
+{
+    (void)state;
+    sigint_rounds("threads = 2\nisolate = process");
+}
+
+/* The interrupted run says how to resume, exits 130, keeps its output
+ * valid, and a second signal exits at once. */
+static void sigint_message_and_second_signal(void **state)
+{
+    (void)state;
+    const char *ini = config("slow.ini", 100, "slow.json", "threads = 2", "sleep_ms = 50");
+    const char *err = e2e_path("err.txt");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "exec %s run %s 2>%s", exe, ini, err);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    sleep_s(0.3);
+    kill(pid, SIGINT);
+    assert_int_equal(wait_status(pid), 130);
+    char *text = e2e_slurp(err, NULL);
+    assert_non_null(strstr(text, "SIGINT"));
+    assert_non_null(strstr(text, "--resume"));
+    assert_non_null(strstr(text, "interrupted"));
+    free(text);
+
+    /* Items of 10 s: the first signal would wait for them, the second
+     * must not. */
+    ini = config("slower.ini", 4, "out2.json", "threads = 2", "sleep_ms = 10000");
+    pid = SPAWN("run", ini, "-q");
+    sleep_s(0.3);
+    kill(pid, SIGINT);
+    sleep_s(0.1);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    kill(pid, SIGINT);
+    assert_int_equal(wait_status(pid), 130);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(t1.tv_sec - t0.tv_sec < 5); /* not the 10 s an item takes */
+    /* The journal is still readable: resume is accepted (and refused only
+     * as the plain run is). */
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q", "--resume", "--set", "args.sleep_ms=0");
+    e2e_expect(&o, 2, "[args] sleep_ms");
+    e2e_free(&o);
+}
+
+/* ---- what a resume refuses --------------------------------------------------- */
+
+static void resume_refuses_changes(void **state)
+{
+    (void)state;
+    const char *ini = config("ch.ini", 50, "ch.json", "halt = soon,fail=1", "fail = 10");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 4, NULL); /* halted */
+    e2e_free(&o);
+
+    o = E2E_RUN("run", ini, "-q", "--resume", "--set", "args.sleep_ms=1");
+    e2e_expect(&o, 2, "[args] sleep_ms");
+    e2e_free(&o);
+    o = E2E_RUN("run", ini, "-q", "--resume", "--set", "run.seed=5");
+    e2e_expect(&o, 2, "[run] seed");
+    e2e_free(&o);
+    o = E2E_RUN("run", ini, "-q", "--resume", "--set", "run.items=60");
+    e2e_expect(&o, 2, "items");
+    e2e_free(&o);
+    /* Policy keys may change: a resume is how a halted run goes on. */
+    o = E2E_RUN("run", ini, "-q", "--resume", "--set", "run.halt=never", "--set",
+                "run.threads=1");
+    e2e_expect(&o, 1, NULL);
+    e2e_free(&o);
+    /* Forced: the changed argument applies to what runs now. */
+    o = E2E_RUN("run", ini, "-q", "--retry-failed", "--force", "--set", "args.fail=");
+    e2e_expect(&o, 0, "--force");
+    e2e_free(&o);
+}
+
+static void resume_without_journal(void **state)
+{
+    (void)state;
+    const char *ini = config("nj.ini", 10, "nj.json", "journal = off", "");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q", "--resume");
+    e2e_expect(&o, 2, "nothing to resume");
+    e2e_free(&o);
+    ini = config("nj2.ini", 10, "nj2.json", "", "");
+    o = E2E_RUN("run", ini, "-q", "--resume");
+    e2e_expect(&o, 2, "no journal");
+    e2e_free(&o);
+    o = E2E_RUN("run", ini, "--resume", "--restart");
+    e2e_expect(&o, 2, NULL);
+    e2e_free(&o);
+}
+
+/* A journal cut anywhere in its last records: resume drops the torn tail,
+ * redoes what it lost, and the output is the same. */
+static void torn_journal(void **state)
+{
+    (void)state;
+    char *ref = reference("threads = 2", "fail = 3", 300);
+    char *ini = strdup(config("torn.ini", 300, "torn.json", "threads = 2", "fail = 3"));
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 1, NULL);
+    e2e_free(&o);
+    size_t len;
+    char *journal = e2e_slurp(e2e_path("torn.json.journal"), &len);
+    assert_non_null(journal);
+    assert_true(len > 600);
+    /* Every byte of the last 300, then a sample further back. */
+    for (size_t cut = len; cut + 300 > len || cut > len / 2; cut -= cut + 300 > len ? 1 : 97) {
+        e2e_write_bytes("torn.json.journal", journal, cut);
+        unlink(e2e_path("torn.json"));
+        o = E2E_RUN("run", ini, "-q", "--resume");
+        if (o.status != 1)
+            fail_msg("cut at %zu of %zu: exit %d: %s", cut, len, o.status, o.err);
+        e2e_free(&o);
+        expect_same_file(e2e_path("torn.json"), ref);
+    }
+    /* Garbage in the middle: everything after it is dropped, not misread. */
+    journal[len / 2] ^= 0x5a;
+    e2e_write_bytes("torn.json.journal", journal, len);
+    o = E2E_RUN("run", ini, "--resume");
+    e2e_expect(&o, 1, "dropped");
+    e2e_free(&o);
+    expect_same_file(e2e_path("torn.json"), ref);
+    free(journal);
+    free(ref);
+    free(ini);
+}
+
+/* ---- crash isolation and poison ------------------------------------------- */
+
+static char *record_of(const char *json, int index)
+{
+    char key[32];
+    snprintf(key, sizeof key, "{\"index\":%d,", index);
+    const char *p = strstr(json, key);
+    if (!p)
+        return NULL;
+    const char *e = strchr(p, '\n');
+    return strndup(p, e ? (size_t)(e - p) : strlen(p));
+}
+
+static void isolate_segv_and_hang(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 3; round++) {
+        const char *ini = config("iso.ini", 100, "iso.json",
+                                 "isolate = process\ntimeout = 0.5\nthreads = 2",
+                                 "segv = 13\nhang = 42");
+        e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+        e2e_expect(&o, 1, NULL);
+        e2e_free(&o);
+        char *json = e2e_slurp(e2e_path("iso.json"), NULL);
+        int failed = 0;
+        for (int i = 0; i < 100; i++) {
+            char *rec = record_of(json, i);
+            assert_non_null(rec);
+            if (strstr(rec, "\"ok\":false"))
+                failed++;
+            if (i == 13)
+                assert_non_null(strstr(rec, "signal 11"));
+            else if (i == 42)
+                assert_non_null(strstr(rec, "timed out"));
+            else
+                assert_non_null(strstr(rec, "\"ok\":true"));
+            free(rec);
+        }
+        assert_int_equal(failed, 2);
+        free(json);
+    }
+}
+
+static void isolate_abort_exit_retries(void **state)
+{
+    (void)state;
+    const char *ini = config("iso2.ini", 60, "iso2.json", "isolate = process\nthreads = 3",
+                             "abort = 5\nexit = 6\nfail_once = 7,8");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 1, NULL);
+    e2e_free(&o);
+    char *json = e2e_slurp(e2e_path("iso2.json"), NULL);
+    char *r5 = record_of(json, 5), *r6 = record_of(json, 6), *r7 = record_of(json, 7);
+    assert_non_null(strstr(r5, "signal 6"));
+    assert_non_null(strstr(r6, "exited with status 7"));
+    assert_non_null(strstr(r7, "\"ok\":false"));
+    free(r5), free(r6), free(r7), free(json);
+    /* retries = 1: the items that fail once succeed on their second try. */
+    o = E2E_RUN("run", ini, "-q", "--restart", "--set", "run.retries=1", "--set",
+                "args.abort=", "--set", "args.exit=");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+}
+
+/* Thread mode: a segfault kills weft; the resume runs what was in flight
+ * alone; the second crash names the item, and the next resume quarantines
+ * it and finishes the rest. */
+static void poison_quarantine(void **state)
+{
+    (void)state;
+    const char *ini = config("poison.ini", 300, "poison.json", "threads = 2",
+                             "segv = 150\nsleep_ms = 1");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    assert_int_equal(o.status, 128 + SIGSEGV);
+    e2e_free(&o);
+    o = E2E_RUN("run", ini, "-q", "--resume");
+    assert_int_equal(o.status, 128 + SIGSEGV);
+    e2e_free(&o);
+    o = E2E_RUN("run", ini, "--resume");
+    e2e_expect(&o, 1, "item 150: quarantined");
+    assert_non_null(strstr(o.err, "1 quarantined"));
+    e2e_free(&o);
+    char *json = e2e_slurp(e2e_path("poison.json"), NULL);
+    for (int i = 0; i < 300; i++) {
+        char *rec = record_of(json, i);
+        assert_non_null(rec);
+        assert_non_null(strstr(rec, i == 150 ? "quarantined" : "\"ok\":true"));
+        free(rec);
+    }
+    free(json);
+    /* The quarantine is in the journal: the next resume keeps it. */
+    o = E2E_RUN("run", ini, "--resume");
+    e2e_expect(&o, 1, "(in an earlier run): quarantined");
+    e2e_free(&o);
+}
+
+/* ---- the failure policy ----------------------------------------------------- */
+
+static int count(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
+static void halt_policies(void **state)
+{
+    (void)state;
+    /* Default: failures are recorded, the run goes on. */
+    const char *ini = config("h0.ini", 200, "h0.json", "", "fail = 1,2,3,4,5");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 1, NULL);
+    e2e_free(&o);
+    char *json = e2e_slurp(e2e_path("h0.json"), NULL);
+    assert_int_equal(count(json, "\"ok\":true"), 195);
+    assert_int_equal(count(json, "\"ok\":false"), 5);
+    free(json);
+
+    /* soon,fail=3: stops claiming, writes what was done, exits 4. */
+    ini = config("h1.ini", 2000, "h1.json", "halt = soon,fail=3\nthreads = 2",
+                 "fail = 10,11,12,13,14,15\nsleep_ms = 1");
+    o = E2E_RUN("run", ini);
+    e2e_expect(&o, 4, "halted");
+    e2e_free(&o);
+    json = e2e_slurp(e2e_path("h1.json"), NULL);
+    int ok = count(json, "\"ok\":true"), bad = count(json, "\"ok\":false");
+    assert_true(bad >= 3 && bad <= 6);
+    assert_true(ok < 1990);
+    free(json);
+
+    /* fail=P%: 10 % of items fail, a 5 % policy halts, a 20 % one does not. */
+    char list[2048] = "fail = ";
+    for (int i = 5; i < 300; i += 10)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%d,", i);
+    ini = config("h2.ini", 300, "h2.json", "halt = now,fail=5%", list);
+    o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 4, NULL);
+    e2e_free(&o);
+    ini = config("h3.ini", 300, "h3.json", "halt = soon,fail=20%", list);
+    o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 1, NULL);
+    e2e_free(&o);
+
+    /* Bad policies are config errors with their line. */
+    ini = config("h4.ini", 10, "h4.json", "halt = sooon", "");
+    o = E2E_RUN("run", ini);
+    e2e_expect(&o, 2, "h4.ini:6: halt = 'sooon'");
+    e2e_free(&o);
+    ini = config("h5.ini", 10, "h5.json", "halt = now,fail=0", "");
+    o = E2E_RUN("run", ini);
+    e2e_expect(&o, 2, ">= 1");
+    e2e_free(&o);
+}
+
+/* Thread mode, cooperative timeout: the hanging item polls should_stop. */
+static void thread_timeout(void **state)
+{
+    (void)state;
+    const char *ini = config("tt.ini", 20, "tt.json", "timeout = 0.3\nthreads = 2", "hang = 4");
+    e2e_outcome_t o = E2E_RUN("run", ini);
+    e2e_expect(&o, 1, "item 4: timed out after 0.3 s");
+    assert_non_null(strstr(o.err, "1 timed out"));
+    e2e_free(&o);
+}
+
+/* ---- output errors ------------------------------------------------------------ */
+
+/* A real full disk (a 256 KiB tmpfs; needs root): exit 3, the file and the
+ * reason named, no partial file under the output's name. */
+static void disk_full(void **state)
+{
+    (void)state;
+    const char *dir = e2e_path("small");
+    mkdir(dir, 0755);
+    if (mount("tmpfs", dir, "tmpfs", 0, "size=256k") != 0)
+        skip(); /* not root: the I/O shim test covers ENOSPC */
+    char out[512];
+    snprintf(out, sizeof out, "%s/out.jsonl", dir);
+    const char *ini = e2e_writef("full.ini", "[run]\nplugin = fault\nitems = 100000\n"
+                                             "output = %s\nrecord = full\n", out);
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    int status = o.status;
+    bool named = strstr(o.err, "No space left on device") != NULL;
+    e2e_free(&o);
+    bool partial = exists(out);
+    umount2(dir, MNT_DETACH);
+    assert_int_equal(status, 3);
+    assert_true(named);
+    assert_false(partial);
+}
+
+int main(void)
+{
+    exe = getenv("WEFT_EXE");
+    if (!exe) {
+        fprintf(stderr, "WEFT_EXE is not set\n");
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(kill9_threads),
+        cmocka_unit_test(kill9_processes),
+        cmocka_unit_test(sigint_threads),
+        cmocka_unit_test(sigint_processes),
+        cmocka_unit_test(sigint_message_and_second_signal),
+        cmocka_unit_test(resume_refuses_changes),
+        cmocka_unit_test(resume_without_journal),
+        cmocka_unit_test(torn_journal),
+        cmocka_unit_test(isolate_segv_and_hang),
+        cmocka_unit_test(isolate_abort_exit_retries),
+        cmocka_unit_test(poison_quarantine),
+        cmocka_unit_test(halt_policies),
+        cmocka_unit_test(thread_timeout),
+        cmocka_unit_test(disk_full),
+    };
+    e2e_setup("resume");
+    return cmocka_run_group_tests(tests, NULL, e2e_teardown);
+}
