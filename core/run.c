@@ -1039,6 +1039,8 @@ int weft__run_window_fill(run_t *r, window_t *w, size_t size)
         return WEFT_EXIT_USAGE;
     }
     w->count = got;
+    if (got == 0 && r->progress)
+        weft__progress_set_total(r->progress, r->next_index); /* a stream's end */
     w->first = r->next_index;
     r->next_index += got;
     return 0;
@@ -1215,8 +1217,13 @@ static int finish_run(run_t *r, int status)
     } else if (status == 0 && halted) {
         status = WEFT_EXIT_HALTED;
         label = "halted";
-        fprintf(stderr, "weft: halted by the failure policy (halt = %s)\n",
-                r->cfg->halt.mode == WEFT__HALT_NOW ? "now,..." : "soon,...");
+        const weft__halt_t *h = &r->cfg->halt;
+        if (h->fail_count)
+            fprintf(stderr, "weft: halted by the failure policy (halt = %s,fail=%" PRIu64 ")\n",
+                    h->mode == WEFT__HALT_NOW ? "now" : "soon", h->fail_count);
+        else
+            fprintf(stderr, "weft: halted by the failure policy (halt = %s,fail=%g%%)\n",
+                    h->mode == WEFT__HALT_NOW ? "now" : "soon", h->fail_percent);
     } else if (status == 0 && bad) {
         status = WEFT_EXIT_ITEMS_FAILED;
         label = "failed";

@@ -766,6 +766,13 @@ static int json_load(list_source_t *l, const char *path, const weft__buf_t *b,
     const char *nul = memchr(b->data, '\0', b->len);
     if (nul)
         return json_syntax_error(path, b, (size_t)(nul - b->data), label, err, errlen);
+    /* JSON allows no raw control character (whitespace aside) anywhere;
+     * cJSON takes any of them for whitespace between values. */
+    for (size_t k = 0; k < b->len; k++) {
+        unsigned char c = (unsigned char)b->data[k];
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+            return json_syntax_error(path, b, k, label, err, errlen);
+    }
     /* The length counts the NUL so that cJSON accepts the end of text. */
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(b->data, b->len + 1, &end, 1);
@@ -873,6 +880,11 @@ static int range_parse(const char *spec, int64_t *begin, int64_t *end, const cha
         *why = "the range ends before it begins";
         return -EINVAL;
     }
+    /* 2^64 - 1 items would read as "count unknown"; 2^63 is plenty. */
+    if ((uint64_t)*end - (uint64_t)*begin > (uint64_t)INT64_MAX) {
+        *why = "the range holds more than 2^63 - 1 items";
+        return -ERANGE;
+    }
     return 0;
 }
 
@@ -883,10 +895,11 @@ static int range_open(weft__source_t **out, const weft__entry_t *items,
     int64_t begin = 0, end = 0;
     const char *why = NULL;
     char where[512];
-    if (range_parse(items->value, &begin, &end, &why) != 0) {
+    int rc = range_parse(items->value, &begin, &end, &why);
+    if (rc != 0) {
         snprintf(err, errlen, "%s: items = '%s': %s",
                  weft__entry_where(items, where, sizeof where), items->value, why);
-        return -EINVAL;
+        return rc;
     }
     if (begin == end) {
         snprintf(err, errlen, "%s: items = '%s': the range is empty (no items to run)",

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -29,6 +30,7 @@ typedef struct fixture {
     char dir[64];
     char path[128];
     char err[512];
+    pid_t child; /* a forked helper still running, killed by teardown */
 } fixture_t;
 
 static const weft__jheader_t hdr = {
@@ -61,6 +63,10 @@ static int remove_one(const char *path, const struct stat *st, int flag, struct 
 static int teardown(void **state)
 {
     fixture_t *fx = *state;
+    if (fx->child > 0) { /* a test failed with its helper running */
+        kill(fx->child, SIGKILL);
+        waitpid(fx->child, NULL, 0);
+    }
     int rc = nftw(fx->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
     free(fx);
     return rc;
@@ -1487,6 +1493,7 @@ static void lock_across_processes(void **state)
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
             weft__journal_t *cj;
             weft__jscan_t *cs;
             char e[256];
@@ -1497,6 +1504,7 @@ static void lock_across_processes(void **state)
             weft__jscan_free(&cs);
             _exit(weft__journal_close(&cj) == 0 ? 0 : 3);
         }
+        fx->child = pid;
         char c = 0;
         assert_int_equal(read(up[0], &c, 1), 1);
         assert_int_equal(c, 'L');
@@ -1510,6 +1518,7 @@ static void lock_across_processes(void **state)
         assert_int_equal(write(down[1], "x", 1), 1);
         int status;
         assert_int_equal(waitpid(pid, &status, 0), pid);
+        fx->child = 0;
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         close(up[0]), close(up[1]), close(down[0]), close(down[1]);
         /* The child is gone: the lock went with it. */
@@ -1669,6 +1678,7 @@ static void create_kill_race(void **state)
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
             close(up[0]);
             for (unsigned k = 0;; k++) {
                 weft__journal_t *cj;
@@ -1683,6 +1693,7 @@ static void create_kill_race(void **state)
                 }
             }
         }
+        fx->child = pid;
         close(up[1]);
         assert_int_equal(fcntl(up[0], F_SETFL, O_NONBLOCK), 0);
         /* Run until the child made `target` journals, then a few more
@@ -1718,6 +1729,7 @@ static void create_kill_race(void **state)
         assert_int_equal(kill(pid, SIGKILL), 0);
         int status;
         assert_int_equal(waitpid(pid, &status, 0), pid);
+        fx->child = 0;
         assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
         close(up[0]);
         created += seen;

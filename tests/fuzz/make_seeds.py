@@ -4,7 +4,9 @@
 
 Run from anywhere: python3 tests/fuzz/make_seeds.py.  It rewrites only the
 files it names (seeds found by fuzzing and reproducers stay).  The journal
-seeds come from real journal code: build/tests/fuzz/fuzz_gen_journal DIR.
+seeds come from the real writer:
+    meson compile -C build fuzz_gen_journal
+    build/tests/fuzz/fuzz_gen_journal tests/fuzz/corpus/journal
 """
 import os
 import shutil
