@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +26,23 @@
 #include <xxhash.h>
 
 #include "journal.h"
+
+/* Fault injection: journal.c's flock() calls land here (the executable's
+ * definition comes before libc's).  When armed, the hook runs once before
+ * the lock is taken: say, another weft's create renaming a new journal over
+ * the path between open_locked's open() and flock(). */
+static void (*flock_hook)(void *);
+static void *flock_hook_arg;
+
+int flock(int fd, int op)
+{
+    void (*h)(void *) = flock_hook;
+    if (h) {
+        flock_hook = NULL;
+        h(flock_hook_arg);
+    }
+    return (int)syscall(SYS_flock, fd, op);
+}
 
 typedef struct fixture {
     char dir[64];
@@ -63,6 +81,7 @@ static int remove_one(const char *path, const struct stat *st, int flag, struct 
 static int teardown(void **state)
 {
     fixture_t *fx = *state;
+    flock_hook = NULL;
     if (fx->child > 0) { /* a test failed with its helper running */
         kill(fx->child, SIGKILL);
         waitpid(fx->child, NULL, 0);
@@ -1296,8 +1315,8 @@ static void crash_damaged(void **state)
     /* Sealed correctly but malformed: n does not match the payload. */
     static const struct {
         uint32_t plen, n;
-    } bad[] = {{8 + 3 * 8, 2}, {8 + 3 * 8, 4}, {8 + 3 * 8 + 4, 3}, {4, 0}, {0, 0},
-               {8 + 3 * 8 - 1, 3}};
+    } bad[] = {{8 + 3 * 8, 2}, {8 + 3 * 8, 4}, {8 + 3 * 8 + 4, 3},
+               {4, 0},         {0, 0},         {8 + 3 * 8 - 1, 3}};
     for (size_t t = 0; t < sizeof bad / sizeof bad[0]; t++) {
         size_t n = c0 + WEFT__JREC_HDR + bad[t].plen;
         unsigned char *c = calloc(1, n);
@@ -1339,7 +1358,8 @@ static void crash_twice_poison(void **state)
     const uint64_t *idx;
     assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
                      0);
-    const uint64_t a[] = {7, 40, 41, 4096 * 3 + 1}, b1[] = {90, 4096 * 3}, b2[] = {41, 41};
+    const uint64_t a[] = {7, 40, 41, 4096 * 3 + 1}, b1[] = {90, 4096 * 3},
+                   b2[] = {41, 41};
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     assert_int_equal(weft__journal_window(j, 0, 100), 0);
     put_crash(j, SIGSEGV, a, 4);
@@ -1744,6 +1764,97 @@ static void create_kill_race(void **state)
             created, resumed, busy);
 }
 
+/* What another weft's create does at the worst moment for us: rename a
+ * complete journal over the path, and (held) keep its lock. */
+typedef struct swap {
+    const char *from, *to;
+    bool held;
+    int fd;
+} swap_t;
+
+static void swap_in(void *arg)
+{
+    swap_t *w = arg;
+    w->fd = -1;
+    if (w->held) {
+        w->fd = open(w->from, O_RDWR | O_CLOEXEC);
+        assert_true(w->fd >= 0);
+        assert_int_equal(flock(w->fd, LOCK_EX | LOCK_NB), 0);
+    }
+    assert_int_equal(rename(w->from, w->to), 0);
+}
+
+static void expect_held_is_named(const weft__journal_t *j, const char *path)
+{
+    struct stat held, named;
+    assert_int_equal(fstat(weft__journal_fd(j), &held), 0);
+    assert_int_equal(stat(path, &named), 0);
+    assert_true(held.st_ino == named.st_ino && held.st_dev == named.st_dev);
+}
+
+/* The lock was won on a file that a create has just replaced: open_locked
+ * notices and starts again on the file the name now means. */
+static void lock_on_replaced_file(void **state)
+{
+    fixture_t *fx = *state;
+    char other[160];
+    snprintf(other, sizeof other, "%s/other.journal", fx->dir);
+    weft__journal_t *j;
+    weft__jscan_t *s;
+    for (int held = 0; held <= 1; held++) {
+        for (int op = 0; op < 2; op++) { /* resume, create */
+            assert_int_equal(
+                weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+            assert_int_equal(weft__journal_close(&j), 0);
+            assert_int_equal(
+                weft__journal_create(&j, other, &hdr2, fx->err, sizeof fx->err), 0);
+            assert_int_equal(weft__journal_session(j, 9, 0), 0);
+            assert_int_equal(weft__journal_close(&j), 0);
+            size_t blen;
+            unsigned char *b = slurp(other, &blen);
+
+            swap_t w = {other, fx->path, held != 0, -1};
+            flock_hook_arg = &w;
+            flock_hook = swap_in;
+            int rc =
+                op == 0
+                    ? weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err)
+                    : weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err);
+            assert_null(flock_hook); /* the swap happened */
+            if (held) {
+                /* The new file is in use: refused, and left alone. */
+                assert_int_equal(rc, -EWOULDBLOCK);
+                assert_null(j);
+                size_t len;
+                unsigned char *now = slurp(fx->path, &len);
+                assert_int_equal(len, blen);
+                assert_memory_equal(now, b, blen);
+                free(now);
+                close(w.fd);
+            } else if (op == 0) {
+                /* The resume reads and holds the new file, not the old. */
+                assert_int_equal(rc, 0);
+                expect_held_is_named(j, fx->path);
+                assert_string_equal(weft__jscan_header(s)->config, hdr2.config);
+                assert_int_equal(weft__jscan_last_session(s, NULL), 9);
+                weft__jscan_free(&s);
+                assert_int_equal(weft__journal_close(&j), 0);
+            } else {
+                /* The create replaced the new file, and holds its own. */
+                assert_int_equal(rc, 0);
+                expect_held_is_named(j, fx->path);
+                assert_int_equal(weft__journal_session(j, 1, 0), 0);
+                assert_int_equal(weft__journal_close(&j), 0);
+                snap_t n = snap(fx->path);
+                assert_string_equal(weft__jscan_header(n.s)->config, hdr.config);
+                assert_int_equal(weft__jscan_last_session(n.s, NULL), 1);
+                snap_free(&n);
+            }
+            free(b);
+        }
+    }
+}
+
 /* ---- errors ------------------------------------------------------------------- */
 
 static void open_errors(void **state)
@@ -2020,9 +2131,10 @@ int main(void)
         T(kill_only_sessions),   T(crash_row),
         T(lock_in_process),      T(lock_across_processes),
         T(create_replaces),      T(create_locked_leaves_old),
-        T(create_kill_race),     T(open_errors),
-        T(bad_arguments),        T(write_error_latched),
-        cmocka_unit_test(header_diff), T(large_scan),
+        T(create_kill_race),     T(lock_on_replaced_file),
+        T(open_errors),          T(bad_arguments),
+        T(write_error_latched),  cmocka_unit_test(header_diff),
+        T(large_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -184,7 +184,8 @@ static void check_bound(const weft_arg_value_t *out)
             break;
         case WEFT_ARG_FLOAT:
             FUZZ_CHECK(isfinite(out[k].u.f), "arg %s = %g", s->name, out[k].u.f);
-            FUZZ_CHECK(!(s->min < s->max) || (out[k].u.f >= s->min && out[k].u.f <= s->max),
+            FUZZ_CHECK(!(s->min < s->max) ||
+                           (out[k].u.f >= s->min && out[k].u.f <= s->max),
                        "arg %s = %g out of range", s->name, out[k].u.f);
             break;
         case WEFT_ARG_STRING:

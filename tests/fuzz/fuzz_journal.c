@@ -92,8 +92,8 @@ static void check_get(const weft__jscan_t *s, uint64_t index, const uint8_t *dat
                "entry %llu: status %u", (unsigned long long)index, e.status);
     FUZZ_CHECK(e.bytes != NULL, "entry %llu: bytes is NULL", (unsigned long long)index);
     FUZZ_CHECK(e.len == 0 || inside(e.bytes, e.len, data, valid),
-               "entry %llu: %u bytes outside the valid records", (unsigned long long)index,
-               e.len);
+               "entry %llu: %u bytes outside the valid records",
+               (unsigned long long)index, e.len);
     FUZZ_CHECK(e.msg_len == 0 || (e.msg && inside(e.msg, e.msg_len, data, valid)),
                "entry %llu: message of %u bytes outside the valid records",
                (unsigned long long)index, e.msg_len);
@@ -123,7 +123,8 @@ static int scan(const uint8_t *data, size_t len, summary_t *sum)
     const weft__jheader_t *h = weft__jscan_header(s);
     FUZZ_CHECK(h && h->config && h->plugin && h->items, "header texts missing");
     size_t total = strlen(h->config) + strlen(h->plugin) + strlen(h->items);
-    FUZZ_CHECK(total <= len, "header texts of %zu bytes in a %zu-byte journal", total, len);
+    FUZZ_CHECK(total <= len, "header texts of %zu bytes in a %zu-byte journal", total,
+               len);
 
     size_t valid = weft__jscan_valid_len(s), dropped = weft__jscan_dropped(s);
     FUZZ_CHECK(valid >= 8 && valid <= len, "valid_len %zu of %zu", valid, len);
@@ -138,8 +139,8 @@ static int scan(const uint8_t *data, size_t len, summary_t *sum)
     size_t np = weft__jscan_poison(s, &poison);
     check_list(suspects, ns, "suspects");
     check_list(poison, np, "poison");
-    FUZZ_CHECK(!weft__jscan_finished(s) || ns == 0, "a finished journal with %zu suspects",
-               ns);
+    FUZZ_CHECK(!weft__jscan_finished(s) || ns == 0,
+               "a finished journal with %zu suspects", ns);
 
     size_t found = 0, probes = 0;
     uint64_t items = weft__jscan_items(s);
@@ -165,7 +166,8 @@ static int scan(const uint8_t *data, size_t len, summary_t *sum)
     /* A header is the same as itself; the diff output always ends. */
     char out[96];
     memset(out, 'x', sizeof out);
-    FUZZ_CHECK(weft__jheader_diff(h, h, out, sizeof out) == 0, "a header differs from itself");
+    FUZZ_CHECK(weft__jheader_diff(h, h, out, sizeof out) == 0,
+               "a header differs from itself");
     FUZZ_CHECK(memchr(out, '\0', sizeof out), "diff output not NUL-terminated");
     const weft__jheader_t other = {"run.items=0..10\nargs.level=3", "fuzzplug 1.0",
                                    "range:0:10"};
@@ -173,8 +175,8 @@ static int scan(const uint8_t *data, size_t len, summary_t *sum)
     FUZZ_CHECK(memchr(out, '\0', sizeof out), "diff output not NUL-terminated");
     FUZZ_CHECK(nd == weft__jheader_diff(h, &other, NULL, 0), "diff count depends on out");
 
-    *sum = (summary_t){valid, ns, np, weft__jscan_sessions(s), items,
-                       weft__jscan_finished(s)};
+    *sum = (summary_t){
+        valid, ns, np, weft__jscan_sessions(s), items, weft__jscan_finished(s)};
     weft__jscan_free(&s);
     FUZZ_CHECK(s == NULL, "weft__jscan_free did not clear the pointer");
     return 0;

@@ -8,9 +8,10 @@
  * text, "files:tree" and "files:tree/STAR.txt" (STAR: '*') list a small
  * fixed tree made once (regular files, a dot-file, a sub-folder, symbolic
  * links to a file, to a folder and to nothing, a name with glob
- * characters), and "10..20" is a range.  Specs that would leave the scratch folder (absolute paths, "..",
- * backslashes, a glob that can match "..") or read standard input are
- * skipped: they are not what is under test and must not touch the machine.
+ * characters), and "10..20" is a range.  Specs that would leave the
+ * scratch folder (absolute paths, "..", backslashes, a glob that can match
+ * "..") or read standard input are skipped: they are not what is under
+ * test and must not touch the machine.
  *
  * Every item is read, in windows of varying size (and with `at` for
  * ranges), and checked against an independent reading of the same file:
@@ -168,7 +169,8 @@ static void read_all(weft__source_t *src, size_t limit, size_t window, seen_t *s
                    (unsigned long long)src->total, s->n);
     }
     size_t again = 1;
-    FUZZ_CHECK(weft__source_next(src, items, 4, &again, err, sizeof err) == 0 && again == 0,
+    FUZZ_CHECK(weft__source_next(src, items, 4, &again, err, sizeof err) == 0 &&
+                   again == 0,
                "next after the end gave %zu items", again);
     FUZZ_CHECK(src->total == s->n, "total %llu after the end, %zu items",
                (unsigned long long)src->total, s->n);
@@ -263,7 +265,8 @@ static void check_json(const seen_t *s, const char *arg)
     const cJSON *el;
     cJSON_ArrayForEach(el, root)
     {
-        FUZZ_CHECK(n < s->n, "%s: the source has %zu elements, there are more", arg, s->n);
+        FUZZ_CHECK(n < s->n, "%s: the source has %zu elements, there are more", arg,
+                   s->n);
         if (cJSON_IsString(el)) {
             FUZZ_CHECK(strcmp(s->text[n], el->valuestring) == 0 &&
                            s->len[n] == strlen(el->valuestring),
@@ -396,7 +399,8 @@ static void check_range(weft__source_t *src, const char *spec, size_t window)
     FUZZ_CHECK(weft__source_next(src, items, window, &got, err, sizeof err) == 0, "next");
     FUZZ_CHECK(got == (total < window ? total : window), "first window: %zu items", got);
     for (size_t k = 0; k < got; k++)
-        FUZZ_CHECK(items[k].index == k && items[k].number == (int64_t)((uint64_t)begin + k) &&
+        FUZZ_CHECK(items[k].index == k &&
+                       items[k].number == (int64_t)((uint64_t)begin + k) &&
                        items[k].text == NULL,
                    "'%s': item %zu is %lld", spec, k, (long long)items[k].number);
     const uint64_t probe[] = {0, total / 2, total - 1, total > 7 ? total - 7 : 0};
@@ -410,7 +414,8 @@ static void check_range(weft__source_t *src, const char *spec, size_t window)
                    (long long)it.number);
     }
     /* The runner counts windows off with items == NULL. */
-    FUZZ_CHECK(weft__source_next(src, NULL, SIZE_MAX, &got, err, sizeof err) == 0, "next");
+    FUZZ_CHECK(weft__source_next(src, NULL, SIZE_MAX, &got, err, sizeof err) == 0,
+               "next");
     FUZZ_CHECK(got == total - (total < window ? total : window), "counted %zu more", got);
     FUZZ_CHECK(weft__source_next(src, NULL, SIZE_MAX, &got, err, sizeof err) == 0 &&
                    got == 0,

@@ -72,7 +72,8 @@ static bool plainly_fine(const char *p)
     for (const char *c = p; *c;) {
         size_t len = strcspn(c, "/");
         if (len == 0 || len > NAME_MAX || !strchr(first, c[0]) ||
-            strspn(c + 1, ".ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") <
+            strspn(c + 1,
+                   ".ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") <
                 len - 1)
             return false;
         c += len + (c[len] == '/');
@@ -92,7 +93,8 @@ static void check_confine(const char *path, const char *what)
         const char *why = unsafe(path);
         FUZZ_CHECK(!why, "%s '%s' passed the confinement check but %s", what, path, why);
     } else {
-        FUZZ_CHECK(rc == -EINVAL || rc == -ENAMETOOLONG, "%s: check returned %d", what, rc);
+        FUZZ_CHECK(rc == -EINVAL || rc == -ENAMETOOLONG, "%s: check returned %d", what,
+                   rc);
         FUZZ_CHECK(err[0], "%s '%s' refused without a message", what, path);
         FUZZ_CHECK(!plainly_fine(path), "%s '%s' refused: %s", what, path, err);
     }
@@ -201,7 +203,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     uint8_t flags = rest_len ? rest[0] : 0;
     weft_item_t item = {.index = le64(rest + 1, rest_len > 1 ? rest_len - 1 : 0),
-                        .number = (int64_t)le64(rest + 9, rest_len > 9 ? rest_len - 9 : 0)};
+                        .number =
+                            (int64_t)le64(rest + 9, rest_len > 9 ? rest_len - 9 : 0)};
     if (flags & 2)
         item.number = (int64_t)item.index;
     char *item_text = NULL;
@@ -238,8 +241,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(err[0], "compile failed (%d) without a message", rc);
         FUZZ_CHECK(rc != -ENAMETOOLONG || strlen(text) > WEFT__TMPL_TEXT_MAX,
                    "-ENAMETOOLONG for %zu bytes", strlen(text));
-        FUZZ_CHECK(strpbrk(text, "{}") || rc != -EINVAL,
-                   "'%s' has no braces, yet: %s", text, err);
+        FUZZ_CHECK(strpbrk(text, "{}") || rc != -EINVAL, "'%s' has no braces, yet: %s",
+                   text, err);
         goto out;
     }
     FUZZ_CHECK(t != NULL, "compile succeeded without a template");

@@ -41,9 +41,11 @@ static void done(weft__journal_t *j, uint64_t first, uint64_t n)
     for (uint64_t i = first; rc == 0 && i < first + n; i++) {
         char bytes[64], msg[64];
         unsigned status = (unsigned)(i % 5) + 1;
-        int len = snprintf(bytes, sizeof bytes, "{\"index\":%llu}", (unsigned long long)i);
-        int mlen = status == WEFT__J_OK ? 0 : snprintf(msg, sizeof msg, "item %llu failed",
-                                                       (unsigned long long)i);
+        int len =
+            snprintf(bytes, sizeof bytes, "{\"index\":%llu}", (unsigned long long)i);
+        int mlen = status == WEFT__J_OK ? 0
+                                        : snprintf(msg, sizeof msg, "item %llu failed",
+                                                   (unsigned long long)i);
         rc = weft__jchunk_add(&b, i, i * 0x9E3779B97F4A7C15u, status, 1, bytes,
                               i % 4 == 3 ? 0 : (size_t)len, msg, (size_t)mlen);
     }
