@@ -204,7 +204,8 @@ int weft__journal_peek(const char *path, bool *finished)
     unsigned char r[WEFT__JREC_HDR + 16];
     struct stat st;
     int rc = fstat(fd, &st) != 0 ? -errno : 0;
-    *finished = false;
+    /* Shorter than a header: killed while being created; it holds no work. */
+    *finished = rc == 0 && st.st_size < (off_t)(sizeof file_magic + WEFT__JREC_HDR + 8);
     if (rc == 0 && st.st_size >= (off_t)(sizeof file_magic + 2 * sizeof r) &&
         pread(fd, r, sizeof r, st.st_size - (off_t)sizeof r) == (ssize_t)sizeof r)
         *finished = ld32(r) == (WEFT__JREC_MAGIC | WEFT__JREC_END) && ld32(r + 4) == 16 &&
@@ -1009,7 +1010,7 @@ int weft__jscan_parse(weft__jscan_t **out, const void *data, size_t len, char *e
         } else if (kind == WEFT__JREC_WINDOW || kind == WEFT__JREC_BEGIN) {
             cur.marks = true;
         } else if (kind == WEFT__JREC_CRASH) {
-            cur.crashed = cur.marks = true;
+            cur.crashed = true; /* a crash before any item started says nothing */
         }
         last_kind = kind;
         off += rlen;

@@ -89,9 +89,10 @@ typedef struct weft__jheader {
 
 /* ---- writing ------------------------------------------------------------ */
 
-/* Creates path (truncating it, but only once the lock is held), takes an
- * exclusive non-blocking flock (-EWOULDBLOCK with "PATH is in use by another
- * weft run" when held), writes and fsyncs the header, fsyncs the folder.
+/* Creates path, replacing it only once its lock is held: takes an exclusive
+ * non-blocking flock (-EWOULDBLOCK with "PATH is in use by another weft run"
+ * when held), writes and fsyncs the header in PATH.new, renames that over
+ * PATH (so PATH is always a whole journal), fsyncs the folder.
  * The three header texts must not be NULL.  On error *j is NULL. */
 int weft__journal_create(weft__journal_t **j, const char *path, const weft__jheader_t *h,
                          char *err, size_t errlen);
@@ -203,16 +204,16 @@ typedef struct weft__jentry {
 bool weft__jscan_get(const weft__jscan_t *s, uint64_t index, weft__jentry_t *e);
 
 /*
- * Poison detection.  A session that does not end with END crashed.  The
- * items in flight at a crash are the items of its WINDOW and BEGIN records
- * with no DONE entry written after the WINDOW/BEGIN in that same session.
- * Sessions that crashed before starting any item (no WINDOW or BEGIN: say,
- * killed during the plugin's init) are skipped here: they say nothing about
- * the items and must not hide the crash before them.  Of the others:
- * suspects: the in-flight items of the last session if it crashed.
- * poison: the items in flight both in the last session and in the session
- * just before it, when both crashed (an item that was done in between is in
- * flight again only if a later WINDOW/BEGIN re-started it).
+ * Poison detection.  A session that ends with neither END nor STOP was
+ * killed or crashed.  The items in flight then are the items of its WINDOW
+ * and BEGIN records with no DONE entry written after the WINDOW/BEGIN in that
+ * same session.  Sessions that stopped before starting any item (no WINDOW
+ * or BEGIN: say, killed during the plugin's init) are skipped here: they say
+ * nothing about the items and must not hide the sessions before them.
+ * suspects: the in-flight items of the last session if it did not end.
+ * poison: the items named by the CRASH records of the last session and of
+ * the one just before it, both crashed (a CRASH record is written by weft's
+ * own crash handler; a kill -9 writes none, so kills never make poison).
  * Both sorted, unique; *idx is NULL when the count is 0.
  */
 size_t weft__jscan_suspects(const weft__jscan_t *s, const uint64_t **idx);
