@@ -486,9 +486,10 @@ static const char *record_check(XXH3_state_t *st, const unsigned char *d, size_t
             return "bad SESSION record";
         break;
     case WEFT__JREC_WINDOW: {
+        if (plen != 16) /* before reading: the fields may not be there */
+            return "bad WINDOW record";
         uint64_t first = ld64(p), count = ld64(p + 8);
-        if (plen != 16 || count < 1 || count > WEFT__J_MAX_WINDOW ||
-            first > UINT64_MAX - count)
+        if (count < 1 || count > WEFT__J_MAX_WINDOW || first > UINT64_MAX - count)
             return "bad WINDOW record";
         break;
     }

@@ -11,6 +11,8 @@
 
 #include "fuzz_common.h"
 
+static void remove_tmpdir(void);
+
 void fuzz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
 {
     va_list ap;
@@ -19,6 +21,7 @@ void fuzz_fail(const char *file, int line, const char *cond, const char *fmt, ..
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+    remove_tmpdir(); /* abort() skips atexit handlers */
     abort();
 }
 

@@ -7,8 +7,9 @@
  *
  * header_only, finished (a run with windows, DONE chunks of every status
  * and END), crashed_twice (two sessions cut short, the second one in
- * careful mode with BEGIN: poison), resumed_finished, and torn_tail /
- * bad_checksum (finished, cut in its last record / one byte flipped).
+ * careful mode with BEGIN: poison), resumed_finished, stopped (a STOP
+ * record), crash_record (a CRASH record), and torn_tail / bad_checksum (finished, cut in
+ * its last record / one byte flipped).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -140,6 +141,27 @@ int main(int argc, char **argv)
     done(j, 3, 9);
     done(j, 1, 1); /* a retry: the later entry wins */
     weft__journal_end(j, 10, 2);
+    finish(&j);
+
+    j = create(dir, "stopped");
+    weft__journal_session(j, 1, 0);
+    weft__journal_window(j, 0, 4);
+    done(j, 0, 2);
+    weft__journal_stop(j);
+    finish(&j);
+
+    j = create(dir, "crash_record");
+    weft__journal_session(j, 1, 0);
+    weft__journal_window(j, 0, 8);
+    done(j, 0, 3);
+    {
+        const uint64_t in_flight[] = {3, 4, 6};
+        unsigned char rec[128];
+        size_t n = weft__journal_crash_record(rec, sizeof rec, 11, in_flight, 3);
+        int rc = weft__journal_append(j, rec, n);
+        if (rc)
+            die("crash record", rc, NULL);
+    }
     finish(&j);
 
     derive(dir, "finished", "torn_tail", 5, -1);
