@@ -160,13 +160,11 @@ int weft__plugin_dirs(const char *config_dir, const char *config_plugin_path,
     const char *env = getenv("WEFT_PLUGIN_PATH");
     if (env && (r = dirlist_add_list(&l, env, NULL)) < 0)
         goto fail;
-#ifdef WEFT_PLUGINDIR
-    if ((r = dirlist_add(&l, strdup(WEFT_PLUGINDIR))) < 0)
-        goto fail;
-#endif
-    /* Not knowing where we run from only loses these folders.  An
-     * installed tree moved elsewhere (or installed with DESTDIR) still
-     * finds its plugins relative to bin/; a build tree has plugins/. */
+    /* The binary's own plugins come before the install folder, so that a
+     * build tree never runs an older installed copy.  Not knowing where we
+     * run from only loses these folders.  An installed tree moved elsewhere
+     * (or installed with DESTDIR) finds its plugins relative to bin/; a
+     * build tree has plugins/. */
     char *exe = exe_dir();
     if (exe) {
 #ifdef WEFT_PLUGINDIR_FROM_BINDIR
@@ -178,6 +176,10 @@ int weft__plugin_dirs(const char *config_dir, const char *config_plugin_path,
         if (r < 0)
             goto fail;
     }
+#ifdef WEFT_PLUGINDIR
+    if ((r = dirlist_add(&l, strdup(WEFT_PLUGINDIR))) < 0)
+        goto fail;
+#endif
 
     *dirs = l.v;
     *n_dirs = l.n;

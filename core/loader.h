@@ -8,11 +8,13 @@
  *   2. the config file's folder,
  *   3. the folders of $WEFT_PLUGIN_PATH (':'-separated; empty elements are
  *      skipped, never taken as the current directory),
- *   4. the install folder (WEFT_PLUGINDIR, set at build time),
- *   5. the same folder found from the running weft executable
+ *   4. the install folder found from the running weft executable
  *      (<bindir>/../<libdir>/weft/plugins: a relocated install),
- *   6. the `plugins` folder beside the running weft executable (how a
- *      build tree works without installing).
+ *   5. the `plugins` folder beside the running weft executable (how a
+ *      build tree works without installing),
+ *   6. the install folder (WEFT_PLUGINDIR, set at build time).
+ * The binary's own plugins (4, 5) come before 6, so that a build tree
+ * never loads an older installed copy.
  * The current directory is never searched implicitly.  A value containing
  * a '/' is a path and is loaded as is (no search).
  *

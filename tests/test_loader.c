@@ -343,8 +343,9 @@ static void exe_plugins_dir(char *buf, size_t size, const char *sub)
     snprintf(buf, size, "%s/%s", exe, sub);
 }
 
-/* The built-in folders: install folder, the same from the executable, the
- * build tree's plugins/ beside the executable. */
+/* The built-in folders: the install folder found from the executable, the
+ * build tree's plugins/ beside the executable, then the install folder (the
+ * binary's own plugins first: a build tree never loads an older install). */
 #define N_BUILTIN 3
 
 static void loader_dirs_order(void **state)
@@ -359,7 +360,7 @@ static void loader_dirs_order(void **state)
     assert_int_equal(weft__plugin_dirs("/cfg", "rel:/abs::sub/dir", &d, &n), 0);
     const char *want[] = {"/cfg/rel",     "/abs",      "/cfg/sub/dir",
                           "/cfg",         "/env/a",    "/env/b",
-                          WEFT_PLUGINDIR, exe_install, exe_plugins};
+                          exe_install,    exe_plugins, WEFT_PLUGINDIR};
     for (size_t i = 0; i < n; i++)
         print_message("dir %zu: %s\n", i, d[i]);
     assert_int_equal(n, sizeof want / sizeof want[0]);
@@ -371,9 +372,9 @@ static void loader_dirs_order(void **state)
     assert_int_equal(unsetenv("WEFT_PLUGIN_PATH"), 0);
     assert_int_equal(weft__plugin_dirs(NULL, NULL, &d, &n), 0);
     assert_int_equal(n, N_BUILTIN);
-    assert_string_equal(d[0], WEFT_PLUGINDIR);
-    assert_string_equal(d[1], exe_install);
-    assert_string_equal(d[2], exe_plugins);
+    assert_string_equal(d[0], exe_install);
+    assert_string_equal(d[1], exe_plugins);
+    assert_string_equal(d[2], WEFT_PLUGINDIR);
     free_dirs(d, n);
 
     /* A repeated folder is searched once. */
