@@ -214,6 +214,12 @@ int weft__journal_peek(const char *path, bool *finished)
     return rc;
 }
 
+bool weft__journal_empty(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && st.st_size < (off_t)(sizeof file_magic + WEFT__JREC_HDR + 8);
+}
+
 int weft__journal_fd(const weft__journal_t *j)
 {
     return j ? j->fd : -1;

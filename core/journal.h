@@ -136,6 +136,10 @@ int weft__journal_fd(const weft__journal_t *j);
  * -errno (-ENOENT: no journal). */
 int weft__journal_peek(const char *path, bool *finished);
 
+/* True when the file at path is shorter than a journal header: it was
+ * being created when the process died, and holds no work. */
+bool weft__journal_empty(const char *path);
+
 int weft__journal_sync(weft__journal_t *j); /* fdatasync; -errno, latched */
 /* Syncs, unlocks, closes; *j becomes NULL.  Returns the latched error if an
  * earlier call failed, else -errno of the sync or close.  NULL-safe. */

@@ -939,10 +939,16 @@ static int open_journal(run_t *r)
         free(path);
         return usage_error("out of memory");
     }
+    bool finished = false;
+    if (resume && weft__journal_peek(path, &finished) == 0 && finished &&
+        weft__journal_empty(path)) {
+        /* Killed while the journal was being created: it holds no work, so
+         * resuming is running everything. */
+        resume = false;
+    }
     if (!resume) {
         /* A plain run: refuse to overwrite a journal whose run did not
          * finish (cheap: only its last record is read). */
-        bool finished = false;
         rc = weft__journal_peek(path, &finished);
         if (rc == 0 && !finished && !o->restart) {
             rc = refuse(r, "%s: an earlier run of this job did not finish (journal %s).\n"
