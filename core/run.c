@@ -878,8 +878,8 @@ static unsigned pick_threads(const run_t *r)
 
 /* ---- the journal: create, or resume ------------------------------------- */
 
-static int refuse(run_t *r, const char *fmt, ...) WEFT_PRINTF(2, 3);
-static int refuse(run_t *r, const char *fmt, ...)
+static int refuse(const char *fmt, ...) WEFT_PRINTF(1, 2);
+static int refuse(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -887,7 +887,6 @@ static int refuse(run_t *r, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-    (void)r;
     return WEFT_EXIT_USAGE;
 }
 
@@ -897,16 +896,16 @@ static int check_same_run(run_t *r, const char *path)
     char diff[4096] = "";
     size_t n = weft__jheader_diff(weft__jscan_header(r->scan), &r->id.header, diff, sizeof diff);
     if (n && !r->opts->force)
-        return refuse(r, "%s: cannot resume: the run changed since it began:\n%s"
+        return refuse("%s: cannot resume: the run changed since it began:\n%s"
                          "weft: add --restart (instead of --resume) to start over, or --force to "
                          "resume anyway (changed items run again)",
                       path, diff);
     char what[512] = "";
     int64_t differ = weft__resume_check_items(r->cfg, r->scan, what, sizeof what);
     if (differ < 0)
-        return refuse(r, "items: %s", what);
+        return refuse("items: %s", what);
     if (differ > 0 && !r->opts->force)
-        return refuse(r, "%s: cannot resume: %" PRId64 " item%s changed since the run began (%s); "
+        return refuse("%s: cannot resume: %" PRId64 " item%s changed since the run began (%s); "
                          "add --force to run the changed items again",
                       path, differ, differ == 1 ? "" : "s", what);
     if (n || differ)
@@ -930,7 +929,7 @@ static int open_journal(run_t *r)
     }
     if (!path) {
         if (resume)
-            return refuse(r, "%s: nothing to resume: this run keeps no journal (its output is "
+            return refuse("%s: nothing to resume: this run keeps no journal (its output is "
                              "standard output or none, its items a stream, or journal = off)",
                           r->cfg->path);
         return 0;
@@ -939,19 +938,17 @@ static int open_journal(run_t *r)
         free(path);
         return usage_error("out of memory");
     }
-    bool finished = false;
-    if (resume && weft__journal_peek(path, &finished) == 0 && finished &&
-        weft__journal_empty(path)) {
-        /* Killed while the journal was being created: it holds no work, so
-         * resuming is running everything. */
+    /* Killed while the journal was being created: it holds no work, so
+     * resuming is running everything. */
+    if (resume && weft__journal_empty(path))
         resume = false;
-    }
     if (!resume) {
         /* A plain run: refuse to overwrite a journal whose run did not
          * finish (cheap: only its last record is read). */
+        bool finished = false;
         rc = weft__journal_peek(path, &finished);
         if (rc == 0 && !finished && !o->restart) {
-            rc = refuse(r, "%s: an earlier run of this job did not finish (journal %s).\n"
+            rc = refuse("%s: an earlier run of this job did not finish (journal %s).\n"
                            "weft: run `weft run %s --resume` to finish it, or add --restart to "
                            "start over",
                         r->cfg->path, path, r->cfg->path);
@@ -969,7 +966,7 @@ static int open_journal(run_t *r)
     }
     rc = weft__journal_resume(&r->journal, &r->scan, path, r->err, ERR_SIZE);
     if (rc == -ENOENT) {
-        rc = refuse(r, "%s: nothing to resume: no journal at %s (run without --resume)",
+        rc = refuse("%s: nothing to resume: no journal at %s (run without --resume)",
                     r->cfg->path, path);
         goto out;
     }
@@ -992,9 +989,9 @@ static int open_journal(run_t *r)
                                WEFT__JS_RESUME | (r->n_suspects ? WEFT__JS_CAREFUL : 0));
     r->journaled = rc == 0;
     if (rc)
-        rc = refuse(r, "%s: cannot append to the journal: %s", path, strerror(-rc));
+        rc = refuse("%s: cannot append to the journal: %s", path, strerror(-rc));
 out:
-    free(path);
+    r->journal_path = path;
     return rc;
 }
 
@@ -1360,14 +1357,10 @@ int weft__run(const weft__run_opts_t *o)
     if (r->journal) {
         /* An early error, before any item ran: a fresh journal goes (it
          * holds nothing), a resumed one is marked as cleanly stopped. */
-        if (r->journal_fresh) {
-            char *path = weft__journal_path(r->cfg, r->outdir_path, &(bool){0});
-            if (path)
-                unlink(path);
-            free(path);
-        } else {
+        if (r->journal_fresh)
+            unlink(r->journal_path);
+        else
             weft__journal_stop(r->journal);
-        }
     }
     weft__npy_abort(&r->npy);
     weft__journal_close(&r->journal);
@@ -1381,6 +1374,7 @@ int weft__run(const weft__run_opts_t *o)
     free(r->workers);
     free(r->args);
     free(r->outdir_path);
+    free(r->journal_path);
     weft__source_close(&r->source);
     weft__plugin_close(&r->plugin);
     weft__config_free(&r->cfg);

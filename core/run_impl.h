@@ -99,6 +99,7 @@ typedef struct run {
     weft__outdir_t *outdir;      /* the plugin's output folder, locked    */
     char *outdir_path;
     weft__journal_t *journal;    /* NULL: no journal                       */
+    char *journal_path;          /* where it is, or NULL                    */
     weft__jscan_t *scan;         /* resume: what an earlier run did        */
     weft__identity_t id;
     const uint64_t *suspects, *poison; /* resume, thread mode: sorted      */

@@ -70,6 +70,10 @@ const char *e2e_pathf(const char *fmt, ...) WEFT_PRINTF(1, 2);
 /* rm -rf path: 0, or -1 if that failed. */
 int e2e_remove(const char *path);
 
+/* True once pid is gone or a zombie (its reaper, e.g. a container's PID 1,
+ * may never reap it): the process no longer runs. */
+bool e2e_process_dead(int pid);
+
 /* A whole file, NUL-terminated (size in *len if not NULL), or NULL. */
 char *e2e_slurp(const char *path, size_t *len);
 

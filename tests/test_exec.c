@@ -390,21 +390,6 @@ static void exec_cannot_run(void **state)
 
 /* ---- limits --------------------------------------------------------------- */
 
-/* True once pid is gone or a zombie (its reaper may be slow). */
-static bool dead(pid_t pid)
-{
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return true;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *paren = strrchr(buf, ')');
-    return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
-}
-
 static void exec_timeout(void **state)
 {
     (void)state;
@@ -437,9 +422,9 @@ static void exec_timeout(void **state)
     pid_t pid = (pid_t)atoi(text);
     free(text);
     assert_true(pid > 1);
-    while (!dead(pid) && now() - t0 < 3.0)
+    while (!e2e_process_dead(pid) && now() - t0 < 3.0)
         usleep(10000);
-    if (!dead(pid)) {
+    if (!e2e_process_dead(pid)) {
         kill(pid, SIGKILL);
         fail_msg("the background sleep (pid %d) outlived its timed-out item", (int)pid);
     }

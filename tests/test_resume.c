@@ -80,21 +80,6 @@ static size_t children_of(pid_t pid, pid_t *out, size_t max)
     return n;
 }
 
-/* Dead: gone, or a zombie nobody reaps (PID 1 in some containers). */
-static bool dead(pid_t pid)
-{
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return true;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *paren = strrchr(buf, ')');
-    return paren && (paren[2] == 'Z' || paren[2] == 'X');
-}
-
 static void expect_same_file(const char *a, const char *b)
 {
     size_t la, lb;
@@ -164,7 +149,7 @@ static void kill9_rounds(const char *run, bool check_children)
             for (int tries = 0; n && tries < 100; tries++) {
                 bool all = true;
                 for (size_t i = 0; i < n; i++)
-                    all = all && dead(kids[i]);
+                    all = all && e2e_process_dead(kids[i]);
                 if (all)
                     break;
                 sleep_s(0.02);
