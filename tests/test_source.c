@@ -781,6 +781,31 @@ static void files_glob_no_match(void **state)
     expect_error(fx, "files:d*", -EINVAL, "empty source");
 }
 
+/* glob(3) recurses once per '/' after a wildcard: a deep pattern is
+ * refused before it can overflow the stack (a fuzz finding: 3000 '/'). */
+static void files_glob_too_deep(void **state)
+{
+    fixture_t *fx = *state;
+    char spec[8192];
+    int n = snprintf(spec, sizeof spec, "files:sub/[");
+    for (int k = 0; k < 65; k++)
+        spec[n++] = '/';
+    spec[n] = '\0';
+    expect_error(fx, spec, -EINVAL, "65 '/' after the first wildcard (at most 64)");
+
+    /* 64 levels after the wildcard is still a pattern (it matches nothing). */
+    n = snprintf(spec, sizeof spec, "files:*");
+    for (int k = 0; k < 64; k++)
+        n += snprintf(spec + n, sizeof spec - n, "/d");
+    expect_error(fx, spec, -EINVAL, "empty source: no regular file matches");
+    /* Folders before the wildcard do not count. */
+    n = snprintf(spec, sizeof spec, "files:");
+    for (int k = 0; k < 100; k++)
+        n += snprintf(spec + n, sizeof spec - n, "d/");
+    snprintf(spec + n, sizeof spec - n, "*.txt");
+    expect_error(fx, spec, -ENOENT, "No such file or directory");
+}
+
 static void files_errors(void **state)
 {
     fixture_t *fx = *state;
@@ -970,6 +995,7 @@ int main(void)
         T(files_glob),
         T(files_glob_literal_dir),
         T(files_glob_no_match),
+        T(files_glob_too_deep),
         T(files_errors),
         T(json_strings),
         T(json_other_values),
