@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "altstack.h"
 #include "run_impl.h"
 #include "summary.h"
 
@@ -136,8 +137,11 @@ static void on_crash(int sig, siginfo_t *info, void *uc)
 static void crash_handlers(run_t *r, bool on)
 {
     if (on) {
-        struct sigaction sa = {.sa_sigaction = on_crash, .sa_flags = SA_SIGINFO};
+        /* SA_ONSTACK: a stack overflow is handled on the alternate stack
+         * (each worker sets one up in run_chunk, the caller here). */
+        struct sigaction sa = {.sa_sigaction = on_crash, .sa_flags = SA_SIGINFO | SA_ONSTACK};
         sigemptyset(&sa.sa_mask);
+        weft__altstack_ensure();
         crash_run = r;
         for (size_t k = 0; k < N_CRASH_SIGNALS; k++)
             sigaction(crash_signals[k], &sa, &crash_old[k]);
@@ -490,6 +494,8 @@ static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
     weft_item_t computed;
     char why[MSG_SIZE];
 
+    if (r->journal)
+        weft__altstack_ensure(); /* see crash_handlers */
     for (size_t i = begin; i < end; i++) {
         slot_t *slot = &w->slots[i];
         if (slot->pre) { /* run alone before the window, by worker 0 */

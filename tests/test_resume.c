@@ -413,14 +413,12 @@ static void isolate_abort_exit_retries(void **state)
     e2e_free(&o);
 }
 
-/* Thread mode: a segfault kills weft; the resume runs what was in flight
+/* Thread mode: a crash kills weft; the resume runs what was in flight
  * alone; the second crash names the item, and the next resume quarantines
- * it and finishes the rest. */
-static void poison_quarantine(void **state)
+ * it and finishes the rest.  `fault` says how item 150 crashes. */
+static void expect_quarantine(const char *fault)
 {
-    (void)state;
-    const char *ini = config("poison.ini", 300, "poison.json", "threads = 2",
-                             "segv = 150\nsleep_ms = 1");
+    const char *ini = config("poison.ini", 300, "poison.json", "threads = 2", fault);
     /* Killed by SIGSEGV; a sanitizer build reports it and exits its own
      * way (TSan: 66, ASan: SIGABRT): anything but a normal exit status. */
     e2e_outcome_t o = E2E_RUN("run", ini, "-q");
@@ -445,6 +443,22 @@ static void poison_quarantine(void **state)
     o = E2E_RUN("run", ini, "--resume");
     e2e_expect(&o, 1, "(in an earlier run): quarantined");
     e2e_free(&o);
+    unlink(e2e_path("poison.json"));
+    unlink(e2e_path("poison.json.journal"));
+}
+
+static void poison_quarantine(void **state)
+{
+    (void)state;
+    expect_quarantine("segv = 150\nsleep_ms = 1");
+}
+
+/* A stack overflow is a crash like any other: the handler runs on an
+ * alternate stack, so the journal still names the item. */
+static void poison_stack_overflow(void **state)
+{
+    (void)state;
+    expect_quarantine("overflow = 150\nsleep_ms = 1");
 }
 
 /* ---- the failure policy ----------------------------------------------------- */
@@ -562,6 +576,7 @@ int main(void)
         cmocka_unit_test(isolate_segv_and_hang),
         cmocka_unit_test(isolate_abort_exit_retries),
         cmocka_unit_test(poison_quarantine),
+        cmocka_unit_test(poison_stack_overflow),
         cmocka_unit_test(halt_policies),
         cmocka_unit_test(thread_timeout),
         cmocka_unit_test(disk_full),

@@ -14,6 +14,9 @@
  *                 SEGV handler reports and, with abort_on_error=1, the
  *                 process dies of SIGABRT; ASAN_OPTIONS=handle_segv=0
  *                 keeps SIGSEGV
+ *   overflow      recursion without end until the thread's stack overflows
+ *                 (SIGSEGV on the guard page; the handler needs an
+ *                 alternate stack to run at all)
  *   abort         abort()
  *   exit          _exit(7), no atexit handlers, no flushing
  *   hang          sleeps until the host says stop (host->should_stop,
@@ -41,6 +44,7 @@
 
 enum {
     ARG_SEGV,
+    ARG_OVERFLOW,
     ARG_ABORT,
     ARG_EXIT,
     ARG_HANG,
@@ -57,6 +61,10 @@ static const weft_arg_spec_t fault_args[] = {
                   .type = WEFT_ARG_STRING,
                   .default_value = "",
                   .help = "item indices that segfault, e.g. \"13,42\""},
+    [ARG_OVERFLOW] = {.name = "overflow",
+                      .type = WEFT_ARG_STRING,
+                      .default_value = "",
+                      .help = "item indices that overflow their stack (unbounded recursion)"},
     [ARG_ABORT] = {.name = "abort",
                    .type = WEFT_ARG_STRING,
                    .default_value = "",
@@ -246,6 +254,20 @@ static void segfault(fault_state_t *s)
     abort();
 }
 
+/* Each frame keeps a live 1 KiB array, and the call is not a tail call, so
+ * no optimizer turns this into a loop.  `depth` comes from a volatile so
+ * the compiler cannot prove the recursion endless. */
+static volatile int64_t overflow_limit = -1;
+
+static __attribute__((noinline)) int64_t dive(volatile char *above, int64_t depth)
+{
+    volatile char frame[1024];
+    frame[0] = above ? (char)(above[0] + 1) : 0;
+    if (depth == overflow_limit)
+        return frame[0];
+    return dive(frame, depth + 1) + frame[0];
+}
+
 static int fault_process(void *state, void *ctx, const weft_item_t *item,
                          weft_result_t *r)
 {
@@ -261,6 +283,8 @@ static int fault_process(void *state, void *ctx, const weft_item_t *item,
         segfault(s);
     if (list_find(&s->lists[ARG_SEGV], i) >= 0)
         segfault(s);
+    if (list_find(&s->lists[ARG_OVERFLOW], i) >= 0)
+        dive(NULL, 0);
     if (list_find(&s->lists[ARG_ABORT], i) >= 0)
         abort();
     if (list_find(&s->lists[ARG_EXIT], i) >= 0)
