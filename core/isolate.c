@@ -204,10 +204,10 @@ int weft__iso_reply_ok(weft__iso_reply_t *r, uint32_t records, const void *bytes
     return 0;
 }
 
-int weft__iso_reply_fail(weft__iso_reply_t *r, const char *msg, size_t msg_len)
+int weft__iso_reply_fail(weft__iso_reply_t *r, int code, const char *msg, size_t msg_len)
 {
     reply_reset(r);
-    r->status = 1;
+    r->status = code ? code : 1;
     if (msg_len > UINT32_MAX)
         msg_len = UINT32_MAX;
     if (grow(&r->buf, &r->cap, sizeof(struct msg_hdr) + msg_len))
@@ -525,6 +525,7 @@ static int handle_msg(weft__iso_t *iso, struct run *r, unsigned id, const struct
     weft__iso_outcome_t o = {
         .kind = h->status ? WEFT__ISO_FAILED : WEFT__ISO_OK,
         .exit_status = -1,
+        .code = h->status,
         .records = h->records,
         .bytes = h->len ? body : NULL,
         .len = h->len,

@@ -61,6 +61,7 @@ typedef struct weft__iso_outcome {
     enum weft__iso_outcome_kind kind;
     int signal;      /* CRASHED by a signal: its number, else 0          */
     int exit_status; /* CRASHED by exit: the status, else -1             */
+    int code;        /* FAILED by the child: its reply_fail code, else 0 */
     uint32_t records;
     const void *bytes; /* OK / FAILED: the reply bytes (may be NULL, len 0) */
     size_t len;
@@ -78,8 +79,10 @@ typedef struct weft__iso_outcome {
  */
 typedef struct weft__iso_reply weft__iso_reply_t;
 int weft__iso_reply_ok(weft__iso_reply_t *r, uint32_t records, const void *bytes, size_t len);
-/* Status nonzero (FAILED) with message msg; bytes are dropped. */
-int weft__iso_reply_fail(weft__iso_reply_t *r, const char *msg, size_t msg_len);
+/* FAILED with message msg; bytes are dropped.  `code` (nonzero; 0 is
+ * taken as 1) reaches the supervisor as the outcome's code: the caller's
+ * own kind of failure. */
+int weft__iso_reply_fail(weft__iso_reply_t *r, int code, const char *msg, size_t msg_len);
 
 typedef struct weft__iso_settings {
     unsigned workers;       /* processes, 1..1024; 0 is an error       */

@@ -99,7 +99,8 @@ static void child_item(void *arg, unsigned worker, uint64_t index, const void *b
     if (slot.status == ST_OK)
         weft__iso_reply_ok(reply, slot.records, pc->cbuf.data + slot.off, slot.len);
     else
-        weft__iso_reply_fail(reply, pc->cmsgs.data + slot.msg_off, slot.msg_len);
+        weft__iso_reply_fail(reply, (int)slot.status, pc->cmsgs.data + slot.msg_off,
+                             slot.msg_len);
 }
 
 static void child_fini(void *arg, unsigned worker)
@@ -143,9 +144,8 @@ static void on_result(void *arg, size_t i, const weft__iso_outcome_t *o)
     msg[n] = '\0';
     switch (o->kind) {
     case WEFT__ISO_OK: st = ST_OK; break;
-    case WEFT__ISO_FAILED:
-        /* The child's own cooperative timeout (weft__run_call) says so. */
-        st = strncmp(msg, "timed out after ", 16) == 0 ? ST_TIMED_OUT : ST_FAILED;
+    case WEFT__ISO_FAILED: /* failed, or the child's cooperative timeout */
+        st = o->code == ST_TIMED_OUT ? ST_TIMED_OUT : ST_FAILED;
         break;
     case WEFT__ISO_CRASHED: st = ST_CRASHED; break;
     case WEFT__ISO_TIMED_OUT:

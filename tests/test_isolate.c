@@ -49,6 +49,12 @@ static struct {
 #define BIG_ITEM (1u << 20)
 #define BIG_REPLY (4u << 20)
 
+/* The code an echo failure passes to the supervisor: varies, never 0. */
+static int fail_code(uint64_t index)
+{
+    return 2 + (int)(index % 3);
+}
+
 static size_t echo_len(uint64_t index)
 {
     return (size_t)(index % 37);
@@ -123,13 +129,13 @@ static void child_item(void *arg, unsigned worker, uint64_t index, const void *i
     case B_ECHO: {
         int n = snprintf(want, sizeof want, "item-%llu", (unsigned long long)index);
         if ((size_t)n != len || memcmp(item, want, len) != 0) {
-            weft__iso_reply_fail(reply, "wrong item bytes", 16);
+            weft__iso_reply_fail(reply, 1, "wrong item bytes", 16);
             return;
         }
         if (index % 11 == 5) {
             char m[48];
             int ml = snprintf(m, sizeof m, "failed %llu", (unsigned long long)index);
-            weft__iso_reply_fail(reply, m, (size_t)ml);
+            weft__iso_reply_fail(reply, fail_code(index), m, (size_t)ml);
             return;
         }
         for (size_t k = 0; k < echo_len(index); k++)
@@ -140,12 +146,12 @@ static void child_item(void *arg, unsigned worker, uint64_t index, const void *i
     case B_BIG: {
         const unsigned char *p = item;
         if (len != BIG_ITEM) {
-            weft__iso_reply_fail(reply, "short item", 10);
+            weft__iso_reply_fail(reply, 1, "short item", 10);
             return;
         }
         for (size_t k = 0; k < len; k++)
             if (p[k] != (unsigned char)index) {
-                weft__iso_reply_fail(reply, "bad item", 8);
+                weft__iso_reply_fail(reply, 1, "bad item", 8);
                 return;
             }
         unsigned char *out = malloc(BIG_REPLY);
@@ -175,7 +181,7 @@ static void child_item(void *arg, unsigned worker, uint64_t index, const void *i
 static struct res {
     unsigned seen[MAX_ITEMS];
     enum weft__iso_outcome_kind kind[MAX_ITEMS];
-    int sig[MAX_ITEMS], exit_status[MAX_ITEMS];
+    int sig[MAX_ITEMS], exit_status[MAX_ITEMS], code[MAX_ITEMS];
     char msg[MAX_ITEMS][64];
     unsigned bad_bytes; /* OK replies whose bytes/records were wrong */
     size_t n_results;
@@ -222,6 +228,7 @@ static void on_result(void *arg, size_t i, const weft__iso_outcome_t *o)
     R.kind[i] = o->kind;
     R.sig[i] = o->signal;
     R.exit_status[i] = o->exit_status;
+    R.code[i] = o->code;
     snprintf(R.msg[i], sizeof R.msg[i], "%.*s", (int)o->msg_len, o->msg);
     R.n_results++;
     if (o->kind == WEFT__ISO_OK && R.stopped)
@@ -317,11 +324,13 @@ static void isolate_echo_exactly_once(void **state)
                 uint64_t index = first + 1000 + i;
                 if (index % 11 == 5) {
                     assert_int_equal(R.kind[i], WEFT__ISO_FAILED);
+                    assert_int_equal(R.code[i], fail_code(index));
                     char m[48];
                     snprintf(m, sizeof m, "failed %llu", (unsigned long long)index);
                     assert_string_equal(R.msg[i], m);
                 } else {
                     assert_int_equal(R.kind[i], WEFT__ISO_OK);
+                    assert_int_equal(R.code[i], 0);
                 }
             }
         }
