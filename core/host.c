@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "children.h"
 #include "loader.h"
 #include "template.h"
 
@@ -115,6 +116,21 @@ static bool host_should_stop(const weft_host_t *host)
         return true;
     double deadline = weft__item_deadline;
     return deadline > 0 && weft__host_now() >= deadline;
+}
+
+/* ---- child processes --------------------------------------------------- */
+
+static int host_child_started(const weft_host_t *host, long pid)
+{
+    (void)host;
+    return pid > 0 && pid <= INT32_MAX && weft__children_add((pid_t)pid) == 0 ? 0 : -1;
+}
+
+static void host_child_ended(const weft_host_t *host, long pid)
+{
+    (void)host;
+    if (pid > 0 && pid <= INT32_MAX)
+        weft__children_remove((pid_t)pid);
 }
 
 /* ---- atomic output files ----------------------------------------------- */
@@ -370,6 +386,8 @@ void weft__host_init(weft__host_t *h, const char *plugin_name, uint64_t run_seed
     h->pub.tmpl_expand = weft__tmpl_expand;
     h->pub.tmpl_free = host_tmpl_free;
     h->pub.out_write = host_out_write;
+    h->pub.child_started = host_child_started;
+    h->pub.child_ended = host_child_ended;
     h->plugin_name = plugin_name;
     h->stop = NULL;
     h->outdir_fd = -1;

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "altstack.h"
+#include "children.h"
 #include "run_impl.h"
 #include "summary.h"
 
@@ -74,6 +75,7 @@ static void on_signal(int sig)
         put_str("\nweft: second signal: exiting at once; the journal keeps what was done\n");
         if (signal_iso)
             weft__iso_kill_all(signal_iso);
+        weft__children_kill_all(); /* what the plugin started dies with us */
         _exit(128 + sig);
     }
     int soon = 0;
@@ -100,7 +102,8 @@ static void signals_restore(const struct sigaction *old_int, const struct sigact
 /* Thread mode: a plugin that crashes takes weft down.  Before it goes, the
  * journal learns which items were running (one CRASH record, one write):
  * an item named by two crashes in a row is quarantined on resume, while a
- * kill -9, which names nothing, quarantines nothing. */
+ * kill -9, which names nothing, quarantines nothing.  The processes the
+ * plugin started are killed too. */
 static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
 #define N_CRASH_SIGNALS (sizeof crash_signals / sizeof *crash_signals)
 static struct sigaction crash_old[N_CRASH_SIGNALS];
@@ -125,6 +128,8 @@ static void on_crash(int sig, siginfo_t *info, void *uc)
         (void)unused;
         put_str("weft: crashed in the plugin; the journal names the items that were running\n");
     }
+    if (r)
+        weft__children_kill_all();
     /* The handler before ours (default, or a sanitizer's) takes over: a
      * fault happens again on return; a sent signal is raised again. */
     for (size_t k = 0; k < N_CRASH_SIGNALS; k++)
@@ -494,8 +499,7 @@ static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
     weft_item_t computed;
     char why[MSG_SIZE];
 
-    if (r->journal)
-        weft__altstack_ensure(); /* see crash_handlers */
+    weft__altstack_ensure(); /* see crash_handlers */
     for (size_t i = begin; i < end; i++) {
         slot_t *slot = &w->slots[i];
         if (slot->pre) { /* run alone before the window, by worker 0 */
@@ -1317,11 +1321,9 @@ static int run_job(run_t *r)
         if (pthread_create(&r->writer_thread, NULL, writer_main, r) != 0)
             return usage_error("cannot start the writer thread");
         r->writer_started = true;
-        if (r->journal)
-            crash_handlers(r, true);
+        crash_handlers(r, true);
         status = run_threads(r);
-        if (r->journal)
-            crash_handlers(r, false);
+        crash_handlers(r, false);
         writer_stop(r);
     }
     r->t_items = weft__run_now() - t0 - r->t_output;

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "e2e.h"
@@ -79,17 +81,58 @@ e2e_outcome_t e2e_run(const char *const *args)
     return e2e_run_with(args, &defaults);
 }
 
-e2e_outcome_t e2e_run_with(const char *const *args, const e2e_options_t *opt)
+/* argv for weft: $WEFT_EXE then args (NULL-terminated); at most 62. */
+static void weft_argv(const char *argv[64], const char *const *args)
 {
     const char *exe = getenv("WEFT_EXE");
     assert_non_null(exe);
-    const char *argv[64] = {exe};
+    argv[0] = exe;
     size_t n = 1;
     for (; args[n - 1]; n++) {
         assert_true(n < 63);
         argv[n] = args[n - 1];
     }
     argv[n] = NULL;
+}
+
+int e2e_spawn(const char *const *args)
+{
+    const char *argv[64];
+    weft_argv(argv, args);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        if (null < 0)
+            _exit(127);
+        dup2(null, 0), dup2(null, 1), dup2(null, 2);
+        if (null > 2)
+            close(null);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+int e2e_wait(int pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        assert_int_equal(errno, EINTR);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+void e2e_sleep(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+e2e_outcome_t e2e_run_with(const char *const *args, const e2e_options_t *opt)
+{
+    const char *argv[64];
+    weft_argv(argv, args);
     int pipe_fds[2] = {-1, -1};
     if (opt->stdin_pipe)
         assert_int_equal(pipe(pipe_fds), 0);
@@ -109,7 +152,7 @@ e2e_outcome_t e2e_run_with(const char *const *args, const e2e_options_t *opt)
             close(pipe_fds[1]);
         if (opt->ignore_sigpipe)
             signal(SIGPIPE, SIG_IGN); /* survives exec */
-        execv(exe, (char *const *)argv);
+        execv(argv[0], (char *const *)argv);
         _exit(127);
     }
     if (pipe_fds[0] >= 0)

@@ -48,6 +48,15 @@ e2e_outcome_t e2e_run_with(const char *const *args, const e2e_options_t *opt);
     e2e_run_with((const char *const[]){__VA_ARGS__, NULL}, (opt))
 void e2e_free(e2e_outcome_t *o);
 
+/* Starts weft with args in the background, stdin, stdout and stderr on
+ * /dev/null; returns its pid (fails the test if fork fails). */
+int e2e_spawn(const char *const *args);
+#define E2E_SPAWN(...) e2e_spawn((const char *const[]){__VA_ARGS__, NULL})
+/* Waits for pid: its exit status, or 128 + signal. */
+int e2e_wait(int pid);
+/* Sleeps s seconds, resuming after signals. */
+void e2e_sleep(double s);
+
 /* Fails the test unless the exit status is `status` and stderr contains
  * `in_err` (if not NULL), printing both. */
 void e2e_expect(const e2e_outcome_t *o, int status, const char *in_err);

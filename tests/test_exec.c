@@ -448,6 +448,84 @@ static void exec_timeout(void **state)
     expect(&o, 0, want, "1 ok");
 }
 
+/* The pid a command wrote into tmp/NAME (waits up to 10 s for it), or 0. */
+static pid_t pid_in(const char *name)
+{
+    for (double t0 = now(); now() - t0 < 10.0; e2e_sleep(0.02)) {
+        char *text = e2e_slurp(e2e_path(name), NULL);
+        pid_t pid = text && strchr(text, '\n') ? (pid_t)atoi(text) : 0;
+        free(text);
+        if (pid > 1)
+            return pid;
+    }
+    return 0;
+}
+
+/* Fails unless pid ends within 3 s (it is killed then, not left behind). */
+static void expect_gone(pid_t pid, const char *what)
+{
+    double t0 = now();
+    while (!e2e_process_dead(pid) && now() - t0 < 3.0)
+        e2e_sleep(0.01);
+    if (!e2e_process_dead(pid)) {
+        kill(pid, SIGKILL);
+        fail_msg("%s (pid %d) outlived it", what, (int)pid);
+    }
+}
+
+/* A background process each item's command starts, in the item's group. */
+#define SLEEPER "command = /bin/sh -c 'sleep 30 & echo $! > \"$1\"; wait' sh {}\n"
+
+/* [run] timeout (the runner's, not the plugin's): exec asks the host
+ * whether to stop while it waits, and kills the item's process group. */
+static void exec_run_timeout(void **state)
+{
+    (void)state;
+    static const char *const pidfile[] = {"run_timeout.pid"};
+    items(pidfile, 1);
+    double t0 = now();
+    e2e_outcome_t o = RUN("run", job("timeout = 0.3\n", SLEEPER));
+    double took = now() - t0;
+    expect(&o, 1, NULL, "timed out after 0.3 s");
+    if (took > 10.0)
+        fail_msg("the item ran %.1f s past a 0.3 s timeout", took);
+    expect_gone(pid_in("run_timeout.pid"), "the sleep of a timed-out item");
+}
+
+/* A second SIGINT makes weft exit at once; what the items started must
+ * not outlive it (their groups are not weft's: the terminal's Ctrl-C
+ * would not reach them). */
+static void exec_second_signal_kills_children(void **state)
+{
+    (void)state;
+    static const char *const pidfiles[] = {"sig1.pid", "sig2.pid"};
+    items(pidfiles, 2);
+    char *ini = strdup(job("", SLEEPER)); /* e2e_path's buffers rotate */
+    assert_non_null(ini);
+    for (int round = 0; round < 3; round++) {
+        for (size_t k = 0; k < 2; k++)
+            unlink(e2e_path(pidfiles[k]));
+        int pid = E2E_SPAWN("run", ini, "-q", "-j", "2", "--set", "run.output=sig.json");
+        pid_t sleepers[2];
+        for (size_t k = 0; k < 2; k++) {
+            sleepers[k] = pid_in(pidfiles[k]);
+            if (!sleepers[k]) {
+                kill(pid, SIGKILL);
+                fail_msg("item %zu did not start its sleep (weft: status %d)", k,
+                         e2e_wait(pid));
+            }
+        }
+        kill(pid, SIGINT);
+        e2e_sleep(0.1);
+        kill(pid, SIGINT);
+        assert_int_equal(e2e_wait(pid), 130);
+        for (size_t k = 0; k < 2; k++)
+            expect_gone(sleepers[k], "the sleep of an item in flight at a second signal");
+        unlink(e2e_path("sig.json.journal"));
+    }
+    free(ini);
+}
+
 static void exec_max_output(void **state)
 {
     (void)state;
@@ -705,6 +783,8 @@ int main(void)
         cmocka_unit_test(exec_failed_items),
         cmocka_unit_test(exec_cannot_run),
         cmocka_unit_test(exec_timeout),
+        cmocka_unit_test(exec_run_timeout),
+        cmocka_unit_test(exec_second_signal_kills_children),
         cmocka_unit_test(exec_max_output),
         cmocka_unit_test(exec_shell),
         cmocka_unit_test(exec_init_errors),

@@ -30,41 +30,6 @@ static const char *exe;
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-/* Starts weft in the background (stdout/stderr to /dev/null). */
-static pid_t spawn(const char *const *args)
-{
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(null, 2);
-        const char *argv[32] = {exe};
-        for (int i = 0; args[i] && i < 30; i++)
-            argv[i + 1] = args[i];
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-#define SPAWN(...) spawn((const char *const[]){__VA_ARGS__, NULL})
-
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static int wait_status(pid_t pid)
-{
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        assert_int_equal(errno, EINTR);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* The pids of pid's children (from /proc/PID/task/PID/children). */
 static size_t children_of(pid_t pid, pid_t *out, size_t max)
 {
@@ -134,13 +99,13 @@ static void kill9_rounds(const char *run, bool check_children)
         /* A fresh start killed at a random moment, then a resume killed at
          * another: every kill may land anywhere, journal creation included. */
         for (int k = 0; k < 2; k++) {
-            pid_t pid = k == 0 ? SPAWN("run", ini, "-q", "--restart")
-                               : SPAWN("run", ini, "-q", "--resume");
-            sleep_s((double)(rand() % 400) / 1000.0);
+            pid_t pid = k == 0 ? E2E_SPAWN("run", ini, "-q", "--restart")
+                               : E2E_SPAWN("run", ini, "-q", "--resume");
+            e2e_sleep((double)(rand() % 400) / 1000.0);
             pid_t kids[64];
             size_t n = check_children ? children_of(pid, kids, 64) : 0;
             kill(pid, SIGKILL);
-            int st = wait_status(pid);
+            int st = e2e_wait(pid);
             /* It may have finished (1: items 7 and 300 fail); a resume
              * may find no journal when the first start was killed before
              * it made one (2); nothing else. */
@@ -152,7 +117,7 @@ static void kill9_rounds(const char *run, bool check_children)
                     all = all && e2e_process_dead(kids[i]);
                 if (all)
                     break;
-                sleep_s(0.02);
+                e2e_sleep(0.02);
                 if (tries == 99)
                     fail_msg("round %d: a worker process outlived weft", round);
             }
@@ -190,10 +155,10 @@ static void sigint_rounds(const char *run)
     char *ref = reference(run, args, 400);
     char *ini = strdup(config("job.ini", 400, "si.json", run, args));
     for (int round = 0; round < 3; round++) {
-        pid_t pid = SPAWN("run", ini, "-q", "--restart");
-        sleep_s(0.15);
+        pid_t pid = E2E_SPAWN("run", ini, "-q", "--restart");
+        e2e_sleep(0.15);
         kill(pid, round == 2 ? SIGTERM : SIGINT);
-        int st = wait_status(pid);
+        int st = e2e_wait(pid);
         if (st != 128 + (round == 2 ? SIGTERM : SIGINT) && st != 0)
             fail_msg("interrupted weft exited %d", st);
         /* The journal names what was done: a plain run is refused... */
@@ -238,9 +203,9 @@ static void sigint_message_and_second_signal(void **state)
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
-    sleep_s(0.3);
+    e2e_sleep(0.3);
     kill(pid, SIGINT);
-    assert_int_equal(wait_status(pid), 130);
+    assert_int_equal(e2e_wait(pid), 130);
     char *text = e2e_slurp(err, NULL);
     assert_non_null(strstr(text, "SIGINT"));
     assert_non_null(strstr(text, "--resume"));
@@ -250,14 +215,14 @@ static void sigint_message_and_second_signal(void **state)
     /* Items of 10 s: the first signal would wait for them, the second
      * must not. */
     ini = config("slower.ini", 4, "out2.json", "threads = 2", "sleep_ms = 10000");
-    pid = SPAWN("run", ini, "-q");
-    sleep_s(0.3);
+    pid = E2E_SPAWN("run", ini, "-q");
+    e2e_sleep(0.3);
     kill(pid, SIGINT);
-    sleep_s(0.1);
+    e2e_sleep(0.1);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     kill(pid, SIGINT);
-    assert_int_equal(wait_status(pid), 130);
+    assert_int_equal(e2e_wait(pid), 130);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     assert_true(t1.tv_sec - t0.tv_sec < 5); /* not the 10 s an item takes */
     /* The journal is still readable: resume is accepted (and refused only

@@ -326,6 +326,16 @@ struct weft_host {
      * file stays open either way: commit or discard it. */
     int (*out_write)(const weft_host_t *host, weft_outfile_t *f, const void *buf, size_t n,
                      weft_result_t *r);
+
+    /* Child processes a plugin starts: announce each with child_started
+     * once it runs, and child_ended before reaping it (waitpid), while its
+     * number cannot yet belong to another process.  When weft must exit
+     * at once (a second SIGINT/SIGTERM, a crash in thread mode) it then
+     * SIGKILLs them, and the process group of each that leads one, so that
+     * nothing outlives weft.  0, or -1 when 4096 are tracked already (the
+     * child then runs untracked).  Lock-free: cheap beside a fork. */
+    int (*child_started)(const weft_host_t *host, long pid);
+    void (*child_ended)(const weft_host_t *host, long pid);
 };
 
 /* True when the host table has the member (the table only grows). */

@@ -54,10 +54,18 @@
  * go to one pipe, so the value keeps the order they were written in, and a
  * failure adds the first non-blank line of that output (at most 200 bytes).
  *
+ * Stopping: a wait wakes every 100 ms to ask the host whether to stop
+ * ([run] timeout, halt = now) and then kills the child's group.  Each child
+ * is announced to the host (child_started / child_ended), which kills the
+ * groups when weft must exit at once (a second Ctrl-C, a crash).  Children
+ * lead their own process groups, so a first Ctrl-C at the terminal reaches
+ * weft but not them: weft lets the items in flight, and so their children,
+ * finish.
+ *
  * Limits: an item's output ends at EOF, so without a timeout a background
- * process that keeps the pipe open holds its item until it exits.  Children
- * lead their own process groups, so a Ctrl-C at the terminal reaches weft
- * but not them: they run to completion (or to a SIGPIPE) after weft exits.
+ * process that keeps the pipe open holds its item until it exits.  With
+ * isolate = process the children of a worker process are not announced to
+ * the supervisor: a second signal kills the worker, not its children.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* pipe2, sigabbrev_np, addfchdir_np: also when built alone */
@@ -644,20 +652,74 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Milliseconds until deadline for poll (rounded up), -1 for none. */
-static int poll_ms(double deadline)
+/* How often a wait wakes up to ask the host whether to stop ([run]
+ * timeout, halt = now): the longest an item outlives its stop. */
+#define STOP_POLL_S 0.1
+
+static bool host_stopping(const weft_host_t *h)
 {
-    if (deadline == 0)
+    return WEFT_HOST_HAS(h, should_stop) && h->should_stop && h->should_stop(h);
+}
+
+/* Milliseconds for poll: until deadline (rounded up; 0: none), at most
+ * STOP_POLL_S when the host can say stop; -1 for forever. */
+static int poll_ms(const weft_host_t *h, double deadline)
+{
+    bool asks = WEFT_HOST_HAS(h, should_stop) && h->should_stop;
+    if (deadline == 0 && !asks)
         return -1;
-    double left = deadline - now();
+    double left = deadline == 0 ? STOP_POLL_S : deadline - now();
+    if (asks && left > STOP_POLL_S)
+        left = STOP_POLL_S;
     if (left <= 0)
         return 0;
     return left > 1e6 ? 1000000000 : (int)(left * 1000.0) + 1;
 }
 
-/* 0, or the errno of waitpid (ECHILD if the host set SIGCHLD to SIG_IGN). */
-static int reap(pid_t pid, int *status)
+static bool past(double deadline)
 {
+    return deadline > 0 && now() >= deadline;
+}
+
+/* The host kills the children it knows of when weft must exit at once. */
+static void track(const weft_host_t *h, pid_t pid)
+{
+    if (WEFT_HOST_HAS(h, child_started) && h->child_started)
+        h->child_started(h, (long)pid);
+}
+
+static void untrack(const weft_host_t *h, pid_t pid)
+{
+    if (WEFT_HOST_HAS(h, child_ended) && h->child_ended)
+        h->child_ended(h, (long)pid);
+}
+
+/* Whether the child has exited, without reaping it (nohang), or after
+ * waiting for it.  0, or the errno of waitid (ECHILD if the host set
+ * SIGCHLD to SIG_IGN). */
+static int exited(pid_t pid, bool nohang, bool *yes)
+{
+    siginfo_t info;
+    for (;;) {
+        info.si_pid = 0;
+        if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT | (nohang ? WNOHANG : 0)) == 0)
+            break;
+        if (errno != EINTR)
+            return errno;
+    }
+    *yes = info.si_pid == pid;
+    return 0;
+}
+
+/* Reaps the child once it has exited (waiting for it), forgetting it just
+ * before: until waitpid its number cannot be reused.  0 or an errno. */
+static int reap(const weft_host_t *h, pid_t pid, int *status)
+{
+    bool yes = false;
+    int err = exited(pid, false, &yes);
+    untrack(h, pid);
+    if (err)
+        return err;
     while (waitpid(pid, status, 0) < 0)
         if (errno != EINTR)
             return errno;
@@ -665,41 +727,46 @@ static int reap(pid_t pid, int *status)
 }
 
 /* The child and its process group. */
-static void kill_child(pid_t pid, int *status)
+static void kill_child(const weft_host_t *h, pid_t pid, int *status)
 {
     kill(-pid, SIGKILL);
     kill(pid, SIGKILL); /* in case it left its group */
-    reap(pid, status);
+    reap(h, pid, status);
 }
 
-typedef enum outcome { RAN, TIMED_OUT, TOO_MUCH, NO_MEMORY, LOST } outcome_t;
+typedef enum outcome { RAN, TIMED_OUT, STOPPED, TOO_MUCH, NO_MEMORY, LOST } outcome_t;
 
 /*
  * Reads fd (when >= 0) into w->out until EOF, then waits for the child; both
- * bounded by deadline (0: none).  *len is the output read.  Never leaves a
- * child unreaped.  LOST: waitpid failed, its errno in *status.
+ * bounded by deadline (0: none) and by the host's should_stop.  *len is the
+ * output read.  Never leaves a child unreaped.  LOST: waitid/waitpid failed,
+ * its errno in *status.
  */
 static outcome_t collect(exec_worker_t *w, const exec_state_t *s, pid_t pid, int fd,
                          double deadline, size_t *len, int *status)
 {
+    const weft_host_t *h = s->host;
     size_t limit = s->max_output + 1; /* one byte over tells "too much" */
     *len = 0;
     while (fd >= 0) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int n = poll(&pfd, 1, poll_ms(deadline));
+        int n = poll(&pfd, 1, poll_ms(h, deadline));
         if (n < 0 && errno == EINTR)
             continue;
         if (n == 0) {
+            outcome_t why = past(deadline) ? TIMED_OUT : host_stopping(h) ? STOPPED : RAN;
+            if (why == RAN)
+                continue; /* a wakeup to ask the host */
             close(fd);
-            kill_child(pid, status);
-            return TIMED_OUT;
+            kill_child(h, pid, status);
+            return why;
         }
         if (*len == w->out_cap) {
             size_t cap = w->out_cap * 2 < limit ? w->out_cap * 2 : limit;
             char *p = realloc(w->out, cap);
             if (!p) {
                 close(fd);
-                kill_child(pid, status);
+                kill_child(h, pid, status);
                 return NO_MEMORY;
             }
             w->out = p;
@@ -715,12 +782,12 @@ static outcome_t collect(exec_worker_t *w, const exec_state_t *s, pid_t pid, int
         *len += (size_t)got;
         if (*len >= limit) {
             close(fd);
-            kill_child(pid, status);
+            kill_child(h, pid, status);
             return TOO_MUCH;
         }
     }
-    if (deadline == 0) {
-        int err = reap(pid, status);
+    if (poll_ms(h, deadline) < 0) {
+        int err = reap(h, pid, status);
         if (err)
             *status = err;
         return err ? LOST : RAN;
@@ -730,21 +797,24 @@ static outcome_t collect(exec_worker_t *w, const exec_state_t *s, pid_t pid, int
     int pidfd = pidfd_open(pid, 0);
     outcome_t result = RAN;
     for (unsigned nap_us = 50;;) {
-        pid_t done = waitpid(pid, status, WNOHANG);
-        if (done == pid)
-            break;
-        if (done < 0 && errno != EINTR) {
-            *status = errno;
-            result = LOST;
+        bool yes = false;
+        int err = exited(pid, true, &yes);
+        if (err || yes) {
+            err = err ? err : reap(h, pid, status);
+            if (err) {
+                untrack(h, pid);
+                *status = err;
+                result = LOST;
+            }
             break;
         }
-        int ms = poll_ms(deadline);
-        if (ms == 0) {
-            kill_child(pid, status);
-            if (pidfd >= 0)
-                close(pidfd);
-            return TIMED_OUT;
+        outcome_t why = past(deadline) ? TIMED_OUT : host_stopping(h) ? STOPPED : RAN;
+        if (why != RAN) {
+            kill_child(h, pid, status);
+            result = why;
+            break;
         }
+        int ms = poll_ms(h, deadline);
         if (pidfd >= 0) {
             struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
             poll(&pfd, 1, ms);
@@ -814,6 +884,8 @@ static int exec_process(void *state, void *ctx, const weft_item_t *item, weft_re
     if (!rc)
         rc = posix_spawnp(&pid, name, &fa, &w->attr, w->argv, environ);
     posix_spawn_file_actions_destroy(&fa);
+    if (!rc)
+        track(h, pid);
     if (pipefd[1] >= 0)
         close(pipefd[1]); /* the child's copy is the only writer now */
     if (rc) {
@@ -828,6 +900,8 @@ static int exec_process(void *state, void *ctx, const weft_item_t *item, weft_re
     switch (collect(w, s, pid, pipefd[0], deadline, &len, &status)) {
     case TIMED_OUT:
         return h->failf(r, "timed out after %g s", s->timeout);
+    case STOPPED: /* weft records the item as timed out or not run */
+        return h->failf(r, "stopped: weft asked it to stop (its process was killed)");
     case TOO_MUCH:
         return h->failf(r, "output over max_output (%zu bytes)", s->max_output);
     case NO_MEMORY:
