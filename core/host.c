@@ -14,6 +14,7 @@
 
 #include "children.h"
 #include "loader.h"
+#include "outdir.h"
 #include "template.h"
 
 _Static_assert(WEFT_OUT_NAME_MAX == NAME_MAX, "weft_outfile_t is sized for NAME_MAX");
@@ -252,15 +253,12 @@ static int host_out_open(const weft_host_t *host, const char *rel, weft_outfile_
     f->dirfd_ = dir;
     f->flags_ = own ? OUT_OWN_DIR : 0;
 
-    /* ".NAME.tmp-PID-N", the name cut to fit NAME_MAX.  O_EXCL: never an
-     * existing file, never through a symlink. */
+    /* ".NAME.tmp-PID-N" (outdir.h).  O_EXCL: never an existing file,
+     * never through a symlink. */
     long pid = (long)getpid();
     for (int attempt = 0;; attempt++) {
         unsigned long n = atomic_fetch_add_explicit(&tmp_counter, 1, memory_order_relaxed);
-        char suffix[64];
-        int slen = snprintf(suffix, sizeof suffix, ".tmp-%ld-%lu", pid, n);
-        int keep = NAME_MAX - 1 - slen;
-        snprintf(f->tmp_, sizeof f->tmp_, ".%.*s%s", keep, f->name_, suffix);
+        weft__outdir_temp_name(f->tmp_, sizeof f->tmp_, f->name_, pid, n);
         f->fd = openat(dir, f->tmp_, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                        0666);
         if (f->fd >= 0)

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The run's output folder: created, opened, locked (see outdir.h). */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -131,6 +133,83 @@ int weft__outdir_open(weft__outdir_t **out, const char *path, char *err, size_t 
 fail:
     weft__outdir_close(&d);
     return rc;
+}
+
+/* ---- temporaries ------------------------------------------------------- */
+
+#define TEMP_MARK ".tmp-"
+
+void weft__outdir_temp_name(char *out, size_t size, const char *name, long pid,
+                            unsigned long n)
+{
+    char suffix[64];
+    int slen = snprintf(suffix, sizeof suffix, TEMP_MARK "%ld-%lu", pid, n);
+    int keep = NAME_MAX - 1 - slen;
+    snprintf(out, size, ".%.*s%s", keep, name, suffix);
+}
+
+/* At p: one or more digits, then `end`; the position after them, or NULL. */
+static const char *digits_then(const char *p, char end)
+{
+    const char *q = p;
+    while (*q >= '0' && *q <= '9')
+        q++;
+    return q > p && *q == end ? q : NULL;
+}
+
+bool weft__outdir_is_temp(const char *name)
+{
+    if (name[0] != '.')
+        return false;
+    /* The last mark: NAME itself may contain ".tmp-". */
+    const char *mark = NULL;
+    for (const char *p = strstr(name + 1, TEMP_MARK); p; p = strstr(p + 1, TEMP_MARK))
+        mark = p;
+    if (!mark || mark == name + 1) /* ".tmp-1-2": no NAME, not ours */
+        return false;
+    const char *dash = digits_then(mark + strlen(TEMP_MARK), '-');
+    return dash && digits_then(dash + 1, '\0');
+}
+
+/* Deeper than this, a folder is left alone (each level holds a descriptor;
+ * out_open's paths are at most PATH_MAX, so real ones are far shallower). */
+enum { SWEEP_DEPTH = 64 };
+
+/* Sweeps the folder open on fd (which it closes). */
+static size_t sweep_folder(int fd, int depth)
+{
+    DIR *dir = fdopendir(fd);
+    if (!dir) {
+        close(fd);
+        return 0;
+    }
+    size_t removed = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        const char *name = e->d_name;
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+            continue;
+        unsigned char type = e->d_type;
+        struct stat st;
+        if (type == DT_UNKNOWN && fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+            type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
+        if (type == DT_DIR && depth < SWEEP_DEPTH) {
+            int sub = openat(dirfd(dir), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub >= 0)
+                removed += sweep_folder(sub, depth + 1);
+        } else if (type == DT_REG && weft__outdir_is_temp(name) &&
+                   unlinkat(dirfd(dir), name, 0) == 0) {
+            removed++;
+        }
+    }
+    closedir(dir);
+    return removed;
+}
+
+size_t weft__outdir_sweep(const weft__outdir_t *d)
+{
+    int fd = d ? openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    return fd >= 0 ? sweep_folder(fd, 0) : 0;
 }
 
 void weft__outdir_close(weft__outdir_t **dp)

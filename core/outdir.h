@@ -15,6 +15,7 @@
 #ifndef WEFT_CORE_OUTDIR_H
 #define WEFT_CORE_OUTDIR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "weft/plugin.h"
@@ -41,6 +42,25 @@ int weft__outdir_open(weft__outdir_t **d, const char *path, char *err, size_t er
  * file is left in place (removing it would race with a run that just
  * opened it and is about to lock it). */
 void weft__outdir_close(weft__outdir_t **d);
+
+/*
+ * Temporary names.  out_open writes NAME under ".NAME.tmp-PID-N" in its
+ * final folder (NAME cut to fit NAME_MAX) until out_commit renames it.
+ * weft__outdir_temp_name writes that name into out (at least NAME_MAX + 1
+ * bytes); weft__outdir_is_temp recognizes one.
+ */
+void weft__outdir_temp_name(char *out, size_t size, const char *name, long pid,
+                            unsigned long n);
+bool weft__outdir_is_temp(const char *name);
+
+/*
+ * Removes the temporaries a run that did not finish (killed, crashed, out
+ * of power) left anywhere under the folder, never following a symbolic
+ * link.  Safe only while the lock is held (no other run can be writing
+ * them): the runner calls it right after weft__outdir_open.  Best effort:
+ * returns how many it removed; folders it cannot read are skipped.
+ */
+size_t weft__outdir_sweep(const weft__outdir_t *d);
 
 /* The folder's descriptor, valid until weft__outdir_close. */
 int weft__outdir_fd(const weft__outdir_t *d);

@@ -1262,8 +1262,15 @@ static int open_outputs(run_t *r)
     if (r->outdir_path &&
         weft__outdir_open(&r->outdir, r->outdir_path, r->err, ERR_SIZE) != 0)
         return usage_error(r->err);
-    if (r->outdir)
-        weft__host_set_outdir(&r->host, r->outdir);
+    if (!r->outdir)
+        return 0;
+    weft__host_set_outdir(&r->host, r->outdir);
+    /* Under the lock, no temporary in the folder can be a live run's. */
+    size_t stale = weft__outdir_sweep(r->outdir);
+    if (stale && !r->opts->quiet)
+        fprintf(stderr, "weft: removed %zu temporary file%s left in %s by a run that did not "
+                        "finish\n",
+                stale, stale == 1 ? "" : "s", r->outdir_path);
     return 0;
 }
 

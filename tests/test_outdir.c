@@ -388,6 +388,80 @@ static void out_file_appears_on_commit(void **state)
     assert_int_equal(count_files(fx->out, ".tmp-"), 0);
 }
 
+/* ---- temporaries left by a run that did not finish ------------------------- */
+
+static void temp_names(void **state)
+{
+    (void)state;
+    char name[NAME_MAX + 1], out[NAME_MAX + 1];
+    memset(name, 'a', NAME_MAX);
+    name[NAME_MAX] = '\0';
+    const char *names[] = {"x.png", "a.tmp-1-2", ".hidden", name};
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+        weft__outdir_temp_name(out, sizeof out, names[k], 123456, 18446744073709551615ul);
+        assert_true(strlen(out) <= NAME_MAX);
+        assert_true(weft__outdir_is_temp(out));
+    }
+    weft__outdir_temp_name(out, sizeof out, "x.png", 42, 7);
+    assert_string_equal(out, ".x.png.tmp-42-7");
+    const char *not_ours[] = {"x.png",          ".x.png",         ".tmp-1-2",
+                              ".x.tmp-",        ".x.tmp-12",      ".x.tmp-12-",
+                              ".x.tmp-a-1",     "x.tmp-1-2",      ".x.tmp-1-2.png",
+                              ".x.tmp--1-2",    ".x.tmp-1-2-",    ""};
+    for (size_t k = 0; k < sizeof not_ours / sizeof *not_ours; k++)
+        if (weft__outdir_is_temp(not_ours[k]))
+            fail_msg("'%s' taken for a temporary", not_ours[k]);
+}
+
+static void put_file(const char *dir, const char *rel)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("x", f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void sweep_removes_stale_temporaries(void **state)
+{
+    fixture_t *fx = *state;
+    open_out(fx);
+    const weft_host_t *host = &fx->h.pub;
+    /* A temporary exactly as out_open makes it, never committed. */
+    weft_outfile_t f;
+    assert_int_equal(host->out_open(host, "sub/deep/left.png", &f, &fx->r), 0);
+    close(f.fd);
+    put_file(fx->out, ".a.tmp-99-1");
+    put_file(fx->out, "sub/.b.png.tmp-5-7");
+    /* Not temporaries, or not ours to touch. */
+    put_file(fx->out, ".notes.tmp-12");
+    put_file(fx->out, "x.tmp-1-2");
+    put_file(fx->out, "sub/deep/kept.png");
+    char path[512];
+    snprintf(path, sizeof path, "%s/.c.tmp-1-2", fx->out);
+    assert_int_equal(mkdir(path, 0755), 0); /* a folder */
+    snprintf(path, sizeof path, "%s/elsewhere", fx->dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    put_file(path, ".d.tmp-1-2");
+    char link[512];
+    snprintf(link, sizeof link, "%s/link", fx->out);
+    assert_int_equal(symlink(path, link), 0); /* never followed */
+
+    assert_int_equal(weft__outdir_sweep(fx->od), 3);
+    /* .notes.tmp-12, x.tmp-1-2 and the folder .c.tmp-1-2 stay. */
+    assert_int_equal(count_files(fx->out, ".tmp-"), 3);
+    snprintf(path, sizeof path, "%s/.c.tmp-1-2", fx->out);
+    assert_int_equal(access(path, F_OK), 0);
+    snprintf(path, sizeof path, "%s/sub", fx->out);
+    assert_int_equal(count_files(path, NULL), 1); /* deep/ */
+    snprintf(path, sizeof path, "%s/sub/deep", fx->out);
+    assert_int_equal(count_files(path, NULL), 1); /* kept.png */
+    snprintf(path, sizeof path, "%s/elsewhere", fx->dir);
+    assert_int_equal(count_files(path, NULL), 1);
+    assert_int_equal(weft__outdir_sweep(fx->od), 0);
+}
+
 enum { BIG = 256 * 1024, ROUNDS = 300 };
 
 typedef struct race {
@@ -757,6 +831,8 @@ int main(void)
         T(outdir_arg_schema),
         T(outdir_bind),
         T(out_file_appears_on_commit),
+        T(temp_names),
+        T(sweep_removes_stale_temporaries),
         T(out_reader_sees_nothing_or_all),
         T(out_concurrent_writers),
         T(out_confined),
