@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "npy.h"
+#include "output.h"
 
 struct weft__npy {
     char *path, *tmp;
@@ -93,13 +94,11 @@ int weft__npy_create(weft__npy_t **out, const char *path, weft_dtype_t dtype, ui
     a->row_bytes = row_len * elem;
     a->map_size = hlen + rows * a->row_bytes;
     a->path = strdup(path);
-    size_t tlen = strlen(path) + 32;
-    a->tmp = malloc(tlen);
+    /* The temporary name sits in the same folder, so rename is atomic. */
+    a->tmp = weft__partial_name(path);
     int rc = -ENOMEM;
     if (!a->path || !a->tmp)
         goto fail;
-    /* The temporary name sits in the same folder, so rename is atomic. */
-    snprintf(a->tmp, tlen, "%s.tmp-%ld", path, (long)getpid());
     a->fd = open(a->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (a->fd < 0) {
         rc = fail(-errno, err, errlen, "cannot create", a->tmp);

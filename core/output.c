@@ -410,7 +410,7 @@ struct weft__writer {
 
 /* A regular file is written under a hidden temporary name in its folder
  * and renamed at close: the final name only ever holds a complete file. */
-static char *temp_name(const char *path)
+char *weft__partial_name(const char *path)
 {
     const char *slash = strrchr(path, '/');
     size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
@@ -438,7 +438,7 @@ int weft__writer_open(weft__writer_t **out, const char *path, weft__format_t for
         w->fd = STDOUT_FILENO;
     } else {
         bool special = stat(path, &st) == 0 && !S_ISREG(st.st_mode); /* /dev/null, a FIFO */
-        if (!special && !(w->tmp = temp_name(path))) {
+        if (!special && !(w->tmp = weft__partial_name(path))) {
             free(w->path);
             free(w);
             return -ENOMEM;

@@ -91,4 +91,10 @@ int weft__writer_close(weft__writer_t **w, char *err, size_t errlen);
 /* Closes and removes the temporary: path is left as it was.  NULL ok. */
 void weft__writer_abort(weft__writer_t **w);
 
+/* "DIR/.NAME.partial" for path "DIR/NAME" (malloc'd; NULL when out of
+ * memory): where a results file is written until it is complete.  A fixed
+ * name, so a killed run's leftover is overwritten by the next, not piled
+ * up beside it (the journal's lock keeps two runs apart). */
+char *weft__partial_name(const char *path);
+
 #endif
