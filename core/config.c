@@ -157,6 +157,12 @@ static weft__entry_t *entry_find(const weft__config_t *cfg, const char *section,
     return NULL;
 }
 
+const weft__entry_t *weft__config_entry(const weft__config_t *cfg, const char *section,
+                                        const char *key)
+{
+    return entry_find(cfg, section, key);
+}
+
 /* Appends *e, taking its strings; on failure frees them.  Grows by one:
  * configs have tens of entries, and the struct has no capacity field. */
 static int entry_adopt(weft__config_t *cfg, weft__entry_t *e)

@@ -118,6 +118,10 @@ int weft__config_finalize(weft__config_t *cfg, char *err, size_t errlen);
 int weft__config_bind(weft__config_t *cfg, const weft_plugin_t *plugin,
                       weft_arg_value_t *out, char *err, size_t errlen);
 
+/* The entry section.key (the last one set), or NULL. */
+const weft__entry_t *weft__config_entry(const weft__config_t *cfg, const char *section,
+                                        const char *key);
+
 /* "FILE:LINE" or "--set section.key" for an entry, into buf. */
 const char *weft__entry_where(const weft__entry_t *e, char *buf, size_t size);
 

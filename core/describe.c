@@ -27,6 +27,9 @@ void weft__describe(FILE *f, const weft__plugin_t *p)
     fprintf(f, "file: %s\n", p->path);
     if (d->flags & WEFT_PLUGIN_IO_BOUND)
         fprintf(f, "I/O-bound: the default thread count is 4 per CPU\n");
+    if (d->flags & WEFT_PLUGIN_REDUCES)
+        fprintf(f, "reduces: finish sums up every item in one process (no isolate = process, "
+                   "no --resume)\n");
     if (d->row_spec)
         fprintf(f, "array output: writes rows of a .npy file in place (output = FILE.npy)\n");
     if (!d->n_args) {

@@ -779,6 +779,16 @@ static int prepare(run_t *r, const weft__run_opts_t *o)
         return usage_error(err);
     if (k != SIZE_MAX && !(r->outdir_path = strdup(r->args[k].u.s)))
         return usage_error("out of memory");
+    if ((p->flags & WEFT_PLUGIN_REDUCES) && r->cfg->isolate_process) {
+        const weft__entry_t *e = weft__config_entry(r->cfg, "run", "isolate");
+        char where[512];
+        snprintf(err, ERR_SIZE,
+                 "%s: isolate = process: plugin %s reduces over its items in one process "
+                 "(its finish sums up what process_one did), and worker processes would keep "
+                 "that to themselves; use isolate = thread",
+                 e ? weft__entry_where(e, where, sizeof where) : r->cfg->path, p->name);
+        return usage_error(err);
+    }
     return 0;
 }
 
@@ -944,6 +954,14 @@ static int open_journal(run_t *r)
                           r->cfg->path);
         return 0;
     }
+    bool reduces = r->plugin->desc.flags & WEFT_PLUGIN_REDUCES;
+    if (resume && reduces) {
+        free(path);
+        return refuse("%s: cannot resume: plugin %s reduces over every item in one run (its "
+                      "final result would cover only the items a resume runs); add --restart "
+                      "to start over",
+                      r->cfg->path, r->plugin->desc.name);
+    }
     if (weft__identity_make(&r->id, r->cfg, r->plugin, r->source) != 0) {
         free(path);
         return usage_error("out of memory");
@@ -957,6 +975,13 @@ static int open_journal(run_t *r)
          * finish (cheap: only its last record is read). */
         bool finished = false;
         rc = weft__journal_peek(path, &finished);
+        if (rc == 0 && !finished && !o->restart && reduces) {
+            rc = refuse("%s: an earlier run of this job did not finish (journal %s); plugin %s "
+                        "cannot resume (it reduces over every item): add --restart to start "
+                        "over",
+                        r->cfg->path, path, r->plugin->desc.name);
+            goto out;
+        }
         if (rc == 0 && !finished && !o->restart) {
             rc = refuse("%s: an earlier run of this job did not finish (journal %s).\n"
                            "weft: run `weft run %s --resume` to finish it, or add --restart to "

@@ -426,6 +426,34 @@ static void poison_stack_overflow(void **state)
     expect_quarantine("overflow = 150\nsleep_ms = 1");
 }
 
+/* A plugin whose finish reduces over every item (pow4's exact sum) cannot
+ * run in worker processes nor be resumed: both would give a wrong total
+ * without a word.  Refused, with the line and the way out. */
+static void reducing_plugin_refusals(void **state)
+{
+    (void)state;
+    const char *ini = e2e_write("pow4.ini", "[run]\nplugin = pow4\nitems = 0..999\n"
+                                            "output = pow4.json\nisolate = process\n");
+    char *path = strdup(ini);
+    e2e_outcome_t o = E2E_RUN("run", path);
+    e2e_expect(&o, 2, "pow4.ini:5: isolate = process: plugin pow4 reduces");
+    e2e_free(&o);
+    o = E2E_RUN("check", path);
+    e2e_expect(&o, 2, "pow4.ini:5: isolate = process");
+    e2e_free(&o);
+    /* In threads it runs: the exact total, sum of i^4 for 0 <= i < 999
+     * (A..B is half-open), computed independently. */
+    o = E2E_RUN("run", path, "--set", "run.isolate=thread");
+    e2e_expect(&o, 0, NULL);
+    assert_string_equal(o.out, "198504327337299\n");
+    e2e_free(&o);
+    o = E2E_RUN("run", path, "--set", "run.isolate=thread", "--resume");
+    e2e_expect(&o, 2, "cannot resume: plugin pow4 reduces over every item");
+    assert_non_null(strstr(o.err, "--restart"));
+    e2e_free(&o);
+    free(path);
+}
+
 /* ---- the failure policy ----------------------------------------------------- */
 
 static int count(const char *text, const char *needle)
@@ -542,6 +570,7 @@ int main(void)
         cmocka_unit_test(isolate_abort_exit_retries),
         cmocka_unit_test(poison_quarantine),
         cmocka_unit_test(poison_stack_overflow),
+        cmocka_unit_test(reducing_plugin_refusals),
         cmocka_unit_test(halt_policies),
         cmocka_unit_test(thread_timeout),
         cmocka_unit_test(disk_full),

@@ -347,6 +347,12 @@ struct weft_host {
 enum weft_plugin_flags {
     /* Items mostly wait on I/O: the default thread count is raised. */
     WEFT_PLUGIN_IO_BOUND = 1u << 0,
+    /* finish() reduces over every item, from what process_one left in the
+     * state or the worker contexts (a sum, a histogram): every item must
+     * run in this one process, in this one run.  weft then refuses
+     * isolate = process (the worker processes' states never reach finish)
+     * and --resume (finish would see only the items the resume ran). */
+    WEFT_PLUGIN_REDUCES = 1u << 1,
 };
 
 typedef struct weft_plugin {

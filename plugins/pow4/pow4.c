@@ -134,6 +134,7 @@ WEFT_PLUGIN_DEFINE = {
     .name = "pow4",
     .version = "1.0.0",
     .description = "Exact 128-bit sum of i^4 over the items (per-worker partial sums)",
+    .flags = WEFT_PLUGIN_REDUCES,
     .init = pow4_init,
     .worker_init = pow4_worker_init,
     .worker_fini = pow4_worker_fini,
