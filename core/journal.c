@@ -20,8 +20,11 @@
 
 static const char file_magic[8] = {'W', 'E', 'F', 'T', 'J', 'R', 'N', '1'};
 
-#define ENTRY_FIXED 25u /* u64 index, u64 hash, u8 status, u32 records, u32 len */
-#define CHUNK_HDR (WEFT__JREC_HDR + 4u)
+#define DONE_HDR 12u /* u32 n, u64 base */
+#define CHUNK_HDR (WEFT__JREC_HDR + DONE_HDR)
+/* The most bytes an entry's fields take besides bytes and msg: the index
+ * delta (10), item_hash (8), status (1), records, len, msg_len (5 each). */
+#define ENTRY_MAX 34u
 
 /* ---- little-endian fields ------------------------------------------------ */
 
@@ -46,6 +49,132 @@ static void st64(unsigned char *p, uint64_t v)
 {
     for (int k = 0; k < 8; k++)
         p[k] = (unsigned char)(v >> (8 * k));
+}
+
+/* ---- varints (LEB128: 7 bits a byte, low group first) --------------------- */
+
+static size_t put_uv(unsigned char *p, uint64_t v)
+{
+    size_t k = 0;
+    while (v >= 0x80) {
+        p[k++] = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    p[k++] = (unsigned char)v;
+    return k;
+}
+
+/* An entry's index relative to prev: the zigzag of the true difference, a
+ * 65-bit number 2 * mag + neg (index = prev + mag, or prev - mag - 1 when
+ * neg), so that every index is reachable from every prev without wrapping.
+ * Its first byte holds neg and the 6 low bits of mag; the rest of mag
+ * follows as a plain varint (at most 9 bytes). */
+static size_t put_delta(unsigned char *p, uint64_t prev, uint64_t index)
+{
+    unsigned neg = index < prev;
+    uint64_t mag = neg ? prev - index - 1 : index - prev;
+    unsigned char b = (unsigned char)(neg | (mag & 0x3F) << 1);
+    if (mag < 0x40) {
+        p[0] = b;
+        return 1;
+    }
+    p[0] = b | 0x80;
+    return 1 + put_uv(p + 1, mag >> 6);
+}
+
+/* Reads a varint of at most `bits` bits from [*pp, end).  False when it runs
+ * past end, does not fit `bits` (so is at most ceil(bits / 7) bytes), or is
+ * overlong (a last group of 0 after others: each value has one encoding). */
+static bool get_uv(const unsigned char **pp, const unsigned char *end, unsigned bits,
+                   uint64_t *out)
+{
+    const unsigned char *p = *pp;
+    uint64_t v = 0;
+    for (unsigned shift = 0;; shift += 7) {
+        if (p == end || shift >= bits)
+            return false;
+        unsigned b = *p++;
+        uint64_t g = b & 0x7Fu;
+        if (bits - shift < 7 && g >> (bits - shift))
+            return false;
+        v |= g << shift;
+        if (!(b & 0x80)) {
+            if (g == 0 && shift)
+                return false;
+            break;
+        }
+    }
+    *out = v;
+    *pp = p;
+    return true;
+}
+
+/* The checked reading of put_delta; false also when the index would leave
+ * [0, 2^64). */
+static bool get_delta(const unsigned char **pp, const unsigned char *end, uint64_t prev,
+                      uint64_t *index)
+{
+    const unsigned char *p = *pp;
+    if (p == end)
+        return false;
+    unsigned b = *p++;
+    uint64_t mag = (b >> 1) & 0x3Fu, hi = 0;
+    if (b & 0x80) {
+        if (!get_uv(&p, end, 58, &hi) || hi == 0) /* 0: overlong */
+            return false;
+        mag |= hi << 6;
+    }
+    if (b & 1) {
+        if (mag >= prev)
+            return false;
+        *index = prev - mag - 1;
+    } else {
+        if (mag > UINT64_MAX - prev)
+            return false;
+        *index = prev + mag;
+    }
+    *pp = p;
+    return true;
+}
+
+/* Unchecked readings, for entries already validated by done_valid. */
+static uint64_t uv(const unsigned char **pp)
+{
+    const unsigned char *p = *pp;
+    uint64_t v = 0;
+    unsigned shift = 0, b;
+    do {
+        b = *p++;
+        v |= (uint64_t)(b & 0x7Fu) << shift;
+        shift += 7;
+    } while (b & 0x80);
+    *pp = p;
+    return v;
+}
+
+static uint64_t delta(const unsigned char **pp, uint64_t prev)
+{
+    unsigned b = *(*pp)++;
+    uint64_t mag = (b >> 1) & 0x3Fu;
+    if (b & 0x80)
+        mag |= uv(pp) << 6;
+    return b & 1 ? prev - mag - 1 : prev + mag;
+}
+
+/* Decodes the fields after an entry's index delta (at e, validated) into r
+ * (all but r->index); returns where the next entry starts. */
+static const unsigned char *entry_body(const unsigned char *e, weft__jentry_t *r)
+{
+    r->item_hash = ld64(e);
+    r->status = e[8];
+    const unsigned char *p = e + 9;
+    r->records = (uint32_t)uv(&p);
+    r->len = (uint32_t)uv(&p);
+    r->bytes = p;
+    p += r->len;
+    r->msg_len = r->status == WEFT__J_OK ? 0 : (uint32_t)uv(&p);
+    r->msg = (const char *)p;
+    return p + r->msg_len;
 }
 
 static void msg(char *err, size_t errlen, const char *fmt, ...)
@@ -406,7 +535,7 @@ out:
 /* ---- reading ------------------------------------------------------------- */
 
 typedef struct pair {
-    uint64_t index, off; /* off: of the entry in data */
+    uint64_t index, off; /* off: of the entry's fields after its index */
 } pair_t;
 
 struct weft__jscan {
@@ -422,7 +551,9 @@ struct weft__jscan {
     unsigned last_flags;
     bool finished;
     /* The index: dense (slot i = entry offset + 1, 0 = none) when the
-     * indices are compact, else pairs sorted by index, one per index. */
+     * indices are compact, else pairs sorted by index, one per index.  An
+     * entry's offset is that of its fields after the index delta: a get
+     * knows the index and decodes the rest from there. */
     uint64_t *dense;
     uint64_t dense_n;
     pair_t *pairs;
@@ -432,37 +563,40 @@ struct weft__jscan {
     size_t mem;
 };
 
-/* Checks a DONE payload; counts its entries and their largest index. */
+/* Checks a DONE payload; counts its entries and their largest index (left
+ * alone when the payload is bad). */
 static bool done_valid(const unsigned char *p, size_t plen, uint64_t *n_out,
                        uint64_t *max_index)
 {
-    if (plen < 4)
+    if (plen < DONE_HDR)
         return false;
     uint32_t n = ld32(p);
-    size_t off = 4;
+    uint64_t index = ld64(p + 4), max = *max_index, v;
+    const unsigned char *q = p + DONE_HDR, *end = p + plen;
     for (uint32_t k = 0; k < n; k++) {
-        if (plen - off < ENTRY_FIXED)
+        if (!get_delta(&q, end, index, &index) || end - q < 9)
             return false;
-        const unsigned char *e = p + off;
-        uint64_t index = ld64(e);
-        unsigned status = e[16];
-        uint32_t len = ld32(e + 21);
+        unsigned status = q[8];
         if (status < WEFT__J_OK || status > WEFT__J_QUARANTINED)
             return false;
-        off += ENTRY_FIXED;
-        if (plen - off < (size_t)len + 4)
+        q += 9;
+        if (!get_uv(&q, end, 32, &v) || !get_uv(&q, end, 32, &v) ||
+            v > (uint64_t)(end - q))
             return false;
-        off += len;
-        uint32_t mlen = ld32(p + off);
-        off += 4;
-        if (plen - off < mlen)
-            return false;
-        off += mlen;
-        if (index > *max_index)
-            *max_index = index;
+        q += v;
+        if (status != WEFT__J_OK) {
+            if (!get_uv(&q, end, 32, &v) || v > (uint64_t)(end - q))
+                return false;
+            q += v;
+        }
+        if (index > max)
+            max = index;
     }
+    if (q != end)
+        return false;
     *n_out = n;
-    return off == plen;
+    *max_index = max;
+    return true;
 }
 
 /* Why the record at off (with len - off bytes left) is not usable, or NULL.
@@ -525,16 +659,20 @@ static const char *record_check(XXH3_state_t *st, const unsigned char *d, size_t
     return NULL;
 }
 
-/* Runs the statement for each entry e of the DONE record at r (validated). */
-#define FOR_ENTRIES(r, e, ...)                                                           \
+/* Runs the statement for each entry of the DONE record at r (validated),
+ * with idx its index and e where its fields after the index start. */
+#define FOR_ENTRIES(r, idx, e, ...)                                                      \
     do {                                                                                 \
         const unsigned char *p_ = (r) + WEFT__JREC_HDR;                                  \
         uint32_t n_ = ld32(p_);                                                          \
-        const unsigned char *e = p_ + 4;                                                 \
+        uint64_t idx = ld64(p_ + 4);                                                     \
+        const unsigned char *q_ = p_ + DONE_HDR;                                         \
         for (uint32_t k_ = 0; k_ < n_; k_++) {                                           \
+            idx = delta(&q_, idx);                                                       \
+            const unsigned char *e = q_;                                                 \
+            weft__jentry_t x_;                                                           \
+            q_ = entry_body(q_, &x_);                                                    \
             __VA_ARGS__;                                                                 \
-            const unsigned char *m_ = e + ENTRY_FIXED + ld32(e + 21);                    \
-            e = m_ + 4 + ld32(m_);                                                       \
         }                                                                                \
     } while (0)
 
@@ -750,7 +888,7 @@ static int inflight(const weft__jscan_t *s, size_t from, size_t to, uint64_t **o
             break;
         case WEFT__JREC_DONE:
             if (set.n)
-                FOR_ENTRIES(r, e, iset_clear(&set, ld64(e)));
+                FOR_ENTRIES(r, idx, e, (void)e, iset_clear(&set, idx));
             break;
         }
         off += WEFT__JREC_HDR + (size_t)plen;
@@ -795,14 +933,14 @@ static int build_index(weft__jscan_t *s, size_t first, uint64_t max_index)
     for (size_t off = first; off < s->valid_len;) {
         const unsigned char *r = s->data + off;
         if ((ld32(r) & 0xFFu) == WEFT__JREC_DONE) {
-            FOR_ENTRIES(r, e, {
+            FOR_ENTRIES(r, idx, e, {
                 uint64_t eo = (uint64_t)(e - s->data);
                 if (dense) {
-                    uint64_t *slot = &s->dense[ld64(e)];
+                    uint64_t *slot = &s->dense[idx];
                     s->n_items += !*slot;
                     *slot = eo + 1;
                 } else {
-                    s->pairs[np++] = (pair_t){ld64(e), eo};
+                    s->pairs[np++] = (pair_t){idx, eo};
                 }
             });
         }
@@ -871,6 +1009,12 @@ static int parse_header(weft__jscan_t *s, XXH3_state_t *st, size_t *first, char 
     }
     const unsigned char *p = r + WEFT__JREC_HDR;
     uint32_t version = ld32(p);
+    if (version == 1) {
+        msg(err, errlen,
+            "journal format 1 (an older weft): finish it with that weft, or start over "
+            "with --restart");
+        return -ENOTSUP;
+    }
     if (version != WEFT__JOURNAL_VERSION) {
         msg(err, errlen,
             "journal format version %u is not supported (this weft reads %u)", version,
@@ -1153,19 +1297,10 @@ bool weft__jscan_get(const weft__jscan_t *s, uint64_t index, weft__jentry_t *out
             return false;
         off = s->pairs[lo].off;
     }
-    const unsigned char *e = s->data + off;
-    weft__jentry_t r;
-    r.index = ld64(e);
-    r.item_hash = ld64(e + 8);
-    r.status = e[16];
-    r.records = ld32(e + 17);
-    r.len = ld32(e + 21);
-    r.bytes = e + ENTRY_FIXED;
-    const unsigned char *m = e + ENTRY_FIXED + r.len;
-    r.msg_len = ld32(m);
-    r.msg = (const char *)m + 4;
-    if (out)
-        *out = r;
+    if (out) {
+        entry_body(s->data + off, out);
+        out->index = index;
+    }
     return true;
 }
 
@@ -1202,19 +1337,24 @@ int weft__journal_resume(weft__journal_t **j, weft__jscan_t **scan, const char *
         goto fail_errno;
     len = (size_t)st.st_size;
     if (len) {
-        /* Populated: the scan reads every byte anyway, and faulting the pages
-         * in one by one costs more than the checksums (~2x at 10^7 items). */
-        map = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+        /* Not MAP_POPULATE: that made the whole file resident before the
+         * scan began.  Read ahead hard for the scan (one pass, then the
+         * index pass), then as usual for the lookups, which follow the file
+         * order only roughly. */
+        map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
         if (map == MAP_FAILED) {
             map = NULL;
             goto fail_errno;
         }
+        (void)madvise(map, len, MADV_SEQUENTIAL); /* advice: failure is harmless */
     }
     char why[160];
     if ((rc = weft__jscan_parse(&s, map, len, why, sizeof why)) != 0) {
         msg(err, errlen, "%s: %s", path, why);
         goto out_err;
     }
+    if (map)
+        (void)madvise(map, len, MADV_NORMAL);
     s->map = map;
     s->map_len = len;
     map = NULL;
@@ -1247,11 +1387,40 @@ out_err:
 
 /* ---- DONE chunks ----------------------------------------------------------- */
 
+/* While a chunk is built, its state sits in the buffer's spare room just past
+ * b->len (the header only gets its count and base at the end, and add is not
+ * told where the chunk starts): u64 prev (the last entry's index), u64 base
+ * (the first one's), u32 n (entries so far).  Every begin and add writes it
+ * there after growing the buffer; nothing else may touch b in between
+ * (journal.h).  In memory only, so native byte order; field by field: a
+ * struct copied through the stack stalled store forwarding, which was the
+ * worst cost of the per-item path. */
+#define TRAIL 20u
+
+static void trail_put(unsigned char *t, uint64_t prev, uint64_t base, uint32_t n)
+{
+    memcpy(t, &prev, 8);
+    memcpy(t + 8, &base, 8);
+    memcpy(t + 16, &n, 4);
+}
+
+static void trail_get(const unsigned char *t, uint64_t *prev, uint64_t *base, uint32_t *n)
+{
+    memcpy(prev, t, 8);
+    memcpy(base, t + 8, 8);
+    memcpy(n, t + 16, 4);
+}
+
 int weft__jchunk_begin(weft__buf_t *b, size_t *mark)
 {
-    static const unsigned char zero[CHUNK_HDR];
     *mark = b->len;
-    return weft__buf_append(b, zero, sizeof zero);
+    int rc = weft__buf_reserve(b, CHUNK_HDR + TRAIL);
+    if (rc)
+        return rc;
+    memset(b->data + b->len, 0, CHUNK_HDR);
+    b->len += CHUNK_HDR;
+    trail_put((unsigned char *)b->data + b->len, 0, 0, 0);
+    return 0;
 }
 
 int weft__jchunk_add(weft__buf_t *b, uint64_t index, uint64_t item_hash, unsigned status,
@@ -1260,29 +1429,45 @@ int weft__jchunk_add(weft__buf_t *b, uint64_t index, uint64_t item_hash, unsigne
 {
     if (status < WEFT__J_OK || status > WEFT__J_QUARANTINED)
         return -EINVAL;
+    if (status == WEFT__J_OK)
+        msg_len = 0; /* not stored: an OK entry has no message */
     /* The chunk is at most the whole buffer: bounding the buffer bounds the
      * record's 32-bit length without knowing where the chunk starts. */
     size_t limit = (size_t)UINT32_MAX;
-    if (len > limit || msg_len > limit || b->len > limit ||
-        limit - b->len < ENTRY_FIXED + 4 ||
-        len + msg_len > limit - b->len - ENTRY_FIXED - 4)
+    if (len > limit || msg_len > limit || b->len > limit || limit - b->len < ENTRY_MAX ||
+        len + msg_len > limit - b->len - ENTRY_MAX)
         return -E2BIG;
-    size_t need = ENTRY_FIXED + len + 4 + msg_len;
-    int rc = weft__buf_reserve(b, need);
+    uint64_t prev, base;
+    uint32_t n;
+    trail_get((const unsigned char *)b->data + b->len, &prev, &base, &n); /* see TRAIL */
+    size_t need = ENTRY_MAX + len + msg_len + TRAIL;
+    int rc = b->cap - b->len >= need ? 0 : weft__buf_reserve(b, need);
     if (rc)
         return rc;
+    if (n == 0)
+        base = prev = index;
     unsigned char *e = (unsigned char *)b->data + b->len;
-    st64(e, index);
-    st64(e + 8, item_hash);
-    e[16] = (unsigned char)status;
-    st32(e + 17, records);
-    st32(e + 21, (uint32_t)len);
-    if (len)
-        memcpy(e + ENTRY_FIXED, bytes, len);
-    st32(e + ENTRY_FIXED + len, (uint32_t)msg_len);
-    if (msg_len)
-        memcpy(e + ENTRY_FIXED + len + 4, m, msg_len);
-    b->len += need;
+    e += put_delta(e, prev, index);
+    st64(e, item_hash);
+    e[8] = (unsigned char)status;
+    e += 9;
+    e += put_uv(e, records);
+    e += put_uv(e, len);
+    if (len <= 16) { /* most outputs: cheaper than a call */
+        for (size_t k = 0; k < len; k++)
+            e[k] = ((const unsigned char *)bytes)[k];
+    } else {
+        memcpy(e, bytes, len);
+    }
+    e += len;
+    if (status != WEFT__J_OK) {
+        e += put_uv(e, msg_len);
+        if (msg_len)
+            memcpy(e, m, msg_len);
+        e += msg_len;
+    }
+    b->len = (size_t)(e - (unsigned char *)b->data);
+    trail_put(e, index, base, n + 1);
     return 0;
 }
 
@@ -1293,17 +1478,13 @@ void weft__jchunk_end(weft__buf_t *b, size_t mark)
             b->len = mark;
         return;
     }
+    uint64_t prev, base;
+    uint32_t n;
+    trail_get((const unsigned char *)b->data + b->len, &prev, &base, &n);
     unsigned char *r = (unsigned char *)b->data + mark;
-    size_t plen = b->len - mark - WEFT__JREC_HDR;
-    /* Count the entries: walking the headers is cheap next to the checksum. */
-    uint32_t n = 0;
-    for (const unsigned char *e = r + CHUNK_HDR, *end = r + WEFT__JREC_HDR + plen;
-         e < end; n++) {
-        const unsigned char *m = e + ENTRY_FIXED + ld32(e + 21);
-        e = m + 4 + ld32(m);
-    }
     st32(r + WEFT__JREC_HDR, n);
-    seal(r, WEFT__JREC_DONE, (uint32_t)plen);
+    st64(r + WEFT__JREC_HDR + 4, base);
+    seal(r, WEFT__JREC_DONE, (uint32_t)(b->len - mark - WEFT__JREC_HDR));
 }
 
 /* ---- header diff ----------------------------------------------------------- */

@@ -5,7 +5,7 @@
  * (reusing their output bytes), refuse a changed job, and spot the items that
  * crash the process (poison).
  *
- * File format, version 1, all integers little-endian:
+ * File format, version 2, fixed-size integers little-endian:
  *
  *   "WEFTJRN1"                                 8 bytes, the file magic
  *   record HEADER                              the job's identity
@@ -14,19 +14,35 @@
  *   record  = u32 type, u32 payload length, u64 checksum, payload
  *             type = WEFT__JREC_MAGIC | kind; checksum = XXH3_64bits of the
  *             16-byte header (checksum field taken as 0) and the payload.
- *   HEADER  = u32 version (1), u32 0, then config, plugin, items, each as
+ *   HEADER  = u32 version (2), u32 0, then config, plugin, items, each as
  *             u32 length + NUL-free text
  *   SESSION = u64 session number, u8 mode flags      (a run or resume starts)
  *   WINDOW  = u64 first, u64 count, count <= 2^18    (items being started)
  *   BEGIN   = u64 index                              (one item started alone)
- *   DONE    = u32 n, then n entries:
- *             u64 index, u64 item_hash, u8 status, u32 records,
- *             u32 len, bytes[len], u32 msg_len, msg[msg_len]
+ *   DONE    = u32 n, u64 base, then n entries:
+ *             vdelta index, u64 item_hash, u8 status, varint records,
+ *             varint len, bytes[len],
+ *             and only when status != OK: varint msg_len, msg[msg_len]
  *   END     = u64 ok, u64 failed                     (the session completed)
  *   STOP    = (empty)                       (it stopped early, cleanly: a
  *                                            halt or a signal, no crash)
  *   CRASH   = u32 signal, u32 n, u64 index[n] (weft itself crashed while
  *                                            running these items)
+ *
+ *   varint  = LEB128: 7 bits a byte, low group first, high bit = more follow;
+ *             records, len and msg_len are u32 (at most 5 bytes), and an
+ *             encoding with a last group of 0 after others is refused
+ *   vdelta  = the zigzag of the true (65-bit) difference d = index - prev,
+ *             z = 2d (d >= 0) or -2d - 1 (d < 0): byte 0 holds z's low 7
+ *             bits, and if its high bit is set, z >> 7 follows as a varint
+ *             (non-zero, at most 58 bits; at most 10 bytes in all).  prev is
+ *             base for the first entry (weft writes its index there), then
+ *             the entry before; an index outside [0, 2^64) is refused.  A run's entries mostly go
+ *             index + 1: 1 byte, so a typical OK entry costs 12 bytes + len.
+ *
+ * Version 1 (u64 index, u32 records, u32 len, u32 msg_len in every DONE
+ * entry; the same magic) is refused with -ENOTSUP: it is finished with the
+ * weft that wrote it, or started over.
  *
  * A record is used only when it is complete, its checksum matches and its
  * payload is well formed; the first one that is not ends the journal (a torn
@@ -70,7 +86,7 @@ enum weft__jrec {
 };
 #define WEFT__JREC_MAGIC 0x4A570000u /* "\0\0WJ" above the kind */
 #define WEFT__JREC_HDR 16u           /* bytes of a record header */
-#define WEFT__JOURNAL_VERSION 1u
+#define WEFT__JOURNAL_VERSION 2u
 
 /* SESSION mode flags: opaque to the journal, kept for the reader. */
 #define WEFT__JS_RESUME 0x1u  /* a resume (not a fresh run)               */
@@ -151,10 +167,13 @@ int weft__journal_close(weft__journal_t **j);
  * checksum).  Appending the finished chunk is one
  * weft__journal_append(j, b->data + mark, b->len - mark).  Several chunks may
  * follow each other in one buffer.  Do not touch b between begin and end
- * except through weft__jchunk_add.
+ * except through weft__jchunk_add: the chunk's running state sits in b's
+ * spare room, past b->len.  Per entry: no allocation but b's growth.
  */
 int weft__jchunk_begin(weft__buf_t *b, size_t *mark); /* 0 or -ENOMEM */
-/* status: enum weft__jstatus (else -EINVAL).  -ENOMEM leaves the chunk as
+/* status: enum weft__jstatus (else -EINVAL); with WEFT__J_OK, msg is not
+ * stored (a get returns msg_len 0).  Indices may come in any order (each is
+ * stored relative to the one before).  -ENOMEM leaves the chunk as
  * it was.  -E2BIG when the buffer would pass 4 GiB (a record's length is 32
  * bits): end and append the chunk, empty the buffer, begin again. */
 int weft__jchunk_add(weft__buf_t *b, uint64_t index, uint64_t item_hash, unsigned status,
@@ -170,7 +189,8 @@ void weft__jchunk_end(weft__buf_t *b, size_t mark);
  * the input.  data must stay valid and unchanged until weft__jscan_free.
  * Errors (the file is unusable as a whole; torn tails are not errors):
  *   -EINVAL  not a journal (bad magic), or the header is incomplete or damaged
- *   -ENOTSUP an unknown format version
+ *   -ENOTSUP another format version (1: "journal format 1 (an older weft):
+ *            finish it with that weft, or start over with --restart")
  *   -E2BIG   more than WEFT__J_MAX_INFLIGHT items in flight in one session
  *   -ENOMEM
  */

@@ -1886,7 +1886,7 @@ static void open_errors(void **state)
     unsigned char *d = slurp(fx->path, &len);
     unsigned char *r = d + 8;
     size_t plen = (size_t)r[4] | (size_t)r[5] << 8 | (size_t)r[6] << 16;
-    r[16] = 2;
+    r[16] = WEFT__JOURNAL_VERSION + 1;
     memset(r + 8, 0, 8);
     uint64_t sum = XXH3_64bits(r, 16 + plen);
     for (int k = 0; k < 8; k++)
@@ -1895,7 +1895,7 @@ static void open_errors(void **state)
     free(d);
     assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err),
                      -ENOTSUP);
-    assert_non_null(strstr(fx->err, "version 2"));
+    assert_non_null(strstr(fx->err, "version 3"));
 
     char bad[160];
     snprintf(bad, sizeof bad, "%s/no/such/folder/j", fx->dir);
@@ -1996,6 +1996,328 @@ static void write_error_latched(void **state)
     weft__jscan_free(&s);
     assert_int_equal(weft__journal_sync(j), 0);
     assert_int_equal(weft__journal_close(&j), 0);
+}
+
+/* ---- format 2: DONE entries with varints ------------------------------------- */
+
+/* One DONE chunk of the given entries, appended to j. */
+typedef struct dentry {
+    uint64_t index;
+    unsigned status;
+    uint32_t records;
+    const char *bytes, *msg;
+    size_t len, msg_len; /* 0: strlen */
+} dentry_t;
+
+static void put_entries(weft__journal_t *j, const dentry_t *v, size_t n)
+{
+    weft__buf_t b = {0};
+    size_t mark;
+    assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
+    for (size_t k = 0; k < n; k++) {
+        size_t len = v[k].len ? v[k].len : strlen(v[k].bytes);
+        size_t ml = v[k].msg_len ? v[k].msg_len : strlen(v[k].msg);
+        assert_int_equal(weft__jchunk_add(&b, v[k].index, mix(k), v[k].status, v[k].records,
+                                          v[k].bytes, len, v[k].msg, ml),
+                         0);
+    }
+    weft__jchunk_end(&b, mark);
+    assert_int_equal(weft__journal_append(j, b.data + mark, b.len - mark), 0);
+    weft__buf_free(&b);
+}
+
+static void expect_dentry(const weft__jscan_t *s, const dentry_t *d, uint64_t hash)
+{
+    weft__jentry_t e;
+    if (!weft__jscan_get(s, d->index, &e))
+        fail_msg("index %llu missing", (unsigned long long)d->index);
+    size_t len = d->len ? d->len : strlen(d->bytes);
+    size_t ml = d->status == WEFT__J_OK ? 0 : d->msg_len ? d->msg_len : strlen(d->msg);
+    assert_int_equal(e.index, d->index);
+    assert_int_equal(e.item_hash, hash);
+    assert_int_equal(e.status, d->status);
+    assert_int_equal(e.records, d->records);
+    assert_int_equal(e.len, len);
+    assert_non_null(e.bytes);
+    if (len)
+        assert_memory_equal(e.bytes, d->bytes, len);
+    assert_int_equal(e.msg_len, ml);
+    if (ml)
+        assert_memory_equal(e.msg, d->msg, ml);
+}
+
+/* Index deltas of every kind in one chunk (negative, zero, 0 -> 2^63, the
+ * largest both ways), every status, bytes or none, messages, multi-byte
+ * varints; read back from memory and through a resume. */
+static void varint_round_trip(void **state)
+{
+    fixture_t *fx = *state;
+    static char long_bytes[300], long_msg[200];
+    memset(long_bytes, 'b', sizeof long_bytes);
+    memset(long_msg, 'm', sizeof long_msg);
+    const uint64_t top = (uint64_t)1 << 63;
+    const dentry_t v[] = {
+        {10, WEFT__J_OK, 1, "ten", "", 0, 0},            /* base: delta 0 */
+        {10, WEFT__J_FAILED, 0, "", "again", 0, 0},      /* delta 0: the later wins */
+        {5, WEFT__J_OK, 1, "", "", 0, 0},                /* -5, no bytes */
+        {0, WEFT__J_CRASHED, 0, "", "c", 0, 0},          /* -5 */
+        {top, WEFT__J_OK, 7, "big", "", 0, 0},           /* 0 -> 2^63 */
+        {UINT64_MAX, WEFT__J_TIMEDOUT, 2, "x", "late", 0, 0},
+        {1, WEFT__J_QUARANTINED, 0, "", "q", 0, 0},      /* -(2^64 - 2) */
+        {top - 1, WEFT__J_OK, UINT32_MAX, long_bytes, "", sizeof long_bytes, 0},
+        {0x7F, WEFT__J_FAILED, 128, long_bytes, long_msg, 129, sizeof long_msg},
+        {0x80, WEFT__J_OK, 1, "ok", "ignored: OK", 0, 0}, /* an OK keeps no message */
+    };
+    const size_t n = sizeof v / sizeof v[0];
+    weft__journal_t *j;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    size_t at = file_size(fx->path);
+    put_entries(j, v, n);
+    assert_int_equal(weft__journal_end(j, 1, 1), 0);
+    assert_int_equal(weft__journal_close(&j), 0);
+
+    size_t len;
+    unsigned char *d = slurp(fx->path, &len);
+    assert_int_equal(get32(d + at), WEFT__JREC_MAGIC | WEFT__JREC_DONE);
+    assert_int_equal(get32(d + at + 16), n);
+    assert_int_equal(get64(d + at + 20), 10); /* base: the first index */
+    assert_int_equal(d[at + 28], 0);          /* its delta */
+    free(d);
+
+    for (int pass = 0; pass < 2; pass++) {
+        weft__jscan_t *s;
+        snap_t sn = {0};
+        if (pass == 0) {
+            sn = snap(fx->path);
+            s = sn.s;
+        } else {
+            assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err),
+                             0);
+        }
+        assert_int_equal(weft__jscan_dropped(s), 0);
+        assert_true(weft__jscan_finished(s));
+        assert_int_equal(weft__jscan_items(s), n - 1);
+        for (size_t k = 1; k < n; k++)
+            expect_dentry(s, &v[k], mix(k));
+        assert_false(weft__jscan_get(s, 2, NULL));
+        assert_false(weft__jscan_get(s, top + 1, NULL));
+        if (pass == 0) {
+            snap_free(&sn);
+        } else {
+            weft__jscan_free(&s);
+            assert_int_equal(weft__journal_close(&j), 0);
+        }
+    }
+}
+
+/* The point of format 2: a run's entries (index + 1, OK, one record, short
+ * output, no message) cost 12 bytes each besides their output. */
+static void compact_entries(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    weft__buf_t b = {0};
+    size_t mark;
+    assert_int_equal(weft__buf_append(&b, "xy", 2), 0); /* a chunk not at 0 */
+    assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
+    assert_int_equal(mark, 2);
+    for (uint64_t i = 5000; i < 5000 + N; i++)
+        assert_int_equal(weft__jchunk_add(&b, i, mix(i), WEFT__J_OK, 1, "1234567\n", 8,
+                                          NULL, 0),
+                         0);
+    weft__jchunk_end(&b, mark);
+    assert_int_equal(b.len - mark, WEFT__JREC_HDR + 12 + (size_t)N * (12 + 8));
+    assert_int_equal(get32((unsigned char *)b.data + mark + 16), N);
+    assert_int_equal(get64((unsigned char *)b.data + mark + 20), 5000);
+    assert_int_equal(get64((unsigned char *)b.data + mark + 8),
+                     record_checksum((unsigned char *)b.data + mark));
+    assert_memory_equal(b.data, "xy", 2);
+    weft__buf_free(&b);
+}
+
+/* Raw record building, for payloads the writer never makes. */
+typedef struct raw {
+    unsigned char d[256];
+    size_t n;
+} raw_t;
+
+static void raw_put(raw_t *r, const void *p, size_t n)
+{
+    assert_true(r->n + n <= sizeof r->d);
+    memcpy(r->d + r->n, p, n);
+    r->n += n;
+}
+
+static void raw_le(raw_t *r, uint64_t v, int bytes)
+{
+    for (int k = 0; k < bytes; k++)
+        r->d[r->n++] = (unsigned char)(v >> (8 * k));
+}
+
+/* Appends a sealed record of `kind` with the payload p[0, n). */
+static void raw_record(raw_t *out, unsigned kind, const raw_t *p)
+{
+    size_t at = out->n;
+    raw_le(out, WEFT__JREC_MAGIC | kind, 4);
+    raw_le(out, p->n, 4);
+    raw_le(out, 0, 8);
+    raw_put(out, p->d, p->n);
+    reseal(out->d + at);
+}
+
+typedef struct dcase {
+    const char *what;
+    uint64_t base;
+    const char *delta; /* the index delta's bytes, as written */
+    size_t delta_len;
+    unsigned status;
+    const char *records;
+    size_t records_len;
+    const char *len; /* the len varint; then `have` bytes of output */
+    size_t len_len, have;
+    bool ok;           /* accepted? */
+    uint64_t index;    /* then: the entry's index */
+    uint32_t recs;     /* and its records */
+    uint32_t n;        /* the entry count written (0: 1) */
+} dcase_t;
+
+/* Each case: a real journal (header, SESSION, a good DONE of item 0), then
+ * a sealed DONE record of one hand-made entry, then a good END.  A bad entry
+ * ends the journal there, like a torn record; a good one is read. */
+static void varint_refused(void **state)
+{
+    fixture_t *fx = *state;
+    const uint64_t M = UINT64_MAX;
+#define B(s) s, sizeof(s) - 1
+    const dcase_t cases[] = {
+        {"control", 100, B("\x02"), WEFT__J_OK, B("\x01"), B("\x03"), 3, true, 101, 1, 0},
+        {"records u32 max", 0, B("\x00"), WEFT__J_OK, B("\xff\xff\xff\xff\x0f"), B("\x00"), 0,
+         true, 0, UINT32_MAX, 0},
+        {"records 2^32", 0, B("\x00"), WEFT__J_OK, B("\x80\x80\x80\x80\x10"), B("\x00"), 0,
+         false, 0, 0, 0},
+        {"records 6 bytes", 0, B("\x00"), WEFT__J_OK, B("\x81\x80\x80\x80\x80\x00"),
+         B("\x00"), 0, false, 0, 0, 0},
+        {"records not minimal", 0, B("\x00"), WEFT__J_OK, B("\x81\x00"), B("\x00"), 0, false,
+         0, 0, 0},
+        {"len past the end", 0, B("\x00"), WEFT__J_OK, B("\x01"), B("\x64"), 3, false, 0, 0,
+         2},
+        {"len 2^32 - 1", 0, B("\x00"), WEFT__J_OK, B("\x01"), B("\xff\xff\xff\xff\x0f"), 3,
+         false, 0, 0, 2},
+        {"len cut", 0, B("\x00"), WEFT__J_OK, B("\x01"), B("\x83"), 0, false, 0, 0, 0},
+        {"bytes left over", 0, B("\x00"), WEFT__J_OK, B("\x01"), B("\x02"), 3, false, 0, 0, 0},
+        {"status 6", 0, B("\x00"), 6, B("\x01"), B("\x00"), 0, false, 0, 0, 0},
+        {"delta 2^64 - 1 from 0", 0, B("\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x03"),
+         WEFT__J_OK, B("\x01"), B("\x00"), 0, true, M, 1, 0},
+        {"delta 11 bytes", 0, B("\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x83\x00"), WEFT__J_OK,
+         B("\x01"), B("\x00"), 0, false, 0, 0, 0},
+        {"delta over 65 bits", 0, B("\x80\x80\x80\x80\x80\x80\x80\x80\x80\x04"), WEFT__J_OK,
+         B("\x01"), B("\x00"), 0, false, 0, 0, 0},
+        {"delta not minimal", 7, B("\x80\x00"), WEFT__J_OK, B("\x01"), B("\x00"), 0, false,
+         0, 0, 0},
+        {"delta not minimal, 3 bytes", 7, B("\x82\x80\x00"), WEFT__J_OK, B("\x01"), B("\x00"),
+         0, false, 0, 0, 0},
+        {"delta wraps up", M, B("\x02"), WEFT__J_OK, B("\x01"), B("\x00"), 0, false, 0, 0, 0},
+        {"delta to the top", M, B("\x00"), WEFT__J_OK, B("\x01"), B("\x00"), 0, true, M, 1, 0},
+        {"delta wraps down", 0, B("\x01"), WEFT__J_OK, B("\x01"), B("\x00"), 0, false, 0, 0, 0},
+        {"delta down to 0", 5, B("\x09"), WEFT__J_OK, B("\x01"), B("\x00"), 0, true, 0, 1, 0},
+        {"delta below 0", 5, B("\x0b"), WEFT__J_OK, B("\x01"), B("\x00"), 0, false, 0, 0, 0},
+    };
+#undef B
+    weft__journal_t *j;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    put_items(j, 0, 1);
+    assert_int_equal(weft__journal_close(&j), 0);
+    size_t plen;
+    unsigned char *prefix = slurp(fx->path, &plen);
+
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const dcase_t *k = &cases[c];
+        raw_t p = {.n = 0}, tail = {.n = 0}, end = {.n = 0};
+        raw_le(&p, k->n ? k->n : 1, 4); /* more than there are: the reader stops */
+        raw_le(&p, k->base, 8);
+        raw_put(&p, k->delta, k->delta_len);
+        raw_le(&p, 0x1234, 8);
+        raw_le(&p, k->status, 1);
+        raw_put(&p, k->records, k->records_len);
+        raw_put(&p, k->len, k->len_len);
+        raw_put(&p, "abc", k->have);
+        raw_record(&tail, WEFT__JREC_DONE, &p);
+        raw_le(&end, 1, 8);
+        raw_le(&end, 0, 8);
+        raw_record(&tail, WEFT__JREC_END, &end);
+
+        size_t n = plen + tail.n;
+        unsigned char *d = malloc(n); /* exact size, for ASan */
+        assert_non_null(d);
+        memcpy(d, prefix, plen);
+        memcpy(d + plen, tail.d, tail.n);
+        weft__jscan_t *s;
+        assert_int_equal(weft__jscan_parse(&s, d, n, fx->err, sizeof fx->err), 0);
+        if (weft__jscan_valid_len(s) != (k->ok ? n : plen))
+            fail_msg("%s: valid %zu of %zu", k->what, weft__jscan_valid_len(s), n);
+        assert_true(weft__jscan_get(s, 0, NULL) || k->ok); /* the good one stays */
+        if (k->ok) {
+            weft__jentry_t e;
+            assert_true(weft__jscan_get(s, k->index, &e));
+            assert_int_equal(e.item_hash, 0x1234);
+            assert_int_equal(e.records, k->recs);
+            assert_true(weft__jscan_finished(s));
+        } else {
+            assert_string_equal(weft__jscan_tail(s) + strlen(weft__jscan_tail(s)) - 15,
+                                "bad DONE record");
+            assert_false(weft__jscan_finished(s));
+        }
+        weft__jscan_free(&s);
+        if (c == 5) { /* through a resume, once: truncated there */
+            spit(fx->path, d, n);
+            assert_int_equal(
+                weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err), 0);
+            assert_int_equal(weft__jscan_dropped(s), n - plen);
+            assert_int_equal(file_size(fx->path), plen);
+            weft__jscan_free(&s);
+            assert_int_equal(weft__journal_close(&j), 0);
+        }
+        free(d);
+    }
+    free(prefix);
+}
+
+/* A journal of format 1 (an older weft): refused with a message that says
+ * what to do; the file is left alone. */
+static void format1_refused(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
+                     0);
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    put_items(j, 0, 3);
+    assert_int_equal(weft__journal_close(&j), 0);
+    size_t len;
+    unsigned char *d = slurp(fx->path, &len);
+    assert_int_equal(get32(d + 8 + 16), WEFT__JOURNAL_VERSION);
+    d[8 + 16] = 1;
+    reseal(d + 8);
+    spit(fx->path, d, len);
+    static const char want[] =
+        "journal format 1 (an older weft): finish it with that weft, or start over with "
+        "--restart";
+    weft__jscan_t *s = (weft__jscan_t *)d;
+    assert_int_equal(weft__jscan_parse(&s, d, len, fx->err, sizeof fx->err), -ENOTSUP);
+    assert_null(s);
+    assert_string_equal(fx->err, want);
+    assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err),
+                     -ENOTSUP);
+    assert_null(j);
+    assert_null(s);
+    assert_non_null(strstr(fx->err, fx->path));
+    assert_non_null(strstr(fx->err, want));
+    assert_int_equal(file_size(fx->path), len);
+    free(d);
 }
 
 /* ---- header diff ---------------------------------------------------------------- */
@@ -2134,7 +2456,9 @@ int main(void)
         T(create_kill_race),     T(lock_on_replaced_file),
         T(open_errors),          T(bad_arguments),
         T(write_error_latched),  cmocka_unit_test(header_diff),
-        T(large_scan),
+        T(large_scan),           T(varint_round_trip),
+        cmocka_unit_test(compact_entries), T(varint_refused),
+        T(format1_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
