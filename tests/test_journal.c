@@ -91,6 +91,14 @@ static int teardown(void **state)
     return rc;
 }
 
+/* A fresh journal at fx->path with the header hdr (the test fails if not). */
+static weft__journal_t *create(fixture_t *fx)
+{
+    weft__journal_t *j;
+    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
+    return j;
+}
+
 /* ---- helpers ------------------------------------------------------------- */
 
 static uint64_t mix(uint64_t x)
@@ -301,9 +309,7 @@ static void *worker_main(void *arg)
 static void round_trip(void **state)
 {
     fixture_t *fx = *state;
-    weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    weft__journal_t *j = create(fx);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     for (uint64_t first = 0; first < RT_ITEMS; first += 1024)
         assert_int_equal(weft__journal_window(j, first, 1024), 0);
@@ -352,9 +358,7 @@ static void round_trip(void **state)
 static unsigned char *torn_base(fixture_t *fx, size_t *len, size_t bounds[4],
                                 size_t *hdr_end)
 {
-    weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    weft__journal_t *j = create(fx);
     *hdr_end = file_size(fx->path);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     assert_int_equal(weft__journal_window(j, 0, 8), 0);
@@ -527,9 +531,7 @@ static void random_damage(void **state)
 static void later_entry_wins(void **state)
 {
     fixture_t *fx = *state;
-    weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    weft__journal_t *j = create(fx);
     snap_t n = snap(fx->path);
     assert_int_equal(weft__jscan_sessions(n.s), 0);
     assert_false(weft__jscan_finished(n.s));
@@ -600,9 +602,7 @@ static void later_entry_wins(void **state)
 static void sparse_indices(void **state)
 {
     fixture_t *fx = *state;
-    weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    weft__journal_t *j = create(fx);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     const uint64_t big = (uint64_t)1 << 40;
     put_one(j, 3 * big, WEFT__J_FAILED, "a", "first");
@@ -705,8 +705,7 @@ static void suspects_and_poison(void **state)
     fixture_t *fx = *state;
     weft__journal_t *j;
     const uint64_t *idx;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    j = create(fx);
 
     /* Session 1 stops with two windows partly done. */
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
@@ -1014,9 +1013,7 @@ static void inflight_many_blocks(void **state)
 static void inflight_limit(void **state)
 {
     fixture_t *fx = *state;
-    weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    weft__journal_t *j = create(fx);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     uint64_t first = 0;
     for (; first < WEFT__J_MAX_INFLIGHT; first += WEFT__J_MAX_WINDOW)
@@ -1047,8 +1044,7 @@ static void stop_sessions(void **state)
     fixture_t *fx = *state;
     weft__journal_t *j;
     const uint64_t *idx;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    j = create(fx);
     /* Session 1 halts with 10..31 in flight: stopped, not finished, not a
      * crash: no suspects. */
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
@@ -1112,9 +1108,7 @@ static void stop_sessions(void **state)
 static void stop_validated(void **state)
 {
     fixture_t *fx = *state;
-    weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    weft__journal_t *j = create(fx);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     assert_int_equal(weft__journal_window(j, 0, 4), 0);
     size_t stop_at = HERE(fx);
@@ -1217,8 +1211,7 @@ static void crash_records_read(void **state)
     fixture_t *fx = *state;
     weft__journal_t *j;
     const uint64_t *idx;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    j = create(fx);
     const uint64_t big = (uint64_t)1 << 40;
     /* Session 1 names 5, 6 (7 did not fit) and big. */
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
@@ -1262,8 +1255,7 @@ static void crash_damaged(void **state)
     fixture_t *fx = *state;
     weft__journal_t *j;
     const uint64_t *idx;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    j = create(fx);
     const uint64_t x[] = {2, 5}, y[] = {5, 2, 7};
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     assert_int_equal(weft__journal_window(j, 0, 8), 0);
@@ -1356,8 +1348,7 @@ static void crash_twice_poison(void **state)
     fixture_t *fx = *state;
     weft__journal_t *j;
     const uint64_t *idx;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    j = create(fx);
     const uint64_t a[] = {7, 40, 41, 4096 * 3 + 1}, b1[] = {90, 4096 * 3},
                    b2[] = {41, 41};
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
@@ -1387,8 +1378,7 @@ static void kill_only_sessions(void **state)
     fixture_t *fx = *state;
     weft__journal_t *j;
     const uint64_t *idx;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    j = create(fx);
     for (uint64_t k = 1; k <= 3; k++) {
         assert_int_equal(weft__journal_session(j, k, k > 1 ? WEFT__JS_RESUME : 0), 0);
         assert_int_equal(weft__journal_window(j, 0, 50), 0);
@@ -1471,8 +1461,7 @@ static void lock_in_process(void **state)
     fixture_t *fx = *state;
     weft__journal_t *j, *j2 = (weft__journal_t *)fx;
     weft__jscan_t *s = (weft__jscan_t *)fx;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    j = create(fx);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     put_items(j, 0, 10);
     size_t before = file_size(fx->path);
@@ -1502,9 +1491,7 @@ static void lock_in_process(void **state)
 static void lock_across_processes(void **state)
 {
     fixture_t *fx = *state;
-    weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    weft__journal_t *j = create(fx);
     assert_int_equal(weft__journal_close(&j), 0);
     for (int round = 0; round < 5; round++) {
         int up[2], down[2];
@@ -1568,9 +1555,7 @@ static void create_replaces(void **state)
     fixture_t *fx = *state;
     char tmp[160];
     snprintf(tmp, sizeof tmp, "%s.new", fx->path);
-    weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    weft__journal_t *j = create(fx);
     assert_false(exists(tmp));
     for (uint64_t k = 1; k <= 2; k++) {
         assert_int_equal(weft__journal_session(j, k, k > 1 ? WEFT__JS_RESUME : 0), 0);
@@ -1621,8 +1606,7 @@ static void create_replaces(void **state)
      * killed create. */
     spit(fx->path, "not a journal\n", 14);
     spit(tmp, "half a header", 13);
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    j = create(fx);
     assert_false(exists(tmp));
     assert_int_equal(weft__journal_close(&j), 0);
     snap_t n = snap(fx->path);
@@ -1638,9 +1622,7 @@ static void create_locked_leaves_old(void **state)
     fixture_t *fx = *state;
     char tmp[160];
     snprintf(tmp, sizeof tmp, "%s.new", fx->path);
-    weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    weft__journal_t *j = create(fx);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     put_items(j, 0, 20);
     assert_int_equal(weft__journal_close(&j), 0);
@@ -1686,9 +1668,7 @@ static void create_locked_leaves_old(void **state)
 static void create_kill_race(void **state)
 {
     fixture_t *fx = *state;
-    weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    weft__journal_t *j = create(fx);
     assert_int_equal(weft__journal_close(&j), 0);
     uint64_t rng = 4242;
     size_t resumed = 0, busy = 0, created = 0;
@@ -1879,8 +1859,7 @@ static void open_errors(void **state)
     assert_int_equal(file_size(fx->path), 13); /* left alone */
 
     /* A future format version, correctly sealed. */
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    j = create(fx);
     assert_int_equal(weft__journal_close(&j), 0);
     size_t len;
     unsigned char *d = slurp(fx->path, &len);
@@ -1908,9 +1887,7 @@ static void open_errors(void **state)
 static void bad_arguments(void **state)
 {
     fixture_t *fx = *state;
-    weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    weft__journal_t *j = create(fx);
     assert_int_equal(weft__journal_window(j, 0, 0), -EINVAL);
     assert_int_equal(weft__journal_window(j, 0, WEFT__J_MAX_WINDOW + 1), -EINVAL);
     assert_int_equal(weft__journal_window(j, UINT64_MAX, 2), -EINVAL);
@@ -1952,9 +1929,7 @@ static void bad_arguments(void **state)
 static void write_error_latched(void **state)
 {
     fixture_t *fx = *state;
-    weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    weft__journal_t *j = create(fx);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     size_t good = file_size(fx->path);
 
@@ -2069,9 +2044,7 @@ static void varint_round_trip(void **state)
         {0x80, WEFT__J_OK, 1, "ok", "ignored: OK", 0, 0}, /* an OK keeps no message */
     };
     const size_t n = sizeof v / sizeof v[0];
-    weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    weft__journal_t *j = create(fx);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     size_t at = file_size(fx->path);
     put_entries(j, v, n);
@@ -2225,9 +2198,7 @@ static void varint_refused(void **state)
         {"delta below 0", 5, B("\x0b"), WEFT__J_OK, B("\x01"), B("\x00"), 0, false, 0, 0, 0},
     };
 #undef B
-    weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    weft__journal_t *j = create(fx);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     put_items(j, 0, 1);
     assert_int_equal(weft__journal_close(&j), 0);
@@ -2291,9 +2262,7 @@ static void varint_refused(void **state)
 static void format1_refused(void **state)
 {
     fixture_t *fx = *state;
-    weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    weft__journal_t *j = create(fx);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     put_items(j, 0, 3);
     assert_int_equal(weft__journal_close(&j), 0);
@@ -2373,9 +2342,7 @@ static void header_diff(void **state)
 static void large_scan(void **state)
 {
     fixture_t *fx = *state;
-    weft__journal_t *j;
-    assert_int_equal(weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err),
-                     0);
+    weft__journal_t *j = create(fx);
     assert_int_equal(weft__journal_session(j, 1, 0), 0);
     weft__buf_t b = {0};
     for (uint64_t first = 0; first < LARGE_N; first += WEFT__J_MAX_WINDOW) {
