@@ -1,33 +1,48 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The work-stealing pool behind weft_pool_for (include/weft/weft.h).
+ * The work-stealing pool behind weft_pool_for (include/weft/weft.h) and the
+ * runner's claim-driven loops (weft__pool_run, core/pool.h).
  *
  * threads - 1 persistent pthreads are workers 0 .. threads-2; the thread
- * inside weft_pool_for is worker threads-1.  Each worker owns a Chase–Lev
- * deque of index ranges (core/deque.h).  Ranges are split lazily (Tzannes,
- * Caragea, Barua, Vishkin, "Lazy Binary Splitting", PPoPP 2010): before each
- * chunk of at most `grain` indices, a worker whose own deque is empty pushes
- * the upper half of what it holds, so work is exposed only once somebody has
- * taken the last piece.  Idle workers pop their own deque, steal from random
- * victims, spin briefly, then sleep on one condition variable.
+ * inside a loop is worker threads-1.  Each worker owns a Chase–Lev deque of
+ * index ranges (core/deque.h).  An idle worker pops its own deque, steals
+ * from random victims, then asks the loop's claim source (if any) for a new
+ * range; failing all three it spins briefly, then sleeps on one condition
+ * variable.
+ *
+ * Granularity adapts to the measured cost of an item.  Each worker keeps a
+ * moving estimate of its item time (from the chunks it ran, one clock read
+ * per chunk).  Short items run in chunks of up to `grain` indices (and
+ * about CHUNK_NS of work), split lazily (Tzannes, Caragea, Barua, Vishkin,
+ * "Lazy Binary Splitting", PPoPP 2010): before each chunk, a worker whose
+ * deque is empty pushes the upper half of what it holds.  Long items (over
+ * LONG_ITEM_NS, and the first item of a loop, whose cost is unknown) run one
+ * at a time, and before each of them the worker pushes ALL the rest of its
+ * range (as two halves), so that a worker busy in a long item holds nothing
+ * an idle one could run: N long items on N threads start together.
  *
  * Invariants (each is also stated where it is enforced):
- *  I1 Every index of the loop is, at any time, in exactly one place: the
- *     range a worker holds, a deque slot, or done (ran or dropped on cancel).
- *     `remaining` counts the indices not yet done; it reaches 0 exactly when
- *     the loop is over, and then every deque is empty.
- *  I2 The loop descriptor (fn, ctx, grain) is written by the caller before
- *     it publishes the first range and read by a worker only after it has
- *     obtained a range, so the push/steal chain orders the accesses; the
- *     worker's decrement of `remaining` is its last access, so the next
- *     loop's writes come after every read of the previous one.
+ *  I1 Every claimed index is, at any time, in exactly one place: the range
+ *     a worker holds, a deque slot, or done (ran or dropped on cancel).
+ *     `remaining` counts the claimed indices not yet done plus one token
+ *     per worker inside a claim; the loop is over when `claiming` is false
+ *     and `remaining` is 0, and then every deque is empty.
+ *  I2 The loop descriptor (fn, ctx, grain, claim) is written by the caller
+ *     before it publishes the first range (or sets `claiming`) and read by
+ *     a worker only after it has obtained a range (or holds a claim token
+ *     and has seen `claiming` set), so the push/steal chain or the
+ *     `claiming` flag orders the accesses; the worker's decrement of
+ *     `remaining` is its last access, so the next loop's writes come after
+ *     every read of the previous one.  The caller ADDS to `remaining` (a
+ *     late token of the previous loop may still be counted there).
  *  I3 No lost wakeup: a sleeper increments `sleepers` (seq_cst) under the
- *     mutex and then re-checks every deque (seq_cst) before waiting; a
- *     pusher stores bottom (seq_cst) and then loads `sleepers` (seq_cst),
- *     signalling under the mutex if it is non-zero.  In the single total
- *     order one of the two sees the other.  The same pairing holds between
- *     the caller asleep waiting for remaining == 0 and the worker that
- *     brings it there.
+ *     mutex and then re-checks every deque and the claim generation
+ *     (seq_cst) before waiting; a pusher stores bottom (seq_cst), a claim
+ *     source bumps the generation (seq_cst), and then each loads `sleepers`
+ *     (seq_cst), signalling under the mutex if it is non-zero.  In the
+ *     single total order one of the two sees the other.  The same pairing
+ *     holds between the caller asleep waiting for the end and the worker
+ *     that brings `remaining` to 0.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -38,32 +53,42 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "weft/weft.h"
 #include "deque.h"
 #include "pool.h"
 
 #define MAX_THREADS 1024u
-#define AUTO_GRAIN_MAX 2048u /* trivial items: ~10 µs of work, claims amortised */
+#define AUTO_GRAIN_MAX 2048u  /* trivial items: ~10 µs of work, claims amortised */
 #define AUTO_GRAIN_PIECES 64u /* auto grain gives each thread >= this many chunks */
-#define SPIN_ROUNDS 200u     /* idle steal attempts before sleeping (~tens of µs) */
-#define SPIN_PAUSES 16u      /* pause instructions between two attempts */
+#define SPIN_ROUNDS 200u      /* idle steal attempts before sleeping (~tens of µs) */
+#define SPIN_PAUSES 16u       /* pause instructions between two attempts */
+#define LONG_ITEM_NS 20000u   /* an item this long runs alone, its range exposed:
+                                 the push, pop and clock read cost < 1 % of it */
+#define CHUNK_NS 200000u      /* a chunk of short items holds about this much work */
+#define EST_UNKNOWN 0         /* no item timed yet in this loop: treated as long */
 
 struct worker {
     weft__deque_t dq; /* occupies its own cache lines */
 
     /* Touched by the owning thread only: a pool thread, or for worker
-     * threads-1 whichever thread is inside weft_pool_for (`busy` orders
+     * threads-1 whichever thread is inside a loop (`busy` orders
      * successive callers). */
     alignas(WEFT__CACHE_LINE) struct weft_pool *pool;
     unsigned id;
-    uint64_t rng; /* xorshift64 state for victim choice */
+    uint64_t rng;       /* xorshift64 state for victim choice */
+    uint64_t est_ns;    /* moving estimate of one item's time, or EST_UNKNOWN */
+    uint64_t est_loop;  /* the loop est_ns belongs to */
+    uint64_t claim_gen; /* the claim generation when next() last said WAIT */
+    bool claim_waiting; /* next() said WAIT: a new generation wakes us */
     pthread_t thread;
 
     /* Written by the owner only (load + store, no RMW), read by get_stats. */
     alignas(WEFT__CACHE_LINE) _Atomic uint64_t steals;
     _Atomic uint64_t splits;
     _Atomic uint64_t sleeps;
+    _Atomic uint64_t exposes;
 };
 
 struct weft_pool {
@@ -77,12 +102,16 @@ struct weft_pool {
     alignas(WEFT__CACHE_LINE) weft_range_fn fn;
     void *ctx;
     size_t grain;
+    const weft__claim_t *claim;
+    _Atomic uint64_t loop_id; /* the running loop's number (est_loop) */
     _Atomic bool cancel;
     _Atomic bool shutdown; /* written under mu by destroy */
 
     alignas(WEFT__CACHE_LINE) _Atomic size_t remaining; /* I1 */
+    alignas(WEFT__CACHE_LINE) _Atomic bool claiming;    /* I1, I2: next() may be called */
+    alignas(WEFT__CACHE_LINE) _Atomic uint64_t claim_gen; /* I3: bumped by weft__pool_wake */
     alignas(WEFT__CACHE_LINE) _Atomic unsigned sleepers; /* I3 */
-    alignas(WEFT__CACHE_LINE) _Atomic bool busy; /* a thread is in weft_pool_for */
+    alignas(WEFT__CACHE_LINE) _Atomic bool busy; /* a thread is in a loop */
     _Atomic uint64_t loops;
 };
 
@@ -105,6 +134,13 @@ static inline void cpu_relax(void)
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+}
+
+static inline uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static inline void stat_inc(_Atomic uint64_t *c)
@@ -134,14 +170,16 @@ static size_t auto_grain(size_t n, unsigned threads)
     return g;
 }
 
-/* Next chunk of a held range of `rem` indices: at most grain, and at most a
- * quarter of the range so that the tail keeps chunk boundaries where a
- * split can still feed an idle thief. */
-static inline size_t chunk_size(size_t rem, size_t grain)
+/* Next chunk of a held range of `rem` short items: at most grain, about
+ * CHUNK_NS of work, and at most a quarter of the range so that the tail
+ * keeps chunk boundaries where a split can still feed an idle thief. */
+static inline size_t chunk_size(size_t rem, size_t grain, uint64_t est_ns)
 {
     size_t c = rem / 4;
     if (c > grain)
         c = grain;
+    if (est_ns && c > CHUNK_NS / est_ns)
+        c = CHUNK_NS / est_ns;
     return c ? c : 1;
 }
 
@@ -157,15 +195,8 @@ static void wake_one(struct weft_pool *p)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Marks `count` indices done (ran or dropped); wakes the caller at zero. */
-static void finish(struct weft_pool *p, size_t count)
+static void wake_all(struct weft_pool *p)
 {
-    /* seq_cst RMW: its release half (all RMWs form one release sequence)
-     * pairs with the caller's acquire/seq_cst load of 0, so every fn effect
-     * happens-before weft_pool_for returns; seq_cst orders it before the
-     * load of sleepers below (I3, with a caller that went to sleep). */
-    if (atomic_fetch_sub_explicit(&p->remaining, count, memory_order_seq_cst) != count)
-        return;
     if (atomic_load_explicit(&p->sleepers, memory_order_seq_cst) == 0)
         return;
     pthread_mutex_lock(&p->mu);
@@ -173,7 +204,39 @@ static void finish(struct weft_pool *p, size_t count)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Runs a range this worker obtained, splitting lazily; the hot path. */
+/* Marks `count` indices (or claim tokens) done; wakes the caller at zero. */
+static void finish(struct weft_pool *p, size_t count)
+{
+    /* seq_cst RMW: its release half (all RMWs form one release sequence)
+     * pairs with the caller's acquire/seq_cst load of 0, so every fn effect
+     * happens-before the loop returns; seq_cst orders it before the load
+     * of sleepers in wake_all (I3, with a caller that went to sleep). */
+    if (atomic_fetch_sub_explicit(&p->remaining, count, memory_order_seq_cst) != count)
+        return;
+    wake_all(p);
+}
+
+/* Pushes [b, e) as two halves (upper first, so that a thief, which takes
+ * the oldest entry, gets the far half); returns how many indices went. */
+static size_t expose(struct worker *w, size_t b, size_t e)
+{
+    size_t mid = b + (e - b) / 2, given = 0;
+    if (mid < e && weft__deque_push(&w->dq, (weft__range_t){mid, e}))
+        given += e - mid;
+    else
+        mid = e; /* full: keep it all */
+    if (b < mid && given && weft__deque_push(&w->dq, (weft__range_t){b, mid}))
+        given += mid - b;
+    if (given) {
+        stat_inc(&w->exposes);
+        wake_one(w->pool);
+        if (given > e - mid)
+            wake_one(w->pool);
+    }
+    return given;
+}
+
+/* Runs a range this worker obtained; the hot path. */
 static void run_range(struct worker *w, weft__range_t r)
 {
     struct weft_pool *p = w->pool;
@@ -181,32 +244,91 @@ static void run_range(struct worker *w, weft__range_t r)
     weft_range_fn fn = p->fn;
     void *ctx = p->ctx;
     size_t grain = p->grain;
+    uint64_t loop = atomic_load_explicit(&p->loop_id, memory_order_relaxed);
+    if (w->est_loop != loop) {
+        w->est_loop = loop;
+        w->est_ns = EST_UNKNOWN; /* another loop, another fn */
+    }
     size_t b = r.begin, e = r.end;
     size_t owned = e - b; /* indices this worker must account for (I1) */
+    uint64_t t0 = now_ns();
 
     while (b < e) {
         /* Relaxed: a hint; fn's own cancel is seen in program order. */
         if (atomic_load_explicit(&p->cancel, memory_order_relaxed))
             break; /* drop [b, e): never claimed, counted as done below */
-        size_t rem = e - b;
-        if (rem >= 2 && weft__deque_empty_hint(&w->dq)) {
-            size_t mid = b + rem / 2;
-            if (weft__deque_push(&w->dq, (weft__range_t){mid, e})) {
-                owned -= e - mid; /* I1: now in the deque */
-                e = mid;
-                rem = e - b;
-                stat_inc(&w->splits);
-                wake_one(p);
+        size_t rem = e - b, c;
+        uint64_t est = w->est_ns;
+        if (est == EST_UNKNOWN || est >= LONG_ITEM_NS) {
+            /* Long items: run one, with everything after it up for grabs. */
+            if (rem >= 2) {
+                size_t given = expose(w, b + 1, e);
+                owned -= given;
+                e -= given;
             }
+            c = 1;
+        } else {
+            if (rem >= 2 && weft__deque_empty_hint(&w->dq)) {
+                size_t mid = b + rem / 2;
+                if (weft__deque_push(&w->dq, (weft__range_t){mid, e})) {
+                    owned -= e - mid; /* I1: now in the deque */
+                    e = mid;
+                    rem = e - b;
+                    stat_inc(&w->splits);
+                    wake_one(p);
+                }
+            }
+            c = chunk_size(rem, grain, est);
         }
-        size_t c = chunk_size(rem, grain);
         fn(ctx, b, b + c, w->id);
         b += c;
+        uint64_t t1 = now_ns();
+        uint64_t per = (t1 - t0) / c;
+        /* A quarter of the newest sample: a run of long items is noticed
+         * after one of them, a run of short ones after a few. */
+        w->est_ns = est == EST_UNKNOWN ? per + 1 : (3 * est + per) / 4 + 1;
+        t0 = t1;
     }
-    finish(p, owned); /* I2: our last access to this loop */
+    finish(p, owned); /* I2: our last access to this loop's indices */
 }
 
-/* Own deque first (LIFO, cache-warm), then one pass over random victims. */
+/* Asks the loop's claim source for a range (I1, I2). */
+static bool claim_work(struct worker *w, weft__range_t *r)
+{
+    struct weft_pool *p = w->pool;
+    if (!atomic_load_explicit(&p->claiming, memory_order_relaxed))
+        return false; /* cheap and usually right; the token below decides */
+    /* The token keeps the loop from ending while we are in next(). */
+    atomic_fetch_add_explicit(&p->remaining, 1, memory_order_seq_cst);
+    /* acquire: pairs with the caller's release store of claiming, making
+     * the descriptor it wrote before visible (I2). */
+    if (!atomic_load_explicit(&p->claiming, memory_order_acquire)) {
+        finish(p, 1);
+        return false;
+    }
+    const weft__claim_t *c = p->claim;
+    uint64_t gen = atomic_load_explicit(&p->claim_gen, memory_order_seq_cst);
+    weft__claim_status_t st = WEFT__CLAIM_END;
+    if (!atomic_load_explicit(&p->cancel, memory_order_relaxed))
+        st = c->next(c->ctx, w->id, r);
+    w->claim_waiting = false;
+    if (st == WEFT__CLAIM_OK && r->end > r->begin) {
+        /* The token becomes one of the claimed indices (I1). */
+        atomic_fetch_add_explicit(&p->remaining, r->end - r->begin - 1, memory_order_relaxed);
+        return true;
+    }
+    if (st == WEFT__CLAIM_WAIT) {
+        w->claim_waiting = true;
+        w->claim_gen = gen; /* a bump since this load wakes us (I3) */
+    } else {
+        atomic_store_explicit(&p->claiming, false, memory_order_seq_cst);
+    }
+    finish(p, 1);
+    return false;
+}
+
+/* Own deque first (LIFO, cache-warm), then one pass over random victims,
+ * then the claim source. */
 static bool find_work(struct worker *w, weft__range_t *r)
 {
     if (weft__deque_pop(&w->dq, r))
@@ -233,20 +355,34 @@ static bool find_work(struct worker *w, weft__range_t *r)
         if (!aborted)
             break;
     }
-    return false;
+    return claim_work(w, r);
+}
+
+/* The caller's loop is over (I1). */
+static bool loop_over(struct weft_pool *p)
+{
+    /* seq_cst: pairs with finish()'s seq_cst decrement then sleepers load,
+     * and orders claiming's load before remaining's (a token taken after
+     * we read claiming == false sees it false too). */
+    return !atomic_load_explicit(&p->claiming, memory_order_seq_cst) &&
+           atomic_load_explicit(&p->remaining, memory_order_seq_cst) == 0;
 }
 
 /* Under p->mu, after the seq_cst increment of sleepers (I3). */
-static bool should_wake(struct weft_pool *p, bool caller)
+static bool should_wake(struct worker *w, bool caller)
 {
+    struct weft_pool *p = w->pool;
     if (atomic_load_explicit(&p->shutdown, memory_order_relaxed))
         return true; /* written under mu */
-    /* seq_cst: pairs with finish()'s seq_cst decrement then sleepers load. */
-    if (caller && atomic_load_explicit(&p->remaining, memory_order_seq_cst) == 0)
+    if (caller && loop_over(p))
         return true;
     for (unsigned i = 0; i < p->threads; i++)
         if (weft__deque_nonempty(&p->w[i].dq))
             return true;
+    /* seq_cst: the load half of the pair with weft__pool_wake's bump. */
+    if (w->claim_waiting &&
+        atomic_load_explicit(&p->claim_gen, memory_order_seq_cst) != w->claim_gen)
+        return true;
     return false;
 }
 
@@ -259,7 +395,7 @@ static void sleep_until_woken(struct worker *w, bool caller)
      * should_wake; a pusher or finisher that misses our re-check sees
      * sleepers > 0 and signals under mu, which we hold until we wait. */
     atomic_fetch_add_explicit(&p->sleepers, 1, memory_order_seq_cst);
-    while (!should_wake(p, caller)) {
+    while (!should_wake(w, caller)) {
         slept = true;
         pthread_cond_wait(&p->cv, &p->mu);
     }
@@ -325,7 +461,6 @@ static void stop_workers(struct weft_pool *p, unsigned started)
     for (unsigned i = 0; i < started; i++)
         pthread_join(p->w[i].thread, NULL);
 }
-
 WEFT_API int weft_pool_create(weft_pool_t **out, const weft_pool_settings_t *s)
 {
     if (!out)
@@ -358,6 +493,9 @@ WEFT_API int weft_pool_create(weft_pool_t **out, const weft_pool_settings_t *s)
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->busy, false);
     atomic_init(&p->loops, 0);
+    atomic_init(&p->loop_id, 0);
+    atomic_init(&p->claiming, false);
+    atomic_init(&p->claim_gen, 0);
     for (unsigned i = 0; i < threads; i++) {
         struct worker *w = &p->w[i];
         weft__deque_init(&w->dq);
@@ -371,6 +509,7 @@ WEFT_API int weft_pool_create(weft_pool_t **out, const weft_pool_settings_t *s)
         atomic_init(&w->steals, 0);
         atomic_init(&w->splits, 0);
         atomic_init(&w->sleeps, 0);
+        atomic_init(&w->exposes, 0);
     }
     if ((err = -pthread_mutex_init(&p->mu, NULL)))
         goto fail_mutex;
@@ -441,6 +580,53 @@ static bool run_serial(struct weft_pool *p, size_t n, size_t grain, weft_range_f
     return true;
 }
 
+/* Takes the pool for one loop; false if another loop runs. */
+static bool loop_enter(struct weft_pool *p)
+{
+    bool idle = false;
+    /* acquire pairs with the release clearing `busy` at the end of the
+     * previous loop: its writes to the caller worker's state (rng, stats,
+     * deque) happen-before ours. */
+    if (!atomic_compare_exchange_strong_explicit(&p->busy, &idle, true, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return false;
+    atomic_store_explicit(&p->cancel, false, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->loops, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->loop_id, 1, memory_order_relaxed);
+    return true;
+}
+
+static int loop_leave(struct weft_pool *p)
+{
+    bool cancelled = atomic_load_explicit(&p->cancel, memory_order_relaxed);
+    /* release: pairs with the acquire CAS of the next caller. */
+    atomic_store_explicit(&p->busy, false, memory_order_release);
+    return cancelled ? -ECANCELED : 0;
+}
+
+/* The caller works like any worker until the loop is over. */
+static void caller_work(struct worker *me)
+{
+    struct weft_pool *p = me->pool;
+    unsigned spins = 0;
+    /* acquire (inside loop_over's seq_cst loads): pairs with the releasing
+     * fetch_sub in finish() that made it 0, so all fn side effects are
+     * visible when we return. */
+    while (!loop_over(p)) {
+        weft__range_t r;
+        if (find_work(me, &r)) {
+            run_range(me, r);
+            spins = 0;
+        } else if (spins++ < SPIN_ROUNDS) {
+            for (unsigned i = 0; i < SPIN_PAUSES; i++)
+                cpu_relax();
+        } else {
+            spins = 0;
+            sleep_until_woken(me, true);
+        }
+    }
+}
+
 WEFT_API int weft_pool_for(weft_pool_t *pool, size_t n, size_t grain, weft_range_fn fn,
                            void *ctx)
 {
@@ -457,17 +643,8 @@ WEFT_API int weft_pool_for(weft_pool_t *pool, size_t n, size_t grain, weft_range
         run_serial(p, n, grain, fn, ctx, self->id, false);
         return 0;
     }
-
-    bool idle = false;
-    /* acquire pairs with the release clearing `busy` at the end of the
-     * previous loop: its writes to the caller worker's state (rng, stats,
-     * deque) happen-before ours. */
-    if (!atomic_compare_exchange_strong_explicit(&p->busy, &idle, true,
-                                                 memory_order_acquire,
-                                                 memory_order_relaxed))
+    if (!loop_enter(p))
         return -EBUSY;
-    atomic_store_explicit(&p->cancel, false, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->loops, 1, memory_order_relaxed);
 
     struct worker *me = &p->w[p->threads - 1];
     tls_self = me;
@@ -481,41 +658,56 @@ WEFT_API int weft_pool_for(weft_pool_t *pool, size_t n, size_t grain, weft_range
         p->fn = fn;
         p->ctx = ctx;
         p->grain = grain;
-        atomic_store_explicit(&p->remaining, n, memory_order_relaxed);
+        p->claim = NULL;
+        /* I2: add, a late claim token of an earlier loop may be counted. */
+        atomic_fetch_add_explicit(&p->remaining, n, memory_order_relaxed);
         run_range(me, (weft__range_t){0, n});
-
-        unsigned spins = 0;
-        /* acquire: pairs with the releasing fetch_sub in finish() that made
-         * it 0, so all fn side effects are visible when we return. */
-        while (atomic_load_explicit(&p->remaining, memory_order_acquire) != 0) {
-            weft__range_t r;
-            if (find_work(me, &r)) {
-                run_range(me, r);
-                spins = 0;
-            } else if (spins++ < SPIN_ROUNDS) {
-                for (unsigned i = 0; i < SPIN_PAUSES; i++)
-                    cpu_relax();
-            } else {
-                spins = 0;
-                sleep_until_woken(me, true);
-            }
-        }
+        caller_work(me);
     }
     tls_self = self;
+    return loop_leave(p);
+}
 
-    bool cancelled = atomic_load_explicit(&p->cancel, memory_order_relaxed);
-    /* release: pairs with the acquire CAS of the next caller. */
-    atomic_store_explicit(&p->busy, false, memory_order_release);
-    return cancelled ? -ECANCELED : 0;
+int weft__pool_run(weft_pool_t *pool, size_t grain, weft_range_fn fn, void *ctx,
+                   const weft__claim_t *claim)
+{
+    struct weft_pool *p = pool;
+    if (!p || !fn || !claim || !claim->next)
+        return -EINVAL;
+    struct worker *self = tls_self;
+    if ((self && self->pool == p) || !loop_enter(p))
+        return -EBUSY;
+    struct worker *me = &p->w[p->threads - 1];
+    tls_self = me;
+    p->fn = fn;
+    p->ctx = ctx;
+    p->grain = grain ? grain : AUTO_GRAIN_MAX;
+    p->claim = claim;
+    /* release: publishes the descriptor to workers that take a claim
+     * token and then see the flag (I2); seq_cst for loop_over's order. */
+    atomic_store_explicit(&p->claiming, true, memory_order_seq_cst);
+    wake_all(p);
+    caller_work(me);
+    tls_self = self;
+    return loop_leave(p);
+}
+
+void weft__pool_wake(weft_pool_t *pool)
+{
+    /* seq_cst: the store half of the pair with should_wake's load (I3). */
+    atomic_fetch_add_explicit(&pool->claim_gen, 1, memory_order_seq_cst);
+    wake_all(pool);
 }
 
 WEFT_API void weft_pool_cancel(weft_pool_t *pool)
 {
-    /* Relaxed: the flag carries no data; workers poll it before each chunk.
-     * Checking busy keeps a cancel with no loop from lingering (the next
-     * loop clears it anyway). */
-    if (pool && atomic_load_explicit(&pool->busy, memory_order_relaxed))
+    /* Relaxed: the flag carries no data; workers poll it before each chunk
+     * and claim.  Checking busy keeps a cancel with no loop from lingering
+     * (the next loop clears it anyway). */
+    if (pool && atomic_load_explicit(&pool->busy, memory_order_relaxed)) {
         atomic_store_explicit(&pool->cancel, true, memory_order_relaxed);
+        weft__pool_wake(pool); /* claim waiters see it and end the claims */
+    }
 }
 
 WEFT_API void weft_pool_get_stats(const weft_pool_t *pool, weft_pool_stats_t *out)
@@ -531,6 +723,7 @@ WEFT_API void weft_pool_get_stats(const weft_pool_t *pool, weft_pool_stats_t *ou
         out->steals += atomic_load_explicit(&w->steals, memory_order_relaxed);
         out->splits += atomic_load_explicit(&w->splits, memory_order_relaxed);
         out->sleeps += atomic_load_explicit(&w->sleeps, memory_order_relaxed);
+        out->exposes += atomic_load_explicit(&w->exposes, memory_order_relaxed);
     }
 }
 

@@ -67,8 +67,12 @@ typedef void (*weft_range_fn)(void *ctx, size_t begin, size_t end, unsigned work
  * Calls fn over [0, n), every index exactly once, and returns when all have
  * run.  The calling thread takes part.  Ranges are split lazily (an idle
  * worker steals half of a busy one's range), so scheduling costs are paid
- * only when load is actually unbalanced.  `grain` is the largest range one
- * call of fn receives; 0 picks one from n and the thread count.
+ * only when load is actually unbalanced.  Each worker times what it runs:
+ * once items take more than ~20 µs (and for its first item of a loop) it
+ * calls fn for one index at a time and leaves the rest of its range to be
+ * stolen meanwhile, so N long items on N threads all start at once.
+ * `grain` is the largest range one call of fn receives; 0 picks one from n
+ * and the thread count.
  *
  * One loop at a time per pool: -EBUSY if another thread is inside
  * weft_pool_for on this pool.  Called from inside fn, it runs the nested
@@ -89,6 +93,7 @@ typedef struct weft_pool_stats {
     uint64_t steals; /* successful steals                                 */
     uint64_t splits; /* ranges split to feed an idle worker               */
     uint64_t sleeps; /* times a worker went to sleep                      */
+    uint64_t exposes; /* long items: the rest of a range pushed before one */
 } weft_pool_stats_t;
 
 WEFT_API void weft_pool_get_stats(const weft_pool_t *pool, weft_pool_stats_t *out);
