@@ -23,8 +23,9 @@
  *   WEFT__CLAIM_WAIT  nothing now, maybe later: the source calls
  *                     weft__pool_wake() once it may have more (waiters
  *                     then retry);
- *   WEFT__CLAIM_END   nothing, ever: next() is not called again in this
- *                     loop.
+ *   WEFT__CLAIM_END   nothing, ever: it must keep saying END to the few
+ *                     workers already on their way into next(); no
+ *                     worker starts a claim after it has seen END.
  * The loop ends when a claim said END and every claimed index has run.
  */
 typedef enum weft__claim_status {

@@ -577,6 +577,227 @@ static void pool_errors(void **state)
     weft_pool_destroy(&p);
 }
 
+/* ---- long items start together ------------------------------------------ */
+
+/* Each item waits (up to 20 s) until `n` items are running at once.  If a
+ * worker busy in one item kept the rest of its range to itself, fewer than
+ * n could ever run together and the wait would time out. */
+struct rendezvous {
+    _Atomic unsigned arrived;
+    unsigned n;
+    _Atomic unsigned timeouts;
+    _Atomic unsigned ran;
+};
+
+static void rendezvous_fn(void *arg, size_t b, size_t e, unsigned worker)
+{
+    struct rendezvous *rv = arg;
+    (void)worker;
+    for (size_t i = b; i < e; i++) {
+        atomic_fetch_add(&rv->arrived, 1);
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (atomic_load(&rv->arrived) < rv->n) {
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            if (t.tv_sec - t0.tv_sec > 20) {
+                atomic_fetch_add(&rv->timeouts, 1);
+                break;
+            }
+            struct timespec ms = {0, 1000000};
+            nanosleep(&ms, NULL);
+        }
+        atomic_fetch_add(&rv->ran, 1);
+    }
+}
+
+static void pool_long_items_start_together(void **state)
+{
+    (void)state;
+    static const unsigned threads[] = {2, 4, 8, 16, 32};
+    for (size_t k = 0; k < sizeof threads / sizeof *threads; k++) {
+        weft_pool_t *pool;
+        weft_pool_settings_t s = {.threads = threads[k]};
+        assert_int_equal(weft_pool_create(&pool, &s), 0);
+        for (int rep = 0; rep < 5; rep++) {
+            struct rendezvous rv = {.n = threads[k]};
+            assert_int_equal(weft_pool_for(pool, threads[k], 0, rendezvous_fn, &rv), 0);
+            assert_int_equal(atomic_load(&rv.timeouts), 0);
+            assert_int_equal(atomic_load(&rv.ran), threads[k]);
+            /* A grain larger than the loop changes nothing. */
+            struct rendezvous rv2 = {.n = threads[k]};
+            assert_int_equal(weft_pool_for(pool, threads[k], 1000, rendezvous_fn, &rv2), 0);
+            assert_int_equal(atomic_load(&rv2.timeouts), 0);
+        }
+        weft_pool_stats_t st;
+        weft_pool_get_stats(pool, &st);
+        assert_true(st.exposes > 0);
+        weft_pool_destroy(&pool);
+    }
+}
+
+/* ---- claim sources (weft__pool_run) ---------------------------------------- */
+
+/* Ranges from a shared cursor, at most `span` indices ahead of the ones
+ * done (like the runner's reorder buffer): WAIT when the span is full, a
+ * wake when a chunk finishes.  Every index must run exactly once. */
+struct claimer {
+    weft_pool_t *pool;
+    _Atomic size_t cursor, done;
+    size_t n, span, piece;
+    _Atomic uint8_t *seen;
+    _Atomic unsigned errors;
+    _Atomic uint64_t waits, calls_after_end;
+    _Atomic bool ended;
+    unsigned threads;
+};
+
+static weft__claim_status_t claimer_next(void *arg, unsigned worker, weft__range_t *out)
+{
+    struct claimer *c = arg;
+    if (worker >= c->threads)
+        atomic_fetch_add(&c->errors, 1);
+    if (atomic_load(&c->ended))
+        atomic_fetch_add(&c->calls_after_end, 1);
+    size_t cur = atomic_load(&c->cursor);
+    for (;;) {
+        if (cur >= c->n) {
+            atomic_store(&c->ended, true);
+            return WEFT__CLAIM_END;
+        }
+        size_t limit = atomic_load(&c->done) + c->span;
+        if (cur >= limit) {
+            atomic_fetch_add(&c->waits, 1);
+            return WEFT__CLAIM_WAIT;
+        }
+        size_t end = cur + c->piece;
+        if (end > limit)
+            end = limit;
+        if (end > c->n)
+            end = c->n;
+        if (atomic_compare_exchange_weak(&c->cursor, &cur, end)) {
+            *out = (weft__range_t){cur, end};
+            return WEFT__CLAIM_OK;
+        }
+    }
+}
+
+static void claimer_fn(void *arg, size_t b, size_t e, unsigned worker)
+{
+    struct claimer *c = arg;
+    (void)worker;
+    for (size_t i = b; i < e; i++) {
+        if (i >= c->n || atomic_fetch_add(&c->seen[i], 1) != 0)
+            atomic_fetch_add(&c->errors, 1);
+        if (i % 97 == 0) /* uneven: some items cost more */
+            for (volatile unsigned k = 0; k < 3000; k++)
+                ;
+    }
+    atomic_fetch_add(&c->done, e - b);
+    weft__pool_wake(c->pool);
+}
+
+static void pool_claim_exactly_once(void **state)
+{
+    (void)state;
+    static const unsigned threads[] = {1, 2, 3, 4, 8};
+    static const size_t spans[] = {1, 7, 64, 100000};
+    const size_t n = 20000;
+    _Atomic uint8_t *seen = calloc(n, sizeof *seen);
+    assert_non_null(seen);
+    for (size_t t = 0; t < sizeof threads / sizeof *threads; t++) {
+        weft_pool_t *pool;
+        weft_pool_settings_t s = {.threads = threads[t]};
+        assert_int_equal(weft_pool_create(&pool, &s), 0);
+        for (size_t k = 0; k < sizeof spans / sizeof *spans; k++) {
+            /* A tiny span is a wake per chunk: fewer items keep it quick. */
+            size_t items = spans[k] < 64 ? n / 10 : n;
+            for (int rep = 0; rep < 20; rep++) {
+                memset((void *)seen, 0, n);
+                struct claimer c = {.pool = pool, .n = items, .span = spans[k],
+                                    .piece = (size_t)(rep % 5) * 37 + 1, .seen = seen,
+                                    .threads = threads[t]};
+                assert_int_equal(weft__pool_run(pool, 0, claimer_fn, &c,
+                                                &(weft__claim_t){claimer_next, &c}),
+                                 0);
+                assert_int_equal(atomic_load(&c.errors), 0);
+                assert_int_equal(atomic_load(&c.done), items);
+                assert_int_equal(atomic_load(&c.calls_after_end) <= threads[t], 1);
+                for (size_t i = 0; i < items; i++)
+                    if (seen[i] != 1)
+                        fail_msg("index %zu ran %u times (threads %u span %zu)", i,
+                                 (unsigned)seen[i], threads[t], spans[k]);
+            }
+        }
+        /* A claim loop and weft_pool_for alternate on one pool. */
+        for (int rep = 0; rep < 50; rep++) {
+            memset((void *)seen, 0, n);
+            struct claimer c = {.pool = pool, .n = n / 20, .span = 5, .piece = 3, .seen = seen,
+                                .threads = threads[t]};
+            assert_int_equal(weft__pool_run(pool, 0, claimer_fn, &c,
+                                            &(weft__claim_t){claimer_next, &c}),
+                             0);
+            assert_int_equal(atomic_load(&c.done), n / 20);
+            struct rendezvous rv = {.n = 1};
+            assert_int_equal(weft_pool_for(pool, 100, 0, rendezvous_fn, &rv), 0);
+            assert_int_equal(atomic_load(&rv.ran), 100);
+        }
+        weft_pool_destroy(&pool);
+    }
+    free((void *)seen);
+}
+
+static void pool_claim_errors(void **state)
+{
+    (void)state;
+    weft_pool_t *pool;
+    weft_pool_settings_t s = {.threads = 2};
+    assert_int_equal(weft_pool_create(&pool, &s), 0);
+    struct claimer c = {.pool = pool};
+    assert_int_equal(weft__pool_run(NULL, 0, claimer_fn, &c, &(weft__claim_t){claimer_next, &c}),
+                     -EINVAL);
+    assert_int_equal(weft__pool_run(pool, 0, NULL, &c, &(weft__claim_t){claimer_next, &c}),
+                     -EINVAL);
+    assert_int_equal(weft__pool_run(pool, 0, claimer_fn, &c, NULL), -EINVAL);
+    /* An empty source ends at once. */
+    c.threads = 2;
+    assert_int_equal(weft__pool_run(pool, 0, claimer_fn, &c, &(weft__claim_t){claimer_next, &c}),
+                     0);
+    assert_int_equal(atomic_load(&c.done), 0);
+    weft_pool_destroy(&pool);
+}
+
+/* Cancel from inside fn: claims stop, the loop returns -ECANCELED. */
+static void cancel_fn(void *arg, size_t b, size_t e, unsigned worker)
+{
+    struct claimer *c = arg;
+    claimer_fn(arg, b, e, worker);
+    if (atomic_load(&c->done) > c->n / 3)
+        weft_pool_cancel(c->pool);
+}
+
+static void pool_claim_cancel(void **state)
+{
+    (void)state;
+    const size_t n = 100000;
+    _Atomic uint8_t *seen = calloc(n, sizeof *seen);
+    assert_non_null(seen);
+    weft_pool_t *pool;
+    weft_pool_settings_t s = {.threads = 4};
+    assert_int_equal(weft_pool_create(&pool, &s), 0);
+    for (int rep = 0; rep < 20; rep++) {
+        memset((void *)seen, 0, n);
+        struct claimer c = {.pool = pool, .n = n, .span = 1000, .piece = 50, .seen = seen,
+                            .threads = 4};
+        assert_int_equal(weft__pool_run(pool, 0, cancel_fn, &c,
+                                        &(weft__claim_t){claimer_next, &c}),
+                         -ECANCELED);
+        assert_int_equal(atomic_load(&c.errors), 0);
+        assert_true(atomic_load(&c.done) < n);
+    }
+    weft_pool_destroy(&pool);
+    free((void *)seen);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -591,6 +812,10 @@ int main(void)
         cmocka_unit_test(pool_parallel_for),
         cmocka_unit_test(pool_create_destroy),
         cmocka_unit_test(pool_reuse),
+        cmocka_unit_test(pool_long_items_start_together),
+        cmocka_unit_test(pool_claim_exactly_once),
+        cmocka_unit_test(pool_claim_errors),
+        cmocka_unit_test(pool_claim_cancel),
     };
     return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
 }
