@@ -2,7 +2,7 @@
 /*
  * bench_pool: weft_pool_for against a serial loop and OpenMP, same run.
  *
- *   bench_pool [--quick] [--sweep] [THREADS]     (THREADS default 2)
+ *   bench_pool [--quick] [--sweep] [--new-only] [THREADS]   (THREADS default 2)
  *
  * 1. Uniform trivial items (10^7, --quick 10^6): ns/item for serial, weft
  *    (auto grain), OpenMP schedule(static), (guided), (dynamic,1); weft vs
@@ -12,6 +12,19 @@
  *    at the end: weft's makespan against the ideal
  *    max(serial time / threads, largest item) (target <= 1.02).
  *    (With more threads than CPUs, "threads" here means min(threads, cpus).)
+ * 3. Long items ("long"): each item sleeps 0.5 s (no CPU), 16 items on a
+ *    16-thread pool and 4 on a 4-thread pool: makespan / the ideal 0.5 s,
+ *    with OpenMP schedule(dynamic,1) over the same items for comparison.
+ * 4. Skewed 20 us items ("skewed 20us"): a 2-thread pool, 20000 items of
+ *    ~20 us of busy work (a spin loop on a volatile counter, calibrated once
+ *    at start), 5% of them (1000) 100x that; (a) at random positions (fixed
+ *    seed), (b) all at the end.  Ideal = serial time / 2, the serial time
+ *    measured by one serial run in the same run (both layouts hold the same
+ *    items, so the same total work); weft, OpenMP guided and dynamic,1
+ *    against it.
+ *    Cases 3 and 4 ignore THREADS, run 3 interleaved rounds (no warm-up: a
+ *    run lasts 0.5 s or more) and take ~30 s; --new-only (or
+ *    BENCH_POOL_NEW_ONLY=1 in the environment) skips cases 1 and 2.
  *
  * Every variant calls the same non-inlined item() per index, so only the
  * scheduling differs.  Variants are interleaved round by round and
@@ -26,6 +39,7 @@
  * measured before and after with plain pthreads: on a shared VM it varies,
  * and the targets only mean something when it is close to the thread count.
  */
+#include <errno.h>
 #include <omp.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -326,20 +340,277 @@ static double capacity(uint64_t *out, size_t n, int nthr)
     return (double)nthr * best1 / bestp;
 }
 
+/* ---- long and uneven items (cases 3 and 4) ------------------------------ */
+
+#define NEW_REPS 3
+
+static weft_pool_t *pool_of(unsigned threads)
+{
+    weft_pool_settings_t s;
+    weft_pool_default_settings(&s);
+    s.threads = threads;
+    weft_pool_t *p = NULL;
+    int err = weft_pool_create(&p, &s);
+    if (err) {
+        fprintf(stderr, "weft_pool_create(%u): %s\n", threads, weft_strerror(err));
+        exit(1);
+    }
+    return p;
+}
+
+static void weft_for_or_die(weft_pool_t *p, size_t n, weft_range_fn fn, void *ctx)
+{
+    if (weft_pool_for(p, n, 0, fn, ctx) != 0) {
+        fprintf(stderr, "weft_pool_for failed\n");
+        exit(1);
+    }
+}
+
+static double min_of(const double *x, int k)
+{
+    double m = x[0];
+    for (int r = 1; r < k; r++)
+        m = x[r] < m ? x[r] : m;
+    return m;
+}
+
+/* Median over the rounds of t[r] / ideal. */
+static double med_ratio(const double *t, int k, double ideal)
+{
+    double v[MAX_REPS];
+    for (int r = 0; r < k; r++)
+        v[r] = t[r] / ideal;
+    return median(v, k);
+}
+
+/* 3. Long items: each sleeps, so only the scheduling sets the makespan. */
+#define LONG_NS 500000000L
+
+static void sleep_item(void)
+{
+    struct timespec ts = {LONG_NS / 1000000000L, LONG_NS % 1000000000L};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+static void long_body(void *ctx, size_t b, size_t e, unsigned worker)
+{
+    (void)ctx, (void)worker;
+    for (size_t i = b; i < e; i++)
+        sleep_item();
+}
+
+static double run_long(weft_pool_t *p, int omp, size_t n, int threads)
+{
+    double t0 = now_s();
+    if (!omp) {
+        weft_for_or_die(p, n, long_body, NULL);
+    } else {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+        for (size_t i = 0; i < n; i++)
+            sleep_item();
+    }
+    return now_s() - t0;
+}
+
+static void bench_long(void)
+{
+    static const struct {
+        size_t n;
+        unsigned threads;
+    } cases[] = {{16, 16}, {4, 4}};
+    enum { NC = sizeof cases / sizeof *cases };
+    weft_pool_t *pools[NC];
+    double tw[NC][MAX_REPS], to[NC][MAX_REPS];
+    for (int c = 0; c < NC; c++)
+        pools[c] = pool_of(cases[c].threads);
+    for (int r = 0; r < NEW_REPS; r++) {
+        for (int c = 0; c < NC; c++) {
+            pause_ms(20);
+            tw[c][r] = run_long(pools[c], 0, cases[c].n, (int)cases[c].threads);
+            pause_ms(20);
+            to[c][r] = run_long(pools[c], 1, cases[c].n, (int)cases[c].threads);
+        }
+    }
+    const double ideal = LONG_NS * 1e-9;
+    printf("\n== long: items that sleep %.1f s (no CPU), %d rounds ==\n", ideal, NEW_REPS);
+    printf("%-22s %10s %10s %12s %10s %12s\n", "case", "ideal ms", "weft ms", "weft/ideal",
+           "best", "dyn,1/ideal");
+    for (int c = 0; c < NC; c++) {
+        char name[64];
+        snprintf(name, sizeof name, "%zu x %.1f s, %u threads", cases[c].n, ideal,
+                 cases[c].threads);
+        printf("%-22s %10.2f %10.2f %12.3f %10.3f %12.3f\n", name, ideal * 1e3,
+               med_of(tw[c], NEW_REPS) * 1e3, med_ratio(tw[c], NEW_REPS, ideal),
+               min_of(tw[c], NEW_REPS) / ideal, med_ratio(to[c], NEW_REPS, ideal));
+        weft_pool_destroy(&pools[c]);
+    }
+    printf("(weft/ideal, dyn,1/ideal: medians of the per-round ratios; best: fastest "
+           "round / ideal)\n");
+}
+
+/* 4. Skewed items of ~20 us of busy work, 5% of them 100x that. */
+#define SKEW_N 20000u
+#define SKEW_HEAVY (SKEW_N / 20u)
+#define SKEW_FACTOR 100u
+#define SKEW_THREADS 2u
+
+static uint64_t spin_iters = 1; /* one light item, from calibrate_spin() */
+
+/* The busy work: a counter on the stack, volatile so no loop is folded. */
+__attribute__((noinline, noclone)) static void spin(uint64_t iters)
+{
+    volatile uint64_t c = 0;
+    for (uint64_t k = 0; k < iters; k++)
+        c = c + 1;
+}
+
+static inline void skew_item(const uint8_t *heavy, size_t i)
+{
+    spin(heavy[i] ? SKEW_FACTOR * spin_iters : spin_iters);
+}
+
+static void skew_body(void *ctx, size_t b, size_t e, unsigned worker)
+{
+    (void)worker;
+    const uint8_t *heavy = ctx;
+    for (size_t i = b; i < e; i++)
+        skew_item(heavy, i);
+}
+
+/* Seconds of one spin(spin_iters): the fastest of 5 batches of 200. */
+static double light_item_s(void)
+{
+    double best = 1e9;
+    for (int r = 0; r < 5; r++) {
+        double t0 = now_s();
+        for (int k = 0; k < 200; k++)
+            spin(spin_iters);
+        double t = (now_s() - t0) / 200;
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
+/* Sets spin_iters so that one light item takes ~20 us, by timing the item
+ * itself and rescaling (three passes, ~0.1 s); returns the final measured
+ * time of one light item, in seconds.  Starts after 50 ms of idleness, so
+ * that no OpenMP thread still spins on the CPUs. */
+static double calibrate_spin(void)
+{
+    pause_ms(50);
+    spin_iters = 50000;
+    spin(100 * spin_iters); /* let the clock ramp up */
+    for (int pass = 0; pass < 3; pass++) {
+        double t = light_item_s();
+        spin_iters = (uint64_t)((double)spin_iters * 20e-6 / t);
+        if (spin_iters < 1)
+            spin_iters = 1;
+    }
+    return light_item_s();
+}
+
+enum { S_WEFT, S_GUIDED, S_DYNAMIC, S_COUNT };
+
+static double run_skew(weft_pool_t *p, int v, const uint8_t *heavy)
+{
+    double t0 = now_s();
+    switch (v) {
+    case S_WEFT:
+        weft_for_or_die(p, SKEW_N, skew_body, (void *)heavy);
+        break;
+    case S_GUIDED:
+#pragma omp parallel for schedule(guided) num_threads(SKEW_THREADS)
+        for (size_t i = 0; i < SKEW_N; i++)
+            skew_item(heavy, i);
+        break;
+    case S_DYNAMIC:
+#pragma omp parallel for schedule(dynamic, 1) num_threads(SKEW_THREADS)
+        for (size_t i = 0; i < SKEW_N; i++)
+            skew_item(heavy, i);
+        break;
+    default: /* serial */
+        for (size_t i = 0; i < SKEW_N; i++)
+            skew_item(heavy, i);
+        break;
+    }
+    return now_s() - t0;
+}
+
+static void bench_skew20(unsigned cpus)
+{
+    static uint8_t heavy[2][SKEW_N];
+    static const char *const name[2] = {"5% heavy, random", "5% heavy, at end"};
+    /* (a) exactly SKEW_HEAVY heavy items at positions drawn with a fixed seed
+     * (a partial Fisher-Yates shuffle); (b) the last SKEW_HEAVY. */
+    static uint32_t perm[SKEW_N];
+    for (uint32_t i = 0; i < SKEW_N; i++)
+        perm[i] = i;
+    for (uint32_t i = 0; i < SKEW_HEAVY; i++) {
+        uint32_t j = i + (uint32_t)(mix(0x5eed + i) % (SKEW_N - i));
+        uint32_t t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+        heavy[0][perm[i]] = 1;
+    }
+    for (uint32_t i = SKEW_N - SKEW_HEAVY; i < SKEW_N; i++)
+        heavy[1][i] = 1;
+
+    const int par2 = SKEW_THREADS < cpus ? (int)SKEW_THREADS : (int)cpus;
+    double light = calibrate_spin();
+    weft_pool_t *p = pool_of(SKEW_THREADS);
+    /* Both layouts hold the same items (19000 light, 1000 heavy), so they
+     * have the same total work: one serial run measures it for both. */
+    double t[2][S_COUNT][MAX_REPS];
+    pause_ms(20);
+    const double serial = run_skew(p, -1, heavy[0]);
+    const double ideal = serial / par2;
+    for (int r = 0; r < NEW_REPS; r++)
+        for (int k = 0; k < 2; k++)
+            for (int v = 0; v < S_COUNT; v++) {
+                pause_ms(20);
+                t[k][v][r] = run_skew(p, v, heavy[k]);
+            }
+    weft_pool_destroy(&p);
+
+    printf("\n== skewed 20us: %u items, %u of them %ux heavier, %u threads, %d rounds ==\n",
+           SKEW_N, SKEW_HEAVY, SKEW_FACTOR, SKEW_THREADS, NEW_REPS);
+    printf("light item %.1f us (%llu spins), heavy %.0f us; serial %.2f ms (one run, "
+           "same items in both layouts); ideal = serial / %d = %.2f ms\n",
+           light * 1e6, (unsigned long long)spin_iters, light * SKEW_FACTOR * 1e6,
+           serial * 1e3, par2, ideal * 1e3);
+    printf("%-18s %10s %12s %10s %12s %12s\n", "case", "weft ms", "weft/ideal", "best",
+           "guided/ideal", "dyn,1/ideal");
+    for (int k = 0; k < 2; k++) {
+        printf("%-18s %10.2f %12.3f %10.3f %12.3f %12.3f\n", name[k],
+               med_of(t[k][S_WEFT], NEW_REPS) * 1e3,
+               med_ratio(t[k][S_WEFT], NEW_REPS, ideal),
+               min_of(t[k][S_WEFT], NEW_REPS) / ideal,
+               med_ratio(t[k][S_GUIDED], NEW_REPS, ideal),
+               med_ratio(t[k][S_DYNAMIC], NEW_REPS, ideal));
+    }
+    printf("(ratios: medians of the per-round ratios to the ideal; best: fastest weft "
+           "round / ideal)\n");
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
     int quick = 0, sweep = 0;
+    const char *env_new = getenv("BENCH_POOL_NEW_ONLY");
+    int new_only = env_new && *env_new && strcmp(env_new, "0") != 0;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "--quick"))
             quick = 1;
+        else if (!strcmp(argv[a], "--new-only"))
+            new_only = 1;
         else if (!strcmp(argv[a], "--sweep"))
             sweep = 1;
         else if (atoi(argv[a]) > 0)
             nthreads = atoi(argv[a]);
         else {
-            fprintf(stderr, "usage: %s [--quick] [--sweep] [THREADS]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--sweep] [--new-only] [THREADS]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -380,101 +651,109 @@ int main(int argc, char **argv)
     printf("machine capacity before: %.2f CPUs of %d (plain pthreads, same item)\n\n",
            cap0, par);
 
-    /* 1. Uniform trivial items. */
-    struct job flat = {out, NULL};
-    int all[V_COUNT] = {1, 1, 1, 1, 1};
-    weft_pool_stats_t st0, st1;
-    weft_pool_get_stats(pool, &st0);
-    measure(&flat, n, reps, all, flat_m);
-    weft_pool_get_stats(pool, &st1);
+    if (!new_only) {
+        /* 1. Uniform trivial items. */
+        struct job flat = {out, NULL};
+        int all[V_COUNT] = {1, 1, 1, 1, 1};
+        weft_pool_stats_t st0, st1;
+        weft_pool_get_stats(pool, &st0);
+        measure(&flat, n, reps, all, flat_m);
+        weft_pool_get_stats(pool, &st1);
 
-    printf("== uniform trivial items (median times) ==\n");
-    printf("%-16s %10s %10s %10s %12s\n", "variant", "ns/item", "ms", "cold ms",
-           "speedup");
-    double ser = med_of(flat_m->hot[V_SERIAL], reps);
-    for (int v = 0; v < V_COUNT; v++) {
-        double h = med_of(flat_m->hot[v], reps), c = med_of(flat_m->cold[v], reps);
-        printf("%-16s %10.3f %10.2f %10.2f %11.2fx\n", vname[v], h * 1e9 / (double)n,
-               h * 1e3, c * 1e3, ser / h);
-    }
-    printf("(hot: right after a run of the same variant; cold: after 20 ms idle)\n");
-    uint64_t loops = st1.loops - st0.loops;
-    printf("weft scheduling per loop: %.1f steals, %.1f splits, %.1f sleeps\n\n",
-           (double)(st1.steals - st0.steals) / (double)loops,
-           (double)(st1.splits - st0.splits) / (double)loops,
-           (double)(st1.sleeps - st0.sleeps) / (double)loops);
-
-    /* 2. Skewed items. */
-    struct job skew[2] = {{out, heavy_rand}, {out, heavy_end}};
-    const char *skew_name[2] = {"5% heavy, random", "5% heavy, at end"};
-    int skew_use[V_COUNT] = {1, 1, 1, 1, 0};
-    /* The largest item: a heavy one, timed in bulk. */
-    double t0 = now_s();
-    for (size_t i = 0; i < 100000; i++)
-        item(out, i, HEAVY_ROUNDS);
-    double largest = (now_s() - t0) / 100000;
-    for (int k = 0; k < 2; k++)
-        measure(&skew[k], n, reps, skew_use, &skew_m[k]);
-    printf("== skewed: %zu (random) / %zu (end) of %zu items %ux heavier ==\n", nheavy,
-           n / 20, n, HEAVY_ROUNDS / LIGHT_ROUNDS);
-    printf("largest item %.0f ns; ideal = max(serial / %d, largest)\n", largest * 1e9, par);
-    printf("%-18s %10s %10s %10s %12s %12s %12s\n", "case", "serial ms", "ideal ms",
-           "weft ms", "weft/ideal", "static/ideal", "guided/ideal");
-    for (int k = 0; k < 2; k++) {
-        const struct rounds *m = &skew_m[k];
-        double sr = med_of(m->hot[V_SERIAL], reps);
-        double id = sr / par > largest ? sr / par : largest;
-        printf("%-18s %10.2f %10.2f %10.2f %12.3f %12.3f %12.3f\n", skew_name[k], sr * 1e3,
-               id * 1e3, med_of(m->hot[V_WEFT], reps) * 1e3, vs_ideal(m, V_WEFT, largest, 0),
-               vs_ideal(m, V_STATIC, largest, 0), vs_ideal(m, V_GUIDED, largest, 0));
-    }
-
-    /* Optional: weft with explicit grains, for tuning the auto policy. */
-    if (sweep) {
-        static const size_t g[] = {64, 256, 1024, 2048, 4096, 16384};
-        int ws[V_COUNT] = {1, 1, 0, 0, 0};
-        struct rounds *a = calloc(3, sizeof *a);
-        if (!a)
-            return 1;
-        printf("\n== grain sweep: weft/ideal (uniform / random / end) ==\n");
-        for (size_t k = 0; k < sizeof g / sizeof *g; k++) {
-            weft_grain = g[k];
-            measure(&flat, n, reps, ws, &a[0]);
-            measure(&skew[0], n, reps, ws, &a[1]);
-            measure(&skew[1], n, reps, ws, &a[2]);
-            printf("grain %6zu: %8.3f %8.3f %8.3f\n", g[k], vs_ideal(&a[0], V_WEFT, 0, 0),
-                   vs_ideal(&a[1], V_WEFT, largest, 0), vs_ideal(&a[2], V_WEFT, largest, 0));
+        printf("== uniform trivial items (median times) ==\n");
+        printf("%-16s %10s %10s %10s %12s\n", "variant", "ns/item", "ms", "cold ms",
+               "speedup");
+        double ser = med_of(flat_m->hot[V_SERIAL], reps);
+        for (int v = 0; v < V_COUNT; v++) {
+            double h = med_of(flat_m->hot[v], reps), c = med_of(flat_m->cold[v], reps);
+            printf("%-16s %10.3f %10.2f %10.2f %11.2fx\n", vname[v], h * 1e9 / (double)n,
+                   h * 1e3, c * 1e3, ser / h);
         }
-        weft_grain = 0;
-        free(a);
+        printf("(hot: right after a run of the same variant; cold: after 20 ms idle)\n");
+        uint64_t loops = st1.loops - st0.loops;
+        printf("weft scheduling per loop: %.1f steals, %.1f splits, %.1f sleeps\n\n",
+               (double)(st1.steals - st0.steals) / (double)loops,
+               (double)(st1.splits - st0.splits) / (double)loops,
+               (double)(st1.sleeps - st0.sleeps) / (double)loops);
+
+        /* 2. Skewed items. */
+        struct job skew[2] = {{out, heavy_rand}, {out, heavy_end}};
+        const char *skew_name[2] = {"5% heavy, random", "5% heavy, at end"};
+        int skew_use[V_COUNT] = {1, 1, 1, 1, 0};
+        /* The largest item: a heavy one, timed in bulk. */
+        double t0 = now_s();
+        for (size_t i = 0; i < 100000; i++)
+            item(out, i, HEAVY_ROUNDS);
+        double largest = (now_s() - t0) / 100000;
+        for (int k = 0; k < 2; k++)
+            measure(&skew[k], n, reps, skew_use, &skew_m[k]);
+        printf("== skewed: %zu (random) / %zu (end) of %zu items %ux heavier ==\n", nheavy,
+               n / 20, n, HEAVY_ROUNDS / LIGHT_ROUNDS);
+        printf("largest item %.0f ns; ideal = max(serial / %d, largest)\n", largest * 1e9, par);
+        printf("%-18s %10s %10s %10s %12s %12s %12s\n", "case", "serial ms", "ideal ms",
+               "weft ms", "weft/ideal", "static/ideal", "guided/ideal");
+        for (int k = 0; k < 2; k++) {
+            const struct rounds *m = &skew_m[k];
+            double sr = med_of(m->hot[V_SERIAL], reps);
+            double id = sr / par > largest ? sr / par : largest;
+            printf("%-18s %10.2f %10.2f %10.2f %12.3f %12.3f %12.3f\n", skew_name[k], sr * 1e3,
+                   id * 1e3, med_of(m->hot[V_WEFT], reps) * 1e3, vs_ideal(m, V_WEFT, largest, 0),
+                   vs_ideal(m, V_STATIC, largest, 0), vs_ideal(m, V_GUIDED, largest, 0));
+        }
+
+        /* Optional: weft with explicit grains, for tuning the auto policy. */
+        if (sweep) {
+            static const size_t g[] = {64, 256, 1024, 2048, 4096, 16384};
+            int ws[V_COUNT] = {1, 1, 0, 0, 0};
+            struct rounds *a = calloc(3, sizeof *a);
+            if (!a)
+                return 1;
+            printf("\n== grain sweep: weft/ideal (uniform / random / end) ==\n");
+            for (size_t k = 0; k < sizeof g / sizeof *g; k++) {
+                weft_grain = g[k];
+                measure(&flat, n, reps, ws, &a[0]);
+                measure(&skew[0], n, reps, ws, &a[1]);
+                measure(&skew[1], n, reps, ws, &a[2]);
+                printf("grain %6zu: %8.3f %8.3f %8.3f\n", g[k], vs_ideal(&a[0], V_WEFT, 0, 0),
+                       vs_ideal(&a[1], V_WEFT, largest, 0), vs_ideal(&a[2], V_WEFT, largest, 0));
+            }
+            weft_grain = 0;
+            free(a);
+        }
+
+        printf("\n");
+        print_load("after");
+        double cap1 = capacity(out, n, par);
+        printf("machine capacity after: %.2f CPUs of %d\n", cap1, par);
+        printf("== summary (threads=%d) ==\n", nthreads);
+        printf("%-40s %8s %8s %9s\n", "metric", "median", "best", "target");
+        static const struct {
+            const char *name, *target;
+            int prec;
+            enum ratio k;
+        } rows[] = {
+            {"weft / best(omp static, omp guided)", "<= 1.10", 3, R_WEFT_VS_BEST_SG},
+            {"omp dynamic,1 / weft", ">= 30", 1, R_DYN_VS_WEFT},
+            {"parallel efficiency, weft", "", 3, R_EFF_WEFT},
+            {"parallel efficiency, omp static", "", 3, R_EFF_STATIC},
+        };
+        for (size_t k = 0; k < sizeof rows / sizeof *rows; k++)
+            printf("%-40s %8.*f %8.*f %9s\n", rows[k].name, rows[k].prec,
+                   ratio(flat_m, rows[k].k, 0), rows[k].prec, ratio(flat_m, rows[k].k, 1),
+                   rows[k].target);
+        for (int k = 0; k < 2; k++)
+            printf("%-40s %8.3f %8.3f %9s\n",
+                   k ? "skewed at end: weft makespan / ideal" : "skewed random: weft makespan / ideal",
+                   vs_ideal(&skew_m[k], V_WEFT, largest, 0), vs_ideal(&skew_m[k], V_WEFT, largest, 1),
+                   "<= 1.02");
+        printf("(median: of the per-round ratios; best: ratio of each variant's fastest round)\n");
     }
 
+    /* 3, 4. Long and uneven items (their own pools and thread counts). */
+    bench_long();
+    bench_skew20(cpus);
     printf("\n");
-    print_load("after");
-    double cap1 = capacity(out, n, par);
-    printf("machine capacity after: %.2f CPUs of %d\n", cap1, par);
-    printf("== summary (threads=%d) ==\n", nthreads);
-    printf("%-40s %8s %8s %9s\n", "metric", "median", "best", "target");
-    static const struct {
-        const char *name, *target;
-        int prec;
-        enum ratio k;
-    } rows[] = {
-        {"weft / best(omp static, omp guided)", "<= 1.10", 3, R_WEFT_VS_BEST_SG},
-        {"omp dynamic,1 / weft", ">= 30", 1, R_DYN_VS_WEFT},
-        {"parallel efficiency, weft", "", 3, R_EFF_WEFT},
-        {"parallel efficiency, omp static", "", 3, R_EFF_STATIC},
-    };
-    for (size_t k = 0; k < sizeof rows / sizeof *rows; k++)
-        printf("%-40s %8.*f %8.*f %9s\n", rows[k].name, rows[k].prec,
-               ratio(flat_m, rows[k].k, 0), rows[k].prec, ratio(flat_m, rows[k].k, 1),
-               rows[k].target);
-    for (int k = 0; k < 2; k++)
-        printf("%-40s %8.3f %8.3f %9s\n",
-               k ? "skewed at end: weft makespan / ideal" : "skewed random: weft makespan / ideal",
-               vs_ideal(&skew_m[k], V_WEFT, largest, 0), vs_ideal(&skew_m[k], V_WEFT, largest, 1),
-               "<= 1.02");
-    printf("(median: of the per-round ratios; best: ratio of each variant's fastest round)\n");
+    print_load("after long and uneven");
 
     weft_pool_destroy(&pool);
     free(skew_m);

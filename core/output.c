@@ -524,6 +524,17 @@ int weft__writer_framed(weft__writer_t *w, const char *data, size_t len, uint64_
     return w->error;
 }
 
+size_t weft__writer_buffered(const weft__writer_t *w)
+{
+    return w->fill;
+}
+
+int weft__writer_flush(weft__writer_t *w)
+{
+    writer_flush(w);
+    return w->error;
+}
+
 uint64_t weft__writer_bytes(const weft__writer_t *w)
 {
     return w->bytes;

@@ -79,6 +79,13 @@ typedef struct weft__frame {
 weft__frame_t weft__frame_of(weft__format_t format);
 int weft__writer_framed(weft__writer_t *w, const char *data, size_t len, uint64_t n_records);
 
+/* Bytes buffered, not yet handed to the file (or pipe). */
+size_t weft__writer_buffered(const weft__writer_t *w);
+
+/* Hands what is buffered to the file now (streaming: a reader of the pipe
+ * sees every record written so far).  The first error, or 0. */
+int weft__writer_flush(weft__writer_t *w);
+
 /* Bytes of records written so far (after buffering), for summaries. */
 uint64_t weft__writer_bytes(const weft__writer_t *w);
 

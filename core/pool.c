@@ -379,9 +379,12 @@ static bool should_wake(struct worker *w, bool caller)
     for (unsigned i = 0; i < p->threads; i++)
         if (weft__deque_nonempty(&p->w[i].dq))
             return true;
-    /* seq_cst: the load half of the pair with weft__pool_wake's bump. */
-    if (w->claim_waiting &&
-        atomic_load_explicit(&p->claim_gen, memory_order_seq_cst) != w->claim_gen)
+    /* A claim loop: a worker that has not asked yet, or was told to wait
+     * before the latest bump, asks (again).  seq_cst: the load half of the
+     * pair with weft__pool_wake's bump, which also starts each loop. */
+    if (atomic_load_explicit(&p->claiming, memory_order_seq_cst) &&
+        (!w->claim_waiting ||
+         atomic_load_explicit(&p->claim_gen, memory_order_seq_cst) != w->claim_gen))
         return true;
     return false;
 }
@@ -516,9 +519,15 @@ WEFT_API int weft_pool_create(weft_pool_t **out, const weft_pool_settings_t *s)
     if ((err = -pthread_cond_init(&p->cv, NULL)))
         goto fail_cond;
 
-    /* Workers block all signals, so they go to the application's threads. */
+    /* Workers block the signals sent to the process, so they go to the
+     * application's threads; not those a fault raises in the faulting
+     * thread itself (a blocked SIGSEGV kills the process without running
+     * the application's handler, which wants to say what crashed). */
     sigset_t all, old;
     sigfillset(&all);
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
+    for (size_t k = 0; k < sizeof faults / sizeof *faults; k++)
+        sigdelset(&all, faults[k]);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     unsigned started = 0;
     for (; started + 1 < threads; started++) {
@@ -686,7 +695,7 @@ int weft__pool_run(weft_pool_t *pool, size_t grain, weft_range_fn fn, void *ctx,
     /* release: publishes the descriptor to workers that take a claim
      * token and then see the flag (I2); seq_cst for loop_over's order. */
     atomic_store_explicit(&p->claiming, true, memory_order_seq_cst);
-    wake_all(p);
+    weft__pool_wake(p); /* a new generation: sleepers ask for claims */
     caller_work(me);
     tls_self = self;
     return loop_leave(p);

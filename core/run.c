@@ -2,25 +2,27 @@
 /*
  * The runner, thread mode, and what both modes share.
  *
- * Windows.  Items are processed a window at a time.  A window ends in a
- * barrier, so cheap items want big windows; costly or bulky items want small
- * ones (the barrier's idle tail, and memory: a window's encoded results are
- * all held until written).  So the size adapts: it starts at WINDOW_MIN,
- * grows 4x while a window takes under WINDOW_TARGET_S and encodes under
- * WINDOW_BYTES, and halves while it encodes more than 4 * WINDOW_BYTES.  At
- * WINDOW_MAX the fixed cost is about 56 bytes an item, twice over.
- *
- * Workers run process_one and encode each result into their own buffer; a
- * writer thread emits the previous window in input order while the pool
- * computes the next.
+ * The engine.  Workers claim ranges of items continuously (core/claim.h,
+ * through the pool's claim interface, core/pool.h); the pool times the
+ * items and exposes the rest of a range while a long one runs.  Each call
+ * the pool makes (a chunk) runs its items into one block: encoded records,
+ * outcome counts, failure notes.  Blocks go to the reorder buffer
+ * (core/reorder.h), which a drain thread empties into the output as soon
+ * as a block may go out: in input order once every earlier item is out,
+ * or at once with order = any.  No barrier anywhere: the claim source
+ * simply hands out nothing beyond a span past the oldest item not yet out,
+ * which bounds memory.  The drain flushes the output when it has nothing
+ * else to do (and at most every FLUSH_S while records keep coming), so a
+ * finished result reaches a file or a pipe within ~FLUSH_S.
  *
  * The journal.  Each worker also appends its finished items, with their
  * encoded bytes, to its own journal buffer; it hands the buffer to the
- * journal (one write) when it holds 1 MiB or is 50 ms old, and the main
- * thread hands over the rest at each window's end, then fdatasyncs at most
- * once a second.  A crash therefore loses at most the last ~50 ms of work
- * per worker plus what the OS had not written.  A WINDOW record before each
- * window says what was in flight, for poison detection on resume.
+ * journal (one write) when it holds 1 MiB, is 50 ms old, or its chunk took
+ * over a millisecond (slow items: each is journaled as it ends); the drain
+ * fdatasyncs at most once a second.  A crash therefore loses at most the
+ * last ~50 ms of work per worker plus what the OS had not written.  A
+ * WINDOW record for each claim says what was in flight, for poison
+ * detection on resume.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -38,8 +40,10 @@
 #include "run_impl.h"
 #include "summary.h"
 
-enum { WINDOW_MIN = 64, WINDOW_MAX = 1 << 18, WINDOW_BYTES = 8 << 20 };
-#define WINDOW_TARGET_S 0.02
+enum { SPAN_ITEMS = 1 << 18, FLUSH_BYTES = 64 << 10 };
+#define SPAN_BYTES ((uint64_t)64 << 20) /* records waiting for an earlier item */
+#define FLUSH_S 0.02                    /* output flushed at least this often  */
+#define CHUNK_SLOW_S 0.001              /* a chunk this long: journal it now   */
 
 enum { JOURNAL_CHUNK_BYTES = 1 << 20 };
 #define JOURNAL_CHUNK_AGE_S 0.05
@@ -297,7 +301,15 @@ void weft__run_encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_
             msg = e == -ENOMEM ? "out of memory encoding the result" : why;
         }
     }
-    if (status != ST_OK && status != ST_NOT_RUN && r->writes_records) {
+    if (status == ST_NOT_RUN && r->null_not_run) {
+        /* record = value keeps one entry per item: null, like a failure. */
+        slot->records = 1;
+        char unused[8];
+        if (encode_record(r, buf, item, res, "", unused, sizeof unused) != 0) {
+            buf->len = mark;
+            slot->records = 0;
+        }
+    } else if (status != ST_OK && status != ST_NOT_RUN && r->writes_records) {
         slot->records = 1;
         char unused[8];
         if (encode_record(r, buf, item, res, msg, unused, sizeof unused) != 0) {
@@ -452,7 +464,7 @@ void weft__run_journal_flush(run_t *r, worker_t *wk, bool force)
 }
 
 void weft__run_journal_add(run_t *r, worker_t *wk, const weft_item_t *item, uint64_t index,
-                           const window_t *w, const slot_t *slot)
+                           const slot_t *slot, const char *bytes, const char *msg)
 {
     if (!r->journal || slot->reused || slot->status == ST_NOT_RUN)
         return;
@@ -462,18 +474,15 @@ void weft__run_journal_add(run_t *r, worker_t *wk, const weft_item_t *item, uint
             goto nomem;
         wk->jopen = true;
     }
-    const void *bytes = NULL;
-    size_t len = 0;
+    size_t len = slot->len;
     if (r->npy && slot->status == ST_OK) {
         bytes = weft__npy_row(r->npy, index);
         len = weft__npy_row_bytes(r->npy);
-    } else if (slot->len) {
-        bytes = w->bufs[slot->worker].data + slot->off;
-        len = slot->len;
+    } else if (!len) {
+        bytes = NULL;
     }
-    const char *msg = slot->msg_len ? w->msgs[slot->worker].data + slot->msg_off : NULL;
     if (weft__jchunk_add(&wk->jbuf, index, weft__item_hash(item), slot->status, slot->records,
-                         bytes, len, msg, slot->msg_len) != 0)
+                         bytes, len, slot->msg_len ? msg : NULL, slot->msg_len) != 0)
         goto nomem;
     return;
 nomem:;
@@ -482,251 +491,332 @@ nomem:;
     atomic_compare_exchange_strong(&weft__run_stop, &none, 1);
 }
 
-/* ---- thread mode: the pool's chunks ------------------------------------- */
+void weft__run_block_add(run_t *r, weft__block_t *b, uint64_t index, const slot_t *slot,
+                         const weft__buf_t *msgs)
+{
+    (void)r;
+    b->count++;
+    b->records += slot->records;
+    b->counts[slot->status]++;
+    if (slot->reused)
+        b->reused[slot->status]++;
+    if (slot->status != ST_OK && slot->status != ST_NOT_RUN)
+        weft__block_note(b, index, slot->status, slot->reused,
+                         slot->msg_len ? msgs->data + slot->msg_off : "(no message)",
+                         slot->msg_len ? slot->msg_len : 12);
+}
 
-static void write_chunk(run_t *r, const weft__buf_t *buf, size_t mark, const window_t *w,
-                        size_t begin, size_t end);
+int weft__run_source_status(run_t *r)
+{
+    const char *why = r->feed ? weft__feed_error(r->feed) : NULL;
+    if (!why)
+        return 0;
+    fprintf(stderr, "weft: items: %s\n", why);
+    return WEFT_EXIT_USAGE;
+}
+
+/* ---- the per-item path -------------------------------------------------- */
+
+enum item_fate { FATE_NOT_RUN, FATE_REUSED, FATE_OK, FATE_FAILED };
+
+/* One item into block b: not run once stopped, reused from the journal on
+ * resume, else run; encoded, journaled, counted. */
+static enum item_fate run_item(run_t *r, worker_t *wk, weft__block_t *b,
+                               const weft_item_t *item)
+{
+    slot_t slot;
+    weft__buf_t *buf = &b->bytes;
+    wk->msgs.len = 0;
+    enum item_fate fate = FATE_NOT_RUN;
+    /* Relaxed: a stop only has to be seen soon, not at once. */
+    if (atomic_load_explicit(&weft__run_stop, memory_order_relaxed)) {
+        weft_result_t none = {0};
+        weft__run_encode(r, buf, &wk->msgs, item, ST_NOT_RUN, NULL, &none, &slot);
+    } else if (r->scan && weft__run_reuse(r, buf, &wk->msgs, item, item->index, &slot)) {
+        /* A quarantine is journaled; a reused entry is not (reused). */
+        weft__run_journal_add(r, wk, item, item->index, &slot, buf->data + slot.off,
+                              wk->msgs.data + slot.msg_off);
+        fate = FATE_REUSED;
+    } else {
+        char why[MSG_SIZE];
+        weft_result_t res;
+        const char *msg = NULL;
+        item_status_t st = weft__run_call(r, wk, item, &res, &msg, why, sizeof why);
+        weft__run_encode(r, buf, &wk->msgs, item, st, msg, &res, &slot);
+        weft__run_journal_add(r, wk, item, item->index, &slot, buf->data + slot.off,
+                              wk->msgs.data + slot.msg_off);
+        fate = slot.status == ST_OK ? FATE_OK : FATE_FAILED;
+    }
+    weft__run_block_add(r, b, item->index, &slot, &wk->msgs);
+    return fate;
+}
+
+/* Wakes the drain when it sleeps (Dekker pair: our seq_cst put, then this
+ * seq_cst load; its seq_cst store of the flag, then its idle re-check). */
+static void drain_wake(run_t *r)
+{
+    if (!atomic_load_explicit(&r->drain_sleeping, memory_order_seq_cst))
+        return;
+    pthread_mutex_lock(&r->lock);
+    pthread_cond_signal(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* A block that holds items goes to the reorder buffer; an empty one back. */
+static void block_hand(run_t *r, weft__block_t *b)
+{
+    if (!b)
+        return;
+    if (!b->count) {
+        weft__reorder_block_drop(r->reorder, b);
+        return;
+    }
+    if (weft__reorder_put(r->reorder, b))
+        drain_wake(r);
+}
+
+static weft__block_t *block_open(run_t *r, unsigned worker, uint64_t first)
+{
+    weft__block_t *b = weft__reorder_block_get(r->reorder, worker);
+    if (!b) {
+        /* Without a block the items cannot be kept: stop, they stay not run
+         * (journaled items are kept, the rest runs again on --resume). */
+        int none = 0;
+        atomic_compare_exchange_strong(&r->journal_error, &none, -ENOMEM);
+        atomic_compare_exchange_strong(&weft__run_stop, &none, 1);
+        return NULL;
+    }
+    b->first = first;
+    return b;
+}
+
+/* ---- thread mode: the pool's chunks ------------------------------------- */
 
 static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
 {
     run_t *r = arg;
-    window_t *w = r->cur;
     worker_t *wk = &r->workers[worker];
-    weft__buf_t *buf = &w->bufs[worker], *msgs = &w->msgs[worker];
-    const weft__source_t *src = r->source;
-    size_t mark = buf->len;
-    uint64_t ok = 0, failed = 0;
+    uint64_t ok = 0, failed = 0, reused = 0;
     weft_item_t computed;
-    char why[MSG_SIZE];
+    double t0 = weft__run_now();
 
     weft__altstack_ensure(); /* see crash_handlers */
+    weft__block_t *b = block_open(r, worker, begin);
     for (size_t i = begin; i < end; i++) {
-        slot_t *slot = &w->slots[i];
-        if (slot->pre) { /* run alone before the window, by worker 0 */
-            slot->pre = 0;
+        if (r->n_suspects && weft__run_in_set(r->suspects, r->n_suspects, i)) {
+            /* Ran alone before the engine started (run_suspects). */
+            block_hand(r, b);
+            b = block_open(r, worker, i + 1);
             continue;
         }
-        slot->worker = (uint16_t)worker;
-        const weft_item_t *item = &w->items[i];
-        if (src->vt->at) {
-            src->vt->at(src, w->first + i, &computed);
-            item = &computed;
-        }
-        /* Relaxed: a stop only has to be seen soon, not at once. */
-        if (atomic_load_explicit(&weft__run_stop, memory_order_relaxed)) {
-            slot->status = ST_NOT_RUN;
-            slot->len = slot->records = slot->msg_len = 0;
-            slot->reused = 0;
+        if (!b) {
+            /* Out of memory: this item cannot be kept; a fresh try for the
+             * next one (it also stays not run, the run is stopping). */
+            b = block_open(r, worker, i + 1);
             continue;
         }
-        if (r->scan && weft__run_reuse(r, buf, msgs, item, w->first + i, slot)) {
-            weft__run_journal_add(r, wk, item, w->first + i, w, slot); /* a quarantine */
-            continue;
-        }
-        weft_result_t res;
-        const char *msg = NULL;
-        item_status_t st = weft__run_call(r, wk, item, &res, &msg, why, sizeof why);
-        weft__run_encode(r, buf, msgs, item, st, msg, &res, slot);
-        weft__run_journal_add(r, wk, item, w->first + i, w, slot);
-        if (slot->status == ST_OK) {
-            ok++;
-        } else {
+        switch (run_item(r, wk, b, weft__feed_item(r->feed, i, &computed))) {
+        case FATE_OK: ok++; break;
+        case FATE_FAILED:
             failed++;
             weft__run_failed(r);
+            break;
+        case FATE_REUSED: reused++; break;
+        case FATE_NOT_RUN: break;
         }
     }
+    block_hand(r, b);
     if (ok + failed)
         __atomic_store_n(&wk->done, wk->done + ok + failed, __ATOMIC_RELAXED);
     weft__progress_add(r->progress, worker, ok, failed);
-    weft__run_journal_flush(r, wk, false);
-    if (r->cfg->order_any && r->writer)
-        write_chunk(r, buf, mark, w, begin, end);
+    if (reused)
+        weft__progress_skip(r->progress, reused);
+    /* Slow items: each chunk's entries reach the journal as it ends. */
+    weft__run_journal_flush(r, wk, weft__run_now() - t0 >= CHUNK_SLOW_S);
 }
 
-/* order = any: a chunk's records go out as soon as it is done. */
-static void write_chunk(run_t *r, const weft__buf_t *buf, size_t mark, const window_t *w,
-                        size_t begin, size_t end)
+/* Each claim is journaled as in flight (poison detection on resume). */
+static weft__claim_status_t claim_next(void *arg, unsigned worker, weft__range_t *out)
 {
-    uint64_t records = 0;
-    for (size_t i = begin; i < end; i++)
-        records += w->slots[i].records;
-    pthread_mutex_lock(&r->out_lock);
-    if (!r->write_error)
-        r->write_error = weft__writer_framed(r->writer, buf->data + mark, buf->len - mark, records);
-    pthread_mutex_unlock(&r->out_lock);
+    run_t *r = arg;
+    weft__claim_status_t st = weft__feed_claim(r->feed, worker, out);
+    if (st == WEFT__CLAIM_OK && r->journal)
+        weft__journal_window(r->journal, out->begin, out->end - out->begin);
+    return st;
 }
 
 /* Resume after a crash (thread mode): items that were in flight when it
  * happened run first, one at a time, each announced in the journal, so that
- * a second crash names its culprit exactly (then quarantined as poison). */
-static void run_suspects(run_t *r, window_t *w, unsigned worker)
+ * a second crash names its culprit exactly (then quarantined as poison).
+ * Their blocks wait in the reorder buffer; the engine skips them. */
+static void run_suspect(run_t *r, const weft_item_t *item)
 {
-    worker_t *wk = &r->workers[worker];
-    weft__buf_t *buf = &w->bufs[worker], *msgs = &w->msgs[worker];
-    char why[MSG_SIZE];
-    weft_item_t computed;
-    for (size_t i = 0; i < w->count; i++) {
-        uint64_t index = w->first + i;
-        if (!weft__run_in_set(r->suspects, r->n_suspects, index))
-            continue;
-        slot_t *slot = &w->slots[i];
-        const weft_item_t *item = &w->items[i];
-        if (r->source->vt->at) {
-            r->source->vt->at(r->source, index, &computed);
-            item = &computed;
-        }
-        slot->worker = (uint16_t)worker;
-        if (weft__run_reuse(r, buf, msgs, item, index, slot)) {
-            slot->pre = 1;
-            weft__run_journal_add(r, wk, item, index, w, slot); /* a quarantine */
-            continue;
-        }
+    worker_t *wk = &r->workers[0];
+    uint64_t index = item->index;
+    weft__block_t *b = block_open(r, 0, index);
+    if (!b)
+        return;
+    slot_t slot;
+    wk->msgs.len = 0;
+    if (weft__run_reuse(r, &b->bytes, &wk->msgs, item, index, &slot)) {
+        weft__run_journal_add(r, wk, item, index, &slot, b->bytes.data + slot.off,
+                              wk->msgs.data + slot.msg_off); /* a quarantine */
+    } else {
         weft__journal_begin(r->journal, index);
+        char why[MSG_SIZE];
         weft_result_t res;
         const char *msg = NULL;
         item_status_t st = weft__run_call(r, wk, item, &res, &msg, why, sizeof why);
-        slot->worker = (uint16_t)worker;
-        weft__run_encode(r, buf, msgs, item, st, msg, &res, slot);
-        slot->pre = 1;
-        weft__run_journal_add(r, wk, item, index, w, slot);
+        weft__run_encode(r, &b->bytes, &wk->msgs, item, st, msg, &res, &slot);
+        weft__run_journal_add(r, wk, item, index, &slot, b->bytes.data + slot.off,
+                              wk->msgs.data + slot.msg_off);
         weft__run_journal_flush(r, wk, true);
         if (st != ST_OK)
             weft__run_failed(r);
     }
+    weft__run_block_add(r, b, index, &slot, &wk->msgs);
+    block_hand(r, b);
 }
 
-/* ---- writing a window ----------------------------------------------------- */
-
-static void print_failure(run_t *r, uint64_t index, const slot_t *s, const window_t *w)
+/* Items of a text source are reached by reading it once more (a second
+ * instance, up to the last suspect); the engine's own is untouched. */
+static int run_suspects(run_t *r)
 {
-    /* Crashes, timeouts and quarantines say so in their message. */
-    const char *msg = w->msgs[s->worker].data + s->msg_off;
-    weft__progress_message(r->progress, "weft: item %" PRIu64 "%s%s: %.*s\n", index,
-                           s->status == ST_FAILED ? " failed" : "",
-                           s->reused ? " (in an earlier run)" : "", (int)s->msg_len,
-                           s->msg_len ? msg : "(no message)");
-}
-
-/* Emits a window in input order (unless order = any wrote it already) and
- * counts its outcomes.  Consecutive records that sit end to end in one
- * worker's buffer (a chunk the worker ran) go out in one copy. */
-void weft__run_write_window(run_t *r, window_t *w)
-{
-    bool write = r->writer && !r->cfg->order_any;
-    const char *run_start = NULL;
-    size_t run_len = 0;
-    unsigned run_worker = 0;
-    uint64_t run_records = 0, reused = 0;
-    for (size_t i = 0; i < w->count; i++) {
-        const slot_t *s = &w->slots[i];
-        r->counts[s->status]++;
-        if (s->reused) {
-            reused++;
-            r->reused_by[s->status]++;
+    const weft__source_t *src = r->source;
+    uint64_t total = src->total;
+    if (src->vt->at) {
+        for (size_t k = 0; k < r->n_suspects; k++) {
+            weft_item_t item;
+            if (r->suspects[k] < total) {
+                src->vt->at(src, r->suspects[k], &item);
+                run_suspect(r, &item);
+            }
         }
-        if (s->status != ST_OK && s->status != ST_NOT_RUN && r->printed < MAX_PRINTED_FAILURES) {
-            print_failure(r, w->first + i, s, w);
-            r->printed++;
-        }
-        if (!write || !s->len)
-            continue;
-        const char *text = w->bufs[s->worker].data + s->off;
-        /* Two buffers may sit end to end in memory: same worker, too. */
-        if (run_records && (s->worker != run_worker || text != run_start + run_len)) {
-            if (!r->write_error)
-                r->write_error = weft__writer_framed(r->writer, run_start, run_len, run_records);
-            run_records = 0;
-        }
-        if (!run_records)
-            run_start = text, run_len = 0, run_worker = s->worker;
-        run_len += s->len;
-        run_records += s->records;
+        return 0;
     }
-    if (run_records && !r->write_error)
-        r->write_error = weft__writer_framed(r->writer, run_start, run_len, run_records);
-    r->reused += reused;
-    if (reused)
-        weft__progress_skip(r->progress, reused);
+    weft__source_t *again = NULL;
+    weft_item_t *items = malloc(4096 * sizeof *items);
+    int rc = items ? weft__source_open(&again, r->cfg, r->err, ERR_SIZE) : -ENOMEM;
+    size_t k = 0;
+    while (rc == 0 && k < r->n_suspects) {
+        size_t got = 0;
+        rc = weft__source_next(again, items, 4096, &got, r->err, ERR_SIZE);
+        if (rc || got == 0)
+            break;
+        for (size_t i = 0; i < got && k < r->n_suspects; i++) {
+            while (k < r->n_suspects && r->suspects[k] < items[i].index)
+                k++; /* not an item any more (the source changed; --force) */
+            if (k < r->n_suspects && r->suspects[k] == items[i].index) {
+                run_suspect(r, &items[i]);
+                k++;
+            }
+        }
+    }
+    free(items);
+    weft__source_close(&again);
+    if (rc) {
+        fprintf(stderr, "weft: items: %s\n", rc == -ENOMEM ? "out of memory" : r->err);
+        return WEFT_EXIT_USAGE;
+    }
+    return 0;
 }
 
-static void *writer_main(void *arg)
+/* ---- the drain ------------------------------------------------------------ */
+
+static void print_failure(void *arg, uint64_t index, unsigned status, bool reused,
+                          const char *msg, size_t len)
 {
     run_t *r = arg;
-    pthread_mutex_lock(&r->lock);
-    for (;;) {
-        while (!r->pending && !r->closing)
-            pthread_cond_wait(&r->cond, &r->lock);
-        if (!r->pending)
-            break; /* closing and nothing left */
-        window_t *w = r->pending;
-        pthread_mutex_unlock(&r->lock);
-        double t0 = weft__run_now();
-        weft__run_write_window(r, w);
-        r->t_output += weft__run_now() - t0;
-        pthread_mutex_lock(&r->lock);
-        r->pending = NULL;
-        pthread_cond_broadcast(&r->cond);
+    /* Crashes, timeouts and quarantines say so in their message. */
+    weft__progress_message(r->progress, "weft: item %" PRIu64 "%s%s: %.*s\n", index,
+                           status == ST_FAILED ? " failed" : "",
+                           reused ? " (in an earlier run)" : "", (int)len, msg);
+}
+
+/* Takes what the workers finished; returns true if anything was put. */
+static bool drain_once(run_t *r)
+{
+    if (weft__reorder_idle(r->reorder))
+        return false;
+    double t0 = weft__run_now();
+    if (weft__reorder_drain(r->reorder) && r->pool)
+        weft__pool_wake(r->pool); /* claims waiting for room */
+    r->t_output += weft__run_now() - t0;
+    return true;
+}
+
+/* Flushes the output when it is due (or `now`); syncs the journal at most
+ * once a second. */
+static void drain_flush(run_t *r, bool now)
+{
+    double t = weft__run_now();
+    if (r->writer && weft__writer_buffered(r->writer) &&
+        (now || weft__writer_buffered(r->writer) >= FLUSH_BYTES || t - r->flushed >= FLUSH_S)) {
+        weft__writer_flush(r->writer); /* an error is reported at close */
+        r->flushed = t;
     }
-    pthread_mutex_unlock(&r->lock);
+    if (r->journal && t - r->journal_synced >= JOURNAL_SYNC_S) {
+        int e = weft__journal_sync(r->journal);
+        int none = 0;
+        if (e)
+            atomic_compare_exchange_strong(&r->journal_error, &none, e);
+        r->journal_synced = t;
+    }
+}
+
+static void *drain_main(void *arg)
+{
+    run_t *r = arg;
+    for (;;) {
+        if (drain_once(r)) {
+            drain_flush(r, false);
+            continue;
+        }
+        /* Idle: what is buffered goes out now (streaming). */
+        drain_flush(r, true);
+        pthread_mutex_lock(&r->lock);
+        atomic_store_explicit(&r->drain_sleeping, true, memory_order_seq_cst);
+        bool closing = r->closing;
+        if (!closing && weft__reorder_idle(r->reorder)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 200 * 1000000L; /* the journal's sync, at the latest */
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+            closing = r->closing;
+        }
+        atomic_store_explicit(&r->drain_sleeping, false, memory_order_relaxed);
+        pthread_mutex_unlock(&r->lock);
+        if (closing && weft__reorder_idle(r->reorder))
+            break; /* every block was put before closing was set */
+    }
     return NULL;
 }
 
-/* Hands w to the writer once it is done with the previous window, which
- * is the other buffer: on return the other buffer is free to refill. */
-static void writer_hand(run_t *r, window_t *w)
+static int drain_start(run_t *r)
 {
-    pthread_mutex_lock(&r->lock);
-    while (r->pending)
-        pthread_cond_wait(&r->cond, &r->lock);
-    r->pending = w;
-    pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->lock);
+    if (pthread_create(&r->drain_thread, NULL, drain_main, r) != 0)
+        return -EAGAIN;
+    r->drain_started = true;
+    return 0;
 }
 
-static void writer_stop(run_t *r)
+static void drain_stop(run_t *r)
 {
-    if (!r->writer_started)
+    if (!r->drain_started)
         return;
     pthread_mutex_lock(&r->lock);
     r->closing = true;
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
-    pthread_join(r->writer_thread, NULL);
-    r->writer_started = false;
+    pthread_join(r->drain_thread, NULL);
+    r->drain_started = false;
 }
 
 /* ---- set-up and tear-down ----------------------------------------------- */
-
-static int windows_alloc(run_t *r, size_t cap)
-{
-    for (int k = 0; k < 2; k++) {
-        window_t *w = &r->win[k];
-        w->items = calloc(cap, sizeof *w->items);
-        w->slots = calloc(cap, sizeof *w->slots);
-        w->bufs = calloc(r->threads, sizeof *w->bufs);
-        w->msgs = calloc(r->threads, sizeof *w->msgs);
-        if (!w->items || !w->slots || !w->bufs || !w->msgs)
-            return -ENOMEM;
-    }
-    return 0;
-}
-
-static void windows_free(run_t *r)
-{
-    for (int k = 0; k < 2; k++) {
-        window_t *w = &r->win[k];
-        for (unsigned t = 0; t < r->threads; t++) {
-            if (w->bufs)
-                weft__buf_free(&w->bufs[t]);
-            if (w->msgs)
-                weft__buf_free(&w->msgs[t]);
-        }
-        free(w->msgs);
-        free(w->items);
-        free(w->slots);
-        free(w->bufs);
-    }
-}
 
 static int usage_error(const char *msg)
 {
@@ -1048,68 +1138,106 @@ void weft__run_journal_window_end(run_t *r, bool sync)
     }
 }
 
-/* ---- running the windows (thread mode) ---------------------------------- */
+/* ---- the engines ------------------------------------------------------------ */
 
-static size_t next_window_size(const run_t *r, const window_t *w, size_t size, size_t got,
-                               double seconds)
+/* The claim source and the reorder buffer, shared by both engines. */
+static int engine_open(run_t *r, bool threaded)
 {
-    size_t bytes = 0;
-    for (unsigned t = 0; t < r->threads; t++)
-        bytes += w->bufs[t].len;
-    if (bytes > 4 * (size_t)WINDOW_BYTES && size > WINDOW_MIN)
-        return size / 2;
-    if (got == size && size < WINDOW_MAX && seconds < WINDOW_TARGET_S && bytes < WINDOW_BYTES)
-        return size * 4 < WINDOW_MAX ? size * 4 : WINDOW_MAX;
-    return size;
-}
-
-/* Fills the next window from the source; 0 with w->count = 0 at the end. */
-int weft__run_window_fill(run_t *r, window_t *w, size_t size)
-{
-    for (unsigned t = 0; t < r->threads; t++)
-        w->bufs[t].len = w->msgs[t].len = 0;
-    size_t got = 0;
-    bool indexed = r->source->vt->at != NULL; /* items computed by the workers */
-    int rc = weft__source_next(r->source, indexed ? NULL : w->items, size, &got, r->err,
-                               ERR_SIZE);
-    if (rc) {
-        fprintf(stderr, "weft: items: %s\n", r->err);
-        return WEFT_EXIT_USAGE;
+    weft__reorder_settings_t rs = {
+        .workers = r->threads,
+        .ordered = !r->cfg->order_any,
+        .writer = r->writer,
+        .print = print_failure,
+        .print_arg = r,
+        .max_printed = MAX_PRINTED_FAILURES,
+    };
+    if (weft__reorder_create(&r->reorder, &rs) != 0)
+        return usage_error("out of memory starting the workers");
+    if (threaded) {
+        weft_pool_settings_t ps;
+        weft_pool_default_settings(&ps);
+        ps.threads = r->threads;
+        int e = weft_pool_create(&r->pool, &ps);
+        if (e == -EAGAIN)
+            return usage_error("cannot start the worker threads (the system refused: "
+                               "too many processes or threads?)");
+        if (e)
+            return usage_error("out of memory starting the workers");
     }
-    w->count = got;
-    if (got == 0 && r->progress)
-        weft__progress_set_total(r->progress, r->next_index); /* a stream's end */
-    w->first = r->next_index;
-    r->next_index += got;
+    weft__feed_settings_t fs = {
+        .source = r->source,
+        .reorder = r->reorder,
+        .pool = r->pool,
+        .workers = r->threads,
+        .span = SPAN_ITEMS,
+        .span_bytes = SPAN_BYTES,
+        .stop = &weft__run_stop,
+    };
+    if (weft__feed_create(&r->feed, &fs) != 0)
+        return usage_error("out of memory starting the workers");
     return 0;
 }
 
-/* Runs every window; returns 0, or an exit status for a fatal error. */
+/* Thread mode: the pool runs the claims until the items end or a stop. */
 static int run_threads(run_t *r)
 {
-    window_t *w = &r->win[0];
-    size_t size = WINDOW_MIN;
-    for (;;) {
-        int rc = weft__run_window_fill(r, w, size);
-        if (rc || w->count == 0)
-            return rc;
-        r->cur = w;
-        /* Suspects first, each announced alone: the window's record must
-         * not make the others look in flight if one of them crashes. */
-        if (r->n_suspects)
-            run_suspects(r, w, 0);
-        if (r->journal)
-            weft__journal_window(r->journal, w->first, w->count);
-        double t0 = weft__run_now();
-        rc = weft_pool_for(r->pool, w->count, 0, run_chunk, r);
-        if (rc) {
-            fprintf(stderr, "weft: pool: %s\n", weft_strerror(rc));
-            return WEFT_EXIT_OUTPUT;
+    if (drain_start(r) != 0)
+        return usage_error("cannot start the output thread");
+    int status = 0;
+    if (r->n_suspects)
+        status = run_suspects(r);
+    weft__claim_t claim = {claim_next, r};
+    int rc = status ? 0 : weft__pool_run(r->pool, 0, run_chunk, r, &claim);
+    drain_stop(r);
+    if (rc) {
+        fprintf(stderr, "weft: pool: %s\n", weft_strerror(rc));
+        return WEFT_EXIT_OUTPUT;
+    }
+    return status ? status : weft__run_source_status(r);
+}
+
+/* After the engine (no worker, no drain left): what the reorder buffer
+ * counted, plus the items never claimed (a stop), which in record = value
+ * keep their places as nulls. */
+static void engine_totals(run_t *r)
+{
+    if (!r->reorder)
+        return;
+    if (weft__reorder_finish(r->reorder) && !r->write_error)
+        r->write_error = -ENOMEM;
+    weft__reorder_totals_t t;
+    weft__reorder_totals(r->reorder, &t);
+    for (int k = 0; k <= ST_NOT_RUN; k++) {
+        r->counts[k] = t.counts[k];
+        r->reused_by[k] = t.reused[k];
+        r->reused += t.reused[k];
+    }
+    r->printed = t.printed;
+    if (t.write_error && !r->write_error)
+        r->write_error = t.write_error;
+    uint64_t claimed = weft__feed_claimed(r->feed), read = weft__feed_read(r->feed);
+    uint64_t total = r->source->total;
+    uint64_t all = weft__feed_at_end(r->feed) || total == WEFT__COUNT_UNKNOWN
+                       ? (read > claimed ? read : claimed)
+                       : (total > claimed ? total : claimed);
+    uint64_t unclaimed = all - claimed;
+    r->counts[ST_NOT_RUN] += unclaimed;
+    if (r->progress && total == WEFT__COUNT_UNKNOWN)
+        weft__progress_set_total(r->progress, all); /* a stream's end */
+    if (unclaimed && r->null_not_run && r->writer && !r->write_error) {
+        char nulls[4096];
+        size_t one = r->frame.prefix_len + 4 + r->frame.suffix_len, per = sizeof nulls / one;
+        for (size_t k = 0; k < per; k++) {
+            memcpy(nulls + k * one, r->frame.prefix, r->frame.prefix_len);
+            memcpy(nulls + k * one + r->frame.prefix_len, "null", 4);
+            memcpy(nulls + k * one + r->frame.prefix_len + 4, r->frame.suffix,
+                   r->frame.suffix_len);
         }
-        weft__run_journal_window_end(r, false);
-        size = next_window_size(r, w, size, w->count, weft__run_now() - t0);
-        writer_hand(r, w);
-        w = (w == &r->win[0]) ? &r->win[1] : &r->win[0];
+        for (uint64_t left = unclaimed; left && !r->write_error;) {
+            size_t n = left < per ? (size_t)left : per;
+            r->write_error = weft__writer_framed(r->writer, nulls, n * one, n);
+            left -= n;
+        }
     }
 }
 
@@ -1311,8 +1439,10 @@ static int run_job(run_t *r)
 
     r->frame = weft__frame_of(r->cfg->format);
     r->writes_records = r->cfg->format == WEFT__FORMAT_JSON || r->cfg->format == WEFT__FORMAT_JSONL;
+    r->null_not_run = r->writes_records && r->cfg->record == WEFT__RECORD_VALUE &&
+                      !r->cfg->order_any && !r->cfg->flatten;
     r->workers = aligned_alloc(64, sizeof(worker_t) * r->threads);
-    if (!r->workers || windows_alloc(r, WINDOW_MAX) != 0)
+    if (!r->workers)
         return usage_error("out of memory starting the workers");
     memset(r->workers, 0, sizeof(worker_t) * r->threads);
     for (unsigned t = 0; t < r->threads; t++)
@@ -1340,24 +1470,19 @@ static int run_job(run_t *r)
                          STDERR_FILENO, r->source->total == WEFT__COUNT_UNKNOWN
                                             ? WEFT__PROGRESS_UNKNOWN : r->source->total,
                          r->threads, r->plugin->desc.name);
+    if ((status = engine_open(r, !r->cfg->isolate_process)))
+        return status;
     double t0 = weft__run_now();
     r->journal_fresh = false; /* from here on it records work */
+    r->flushed = t0;
     if (r->cfg->isolate_process) {
         status = weft__run_process(r);
     } else {
-        weft_pool_settings_t ps;
-        weft_pool_default_settings(&ps);
-        ps.threads = r->threads;
-        if (weft_pool_create(&r->pool, &ps) != 0)
-            return usage_error("out of memory starting the workers");
-        if (pthread_create(&r->writer_thread, NULL, writer_main, r) != 0)
-            return usage_error("cannot start the writer thread");
-        r->writer_started = true;
         crash_handlers(r, true);
         status = run_threads(r);
         crash_handlers(r, false);
-        writer_stop(r);
     }
+    engine_totals(r);
     r->t_items = weft__run_now() - t0 - r->t_output;
     if (r->t_items < 0)
         r->t_items = 0;
@@ -1378,15 +1503,15 @@ int weft__run(const weft__run_opts_t *o)
     r->t_start = weft__run_now();
     r->journal_synced = r->t_start;
     pthread_mutex_init(&r->lock, NULL);
-    pthread_mutex_init(&r->out_lock, NULL);
     pthread_cond_init(&r->cond, NULL);
+    atomic_init(&r->drain_sleeping, false);
     struct sigaction old_int, old_term;
     if (!o->check_only)
         signals_install(&old_int, &old_term);
 
     int status = run_job(r);
 
-    writer_stop(r);
+    drain_stop(r);
     weft__progress_stop(&r->progress);
     if (r->plugin) {
         workers_fini(r);
@@ -1408,9 +1533,12 @@ int weft__run(const weft__run_opts_t *o)
     weft__identity_free(&r->id);
     weft__outdir_close(&r->outdir);
     weft_pool_destroy(&r->pool);
-    windows_free(r);
-    for (unsigned t = 0; r->workers && t < r->threads; t++)
+    weft__feed_destroy(&r->feed);
+    weft__reorder_destroy(&r->reorder);
+    for (unsigned t = 0; r->workers && t < r->threads; t++) {
         weft__buf_free(&r->workers[t].jbuf);
+        weft__buf_free(&r->workers[t].msgs);
+    }
     free(r->workers);
     free(r->args);
     free(r->outdir_path);
@@ -1420,7 +1548,6 @@ int weft__run(const weft__run_opts_t *o)
     weft__config_free(&r->cfg);
     pthread_cond_destroy(&r->cond);
     pthread_mutex_destroy(&r->lock);
-    pthread_mutex_destroy(&r->out_lock);
     if (!o->check_only)
         signals_restore(&old_int, &old_term);
     free(r);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "claim.h"
 #include "config.h"
 #include "isolate.h"
 #include "journal.h"
@@ -21,6 +22,7 @@
 #include "outdir.h"
 #include "output.h"
 #include "progress.h"
+#include "reorder.h"
 #include "resume.h"
 #include "run.h"
 #include "source.h"
@@ -38,27 +40,17 @@ typedef enum item_status {
     ST_NOT_RUN = 9,
 } item_status_t;
 
-/* Where item i's encoded records and failure message live. */
+/* An item's outcome as the per-item code makes it: its records at
+ * buf->data + off (len bytes), its failure message at msgs->data + msg_off. */
 typedef struct slot {
-    uint64_t off;     /* records, in the worker's record buffer        */
-    uint32_t len;     /* their bytes                                   */
-    uint32_t records; /* 1, or a flattened list's length (may be 0)    */
-    uint32_t msg_off; /* failure message, in the worker's msg buffer   */
+    uint64_t off;     /* records, in the block's record buffer          */
+    uint32_t len;     /* their bytes                                    */
+    uint32_t records; /* 1, or a flattened list's length (may be 0)     */
+    uint32_t msg_off; /* failure message, in the worker's msg buffer    */
     uint16_t msg_len;
-    uint16_t worker;
-    uint8_t status;   /* item_status_t                                 */
-    uint8_t reused;   /* taken from the journal of an earlier run      */
-    uint8_t pre;      /* already run alone before the window (resume)  */
+    uint8_t status;   /* item_status_t                                  */
+    uint8_t reused;   /* taken from the journal of an earlier run       */
 } slot_t;
-
-typedef struct window {
-    weft_item_t *items; /* unused for indexed sources                 */
-    slot_t *slots;
-    weft__buf_t *bufs;  /* framed records, one buffer per worker      */
-    weft__buf_t *msgs;  /* failure messages, one buffer per worker    */
-    size_t count;
-    uint64_t first;     /* index of the window's first item           */
-} window_t;
 
 /* Written only by its own worker while the pool runs. */
 typedef struct worker {
@@ -70,6 +62,7 @@ typedef struct worker {
     uint64_t done;          /* items this worker finished (halt = P%)   */
     uint64_t current;       /* the item in process_one, or UINT64_MAX:
                                a crash handler names it in the journal  */
+    weft__buf_t msgs;       /* the current item's failure message       */
     char msg[MSG_SIZE];
 } worker_t;
 
@@ -87,13 +80,13 @@ typedef struct run {
     unsigned threads;
     worker_t *workers;
     unsigned workers_ready; /* worker_init succeeded for [0, workers_ready) */
-    window_t win[2];
-    window_t *cur;          /* the window being computed                 */
+    weft__feed_t *feed;     /* where the engines claim items               */
+    weft__reorder_t *reorder; /* where they hand their results             */
     weft__frame_t frame;    /* how records are framed                     */
-    uint64_t next_index;    /* index of the next window's first item      */
     bool writes_records;    /* JSON or JSON Lines output                  */
+    bool null_not_run;      /* record = value, in input order: a not-run
+                               item keeps its place as null               */
     weft__npy_t *npy;       /* .npy output, rows written in place         */
-    pthread_mutex_t out_lock; /* order = any: workers take turns writing  */
 
     /* Never losing work. */
     weft__outdir_t *outdir;      /* the plugin's output folder, locked    */
@@ -108,15 +101,17 @@ typedef struct run {
     atomic_uint_fast64_t failures; /* failed items so far (halt policy)    */
     double journal_synced;
 
-    /* Writer thread hand-off (thread mode): `pending` is written under `lock`. */
-    pthread_t writer_thread;
-    bool writer_started;
+    /* The drain thread (thread mode): empties the reorder buffer into the
+     * output, flushes it, syncs the journal.  `closing` under `lock`. */
+    pthread_t drain_thread;
+    bool drain_started;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    window_t *pending;
+    _Atomic bool drain_sleeping;
     bool closing;
+    double flushed; /* when the output was last flushed (drain only)   */
 
-    /* Written by the writer only (thread, or main in process mode). */
+    /* Filled from the reorder buffer's totals at the end. */
     uint64_t counts[ST_NOT_RUN + 1]; /* by item_status_t                    */
     uint64_t reused, printed;
     uint64_t reused_by[ST_NOT_RUN + 1]; /* of counts[], done by an earlier run */
@@ -141,7 +136,7 @@ double weft__run_now(void);
 item_status_t weft__run_call(run_t *r, worker_t *wk, const weft_item_t *item,
                              weft_result_t *res, const char **msg, char *why, size_t whylen);
 
-/* Encodes item i's outcome into the worker's buffers and fills slot. */
+/* Encodes item's outcome into buf (records) and msgs (message); fills slot. */
 void weft__run_encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_item_t *item,
                       item_status_t status, const char *msg, const weft_result_t *res,
                       slot_t *slot);
@@ -151,27 +146,26 @@ void weft__run_encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_
 bool weft__run_reuse(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_item_t *item,
                      uint64_t index, slot_t *slot);
 
-/* Adds item's journal entry to wk's open chunk; appends the chunk when it
- * is big or old (force: always). */
+/* Adds item's journal entry (its records at `bytes`, message at `msg`, as
+ * slot says) to wk's open chunk. */
 void weft__run_journal_add(run_t *r, worker_t *wk, const weft_item_t *item, uint64_t index,
-                           const window_t *w, const slot_t *slot);
+                           const slot_t *slot, const char *bytes, const char *msg);
+/* Appends wk's chunk when it is big or old (force: always). */
 void weft__run_journal_flush(run_t *r, worker_t *wk, bool force);
 
 /* Hands every worker's journal chunk over; fdatasyncs at most once a
- * second, or now when `sync`. */
+ * second, or now when `sync`.  Only while no worker runs. */
 void weft__run_journal_window_end(run_t *r, bool sync);
 
-/* Fills the next window (at most size items) from the source; 0 with
- * w->count = 0 at the end, or an exit status (message printed). */
-int weft__run_window_fill(run_t *r, window_t *w, size_t size);
+/* Adds slot's outcome (records in b->bytes already) to block b: counts,
+ * and a note for a failure (message in msgs). */
+void weft__run_block_add(run_t *r, weft__block_t *b, uint64_t index, const slot_t *slot,
+                         const weft__buf_t *msgs);
 
 /* Counts a failure; trips the halt policy. */
 void weft__run_failed(run_t *r);
 
-/* The window's outcomes: counted, failures printed, records written. */
-void weft__run_write_window(run_t *r, window_t *w);
-
-/* Process mode: runs every window on forked workers. */
+/* Process mode: runs every claim on forked workers. */
 int weft__run_process(run_t *r);
 
 /* Process mode: the supervisor a second signal must kill, or NULL. */
@@ -179,5 +173,9 @@ void weft__run_set_signal_iso(weft__iso_t *iso);
 
 /* True when item index is in the sorted set. */
 bool weft__run_in_set(const uint64_t *set, size_t n, uint64_t index);
+
+/* The source failed mid-run: the message is printed, the exit status
+ * returned (0 when it did not fail). */
+int weft__run_source_status(run_t *r);
 
 #endif

@@ -2,11 +2,13 @@
 /*
  * isolate = process: items run in persistent forked worker processes
  * (core/isolate.c), so an item that crashes, exits or hangs costs only
- * itself.  This side maps windows onto the supervisor: each child runs the
+ * itself.  This engine maps claims onto the supervisor: each child runs the
  * plugin's init and worker_init once, then per item process_one and the
  * same encoding as thread mode, and sends back the framed records; the
- * parent, single-threaded (it forks), collects outcomes into the window's
- * slots, journals them and writes the window in input order.
+ * parent, single-threaded (it forks: no other thread may exist), claims
+ * ranges from the same claim source as thread mode, turns each outcome
+ * into a block of the same reorder buffer, journals it, and drains the
+ * buffer into the output as it goes (at least every FLUSH_S).
  *
  * A .npy output is a shared mapping: a child writes its row in place, and
  * the parent zeroes the row of an item that did not end ok.
@@ -19,18 +21,21 @@
 
 #include "run_impl.h"
 
-enum { PROCESS_WINDOW = 4096 };
+enum { PROCESS_CLAIM = 4096 }; /* the claim source's largest claim */
+#define FLUSH_S 0.02
 
 typedef struct proc {
     run_t *r;
-    window_t *w;
-    size_t *todo;       /* window positions to run this round           */
+    uint64_t first;     /* the claim's first item                        */
+    size_t count;
+    uint64_t *todo;     /* item indices to run this round                */
     size_t n_todo;
-    size_t *again;      /* positions to run again (crash/timeout retries) */
+    uint64_t *again;    /* items to run again (crash/timeout retries)    */
     size_t n_again;
     weft__buf_t wire;   /* the round's items, serialized                */
     size_t *wire_off;   /* item k of the round at wire.data + wire_off[k] */
     unsigned round;
+    double drained;     /* when the reorder buffer was last drained      */
     /* Child side: its encoding buffers. */
     weft__buf_t cbuf, cmsgs;
 } proc_t;
@@ -47,12 +52,32 @@ static int wire_put(weft__buf_t *b, const weft_item_t *item)
     return e;
 }
 
-static void item_at(const run_t *r, const window_t *w, size_t k, weft_item_t *out)
+static void item_at(const run_t *r, uint64_t index, weft_item_t *out)
 {
-    if (r->source->vt->at)
-        r->source->vt->at(r->source, w->first + k, out);
-    else
-        *out = w->items[k];
+    *out = *weft__feed_item(r->feed, index, out);
+}
+
+/* Empties the reorder buffer into the output; flushes it. */
+static void drain(proc_t *pc)
+{
+    run_t *r = pc->r;
+    double t0 = weft__run_now();
+    weft__reorder_drain(r->reorder);
+    if (r->writer && weft__writer_buffered(r->writer))
+        weft__writer_flush(r->writer);
+    pc->drained = weft__run_now();
+    r->t_output += pc->drained - t0;
+}
+
+/* One item's outcome as a block of its own (process mode is per item). */
+static void hand(proc_t *pc, weft__block_t *b, uint64_t index, const slot_t *slot,
+                 const weft__buf_t *msgs)
+{
+    run_t *r = pc->r;
+    weft__run_block_add(r, b, index, slot, msgs);
+    weft__reorder_put(r->reorder, b);
+    if (weft__run_now() - pc->drained >= FLUSH_S)
+        drain(pc);
 }
 
 /* ---- the child side ------------------------------------------------------ */
@@ -128,14 +153,9 @@ static void on_result(void *arg, size_t i, const weft__iso_outcome_t *o)
 {
     proc_t *pc = arg;
     run_t *r = pc->r;
-    window_t *w = pc->w;
-    size_t k = pc->todo[i];
-    slot_t *slot = &w->slots[k];
-    weft__buf_t *buf = &w->bufs[0], *msgs = &w->msgs[0];
+    uint64_t index = pc->todo[i];
     weft_item_t item;
-    item_at(r, w, k, &item);
-    slot->worker = 0;
-    slot->reused = 0;
+    item_at(r, index, &item);
 
     item_status_t st = ST_FAILED;
     char msg[MSG_SIZE];
@@ -157,22 +177,28 @@ static void on_result(void *arg, size_t i, const weft__iso_outcome_t *o)
     }
     if ((st == ST_CRASHED || st == ST_TIMED_OUT) && pc->round < r->cfg->retries &&
         !atomic_load(&weft__run_stop)) {
-        pc->again[pc->n_again++] = k; /* a fresh worker tries it again */
+        pc->again[pc->n_again++] = index; /* a fresh worker tries it again */
         return;
     }
+    weft__block_t *b = weft__reorder_block_get(r->reorder, 0);
+    if (!b) {
+        int none = 0;
+        atomic_compare_exchange_strong(&weft__run_stop, &none, 1);
+        return; /* lost: reported as out of memory at the end */
+    }
+    b->first = index;
+    worker_t *wk = &r->workers[0];
+    weft__buf_t *buf = &b->bytes;
+    wk->msgs.len = 0;
+    slot_t slot = {0};
     if (st != ST_OK && r->npy)
         memset(weft__npy_row(r->npy, item.index), 0, weft__npy_row_bytes(r->npy));
     if (st == ST_OK) {
-        size_t mark = buf->len;
         if (o->len && weft__buf_append(buf, o->bytes, o->len) != 0) {
             st = ST_FAILED;
             snprintf(msg, sizeof msg, "out of memory keeping the result");
         } else {
-            slot->off = mark;
-            slot->len = (uint32_t)o->len;
-            slot->records = o->records;
-            slot->status = ST_OK;
-            slot->msg_len = 0;
+            slot = (slot_t){.len = (uint32_t)o->len, .records = o->records, .status = ST_OK};
         }
     }
     if (st != ST_OK) {
@@ -183,19 +209,22 @@ static void on_result(void *arg, size_t i, const weft__iso_outcome_t *o)
             memcpy(msg, "crashed: ", 9);
             msg[9 + keep] = '\0';
         }
-        weft__run_encode(r, buf, msgs, &item, st, msg, &none, slot);
+        weft__run_encode(r, buf, &wk->msgs, &item, st, st == ST_NOT_RUN ? NULL : msg, &none,
+                         &slot);
     }
-    if (st == ST_NOT_RUN)
-        return;
-    weft__run_journal_add(r, &r->workers[0], &item, item.index, w, slot);
-    weft__run_journal_flush(r, &r->workers[0], false);
-    r->workers[0].done++;
-    if (slot->status == ST_OK) {
-        weft__progress_add(r->progress, 0, 1, 0);
-    } else {
-        weft__progress_add(r->progress, 0, 0, 1);
-        weft__run_failed(r);
+    if (st != ST_NOT_RUN) {
+        weft__run_journal_add(r, wk, &item, index, &slot, buf->data + slot.off,
+                              wk->msgs.data + slot.msg_off);
+        weft__run_journal_flush(r, wk, false);
+        wk->done++;
+        if (slot.status == ST_OK) {
+            weft__progress_add(r->progress, 0, 1, 0);
+        } else {
+            weft__progress_add(r->progress, 0, 0, 1);
+            weft__run_failed(r);
+        }
     }
+    hand(pc, b, index, &slot, &wk->msgs);
 }
 
 /* Serializes the round's items (pc->todo) onto the wire. */
@@ -204,7 +233,7 @@ static int wire_round(proc_t *pc)
     pc->wire.len = 0;
     for (size_t i = 0; i < pc->n_todo; i++) {
         weft_item_t item;
-        item_at(pc->r, pc->w, pc->todo[i], &item);
+        item_at(pc->r, pc->todo[i], &item);
         pc->wire_off[i] = pc->wire.len;
         if (wire_put(&pc->wire, &item) != 0)
             return -ENOMEM;
@@ -212,27 +241,41 @@ static int wire_round(proc_t *pc)
     return 0;
 }
 
-/* One window: reused and stopped items settled here, the rest on the
+/* One claim: reused and stopped items settled here, the rest on the
  * workers, crashed and timed-out ones again up to `retries` times. */
-static int run_window(proc_t *pc, weft__iso_t *iso)
+static int run_claim(proc_t *pc, weft__iso_t *iso)
 {
     run_t *r = pc->r;
-    window_t *w = pc->w;
+    worker_t *wk = &r->workers[0];
     pc->n_todo = 0;
-    for (size_t k = 0; k < w->count; k++) {
-        slot_t *slot = &w->slots[k];
+    for (size_t k = 0; k < pc->count; k++) {
+        uint64_t index = pc->first + k;
         weft_item_t item;
-        item_at(r, w, k, &item);
-        slot->worker = 0;
-        if (atomic_load(&weft__run_stop)) {
-            *slot = (slot_t){.status = ST_NOT_RUN};
+        item_at(r, index, &item);
+        bool stopped = atomic_load(&weft__run_stop);
+        if (!stopped && !r->scan) {
+            pc->todo[pc->n_todo++] = index;
             continue;
         }
-        if (r->scan && weft__run_reuse(r, &w->bufs[0], &w->msgs[0], &item, w->first + k, slot)) {
-            weft__run_journal_add(r, &r->workers[0], &item, w->first + k, w, slot);
+        weft__block_t *b = weft__reorder_block_get(r->reorder, 0);
+        if (!b)
+            return WEFT_EXIT_OUTPUT;
+        b->first = index;
+        slot_t slot;
+        wk->msgs.len = 0;
+        if (stopped) {
+            weft_result_t none = {0};
+            weft__run_encode(r, &b->bytes, &wk->msgs, &item, ST_NOT_RUN, NULL, &none, &slot);
+        } else if (weft__run_reuse(r, &b->bytes, &wk->msgs, &item, index, &slot)) {
+            weft__run_journal_add(r, wk, &item, index, &slot, b->bytes.data + slot.off,
+                                  wk->msgs.data + slot.msg_off); /* a quarantine */
+            weft__progress_skip(r->progress, 1);
+        } else {
+            weft__reorder_block_drop(r->reorder, b);
+            pc->todo[pc->n_todo++] = index;
             continue;
         }
-        pc->todo[pc->n_todo++] = k;
+        hand(pc, b, index, &slot, &wk->msgs);
     }
     for (pc->round = 0; pc->n_todo; pc->round++) {
         if (wire_round(pc) != 0) {
@@ -253,10 +296,10 @@ static int run_window(proc_t *pc, weft__iso_t *iso)
 
 int weft__run_process(run_t *r)
 {
-    proc_t pc = {.r = r};
-    pc.todo = malloc(PROCESS_WINDOW * sizeof *pc.todo);
-    pc.again = malloc(PROCESS_WINDOW * sizeof *pc.again);
-    pc.wire_off = malloc(PROCESS_WINDOW * sizeof *pc.wire_off);
+    proc_t pc = {.r = r, .drained = weft__run_now()};
+    pc.todo = malloc(PROCESS_CLAIM * sizeof *pc.todo);
+    pc.again = malloc(PROCESS_CLAIM * sizeof *pc.again);
+    pc.wire_off = malloc(PROCESS_CLAIM * sizeof *pc.wire_off);
     weft__iso_t *iso = NULL;
     int status = 0;
     if (!pc.todo || !pc.again || !pc.wire_off) {
@@ -280,23 +323,28 @@ int weft__run_process(run_t *r)
         goto out;
     }
     weft__run_set_signal_iso(iso);
-    window_t *w = &r->win[0];
     for (;;) {
-        status = weft__run_window_fill(r, w, PROCESS_WINDOW);
-        if (status || w->count == 0)
+        weft__range_t range;
+        weft__claim_status_t st = weft__feed_claim(r->feed, 0, &range);
+        if (st == WEFT__CLAIM_WAIT) {
+            drain(&pc); /* one thread: what waits is ours to write */
+            continue;
+        }
+        if (st == WEFT__CLAIM_END)
             break;
-        pc.w = r->cur = w;
+        pc.first = range.begin;
+        pc.count = range.end - range.begin;
         if (r->journal)
-            weft__journal_window(r->journal, w->first, w->count);
-        status = run_window(&pc, iso);
+            weft__journal_window(r->journal, pc.first, pc.count);
+        status = run_claim(&pc, iso);
         weft__run_journal_window_end(r, false);
-        double t0 = weft__run_now();
-        weft__run_write_window(r, w);
-        r->t_output += weft__run_now() - t0;
         if (status)
             break;
     }
+    drain(&pc);
     weft__run_set_signal_iso(NULL);
+    if (!status)
+        status = weft__run_source_status(r);
 out:
     weft__iso_destroy(&iso);
     weft__buf_free(&pc.wire);
