@@ -31,6 +31,7 @@ typedef struct batch {
 } batch_t;
 
 struct weft__feed {
+    weft__feed_head_t view; /* first: weft__feed_item reads it */
     weft__feed_settings_t s;
     bool indexed;
     uint64_t total; /* the source's count, or WEFT__COUNT_UNKNOWN */
@@ -88,6 +89,7 @@ int weft__feed_create(weft__feed_t **out, const weft__feed_settings_t *s)
     } else {
         atomic_store(&f->read, f->total);
     }
+    f->view = (weft__feed_head_t){.source = s->source, .ring = f->ring, .mask = f->mask};
     pthread_mutex_init(&f->mu, NULL);
     *out = f;
     return 0;
@@ -247,15 +249,6 @@ out:
         atomic_exchange_explicit(&f->contended, false, memory_order_seq_cst) && f->s.pool)
         weft__pool_wake(f->s.pool);
     return st;
-}
-
-const weft_item_t *weft__feed_item(const weft__feed_t *f, uint64_t index, weft_item_t *tmp)
-{
-    if (f->indexed) {
-        f->s.source->vt->at(f->s.source, index, tmp);
-        return tmp;
-    }
-    return &f->ring[index & f->mask];
 }
 
 uint64_t weft__feed_claimed(const weft__feed_t *f)

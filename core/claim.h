@@ -55,9 +55,25 @@ void weft__feed_destroy(weft__feed_t **f);
  */
 weft__claim_status_t weft__feed_claim(void *feed, unsigned worker, weft__range_t *out);
 
+/* What weft__feed_item needs, first in the feed (inline: it runs per item). */
+typedef struct weft__feed_head {
+    const weft__source_t *source;
+    const weft_item_t *ring; /* NULL for indexed sources */
+    uint64_t mask;
+} weft__feed_head_t;
+
 /* Claimed item `index` (not yet out): a pointer into the ring, or for
  * indexed sources *tmp filled from the index. */
-const weft_item_t *weft__feed_item(const weft__feed_t *f, uint64_t index, weft_item_t *tmp);
+static inline const weft_item_t *weft__feed_item(const weft__feed_t *f, uint64_t index,
+                                                 weft_item_t *tmp)
+{
+    const weft__feed_head_t *h = (const weft__feed_head_t *)(const void *)f;
+    if (!h->ring) {
+        h->source->vt->at(h->source, index, tmp);
+        return tmp;
+    }
+    return &h->ring[index & h->mask];
+}
 
 /* Items handed out so far (all of [0, claimed)). */
 uint64_t weft__feed_claimed(const weft__feed_t *f);

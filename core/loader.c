@@ -19,7 +19,9 @@
 #include "weft/weft.h"
 
 /* The ABI-1 descriptor ends with destroy; a plugin's struct may be larger
- * (newer) but never smaller. */
+ * (newer) but never smaller.  The members appended since (row_spec,
+ * process_range) are optional: an older plugin's struct lacks them, and its
+ * copy reads them as NULL. */
 #define WEFT__PLUGIN_ABI1_SIZE                                                           \
     (offsetof(weft_plugin_t, destroy) + sizeof(((weft_plugin_t *)0)->destroy))
 
@@ -328,6 +330,12 @@ int weft__plugin_check(const weft_plugin_t *entry, weft_plugin_t *desc, const ch
      * missing fields stay NULL/0. */
     size_t n = entry->struct_size < sizeof *desc ? entry->struct_size : sizeof *desc;
     memcpy(desc, entry, n);
+    /* A struct_size that ends inside an appended member copied part of a
+     * pointer: that member is not there. */
+    if (!WEFT_PLUGIN_HAS(entry, row_spec))
+        desc->row_spec = NULL;
+    if (!WEFT_PLUGIN_HAS(entry, process_range))
+        desc->process_range = NULL;
 
     const char *missing = !desc->name          ? "name"
                           : !desc->init        ? "init"

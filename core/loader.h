@@ -53,7 +53,10 @@ typedef struct weft__plugin {
                                     the object's name is /proc/self/fd/N,
                                     which must stay unique                 */
     /* The descriptor, copied into a zeroed full-size struct, so fields a
-     * smaller (older) plugin struct lacks read as NULL/0. */
+     * smaller (older) plugin struct lacks read as NULL/0: desc.row_spec
+     * and desc.process_range are NULL unless the plugin's struct holds
+     * them whole and sets them (desc.struct_size stays the plugin's, so
+     * WEFT_PLUGIN_HAS(&desc, member) says what the plugin knew of). */
     weft_plugin_t desc;
 } weft__plugin_t;
 
@@ -87,7 +90,8 @@ int weft__plugin_open(weft__plugin_t **out, const char *name_or_path,
 /* The descriptor checks of weft__plugin_open, on an entry already in
  * memory (also what the tests feed hand-made descriptors to): ABI version,
  * struct_size, then copies min(struct_size, sizeof) bytes into the zeroed
- * *desc and checks required fields and the schema.  `path` only prefixes
+ * *desc (an appended optional member that struct_size cuts through is
+ * NULLed) and checks required fields and the schema.  `path` only prefixes
  * messages.  0 or -ENOEXEC (*desc zeroed). */
 int weft__plugin_check(const weft_plugin_t *entry, weft_plugin_t *desc, const char *path,
                        char *err, size_t errlen);

@@ -67,6 +67,7 @@
 #define LONG_ITEM_NS 20000u   /* an item this long runs alone, its range exposed:
                                  the push, pop and clock read cost < 1 % of it */
 #define CHUNK_NS 200000u      /* a chunk of short items holds about this much work */
+#define TAIL_NS 5000u         /* ... and at least this much (or all that is left) */
 #define EST_UNKNOWN 0         /* no item timed yet in this loop: treated as long */
 
 struct worker {
@@ -170,16 +171,26 @@ static size_t auto_grain(size_t n, unsigned threads)
     return g;
 }
 
-/* Next chunk of a held range of `rem` short items: at most grain, about
- * CHUNK_NS of work, and at most a quarter of the range so that the tail
- * keeps chunk boundaries where a split can still feed an idle thief. */
+/* Next chunk of a held range of `rem` short items: at most grain and
+ * about CHUNK_NS of work; a quarter of the range, so that the tail keeps
+ * chunk boundaries where a split can still feed an idle thief, but never
+ * less than TAIL_NS of work (the rest of a short range goes in one call:
+ * splitting it finer would cost more than any imbalance it could cure). */
 static inline size_t chunk_size(size_t rem, size_t grain, uint64_t est_ns)
 {
+    size_t most = est_ns ? CHUNK_NS / est_ns : grain;
+    size_t least = est_ns ? TAIL_NS / est_ns : 1;
+    if (most > grain)
+        most = grain;
+    if (least > most)
+        least = most;
     size_t c = rem / 4;
-    if (c > grain)
-        c = grain;
-    if (est_ns && c > CHUNK_NS / est_ns)
-        c = CHUNK_NS / est_ns;
+    if (c < least)
+        c = least;
+    if (c > most)
+        c = most;
+    if (c > rem)
+        c = rem;
     return c ? c : 1;
 }
 

@@ -166,23 +166,23 @@ void weft__reorder_block_drop(weft__reorder_t *ro, weft__block_t *b)
     o->free = b;
 }
 
-bool weft__reorder_put(weft__reorder_t *ro, weft__block_t *b)
+void weft__reorder_put(weft__reorder_t *ro, weft__block_t *b)
 {
     atomic_fetch_add_explicit(&ro->pending_bytes, b->bytes.len, memory_order_relaxed);
     weft__block_t *head = atomic_load_explicit(&ro->incoming, memory_order_relaxed);
-    /* release: the block's contents happen-before the drain's acquire
-     * exchange that takes it. */
+    /* seq_cst (a release): the block's contents happen-before the drain's
+     * acquire exchange that takes it; seq_cst also orders it before the
+     * engine's load of the drain's sleeping flag (no lost wakeup). */
     do
         b->next = head;
-    while (!atomic_compare_exchange_weak_explicit(&ro->incoming, &head, b, memory_order_release,
+    while (!atomic_compare_exchange_weak_explicit(&ro->incoming, &head, b, memory_order_seq_cst,
                                                   memory_order_relaxed));
-    return !ro->s.ordered ||
-           b->first == atomic_load_explicit(&ro->prefix, memory_order_relaxed);
 }
 
 bool weft__reorder_idle(const weft__reorder_t *ro)
 {
-    return atomic_load_explicit(&((weft__reorder_t *)ro)->incoming, memory_order_acquire) ==
+    /* seq_cst: the drain's re-check after it set its sleeping flag. */
+    return atomic_load_explicit(&((weft__reorder_t *)ro)->incoming, memory_order_seq_cst) ==
            NULL;
 }
 

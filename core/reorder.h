@@ -74,10 +74,8 @@ void weft__reorder_destroy(weft__reorder_t **ro);
  * memory.  Cheap: reuses blocks the drain gave back. */
 weft__block_t *weft__reorder_block_get(weft__reorder_t *ro, unsigned owner);
 
-/* Any worker: hands b (count > 0) to the drain.  Lock-free, one CAS.
- * Returns true when the drain should be woken now: b is the block the
- * ordered prefix waits for, or the order is any. */
-bool weft__reorder_put(weft__reorder_t *ro, weft__block_t *b);
+/* Any worker: hands b (count > 0) to the drain.  Lock-free, one CAS. */
+void weft__reorder_put(weft__reorder_t *ro, weft__block_t *b);
 
 /* Gives a block that was never put back to its owner (a worker with
  * nothing to hand over). */

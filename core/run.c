@@ -43,6 +43,7 @@
 enum { SPAN_ITEMS = 1 << 18, FLUSH_BYTES = 64 << 10 };
 #define SPAN_BYTES ((uint64_t)64 << 20) /* records waiting for an earlier item */
 #define FLUSH_S 0.02                    /* output flushed at least this often  */
+#define DRAIN_POLL_S 0.01               /* the drain looks for blocks this often */
 #define CHUNK_SLOW_S 0.001              /* a chunk this long: journal it now   */
 
 enum { JOURNAL_CHUNK_BYTES = 1 << 20 };
@@ -280,12 +281,26 @@ static void slot_message(weft__buf_t *msgs, slot_t *slot, const char *msg, size_
         slot->msg_len = (uint16_t)n;
 }
 
-void weft__run_encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_item_t *item,
-                      item_status_t status, const char *msg, const weft_result_t *res,
-                      slot_t *slot)
+/* The per-item functions are defined once, here, as HOT static inlines
+ * (the thread engine's loop calls them per item; a call each would cost
+ * more than most of what they do) and exported as plain functions for the
+ * process engine. */
+#if defined(__GNUC__)
+#define HOT static inline __attribute__((always_inline))
+#else
+#define HOT static inline
+#endif
+
+HOT void encode_item(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_item_t *item,
+                     item_status_t status, const char *msg, const weft_result_t *res,
+                     slot_t *slot)
 {
     char why[256] = "";
     size_t mark = buf->len;
+    if (status == ST_OK && !r->writes_records) {
+        *slot = (slot_t){.off = mark, .status = ST_OK}; /* nothing to keep */
+        return;
+    }
     slot->records = 0;
     slot->reused = 0;
     if (status == ST_OK && r->writes_records) {
@@ -323,8 +338,15 @@ void weft__run_encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_
     slot_message(msgs, slot, status == ST_OK ? NULL : msg, msg ? strlen(msg) : 0);
 }
 
-item_status_t weft__run_call(run_t *r, worker_t *wk, const weft_item_t *item,
-                             weft_result_t *res, const char **msg, char *why, size_t whylen)
+void weft__run_encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_item_t *item,
+                      item_status_t status, const char *msg, const weft_result_t *res,
+                      slot_t *slot)
+{
+    encode_item(r, buf, msgs, item, status, msg, res, slot);
+}
+
+HOT item_status_t call_item(run_t *r, worker_t *wk, const weft_item_t *item,
+                           weft_result_t *res, const char **msg, char *why, size_t whylen)
 {
     const weft_plugin_t *p = &r->plugin->desc;
     void *row = r->npy ? weft__npy_row(r->npy, item->index) : NULL;
@@ -333,8 +355,11 @@ item_status_t weft__run_call(run_t *r, worker_t *wk, const weft_item_t *item,
         *res = (weft_result_t){.kind = WEFT_VALUE_NONE, .msg = wk->msg, .msg_size = MSG_SIZE,
                                .row = row};
         wk->msg[0] = '\0';
-        double deadline = timeout > 0 ? weft__host_now() + timeout : 0;
-        weft__host_item_begin(deadline);
+        double deadline = 0;
+        if (timeout > 0) { /* else the deadline stays 0 (set at each start) */
+            deadline = weft__host_now() + timeout;
+            weft__host_item_begin(deadline);
+        }
         __atomic_store_n(&wk->current, item->index, __ATOMIC_RELAXED);
         int rc = p->process_one(r->state, wk->ctx, item, res);
         __atomic_store_n(&wk->current, UINT64_MAX, __ATOMIC_RELAXED);
@@ -347,8 +372,8 @@ item_status_t weft__run_call(run_t *r, worker_t *wk, const weft_item_t *item,
             atomic_load_explicit(&weft__run_stop, memory_order_relaxed) < 2)
             continue;
         if (late) {
-            snprintf(why, whylen, "timed out after %g s%s%s", timeout, wk->msg[0] ? ": " : "",
-                     wk->msg);
+            snprintf(why, whylen, "timed out after %g s%s%.960s", timeout,
+                     wk->msg[0] ? ": " : "", wk->msg);
             *msg = why;
             return ST_TIMED_OUT;
         }
@@ -360,6 +385,12 @@ item_status_t weft__run_call(run_t *r, worker_t *wk, const weft_item_t *item,
         }
         return ST_FAILED;
     }
+}
+
+item_status_t weft__run_call(run_t *r, worker_t *wk, const weft_item_t *item,
+                             weft_result_t *res, const char **msg, char *why, size_t whylen)
+{
+    return call_item(r, wk, item, res, msg, why, whylen);
 }
 
 void weft__run_failed(run_t *r)
@@ -491,10 +522,9 @@ nomem:;
     atomic_compare_exchange_strong(&weft__run_stop, &none, 1);
 }
 
-void weft__run_block_add(run_t *r, weft__block_t *b, uint64_t index, const slot_t *slot,
-                         const weft__buf_t *msgs)
+HOT void block_add(weft__block_t *b, uint64_t index, const slot_t *slot,
+                   const weft__buf_t *msgs)
 {
-    (void)r;
     b->count++;
     b->records += slot->records;
     b->counts[slot->status]++;
@@ -504,6 +534,13 @@ void weft__run_block_add(run_t *r, weft__block_t *b, uint64_t index, const slot_
         weft__block_note(b, index, slot->status, slot->reused,
                          slot->msg_len ? msgs->data + slot->msg_off : "(no message)",
                          slot->msg_len ? slot->msg_len : 12);
+}
+
+void weft__run_block_add(run_t *r, weft__block_t *b, uint64_t index, const slot_t *slot,
+                         const weft__buf_t *msgs)
+{
+    (void)r;
+    block_add(b, index, slot, msgs);
 }
 
 int weft__run_source_status(run_t *r)
@@ -521,7 +558,7 @@ enum item_fate { FATE_NOT_RUN, FATE_REUSED, FATE_OK, FATE_FAILED };
 
 /* One item into block b: not run once stopped, reused from the journal on
  * resume, else run; encoded, journaled, counted. */
-static enum item_fate run_item(run_t *r, worker_t *wk, weft__block_t *b,
+HOT enum item_fate run_item(run_t *r, worker_t *wk, weft__block_t *b,
                                const weft_item_t *item)
 {
     slot_t slot;
@@ -531,7 +568,7 @@ static enum item_fate run_item(run_t *r, worker_t *wk, weft__block_t *b,
     /* Relaxed: a stop only has to be seen soon, not at once. */
     if (atomic_load_explicit(&weft__run_stop, memory_order_relaxed)) {
         weft_result_t none = {0};
-        weft__run_encode(r, buf, &wk->msgs, item, ST_NOT_RUN, NULL, &none, &slot);
+        encode_item(r, buf, &wk->msgs, item, ST_NOT_RUN, NULL, &none, &slot);
     } else if (r->scan && weft__run_reuse(r, buf, &wk->msgs, item, item->index, &slot)) {
         /* A quarantine is journaled; a reused entry is not (reused). */
         weft__run_journal_add(r, wk, item, item->index, &slot, buf->data + slot.off,
@@ -541,13 +578,13 @@ static enum item_fate run_item(run_t *r, worker_t *wk, weft__block_t *b,
         char why[MSG_SIZE];
         weft_result_t res;
         const char *msg = NULL;
-        item_status_t st = weft__run_call(r, wk, item, &res, &msg, why, sizeof why);
-        weft__run_encode(r, buf, &wk->msgs, item, st, msg, &res, &slot);
+        item_status_t st = call_item(r, wk, item, &res, &msg, why, sizeof why);
+        encode_item(r, buf, &wk->msgs, item, st, msg, &res, &slot);
         weft__run_journal_add(r, wk, item, item->index, &slot, buf->data + slot.off,
                               wk->msgs.data + slot.msg_off);
         fate = slot.status == ST_OK ? FATE_OK : FATE_FAILED;
     }
-    weft__run_block_add(r, b, item->index, &slot, &wk->msgs);
+    block_add(b, item->index, &slot, &wk->msgs);
     return fate;
 }
 
@@ -562,7 +599,9 @@ static void drain_wake(run_t *r)
     pthread_mutex_unlock(&r->lock);
 }
 
-/* A block that holds items goes to the reorder buffer; an empty one back. */
+/* A block that holds items goes to the reorder buffer; an empty one back.
+ * The drain polls every DRAIN_POLL_S (streaming needs no more); it is woken
+ * early only when the span is filling up, so claims never wait for it. */
 static void block_hand(run_t *r, weft__block_t *b)
 {
     if (!b)
@@ -571,7 +610,9 @@ static void block_hand(run_t *r, weft__block_t *b)
         weft__reorder_block_drop(r->reorder, b);
         return;
     }
-    if (weft__reorder_put(r->reorder, b))
+    uint64_t end = b->first + b->count;
+    weft__reorder_put(r->reorder, b);
+    if (end > weft__reorder_prefix(r->reorder) + SPAN_ITEMS / 4)
         drain_wake(r);
 }
 
@@ -642,6 +683,8 @@ static weft__claim_status_t claim_next(void *arg, unsigned worker, weft__range_t
     weft__claim_status_t st = weft__feed_claim(r->feed, worker, out);
     if (st == WEFT__CLAIM_OK && r->journal)
         weft__journal_window(r->journal, out->begin, out->end - out->begin);
+    if (st == WEFT__CLAIM_WAIT)
+        drain_wake(r); /* the span is full: the drain makes room */
     return st;
 }
 
@@ -780,7 +823,7 @@ static void *drain_main(void *arg)
         if (!closing && weft__reorder_idle(r->reorder)) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 200 * 1000000L; /* the journal's sync, at the latest */
+            ts.tv_nsec += (long)(DRAIN_POLL_S * 1e9);
             if (ts.tv_nsec >= 1000000000L) {
                 ts.tv_sec++;
                 ts.tv_nsec -= 1000000000L;
@@ -1183,6 +1226,7 @@ static int run_threads(run_t *r)
 {
     if (drain_start(r) != 0)
         return usage_error("cannot start the output thread");
+    weft__host_item_begin(0); /* call_item sets it only with a timeout */
     int status = 0;
     if (r->n_suspects)
         status = run_suspects(r);
