@@ -45,7 +45,7 @@
 #define MAX_BATCH 256u
 #define QCAP (2 * MAX_BATCH)      /* positions a worker may hold */
 #define BATCH_TARGET_NS 1000000.0 /* ~1 ms of work per request */
-#define POLL_MAX_MS 100
+#define POLL_MAX_MS 50
 #define RESPAWN_LIMIT 3u
 #define DESTROY_GRACE_NS 2000000000LL
 #define CHILD_MSG_SIZE 1024
@@ -951,6 +951,8 @@ int weft__iso_run(weft__iso_t *iso, size_t count, uint64_t first_index,
         }
         if (r.done < r.count)
             pump(iso, &r);
+        if (iso->s.tick)
+            iso->s.tick(iso->s.arg);
     }
     /* Replacements start while the runner writes this window out. */
     if (!stop_level(iso))

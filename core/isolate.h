@@ -88,7 +88,7 @@ typedef struct weft__iso_settings {
     unsigned workers;       /* processes, 1..1024; 0 is an error       */
     double timeout;         /* seconds per item, 0 = none              */
     _Atomic int *stop_flag; /* may be NULL; read at every wakeup (at most
-                               every 100 ms): 1 = stop soon, 2 = now, as
+                               every 50 ms): 1 = stop soon, 2 = now, as
                                weft__iso_stop; latched (clearing it does
                                not restart).  A signal handler may store
                                to it.                                  */
@@ -103,6 +103,10 @@ typedef struct weft__iso_settings {
     /* In the child, at orderly shutdown (EOF on its socket).  May be NULL,
      * as may child_init. */
     void (*child_fini)(void *arg, unsigned worker);
+    /* In the supervisor, after each wakeup of weft__iso_run (at least every
+     * 50 ms while it waits): the runner's chance to write out what is
+     * done.  May be NULL.  Must not call weft__iso_ functions but _stop. */
+    void (*tick)(void *arg);
 } weft__iso_settings_t;
 
 /* Exit statuses a worker uses for its own reasons. */

@@ -1215,6 +1215,7 @@ static int engine_open(run_t *r, bool threaded)
         .span = SPAN_ITEMS,
         .span_bytes = SPAN_BYTES,
         .stop = &weft__run_stop,
+        .greedy = !threaded, /* process mode runs a claim as one batch */
     };
     if (weft__feed_create(&r->feed, &fs) != 0)
         return usage_error("out of memory starting the workers");

@@ -69,6 +69,15 @@ static void drain(proc_t *pc)
     r->t_output += pc->drained - t0;
 }
 
+/* The supervisor's tick: what finished reaches the output within FLUSH_S
+ * plus one of its wakeups, also while a slow item keeps it waiting. */
+static void tick(void *arg)
+{
+    proc_t *pc = arg;
+    if (weft__run_now() - pc->drained >= FLUSH_S)
+        drain(pc);
+}
+
 /* One item's outcome as a block of its own (process mode is per item). */
 static void hand(proc_t *pc, weft__block_t *b, uint64_t index, const slot_t *slot,
                  const weft__buf_t *msgs)
@@ -316,6 +325,7 @@ int weft__run_process(run_t *r)
         .child_init = child_init,
         .child_item = child_item,
         .child_fini = child_fini,
+        .tick = tick,
     };
     if (weft__iso_start(&iso, &s, r->err, ERR_SIZE) != 0) {
         fprintf(stderr, "weft: worker processes: %s\n", r->err);

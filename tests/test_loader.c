@@ -439,6 +439,213 @@ static void loader_bad_schema(void **state)
     assert_contains(err, "duplicate name \"size\"");
 }
 
+/* ---- optional members appended after ABI 1 ------------------------------ */
+
+/* A plugin built before process_range existed loads, and the runner's copy
+ * reads the member as NULL whatever the bytes past its struct hold. */
+static void loader_old_struct(void **state)
+{
+    char path[PATH_MAX], err[ERRLEN] = "";
+    weft__plugin_t *p = NULL;
+    int r = weft__plugin_open(&p, tp(path, sizeof path, "old_struct"), NULL, 0, err,
+                              sizeof err);
+    if (r != 0)
+        print_error("%s\n", err);
+    assert_int_equal(r, 0);
+    const weft_plugin_t *d = &p->desc;
+    assert_int_equal(d->struct_size, offsetof(weft_plugin_t, process_range));
+    assert_string_equal(d->name, "old_struct");
+    assert_non_null(d->process_one);
+    assert_false(WEFT_PLUGIN_HAS(d, process_range));
+    assert_true(WEFT_PLUGIN_HAS(d, row_spec));
+    assert_null(d->process_range);
+
+    /* The plugin's bytes past struct_size do hold a pointer: not read. */
+    const weft_plugin_t *entry = dlsym(p->dl, WEFT_PLUGIN_ENTRY_NAME);
+    assert_non_null(entry);
+    assert_non_null(entry->process_range);
+    assert_memory_equal(entry, d, offsetof(weft_plugin_t, process_range));
+
+    /* And it still works as it did. */
+    char msg[256] = "";
+    weft_result_t res = {.msg = msg, .msg_size = sizeof msg};
+    weft_item_t item = {.index = 3, .number = 13};
+    assert_int_equal(d->init(NULL, NULL, NULL, msg, sizeof msg), 0);
+    assert_int_equal(d->process_one(NULL, NULL, &item, &res), 0);
+    assert_int_equal(res.kind, WEFT_VALUE_INT);
+    assert_int_equal(res.value.i, 13);
+    weft__plugin_close(&p);
+}
+
+/* The shipped plugins, built by this tree (WEFT_PLUGINS). */
+static weft__plugin_t *open_shipped(const char *name)
+{
+    const char *dir = getenv("WEFT_PLUGINS");
+    assert_non_null(dir);
+    char path[PATH_MAX], err[ERRLEN] = "";
+    snprintf(path, sizeof path, "%s/%s.so", dir, name);
+    weft__plugin_t *p = NULL;
+    int r = weft__plugin_open(&p, path, NULL, 0, err, sizeof err);
+    if (r != 0)
+        print_error("%s\n", err);
+    assert_int_equal(r, 0);
+    return p;
+}
+
+__extension__ typedef unsigned __int128 u128;
+
+static void u128_text(u128 v, char *buf)
+{
+    char tmp[48];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + (int)(v % 10));
+        v /= 10;
+    } while (v);
+    for (size_t k = 0; k < n; k++)
+        buf[k] = tmp[n - 1 - k];
+    buf[n] = '\0';
+}
+
+/* sum of i^4 for i in [1, n]: n(n+1)(2n+1)(3n^2+3n-1)/30 */
+static u128 pow4_closed(u128 n)
+{
+    return n * (n + 1) * (2 * n + 1) * (3 * n * n + 3 * n - 1) / 30;
+}
+
+/* One pow4 job on one worker, driven by hand: each step is a range
+ * (count > 0, through process_range) or a single number (count == 0,
+ * through process_one).  Returns finish's status; its text in out. */
+typedef struct pow4_step {
+    int64_t first;
+    size_t count;
+    int want; /* the call's status: 0 or nonzero (1) */
+} pow4_step_t;
+
+static int pow4_job(const weft_plugin_t *d, const pow4_step_t *steps, size_t n_steps,
+                    char *out, size_t out_size)
+{
+    weft__host_t host;
+    weft__host_init(&host, d->name, 0, "/");
+    void *st = NULL, *ctx = NULL;
+    char msg[256] = "";
+    assert_int_equal(d->init(&host.pub, NULL, &st, msg, sizeof msg), 0);
+    assert_int_equal(d->worker_init(st, 0, 1, &ctx, msg, sizeof msg), 0);
+    uint64_t index = 0;
+    for (size_t k = 0; k < n_steps; k++) {
+        int r;
+        msg[0] = '\0';
+        if (steps[k].count > 0) {
+            r = d->process_range(st, ctx, index, steps[k].first, steps[k].count, msg,
+                                 sizeof msg);
+            index += steps[k].count;
+        } else {
+            weft_result_t res = {.msg = msg, .msg_size = sizeof msg};
+            weft_item_t item = {.index = index++, .number = steps[k].first};
+            r = d->process_one(st, ctx, &item, &res);
+        }
+        if ((r != 0) != steps[k].want)
+            print_error("step %zu: status %d, message \"%s\"\n", k, r, msg);
+        assert_int_equal(r != 0, steps[k].want);
+        if (r != 0)
+            snprintf(out, out_size, "%s", msg); /* the last failure's message */
+    }
+    d->worker_fini(st, 0, ctx);
+    weft_counts_t counts = {.total = index, .ok = index};
+    weft_result_t res = {.msg = msg, .msg_size = sizeof msg};
+    msg[0] = '\0';
+    int r = d->finish(st, &counts, &res);
+    if (r == 0) {
+        assert_int_equal(res.kind, WEFT_VALUE_JSON);
+        snprintf(out, out_size, "%.*s", (int)res.value.s.len, res.value.s.ptr);
+    } else {
+        snprintf(out, out_size, "%s", msg);
+    }
+    d->destroy(st);
+    return r;
+}
+
+/* pow4 (built against this header) has process_range, and it sums exactly
+ * what process_one would; a failed range leaves no trace. */
+static void loader_pow4_process_range(void **state)
+{
+    weft__plugin_t *p = open_shipped("pow4");
+    const weft_plugin_t *d = &p->desc;
+    assert_int_equal(d->struct_size, sizeof(weft_plugin_t));
+    assert_true(WEFT_PLUGIN_HAS(d, process_range));
+    assert_non_null(d->process_range);
+    char got[256], want[64];
+
+    /* -1000 ... 1000 in one range, in uneven ranges, and one by one. */
+    u128_text(2 * pow4_closed(1000), want);
+    assert_int_equal(pow4_job(d, (pow4_step_t[]){{-1000, 2001, 0}}, 1, got, sizeof got),
+                     0);
+    assert_string_equal(got, want);
+    pow4_step_t split[] = {
+        {-1000, 1, 0}, {-999, 998, 0}, {-1, 0, 0}, {0, 0, 0}, {1, 1000, 0}};
+    assert_int_equal(pow4_job(d, split, 5, got, sizeof got), 0);
+    assert_string_equal(got, want);
+    pow4_step_t *one = calloc(2001, sizeof *one);
+    assert_non_null(one);
+    for (int k = 0; k < 2001; k++)
+        one[k] = (pow4_step_t){-1000 + k, 0, 0};
+    assert_int_equal(pow4_job(d, one, 2001, got, sizeof got), 0);
+    assert_string_equal(got, want);
+    free(one);
+
+    /* 0 ... 9999999 (configs/pow4.ini's total), in two ranges. */
+    u128_text(pow4_closed(9999999), want);
+    assert_string_equal(want, "19999995000000333333333333333000000");
+    pow4_step_t big[] = {{0, 6000000, 0}, {6000000, 4000000, 0}};
+    assert_int_equal(pow4_job(d, big, 2, got, sizeof got), 0);
+    assert_string_equal(got, want);
+
+    /* A range holding a number past 2^32 - 1 fails whole, naming the first
+     * bad number, and adds nothing: only 0 ... 9 are in the total. */
+    const int64_t lim = 0xFFFFFFFF;
+    pow4_step_t bad[] = {{lim - 5, 10, 1}, {0, 10, 0}};
+    assert_int_equal(pow4_job(d, bad, 2, got, sizeof got), 0);
+    assert_string_equal(got, "15333");
+    assert_int_equal(pow4_job(d, bad, 1, got, sizeof got), 0);
+    assert_string_equal(got, "0");
+    /* The message is process_one's for that number. */
+    char msg[256];
+    assert_int_not_equal(d->process_range(NULL, NULL, 0, lim - 5, 10, msg, sizeof msg),
+                         0);
+    assert_string_equal(msg, "4294967296^4 does not fit in 128 bits");
+    assert_int_not_equal(d->process_range(NULL, NULL, 0, -lim - 1, 3, msg, sizeof msg),
+                         0);
+    assert_string_equal(msg, "-4294967296^4 does not fit in 128 bits");
+    assert_int_not_equal(d->process_range(NULL, NULL, 0, INT64_MIN, 1, msg, sizeof msg),
+                         0);
+    assert_int_not_equal(
+        d->process_range(NULL, NULL, 0, INT64_MAX, SIZE_MAX, msg, sizeof msg), 0);
+    assert_string_equal(msg, "9223372036854775807^4 does not fit in 128 bits");
+    assert_int_not_equal(d->process_range(NULL, NULL, 0, 0, SIZE_MAX, msg, sizeof msg),
+                         0);
+    assert_string_equal(msg, "4294967296^4 does not fit in 128 bits");
+    /* +-(2^32 - 1) themselves are good items, by either callback (though
+     * their two fourth powers wrap the sum, which finish reports). */
+    pow4_step_t edge[] = {{-lim, 1, 0}, {lim, 0, 0}};
+    assert_int_not_equal(pow4_job(d, edge, 2, got, sizeof got), 0);
+    assert_string_equal(got, "the sum of i^4 overflows 128 bits");
+
+    /* A wrapping sum is no failed item, but finish reports it: inside one
+     * range, and when a range's sum is added to the worker's. */
+    pow4_step_t wrap_in[] = {{lim - 1, 2, 0}};
+    assert_int_not_equal(pow4_job(d, wrap_in, 1, got, sizeof got), 0);
+    assert_string_equal(got, "the sum of i^4 overflows 128 bits");
+    pow4_step_t wrap_add[] = {{lim, 1, 0}, {lim, 1, 0}};
+    assert_int_not_equal(pow4_job(d, wrap_add, 2, got, sizeof got), 0);
+    assert_string_equal(got, "the sum of i^4 overflows 128 bits");
+    /* One fourth power at the top does not wrap: (2^32 - 1)^4 exactly. */
+    u128 m = lim;
+    u128_text(m * m * m * m, want);
+    assert_int_equal(pow4_job(d, (pow4_step_t[]){{lim, 1, 0}}, 1, got, sizeof got), 0);
+    assert_string_equal(got, want);
+    weft__plugin_close(&p);
+}
+
 static void loader_not_elf(void **state)
 {
     char tmp[PATH_MAX], path[PATH_MAX + 16], err[ERRLEN] = "";
@@ -933,6 +1140,55 @@ static void check_desc_header(void **state)
     assert_ptr_equal(d.process_one, fake_process);
 }
 
+static int fake_range(void *state, void *worker_ctx, uint64_t first_index,
+                      int64_t first_number, size_t count, char *msg, size_t msg_size)
+{
+    return 0;
+}
+
+static int fake_row_spec(void *state, weft_row_spec_t *spec, char *msg, size_t msg_size)
+{
+    return 0;
+}
+
+/* The members appended after ABI 1: read only when struct_size holds them
+ * whole; otherwise NULL, whatever the bytes past struct_size are. */
+static void check_desc_appended(void **state)
+{
+    char err[ERRLEN];
+    weft_plugin_t d;
+    weft_plugin_t e = good_desc();
+    e.process_range = fake_range;
+    assert_int_equal(weft__plugin_check(&e, &d, "fake.so", err, sizeof err), 0);
+    assert_ptr_equal(d.process_range, fake_range);
+    assert_true(WEFT_PLUGIN_HAS(&d, process_range));
+
+    /* An older plugin: its struct ends before process_range. */
+    e.struct_size = (uint32_t)offsetof(weft_plugin_t, process_range);
+    memset(&d, 0xFF, sizeof d);
+    assert_int_equal(weft__plugin_check(&e, &d, "fake.so", err, sizeof err), 0);
+    assert_int_equal(d.struct_size, offsetof(weft_plugin_t, process_range));
+    assert_false(WEFT_PLUGIN_HAS(&d, process_range));
+    assert_null(d.process_range);
+    assert_ptr_equal(d.process_one, fake_process);
+
+    /* A struct_size cutting through a pointer does not hand half of it. */
+    e.struct_size = (uint32_t)offsetof(weft_plugin_t, process_range) + 4;
+    assert_int_equal(weft__plugin_check(&e, &d, "fake.so", err, sizeof err), 0);
+    assert_null(d.process_range);
+    e.row_spec = fake_row_spec;
+    e.struct_size = (uint32_t)offsetof(weft_plugin_t, row_spec) + 1;
+    assert_int_equal(weft__plugin_check(&e, &d, "fake.so", err, sizeof err), 0);
+    assert_null(d.row_spec);
+    assert_null(d.process_range);
+
+    /* ABI 1's own size, before row_spec: both NULL. */
+    e.struct_size = (uint32_t)offsetof(weft_plugin_t, row_spec);
+    assert_int_equal(weft__plugin_check(&e, &d, "fake.so", err, sizeof err), 0);
+    assert_null(d.row_spec);
+    assert_null(d.process_range);
+}
+
 static void check_desc_required(void **state)
 {
     weft_plugin_t e = good_desc();
@@ -1150,6 +1406,8 @@ int main(void)
         cmocka_unit_test(loader_small_struct),
         cmocka_unit_test(loader_no_process),
         cmocka_unit_test(loader_bad_schema),
+        cmocka_unit_test(loader_old_struct),
+        cmocka_unit_test(loader_pow4_process_range),
         cmocka_unit_test(loader_not_elf),
         cmocka_unit_test(loader_invalid_names),
         cmocka_unit_test(loader_close_null),
@@ -1163,6 +1421,7 @@ int main(void)
         cmocka_unit_test(loader_file_hash),
         cmocka_unit_test(loader_stale_fd_name),
         cmocka_unit_test(check_desc_header),
+        cmocka_unit_test(check_desc_appended),
         cmocka_unit_test(check_desc_required),
         cmocka_unit_test(check_desc_schema),
         cmocka_unit_test(check_desc_err_buffer),

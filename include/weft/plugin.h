@@ -15,6 +15,9 @@
  *   init            main, once, before anything else
  *   worker_init     main, once per worker, serially, before any item
  *   process_one     any worker thread, concurrently, once per item
+ *   process_range   (optional) any worker thread, concurrently, in place of
+ *                   process_one for a run of consecutive range items, when
+ *                   nothing is kept per item
  *   worker_fini     main, once per worker, serially, after the last item
  *   finish          main, once, after every worker_fini
  *   destroy         main, once, last; always called when init succeeded
@@ -401,7 +404,34 @@ typedef struct weft_plugin {
      * `dtype`, maps it, and hands each process_one its row in
      * result->row.  Nonzero: the run stops (message in msg). */
     int (*row_spec)(void *state, weft_row_spec_t *spec, char *msg, size_t msg_size);
+
+    /* ---- appended: the runner reads each only when the plugin's struct
+     * has it (WEFT_PLUGIN_HAS); an older plugin's read as NULL ---- */
+
+    /* Optional (may be NULL).  Thread: any worker, like process_one, with
+     * that worker's context; concurrently on every worker.  Runs the items
+     * [first_index, first_index + count) of a RANGE source in one call:
+     * item first_index + k has number first_number + k and no text.  The
+     * runner calls it instead of process_one only when nothing is kept per
+     * item (output = none, no journal, no per-item timeout, no retries);
+     * otherwise, and for any other source, it calls process_one.  There
+     * are no per-item results: msg (msg_size bytes, the runner's, valid
+     * during the call) is the only output.  Returns 0 when every item
+     * succeeded.  Nonzero (message in msg) when any failed -- then the
+     * batch must have left NO trace in the plugin's state or the worker
+     * context (accumulate into locals, commit on success), because the
+     * runner runs the same items again one by one with process_one to find
+     * which failed, and counts and reports them as process_one says. */
+    int (*process_range)(void *state, void *worker_ctx, uint64_t first_index,
+                         int64_t first_number, size_t count, char *msg, size_t msg_size);
 } weft_plugin_t;
+
+/* True when the descriptor has the member whole (the struct only grows; a
+ * plugin built against an older header has a smaller struct_size).  The
+ * runner's copy of an older descriptor reads missing members as NULL/0
+ * anyway; this says whether the plugin knew of them. */
+#define WEFT_PLUGIN_HAS(desc, member)                                         \
+    ((desc)->struct_size >= offsetof(weft_plugin_t, member) + sizeof((desc)->member))
 
 /* The entry symbol, declared here so a definition has a prior declaration. */
 WEFT_PLUGIN_EXPORT extern const weft_plugin_t WEFT_PLUGIN_ENTRY;
