@@ -633,6 +633,27 @@ static weft__block_t *block_open(run_t *r, unsigned worker, uint64_t first)
 
 /* ---- thread mode: the pool's chunks ------------------------------------- */
 
+/* The plugin's process_range over a whole chunk (see r->batch): true when
+ * every item succeeded; false leaves no trace (the plugin's contract), and
+ * the items run one by one to find the failures. */
+static bool run_batch(run_t *r, worker_t *wk, weft__block_t *b, size_t begin, size_t end)
+{
+    if (atomic_load_explicit(&weft__run_stop, memory_order_relaxed))
+        return false; /* the loop marks them not run */
+    const weft_plugin_t *p = &r->plugin->desc;
+    weft_item_t first;
+    weft__feed_item(r->feed, begin, &first);
+    __atomic_store_n(&wk->current, (uint64_t)begin, __ATOMIC_RELAXED);
+    int rc = p->process_range(r->state, wk->ctx, begin, first.number, end - begin, wk->msg,
+                              MSG_SIZE);
+    __atomic_store_n(&wk->current, UINT64_MAX, __ATOMIC_RELAXED);
+    if (rc)
+        return false;
+    b->count = end - begin;
+    b->counts[ST_OK] += end - begin;
+    return true;
+}
+
 static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
 {
     run_t *r = arg;
@@ -643,6 +664,10 @@ static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
 
     weft__altstack_ensure(); /* see crash_handlers */
     weft__block_t *b = block_open(r, worker, begin);
+    if (r->batch && b && run_batch(r, wk, b, begin, end)) {
+        ok = end - begin;
+        begin = end; /* done: no item left for the loop */
+    }
     for (size_t i = begin; i < end; i++) {
         if (r->n_suspects && weft__run_in_set(r->suspects, r->n_suspects, i)) {
             /* Ran alone before the engine started (run_suspects). */
@@ -1489,6 +1514,11 @@ static int run_job(run_t *r)
     r->workers = aligned_alloc(64, sizeof(worker_t) * r->threads);
     if (!r->workers)
         return usage_error("out of memory starting the workers");
+    /* Whole chunks through process_range when nothing is kept per item:
+     * numbers only (a range), no records, no journal, no per-item timeout. */
+    r->batch = r->plugin->desc.process_range && r->source->vt->at &&
+               r->cfg->format == WEFT__FORMAT_NONE && r->cfg->timeout <= 0 &&
+               !r->cfg->isolate_process;
     memset(r->workers, 0, sizeof(worker_t) * r->threads);
     for (unsigned t = 0; t < r->threads; t++)
         r->workers[t].current = UINT64_MAX;
@@ -1515,6 +1545,8 @@ static int run_job(run_t *r)
                          STDERR_FILENO, r->source->total == WEFT__COUNT_UNKNOWN
                                             ? WEFT__PROGRESS_UNKNOWN : r->source->total,
                          r->threads, r->plugin->desc.name);
+    if (r->journal || r->scan || r->n_suspects || r->outdir)
+        r->batch = false; /* per-item entries, reuse, careful runs, files */
     if ((status = engine_open(r, !r->cfg->isolate_process)))
         return status;
     double t0 = weft__run_now();

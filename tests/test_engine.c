@@ -263,6 +263,53 @@ static void engine_long_items_start_together(void **state)
     fail_msg("24 items of 0.3 s on 24 threads never finished under 0.6 s in 3 rounds");
 }
 
+/* pow4 takes whole chunks through process_range; a chunk with a number it
+ * refuses (beyond 2^32 - 1; the range excludes its end) runs again item by item: the total counts
+ * every good number once, and exactly the bad ones fail. */
+__extension__ typedef unsigned __int128 u128;
+
+static void u128_text(u128 v, char *buf)
+{
+    char tmp[48];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + (int)(v % 10));
+        v /= 10;
+    } while (v);
+    for (size_t k = 0; k < n; k++)
+        buf[k] = tmp[n - 1 - k];
+    buf[n] = '\0';
+}
+
+static void engine_batch_falls_back_per_item(void **state)
+{
+    (void)state;
+    const int64_t lo = 4294967295LL - 3000, hi = 4294967295LL + 40;
+    const char *ini = e2e_writef("pow4.ini",
+                                 "[run]\nplugin = pow4\nitems = %lld..%lld\noutput = none\n"
+                                 "threads = 2\n",
+                                 (long long)lo, (long long)hi);
+    e2e_outcome_t o = E2E_RUN("run", ini);
+    /* The sum of these huge fourth powers overflows (pow4 says so); the
+     * point is the counts: every number once, exactly the 39 bad ones
+     * failed. */
+    e2e_expect(&o, 1, "3001 ok, 39 failed");
+    e2e_free(&o);
+    /* Small numbers: the exact total, batch or not. */
+    ini = e2e_write("pow4s.ini", "[run]\nplugin = pow4\nitems = 1000000\noutput = none\n"
+                                 "threads = 2\n");
+    o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 0, NULL);
+    u128 total = 0;
+    for (uint64_t n = 0; n < 1000000; n++)
+        total += (u128)(n * n) * (n * n);
+    char want[64];
+    u128_text(total, want);
+    strcat(want, "\n");
+    assert_string_equal(o.out, want);
+    e2e_free(&o);
+}
+
 int main(void)
 {
     e2e_setup("engine");
@@ -271,6 +318,7 @@ int main(void)
         cmocka_unit_test(engine_value_positions_survive_interrupt),
         cmocka_unit_test(engine_order_any_every_record),
         cmocka_unit_test(engine_long_items_start_together),
+        cmocka_unit_test(engine_batch_falls_back_per_item),
     };
     return cmocka_run_group_tests(tests, NULL, e2e_teardown);
 }
