@@ -16,6 +16,16 @@ weft=$(find "$tmp/root" -path '*/bin/weft' -type f)
 pc=$(find "$tmp/root" -name weft.pc)
 [ -n "$pc" ] || fail "no installed weft.pc"
 ls "$(dirname "$pc")/../weft/plugins/pow4.so" >/dev/null || fail "no installed pow4.so"
+# libweft.so is the pool alone: it needs libc and nothing the runner uses,
+# and its pkg-config file asks for no -dev package.
+lib=$(find "$tmp/root" -name 'libweft.so.*' -type f | head -n 1)
+[ -n "$lib" ] || fail "no installed libweft.so"
+needed=$(readelf -d "$lib" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort | tr '\n' ' ')
+case $needed in
+"ld-linux-x86-64.so.2 libc.so.6 " | "libc.so.6 " ) ;;
+*) fail "libweft.so needs $needed(want libc only)" ;;
+esac
+! grep -Eq 'inih|cjson|xxhash' "$pc" || fail "weft.pc requires the runner's libraries: $(cat "$pc")"
 
 # Man pages and bash completion, where man and bash-completion look under
 # the prefix: PREFIX/share/man/man{1,5}, PREFIX/share/bash-completion/completions.
