@@ -279,7 +279,10 @@ static void run_range(struct worker *w, weft__range_t r)
             }
             c = 1;
         } else {
-            if (rem >= 2 && weft__deque_empty_hint(&w->dq)) {
+            /* Split only what is worth it: each half at least TAIL_NS of
+             * work (halving a short range down to single items costs a
+             * chunk, a clock read and a push per piece). */
+            if (rem >= 2 && rem * est >= 2 * TAIL_NS && weft__deque_empty_hint(&w->dq)) {
                 size_t mid = b + rem / 2;
                 if (weft__deque_push(&w->dq, (weft__range_t){mid, e})) {
                     owned -= e - mid; /* I1: now in the deque */
@@ -294,7 +297,7 @@ static void run_range(struct worker *w, weft__range_t r)
         fn(ctx, b, b + c, w->id);
         b += c;
         uint64_t t1 = now_ns();
-        uint64_t per = (t1 - t0) / c;
+        uint64_t per = (t1 - t0 + c / 2) / c;
         /* A quarter of the newest sample: a run of long items is noticed
          * after one of them, a run of short ones after a few. */
         w->est_ns = est == EST_UNKNOWN ? per + 1 : (3 * est + per) / 4 + 1;
