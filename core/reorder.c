@@ -301,10 +301,12 @@ bool weft__reorder_drain(weft__reorder_t *ro)
             }
         } else if (heap_push(ro, p) != 0) {
             /* Out of memory for the heap: this block is lost, and with it
-             * the prefix stops here; weft__reorder_finish reports it. */
+             * the prefix stops here (the engine stops the run on it). */
+            ro->totals.write_error = -ENOMEM;
             if (p.b) {
-                if (!ro->totals.write_error)
-                    ro->totals.write_error = -ENOMEM;
+                atomic_fetch_sub_explicit(&ro->pending_bytes, p.b->bytes.len,
+                                          memory_order_relaxed);
+                count_and_print(ro, p.b);
                 give_back(ro, p.b);
             }
         }

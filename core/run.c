@@ -517,9 +517,9 @@ void weft__run_journal_add(run_t *r, worker_t *wk, const weft_item_t *item, uint
         goto nomem;
     return;
 nomem:;
-    int none = 0;
+    int none = 0, running = 0;
     atomic_compare_exchange_strong(&r->journal_error, &none, -ENOMEM);
-    atomic_compare_exchange_strong(&weft__run_stop, &none, 1);
+    atomic_compare_exchange_strong(&weft__run_stop, &running, 1);
 }
 
 HOT void block_add(weft__block_t *b, uint64_t index, const slot_t *slot,
@@ -622,9 +622,9 @@ static weft__block_t *block_open(run_t *r, unsigned worker, uint64_t first)
     if (!b) {
         /* Without a block the items cannot be kept: stop, they stay not run
          * (journaled items are kept, the rest runs again on --resume). */
-        int none = 0;
+        int none = 0, running = 0;
         atomic_compare_exchange_strong(&r->journal_error, &none, -ENOMEM);
-        atomic_compare_exchange_strong(&weft__run_stop, &none, 1);
+        atomic_compare_exchange_strong(&weft__run_stop, &running, 1);
         return NULL;
     }
     b->first = first;
@@ -669,7 +669,7 @@ static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
         begin = end; /* done: no item left for the loop */
     }
     for (size_t i = begin; i < end; i++) {
-        if (r->n_suspects && weft__run_in_set(r->suspects, r->n_suspects, i)) {
+        if (r->suspects_run && weft__run_in_set(r->suspects, r->suspects_run, i)) {
             /* Ran alone before the engine started (run_suspects). */
             block_hand(r, b);
             b = block_open(r, worker, i + 1);
@@ -753,8 +753,9 @@ static int run_suspects(run_t *r)
     const weft__source_t *src = r->source;
     uint64_t total = src->total;
     if (src->vt->at) {
-        for (size_t k = 0; k < r->n_suspects; k++) {
+        for (size_t k = 0; k < r->n_suspects && !atomic_load(&weft__run_stop); k++) {
             weft_item_t item;
+            r->suspects_run = k + 1;
             if (r->suspects[k] < total) {
                 src->vt->at(src, r->suspects[k], &item);
                 run_suspect(r, &item);
@@ -766,7 +767,7 @@ static int run_suspects(run_t *r)
     weft_item_t *items = malloc(4096 * sizeof *items);
     int rc = items ? weft__source_open(&again, r->cfg, r->err, ERR_SIZE) : -ENOMEM;
     size_t k = 0;
-    while (rc == 0 && k < r->n_suspects) {
+    while (rc == 0 && k < r->n_suspects && !atomic_load(&weft__run_stop)) {
         size_t got = 0;
         rc = weft__source_next(again, items, 4096, &got, r->err, ERR_SIZE);
         if (rc || got == 0)
@@ -775,8 +776,10 @@ static int run_suspects(run_t *r)
             while (k < r->n_suspects && r->suspects[k] < items[i].index)
                 k++; /* not an item any more (the source changed; --force) */
             if (k < r->n_suspects && r->suspects[k] == items[i].index) {
+                if (atomic_load(&weft__run_stop))
+                    break;
                 run_suspect(r, &items[i]);
-                k++;
+                r->suspects_run = ++k;
             }
         }
     }
@@ -801,14 +804,29 @@ static void print_failure(void *arg, uint64_t index, unsigned status, bool reuse
                            reused ? " (in an earlier run)" : "", (int)len, msg);
 }
 
+/* The reorder buffer lost a block (out of memory): its prefix cannot
+ * pass it any more, so the claims would wait forever; stop the run. */
+static void engine_check_broken(run_t *r)
+{
+    weft__reorder_totals_t t;
+    weft__reorder_totals(r->reorder, &t);
+    int running = 0;
+    if (t.write_error == -ENOMEM)
+        atomic_compare_exchange_strong(&weft__run_stop, &running, 1);
+}
+
 /* Takes what the workers finished; returns true if anything was put. */
 static bool drain_once(run_t *r)
 {
     if (weft__reorder_idle(r->reorder))
         return false;
     double t0 = weft__run_now();
-    if (weft__reorder_drain(r->reorder) && r->pool)
-        weft__pool_wake(r->pool); /* claims waiting for room */
+    weft__reorder_drain(r->reorder);
+    /* Room may have been made (the prefix moved, or bytes went out):
+     * claims told to wait try again. */
+    if (r->pool)
+        weft__pool_wake(r->pool);
+    engine_check_broken(r);
     r->t_output += weft__run_now() - t0;
     return true;
 }
@@ -847,7 +865,7 @@ static void *drain_main(void *arg)
         bool closing = r->closing;
         if (!closing && weft__reorder_idle(r->reorder)) {
             struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
+            clock_gettime(CLOCK_MONOTONIC, &ts);
             ts.tv_nsec += (long)(DRAIN_POLL_S * 1e9);
             if (ts.tv_nsec >= 1000000000L) {
                 ts.tv_sec++;
@@ -1266,13 +1284,56 @@ static int run_threads(run_t *r)
     return status ? status : weft__run_source_status(r);
 }
 
+/* The items never claimed (a stop) go into the reorder buffer as not run,
+ * so that they fall into place around blocks already waiting there (items
+ * run alone before the engine), and in record = value keep their places as
+ * nulls.  Main thread, after the engine: worker 0's blocks are ours now. */
+static void pad_not_run(run_t *r, uint64_t from, uint64_t to)
+{
+    uint64_t i = from;
+    while (i < to) {
+        weft__block_t *b = weft__reorder_block_get(r->reorder, 0);
+        if (!b) {
+            r->write_error = -ENOMEM;
+            return;
+        }
+        b->first = i;
+        for (; i < to && b->count < 4096; i++) {
+            if (r->suspects_run && weft__run_in_set(r->suspects, r->suspects_run, i))
+                break; /* has its block */
+            if (r->null_not_run &&
+                (weft__buf_append(&b->bytes, r->frame.prefix, r->frame.prefix_len) ||
+                 weft__buf_append(&b->bytes, "null", 4) ||
+                 weft__buf_append(&b->bytes, r->frame.suffix, r->frame.suffix_len)))
+                r->write_error = -ENOMEM;
+            b->records += r->null_not_run;
+            b->counts[ST_NOT_RUN]++;
+            b->count++;
+        }
+        if (b->count)
+            weft__reorder_put(r->reorder, b);
+        else
+            weft__reorder_block_drop(r->reorder, b);
+        if (i < to && b->count == 0)
+            i++; /* a suspect's index */
+        weft__reorder_drain(r->reorder);
+    }
+}
+
 /* After the engine (no worker, no drain left): what the reorder buffer
- * counted, plus the items never claimed (a stop), which in record = value
- * keep their places as nulls. */
+ * counted, the items never claimed included. */
 static void engine_totals(run_t *r)
 {
     if (!r->reorder)
         return;
+    uint64_t claimed = weft__feed_claimed(r->feed), read = weft__feed_read(r->feed);
+    uint64_t total = r->source->total;
+    uint64_t all = weft__feed_at_end(r->feed) || total == WEFT__COUNT_UNKNOWN
+                       ? (read > claimed ? read : claimed)
+                       : (total > claimed ? total : claimed);
+    pad_not_run(r, claimed, all);
+    if (r->progress && total == WEFT__COUNT_UNKNOWN)
+        weft__progress_set_total(r->progress, all); /* a stream's end */
     if (weft__reorder_finish(r->reorder) && !r->write_error)
         r->write_error = -ENOMEM;
     weft__reorder_totals_t t;
@@ -1285,30 +1346,6 @@ static void engine_totals(run_t *r)
     r->printed = t.printed;
     if (t.write_error && !r->write_error)
         r->write_error = t.write_error;
-    uint64_t claimed = weft__feed_claimed(r->feed), read = weft__feed_read(r->feed);
-    uint64_t total = r->source->total;
-    uint64_t all = weft__feed_at_end(r->feed) || total == WEFT__COUNT_UNKNOWN
-                       ? (read > claimed ? read : claimed)
-                       : (total > claimed ? total : claimed);
-    uint64_t unclaimed = all - claimed;
-    r->counts[ST_NOT_RUN] += unclaimed;
-    if (r->progress && total == WEFT__COUNT_UNKNOWN)
-        weft__progress_set_total(r->progress, all); /* a stream's end */
-    if (unclaimed && r->null_not_run && r->writer && !r->write_error) {
-        char nulls[4096];
-        size_t one = r->frame.prefix_len + 4 + r->frame.suffix_len, per = sizeof nulls / one;
-        for (size_t k = 0; k < per; k++) {
-            memcpy(nulls + k * one, r->frame.prefix, r->frame.prefix_len);
-            memcpy(nulls + k * one + r->frame.prefix_len, "null", 4);
-            memcpy(nulls + k * one + r->frame.prefix_len + 4, r->frame.suffix,
-                   r->frame.suffix_len);
-        }
-        for (uint64_t left = unclaimed; left && !r->write_error;) {
-            size_t n = left < per ? (size_t)left : per;
-            r->write_error = weft__writer_framed(r->writer, nulls, n * one, n);
-            left -= n;
-        }
-    }
 }
 
 /* ---- the end --------------------------------------------------------------- */
@@ -1369,6 +1406,11 @@ static int close_outputs(run_t *r, int status, bool complete)
     double t0 = weft__run_now();
     if (r->writer && weft__writer_close(&r->writer, r->err, ERR_SIZE) != 0) {
         fprintf(stderr, "weft: %s\n", r->err);
+        status = WEFT_EXIT_OUTPUT;
+    }
+    if (r->write_error == -ENOMEM) {
+        fprintf(stderr, "weft: out of memory keeping results: some records are missing "
+                        "from the output (the journal has them: --resume rebuilds it)\n");
         status = WEFT_EXIT_OUTPUT;
     }
     /* Rows of failed items are zeros; the array is kept, like other output. */
@@ -1580,7 +1622,11 @@ int weft__run(const weft__run_opts_t *o)
     r->t_start = weft__run_now();
     r->journal_synced = r->t_start;
     pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->cond, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the drain's timed waits */
+    pthread_cond_init(&r->cond, &ca);
+    pthread_condattr_destroy(&ca);
     atomic_init(&r->drain_sleeping, false);
     struct sigaction old_int, old_term;
     if (!o->check_only)

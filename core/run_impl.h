@@ -98,6 +98,7 @@ typedef struct run {
     weft__identity_t id;
     const uint64_t *suspects, *poison; /* resume, thread mode: sorted      */
     size_t n_suspects, n_poison;
+    size_t suspects_run;         /* suspects[0, suspects_run) ran alone     */
     atomic_int journal_error;    /* first append error, negative errno     */
     atomic_uint_fast64_t failures; /* failed items so far (halt policy)    */
     double journal_synced;

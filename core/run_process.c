@@ -63,6 +63,11 @@ static void drain(proc_t *pc)
     run_t *r = pc->r;
     double t0 = weft__run_now();
     weft__reorder_drain(r->reorder);
+    weft__reorder_totals_t t;
+    weft__reorder_totals(r->reorder, &t);
+    int running = 0;
+    if (t.write_error == -ENOMEM) /* a lost block: the prefix is stuck */
+        atomic_compare_exchange_strong(&weft__run_stop, &running, 1);
     if (r->writer && weft__writer_buffered(r->writer))
         weft__writer_flush(r->writer);
     pc->drained = weft__run_now();

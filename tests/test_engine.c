@@ -310,6 +310,61 @@ static void engine_batch_falls_back_per_item(void **state)
     e2e_free(&o);
 }
 
+/* A resume after a crash runs the in-flight items alone first; stopped
+ * while it does, the items never reached keep their places around them:
+ * the list still has one entry per item, and the counts add up. */
+static void engine_stop_during_suspects(void **state)
+{
+    (void)state;
+    const char *ini = e2e_write("sus.ini", "[run]\nplugin = fault\nitems = 300\n"
+                                           "output = sus.json\nthreads = 2\n"
+                                           "[args]\nsegv = 150\n");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    assert_true(o.status > 4 && o.status != 130 && o.status != 143); /* crashed */
+    e2e_free(&o);
+    pid_t pid = E2E_SPAWN("run", ini, "--resume", "--force", "--set", "args.segv=", "--set",
+                          "args.sleep_ms=700", "--summary-json", e2e_path("sus-summary.json"));
+    e2e_sleep(0.3);
+    kill(pid, SIGINT);
+    double t0 = now();
+    assert_int_equal(e2e_wait(pid), 130);
+    if (now() - t0 > 5.0)
+        fail_msg("the stop waited %.1f s: the items in flight alone did not stop", now() - t0);
+    char *text = e2e_slurp(e2e_path("sus.json"), NULL);
+    assert_non_null(text);
+    cJSON *a = cJSON_Parse(text);
+    assert_non_null(a);
+    assert_int_equal(cJSON_GetArraySize(a), 300);
+    for (int k = 0; k < 300; k++) {
+        cJSON *e = cJSON_GetArrayItem(a, k);
+        if (!cJSON_IsNull(e))
+            assert_int_equal((int)e->valuedouble, 3 * k + 1);
+    }
+    cJSON_Delete(a);
+    free(text);
+    char *sum = e2e_slurp(e2e_path("sus-summary.json"), NULL);
+    assert_non_null(sum);
+    cJSON *js = cJSON_Parse(sum);
+    assert_non_null(js);
+    double n = 0;
+    static const char *const keys[] = {"ok", "failed", "crashed", "timed_out", "quarantined",
+                                       "skipped", "not_run"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        cJSON *v = cJSON_GetObjectItem(js, keys[k]);
+        if (!v) {
+            cJSON *items = cJSON_GetObjectItem(js, "items");
+            v = items ? cJSON_GetObjectItem(items, keys[k]) : NULL;
+        }
+        if (!v)
+            fail_msg("no %s in the summary: %s", keys[k], sum);
+        n += v->valuedouble;
+    }
+    if (n != 300)
+        fail_msg("the counts add up to %g for 300 items: %s", n, sum);
+    cJSON_Delete(js);
+    free(sum);
+}
+
 int main(void)
 {
     e2e_setup("engine");
@@ -319,6 +374,7 @@ int main(void)
         cmocka_unit_test(engine_order_any_every_record),
         cmocka_unit_test(engine_long_items_start_together),
         cmocka_unit_test(engine_batch_falls_back_per_item),
+        cmocka_unit_test(engine_stop_during_suspects),
     };
     return cmocka_run_group_tests(tests, NULL, e2e_teardown);
 }
