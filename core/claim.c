@@ -242,9 +242,13 @@ out:
     pthread_mutex_unlock(&f->mu);
     /* A worker whose trylock failed while we held the lock was told to
      * wait; it loaded the pool's generation before its trylock, so this
-     * bump, after our unlock, wakes it in every interleaving.  One atomic
-     * add per claim (a claim is many items). */
-    if (f->s.pool)
+     * bump, after our unlock, wakes it in every interleaving.  Only after
+     * a claim that got items: after WAIT it would wait too (the drain's
+     * bump, when it makes room, wakes it), after END it has nothing to
+     * claim; and a bump per WAIT would wake every waiter in turn while
+     * the span stays full.  One atomic add per claim (a claim is many
+     * items). */
+    if (f->s.pool && st == WEFT__CLAIM_OK)
         weft__pool_wake(f->s.pool);
     return st;
 }

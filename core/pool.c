@@ -282,7 +282,7 @@ static void run_range(struct worker *w, weft__range_t r)
             /* Split only what is worth it: each half at least TAIL_NS of
              * work (halving a short range down to single items costs a
              * chunk, a clock read and a push per piece). */
-            if (rem >= 2 && rem * est >= 2 * TAIL_NS && weft__deque_empty_hint(&w->dq)) {
+            if (rem >= 2 && rem >= 2 * TAIL_NS / est && weft__deque_empty_hint(&w->dq)) {
                 size_t mid = b + rem / 2;
                 if (weft__deque_push(&w->dq, (weft__range_t){mid, e})) {
                     owned -= e - mid; /* I1: now in the deque */

@@ -320,13 +320,13 @@ bool weft__reorder_drain(weft__reorder_t *ro)
             give_back(ro, p.b);
         }
     }
-    if (prefix != was) {
+    if (prefix != was)
         /* release: every record below prefix went to the writer, and the
          * blocks' items are no longer needed by anyone. */
         atomic_store_explicit(&ro->prefix, prefix, memory_order_release);
-        return true;
-    }
-    return false;
+    /* Room made: the prefix moved, or (order = any) records went out
+     * while the prefix waits for a slow item: bytes no longer wait. */
+    return prefix != was || (!ro->s.ordered && list);
 }
 
 uint64_t weft__reorder_finish(weft__reorder_t *ro)

@@ -82,7 +82,8 @@ void weft__reorder_put(weft__reorder_t *ro, weft__block_t *b);
 void weft__reorder_block_drop(weft__reorder_t *ro, weft__block_t *b);
 
 /* The drain: takes every block put so far, sends what may go out to the
- * writer, and returns true if the prefix moved. */
+ * writer, and returns true if it made room for claims: the prefix moved,
+ * or with order = any records went out (they no longer count as waiting). */
 bool weft__reorder_drain(weft__reorder_t *ro);
 
 /* True when nothing is put and not yet drained (a hint for sleeping). */

@@ -821,10 +821,9 @@ static bool drain_once(run_t *r)
     if (weft__reorder_idle(r->reorder))
         return false;
     double t0 = weft__run_now();
-    weft__reorder_drain(r->reorder);
-    /* Room may have been made (the prefix moved, or bytes went out):
-     * claims told to wait try again. */
-    if (r->pool)
+    /* Room made (the prefix moved, or bytes went out): claims told to
+     * wait try again. */
+    if (weft__reorder_drain(r->reorder) && r->pool)
         weft__pool_wake(r->pool);
     engine_check_broken(r);
     r->t_output += weft__run_now() - t0;
