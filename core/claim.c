@@ -178,8 +178,6 @@ static int read_batch(weft__feed_t *f, uint64_t room)
 /* Guided claim size for `left` items (UNKNOWN: growing). */
 static uint64_t claim_size(weft__feed_t *f, uint64_t left)
 {
-    if (f->s.greedy)
-        return CLAIM_MAX;
     if (left == WEFT__COUNT_UNKNOWN) {
         uint64_t n = f->grow;
         if (f->grow < CLAIM_MAX)

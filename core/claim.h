@@ -41,9 +41,6 @@ typedef struct weft__feed_settings {
     uint64_t span;       /* items; rounded up to a power of two, <= 2^18   */
     uint64_t span_bytes; /* finished bytes waiting that stop claims        */
     _Atomic int *stop;   /* nonzero: no more claims (END)                  */
-    bool greedy;         /* claims as large as allowed (CLAIM_MAX), not
-                            guided: for an engine that waits for a whole
-                            claim (process mode)                         */
 } weft__feed_settings_t;
 
 int weft__feed_create(weft__feed_t **out, const weft__feed_settings_t *s);

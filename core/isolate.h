@@ -3,8 +3,8 @@
  * Crash isolation (`isolate = process`): items run in persistent forked
  * worker processes, so an item that segfaults, aborts, exits or hangs costs
  * only that item.  This is a generic supervisor: it knows nothing about
- * plugins; the runner gives it child-side callbacks and maps window
- * positions to its own item indices.
+ * plugins; the runner gives it child-side callbacks and a feed (where
+ * items come from, where their outcomes go).
  *
  * Model.  weft__iso_start forks `workers` processes.  Each child resets its
  * signal handlers to the default (the parent's must not run there; a fault
@@ -18,17 +18,18 @@
  * a crashing worker's last words reach weft's stderr.
  *
  * Transport: one AF_UNIX stream socketpair per worker (SOCK_CLOEXEC; the
- * supervisor sends with MSG_NOSIGNAL, so a dead worker never SIGPIPEs weft).
- * A request carries a batch of items; the worker answers one reply per item
- * as it finishes it, so the supervisor always knows which item a worker
- * holds (the first unanswered one it was sent) and since when (the previous
- * reply, or the send).  The next batch is sent once a worker holds less
- * than a batch, so it never waits for the supervisor between batches.  The
- * supervisor never blocks (non-blocking sends and reads under poll) and a
- * worker reads a whole request before it replies, so a full socket buffer
- * on either side cannot deadlock.  Batch size adapts: it starts at 1 and at
- * most doubles per batch towards ~1 ms of work (as timed by the workers),
- * capped at 256 and at a fair share of what is left.
+ * supervisor sends with MSG_NOSIGNAL, so a dead worker never SIGPIPEs weft)
+ * carries requests, each a batch of items (consecutive empty items as one
+ * range), and the worker's short notices; replies go into a shared-memory
+ * ring per worker (one memcpy each, no syscall; a run of empty ok replies
+ * is one record), which outlives a crashed worker: every item it finished
+ * is delivered, and the first one it did not answer is the culprit.  The
+ * next batch is sent once a worker holds less than a batch, so it never
+ * waits for the supervisor between batches.  The supervisor never blocks
+ * (non-blocking sends and reads under poll); a worker whose ring is full
+ * tells it and sleeps until it consumes.  Batch size adapts: it starts at
+ * 1 and at most doubles per batch towards ~1 ms of work (as timed by the
+ * workers), capped at 4096 and at a fair share of what is claimed.
  *
  * Threads.  Every supervisor function (all but weft__iso_kill_all and
  * weft__iso_stop) must be called from the one thread that called
@@ -97,7 +98,7 @@ typedef struct weft__iso_settings {
      * NUL-terminated message in msg (the worker then exits with status
      * WEFT__ISO_EXIT_INIT and the supervisor reports the message). */
     int (*child_init)(void *arg, unsigned worker, char *msg, size_t msg_size);
-    /* In the child, per item.  `index` is first_index + i (see run). */
+    /* In the child, per item (item NULL and len 0 for an empty item). */
     void (*child_item)(void *arg, unsigned worker, uint64_t index, const void *item,
                        size_t item_len, weft__iso_reply_t *reply);
     /* In the child, at orderly shutdown (EOF on its socket).  May be NULL,
@@ -122,23 +123,54 @@ typedef struct weft__iso_settings {
  */
 int weft__iso_start(weft__iso_t **iso, const weft__iso_settings_t *s, char *err, size_t errlen);
 
+/* Where weft__iso_serve's items come from and where their outcomes go.
+ * Every callback runs on the serving thread. */
+typedef struct weft__iso_feed {
+    /* Fresh items: 1 with [*first, *first + *n) (n >= 1), now the
+     * supervisor's; 0 for none just now (asked again after the next
+     * wakeup, at most 50 ms later); -1 for no more (not asked again). */
+    int (*claim)(void *arg, uint64_t *first, size_t *n);
+    /* Item index's bytes, copied before the next get_item call.  Empty
+     * items (len 0) travel as ranges; child_item gets item NULL, len 0.
+     * Called again for an item re-queued after a worker died. */
+    void (*get_item)(void *arg, uint64_t index, const void **bytes, size_t *len);
+    /* Exactly one per claimed item, in completion order, unless it calls
+     * weft__iso_again for it.  May call weft__iso_stop and _again. */
+    void (*on_result)(void *arg, uint64_t index, const weft__iso_outcome_t *o);
+    /* Every item is empty (the child makes it from its index): get_item
+     * is not called, and claimed ranges travel whole. */
+    bool empty_items;
+    /* Optional: items [first, first + n) all ended OK with `records`
+     * records each and no bytes, as one call (NULL: on_result for each). */
+    void (*on_ok_run)(void *arg, uint64_t first, size_t n, uint32_t records);
+    void *arg;
+} weft__iso_feed_t;
+
 /*
- * Runs the window positions 0..count-1 (item indices first_index + i) and
- * returns once each has had exactly one on_result call, in completion
- * order.  on_result runs on the calling thread; it may call weft__iso_stop
- * but no other weft__iso_ function.
- * get_item(arg, i, &bytes, &len) gives item i's bytes, which must stay
- * valid until the next get_item call for i or the end of the run; it may be
- * called again for i when i is re-queued after a worker died.
+ * Runs the feed's items until claim says no more and each claimed item
+ * has its outcome.  There is no barrier: a worker gets its next batch
+ * while others still run long items, and claims continue as it goes.
  *
  * A worker that dies or times out is reaped and replaced by a fresh fork
- * (child_init runs again); the items of its batch after the culprit are
- * re-queued.  If a worker slot fails to restart 3 times in a row it is
- * given up; once every slot is given up, the remaining items get FAILED
- * with the restart failure's message, and this and later runs return
- * -ECHILD.  Returns 0; -ECANCELED when stopped (NOT_RUN outcomes were
- * given; later runs give NOT_RUN to everything); -EINVAL for bad
- * arguments (no outcome then).
+ * (child_init runs again); what it finished is delivered, the culprit gets
+ * its outcome, the rest of what it held is re-queued.  If a worker slot
+ * fails to restart 3 times in a row it is given up; once every slot is
+ * given up, the remaining items (claimed and still to claim) get FAILED
+ * with the restart failure's message, and this and later serves return
+ * -ECHILD.  Returns 0; -ECANCELED when stopped (queued and, under stop
+ * now, held items got NOT_RUN; nothing more is claimed; later serves claim
+ * nothing); -EINVAL for bad arguments (no outcome then).
+ */
+int weft__iso_serve(weft__iso_t *iso, const weft__iso_feed_t *feed);
+
+/* From on_result: runs `index` once more (after what is queued) instead
+ * of settling it.  0; -ECANCELED when stopping (settle it instead),
+ * -ENOMEM, -EINVAL outside a serve. */
+int weft__iso_again(weft__iso_t *iso, uint64_t index);
+
+/*
+ * A serve over the fixed range of window positions 0..count-1 (item
+ * indices first_index + i): get_item and on_result take positions.
  */
 int weft__iso_run(weft__iso_t *iso, size_t count, uint64_t first_index,
                   void (*get_item)(void *arg, size_t i, const void **bytes, size_t *len),
@@ -146,9 +178,10 @@ int weft__iso_run(weft__iso_t *iso, size_t count, uint64_t first_index,
                   void *arg);
 
 /*
- * Stops this and every later run.  Soon: no new batches; batches already
- * sent finish (a worker holds at most two batches of ~1 ms of measured
- * work, or one item when items are slower); items not sent are NOT_RUN.  Now: the workers are SIGKILLed, and items in
+ * Stops this and every later serve.  Soon: no new batches or claims;
+ * batches already sent finish (a worker holds at most two batches of ~1 ms
+ * of measured work, or one item when items are slower); claimed items not
+ * sent are NOT_RUN.  Now: the workers are SIGKILLed, and items in
  * flight are NOT_RUN too.  Async-signal-safe (atomic store, kill(2)).
  */
 void weft__iso_stop(weft__iso_t *iso, bool now);

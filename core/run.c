@@ -295,12 +295,12 @@ HOT void encode_item(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_i
                      item_status_t status, const char *msg, const weft_result_t *res,
                      slot_t *slot)
 {
-    char why[256] = "";
     size_t mark = buf->len;
     if (status == ST_OK && !r->writes_records) {
         *slot = (slot_t){.off = mark, .status = ST_OK}; /* nothing to keep */
         return;
     }
+    char why[256] = "";
     slot->records = 0;
     slot->reused = 0;
     if (status == ST_OK && r->writes_records) {
@@ -1257,7 +1257,6 @@ static int engine_open(run_t *r, bool threaded)
         .span = SPAN_ITEMS,
         .span_bytes = SPAN_BYTES,
         .stop = &weft__run_stop,
-        .greedy = !threaded, /* process mode runs a claim as one batch */
     };
     if (weft__feed_create(&r->feed, &fs) != 0)
         return usage_error("out of memory starting the workers");
