@@ -813,7 +813,7 @@ out:
     }
     if (w->st == W_BUSY && w->qn == 0)
         w->st = W_IDLE;
-    return rc < 0 ? rc : big ? -EPROTO : rc;
+    return rc;
 }
 
 /* After the worker died: its run of empty ok replies still in the header,
@@ -941,7 +941,8 @@ static int handle_msg(weft__iso_t *iso, struct run *r, unsigned id, const struct
         .msg = h->msg_len ? (const char *)body + h->len : "",
         .msg_len = h->msg_len,
     };
-    return ring_read(iso, r, id, &o, h->index);
+    int rc = ring_read(iso, r, id, &o, h->index);
+    return rc < 0 ? rc : 0; /* 1: stopped at a later REC_SOCKET, its REPLY to come */
 }
 
 /* Reads what is there and handles whole messages, then the ring.  0, 1 at
@@ -1090,15 +1091,20 @@ static int dispatch(weft__iso_t *iso, struct run *r, unsigned id)
             uint64_t k = r->end - r->next;
             k = k < b - n ? k : b - n;
             k = k < UINT32_MAX ? k : UINT32_MAX;
-            if (grow(&w->sbuf, &w->scap, off + sizeof last)) {
+            if (entries && !last.len && last.index + last.count == i &&
+                last.count <= UINT32_MAX - k) {
+                last.count += (uint32_t)k; /* continues the last entry */
+                memcpy(w->sbuf + off - sizeof last, &last, sizeof last);
+            } else if (grow(&w->sbuf, &w->scap, off + sizeof last)) {
                 if (!n)
                     return -ENOMEM;
                 break;
+            } else {
+                last = (struct req_entry){.index = i, .count = (uint32_t)k};
+                memcpy(w->sbuf + off, &last, sizeof last);
+                off += sizeof last;
+                entries++;
             }
-            last = (struct req_entry){.index = i, .count = (uint32_t)k};
-            memcpy(w->sbuf + off, &last, sizeof last);
-            off += sizeof last;
-            entries++;
             q_push(w, i, k);
             r->next += k;
             n += k;

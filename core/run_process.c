@@ -327,6 +327,21 @@ static void feed_result(void *arg, uint64_t index, const weft__iso_outcome_t *o)
 {
     proc_t *pc = arg;
     run_t *r = pc->r;
+    worker_t *wk = &r->workers[0];
+    if (o->kind == WEFT__ISO_OK && !pc->n_retries && !r->journal) {
+        /* The common case, per item: its records into the open block. */
+        weft__block_t *b = block_for(pc, index);
+        if (!b)
+            return;
+        if (!o->len || weft__buf_append(&b->bytes, o->bytes, o->len) == 0) {
+            b->count++;
+            b->records += o->records;
+            b->counts[ST_OK]++;
+            wk->done++;
+            weft__progress_add(r->progress, 0, 1, 0);
+            return;
+        }
+    }
     weft_item_t item;
     item_at(r, index, &item);
 
@@ -353,7 +368,6 @@ static void feed_result(void *arg, uint64_t index, const weft__iso_outcome_t *o)
     weft__block_t *b = block_for(pc, index);
     if (!b)
         return; /* lost: reported as out of memory at the end */
-    worker_t *wk = &r->workers[0];
     weft__buf_t *buf = &b->bytes;
     wk->msgs.len = 0;
     slot_t slot = {0};

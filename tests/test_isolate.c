@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* core/isolate.c: exactly-once over real worker processes, crashes, hangs,
  * exits, large messages, stop soon/now, init failures, restart failures,
- * orderly shutdown, and no orphans when the supervisor is SIGKILLed.
- * Suite "stress". */
+ * orderly shutdown, and no orphans when the supervisor is SIGKILLed; the
+ * streaming feed: claims while items run, empty items as ranges, runs of
+ * empty replies, replies of every size through the ring and the socket, a
+ * full ring, items run again, and no finished item run twice after a
+ * crash.  Suite "stress". */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,7 +37,7 @@
 
 /* ---- what the children do, chosen by the item's index -------------------- */
 
-enum behaviour { B_ECHO, B_CRASHY, B_BIG, B_SLOW, B_HANG0 };
+enum behaviour { B_ECHO, B_CRASHY, B_BIG, B_SLOW, B_HANG0, B_MIXED, B_FAT };
 
 /* Set in the parent before start (or before a restart): children inherit. */
 static struct {
@@ -44,10 +48,14 @@ static struct {
     int pid_fd;           /* >= 0: child_init writes its pid here */
     int fini_fd;          /* >= 0: child_fini writes a byte here */
     long slow_us;
+    bool crash_once;          /* B_MIXED: a crashing item crashes once */
+    _Atomic unsigned *runs;   /* shared: how often each item began */
 } cfg = {.init_fail_worker = -1, .pid_fd = -1, .fini_fd = -1};
 
 #define BIG_ITEM (1u << 20)
 #define BIG_REPLY (4u << 20)
+#define MIXED_HUGE (300u << 10) /* over the ring's limit: by the socket */
+#define FAT_REPLY (60u << 10)   /* ~17 fill the 1 MiB ring */
 
 /* The code an echo failure passes to the supervisor: varies, never 0. */
 static int fail_code(uint64_t index)
@@ -159,6 +167,44 @@ static void child_item(void *arg, unsigned worker, uint64_t index, const void *i
             _exit(8);
         memset(out, (unsigned char)(index ^ 0x5a), BIG_REPLY);
         weft__iso_reply_ok(reply, 1, out, BIG_REPLY);
+        free(out);
+        return;
+    }
+    case B_MIXED: {
+        /* Empty items; empty replies in runs (records change every 100),
+         * echoes and huge replies between them, crashes. */
+        unsigned ran = atomic_fetch_add(&cfg.runs[index], 1) + 1;
+        if (item || len) {
+            weft__iso_reply_fail(reply, 1, "an empty item had bytes", 23);
+            return;
+        }
+        if (index % 1000 == 777 && (!cfg.crash_once || ran == 1))
+            segfault();
+        if (index % 500 == 9) {
+            unsigned char *out = malloc(MIXED_HUGE);
+            if (!out)
+                _exit(8);
+            memset(out, (unsigned char)index, MIXED_HUGE);
+            weft__iso_reply_ok(reply, 7, out, MIXED_HUGE);
+            free(out);
+            return;
+        }
+        if (index % 250 == 3) {
+            for (size_t k = 0; k < echo_len(index); k++)
+                buf[k] = echo_byte(index, k);
+            weft__iso_reply_ok(reply, 2, buf, echo_len(index));
+            return;
+        }
+        weft__iso_reply_ok(reply, (uint32_t)(index / 100 % 2), NULL, 0);
+        return;
+    }
+    case B_FAT: {
+        unsigned char *out = malloc(FAT_REPLY);
+        if (!out)
+            _exit(8);
+        for (size_t k = 0; k < FAT_REPLY; k++)
+            out[k] = echo_byte(index, k);
+        weft__iso_reply_ok(reply, 1, out, FAT_REPLY);
         free(out);
         return;
     }
@@ -661,6 +707,185 @@ static void isolate_no_orphans(void **state)
     assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
 }
 
+/* ---- the streaming feed ------------------------------------------------------ */
+
+#define FEED_ITEMS 20000
+
+static struct feed_state {
+    uint64_t next, delivered;
+    unsigned calls;
+    uint64_t max_held_at_claim; /* items out, when a later claim came */
+    bool again;                 /* on_result runs crashed items again */
+    unsigned agains;
+    long consume_us;            /* on_result sleeps this long, at times */
+} F;
+
+static int feed_claim(void *arg, uint64_t *first, size_t *n)
+{
+    (void)arg;
+    if (F.next >= FEED_ITEMS)
+        return -1;
+    if (++F.calls % 7 == 0)
+        return 0; /* "none just now": asked again later */
+    uint64_t held = F.next - F.delivered;
+    if (held > F.max_held_at_claim)
+        F.max_held_at_claim = held;
+    size_t k = 1 + (F.calls * 2654435761u) % 700;
+    if (k > FEED_ITEMS - F.next)
+        k = (size_t)(FEED_ITEMS - F.next);
+    *first = F.next;
+    *n = k;
+    F.next += k;
+    return 1;
+}
+
+static void feed_get(void *arg, uint64_t index, const void **bytes, size_t *len)
+{
+    (void)arg;
+    (void)index;
+    *bytes = NULL;
+    *len = 0;
+    if (cfg.b == B_FAT) {
+        *bytes = "x";
+        *len = 1;
+    }
+}
+
+static void feed_note(uint64_t index, enum weft__iso_outcome_kind kind, uint32_t records)
+{
+    assert_true(index < FEED_ITEMS);
+    R.seen[index]++;
+    R.kind[index] = kind;
+    R.code[index] = (int)records;
+    R.n_results++;
+    F.delivered++;
+}
+
+static void feed_result(void *arg, uint64_t index, const weft__iso_outcome_t *o)
+{
+    (void)arg;
+    if (o->kind == WEFT__ISO_CRASHED && F.again && weft__iso_again(cur_iso, index) == 0) {
+        F.agains++;
+        return;
+    }
+    R.sig[index] = o->signal;
+    bool good = true;
+    if (o->kind == WEFT__ISO_OK && cfg.b == B_MIXED && index % 500 == 9) {
+        const unsigned char *b = o->bytes;
+        good = o->len == MIXED_HUGE && o->records == 7 && b[0] == (unsigned char)index &&
+               b[MIXED_HUGE - 1] == (unsigned char)index;
+    } else if (o->kind == WEFT__ISO_OK && cfg.b == B_MIXED && index % 250 == 3) {
+        good = o->len == echo_len(index) && o->records == 2;
+        for (size_t k = 0; good && k < o->len; k++)
+            good = ((const unsigned char *)o->bytes)[k] == echo_byte(index, k);
+    } else if (o->kind == WEFT__ISO_OK && cfg.b == B_MIXED) {
+        good = o->len == 0 && o->records == index / 100 % 2;
+    } else if (o->kind == WEFT__ISO_OK && cfg.b == B_FAT) {
+        good = o->len == FAT_REPLY;
+        for (size_t k = 0; good && k < o->len; k++)
+            good = ((const unsigned char *)o->bytes)[k] == echo_byte(index, k);
+    }
+    R.bad_bytes += !good;
+    feed_note(index, o->kind, o->records);
+    if (F.consume_us && index % 16 == 0)
+        sleep_us(F.consume_us); /* a slow consumer: the ring fills */
+}
+
+static void feed_ok_run(void *arg, uint64_t first, size_t n, uint32_t records)
+{
+    (void)arg;
+    assert_true(n >= 2);
+    for (size_t k = 0; k < n; k++) {
+        R.bad_bytes += records != (first + k) / 100 % 2;
+        feed_note(first + k, WEFT__ISO_OK, records);
+    }
+}
+
+static void serve_mixed(unsigned workers, bool again, bool with_runs)
+{
+    cfg.b = B_MIXED;
+    cfg.crash_once = again;
+    for (size_t i = 0; i < FEED_ITEMS; i++)
+        atomic_store(&cfg.runs[i], 0);
+    weft__iso_t *iso = start(workers, 0);
+    reset_results(0);
+    memset(&F, 0, sizeof F);
+    F.again = again;
+    weft__iso_feed_t feed = {
+        .claim = feed_claim,
+        .get_item = feed_get,
+        .on_result = feed_result,
+        .on_ok_run = with_runs ? feed_ok_run : NULL,
+        .empty_items = true,
+    };
+    assert_int_equal(weft__iso_serve(iso, &feed), 0);
+    assert_int_equal(R.n_results, FEED_ITEMS);
+    assert_int_equal(R.bad_bytes, 0);
+    /* No barrier: claims came while items were out. */
+    assert_true(F.max_held_at_claim > 0);
+    for (size_t i = 0; i < FEED_ITEMS; i++) {
+        assert_int_equal(R.seen[i], 1);
+        bool crashes = i % 1000 == 777;
+        if (crashes && !again) {
+            assert_int_equal(R.kind[i], WEFT__ISO_CRASHED);
+            assert_int_equal(R.sig[i], SIGSEGV);
+        } else {
+            if (R.kind[i] != WEFT__ISO_OK)
+                fail_msg("item %zu: outcome %d (signal %d), ran %u times", i, (int)R.kind[i],
+                         R.sig[i], atomic_load(&cfg.runs[i]));
+        }
+        /* What a worker finished before it crashed was not run again. */
+        assert_int_equal(atomic_load(&cfg.runs[i]), crashes && again ? 2 : 1);
+    }
+    if (again)
+        assert_int_equal(F.agains, FEED_ITEMS / 1000);
+    weft__iso_stats_t st;
+    weft__iso_get_stats(iso, &st);
+    assert_int_equal(st.crashed, FEED_ITEMS / 1000);
+    finish(&iso);
+    assert_no_children();
+}
+
+static void isolate_serve_streams_exactly_once(void **state)
+{
+    (void)state;
+    cfg.runs = mmap(NULL, FEED_ITEMS * sizeof *cfg.runs, PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(cfg.runs != MAP_FAILED);
+    for (unsigned workers = 1; workers <= 4; workers++) {
+        serve_mixed(workers, false, true);
+        serve_mixed(workers, false, false);
+        serve_mixed(workers, true, workers % 2);
+    }
+    munmap(cfg.runs, FEED_ITEMS * sizeof *cfg.runs);
+    cfg.runs = NULL;
+}
+
+/* Replies that fill the ring while the supervisor is slow to read it: the
+ * workers wait for room, nothing is lost or torn. */
+static void isolate_serve_full_ring(void **state)
+{
+    (void)state;
+    cfg.b = B_FAT;
+    for (unsigned workers = 1; workers <= 3; workers++) {
+        weft__iso_t *iso = start(workers, 0);
+        reset_results(0);
+        memset(&F, 0, sizeof F);
+        F.consume_us = 300;
+        F.next = FEED_ITEMS - 600; /* 600 items of 60 KiB */
+        F.delivered = F.next;
+        weft__iso_feed_t feed = {.claim = feed_claim, .get_item = feed_get,
+                                 .on_result = feed_result};
+        assert_int_equal(weft__iso_serve(iso, &feed), 0);
+        assert_int_equal(R.n_results, 600);
+        assert_int_equal(R.bad_bytes, 0);
+        for (size_t i = FEED_ITEMS - 600; i < FEED_ITEMS; i++)
+            assert_int_equal(R.seen[i], 1);
+        finish(&iso);
+        assert_no_children();
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -675,6 +900,8 @@ int main(void)
         cmocka_unit_test_teardown(isolate_restart_failure, teardown),
         cmocka_unit_test_teardown(isolate_fini_and_kill_all, teardown),
         cmocka_unit_test_teardown(isolate_no_orphans, teardown),
+        cmocka_unit_test_teardown(isolate_serve_streams_exactly_once, teardown),
+        cmocka_unit_test_teardown(isolate_serve_full_ring, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
