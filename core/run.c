@@ -300,7 +300,8 @@ HOT void encode_item(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_i
         *slot = (slot_t){.off = mark, .status = ST_OK}; /* nothing to keep */
         return;
     }
-    char why[256] = "";
+    char why[256];
+    why[0] = '\0';
     slot->records = 0;
     slot->reused = 0;
     if (status == ST_OK && r->writes_records) {
