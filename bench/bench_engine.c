@@ -9,7 +9,7 @@
  *              same bytes in this process: i + 1 for i in [0, N), one per
  *              line, a two-digits-at-a-time integer-to-decimal routine into
  *              a 1 MiB buffer flushed with write(2), then what
- *              weft__writer_close does (core/output.c): fsync of the file,
+ *              weft__writer_close does (core/output/output.c): fsync of the file,
  *              close, rename of the hidden `.NAME.partial` over NAME, fsync
  *              of the folder.  The files must be byte-identical (compared
  *              in round 1).  Ratios weft_j1/C, weft_j2/C, weft_j2/weft_j1,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench_isolate: the per-item cost of process isolation (core/isolate.c)
+ * bench_isolate: the per-item cost of process isolation (core/run/isolate.c)
  * against a plain in-process loop and a weft_pool of the same width.
  *
  *   bench_isolate [--quick] [WORKERS]       (WORKERS default 2)

@@ -4,7 +4,7 @@
 #  - the man pages (as the build configures them) format without a groff
 #    warning and with every @PLACEHOLDER@ filled in;
 #  - every option `weft --help` / `weft run --help` prints, every command,
-#    and every [run] key core/config.c knows is documented in the man pages,
+#    and every [run] key core/input/config.c knows is documented in the man pages,
 #    the README and the bash completion;
 #  - docs/plugins.md holds examples/greet/greet.c and plugins/plugin.map
 #    verbatim, and its second example plugin builds, loads and runs;
@@ -75,18 +75,18 @@ for short in -j -o -q -h -V; do
     grep -qF -- "$(roff "$short")" "$man1" || fail "weft(1) does not describe $short"
 done
 
-commands=$(sed -n 's/.*commands\[\] = {\(.*\)};.*/\1/p' "$src/core/main.c" | grep -oE '"[a-z]+"' |
+commands=$(sed -n 's/.*commands\[\] = {\(.*\)};.*/\1/p' "$src/core/cli/main.c" | grep -oE '"[a-z]+"' |
     tr -d '"')
-[ -n "$commands" ] || fail "no commands[] table found in core/main.c"
+[ -n "$commands" ] || fail "no commands[] table found in core/cli/main.c"
 for c in $commands; do
     grep -qE "^\.BI? $c( |$)" "$man1" || fail "weft(1) has no COMMANDS entry for $c"
     grep -qw -- "$c" <(sed -n 's/.*_weft_reply "$cur" \(run check.*\)/\1/p' "$completion") ||
         fail "completion does not offer the command $c"
 done
 
-# [run] keys: the table in core/config.c.
-keys=$(sed -n '/run_keys\[\] = {/,/^};/p' "$src/core/config.c" | grep -oE '\{"[a-z_]+"' | tr -d '{"')
-[ "$(echo "$keys" | wc -w)" -ge 10 ] || fail "found only '$keys' in core/config.c's run_keys"
+# [run] keys: the table in core/input/config.c.
+keys=$(sed -n '/run_keys\[\] = {/,/^};/p' "$src/core/input/config.c" | grep -oE '\{"[a-z_]+"' | tr -d '{"')
+[ "$(echo "$keys" | wc -w)" -ge 10 ] || fail "found only '$keys' in core/input/config.c's run_keys"
 completion_keys=$(sed -n 's/^_weft_run_keys="\(.*\)"/\1/p' "$completion")
 for k in $keys; do
     grep -qE "^\.BI $k \"" "$man5" || fail "weft.ini(5) does not describe [run] $k"
@@ -97,8 +97,8 @@ for k in $completion_keys; do
     grep -qw -- "$k" <<<"$keys" || fail "completion offers run.$k, which config.c does not know"
 done
 
-# Exit statuses: core/run.h's enum, in the README table and weft(1).
-for n in $(grep -oE 'WEFT_EXIT_[A-Z_]+ = [0-9]+' "$src/core/run.h" | grep -oE '[0-9]+$'); do
+# Exit statuses: core/run/run.h's enum, in the README table and weft(1).
+for n in $(grep -oE 'WEFT_EXIT_[A-Z_]+ = [0-9]+' "$src/core/run/run.h" | grep -oE '[0-9]+$'); do
     grep -qE "^\| $n \|" "$readme" || fail "README.md's exit status table lacks $n"
     grep -qx -- ".B $n" "$man1" || fail "weft(1)'s EXIT STATUS lacks $n"
 done

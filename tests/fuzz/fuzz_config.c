@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fuzz target: the config loader (core/config.h).
+ * Fuzz target: the config loader (core/input/config.h).
  *
  * Input: INI text, optionally followed by a line ";--set" and then one
  * `section.key=value` override per line.  The text is written to a memfd

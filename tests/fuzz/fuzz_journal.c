@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fuzz target: the journal reader (core/journal.h, weft__jscan_*).
+ * Fuzz target: the journal reader (core/journal/journal.h, weft__jscan_*).
  *
  * Input: journal bytes.  They are scanned as they are, then once more
  * with every record's checksum recomputed (the records found by walking

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fuzz target: the item sources (core/source.h).
+ * Fuzz target: the item sources (core/input/source.h).
  *
  * Input: the first line is the `items =` value (the spec); the rest is
  * written to the file "input" in this process's scratch folder, which is

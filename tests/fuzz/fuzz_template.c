@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Fuzz target: output path templates and the confinement check
- * (core/template.h).
+ * (core/host/template.h).
  *
  * Input: the template text up to the first '\n' (cut at a NUL), then the
  * item: u8 flags, u64 index, u64 number (little-endian; missing bytes are

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Writes the journal seeds of tests/fuzz/corpus/journal with the real
- * writer (core/journal.c), so the seeds are what weft writes:
+ * writer (core/journal/journal.c), so the seeds are what weft writes:
  *
  *   build/tests/fuzz/fuzz_gen_journal tests/fuzz/corpus/journal
  *

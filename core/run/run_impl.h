@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runner's insides, shared by its two item engines: threads
+ * (core/run/run.c, the work-stealing pool) and worker processes
+ * (core/run/run_process.c, isolate = process).  Not an API.
+ */
+#ifndef WEFT_CORE_RUN_IMPL_H
+#define WEFT_CORE_RUN_IMPL_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "claim.h"
+#include "config.h"
+#include "isolate.h"
+#include "journal.h"
+#include "loader.h"
+#include "npy.h"
+#include "outdir.h"
+#include "output.h"
+#include "progress.h"
+#include "reorder.h"
+#include "resume.h"
+#include "run.h"
+#include "source.h"
+#include "weft/weft.h"
+
+enum { MSG_SIZE = 1024, ERR_SIZE = 2048, MAX_PRINTED_FAILURES = 10 };
+
+/* How an item ended (journal statuses, plus not run). */
+typedef enum item_status {
+    ST_OK = WEFT__J_OK,
+    ST_FAILED = WEFT__J_FAILED,
+    ST_CRASHED = WEFT__J_CRASHED,
+    ST_TIMED_OUT = WEFT__J_TIMEDOUT,
+    ST_QUARANTINED = WEFT__J_QUARANTINED,
+    ST_NOT_RUN = 9,
+} item_status_t;
+
+/* An item's outcome as the per-item code makes it: its records at
+ * buf->data + off (len bytes), its failure message at msgs->data + msg_off. */
+typedef struct slot {
+    uint64_t off;     /* records, in the block's record buffer          */
+    uint32_t len;     /* their bytes                                    */
+    uint32_t records; /* 1, or a flattened list's length (may be 0)     */
+    uint32_t msg_off; /* failure message, in the worker's msg buffer    */
+    uint16_t msg_len;
+    uint8_t status;   /* item_status_t                                  */
+    uint8_t reused;   /* taken from the journal of an earlier run       */
+} slot_t;
+
+/* Written only by its own worker while the pool runs. */
+typedef struct worker {
+    alignas(64) void *ctx;  /* the plugin's per-worker context          */
+    weft__buf_t jbuf;       /* journal entries not yet appended         */
+    size_t jmark;           /* where the open DONE chunk starts in jbuf */
+    bool jopen;
+    double jflushed;        /* when jbuf was last appended              */
+    uint64_t done;          /* items this worker finished (halt = P%)   */
+    uint64_t current;       /* the item in process_one, or UINT64_MAX:
+                               a crash handler names it in the journal  */
+    weft__buf_t msgs;       /* the current item's failure message       */
+    char msg[MSG_SIZE];
+} worker_t;
+
+typedef struct run {
+    const weft__run_opts_t *opts;
+    weft__config_t *cfg;
+    weft__plugin_t *plugin;
+    weft_arg_value_t *args;
+    weft__host_t host;
+    void *state;
+    bool state_live;
+    weft__source_t *source;
+    weft__writer_t *writer;
+    weft_pool_t *pool;
+    unsigned threads;
+    worker_t *workers;
+    unsigned workers_ready; /* worker_init succeeded for [0, workers_ready) */
+    weft__feed_t *feed;     /* where the engines claim items               */
+    weft__reorder_t *reorder; /* where they hand their results             */
+    weft__frame_t frame;    /* how records are framed                     */
+    bool writes_records;    /* JSON or JSON Lines output                  */
+    bool batch;             /* chunks go through the plugin's process_range */
+    bool null_not_run;      /* record = value, in input order: a not-run
+                               item keeps its place as null               */
+    weft__npy_t *npy;       /* .npy output, rows written in place         */
+
+    /* Never losing work. */
+    weft__outdir_t *outdir;      /* the plugin's output folder, locked    */
+    char *outdir_path;
+    weft__journal_t *journal;    /* NULL: no journal                       */
+    char *journal_path;          /* where it is, or NULL                    */
+    weft__jscan_t *scan;         /* resume: what an earlier run did        */
+    weft__identity_t id;
+    const uint64_t *suspects, *poison; /* resume, thread mode: sorted      */
+    size_t n_suspects, n_poison;
+    size_t suspects_run;         /* suspects[0, suspects_run) ran alone     */
+    atomic_int journal_error;    /* first append error, negative errno     */
+    atomic_uint_fast64_t failures; /* failed items so far (halt policy)    */
+    double journal_synced;
+
+    /* The drain thread (thread mode): empties the reorder buffer into the
+     * output, flushes it, syncs the journal.  `closing` under `lock`. */
+    pthread_t drain_thread;
+    bool drain_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    _Atomic bool drain_sleeping;
+    bool closing;
+    double flushed; /* when the output was last flushed (drain only)   */
+
+    /* Filled from the reorder buffer's totals at the end. */
+    uint64_t counts[ST_NOT_RUN + 1]; /* by item_status_t                    */
+    uint64_t reused, printed;
+    uint64_t reused_by[ST_NOT_RUN + 1]; /* of counts[], done by an earlier run */
+    bool journaled;                     /* a journal records this run        */
+    bool journal_fresh;                 /* created by this run, nothing run yet */
+    int write_error;
+
+    weft__progress_t *progress;
+    double t_start, t_init, t_items, t_finish, t_output;
+    char err[ERR_SIZE];
+} run_t;
+
+/* The run's stop request: 0 running, 1 stop soon, 2 stop now.  Set by the
+ * failure policy and by SIGINT/SIGTERM (a signal handler, hence global). */
+extern atomic_int weft__run_stop;
+
+double weft__run_now(void);
+
+/* Runs item under the plugin on worker wk: retries, the timeout deadline.
+ * Returns the status (ST_OK, ST_FAILED or ST_TIMED_OUT); *msg is the
+ * failure text. */
+item_status_t weft__run_call(run_t *r, worker_t *wk, const weft_item_t *item,
+                             weft_result_t *res, const char **msg, char *why, size_t whylen);
+
+/* Encodes item's outcome into buf (records) and msgs (message); fills slot. */
+void weft__run_encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_item_t *item,
+                      item_status_t status, const char *msg, const weft_result_t *res,
+                      slot_t *slot);
+
+/* Resume: takes item `index` from the journal of the earlier run when it
+ * was done there (and is the same item); fills slot.  False: run it. */
+bool weft__run_reuse(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_item_t *item,
+                     uint64_t index, slot_t *slot);
+
+/* Adds item's journal entry (its records at `bytes`, message at `msg`, as
+ * slot says) to wk's open chunk. */
+void weft__run_journal_add(run_t *r, worker_t *wk, const weft_item_t *item, uint64_t index,
+                           const slot_t *slot, const char *bytes, const char *msg);
+/* Appends wk's chunk when it is big or old (force: always). */
+void weft__run_journal_flush(run_t *r, worker_t *wk, bool force);
+
+/* Hands every worker's journal chunk over; fdatasyncs at most once a
+ * second, or now when `sync`.  Only while no worker runs. */
+void weft__run_journal_window_end(run_t *r, bool sync);
+
+/* Adds slot's outcome (records in b->bytes already) to block b: counts,
+ * and a note for a failure (message in msgs). */
+void weft__run_block_add(run_t *r, weft__block_t *b, uint64_t index, const slot_t *slot,
+                         const weft__buf_t *msgs);
+
+/* Counts a failure; trips the halt policy. */
+void weft__run_failed(run_t *r);
+
+/* Process mode: runs every claim on forked workers. */
+int weft__run_process(run_t *r);
+
+/* Process mode: the supervisor a second signal must kill, or NULL. */
+void weft__run_set_signal_iso(weft__iso_t *iso);
+
+/* True when item index is in the sorted set. */
+bool weft__run_in_set(const uint64_t *set, size_t n, uint64_t index);
+
+/* The source failed mid-run: the message is printed, the exit status
+ * returned (0 when it did not fail). */
+int weft__run_source_status(run_t *r);
+
+#endif

@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: MIT */
+/* core/output/output.c: JSON encoders and the ordered writer. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "output.h"
+
+static char text[4096];
+
+/* The JSON text of a value, NUL-terminated in `text`. */
+static const char *value_json(const weft_result_t *r, int *rc)
+{
+    weft__buf_t b = {0};
+    char why[256] = "";
+    *rc = weft__json_value(&b, r, why, sizeof why);
+    snprintf(text, sizeof text, "%.*s", (int)b.len, b.data ? b.data : "");
+    if (*rc)
+        snprintf(text, sizeof text, "%s", why);
+    weft__buf_free(&b);
+    return text;
+}
+
+static const char *string_json(const char *s, size_t len)
+{
+    weft__buf_t b = {0};
+    assert_int_equal(weft__json_string(&b, s, len), 0);
+    snprintf(text, sizeof text, "%.*s", (int)b.len, b.data);
+    weft__buf_free(&b);
+    return text;
+}
+
+static void string_escapes(void **state)
+{
+    (void)state;
+    assert_string_equal(string_json("plain", 5), "\"plain\"");
+    assert_string_equal(string_json("q\"b\\", 4), "\"q\\\"b\\\\\"");
+    assert_string_equal(string_json("\n\t\r\b\f\x01", 6), "\"\\n\\t\\r\\b\\f\\u0001\"");
+    assert_string_equal(string_json("a\0b", 3), "\"a\\u0000b\"");
+    assert_string_equal(string_json("", 0), "\"\"");
+}
+
+static void string_utf8(void **state)
+{
+    (void)state;
+    /* Valid multi-byte sequences pass through untouched. */
+    assert_string_equal(string_json("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9),
+                        "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
+    /* Invalid: stray continuation, truncated, overlong, surrogate, > U+10FFFF. */
+    assert_string_equal(string_json("\x80", 1), "\"\xef\xbf\xbd\"");
+    assert_string_equal(string_json("a\xc3", 2), "\"a\xef\xbf\xbd\"");
+    assert_string_equal(string_json("\xc0\xaf", 2), "\"\xef\xbf\xbd\xef\xbf\xbd\"");
+    assert_string_equal(string_json("\xed\xa0\x80", 3),
+                        "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+    assert_string_equal(string_json("\xf4\x90\x80\x80", 4),
+                        "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+    /* Whatever the bytes, the result parses as JSON. */
+    char junk[256];
+    for (int k = 0; k < 256; k++)
+        junk[k] = (char)(255 - k);
+    string_json(junk, sizeof junk);
+    cJSON *j = cJSON_Parse(text);
+    assert_non_null(j);
+    assert_true(cJSON_IsString(j));
+    cJSON_Delete(j);
+}
+
+static const char *minify(const char *s, int *rc)
+{
+    weft__buf_t b = {0};
+    char why[256] = "";
+    assert_int_equal(weft__buf_append(&b, "X", 1), 0); /* a prefix that must survive */
+    *rc = weft__json_minify(&b, s, strlen(s), why, sizeof why);
+    if (*rc == 0)
+        snprintf(text, sizeof text, "%.*s", (int)b.len - 1, b.data + 1);
+    else {
+        assert_int_equal(b.len, 1); /* left as it was */
+        snprintf(text, sizeof text, "%s", why);
+    }
+    weft__buf_free(&b);
+    return text;
+}
+
+static void minify_valid(void **state)
+{
+    (void)state;
+    int rc;
+    assert_string_equal(minify(" { \"a\" : [ 1 , 2.5e-3 , true , null ] ,\n\"b\":\"x y\" } ", &rc),
+                        "{\"a\":[1,2.5e-3,true,null],\"b\":\"x y\"}");
+    assert_int_equal(rc, 0);
+    /* Numbers are kept to the letter: a 128-bit integer keeps its digits. */
+    assert_string_equal(minify("340282366920938463463374607431768211455", &rc),
+                        "340282366920938463463374607431768211455");
+    assert_string_equal(minify("\"\\u00e9\\n\"", &rc), "\"\\u00e9\\n\"");
+    assert_string_equal(minify("[]", &rc), "[]");
+    assert_string_equal(minify("-0", &rc), "-0");
+}
+
+static void minify_invalid(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "", "{", "{\"a\":", "[1,]", "[1 2]", "{\"a\" 1}", "{1:2}", "01", "1.", "1e",
+        "-", "tru", "nul", "\"abc", "\"\\x\"", "\"\\u12\"", "\"a\nb\"", "1 2", "[1]]",
+        "\"\xff\"", "NaN", "+1", ".5",
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        int rc;
+        const char *why = minify(bad[k], &rc);
+        if (rc != -EINVAL)
+            fail_msg("accepted invalid JSON '%s'", bad[k]);
+        assert_non_null(strstr(why, "invalid JSON value at byte"));
+    }
+    /* Depth limit: 300 nested arrays are refused, 200 are fine. */
+    char deep[700];
+    memset(deep, '[', 300);
+    memset(deep + 300, ']', 300);
+    deep[600] = '\0';
+    int rc;
+    assert_non_null(strstr(minify(deep, &rc), "nested too deeply"));
+    memset(deep, '[', 200);
+    memset(deep + 200, ']', 200);
+    deep[400] = '\0';
+    minify(deep, &rc);
+    assert_int_equal(rc, 0);
+}
+
+static void values_every_kind(void **state)
+{
+    (void)state;
+    int rc;
+    weft_result_t r = {0};
+    assert_string_equal(value_json(&r, &rc), "null");
+    weft_result_int(&r, INT64_MIN);
+    assert_string_equal(value_json(&r, &rc), "-9223372036854775808");
+    weft_result_int(&r, 0);
+    assert_string_equal(value_json(&r, &rc), "0");
+    weft_result_float(&r, 0.1);
+    assert_string_equal(value_json(&r, &rc), "0.1");
+    weft_result_float(&r, 3.0);
+    assert_string_equal(value_json(&r, &rc), "3");
+    weft_result_float(&r, 1e300);
+    assert_float_equal(strtod(value_json(&r, &rc), NULL), 1e300, 1e285);
+    weft_result_float(&r, NAN);
+    assert_string_equal(value_json(&r, &rc), "null");
+    weft_result_float(&r, -INFINITY);
+    assert_string_equal(value_json(&r, &rc), "null");
+    weft_result_bool(&r, true);
+    assert_string_equal(value_json(&r, &rc), "true");
+    weft_result_string(&r, "s", 1);
+    assert_string_equal(value_json(&r, &rc), "\"s\"");
+    weft_result_json(&r, "[1, 2]", 6);
+    assert_string_equal(value_json(&r, &rc), "[1,2]");
+    weft_result_json(&r, "[1, 2", 5);
+    value_json(&r, &rc);
+    assert_int_equal(rc, -EINVAL);
+    weft_result_json(&r, NULL, 0);
+    value_json(&r, &rc);
+    assert_int_equal(rc, -EINVAL);
+    r.kind = (weft_value_kind_t)99;
+    value_json(&r, &rc);
+    assert_int_equal(rc, -EINVAL);
+    /* Doubles round-trip exactly. */
+    for (double d = 1e-7; d < 1e7; d *= 3.3) {
+        weft_result_float(&r, d / 7);
+        assert_true(strtod(value_json(&r, &rc), NULL) == d / 7);
+    }
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static char data[1 << 16];
+    size_t n = fread(data, 1, sizeof data - 1, f);
+    data[n] = '\0';
+    fclose(f);
+    return data;
+}
+
+static void write_records(const char *path, weft__format_t fmt, int n)
+{
+    weft__writer_t *w = NULL;
+    char err[256];
+    assert_int_equal(weft__writer_open(&w, path, fmt, err, sizeof err), 0);
+    for (int k = 0; k < n; k++) {
+        char rec[32];
+        int len = snprintf(rec, sizeof rec, "{\"k\":%d}", k);
+        assert_int_equal(weft__writer_record(w, rec, (size_t)len), 0);
+    }
+    assert_int_equal(weft__writer_close(&w, err, sizeof err), 0);
+    assert_null(w);
+}
+
+static void writer_formats(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/weft-output-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/out.json", dir);
+
+    write_records(path, WEFT__FORMAT_JSON, 0);
+    assert_string_equal(slurp(path), "[]\n");
+    write_records(path, WEFT__FORMAT_JSON, 3);
+    assert_string_equal(slurp(path), "[\n{\"k\":0},\n{\"k\":1},\n{\"k\":2}\n]\n");
+    write_records(path, WEFT__FORMAT_JSONL, 2);
+    assert_string_equal(slurp(path), "{\"k\":0}\n{\"k\":1}\n");
+
+    /* Larger than the writer's buffer: still one valid array, in order. */
+    write_records(path, WEFT__FORMAT_JSON, 3000);
+    FILE *f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    rewind(f);
+    char *all = malloc((size_t)size + 1);
+    assert_int_equal(fread(all, 1, (size_t)size, f), (size_t)size);
+    all[size] = '\0';
+    fclose(f);
+    cJSON *j = cJSON_Parse(all);
+    assert_non_null(j);
+    assert_int_equal(cJSON_GetArraySize(j), 3000);
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 2999), "k")->valueint, 2999);
+    cJSON_Delete(j);
+    free(all);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void writer_errors(void **state)
+{
+    (void)state;
+    weft__writer_t *w = NULL;
+    char err[256] = "";
+    assert_int_equal(weft__writer_open(&w, "/nonexistent-dir/out.json", WEFT__FORMAT_JSON,
+                                       err, sizeof err),
+                     -ENOENT);
+    assert_non_null(strstr(err, "/nonexistent-dir/out.json"));
+    assert_null(w);
+
+    /* /dev/full: every write fails with ENOSPC; the error is reported, not
+     * swallowed, and names the file. */
+    assert_int_equal(weft__writer_open(&w, "/dev/full", WEFT__FORMAT_JSONL, err, sizeof err), 0);
+    static char big[4096];
+    memset(big, '1', sizeof big);
+    int rc = 0;
+    for (int k = 0; k < 600 && rc == 0; k++)
+        rc = weft__writer_record(w, big, sizeof big);
+    assert_int_equal(rc, -ENOSPC);
+    assert_int_equal(weft__writer_close(&w, err, sizeof err), -ENOSPC);
+    assert_non_null(strstr(err, "/dev/full: write failed"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(string_escapes),   cmocka_unit_test(string_utf8),
+        cmocka_unit_test(minify_valid),     cmocka_unit_test(minify_invalid),
+        cmocka_unit_test(values_every_kind), cmocka_unit_test(writer_formats),
+        cmocka_unit_test(writer_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
