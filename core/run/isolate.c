@@ -64,7 +64,7 @@
 
 #define MAX_WORKERS 1024u
 #define MAX_BATCH 16384u
-#define QSPANS 4096u             /* runs of consecutive items a worker holds */
+#define QSPANS 4096u              /* runs of consecutive items a worker holds */
 #define BATCH_TARGET_NS 1000000.0 /* ~1 ms of work per request */
 #define POLL_MAX_MS 50
 #define RESPAWN_LIMIT 3u
@@ -108,8 +108,8 @@ struct rec {
 
 /* Shared by the supervisor and one worker process (MAP_SHARED). */
 struct ring {
-    _Atomic uint64_t head;     /* bytes published by the worker        */
-    _Atomic uint64_t started;  /* items the worker began               */
+    _Atomic uint64_t head;    /* bytes published by the worker        */
+    _Atomic uint64_t started; /* items the worker began               */
     char pad0[48];
     _Atomic uint64_t tail;     /* bytes consumed by the supervisor     */
     _Atomic uint32_t tail_seq; /* futex word: bumped at each consumption */
@@ -143,9 +143,9 @@ struct worker {
     size_t qhead, qspans; /* its first span, spans in use */
     size_t qn, unsent;    /* items held; of them, not wholly sent */
     int64_t item_start;
-    unsigned char *sbuf;  /* request being sent: [soff, slen) left */
+    unsigned char *sbuf; /* request being sent: [soff, slen) left */
     size_t scap, slen, soff;
-    unsigned char *rbuf;  /* received, unparsed: [roff, rlen) */
+    unsigned char *rbuf; /* received, unparsed: [roff, rlen) */
     size_t rcap, rlen, roff;
 };
 
@@ -162,9 +162,9 @@ struct weft__iso {
     _Atomic int stop; /* weft__iso_stop: 0, 1 soon, 2 now */
     bool all_gone;
     weft__iso_stats_t stats;
-    double per_item_ns;   /* EWMA of the children's item times, 0 = unknown */
-    size_t bsize;         /* size of the last batch sent */
-    struct run *cur;      /* the serve in progress (weft__iso_again) */
+    double per_item_ns; /* EWMA of the children's item times, 0 = unknown */
+    size_t bsize;       /* size of the last batch sent */
+    struct run *cur;    /* the serve in progress (weft__iso_again) */
     /* Re-queued items, oldest first. */
     uint64_t *retry;
     size_t rcap, rhead, rn;
@@ -209,7 +209,8 @@ static void futex_wake(_Atomic uint32_t *word)
 static void describe_status(char *buf, size_t size, int st)
 {
     if (WIFSIGNALED(st))
-        snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+        snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(st),
+                 strsignal(WTERMSIG(st)));
     else if (WIFEXITED(st))
         snprintf(buf, size, "exited with status %d", WEXITSTATUS(st));
     else
@@ -228,7 +229,9 @@ static int reap(pid_t pid)
 static int stop_level(weft__iso_t *iso)
 {
     int a = atomic_load_explicit(&iso->stop, memory_order_relaxed);
-    int b = iso->s.stop_flag ? atomic_load_explicit(iso->s.stop_flag, memory_order_relaxed) : 0;
+    int b = iso->s.stop_flag
+                ? atomic_load_explicit(iso->s.stop_flag, memory_order_relaxed)
+                : 0;
     if (b > a) {
         atomic_store_explicit(&iso->stop, b > 2 ? 2 : b, memory_order_relaxed);
         return b > 2 ? 2 : b;
@@ -253,7 +256,8 @@ static void reply_reset(weft__iso_reply_t *r)
     r->len = r->msg_len = 0;
 }
 
-int weft__iso_reply_ok(weft__iso_reply_t *r, uint32_t records, const void *bytes, size_t len)
+int weft__iso_reply_ok(weft__iso_reply_t *r, uint32_t records, const void *bytes,
+                       size_t len)
 {
     if (len > UINT32_MAX)
         return -EOVERFLOW;
@@ -323,7 +327,8 @@ static void child_signals(void)
         struct sigaction sa;
         if (sigaction(sig, NULL, &sa) != 0)
             continue;
-        if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
+        if (!(sa.sa_flags & SA_SIGINFO) &&
+            (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
             continue;
         signal(sig, SIG_DFL);
     }
@@ -339,10 +344,10 @@ static void child_signals(void)
 typedef struct child {
     int fd;
     struct ring *ring;
-    uint64_t head;      /* published: ring->head */
+    uint64_t head; /* published: ring->head */
     uint64_t run_first, run_count;
     uint32_t run_records;
-    int64_t noted;      /* when the supervisor was last told */
+    int64_t noted; /* when the supervisor was last told */
 } child_t;
 
 static void child_note(child_t *c, uint64_t items, uint64_t ns)
@@ -396,7 +401,8 @@ static void run_flush(child_t *c)
 {
     if (!c->run_count)
         return;
-    struct rec h = {.records = c->run_records, .index = c->run_first,
+    struct rec h = {.records = c->run_records,
+                    .index = c->run_first,
                     .count = (uint32_t)c->run_count};
     memcpy(ring_room(c, sizeof h), &h, sizeof h);
     ring_publish(c, sizeof h);
@@ -424,8 +430,12 @@ static void child_reply(child_t *c, uint64_t index, const weft__iso_reply_t *rp)
         return;
     }
     run_flush(c);
-    struct rec h = {.status = rp->status, .records = rp->records, .len = (uint32_t)rp->len,
-                    .msg_len = (uint32_t)rp->msg_len, .count = 1, .index = index};
+    struct rec h = {.status = rp->status,
+                    .records = rp->records,
+                    .len = (uint32_t)rp->len,
+                    .msg_len = (uint32_t)rp->msg_len,
+                    .count = 1,
+                    .index = index};
     size_t size = rec_size(rp->len, rp->msg_len);
     if (size > RING_BIG) {
         /* Its place in the ring, then the reply itself on the socket. */
@@ -433,8 +443,11 @@ static void child_reply(child_t *c, uint64_t index, const weft__iso_reply_t *rp)
         h.len = h.msg_len = 0;
         memcpy(ring_room(c, sizeof h), &h, sizeof h);
         ring_publish(c, sizeof h);
-        struct msg_hdr mh = {.type = MSG_REPLY, .status = rp->status, .index = index,
-                             .records = rp->records, .len = (uint32_t)rp->len,
+        struct msg_hdr mh = {.type = MSG_REPLY,
+                             .status = rp->status,
+                             .index = index,
+                             .records = rp->records,
+                             .len = (uint32_t)rp->len,
                              .msg_len = (uint32_t)rp->msg_len};
         if (write_full(c->fd, &mh, sizeof mh) ||
             write_full(c->fd, rp->buf, rp->len + rp->msg_len))
@@ -511,7 +524,8 @@ static _Noreturn void child_main(weft__iso_t *iso, unsigned id, int fd)
     }
     if (iso->s.child_fini)
         iso->s.child_fini(iso->s.arg, id);
-    _exit(0); /* not exit(): the parent's atexit handlers and stdio buffers are not ours */
+    _exit(
+        0); /* not exit(): the parent's atexit handlers and stdio buffers are not ours */
 }
 
 /* ---- supervisor: spawning and reaping ---------------------------------------- */
@@ -586,7 +600,8 @@ static int kill_reap(struct worker *w)
 
 /* ---- supervisor: the queue and outcomes --------------------------------------- */
 
-static void deliver(weft__iso_t *iso, struct run *r, uint64_t index, const weft__iso_outcome_t *o)
+static void deliver(weft__iso_t *iso, struct run *r, uint64_t index,
+                    const weft__iso_outcome_t *o)
 {
     if (o->kind == WEFT__ISO_CRASHED)
         iso->stats.crashed++;
@@ -598,7 +613,8 @@ static void deliver(weft__iso_t *iso, struct run *r, uint64_t index, const weft_
 static void deliver_simple(weft__iso_t *iso, struct run *r, uint64_t index,
                            enum weft__iso_outcome_kind kind, const char *msg)
 {
-    weft__iso_outcome_t o = {.kind = kind, .exit_status = -1, .msg = msg, .msg_len = strlen(msg)};
+    weft__iso_outcome_t o = {
+        .kind = kind, .exit_status = -1, .msg = msg, .msg_len = strlen(msg)};
     deliver(iso, r, index, &o);
 }
 
@@ -655,8 +671,8 @@ static uint64_t dequeue(weft__iso_t *iso, struct run *r)
 
 /* Every queued item gets `kind` (NOT_RUN, or FAILED with msg); with
  * `all`, so does everything the feed still has. */
-static void settle_queued(weft__iso_t *iso, struct run *r, enum weft__iso_outcome_kind kind,
-                          const char *msg)
+static void settle_queued(weft__iso_t *iso, struct run *r,
+                          enum weft__iso_outcome_kind kind, const char *msg)
 {
     while (queued(iso, r))
         deliver_simple(iso, r, dequeue(iso, r), kind, msg);
@@ -721,8 +737,8 @@ static void q_push(struct worker *w, uint64_t first, uint64_t n)
 /* Delivers what worker id published, up to a REC_SOCKET record (`big`:
  * that record's reply, read from the socket, delivered in its place).
  * 0, 1 when it stopped at a REC_SOCKET without `big`, -EPROTO. */
-static int ring_read(weft__iso_t *iso, struct run *r, unsigned id, const weft__iso_outcome_t *big,
-                     uint64_t big_index)
+static int ring_read(weft__iso_t *iso, struct run *r, unsigned id,
+                     const weft__iso_outcome_t *big, uint64_t big_index)
 {
     struct worker *w = &iso->w[id];
     struct ring *g = w->ring;
@@ -771,8 +787,10 @@ static int ring_read(weft__iso_t *iso, struct run *r, unsigned id, const weft__i
                 r->f->on_ok_run(r->f->arg, h.index, count, h.records);
             } else {
                 for (size_t k = 0; k < count; k++) {
-                    weft__iso_outcome_t o = {.kind = WEFT__ISO_OK, .exit_status = -1,
-                                             .records = h.records, .msg = ""};
+                    weft__iso_outcome_t o = {.kind = WEFT__ISO_OK,
+                                             .exit_status = -1,
+                                             .records = h.records,
+                                             .msg = ""};
                     q_pop(w);
                     deliver(iso, r, h.index + k, &o);
                     /* Stop now: the rest stays held (NOT_RUN), the record
@@ -828,8 +846,8 @@ static void ring_run_left(weft__iso_t *iso, struct run *r, unsigned id)
         return; /* already in the ring, or nonsense */
     for (uint64_t k = 0; k < n; k++) {
         q_pop(w);
-        weft__iso_outcome_t o = {.kind = WEFT__ISO_OK, .exit_status = -1, .records = records,
-                                 .msg = ""};
+        weft__iso_outcome_t o = {
+            .kind = WEFT__ISO_OK, .exit_status = -1, .records = records, .msg = ""};
         deliver(iso, r, first + k, &o);
     }
 }
@@ -848,7 +866,8 @@ static void worker_lost(weft__iso_t *iso, struct run *r, unsigned id,
         if (!w->init_failed) {
             char d[128];
             describe_status(d, sizeof d, st);
-            snprintf(iso->gone_msg, sizeof iso->gone_msg, "worker %u died during init: %s", id, d);
+            snprintf(iso->gone_msg, sizeof iso->gone_msg,
+                     "worker %u died during init: %s", id, d);
         }
         w->fail_streak++;
     }
@@ -882,7 +901,8 @@ static void worker_lost(weft__iso_t *iso, struct run *r, unsigned id,
     while (w->qn) {
         uint64_t i = q_pop(w);
         if (requeue(iso, i) != 0)
-            deliver_simple(iso, r, i, WEFT__ISO_FAILED, "out of memory re-queueing the item");
+            deliver_simple(iso, r, i, WEFT__ISO_FAILED,
+                           "out of memory re-queueing the item");
     }
     w->unsent = 0;
 }
@@ -899,8 +919,8 @@ static size_t target_batch(const weft__iso_t *iso)
 }
 
 /* One message from worker id.  0, or -EPROTO (the caller kills it). */
-static int handle_msg(weft__iso_t *iso, struct run *r, unsigned id, const struct msg_hdr *h,
-                      const unsigned char *body)
+static int handle_msg(weft__iso_t *iso, struct run *r, unsigned id,
+                      const struct msg_hdr *h, const unsigned char *body)
 {
     struct worker *w = &iso->w[id];
     if (h->type == MSG_READY) {
@@ -914,7 +934,8 @@ static int handle_msg(weft__iso_t *iso, struct run *r, unsigned id, const struct
             snprintf(iso->gone_msg, sizeof iso->gone_msg, "%.*s", (int)h->msg_len,
                      (const char *)body);
             if (!h->msg_len)
-                snprintf(iso->gone_msg, sizeof iso->gone_msg, "worker %u: init failed", id);
+                snprintf(iso->gone_msg, sizeof iso->gone_msg, "worker %u: init failed",
+                         id);
         }
         return 0;
     }
@@ -924,7 +945,8 @@ static int handle_msg(weft__iso_t *iso, struct run *r, unsigned id, const struct
         if (h->index) { /* a request ended: its time per item */
             double ns = (double)h->ns / (double)h->index;
             ns = ns > 1 ? ns : 1;
-            iso->per_item_ns = iso->per_item_ns > 0 ? 0.75 * iso->per_item_ns + 0.25 * ns : ns;
+            iso->per_item_ns =
+                iso->per_item_ns > 0 ? 0.75 * iso->per_item_ns + 0.25 * ns : ns;
         }
         int rc = ring_read(iso, r, id, NULL, 0);
         return rc < 0 ? rc : 0;
@@ -998,7 +1020,8 @@ static int worker_read(weft__iso_t *iso, struct run *r, unsigned id)
 static int worker_send(struct worker *w)
 {
     while (w->soff < w->slen) {
-        ssize_t k = send(w->fd, w->sbuf + w->soff, w->slen - w->soff, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t k = send(w->fd, w->sbuf + w->soff, w->slen - w->soff,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
         if (k > 0) {
             w->soff += (size_t)k;
             if (w->soff == w->slen)
@@ -1032,8 +1055,8 @@ static bool wants_work(const weft__iso_t *iso, const struct worker *w)
 
 /* Appends item i (bytes, len) to the request in w->sbuf at *off: a new
  * entry, or the previous entry's run when both are empty and consecutive. */
-static int request_put(struct worker *w, size_t *off, struct req_entry *last, uint32_t *entries,
-                       uint64_t i, const void *bytes, size_t len)
+static int request_put(struct worker *w, size_t *off, struct req_entry *last,
+                       uint32_t *entries, uint64_t i, const void *bytes, size_t len)
 {
     if (!len && *entries && !last->len && last->index + last->count == i &&
         last->count < UINT32_MAX) {
@@ -1119,7 +1142,8 @@ static int dispatch(weft__iso_t *iso, struct run *r, unsigned id)
         if (e) {
             if (requeue(iso, i) != 0 || e == -EOVERFLOW)
                 deliver_simple(iso, r, i, WEFT__ISO_FAILED,
-                               e == -EOVERFLOW ? "the item is over 4 GiB" : "out of memory");
+                               e == -EOVERFLOW ? "the item is over 4 GiB"
+                                               : "out of memory");
             if (e == -ENOMEM && !n)
                 return -ENOMEM;
             break;
@@ -1129,7 +1153,8 @@ static int dispatch(weft__iso_t *iso, struct run *r, unsigned id)
     }
     if (!n)
         return 0;
-    struct req_hdr h = {.n = entries, .items = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n,
+    struct req_hdr h = {.n = entries,
+                        .items = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n,
                         .payload = off - sizeof h};
     memcpy(w->sbuf, &h, sizeof h);
     if (w->qn == n)
@@ -1229,7 +1254,8 @@ static void pump(weft__iso_t *iso, struct run *r)
         }
         if (now - w->item_start >= tmo_ns) {
             char why[96];
-            snprintf(why, sizeof why, "timed out after %g s (worker killed)", iso->s.timeout);
+            snprintf(why, sizeof why, "timed out after %g s (worker killed)",
+                     iso->s.timeout);
             worker_lost(iso, r, j, WEFT__ISO_TIMED_OUT, why);
         }
     }
@@ -1297,14 +1323,16 @@ void weft__iso_destroy(weft__iso_t **pp)
     *pp = NULL;
 }
 
-int weft__iso_start(weft__iso_t **out, const weft__iso_settings_t *s, char *err, size_t errlen)
+int weft__iso_start(weft__iso_t **out, const weft__iso_settings_t *s, char *err,
+                    size_t errlen)
 {
     if (err && errlen)
         err[0] = '\0';
     *out = NULL;
     if (!s || !s->child_item || s->workers == 0 || s->workers > MAX_WORKERS ||
         !(s->timeout >= 0)) {
-        snprintf(err, err ? errlen : 0, "isolate: workers must be 1..%u, child_item set, timeout >= 0",
+        snprintf(err, err ? errlen : 0,
+                 "isolate: workers must be 1..%u, child_item set, timeout >= 0",
                  MAX_WORKERS);
         return -EINVAL;
     }
@@ -1334,7 +1362,8 @@ int weft__iso_start(weft__iso_t **out, const weft__iso_settings_t *s, char *err,
     for (unsigned j = 0; j < iso->n && !rc; j++) {
         rc = spawn(iso, j);
         if (rc)
-            snprintf(err, err ? errlen : 0, "isolate: starting worker %u: %s", j, strerror(-rc));
+            snprintf(err, err ? errlen : 0, "isolate: starting worker %u: %s", j,
+                     strerror(-rc));
     }
     /* Wait for every READY; the first failure fails the start. */
     while (!rc) {
@@ -1385,8 +1414,8 @@ static void respawn(weft__iso_t *iso)
         }
         int rc = spawn(iso, j);
         if (rc) {
-            snprintf(iso->gone_msg, sizeof iso->gone_msg, "isolate: restarting worker %u: %s", j,
-                     strerror(-rc));
+            snprintf(iso->gone_msg, sizeof iso->gone_msg,
+                     "isolate: restarting worker %u: %s", j, strerror(-rc));
             if (++w->fail_streak >= RESPAWN_LIMIT)
                 w->st = W_GONE;
         }
@@ -1520,14 +1549,20 @@ int weft__iso_run(weft__iso_t *iso, size_t count, uint64_t first_index,
 {
     if (!iso || !get_item || !on_result)
         return -EINVAL;
-    struct fixed x = {.count = count, .first = first_index, .get_item = get_item,
-                      .on_result = on_result, .arg = arg};
-    weft__iso_feed_t f = {.claim = fixed_claim, .get_item = fixed_get,
-                          .on_result = fixed_result, .arg = &x};
+    struct fixed x = {.count = count,
+                      .first = first_index,
+                      .get_item = get_item,
+                      .on_result = on_result,
+                      .arg = arg};
+    weft__iso_feed_t f = {.claim = fixed_claim,
+                          .get_item = fixed_get,
+                          .on_result = fixed_result,
+                          .arg = &x};
     int rc = weft__iso_serve(iso, &f);
     if (rc != -EINVAL && !x.claimed) /* stopped before the claim */
         for (size_t i = 0; i < count; i++) {
-            weft__iso_outcome_t o = {.kind = WEFT__ISO_NOT_RUN, .exit_status = -1, .msg = ""};
+            weft__iso_outcome_t o = {
+                .kind = WEFT__ISO_NOT_RUN, .exit_status = -1, .msg = ""};
             on_result(arg, i, &o);
         }
     return rc;
@@ -1537,9 +1572,9 @@ void weft__iso_stop(weft__iso_t *iso, bool now)
 {
     int want = now ? 2 : 1;
     int cur = atomic_load_explicit(&iso->stop, memory_order_relaxed);
-    while (cur < want &&
-           !atomic_compare_exchange_weak_explicit(&iso->stop, &cur, want, memory_order_relaxed,
-                                                  memory_order_relaxed))
+    while (cur < want && !atomic_compare_exchange_weak_explicit(&iso->stop, &cur, want,
+                                                                memory_order_relaxed,
+                                                                memory_order_relaxed))
         ;
     if (now)
         weft__iso_kill_all(iso);

@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The runner's insides, shared by its two item engines: threads
- * (core/run/run.c, the work-stealing pool) and worker processes
- * (core/run/run_process.c, isolate = process).  Not an API.
+ * A job's state, shared by the rooms of core/run: the job's set-up and end
+ * (job.c), its two engines (engine_thread.c: the work-stealing pool;
+ * engine_process.c: forked workers, isolate = process), the per-item code
+ * both call down into (item.h), the journal log (jlog.h) and the signal
+ * handlers (signals.h).  An engine reads the feed (claims), the reorder
+ * buffer, the journal log, the writer, the progress counters and the stop
+ * flag from it; the set-up fields are job.c's.  Not an API.
  */
-#ifndef WEFT_CORE_RUN_IMPL_H
-#define WEFT_CORE_RUN_IMPL_H
+#ifndef WEFT_CORE_RUN_JOB_H
+#define WEFT_CORE_RUN_JOB_H
 
 #include <pthread.h>
 #include <stdalign.h>
@@ -126,58 +130,27 @@ typedef struct run {
     char err[ERR_SIZE];
 } run_t;
 
+/* The claim span: items past the oldest not yet written, and the bytes
+ * finished records may hold while they wait for it. */
+enum { SPAN_ITEMS = 1 << 18 };
+#define SPAN_BYTES ((uint64_t)64 << 20)
+
 /* The run's stop request: 0 running, 1 stop soon, 2 stop now.  Set by the
- * failure policy and by SIGINT/SIGTERM (a signal handler, hence global). */
+ * signal handlers, the halt policy, a journal error; read by the engines
+ * and the plugin host. */
 extern atomic_int weft__run_stop;
 
-double weft__run_now(void);
-
-/* Runs item under the plugin on worker wk: retries, the timeout deadline.
- * Returns the status (ST_OK, ST_FAILED or ST_TIMED_OUT); *msg is the
- * failure text. */
-item_status_t weft__run_call(run_t *r, worker_t *wk, const weft_item_t *item,
-                             weft_result_t *res, const char **msg, char *why, size_t whylen);
-
-/* Encodes item's outcome into buf (records) and msgs (message); fills slot. */
-void weft__run_encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_item_t *item,
-                      item_status_t status, const char *msg, const weft_result_t *res,
-                      slot_t *slot);
-
-/* Resume: takes item `index` from the journal of the earlier run when it
- * was done there (and is the same item); fills slot.  False: run it. */
-bool weft__run_reuse(run_t *r, weft__buf_t *buf, weft__buf_t *msgs, const weft_item_t *item,
-                     uint64_t index, slot_t *slot);
-
-/* Adds item's journal entry (its records at `bytes`, message at `msg`, as
- * slot says) to wk's open chunk. */
-void weft__run_journal_add(run_t *r, worker_t *wk, const weft_item_t *item, uint64_t index,
-                           const slot_t *slot, const char *bytes, const char *msg);
-/* Appends wk's chunk when it is big or old (force: always). */
-void weft__run_journal_flush(run_t *r, worker_t *wk, bool force);
-
-/* Hands every worker's journal chunk over; fdatasyncs at most once a
- * second, or now when `sync`.  Only while no worker runs. */
-void weft__run_journal_window_end(run_t *r, bool sync);
-
-/* Adds slot's outcome (records in b->bytes already) to block b: counts,
- * and a note for a failure (message in msgs). */
-void weft__run_block_add(run_t *r, weft__block_t *b, uint64_t index, const slot_t *slot,
-                         const weft__buf_t *msgs);
-
-/* Counts a failure; trips the halt policy. */
-void weft__run_failed(run_t *r);
-
-/* Process mode: runs every claim on forked workers. */
-int weft__run_process(run_t *r);
-
-/* Process mode: the supervisor a second signal must kill, or NULL. */
-void weft__run_set_signal_iso(weft__iso_t *iso);
-
-/* True when item index is in the sorted set. */
-bool weft__run_in_set(const uint64_t *set, size_t n, uint64_t index);
+/* The failure policy (halt = ...) stopped the run. */
+extern atomic_int weft__run_halted;
 
 /* The source failed mid-run: the message is printed, the exit status
  * returned (0 when it did not fail). */
 int weft__run_source_status(run_t *r);
+
+/* The engines: each runs every item the feed hands out (or gives it its
+ * outcome when stopped) into the reorder buffer, then returns an exit
+ * status (0, or the reason it could not go on). */
+int weft__engine_threads(run_t *r);
+int weft__engine_processes(run_t *r);
 
 #endif

@@ -24,12 +24,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "run_impl.h"
+#include "item.h"
+#include "signals.h"
+#include "util.h"
 
 #define FLUSH_S 0.02
 enum {
-    BLOCK_ITEMS = 4096,          /* a block is handed on at this many items */
-    BLOCK_BYTES = 256 << 10,     /* or this many bytes                     */
+    BLOCK_ITEMS = 4096,      /* a block is handed on at this many items */
+    BLOCK_BYTES = 256 << 10, /* or this many bytes                     */
 };
 
 /* An item that crashed or timed out, running again (cfg->retries). */
@@ -41,14 +43,14 @@ typedef struct retry {
 typedef struct proc {
     run_t *r;
     weft__iso_t *iso;
-    bool indexed;               /* items are made from their index          */
-    uint64_t next, end;         /* claimed from the feed, not yet served     */
-    weft__block_t *b;           /* the open block: outcomes in index order   */
-    weft__buf_t wire;           /* get_item's answer                         */
-    retry_t *retries;           /* items running again                       */
+    bool indexed;       /* items are made from their index          */
+    uint64_t next, end; /* claimed from the feed, not yet served     */
+    weft__block_t *b;   /* the open block: outcomes in index order   */
+    weft__buf_t wire;   /* get_item's answer                         */
+    retry_t *retries;   /* items running again                       */
     size_t n_retries, cap_retries;
-    int status;                 /* an engine error (exit status), or 0       */
-    double drained;             /* when the reorder buffer was last drained  */
+    int status;     /* an engine error (exit status), or 0       */
+    double drained; /* when the reorder buffer was last drained  */
     /* Child side: its encoding buffers. */
     weft__buf_t cbuf, cmsgs;
 } proc_t;
@@ -98,7 +100,7 @@ static weft__block_t *block_for(proc_t *pc, uint64_t index)
 static void drain(proc_t *pc)
 {
     run_t *r = pc->r;
-    double t0 = weft__run_now();
+    double t0 = weft__mono_s();
     block_close(pc);
     weft__reorder_drain(r->reorder);
     weft__reorder_totals_t t;
@@ -108,8 +110,8 @@ static void drain(proc_t *pc)
         atomic_compare_exchange_strong(&weft__run_stop, &running, 1);
     if (r->writer && weft__writer_buffered(r->writer))
         weft__writer_flush(r->writer);
-    weft__run_journal_window_end(r, false);
-    pc->drained = weft__run_now();
+    weft__jlog_sync(r, false);
+    pc->drained = weft__mono_s();
     r->t_output += pc->drained - t0;
 }
 
@@ -118,7 +120,7 @@ static void drain(proc_t *pc)
 static void tick(void *arg)
 {
     proc_t *pc = arg;
-    if (weft__run_now() - pc->drained >= FLUSH_S)
+    if (weft__mono_s() - pc->drained >= FLUSH_S)
         drain(pc);
 }
 
@@ -134,8 +136,8 @@ static int child_init(void *arg, unsigned worker, char *msg, size_t msg_size)
     r->progress = NULL;
     if (p->init(&r->host.pub, r->args, &r->state, msg, msg_size) != 0)
         return -1;
-    if (p->worker_init &&
-        p->worker_init(r->state, worker, r->threads, &r->workers[worker].ctx, msg, msg_size) != 0)
+    if (p->worker_init && p->worker_init(r->state, worker, r->threads,
+                                         &r->workers[worker].ctx, msg, msg_size) != 0)
         return -1;
     return 0;
 }
@@ -165,10 +167,11 @@ static void child_item(void *arg, unsigned worker, uint64_t index, const void *b
     char why[MSG_SIZE];
     const char *msg = NULL;
     weft_result_t res;
-    item_status_t st = weft__run_call(r, &r->workers[worker], item, &res, &msg, why, sizeof why);
+    item_status_t st =
+        weft__item_call(r, &r->workers[worker], item, &res, &msg, why, sizeof why);
     slot_t slot = {0};
     pc->cbuf.len = pc->cmsgs.len = 0;
-    weft__run_encode(r, &pc->cbuf, &pc->cmsgs, item, st, msg, &res, &slot);
+    weft__item_encode(r, &pc->cbuf, &pc->cmsgs, item, st, msg, &res, &slot);
     if (slot.status == ST_OK)
         weft__iso_reply_ok(reply, slot.records, pc->cbuf.data + slot.off, slot.len);
     else
@@ -203,14 +206,14 @@ static bool settle_here(proc_t *pc, uint64_t index)
     slot_t slot;
     size_t mark = b->bytes.len;
     wk->msgs.len = 0;
-    if (!weft__run_reuse(r, &b->bytes, &wk->msgs, &item, index, &slot)) {
+    if (!weft__item_reuse(r, &b->bytes, &wk->msgs, &item, index, &slot)) {
         b->bytes.len = mark;
         return false;
     }
-    weft__run_journal_add(r, wk, &item, index, &slot, b->bytes.data + slot.off,
-                          wk->msgs.data + slot.msg_off); /* a quarantine */
+    weft__jlog_add(r, wk, &item, index, &slot, b->bytes.data + slot.off,
+                   wk->msgs.data + slot.msg_off); /* a quarantine */
     weft__progress_skip(r->progress, 1);
-    weft__run_block_add(r, b, index, &slot, &wk->msgs);
+    weft__item_block_add(b, index, &slot, &wk->msgs);
     return true;
 }
 
@@ -306,20 +309,20 @@ static bool try_again(proc_t *pc, uint64_t index, item_status_t st)
 }
 
 /* Counts one settled item (journaled when it ran). */
-static void count_item(run_t *r, worker_t *wk, const weft_item_t *item, const slot_t *slot,
-                       const weft__block_t *b)
+static void count_item(run_t *r, worker_t *wk, const weft_item_t *item,
+                       const slot_t *slot, const weft__block_t *b)
 {
     if (slot->status == ST_NOT_RUN)
         return;
-    weft__run_journal_add(r, wk, item, item->index, slot, b->bytes.data + slot->off,
-                          wk->msgs.data + slot->msg_off);
-    weft__run_journal_flush(r, wk, false);
+    weft__jlog_add(r, wk, item, item->index, slot, b->bytes.data + slot->off,
+                   wk->msgs.data + slot->msg_off);
+    weft__jlog_flush(r, wk, false);
     wk->done++;
     if (slot->status == ST_OK) {
         weft__progress_add(r->progress, 0, 1, 0);
     } else {
         weft__progress_add(r->progress, 0, 0, 1);
-        weft__run_failed(r);
+        weft__item_failed(r);
     }
 }
 
@@ -351,19 +354,26 @@ static void feed_result(void *arg, uint64_t index, const weft__iso_outcome_t *o)
     memcpy(msg, o->msg ? o->msg : "", n);
     msg[n] = '\0';
     switch (o->kind) {
-    case WEFT__ISO_OK: st = ST_OK; break;
+    case WEFT__ISO_OK:
+        st = ST_OK;
+        break;
     case WEFT__ISO_FAILED: /* failed, or the child's cooperative timeout */
         st = o->code == ST_TIMED_OUT ? ST_TIMED_OUT : ST_FAILED;
         break;
-    case WEFT__ISO_CRASHED: st = ST_CRASHED; break;
+    case WEFT__ISO_CRASHED:
+        st = ST_CRASHED;
+        break;
     case WEFT__ISO_TIMED_OUT:
         st = ST_TIMED_OUT;
         snprintf(msg, sizeof msg, "timed out after %g s (its worker was killed)",
                  r->cfg->timeout);
         break;
-    case WEFT__ISO_NOT_RUN: st = ST_NOT_RUN; break;
+    case WEFT__ISO_NOT_RUN:
+        st = ST_NOT_RUN;
+        break;
     }
-    if ((pc->n_retries || st == ST_CRASHED || st == ST_TIMED_OUT) && try_again(pc, index, st))
+    if ((pc->n_retries || st == ST_CRASHED || st == ST_TIMED_OUT) &&
+        try_again(pc, index, st))
         return;
     weft__block_t *b = block_for(pc, index);
     if (!b)
@@ -374,7 +384,9 @@ static void feed_result(void *arg, uint64_t index, const weft__iso_outcome_t *o)
     if (st != ST_OK && r->npy)
         memset(weft__npy_row(r->npy, item.index), 0, weft__npy_row_bytes(r->npy));
     if (st == ST_OK) {
-        slot = (slot_t){.off = buf->len, .len = (uint32_t)o->len, .records = o->records,
+        slot = (slot_t){.off = buf->len,
+                        .len = (uint32_t)o->len,
+                        .records = o->records,
                         .status = ST_OK};
         if (o->len && weft__buf_append(buf, o->bytes, o->len) != 0) {
             st = ST_FAILED;
@@ -389,11 +401,11 @@ static void feed_result(void *arg, uint64_t index, const weft__iso_outcome_t *o)
             memcpy(msg, "crashed: ", 9);
             msg[9 + keep] = '\0';
         }
-        weft__run_encode(r, buf, &wk->msgs, &item, st, st == ST_NOT_RUN ? NULL : msg, &none,
-                         &slot);
+        weft__item_encode(r, buf, &wk->msgs, &item, st, st == ST_NOT_RUN ? NULL : msg,
+                          &none, &slot);
     }
     count_item(r, wk, &item, &slot, b);
-    weft__run_block_add(r, b, index, &slot, &wk->msgs);
+    weft__item_block_add(b, index, &slot, &wk->msgs);
 }
 
 /* A run of items that ended ok without bytes (output = none, .npy rows):
@@ -404,8 +416,8 @@ static void feed_ok_run(void *arg, uint64_t first, size_t n, uint32_t records)
     run_t *r = pc->r;
     worker_t *wk = &r->workers[0];
     if (pc->n_retries || r->journal) {
-        weft__iso_outcome_t o = {.kind = WEFT__ISO_OK, .exit_status = -1, .records = records,
-                                 .msg = ""};
+        weft__iso_outcome_t o = {
+            .kind = WEFT__ISO_OK, .exit_status = -1, .records = records, .msg = ""};
         for (size_t k = 0; k < n; k++)
             feed_result(arg, first + k, &o);
         return;
@@ -420,10 +432,10 @@ static void feed_ok_run(void *arg, uint64_t first, size_t n, uint32_t records)
     weft__progress_add(r->progress, 0, n, 0);
 }
 
-int weft__run_process(run_t *r)
+int weft__engine_processes(run_t *r)
 {
     const weft__feed_head_t *head = (const weft__feed_head_t *)(const void *)r->feed;
-    proc_t pc = {.r = r, .drained = weft__run_now(), .indexed = head->ring == NULL};
+    proc_t pc = {.r = r, .drained = weft__mono_s(), .indexed = head->ring == NULL};
     int status = 0;
     fflush(NULL); /* nothing buffered may be written twice */
     weft__iso_settings_t s = {
@@ -441,7 +453,7 @@ int weft__run_process(run_t *r)
         status = WEFT_EXIT_USAGE;
         goto out;
     }
-    weft__run_set_signal_iso(pc.iso);
+    weft__signals_set_iso(pc.iso);
     weft__iso_feed_t feed = {
         .claim = feed_claim,
         .get_item = feed_get,
@@ -461,7 +473,7 @@ int weft__run_process(run_t *r)
         feed_result(&pc, pc.next, &o);
     }
     drain(&pc);
-    weft__run_set_signal_iso(NULL);
+    weft__signals_set_iso(NULL);
     if (!status)
         status = weft__run_source_status(r);
 out:

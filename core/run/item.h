@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The per-item code both engines call down into: one item run under the
+ * plugin (retries, the timeout deadline), its outcome encoded into framed
+ * records (or a null, or nothing), reused from an earlier run's journal on
+ * resume, journaled, counted into a block of the reorder buffer.
+ *
+ * The functions a worker calls for every item are static inlines here
+ * (a call each would cost more than most of what they do); the rest, and
+ * what a failure or a resume needs, is in item.c.  tests/run/test_item.c
+ * checks them on their own, against a real plugin.
+ */
+#ifndef WEFT_CORE_RUN_ITEM_H
+#define WEFT_CORE_RUN_ITEM_H
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "jlog.h"
+#include "job.h"
+
+#if defined(__GNUC__)
+#define WEFT__HOT static inline __attribute__((always_inline))
+#else
+#define WEFT__HOT static inline
+#endif
+
+/* Appends one framed record of item: {"index":..,"ok":..,"value"/"error":..}
+ * in record = full, else the value (null for a failure: `failure` set).
+ * -EINVAL with `why` when the value cannot be encoded, -ENOMEM. */
+int weft__item_encode_record(run_t *r, weft__buf_t *buf, const weft_item_t *item,
+                             const weft_result_t *res, const char *failure, char *why,
+                             size_t whylen);
+
+/* A successful result's records (flatten: a list's elements, each one);
+ * -EINVAL with `why` when the value cannot be encoded (then nothing is
+ * appended). */
+int weft__item_encode_ok(run_t *r, weft__buf_t *buf, const weft_item_t *item,
+                         const weft_result_t *res, uint32_t *records, char *why,
+                         size_t whylen);
+
+/* Resume: takes item `index` from the journal of the earlier run when it
+ * may (ok, or failed without --retry-failed; the item unchanged), or
+ * quarantines it (poison); fills slot.  False: it has to run. */
+bool weft__item_reuse(run_t *r, weft__buf_t *buf, weft__buf_t *msgs,
+                      const weft_item_t *item, uint64_t index, slot_t *slot);
+
+/* Counts a failure; trips the halt policy. */
+void weft__item_failed(run_t *r);
+
+/* True when index is in the sorted set. */
+bool weft__item_in_set(const uint64_t *set, size_t n, uint64_t index);
+
+/* Keeps a failure message (at most MSG_SIZE - 1 bytes) in msgs for slot. */
+WEFT__HOT void weft__item_message(weft__buf_t *msgs, slot_t *slot, const char *msg,
+                                  size_t n)
+{
+    slot->msg_len = 0;
+    if (!msg)
+        return;
+    if (n > MSG_SIZE - 1)
+        n = MSG_SIZE - 1;
+    slot->msg_off = (uint32_t)msgs->len;
+    if (weft__buf_append(msgs, msg, n) == 0)
+        slot->msg_len = (uint16_t)n;
+}
+
+/* Encodes item's outcome into buf (records) and msgs (message); fills
+ * slot.  A result that cannot be encoded fails its item. */
+WEFT__HOT void weft__item_encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs,
+                                 const weft_item_t *item, item_status_t status,
+                                 const char *msg, const weft_result_t *res, slot_t *slot)
+{
+    size_t mark = buf->len;
+    if (status == ST_OK && !r->writes_records) {
+        *slot = (slot_t){.off = mark, .status = ST_OK}; /* nothing to keep */
+        return;
+    }
+    char why[256];
+    why[0] = '\0';
+    slot->records = 0;
+    slot->reused = 0;
+    if (status == ST_OK && r->writes_records) {
+        int e = weft__item_encode_ok(r, buf, item, res, &slot->records, why, sizeof why);
+        if (e == 0 && buf->len - mark > UINT32_MAX) {
+            e = -E2BIG;
+            snprintf(why, sizeof why, "the result is over 4 GiB encoded");
+        }
+        if (e != 0) {
+            /* A result that cannot be encoded fails its item, nothing else. */
+            buf->len = mark;
+            status = ST_FAILED;
+            msg = e == -ENOMEM ? "out of memory encoding the result" : why;
+        }
+    }
+    if (status == ST_NOT_RUN && r->null_not_run) {
+        /* record = value keeps one entry per item: null, like a failure. */
+        slot->records = 1;
+        char unused[8];
+        if (weft__item_encode_record(r, buf, item, res, "", unused, sizeof unused) != 0) {
+            buf->len = mark;
+            slot->records = 0;
+        }
+    } else if (status != ST_OK && status != ST_NOT_RUN && r->writes_records) {
+        slot->records = 1;
+        char unused[8];
+        if (weft__item_encode_record(r, buf, item, res, msg, unused, sizeof unused) !=
+            0) {
+            buf->len = mark; /* out of memory: the message below still counts */
+            slot->records = 0;
+        }
+    }
+    slot->off = mark;
+    slot->len = (uint32_t)(buf->len - mark);
+    slot->status = (uint8_t)status;
+    weft__item_message(msgs, slot, status == ST_OK ? NULL : msg, msg ? strlen(msg) : 0);
+}
+
+/* Runs item under the plugin on worker wk: retries, the timeout deadline.
+ * *msg is the failure message (in wk or why) when not ok. */
+WEFT__HOT item_status_t weft__item_call(run_t *r, worker_t *wk, const weft_item_t *item,
+                                        weft_result_t *res, const char **msg, char *why,
+                                        size_t whylen)
+{
+    const weft_plugin_t *p = &r->plugin->desc;
+    void *row = r->npy ? weft__npy_row(r->npy, item->index) : NULL;
+    double timeout = r->cfg->timeout;
+    for (unsigned attempt = 0;; attempt++) {
+        *res = (weft_result_t){
+            .kind = WEFT_VALUE_NONE, .msg = wk->msg, .msg_size = MSG_SIZE, .row = row};
+        wk->msg[0] = '\0';
+        double deadline = 0;
+        if (timeout > 0) { /* else the deadline stays 0 (set at each start) */
+            deadline = weft__host_now() + timeout;
+            weft__host_item_begin(deadline);
+        }
+        __atomic_store_n(&wk->current, item->index, __ATOMIC_RELAXED);
+        int rc = p->process_one(r->state, wk->ctx, item, res);
+        __atomic_store_n(&wk->current, UINT64_MAX, __ATOMIC_RELAXED);
+        if (rc == 0)
+            return ST_OK;
+        if (row)
+            memset(row, 0, weft__npy_row_bytes(r->npy)); /* no half-written rows */
+        bool late = deadline > 0 && weft__host_now() >= deadline;
+        if (attempt < r->cfg->retries && !late &&
+            atomic_load_explicit(&weft__run_stop, memory_order_relaxed) < 2)
+            continue;
+        if (late) {
+            snprintf(why, whylen, "timed out after %g s%s%.960s", timeout,
+                     wk->msg[0] ? ": " : "", wk->msg);
+            *msg = why;
+            return ST_TIMED_OUT;
+        }
+        if (wk->msg[0]) {
+            *msg = wk->msg;
+        } else {
+            snprintf(why, whylen, "process_one returned %d", rc);
+            *msg = why;
+        }
+        return ST_FAILED;
+    }
+}
+
+WEFT__HOT void weft__item_block_add(weft__block_t *b, uint64_t index, const slot_t *slot,
+                                    const weft__buf_t *msgs)
+{
+    b->count++;
+    b->records += slot->records;
+    b->counts[slot->status]++;
+    if (slot->reused)
+        b->reused[slot->status]++;
+    if (slot->status != ST_OK && slot->status != ST_NOT_RUN)
+        weft__block_note(b, index, slot->status, slot->reused,
+                         slot->msg_len ? msgs->data + slot->msg_off : "(no message)",
+                         slot->msg_len ? slot->msg_len : 12);
+}
+
+enum weft__item_fate {
+    WEFT__FATE_NOT_RUN,
+    WEFT__FATE_REUSED,
+    WEFT__FATE_OK,
+    WEFT__FATE_FAILED
+};
+
+/* One item into block b: not run once stopped, reused from the journal on
+ * resume, else run; encoded, journaled, counted. */
+WEFT__HOT enum weft__item_fate weft__item_run(run_t *r, worker_t *wk, weft__block_t *b,
+                                              const weft_item_t *item)
+{
+    slot_t slot;
+    weft__buf_t *buf = &b->bytes;
+    wk->msgs.len = 0;
+    enum weft__item_fate fate = WEFT__FATE_NOT_RUN;
+    /* Relaxed: a stop only has to be seen soon, not at once. */
+    if (atomic_load_explicit(&weft__run_stop, memory_order_relaxed)) {
+        weft_result_t none = {0};
+        weft__item_encode(r, buf, &wk->msgs, item, ST_NOT_RUN, NULL, &none, &slot);
+    } else if (r->scan && weft__item_reuse(r, buf, &wk->msgs, item, item->index, &slot)) {
+        /* A quarantine is journaled; a reused entry is not (reused). */
+        weft__jlog_add(r, wk, item, item->index, &slot, buf->data + slot.off,
+                       wk->msgs.data + slot.msg_off);
+        fate = WEFT__FATE_REUSED;
+    } else {
+        char why[MSG_SIZE];
+        weft_result_t res;
+        const char *msg = NULL;
+        item_status_t st = weft__item_call(r, wk, item, &res, &msg, why, sizeof why);
+        weft__item_encode(r, buf, &wk->msgs, item, st, msg, &res, &slot);
+        weft__jlog_add(r, wk, item, item->index, &slot, buf->data + slot.off,
+                       wk->msgs.data + slot.msg_off);
+        fate = slot.status == ST_OK ? WEFT__FATE_OK : WEFT__FATE_FAILED;
+    }
+    weft__item_block_add(b, item->index, &slot, &wk->msgs);
+    return fate;
+}
+
+#endif

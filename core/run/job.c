@@ -1,0 +1,775 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A job: the config read, the plugin loaded and started, the outputs and
+ * the journal opened (or an earlier run's journal read, for --resume), one
+ * of the two engines run over the items (engine_thread.c, or
+ * engine_process.c for isolate = process), then the end: items never
+ * claimed counted as not run, the plugin's finish, the outputs committed,
+ * the summary.  weft__run is the whole of it, for `weft run` and `weft
+ * check`.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "item.h"
+#include "jlog.h"
+#include "signals.h"
+#include "summary.h"
+#include "util.h"
+
+/* ---- what both engines report ------------------------------------------ */
+
+int weft__run_source_status(run_t *r)
+{
+    const char *why = r->feed ? weft__feed_error(r->feed) : NULL;
+    if (!why)
+        return 0;
+    fprintf(stderr, "weft: items: %s\n", why);
+    return WEFT_EXIT_USAGE;
+}
+
+static void print_failure(void *arg, uint64_t index, unsigned status, bool reused,
+                          const char *msg, size_t len)
+{
+    run_t *r = arg;
+    /* Crashes, timeouts and quarantines say so in their message. */
+    weft__progress_message(r->progress, "weft: item %" PRIu64 "%s%s: %.*s\n", index,
+                           status == ST_FAILED ? " failed" : "",
+                           reused ? " (in an earlier run)" : "", (int)len, msg);
+}
+
+/* ---- set-up and tear-down ----------------------------------------------- */
+
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, "weft: %s\n", msg);
+    return WEFT_EXIT_USAGE;
+}
+
+static void workers_fini(run_t *r)
+{
+    const weft_plugin_t *p = &r->plugin->desc;
+    for (unsigned t = 0; t < r->workers_ready; t++)
+        if (p->worker_fini)
+            p->worker_fini(r->state, t, r->workers[t].ctx);
+    r->workers_ready = 0;
+}
+
+/* Loads config, plugin, arguments and source; nothing runs yet. */
+static int prepare(run_t *r, const weft__run_opts_t *o)
+{
+    char *err = r->err;
+    int rc = weft__config_load(&r->cfg, o->config_path, err, ERR_SIZE);
+    for (size_t k = 0; rc == 0 && k < o->n_sets; k++)
+        rc = weft__config_set(r->cfg, o->sets[k], err, ERR_SIZE);
+    if (rc == 0)
+        rc = weft__config_finalize(r->cfg, err, ERR_SIZE);
+    if (rc)
+        return usage_error(err);
+
+    char **dirs = NULL;
+    size_t n_dirs = 0;
+    rc = weft__plugin_dirs(r->cfg->dir, r->cfg->plugin_path, &dirs, &n_dirs);
+    if (rc)
+        snprintf(err, ERR_SIZE, "plugin search path: %s", weft_strerror(rc));
+    else
+        rc = weft__plugin_open(&r->plugin, r->cfg->plugin, dirs, n_dirs, err, ERR_SIZE);
+    for (size_t k = 0; k < n_dirs; k++)
+        free(dirs[k]);
+    free(dirs);
+    if (rc)
+        return usage_error(err);
+
+    const weft_plugin_t *p = &r->plugin->desc;
+    r->args = calloc(p->n_args ? p->n_args : 1, sizeof *r->args);
+    if (!r->args)
+        return usage_error("out of memory");
+    size_t k;
+    if (weft__config_bind(r->cfg, p, r->args, err, ERR_SIZE) != 0 ||
+        weft__outdir_arg(p, &k, err, ERR_SIZE) < 0 ||
+        weft__source_open(&r->source, r->cfg, err, ERR_SIZE) != 0)
+        return usage_error(err);
+    if (k != SIZE_MAX && !(r->outdir_path = strdup(r->args[k].u.s)))
+        return usage_error("out of memory");
+    if ((p->flags & WEFT_PLUGIN_REDUCES) && r->cfg->isolate_process) {
+        const weft__entry_t *e = weft__config_entry(r->cfg, "run", "isolate");
+        char where[512];
+        snprintf(err, ERR_SIZE,
+                 "%s: isolate = process: plugin %s reduces over its items in one process "
+                 "(its finish sums up what process_one did), and worker processes would keep "
+                 "that to themselves; use isolate = thread",
+                 e ? weft__entry_where(e, where, sizeof where) : r->cfg->path, p->name);
+        return usage_error(err);
+    }
+    return 0;
+}
+
+/* init in this process; worker_init for each thread (thread mode). */
+static int start_plugin(run_t *r)
+{
+    const weft_plugin_t *p = &r->plugin->desc;
+    char msg[MSG_SIZE] = "";
+    double t0 = weft__mono_s();
+    if (p->init(&r->host.pub, r->args, &r->state, msg, sizeof msg) != 0) {
+        fprintf(stderr, "weft: plugin %s: init failed: %s\n", p->name,
+                msg[0] ? msg : "(no message)");
+        return WEFT_EXIT_USAGE;
+    }
+    r->state_live = true;
+    for (unsigned t = 0; t < r->threads && !r->cfg->isolate_process; t++) {
+        if (!p->worker_init)
+            break;
+        msg[0] = '\0';
+        if (p->worker_init(r->state, t, r->threads, &r->workers[t].ctx, msg, sizeof msg)) {
+            fprintf(stderr, "weft: plugin %s: worker_init (worker %u) failed: %s\n", p->name,
+                    t, msg[0] ? msg : "(no message)");
+            return WEFT_EXIT_USAGE;
+        }
+        r->workers_ready = t + 1;
+    }
+    r->t_init = weft__mono_s() - t0;
+    return 0;
+}
+
+/* output = FILE.npy: the plugin's rows, in a file the runner creates. */
+static int open_array(run_t *r)
+{
+    const weft_plugin_t *p = &r->plugin->desc;
+    weft_row_spec_t spec = {0};
+    char msg[MSG_SIZE] = "";
+    if (!p->row_spec) {
+        fprintf(stderr, "weft: %s: plugin %s writes no array rows (it has no row_spec), "
+                        "so its output cannot be .npy\n", r->cfg->output, p->name);
+        return WEFT_EXIT_USAGE;
+    }
+    if (p->row_spec(r->state, &spec, msg, sizeof msg) != 0) {
+        fprintf(stderr, "weft: plugin %s: row_spec failed: %s\n", p->name, msg);
+        return WEFT_EXIT_USAGE;
+    }
+    if (r->source->total == WEFT__COUNT_UNKNOWN) {
+        fprintf(stderr, "weft: %s: a .npy output needs the item count up front, and "
+                        "standard input has none\n", r->cfg->output);
+        return WEFT_EXIT_USAGE;
+    }
+    if (weft__npy_create(&r->npy, r->cfg->output, spec.dtype, r->source->total, spec.row_len,
+                         r->err, ERR_SIZE) != 0)
+        return usage_error(r->err);
+    return 0;
+}
+
+static const char *format_name(weft__format_t f)
+{
+    switch (f) {
+    case WEFT__FORMAT_JSON: return "a JSON array";
+    case WEFT__FORMAT_JSONL: return "JSON Lines";
+    case WEFT__FORMAT_NPY: return "a .npy array";
+    case WEFT__FORMAT_NONE: break;
+    }
+    return "nothing";
+}
+
+/* weft check: everything was validated; say what would run. */
+static int report_check(const run_t *r, const char *path)
+{
+    const weft__config_t *c = r->cfg;
+    const weft_plugin_t *p = &r->plugin->desc;
+    if (c->format == WEFT__FORMAT_NPY && !p->row_spec) {
+        fprintf(stderr, "weft: %s: plugin %s writes no array rows, so its output cannot be "
+                        ".npy\n", c->output, p->name);
+        return WEFT_EXIT_USAGE;
+    }
+    printf("%s: ok\n", path);
+    printf("  plugin   %s %s (%s)\n", p->name, p->version ? p->version : "", r->plugin->path);
+    if (r->source->total == WEFT__COUNT_UNKNOWN)
+        printf("  items    %s (count known when read)\n", c->items->value);
+    else
+        printf("  items    %s: %" PRIu64 " items\n", c->items->value, r->source->total);
+    printf("  output   %s, %s%s\n", c->output ? c->output : "none", format_name(c->format),
+           c->order_any ? ", in completion order" : "");
+    if (r->outdir_path)
+        printf("  folder   %s\n", r->outdir_path);
+    printf("  threads  %u%s\n", r->threads, c->isolate_process ? " (worker processes)" : "");
+    return WEFT_EXIT_OK;
+}
+
+static unsigned pick_threads(const run_t *r)
+{
+    unsigned t = r->cfg->threads;
+    if (t == 0) {
+        t = weft_cpu_count();
+        /* I/O-bound items mostly wait: more threads keep the disk busy. */
+        if (r->plugin->desc.flags & WEFT_PLUGIN_IO_BOUND)
+            t *= 4;
+    }
+    if (r->source->total != WEFT__COUNT_UNKNOWN && r->source->total < t)
+        t = (unsigned)r->source->total;
+    if (t > 1024)
+        t = 1024;
+    return t ? t : 1;
+}
+
+/* ---- the journal: create, or resume ------------------------------------- */
+
+static int refuse(const char *fmt, ...) WEFT_PRINTF(1, 2);
+static int refuse(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("weft: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return WEFT_EXIT_USAGE;
+}
+
+/* --resume: the earlier run must be this run (or --force). */
+static int check_same_run(run_t *r, const char *path)
+{
+    char diff[4096] = "";
+    size_t n = weft__jheader_diff(weft__jscan_header(r->scan), &r->id.header, diff, sizeof diff);
+    if (n && !r->opts->force)
+        return refuse("%s: cannot resume: the run changed since it began:\n%s"
+                         "weft: add --restart (instead of --resume) to start over, or --force to "
+                         "resume anyway (changed items run again)",
+                      path, diff);
+    char what[512] = "";
+    int64_t differ = weft__resume_check_items(r->cfg, r->scan, what, sizeof what);
+    if (differ < 0)
+        return refuse("items: %s", what);
+    if (differ > 0 && !r->opts->force)
+        return refuse("%s: cannot resume: %" PRId64 " item%s changed since the run began (%s); "
+                         "add --force to run the changed items again",
+                      path, differ, differ == 1 ? "" : "s", what);
+    if (n || differ)
+        fprintf(stderr, "weft: resuming anyway (--force): %s%s", diff,
+                differ ? "changed items run again\n" : "");
+    return 0;
+}
+
+static int open_journal(run_t *r)
+{
+    const weft__run_opts_t *o = r->opts;
+    bool resume = o->resume || o->retry_failed;
+    bool nomem;
+    char *path = weft__journal_path(r->cfg, r->outdir_path, &nomem);
+    int rc = 0;
+    if (nomem)
+        return usage_error("out of memory");
+    if (path && r->source->total == WEFT__COUNT_UNKNOWN) {
+        free(path); /* items read once from a stream cannot be resumed */
+        path = NULL;
+    }
+    if (!path) {
+        if (resume)
+            return refuse("%s: nothing to resume: this run keeps no journal (its output is "
+                             "standard output or none, its items a stream, or journal = off)",
+                          r->cfg->path);
+        return 0;
+    }
+    bool reduces = r->plugin->desc.flags & WEFT_PLUGIN_REDUCES;
+    if (resume && reduces) {
+        free(path);
+        return refuse("%s: cannot resume: plugin %s reduces over every item in one run (its "
+                      "final result would cover only the items a resume runs); add --restart "
+                      "to start over",
+                      r->cfg->path, r->plugin->desc.name);
+    }
+    if (weft__identity_make(&r->id, r->cfg, r->plugin, r->source) != 0) {
+        free(path);
+        return usage_error("out of memory");
+    }
+    /* Killed while the journal was being created: it holds no work, so
+     * resuming is running everything. */
+    if (resume && weft__journal_empty(path))
+        resume = false;
+    if (!resume) {
+        /* A plain run: refuse to overwrite a journal whose run did not
+         * finish (cheap: only its last record is read). */
+        bool finished = false;
+        rc = weft__journal_peek(path, &finished);
+        if (rc == 0 && !finished && !o->restart && reduces) {
+            rc = refuse("%s: an earlier run of this job did not finish (journal %s); plugin %s "
+                        "cannot resume (it reduces over every item): add --restart to start "
+                        "over",
+                        r->cfg->path, path, r->plugin->desc.name);
+            goto out;
+        }
+        if (rc == 0 && !finished && !o->restart) {
+            rc = refuse("%s: an earlier run of this job did not finish (journal %s).\n"
+                           "weft: run `weft run %s --resume` to finish it, or add --restart to "
+                           "start over",
+                        r->cfg->path, path, r->cfg->path);
+            goto out;
+        }
+        rc = weft__journal_create(&r->journal, path, &r->id.header, r->err, ERR_SIZE);
+        if (rc == 0 && (rc = weft__journal_session(r->journal, 1, 0)) != 0)
+            snprintf(r->err, ERR_SIZE, "%s: cannot write the journal: %s", path,
+                     strerror(-rc));
+        r->journaled = rc == 0;
+        r->journal_fresh = rc == 0;
+        if (rc)
+            rc = usage_error(r->err);
+        goto out;
+    }
+    rc = weft__journal_resume(&r->journal, &r->scan, path, r->err, ERR_SIZE);
+    if (rc == -ENOENT) {
+        rc = refuse("%s: nothing to resume: no journal at %s (run without --resume)",
+                    r->cfg->path, path);
+        goto out;
+    }
+    if (rc) {
+        rc = usage_error(r->err);
+        goto out;
+    }
+    if (weft__jscan_dropped(r->scan))
+        fprintf(stderr, "weft: %s: dropped %zu bytes of a torn or corrupt tail (at byte %zu: %s)\n",
+                path, weft__jscan_dropped(r->scan), weft__jscan_valid_len(r->scan),
+                weft__jscan_tail(r->scan));
+    rc = check_same_run(r, path);
+    if (rc)
+        goto out;
+    if (!r->cfg->isolate_process) {
+        r->n_suspects = weft__jscan_suspects(r->scan, &r->suspects);
+        r->n_poison = weft__jscan_poison(r->scan, &r->poison);
+    }
+    rc = weft__journal_session(r->journal, weft__jscan_sessions(r->scan) + 1,
+                               WEFT__JS_RESUME | (r->n_suspects ? WEFT__JS_CAREFUL : 0));
+    r->journaled = rc == 0;
+    if (rc)
+        rc = refuse("%s: cannot append to the journal: %s", path, strerror(-rc));
+out:
+    r->journal_path = path;
+    return rc;
+}
+
+
+/* ---- the engines ------------------------------------------------------------ */
+
+/* The claim source and the reorder buffer, shared by both engines. */
+static int engine_open(run_t *r, bool threaded)
+{
+    weft__reorder_settings_t rs = {
+        .workers = r->threads,
+        .ordered = !r->cfg->order_any,
+        .writer = r->writer,
+        .print = print_failure,
+        .print_arg = r,
+        .max_printed = MAX_PRINTED_FAILURES,
+    };
+    if (weft__reorder_create(&r->reorder, &rs) != 0)
+        return usage_error("out of memory starting the workers");
+    if (threaded) {
+        weft_pool_settings_t ps;
+        weft_pool_default_settings(&ps);
+        ps.threads = r->threads;
+        int e = weft_pool_create(&r->pool, &ps);
+        if (e == -EAGAIN)
+            return usage_error("cannot start the worker threads (the system refused: "
+                               "too many processes or threads?)");
+        if (e)
+            return usage_error("out of memory starting the workers");
+    }
+    weft__feed_settings_t fs = {
+        .source = r->source,
+        .reorder = r->reorder,
+        .pool = r->pool,
+        .workers = r->threads,
+        .span = SPAN_ITEMS,
+        .span_bytes = SPAN_BYTES,
+        .stop = &weft__run_stop,
+    };
+    if (weft__feed_create(&r->feed, &fs) != 0)
+        return usage_error("out of memory starting the workers");
+    return 0;
+}
+
+
+/* The items never claimed (a stop) go into the reorder buffer as not run,
+ * so that they fall into place around blocks already waiting there (items
+ * run alone before the engine), and in record = value keep their places as
+ * nulls.  Main thread, after the engine: worker 0's blocks are ours now. */
+static void pad_not_run(run_t *r, uint64_t from, uint64_t to)
+{
+    uint64_t i = from;
+    while (i < to) {
+        weft__block_t *b = weft__reorder_block_get(r->reorder, 0);
+        if (!b) {
+            r->write_error = -ENOMEM;
+            return;
+        }
+        b->first = i;
+        for (; i < to && b->count < 4096; i++) {
+            if (r->suspects_run && weft__item_in_set(r->suspects, r->suspects_run, i))
+                break; /* has its block */
+            if (r->null_not_run &&
+                (weft__buf_append(&b->bytes, r->frame.prefix, r->frame.prefix_len) ||
+                 weft__buf_append(&b->bytes, "null", 4) ||
+                 weft__buf_append(&b->bytes, r->frame.suffix, r->frame.suffix_len)))
+                r->write_error = -ENOMEM;
+            b->records += r->null_not_run;
+            b->counts[ST_NOT_RUN]++;
+            b->count++;
+        }
+        if (b->count)
+            weft__reorder_put(r->reorder, b);
+        else
+            weft__reorder_block_drop(r->reorder, b);
+        if (i < to && b->count == 0)
+            i++; /* a suspect's index */
+        weft__reorder_drain(r->reorder);
+    }
+}
+
+/* After the engine (no worker, no drain left): what the reorder buffer
+ * counted, the items never claimed included. */
+static void engine_totals(run_t *r)
+{
+    if (!r->reorder)
+        return;
+    uint64_t claimed = weft__feed_claimed(r->feed), read = weft__feed_read(r->feed);
+    uint64_t total = r->source->total;
+    uint64_t all = weft__feed_at_end(r->feed) || total == WEFT__COUNT_UNKNOWN
+                       ? (read > claimed ? read : claimed)
+                       : (total > claimed ? total : claimed);
+    pad_not_run(r, claimed, all);
+    if (r->progress && total == WEFT__COUNT_UNKNOWN)
+        weft__progress_set_total(r->progress, all); /* a stream's end */
+    if (weft__reorder_finish(r->reorder) && !r->write_error)
+        r->write_error = -ENOMEM;
+    weft__reorder_totals_t t;
+    weft__reorder_totals(r->reorder, &t);
+    for (int k = 0; k <= ST_NOT_RUN; k++) {
+        r->counts[k] = t.counts[k];
+        r->reused_by[k] = t.reused[k];
+        r->reused += t.reused[k];
+    }
+    r->printed = t.printed;
+    if (t.write_error && !r->write_error)
+        r->write_error = t.write_error;
+}
+
+/* ---- the end --------------------------------------------------------------- */
+
+static void print_finish_value(run_t *r, const weft_result_t *res)
+{
+    weft__buf_t b = {0};
+    char why[256];
+    if (weft__json_value(&b, res, why, sizeof why) != 0) {
+        fprintf(stderr, "weft: plugin %s: finish returned a bad value: %s\n",
+                r->plugin->desc.name, why);
+    } else {
+        bool to_stdout = !(r->cfg->output && strcmp(r->cfg->output, "-") == 0);
+        fprintf(to_stdout ? stdout : stderr, "%s%.*s\n", to_stdout ? "" : "weft: result: ",
+                (int)b.len, b.data);
+        fflush(to_stdout ? stdout : stderr);
+    }
+    weft__buf_free(&b);
+}
+
+static uint64_t total_items(const run_t *r)
+{
+    uint64_t seen = 0;
+    for (int s = 0; s <= ST_NOT_RUN; s++)
+        seen += r->counts[s];
+    return seen;
+}
+
+static int run_finish_plugin(run_t *r, int status)
+{
+    const weft_plugin_t *p = &r->plugin->desc;
+    if (status != 0 || !p->finish)
+        return status;
+    char msg[MSG_SIZE] = "";
+    uint64_t seen = total_items(r);
+    uint64_t total = r->source->total == WEFT__COUNT_UNKNOWN ? seen : r->source->total;
+    weft_counts_t counts = {.total = total, .ok = r->counts[ST_OK]};
+    counts.failed = r->counts[ST_FAILED] + r->counts[ST_CRASHED] + r->counts[ST_TIMED_OUT] +
+                    r->counts[ST_QUARANTINED];
+    counts.not_run = total - counts.ok - counts.failed;
+    weft_result_t res = {.msg = msg, .msg_size = sizeof msg};
+    double t0 = weft__mono_s();
+    if (p->finish(r->state, &counts, &res) != 0) {
+        fprintf(stderr, "weft: plugin %s: finish failed: %s\n", p->name,
+                msg[0] ? msg : "(no message)");
+        status = WEFT_EXIT_ITEMS_FAILED;
+    } else if (res.kind != WEFT_VALUE_NONE) {
+        print_finish_value(r, &res);
+    }
+    r->t_finish = weft__mono_s() - t0;
+    return status;
+}
+
+/* Output and journal closed, in that order: the END record says the output
+ * is complete, so it goes last. */
+static int close_outputs(run_t *r, int status, bool complete)
+{
+    double t0 = weft__mono_s();
+    if (r->writer && weft__writer_close(&r->writer, r->err, ERR_SIZE) != 0) {
+        fprintf(stderr, "weft: %s\n", r->err);
+        status = WEFT_EXIT_OUTPUT;
+    }
+    if (r->write_error == -ENOMEM) {
+        fprintf(stderr, "weft: out of memory keeping results: some records are missing "
+                        "from the output (the journal has them: --resume rebuilds it)\n");
+        status = WEFT_EXIT_OUTPUT;
+    }
+    /* Rows of failed items are zeros; the array is kept, like other output. */
+    if (r->npy && weft__npy_commit(&r->npy, r->err, ERR_SIZE)) {
+        fprintf(stderr, "weft: %s\n", r->err);
+        status = WEFT_EXIT_OUTPUT;
+    }
+    r->t_output += weft__mono_s() - t0;
+    if (!r->journal)
+        return status;
+    weft__jlog_sync(r, true);
+    int je = atomic_load(&r->journal_error);
+    if (je == 0 && complete && status != WEFT_EXIT_OUTPUT)
+        je = weft__journal_end(r->journal, r->counts[ST_OK], total_items(r) - r->counts[ST_OK]);
+    else if (je == 0)
+        je = weft__journal_stop(r->journal); /* stopped early, cleanly: no crash */
+    int ce = weft__journal_close(&r->journal);
+    if (!je)
+        je = ce;
+    if (je) {
+        fprintf(stderr, "weft: journal: %s: what was done since may run again on --resume\n",
+                strerror(-je));
+        status = WEFT_EXIT_OUTPUT;
+    }
+    return status;
+}
+
+static void summarize(run_t *r, int status, const char *label)
+{
+    weft__summary_t s = {
+        .plugin = r->plugin->desc.name,
+        .threads = r->threads,
+        .isolate = r->cfg->isolate_process ? "process" : "thread",
+        .total = r->source->total,
+        .ok = r->counts[ST_OK],
+        .failed = r->counts[ST_FAILED],
+        .crashed = r->counts[ST_CRASHED],
+        .timed_out = r->counts[ST_TIMED_OUT],
+        .quarantined = r->counts[ST_QUARANTINED],
+        .skipped = r->reused,
+        .not_run = r->counts[ST_NOT_RUN],
+        .wall_s = weft__mono_s() - r->t_start,
+        .init_s = r->t_init,
+        .items_s = r->t_items,
+        .finish_s = r->t_finish,
+        .output_s = r->t_output,
+        .status = label,
+        .exit_code = status,
+    };
+    /* Items an earlier run did are "skipped", not counted again. */
+    s.ok -= r->reused_by[ST_OK];
+    s.failed -= r->reused_by[ST_FAILED];
+    s.crashed -= r->reused_by[ST_CRASHED];
+    s.timed_out -= r->reused_by[ST_TIMED_OUT];
+    s.quarantined -= r->reused_by[ST_QUARANTINED];
+    weft__summary_cpu(&s);
+    if (!r->opts->quiet)
+        weft__summary_print(stderr, &s);
+    if (r->opts->summary_json &&
+        weft__summary_write_json(r->opts->summary_json, &s, r->err, ERR_SIZE) != 0)
+        fprintf(stderr, "weft: --summary-json: %s\n", r->err);
+}
+
+static int finish_run(run_t *r, int status)
+{
+    workers_fini(r);
+    int sig = weft__signals_first();
+    bool halted = atomic_load(&weft__run_halted);
+    bool complete = status == 0 && !sig && !halted && !atomic_load(&r->journal_error);
+    status = run_finish_plugin(r, status);
+    weft__progress_stop(&r->progress);
+    status = close_outputs(r, status, complete);
+    uint64_t bad = total_items(r) - r->counts[ST_OK] - r->counts[ST_NOT_RUN];
+    if (r->printed < bad)
+        fprintf(stderr, "weft: ... and %" PRIu64 " more failed items\n", bad - r->printed);
+    const char *label = "ok";
+    if (status == WEFT_EXIT_OUTPUT) {
+        label = "output error";
+    } else if (status == 0 && sig) {
+        status = 128 + sig;
+        label = "interrupted";
+    } else if (status == 0 && halted) {
+        status = WEFT_EXIT_HALTED;
+        label = "halted";
+        const weft__halt_t *h = &r->cfg->halt;
+        if (h->fail_count)
+            fprintf(stderr, "weft: halted by the failure policy (halt = %s,fail=%" PRIu64 ")\n",
+                    h->mode == WEFT__HALT_NOW ? "now" : "soon", h->fail_count);
+        else
+            fprintf(stderr, "weft: halted by the failure policy (halt = %s,fail=%g%%)\n",
+                    h->mode == WEFT__HALT_NOW ? "now" : "soon", h->fail_percent);
+    } else if (status == 0 && bad) {
+        status = WEFT_EXIT_ITEMS_FAILED;
+        label = "failed";
+    } else if (status) {
+        label = "failed";
+    }
+    summarize(r, status, label);
+    if ((sig || halted) && status != WEFT_EXIT_OUTPUT) {
+        if (r->journaled)
+            fprintf(stderr, "weft: %" PRIu64 " items not run; `weft run %s --resume` finishes "
+                            "the run\n", r->counts[ST_NOT_RUN], r->opts->config_path);
+        else
+            fprintf(stderr, "weft: %" PRIu64 " items not run (this run keeps no journal)\n",
+                    r->counts[ST_NOT_RUN]);
+    }
+    return status;
+}
+
+/* ---- the run ----------------------------------------------------------------- */
+
+static int open_outputs(run_t *r)
+{
+    if (r->outdir_path &&
+        weft__outdir_open(&r->outdir, r->outdir_path, r->err, ERR_SIZE) != 0)
+        return usage_error(r->err);
+    if (!r->outdir)
+        return 0;
+    weft__host_set_outdir(&r->host, r->outdir);
+    /* Under the lock, no temporary in the folder can be a live run's. */
+    size_t stale = weft__outdir_sweep(r->outdir);
+    if (stale && !r->opts->quiet)
+        fprintf(stderr, "weft: removed %zu temporary file%s left in %s by a run that did not "
+                        "finish\n",
+                stale, stale == 1 ? "" : "s", r->outdir_path);
+    return 0;
+}
+
+static int run_job(run_t *r)
+{
+    const weft__run_opts_t *o = r->opts;
+    int status = prepare(r, o);
+    if (status)
+        return status;
+    r->threads = pick_threads(r);
+    if (o->check_only)
+        return report_check(r, o->config_path);
+
+    r->frame = weft__frame_of(r->cfg->format);
+    r->writes_records = r->cfg->format == WEFT__FORMAT_JSON || r->cfg->format == WEFT__FORMAT_JSONL;
+    r->null_not_run = r->writes_records && r->cfg->record == WEFT__RECORD_VALUE &&
+                      !r->cfg->order_any && !r->cfg->flatten;
+    r->workers = aligned_alloc(64, sizeof(worker_t) * r->threads);
+    if (!r->workers)
+        return usage_error("out of memory starting the workers");
+    /* Whole chunks through process_range when nothing is kept per item:
+     * numbers only (a range), no records, no journal, no per-item timeout. */
+    r->batch = r->plugin->desc.process_range && r->source->vt->at &&
+               r->cfg->format == WEFT__FORMAT_NONE && r->cfg->timeout <= 0 &&
+               !r->cfg->isolate_process;
+    memset(r->workers, 0, sizeof(worker_t) * r->threads);
+    for (unsigned t = 0; t < r->threads; t++)
+        r->workers[t].current = UINT64_MAX;
+
+    /* The output folder is locked before init (a second run is refused
+     * before anything is written), the journal before any output. */
+    weft__host_init(&r->host, r->plugin->desc.name, r->cfg->seed, r->cfg->dir);
+    r->host.pub.values_wanted = r->cfg->format != WEFT__FORMAT_NONE;
+    r->host.stop = &weft__run_stop;
+    if ((status = open_outputs(r)) || (status = open_journal(r)))
+        return status;
+    if ((status = start_plugin(r)))
+        return status;
+    /* Opened last, so that no earlier error truncates an existing file. */
+    if (r->cfg->format == WEFT__FORMAT_NPY)
+        status = open_array(r);
+    else if (r->writes_records &&
+             weft__writer_open(&r->writer, r->cfg->output, r->cfg->format, r->err, ERR_SIZE))
+        status = usage_error(r->err);
+    if (status)
+        return status;
+
+    weft__progress_start(&r->progress, o->progress,
+                         STDERR_FILENO, r->source->total == WEFT__COUNT_UNKNOWN
+                                            ? WEFT__PROGRESS_UNKNOWN : r->source->total,
+                         r->threads, r->plugin->desc.name);
+    if (r->journal || r->scan || r->n_suspects || r->outdir)
+        r->batch = false; /* per-item entries, reuse, careful runs, files */
+    if ((status = engine_open(r, !r->cfg->isolate_process)))
+        return status;
+    double t0 = weft__mono_s();
+    r->journal_fresh = false; /* from here on it records work */
+    r->flushed = t0;
+    if (r->cfg->isolate_process) {
+        status = weft__engine_processes(r);
+    } else {
+        weft__crash_handlers(r, true);
+        status = weft__engine_threads(r);
+        weft__crash_handlers(r, false);
+    }
+    engine_totals(r);
+    r->t_items = weft__mono_s() - t0 - r->t_output;
+    if (r->t_items < 0)
+        r->t_items = 0;
+    return finish_run(r, status);
+}
+
+int weft__run(const weft__run_opts_t *o)
+{
+    run_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        fprintf(stderr, "weft: out of memory\n");
+        return WEFT_EXIT_USAGE;
+    }
+    atomic_store(&weft__run_stop, 0);
+    atomic_store(&weft__run_halted, 0);
+    r->opts = o;
+    r->t_start = weft__mono_s();
+    r->journal_synced = r->t_start;
+    weft__signals_t saved;
+    if (!o->check_only)
+        weft__signals_install(&saved);
+
+    int status = run_job(r);
+
+    weft__progress_stop(&r->progress);
+    if (r->plugin) {
+        workers_fini(r);
+        if (r->state_live && r->plugin->desc.destroy)
+            r->plugin->desc.destroy(r->state);
+    }
+    weft__writer_abort(&r->writer); /* only after an early error, reported already */
+    if (r->journal) {
+        /* An early error, before any item ran: a fresh journal goes (it
+         * holds nothing), a resumed one is marked as cleanly stopped. */
+        if (r->journal_fresh)
+            unlink(r->journal_path);
+        else
+            weft__journal_stop(r->journal);
+    }
+    weft__npy_abort(&r->npy);
+    weft__journal_close(&r->journal);
+    weft__jscan_free(&r->scan);
+    weft__identity_free(&r->id);
+    weft__outdir_close(&r->outdir);
+    weft_pool_destroy(&r->pool);
+    weft__feed_destroy(&r->feed);
+    weft__reorder_destroy(&r->reorder);
+    for (unsigned t = 0; r->workers && t < r->threads; t++) {
+        weft__buf_free(&r->workers[t].jbuf);
+        weft__buf_free(&r->workers[t].msgs);
+    }
+    free(r->workers);
+    free(r->args);
+    free(r->outdir_path);
+    free(r->journal_path);
+    weft__source_close(&r->source);
+    weft__plugin_close(&r->plugin);
+    weft__config_free(&r->cfg);
+    if (!o->check_only)
+        weft__signals_restore(&saved);
+    free(r);
+    return status;
+}
+

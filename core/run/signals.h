@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A job's signals.  The first SIGINT/SIGTERM asks the run to stop soon
+ * (weft__run_stop = 1: the items in flight finish, the output is complete
+ * up to them); a second exits at once, killing the worker processes and
+ * whatever the plugin started (the journal keeps what was done).  In thread
+ * mode a crash in the plugin takes weft down, but first the journal learns
+ * which items were running (one CRASH record), so that a second crash of
+ * the same item quarantines it on resume.
+ */
+#ifndef WEFT_CORE_RUN_SIGNALS_H
+#define WEFT_CORE_RUN_SIGNALS_H
+
+#include <signal.h>
+
+#include "job.h"
+
+typedef struct weft__signals {
+    struct sigaction old_int, old_term;
+} weft__signals_t;
+
+/* SIGINT and SIGTERM handlers for the run (the earlier ones kept). */
+void weft__signals_install(weft__signals_t *saved);
+void weft__signals_restore(const weft__signals_t *saved);
+
+/* The first SIGINT/SIGTERM since the install, or 0. */
+int weft__signals_first(void);
+
+/* Process mode: the supervisor a second signal must kill, or NULL. */
+void weft__signals_set_iso(weft__iso_t *iso);
+
+/* Thread mode, on or off: SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT
+ * journal the items running in r before weft dies of them. */
+void weft__crash_handlers(run_t *r, bool on);
+
+#endif
