@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "output.h"
+#include "buf.h"
 #include "source.h"
 #include "weft/weft.h"
 

@@ -23,40 +23,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "buf.h"
 #include "config.h"
 #include "weft/plugin.h"
-
-typedef struct weft__buf {
-    char *data;
-    size_t len, cap;
-} weft__buf_t;
-
-/* The slow half of weft__buf_reserve: grows the buffer. */
-int weft__buf_grow(weft__buf_t *b, size_t extra);
-
-/* Makes room for `extra` more bytes; 0 or -ENOMEM (the buffer is intact).
- * Inline: the per-item encoder calls it for every record. */
-static inline int weft__buf_reserve(weft__buf_t *b, size_t extra)
-{
-    return b->cap - b->len >= extra ? 0 : weft__buf_grow(b, extra);
-}
-
-static inline int weft__buf_append(weft__buf_t *b, const void *data, size_t len)
-{
-    int rc = weft__buf_reserve(b, len);
-    if (rc || !len)
-        return rc;
-    char *o = b->data + b->len;
-    if (len <= 8) { /* separators, literals: cheaper than a call */
-        for (size_t k = 0; k < len; k++)
-            o[k] = ((const char *)data)[k];
-    } else {
-        memcpy(o, data, len);
-    }
-    b->len += len;
-    return 0;
-}
-void weft__buf_free(weft__buf_t *b);
 
 /* A JSON string literal for len bytes of s; invalid UTF-8 becomes U+FFFD,
  * control characters and NUL are escaped.  0 or -ENOMEM. */

@@ -5,7 +5,7 @@
  * itself.  This engine feeds the supervisor from the same claim source as
  * thread mode and turns its outcomes into blocks of the same reorder
  * buffer: each child runs the plugin's init and worker_init once, then per
- * item process_one and the same encoding as thread mode (core/run/run.c's
+ * item process_one and the same encoding as thread mode (core/run/item.h:
  * per-item code), and puts the framed records in its reply ring; the
  * parent, single-threaded (it forks: no other thread may exist), settles
  * items reused from an earlier run itself, journals each outcome, and

@@ -85,7 +85,7 @@ enum {
     JSON_FIXED = 128,       /* the object's keys, size, hash and braces */
 };
 
-/* The runner stores a record's length in 32 bits (core/run/run.c, slot_t);
+/* The runner stores a record's length in 32 bits (core/run/job.h, slot_t);
  * leave room for the `record = full` wrapper. */
 #define RESULT_MAX ((size_t)UINT32_MAX - 4096)
 
