@@ -289,54 +289,19 @@ int weft__json_minify(weft__buf_t *b, const char *s, size_t len, char *why, size
 
 /* ---- values -------------------------------------------------------------- */
 
-/* Digits straight into the buffer, two at a time from a table: glibc's
- * memcpy (and a division per digit) cost more than the whole conversion
- * for numbers this small. */
-static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324"
-                                     "25262728293031323334353637383940414243444546474849"
-                                     "50515253545556575859606162636465666768697071727374"
-                                     "75767778798081828384858687888990919293949596979899";
+/* Two digits at a time from a table: a division per digit (and glibc's
+ * memcpy for the copy) cost more than the whole conversion for numbers
+ * this small. */
+const char weft__digit_pairs[201] = "00010203040506070809101112131415161718192021222324"
+                                    "25262728293031323334353637383940414243444546474849"
+                                    "50515253545556575859606162636465666768697071727374"
+                                    "75767778798081828384858687888990919293949596979899";
 
 static int append_int(weft__buf_t *b, int64_t v)
 {
     if (weft__buf_reserve(b, 20) != 0)
         return -ENOMEM;
-    char *o = b->data + b->len;
-    if (v < 0)
-        *o++ = '-';
-    /* Through uint64_t so INT64_MIN negates without overflow. */
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    unsigned n = 1; /* digits: compares, four digits per division */
-    for (uint64_t t = u;; t /= 10000, n += 4) {
-        if (t < 10)
-            break;
-        if (t < 100) {
-            n += 1;
-            break;
-        }
-        if (t < 1000) {
-            n += 2;
-            break;
-        }
-        if (t < 10000) {
-            n += 3;
-            break;
-        }
-    }
-    char *p = o + n;
-    while (u >= 100) {
-        const char *d = digit_pairs + 2 * (u % 100);
-        u /= 100;
-        *--p = d[1];
-        *--p = d[0];
-    }
-    if (u >= 10) {
-        *--p = digit_pairs[2 * u + 1];
-        *--p = digit_pairs[2 * u];
-    } else {
-        *--p = (char)('0' + u);
-    }
-    b->len = (size_t)(o + n - b->data);
+    b->len += weft__put_int(b->data + b->len, v);
     return 0;
 }
 

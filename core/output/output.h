@@ -27,6 +27,50 @@
 #include "config.h"
 #include "weft/plugin.h"
 
+extern const char weft__digit_pairs[201];
+
+/* Writes v in decimal at o, which has room for 20 bytes; returns the bytes
+ * written.  Inline: a record of an integer is mostly this. */
+static inline size_t weft__put_int(char *o, int64_t v)
+{
+    char *start = o;
+    if (v < 0)
+        *o++ = '-';
+    /* Through uint64_t so INT64_MIN negates without overflow. */
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    unsigned n = 1; /* digits: compares, four digits per division */
+    for (uint64_t t = u;; t /= 10000, n += 4) {
+        if (t < 10)
+            break;
+        if (t < 100) {
+            n += 1;
+            break;
+        }
+        if (t < 1000) {
+            n += 2;
+            break;
+        }
+        if (t < 10000) {
+            n += 3;
+            break;
+        }
+    }
+    char *p = o + n;
+    while (u >= 100) {
+        const char *d = weft__digit_pairs + 2 * (u % 100);
+        u /= 100;
+        *--p = d[1];
+        *--p = d[0];
+    }
+    if (u >= 10) {
+        *--p = weft__digit_pairs[2 * u + 1];
+        *--p = weft__digit_pairs[2 * u];
+    } else {
+        *--p = (char)('0' + u);
+    }
+    return (size_t)(o + n - start);
+}
+
 /* A JSON string literal for len bytes of s; invalid UTF-8 becomes U+FFFD,
  * control characters and NUL are escaped.  0 or -ENOMEM. */
 int weft__json_string(weft__buf_t *b, const char *s, size_t len);

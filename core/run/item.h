@@ -77,6 +77,20 @@ WEFT__HOT void weft__item_encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs,
         *slot = (slot_t){.off = mark, .status = ST_OK}; /* nothing to keep */
         return;
     }
+    if (status == ST_OK && r->plain_values && res->kind == WEFT_VALUE_INT &&
+        weft__buf_reserve(buf, r->frame.prefix_len + 20 + r->frame.suffix_len) == 0) {
+        /* The common record, framed in one go: an integer value. */
+        char *o = buf->data + mark;
+        for (size_t k = 0; k < r->frame.prefix_len; k++)
+            *o++ = r->frame.prefix[k];
+        o += weft__put_int(o, res->value.i);
+        for (size_t k = 0; k < r->frame.suffix_len; k++)
+            *o++ = r->frame.suffix[k];
+        buf->len = (size_t)(o - buf->data);
+        *slot = (slot_t){.off = mark, .len = (uint32_t)(buf->len - mark), .records = 1,
+                         .status = ST_OK};
+        return;
+    }
     char why[256];
     why[0] = '\0';
     slot->records = 0;

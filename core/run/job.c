@@ -658,8 +658,9 @@ static int run_job(run_t *r)
 
     r->frame = weft__frame_of(r->cfg->format);
     r->writes_records = r->cfg->format == WEFT__FORMAT_JSON || r->cfg->format == WEFT__FORMAT_JSONL;
-    r->null_not_run = r->writes_records && r->cfg->record == WEFT__RECORD_VALUE &&
-                      !r->cfg->order_any && !r->cfg->flatten;
+    r->plain_values = r->writes_records && r->cfg->record == WEFT__RECORD_VALUE &&
+                      !r->cfg->flatten;
+    r->null_not_run = r->plain_values && !r->cfg->order_any;
     r->workers = aligned_alloc(64, sizeof(worker_t) * r->threads);
     if (!r->workers)
         return usage_error("out of memory starting the workers");

@@ -88,6 +88,8 @@ typedef struct run {
     weft__reorder_t *reorder; /* where they hand their results             */
     weft__frame_t frame;    /* how records are framed                     */
     bool writes_records;    /* JSON or JSON Lines output                  */
+    bool plain_values;      /* writes_records, record = value, no flatten:
+                               a record is the value alone                */
     bool batch;             /* chunks go through the plugin's process_range */
     bool null_not_run;      /* record = value, in input order: a not-run
                                item keeps its place as null               */

@@ -21,7 +21,7 @@
 
 /* ---- the plugin --------------------------------------------------------- */
 
-enum { P_INT, P_FAIL, P_FLAKY, P_STRING, P_LIST, P_BAD_KIND, P_SLOW_FAIL, P_BAD_JSON, P_QUIET };
+enum { P_INT, P_FAIL, P_FLAKY, P_STRING, P_LIST, P_BAD_KIND, P_SLOW_FAIL, P_BAD_JSON, P_QUIET, P_EDGE };
 
 static unsigned attempts[16]; /* process_one calls, by item index */
 static unsigned flaky_failures; /* P_FLAKY fails this many times first */
@@ -73,6 +73,12 @@ static int item_plugin(void *state, void *ctx, const weft_item_t *item, weft_res
         return 0;
     case P_QUIET:
         return -7; /* a failure without a message */
+    case P_EDGE: { /* integers at the edges of the encoder's fast path */
+        static const int64_t edge[] = {INT64_MIN, INT64_MAX, 0, -7, 9, 10, 99, 100, -1000};
+        res->kind = WEFT_VALUE_INT;
+        res->value.i = edge[item->index / 16 % 9];
+        return 0;
+    }
     }
     return 0;
 }
@@ -104,7 +110,8 @@ static void setup_job(weft__format_t format, weft__record_t record, bool flatten
     job.threads = 1;
     job.frame = weft__frame_of(format);
     job.writes_records = format == WEFT__FORMAT_JSON || format == WEFT__FORMAT_JSONL;
-    job.null_not_run = job.writes_records && record == WEFT__RECORD_VALUE && !flatten;
+    job.plain_values = job.writes_records && record == WEFT__RECORD_VALUE && !flatten;
+    job.null_not_run = job.plain_values;
     atomic_store(&weft__run_stop, 0);
     atomic_store(&weft__run_halted, 0);
     atomic_store(&job.failures, 0);
@@ -162,6 +169,13 @@ static void item_value_records(void **state)
     free_block(&b);
     assert_string_equal(run_one(P_STRING, &fate, &b), "\"say \\\"hi\\\"\\n\"\n");
     free_block(&b);
+    static const char *const edge[] = {"-9223372036854775808\n", "9223372036854775807\n",
+                                       "0\n", "-7\n", "9\n", "10\n", "99\n", "100\n",
+                                       "-1000\n"};
+    for (uint64_t k = 0; k < 9; k++) {
+        assert_string_equal(run_one(P_EDGE + 16 * k, &fate, &b), edge[k]);
+        free_block(&b);
+    }
     /* A failure keeps its place as null, and its message as a note. */
     assert_string_equal(run_one(P_FAIL, &fate, &b), "null\n");
     assert_int_equal(fate, WEFT__FATE_FAILED);
