@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "output.h"
@@ -347,7 +348,7 @@ int weft__json_value(weft__buf_t *b, const weft_result_t *r, char *why, size_t w
 
 /* ---- the ordered writer ------------------------------------------------- */
 
-enum { WRITER_BUF = 1 << 20 };
+enum { WRITER_BUF = 1 << 20, WRITER_DIRECT = 64 << 10 };
 
 struct weft__writer {
     int fd;
@@ -430,8 +431,37 @@ static void writer_flush(weft__writer_t *w)
     w->fill = 0;
 }
 
+/* What is buffered, then n bytes at p, written in one writev: a big block
+ * of records goes to the file without a copy through the buffer. */
+static void writer_direct(weft__writer_t *w, const char *p, size_t n)
+{
+    struct iovec iov[2] = {{w->buf, w->fill}, {(void *)p, n}};
+    int k = w->fill ? 0 : 1;
+    while (k < 2 && !w->error) {
+        ssize_t got = writev(w->fd, iov + k, 2 - k);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            w->error = got < 0 ? -errno : -EIO; /* a zero write makes no progress */
+            break;
+        }
+        size_t left = (size_t)got; /* a short write: on from where it stopped */
+        while (k < 2 && left >= iov[k].iov_len)
+            left -= iov[k++].iov_len;
+        if (k < 2) {
+            iov[k].iov_base = (char *)iov[k].iov_base + left;
+            iov[k].iov_len -= left;
+        }
+    }
+    w->fill = 0;
+}
+
 static void writer_put(weft__writer_t *w, const char *p, size_t n)
 {
+    if (n >= WRITER_DIRECT && !w->error) {
+        writer_direct(w, p, n);
+        return;
+    }
     while (n && !w->error) {
         if (w->fill == WRITER_BUF)
             writer_flush(w);

@@ -236,6 +236,59 @@ static void writer_formats(void **state)
     rmdir(dir);
 }
 
+/* Framed blocks, small ones through the buffer and big ones written
+ * straight from the block after what is buffered (writev): the file holds
+ * every byte once, in order, in JSON Lines and in a JSON array. */
+static void writer_big_blocks(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/weft-output-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/out.jsonl", dir);
+    for (int json = 0; json < 2; json++) {
+        const char *pre = json ? ",\n" : "", *suf = json ? "" : "\n";
+        weft__writer_t *w = NULL;
+        char err[256];
+        assert_int_equal(weft__writer_open(&w, path, json ? WEFT__FORMAT_JSON : WEFT__FORMAT_JSONL,
+                                           err, sizeof err),
+                         0);
+        weft__buf_t block = {0}, want = {0};
+        uint64_t next = 0;
+        /* Block sizes around the direct-write threshold and the buffer. */
+        static const int sizes[] = {3, 9000, 1, 20000, 120000, 2, 150000, 7};
+        for (size_t b = 0; b < sizeof sizes / sizeof *sizes; b++) {
+            block.len = 0;
+            for (int k = 0; k < sizes[b]; k++, next++) {
+                char rec[48];
+                int n = snprintf(rec, sizeof rec, "%s%llu%s", pre, (unsigned long long)next, suf);
+                assert_int_equal(weft__buf_append(&block, rec, (size_t)n), 0);
+            }
+            assert_int_equal(weft__writer_framed(w, block.data, block.len, (uint64_t)sizes[b]), 0);
+        }
+        assert_int_equal(weft__writer_close(&w, err, sizeof err), 0);
+        assert_int_equal(weft__buf_append(&want, json ? "[\n" : "", json ? 2 : 0), 0);
+        for (uint64_t k = 0; k < next; k++) {
+            char rec[48];
+            int n = snprintf(rec, sizeof rec, "%s%llu%s", json && k ? ",\n" : "",
+                             (unsigned long long)k, suf);
+            assert_int_equal(weft__buf_append(&want, rec, (size_t)n), 0);
+        }
+        assert_int_equal(weft__buf_append(&want, json ? "\n]\n" : "", json ? 3 : 0), 0);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        char *got = malloc(want.len + 2);
+        size_t n = fread(got, 1, want.len + 1, f);
+        fclose(f);
+        assert_int_equal(n, want.len);
+        assert_memory_equal(got, want.data, want.len);
+        free(got);
+        weft__buf_free(&block);
+        weft__buf_free(&want);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
 static void writer_errors(void **state)
 {
     (void)state;
@@ -266,7 +319,7 @@ int main(void)
         cmocka_unit_test(string_escapes),   cmocka_unit_test(string_utf8),
         cmocka_unit_test(minify_valid),     cmocka_unit_test(minify_invalid),
         cmocka_unit_test(values_every_kind), cmocka_unit_test(writer_formats),
-        cmocka_unit_test(writer_errors),
+        cmocka_unit_test(writer_errors),    cmocka_unit_test(writer_big_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

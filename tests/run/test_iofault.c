@@ -487,11 +487,16 @@ static void expect_output_error(const char *spec_fmt, const char *why)
 static void iofault_weft_write_errors(void **state)
 {
     (void)state;
-    expect_output_error("op=write,nth=1,err=ENOSPC,path=%s", "No space left on device");
-    expect_output_error("op=write,nth=1,err=EIO,path=%s", "Input/output error");
+    /* Big blocks of records go out by writev, the rest by write. */
+    expect_output_error("op=write,nth=1,err=ENOSPC,path=%s;op=writev,nth=1,err=ENOSPC,path=%s",
+                        "No space left on device");
+    expect_output_error("op=write,nth=1,err=EIO,path=%s;op=writev,nth=1,err=EIO,path=%s",
+                        "Input/output error");
     /* In the middle of the file, after a full buffer went out. */
-    expect_output_error("op=write,nth=2,err=ENOSPC,path=%s", "No space left on device");
-    expect_output_error("op=write,nth=3,err=EIO,path=%s", "Input/output error");
+    expect_output_error("op=write,nth=2,err=ENOSPC,path=%s;op=writev,nth=2,err=ENOSPC,path=%s",
+                        "No space left on device");
+    expect_output_error("op=write,nth=3,err=EIO,path=%s;op=writev,nth=3,err=EIO,path=%s",
+                        "Input/output error");
 }
 
 static void iofault_weft_fsync_close_errors(void **state)
@@ -534,7 +539,8 @@ static void iofault_weft_short_writes_complete(void **state)
     (void)state;
     /* Every write to the output writes half: a correct writer loops on and
      * the file is whole. */
-    e2e_outcome_t o = run_weft_under("op=write,nth=1,every=1,short=1,path=%s");
+    e2e_outcome_t o = run_weft_under(
+        "op=write,nth=1,every=1,short=1,path=%s;op=writev,nth=1,every=1,short=1,path=%s");
     e2e_expect(&o, 0, NULL);
     e2e_free(&o);
     char *json = e2e_slurp(e2e_path(output_name()), NULL);
