@@ -15,6 +15,9 @@
 #     ideal = the greedy list schedule in input order (each item goes to the
 #     worker that frees first), computed below
 #
+# weft runs each scenario twice: in thread mode, and with isolate = process
+# (forked workers: the same claims, no barrier either).
+#
 # Each round runs weft, then xargs, then Python, scenario by scenario
 # (interleaved, so a machine drifting in speed affects all three alike);
 # ROUNDS (default 3) rounds.  Times are medians over the rounds; the ratios
@@ -105,6 +108,7 @@ journal = off
 [args]
 command = sleep {}
 EOF
+    sed 's/^journal = off$/journal = off\nisolate = process/' "$d/weft.ini" >"$d/weft-process.ini"
 }
 
 names=(A B C D)
@@ -127,12 +131,13 @@ done
 echo "bench_uneven: $weft (plugins $plugins)"
 echo "cpus=$(nproc) rounds=$rounds; loadavg before: $(cat /proc/loadavg 2>/dev/null || echo '?')"
 
-declare -A tw tx tp
+declare -A tw tq tx tp
 for _ in $(seq "$rounds"); do
     for s in "${names[@]}"; do
         d="$tmp/$s"
         n=${workers[$s]}
         tw[$s]+="$(python3 "$timer" "$weft" run "$d/weft.ini" -q) "
+        tq[$s]+="$(python3 "$timer" "$weft" run "$d/weft-process.ini" -q) "
         # shellcheck disable=SC2016 # $1 and $2 are the inner sh's
         tx[$s]+="$(python3 "$timer" sh -c 'exec xargs -P "$1" -n 1 sleep < "$2"' sh "$n" \
                    "$d/durations.txt") "
@@ -143,20 +148,23 @@ done
 # The table: medians of the times, medians of the per-round ratios.
 {
     for s in "${names[@]}"; do
-        echo "$s|${desc[$s]}|${workers[$s]}|${ideal[$s]}|${tw[$s]}|${tx[$s]}|${tp[$s]}"
+        echo "$s|${desc[$s]}|${workers[$s]}|${ideal[$s]}|${tw[$s]}|${tq[$s]}|${tx[$s]}|${tp[$s]}"
     done
 } | python3 -c '
 import statistics as st, sys
 med = st.median
-print("%-3s %-32s %4s %8s %8s %8s %8s %10s %10s %11s" % ("", "scenario", "N", "ideal s",
-      "weft s", "xargs s", "python s", "weft/ideal", "weft/xargs", "weft/python"))
+print("%-3s %-32s %4s %8s %8s %8s %8s %8s %10s %10s %11s %10s" % ("", "scenario", "N",
+      "ideal s", "weft s", "proc s", "xargs s", "python s", "weft/ideal", "weft/xargs",
+      "weft/python", "proc/ideal"))
 for line in sys.stdin:
-    s, desc, n, ideal, w, x, p = line.rstrip("\n").split("|")
+    s, desc, n, ideal, w, q, x, p = line.rstrip("\n").split("|")
     ideal = float(ideal)
-    w, x, p = ([float(v) for v in col.split()] for col in (w, x, p))
-    print("%-3s %-32s %4s %8.3f %8.3f %8.3f %8.3f %10.2f %10.2f %11.2f" % (
-        s, desc, n, ideal, med(w), med(x), med(p), med(a / ideal for a in w),
-        med(a / b for a, b in zip(w, x)), med(a / b for a, b in zip(w, p))))
+    w, q, x, p = ([float(v) for v in col.split()] for col in (w, q, x, p))
+    print("%-3s %-32s %4s %8.3f %8.3f %8.3f %8.3f %8.3f %10.2f %10.2f %11.2f %10.2f" % (
+        s, desc, n, ideal, med(w), med(q), med(x), med(p), med(a / ideal for a in w),
+        med(a / b for a, b in zip(w, x)), med(a / b for a, b in zip(w, p)),
+        med(a / ideal for a in q)))
+print("(weft: thread mode; proc: weft with isolate = process)")
 '
 echo "(times: medians of $rounds rounds; ratios: medians of the per-round ratios)"
 echo "loadavg after: $(cat /proc/loadavg 2>/dev/null || echo '?')"
