@@ -100,6 +100,10 @@ static void setup_job(weft__format_t format, weft__record_t record, bool flatten
     cfg.record = record;
     cfg.flatten = flatten;
     plugin.desc.process_one = item_plugin;
+    if (wk) { /* a second job in the same test */
+        weft__buf_free(&wk->msgs);
+        free(wk);
+    }
     wk = aligned_alloc(64, sizeof *wk);
     assert_non_null(wk);
     memset(wk, 0, sizeof *wk);
