@@ -34,7 +34,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,10 +42,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-extern char **environ;
+#include "bench_util.h"
+#include "util.h" /* weft__mono_s */
 
 enum {
     THREADS = 2,
@@ -63,46 +62,6 @@ enum {
 static const unsigned long long none_n[] = {100000ull, 1000000ull, 10000000ull,
                                             100000000ull};
 enum { N_NONE = sizeof none_n / sizeof none_n[0], BIG = N_NONE - 1 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void pause_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static void loadavg(char *buf, size_t size)
-{
-    snprintf(buf, size, "?");
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (!f)
-        return;
-    double a, b, c;
-    if (fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3)
-        snprintf(buf, size, "%.2f %.2f %.2f", a, b, c);
-    fclose(f);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-    double s[ROUNDS_MAX];
-    memcpy(s, v, sizeof *s * (size_t)n);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
 
 /* ---- the C writer ---------------------------------------------------------- */
 
@@ -194,7 +153,7 @@ static int c_writer(const char *dir, const char *name, uint64_t n, double *t_wri
     }
     if (rc == 0 && fill)
         rc = write_all(fd, wbuf, fill);
-    *t_written = now_s();
+    *t_written = weft__mono_s();
     if (rc == 0 && fsync(fd) != 0)
         rc = -1;
     if (close(fd) != 0 && rc == 0)
@@ -294,33 +253,21 @@ typedef struct run {
     long maxrss_kib;
 } run_t;
 
+static int dev_null = -1; /* weft's stdout, and its stderr when quiet */
+
 /* One `weft run CFG -q`: its wall time and peak RSS.  -1 when it failed
  * (it is then run once more with its stderr on ours, to say why). */
 static int run_weft(const cfg_t *c, run_t *out)
 {
     char *argv[] = {(char *)weft_exe, "run", (char *)c->path, "-q", NULL};
     for (int loud = 0; loud < 2; loud++) {
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-        if (!loud)
-            posix_spawn_file_actions_adddup2(&fa, 1, 2);
-        pid_t pid;
-        double t0 = now_s();
-        int e = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (e != 0) {
-            fprintf(stderr, "bench_engine: %s: %s\n", argv[0], strerror(e));
-            return -1;
-        }
+        double t0 = weft__mono_s();
+        pid_t pid = bench_spawn(argv, dev_null, loud ? -1 : dev_null);
         int status;
         struct rusage ru;
-        while (wait4(pid, &status, 0, &ru) < 0)
-            if (errno != EINTR) {
-                perror("bench_engine: wait4");
-                return -1;
-            }
-        double t = now_s() - t0;
+        if (pid < 0 || bench_reap(pid, &status, &ru) != 0)
+            return -1;
+        double t = weft__mono_s() - t0;
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
             if (loud)
                 break; /* failed once, not twice: still a failure */
@@ -366,30 +313,19 @@ int main(int argc, char **argv)
         rounds = (int)v;
     }
 
-    /* Both end up in a config and an exec: absolute paths. */
-    char *exe = realpath(argv[1], NULL);
-    if (!exe) {
-        fprintf(stderr, "bench_engine: %s: %s\n", argv[1], strerror(errno));
+    char *exe, *plugins;
+    if (bench_weft_paths(argv[1], argc > 2 ? argv[2] : NULL, &exe, &plugins) != 0)
         return 2;
-    }
     weft_exe = exe;
-    char *plugins;
-    if (argc > 2) {
-        plugins = realpath(argv[2], NULL);
-    } else {
-        char beside[4096];
-        snprintf(beside, sizeof beside, "%.*s/plugins", (int)(strrchr(exe, '/') - exe),
-                 exe);
-        plugins = realpath(beside, NULL);
-    }
-    if (!plugins) {
-        fprintf(stderr, "bench_engine: the plugin folder: %s\n", strerror(errno));
+    dev_null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (dev_null < 0) {
+        perror("bench_engine: /dev/null");
         return 2;
     }
 
-    double t_start = now_s();
+    double t_start = weft__mono_s();
     char load_start[64], load_end[64];
-    loadavg(load_start, sizeof load_start);
+    bench_loadavg(load_start, sizeof load_start);
 
     char dir[] = "/tmp/weft-bench-engine-XXXXXX";
     if (!mkdtemp(dir)) {
@@ -421,12 +357,12 @@ int main(int argc, char **argv)
     /* Warm-up: the page cache, the plugin, the files' first allocation;
      * and the projection of a round's time. */
     run_t w;
-    double t0 = now_s(), t_written;
+    double t0 = weft__mono_s(), t_written;
     if (c_writer(dir, "c.jsonl", N_JSONL, &t_written) != 0) {
         rc = 1;
         goto out;
     }
-    double round_small = now_s() - t0, round_big = 0;
+    double round_small = weft__mono_s() - t0, round_big = 0;
     const cfg_t *warm[] = {&j1, &j2, &thr, &proc, &none[0], &none[1], &none[2], &none[BIG]};
     for (size_t k = 0; k < sizeof warm / sizeof warm[0]; k++) {
         if (run_weft(warm[k], &w)) {
@@ -440,7 +376,7 @@ int main(int argc, char **argv)
     }
     round_small += 0.02 * 9; /* the pauses */
     int big_rounds = rounds;
-    double left = BUDGET_S - (now_s() - t_start) - rounds * round_small;
+    double left = BUDGET_S - (weft__mono_s() - t_start) - rounds * round_small;
     if (left < rounds * round_big) {
         big_rounds = left > 0 ? (int)(left / round_big) : 0;
         if (big_rounds < BIG_ROUNDS_MIN)
@@ -461,21 +397,21 @@ int main(int argc, char **argv)
     for (int k = 0; k < rounds; k++) {
         run_t a, b;
         /* 1. JSONL: the C writer, then weft on 1 and 2 threads. */
-        t0 = now_s();
+        t0 = weft__mono_s();
         if (c_writer(dir, "c.jsonl", N_JSONL, &t_written) != 0) {
             rc = 1;
             goto out;
         }
-        r.c[k] = now_s() - t0;
-        r.c_sync[k] = now_s() - t_written;
-        pause_ms(20);
+        r.c[k] = weft__mono_s() - t0;
+        r.c_sync[k] = weft__mono_s() - t_written;
+        bench_pause_ms(20);
         if (run_weft(&j1, &a)) {
             rc = 1;
             goto out;
         }
         if (k == 0 && same_bytes(out_weft, out_c) != 0)
             rc = 1, identical = false;
-        pause_ms(20);
+        bench_pause_ms(20);
         if (run_weft(&j2, &b)) {
             rc = 1;
             goto out;
@@ -485,7 +421,7 @@ int main(int argc, char **argv)
         r.j1[k] = a.s, r.j2[k] = b.s;
         r.j1_c[k] = a.s / r.c[k], r.j2_c[k] = b.s / r.c[k], r.j2_j1[k] = b.s / a.s;
         r.rss_j2[k] = (double)b.maxrss_kib / 1024;
-        pause_ms(20);
+        bench_pause_ms(20);
 
         /* 2. output = none at each N. */
         for (int n = 0; n < N_NONE; n++) {
@@ -496,7 +432,7 @@ int main(int argc, char **argv)
                 goto out;
             }
             r.none[n][k] = a.s;
-            pause_ms(20);
+            bench_pause_ms(20);
         }
 
         /* 3. isolate = thread, then process. */
@@ -504,13 +440,13 @@ int main(int argc, char **argv)
             rc = 1;
             goto out;
         }
-        pause_ms(20);
+        bench_pause_ms(20);
         if (run_weft(&proc, &b)) {
             rc = 1;
             goto out;
         }
         r.thr[k] = a.s, r.proc[k] = b.s, r.proc_thr[k] = b.s / a.s;
-        pause_ms(20);
+        bench_pause_ms(20);
     }
 
     struct stat st;
@@ -524,28 +460,30 @@ int main(int argc, char **argv)
         printf("  %5d %8.1f %9.1f %9.1f %9.2f %9.2f %9.2f %6.1f MiB\n", k + 1, r.c[k] * 1e3,
                r.j1[k] * 1e3, r.j2[k] * 1e3, r.j1_c[k], r.j2_c[k], r.j2_j1[k], r.rss_j2[k]);
     printf("  %5s %8.1f %9.1f %9.1f %9.2f %9.2f %9.2f %6.1f MiB\n", "median",
-           median(r.c, rounds) * 1e3, median(r.j1, rounds) * 1e3, median(r.j2, rounds) * 1e3,
-           median(r.j1_c, rounds), median(r.j2_c, rounds), median(r.j2_j1, rounds),
-           median(r.rss_j2, rounds));
+           bench_median(r.c, rounds) * 1e3, bench_median(r.j1, rounds) * 1e3,
+           bench_median(r.j2, rounds) * 1e3, bench_median(r.j1_c, rounds),
+           bench_median(r.j2_c, rounds), bench_median(r.j2_j1, rounds),
+           bench_median(r.rss_j2, rounds));
     printf("  weft_j1/C %.2f   weft_j2/C %.2f   weft_j2/weft_j1 %.2f   (medians of the "
            "per-round ratios)\n",
-           median(r.j1_c, rounds), median(r.j2_c, rounds), median(r.j2_j1, rounds));
+           bench_median(r.j1_c, rounds), bench_median(r.j2_c, rounds),
+           bench_median(r.j2_j1, rounds));
     printf("  weft j2 peak RSS (wait4 ru_maxrss): median %.1f MiB\n",
-           median(r.rss_j2, rounds));
+           bench_median(r.rss_j2, rounds));
     printf("  C %.2f ns/item, weft j1 %.2f, j2 %.2f (wall, fsync + rename included)\n",
-           median(r.c, rounds) * 1e9 / (double)N_JSONL,
-           median(r.j1, rounds) * 1e9 / (double)N_JSONL,
-           median(r.j2, rounds) * 1e9 / (double)N_JSONL);
+           bench_median(r.c, rounds) * 1e9 / (double)N_JSONL,
+           bench_median(r.j1, rounds) * 1e9 / (double)N_JSONL,
+           bench_median(r.j2, rounds) * 1e9 / (double)N_JSONL);
     printf("  of the C writer's time, fsync + close + rename + fsync of the folder: "
            "median %.1f ms\n",
-           median(r.c_sync, rounds) * 1e3);
+           bench_median(r.c_sync, rounds) * 1e3);
     printf("  files %s in round 1\n", identical ? "byte-identical (weft j1 and j2 against C)" : "DIFFER");
 
     printf("\n2. add_one, output = none, threads = %d: wall time per item\n", THREADS);
     double med[N_NONE];
     for (int n = 0; n < N_NONE; n++) {
         int m = n == BIG ? big_rounds : rounds;
-        med[n] = median(r.none[n], m);
+        med[n] = bench_median(r.none[n], m);
         printf("  N = %-10llu %10.2f ms %8.3f ns/item   (median of %d rounds:", none_n[n],
                med[n] * 1e3, med[n] * 1e9 / (double)none_n[n], m);
         for (int k = 0; k < m; k++)
@@ -568,15 +506,15 @@ int main(int argc, char **argv)
         printf("  %5d %10.2f %10.2f %14.2f\n", k + 1, r.thr[k] * 1e3, r.proc[k] * 1e3,
                r.proc_thr[k]);
     printf("  %5s %10.2f %10.2f %14.2f   (ratio: median of the per-round ratios)\n",
-           "median", median(r.thr, rounds) * 1e3, median(r.proc, rounds) * 1e3,
-           median(r.proc_thr, rounds));
+           "median", bench_median(r.thr, rounds) * 1e3,
+           bench_median(r.proc, rounds) * 1e3, bench_median(r.proc_thr, rounds));
     printf("  process %.1f ns/item, thread %.1f ns/item (wall)\n",
-           median(r.proc, rounds) * 1e9 / (double)N_ISOLATE,
-           median(r.thr, rounds) * 1e9 / (double)N_ISOLATE);
+           bench_median(r.proc, rounds) * 1e9 / (double)N_ISOLATE,
+           bench_median(r.thr, rounds) * 1e9 / (double)N_ISOLATE);
 
-    loadavg(load_end, sizeof load_end);
-    printf("\n  load average at the start: %s, at the end: %s; %.1f s in all\n", load_start,
-           load_end, now_s() - t_start);
+    bench_loadavg(load_end, sizeof load_end);
+    printf("\n  load average at the start: %s, at the end: %s; %.1f s in all\n",
+           load_start, load_end, weft__mono_s() - t_start);
 
 out:
     fflush(stdout);

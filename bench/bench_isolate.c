@@ -21,16 +21,10 @@
 #include <time.h>
 
 #include "isolate.h"
+#include "util.h" /* weft__mono_s */
 #include "weft/weft.h"
 
 #define ROUNDS 5
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static unsigned spin_iters; /* per item: 0 trivial, else ~10 us */
 
@@ -51,10 +45,10 @@ static void calibrate(double target_s)
 {
     spin_iters = 1000;
     for (;;) {
-        double t0 = now_s();
+        double t0 = weft__mono_s();
         for (int k = 0; k < 100; k++)
             item((uint64_t)k);
-        double per = (now_s() - t0) / 100;
+        double per = (weft__mono_s() - t0) / 100;
         if (per > target_s * 0.5 || spin_iters > (1u << 30)) {
             spin_iters = (unsigned)((double)spin_iters * target_s / per);
             return;
@@ -69,10 +63,10 @@ static uint64_t *out;
 
 static double run_serial(size_t n)
 {
-    double t0 = now_s();
+    double t0 = weft__mono_s();
     for (size_t i = 0; i < n; i++)
         out[i] = item(i);
-    return now_s() - t0;
+    return weft__mono_s() - t0;
 }
 
 static void pool_body(void *ctx, size_t b, size_t e, unsigned worker)
@@ -85,9 +79,9 @@ static void pool_body(void *ctx, size_t b, size_t e, unsigned worker)
 
 static double run_pool(weft_pool_t *pool, size_t n)
 {
-    double t0 = now_s();
+    double t0 = weft__mono_s();
     weft_pool_for(pool, n, 0, pool_body, NULL);
-    return now_s() - t0;
+    return weft__mono_s() - t0;
 }
 
 static uint64_t *keys;
@@ -125,9 +119,9 @@ static void on_result(void *arg, size_t i, const weft__iso_outcome_t *o)
 
 static double run_iso(weft__iso_t *iso, size_t n)
 {
-    double t0 = now_s();
+    double t0 = weft__mono_s();
     weft__iso_run(iso, n, 0, get_item, on_result, NULL);
-    return now_s() - t0;
+    return weft__mono_s() - t0;
 }
 
 static int check(size_t n, const char *what)
@@ -156,12 +150,12 @@ static int workload(const char *name, size_t n, unsigned workers)
         weft__iso_settings_t s = {.workers = workers, .child_item = child_item};
         weft__iso_t *iso;
         char err[256];
-        double t0 = now_s();
+        double t0 = weft__mono_s();
         if (weft__iso_start(&iso, &s, err, sizeof err)) {
             fprintf(stderr, "bench_isolate: %s\n", err);
             return 1;
         }
-        t = now_s() - t0;
+        t = weft__mono_s() - t0;
         best_start = t < best_start ? t : best_start;
         memset(out, 0, n * sizeof *out);
         bad = 0;

@@ -32,32 +32,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include "bench_util.h"
 #include "loader.h" /* weft__rng_*: the pixels the plugin gets */
+#include "util.h"   /* weft__mono_s */
 
 enum { REPS = 5, SIZE = 100 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* Removes the files in dir (the folder stays); untimed. */
 static void empty_dir(const char *dir)
@@ -80,7 +62,7 @@ static double run_weft(int threads)
 {
     char j[16];
     snprintf(j, sizeof j, "%d", threads);
-    double t0 = now_s();
+    double t0 = weft__mono_s();
     pid_t pid = fork();
     if (pid < 0) {
         perror("fork");
@@ -100,7 +82,7 @@ static double run_weft(int threads)
                 log_path);
         exit(1);
     }
-    return now_s() - t0;
+    return weft__mono_s() - t0;
 }
 
 /* ---- the hand-written loop ------------------------------------------------ */
@@ -156,7 +138,7 @@ static int write_one(const char *dir, int dir_fd, unsigned i, unsigned char *pix
 static double run_omp(const char *dir, unsigned n, int threads)
 {
     int failed = 0;
-    double t0 = now_s();
+    double t0 = weft__mono_s();
 #pragma omp parallel num_threads(threads) reduction(+ : failed)
     {
         unsigned char *pixels = malloc((size_t)SIZE * SIZE);
@@ -172,7 +154,7 @@ static double run_omp(const char *dir, unsigned n, int threads)
         free(pixels);
         close(dir_fd);
     }
-    double t = now_s() - t0;
+    double t = weft__mono_s() - t0;
     if (failed) {
         fprintf(stderr, "bench_png: the OpenMP loop failed %d images in %s\n", failed, dir);
         exit(1);
@@ -281,7 +263,6 @@ int main(int argc, char **argv)
     enum { WEFT_T, OMP_T, WEFT_1, OMP_1, NV };
     static const char *const name[NV] = {"weft", "C + OpenMP", "weft", "C serial"};
     double t[NV][REPS];
-    const struct timespec pause = {0, 100 * 1000 * 1000};
     for (int rep = -1; rep < REPS; rep++) {
         for (int v = 0; v < NV; v++) {
             int th = v < WEFT_1 ? threads : 1;
@@ -291,7 +272,7 @@ int main(int argc, char **argv)
             /* Keep the last set of files for the byte comparison. */
             if (!(rep == REPS - 1 && v >= WEFT_1))
                 empty_dir(v % 2 == 0 ? weft_dir : omp_dir);
-            nanosleep(&pause, NULL);
+            bench_pause_ms(100);
         }
     }
 
@@ -306,7 +287,7 @@ int main(int argc, char **argv)
     double m[NV];
     printf("%-12s %8s %10s %12s\n", "variant", "threads", "ms", "us/image");
     for (int v = 0; v < NV; v++) {
-        m[v] = median(t[v], REPS);
+        m[v] = bench_median(t[v], REPS);
         printf("%-12s %8d %10.1f %12.1f\n", name[v], v < WEFT_1 ? threads : 1, m[v] * 1e3,
                m[v] * 1e6 / n);
     }

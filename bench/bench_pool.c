@@ -48,6 +48,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+#include "util.h" /* weft__mono_s */
 #include "weft/weft.h"
 
 #define LIGHT_ROUNDS 2u
@@ -58,53 +60,19 @@ struct job {
     const uint8_t *heavy; /* NULL: all light */
 };
 
-static inline uint64_t mix(uint64_t x)
-{
-    x ^= x >> 31;
-    x *= 0x7fb5d329728ea185ull;
-    x ^= x >> 27;
-    x *= 0x81dadef4bc2dd44dull;
-    return x ^ (x >> 33);
-}
-
 /* The per-index work, identical for every variant and never inlined. */
 __attribute__((noinline, noclone)) static void item(uint64_t *out, size_t i,
                                                     unsigned rounds)
 {
     uint64_t x = i;
     for (unsigned r = 0; r < rounds; r++)
-        x = mix(x + r);
+        x = bench_mix(x + r);
     out[i] = x;
 }
 
 static inline unsigned rounds_of(const uint8_t *heavy, size_t i)
 {
     return heavy && heavy[i] ? HEAVY_ROUNDS : LIGHT_ROUNDS;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int k)
-{
-    qsort(v, (size_t)k, sizeof *v, cmp_double);
-    return k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
 }
 
 /* ---- the variants --------------------------------------------------------- */
@@ -131,7 +99,7 @@ static double run(enum variant v, const struct job *j, size_t n)
 {
     uint64_t *out = j->out;
     const uint8_t *heavy = j->heavy;
-    double t0 = now_s();
+    double t0 = weft__mono_s();
     switch (v) {
     case V_SERIAL:
         for (size_t i = 0; i < n; i++)
@@ -161,7 +129,7 @@ static double run(enum variant v, const struct job *j, size_t n)
     default:
         break;
     }
-    return now_s() - t0;
+    return weft__mono_s() - t0;
 }
 
 /* Per-round seconds of every variant: hot and cold runs. */
@@ -184,7 +152,7 @@ static void measure(const struct job *j, size_t n, int reps, const int *use,
         for (int v = 0; v < V_COUNT; v++) {
             if (!use[v])
                 continue;
-            pause_ms(20);
+            bench_pause_ms(20);
             double c = run((enum variant)v, j, n);
             double h = run((enum variant)v, j, n);
             if (r >= 0) {
@@ -193,13 +161,6 @@ static void measure(const struct job *j, size_t n, int reps, const int *use,
             }
         }
     }
-}
-
-static double med_of(const double *x, int reps)
-{
-    double v[MAX_REPS];
-    memcpy(v, x, (size_t)reps * sizeof *v);
-    return median(v, reps);
 }
 
 /* Ratios of the uniform case, from one set of per-variant times. */
@@ -259,7 +220,7 @@ static double ratio(const struct rounds *m, enum ratio k, int best)
             t[x] = m->hot[x][r];
         v[r] = ratio_of(k, t);
     }
-    return median(v, m->reps);
+    return bench_median(v, m->reps);
 }
 
 static double vs_ideal(const struct rounds *m, enum variant var, double largest, int best)
@@ -274,20 +235,14 @@ static double vs_ideal(const struct rounds *m, enum variant var, double largest,
             t[x] = m->hot[x][r];
         v[r] = ideal_ratio_of(var, largest, t);
     }
-    return median(v, m->reps);
+    return bench_median(v, m->reps);
 }
 
 /* Other processes on the machine skew every figure: show the load. */
 static void print_load(const char *when)
 {
-    char buf[128] = "?";
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (!fgets(buf, sizeof buf, f))
-            buf[0] = 0;
-        fclose(f);
-    }
-    buf[strcspn(buf, "\n")] = 0;
+    char buf[64];
+    bench_loadavg(buf, sizeof buf);
     printf("loadavg %s: %s\n", when, buf);
 }
 
@@ -317,15 +272,15 @@ static double capacity(uint64_t *out, size_t n, int nthr)
         nthr = MAXP;
     size_t per = n / (size_t)nthr;
     double best1 = 1e9, bestp = 1e9;
-    pause_ms(20); /* libgomp's spinning threads must not interfere */
+    bench_pause_ms(20); /* libgomp's spinning threads must not interfere */
     for (int r = 0; r < 3; r++) {
         struct cap_arg one = {out, per};
-        double t0 = now_s();
+        double t0 = weft__mono_s();
         cap_thread(&one);
-        double t1 = now_s() - t0;
+        double t1 = weft__mono_s() - t0;
         pthread_t th[MAXP];
         struct cap_arg a[MAXP];
-        t0 = now_s();
+        t0 = weft__mono_s();
         for (int k = 0; k < nthr; k++) {
             a[k] = (struct cap_arg){out + (size_t)k * per, per};
             if (pthread_create(&th[k], NULL, cap_thread, &a[k]))
@@ -333,7 +288,7 @@ static double capacity(uint64_t *out, size_t n, int nthr)
         }
         for (int k = 0; k < nthr; k++)
             pthread_join(th[k], NULL);
-        double tp = now_s() - t0;
+        double tp = weft__mono_s() - t0;
         best1 = t1 < best1 ? t1 : best1;
         bestp = tp < bestp ? tp : bestp;
     }
@@ -380,7 +335,7 @@ static double med_ratio(const double *t, int k, double ideal)
     double v[MAX_REPS];
     for (int r = 0; r < k; r++)
         v[r] = t[r] / ideal;
-    return median(v, k);
+    return bench_median(v, k);
 }
 
 /* 3. Long items: each sleeps, so only the scheduling sets the makespan. */
@@ -402,7 +357,7 @@ static void long_body(void *ctx, size_t b, size_t e, unsigned worker)
 
 static double run_long(weft_pool_t *p, int omp, size_t n, int threads)
 {
-    double t0 = now_s();
+    double t0 = weft__mono_s();
     if (!omp) {
         weft_for_or_die(p, n, long_body, NULL);
     } else {
@@ -410,7 +365,7 @@ static double run_long(weft_pool_t *p, int omp, size_t n, int threads)
         for (size_t i = 0; i < n; i++)
             sleep_item();
     }
-    return now_s() - t0;
+    return weft__mono_s() - t0;
 }
 
 static void bench_long(void)
@@ -426,9 +381,9 @@ static void bench_long(void)
         pools[c] = pool_of(cases[c].threads);
     for (int r = 0; r < NEW_REPS; r++) {
         for (int c = 0; c < NC; c++) {
-            pause_ms(20);
+            bench_pause_ms(20);
             tw[c][r] = run_long(pools[c], 0, cases[c].n, (int)cases[c].threads);
-            pause_ms(20);
+            bench_pause_ms(20);
             to[c][r] = run_long(pools[c], 1, cases[c].n, (int)cases[c].threads);
         }
     }
@@ -441,7 +396,7 @@ static void bench_long(void)
         snprintf(name, sizeof name, "%zu x %.1f s, %u threads", cases[c].n, ideal,
                  cases[c].threads);
         printf("%-22s %10.2f %10.2f %12.3f %10.3f %12.3f\n", name, ideal * 1e3,
-               med_of(tw[c], NEW_REPS) * 1e3, med_ratio(tw[c], NEW_REPS, ideal),
+               bench_median(tw[c], NEW_REPS) * 1e3, med_ratio(tw[c], NEW_REPS, ideal),
                min_of(tw[c], NEW_REPS) / ideal, med_ratio(to[c], NEW_REPS, ideal));
         weft_pool_destroy(&pools[c]);
     }
@@ -483,10 +438,10 @@ static double light_item_s(void)
 {
     double best = 1e9;
     for (int r = 0; r < 5; r++) {
-        double t0 = now_s();
+        double t0 = weft__mono_s();
         for (int k = 0; k < 200; k++)
             spin(spin_iters);
-        double t = (now_s() - t0) / 200;
+        double t = (weft__mono_s() - t0) / 200;
         best = t < best ? t : best;
     }
     return best;
@@ -498,7 +453,7 @@ static double light_item_s(void)
  * that no OpenMP thread still spins on the CPUs. */
 static double calibrate_spin(void)
 {
-    pause_ms(50);
+    bench_pause_ms(50);
     spin_iters = 50000;
     spin(100 * spin_iters); /* let the clock ramp up */
     for (int pass = 0; pass < 3; pass++) {
@@ -514,7 +469,7 @@ enum { S_WEFT, S_GUIDED, S_DYNAMIC, S_COUNT };
 
 static double run_skew(weft_pool_t *p, int v, const uint8_t *heavy)
 {
-    double t0 = now_s();
+    double t0 = weft__mono_s();
     switch (v) {
     case S_WEFT:
         weft_for_or_die(p, SKEW_N, skew_body, (void *)heavy);
@@ -534,7 +489,7 @@ static double run_skew(weft_pool_t *p, int v, const uint8_t *heavy)
             skew_item(heavy, i);
         break;
     }
-    return now_s() - t0;
+    return weft__mono_s() - t0;
 }
 
 static void bench_skew20(unsigned cpus)
@@ -547,7 +502,7 @@ static void bench_skew20(unsigned cpus)
     for (uint32_t i = 0; i < SKEW_N; i++)
         perm[i] = i;
     for (uint32_t i = 0; i < SKEW_HEAVY; i++) {
-        uint32_t j = i + (uint32_t)(mix(0x5eed + i) % (SKEW_N - i));
+        uint32_t j = i + (uint32_t)(bench_mix(0x5eed + i) % (SKEW_N - i));
         uint32_t t = perm[i];
         perm[i] = perm[j], perm[j] = t;
         heavy[0][perm[i]] = 1;
@@ -561,13 +516,13 @@ static void bench_skew20(unsigned cpus)
     /* Both layouts hold the same items (19000 light, 1000 heavy), so they
      * have the same total work: one serial run measures it for both. */
     double t[2][S_COUNT][MAX_REPS];
-    pause_ms(20);
+    bench_pause_ms(20);
     const double serial = run_skew(p, -1, heavy[0]);
     const double ideal = serial / par2;
     for (int r = 0; r < NEW_REPS; r++)
         for (int k = 0; k < 2; k++)
             for (int v = 0; v < S_COUNT; v++) {
-                pause_ms(20);
+                bench_pause_ms(20);
                 t[k][v][r] = run_skew(p, v, heavy[k]);
             }
     weft_pool_destroy(&p);
@@ -582,7 +537,7 @@ static void bench_skew20(unsigned cpus)
            "guided/ideal", "dyn,1/ideal");
     for (int k = 0; k < 2; k++) {
         printf("%-18s %10.2f %12.3f %10.3f %12.3f %12.3f\n", name[k],
-               med_of(t[k][S_WEFT], NEW_REPS) * 1e3,
+               bench_median(t[k][S_WEFT], NEW_REPS) * 1e3,
                med_ratio(t[k][S_WEFT], NEW_REPS, ideal),
                min_of(t[k][S_WEFT], NEW_REPS) / ideal,
                med_ratio(t[k][S_GUIDED], NEW_REPS, ideal),
@@ -638,7 +593,7 @@ int main(int argc, char **argv)
     memset(out, 0, n * sizeof *out); /* fault the pages in before timing */
     size_t nheavy = 0;
     for (size_t i = 0; i < n; i++) {
-        heavy_rand[i] = mix(i ^ 0x5eed) % 100 < 5;
+        heavy_rand[i] = bench_mix(i ^ 0x5eed) % 100 < 5;
         nheavy += heavy_rand[i];
         heavy_end[i] = i >= n - n / 20;
     }
@@ -663,9 +618,10 @@ int main(int argc, char **argv)
         printf("== uniform trivial items (median times) ==\n");
         printf("%-16s %10s %10s %10s %12s\n", "variant", "ns/item", "ms", "cold ms",
                "speedup");
-        double ser = med_of(flat_m->hot[V_SERIAL], reps);
+        double ser = bench_median(flat_m->hot[V_SERIAL], reps);
         for (int v = 0; v < V_COUNT; v++) {
-            double h = med_of(flat_m->hot[v], reps), c = med_of(flat_m->cold[v], reps);
+            double h = bench_median(flat_m->hot[v], reps),
+                   c = bench_median(flat_m->cold[v], reps);
             printf("%-16s %10.3f %10.2f %10.2f %11.2fx\n", vname[v], h * 1e9 / (double)n,
                    h * 1e3, c * 1e3, ser / h);
         }
@@ -681,10 +637,10 @@ int main(int argc, char **argv)
         const char *skew_name[2] = {"5% heavy, random", "5% heavy, at end"};
         int skew_use[V_COUNT] = {1, 1, 1, 1, 0};
         /* The largest item: a heavy one, timed in bulk. */
-        double t0 = now_s();
+        double t0 = weft__mono_s();
         for (size_t i = 0; i < 100000; i++)
             item(out, i, HEAVY_ROUNDS);
-        double largest = (now_s() - t0) / 100000;
+        double largest = (weft__mono_s() - t0) / 100000;
         for (int k = 0; k < 2; k++)
             measure(&skew[k], n, reps, skew_use, &skew_m[k]);
         printf("== skewed: %zu (random) / %zu (end) of %zu items %ux heavier ==\n", nheavy,
@@ -694,11 +650,12 @@ int main(int argc, char **argv)
                "weft ms", "weft/ideal", "static/ideal", "guided/ideal");
         for (int k = 0; k < 2; k++) {
             const struct rounds *m = &skew_m[k];
-            double sr = med_of(m->hot[V_SERIAL], reps);
+            double sr = bench_median(m->hot[V_SERIAL], reps);
             double id = sr / par > largest ? sr / par : largest;
-            printf("%-18s %10.2f %10.2f %10.2f %12.3f %12.3f %12.3f\n", skew_name[k], sr * 1e3,
-                   id * 1e3, med_of(m->hot[V_WEFT], reps) * 1e3, vs_ideal(m, V_WEFT, largest, 0),
-                   vs_ideal(m, V_STATIC, largest, 0), vs_ideal(m, V_GUIDED, largest, 0));
+            printf("%-18s %10.2f %10.2f %10.2f %12.3f %12.3f %12.3f\n", skew_name[k],
+                   sr * 1e3, id * 1e3, bench_median(m->hot[V_WEFT], reps) * 1e3,
+                   vs_ideal(m, V_WEFT, largest, 0), vs_ideal(m, V_STATIC, largest, 0),
+                   vs_ideal(m, V_GUIDED, largest, 0));
         }
 
         /* Optional: weft with explicit grains, for tuning the auto policy. */

@@ -8,7 +8,7 @@
  *         added.  The loop is pow4's: n^2 in 64 bits, one 64x64->128
  *         multiply, the wraps of the sum counted.
  *   weft  a whole `weft run CONFIG -q` of the pow4 plugin as a child process
- *         (posix_spawn, waitpid) on THREADS threads, output = none; its total
+ *         (posix_spawn, wait4) on THREADS threads, output = none; its total
  *         is what pow4's finish prints on standard output (read through a
  *         pipe).
  *
@@ -23,50 +23,22 @@
  * PLUGIN_DIR defaults to the `plugins` folder beside WEFT_EXE.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <omp.h>
-#include <spawn.h>
 #include <stdalign.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-__extension__ typedef unsigned __int128 u128;
-
-extern char **environ;
+#include "bench_util.h"
+#include "u128_decimal.h"
+#include "util.h" /* weft__mono_s */
 
 enum { THREADS = 2, ROUNDS = 5 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void pause_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static void u128_text(u128 v, char *buf)
-{
-    char tmp[48];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + (int)(v % 10));
-        v /= 10;
-    } while (v);
-    for (size_t k = 0; k < n; k++)
-        buf[k] = tmp[n - 1 - k];
-    buf[n] = '\0';
-}
 
 /* ---- OpenMP ------------------------------------------------------------- */
 
@@ -110,21 +82,13 @@ static int omp_sum(uint64_t n_items, u128 *total)
 static int spawn_capture(char *const argv[], char *out, size_t out_size)
 {
     int fds[2];
-    if (pipe(fds) != 0) {
+    if (pipe2(fds, O_CLOEXEC) != 0) {
         perror("bench_pow4: pipe");
         return -1;
     }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    posix_spawn_file_actions_addclose(&fa, fds[0]);
-    posix_spawn_file_actions_addclose(&fa, fds[1]);
-    pid_t pid;
-    int e = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
+    pid_t pid = bench_spawn(argv, fds[1], -1);
     close(fds[1]);
-    if (e != 0) {
-        fprintf(stderr, "bench_pow4: %s: %s\n", argv[0], strerror(e));
+    if (pid < 0) {
         close(fds[0]);
         return -1;
     }
@@ -146,30 +110,13 @@ static int spawn_capture(char *const argv[], char *out, size_t out_size)
            (out[len - 1] == '\n' || out[len - 1] == ' ' || out[len - 1] == '\r'))
         out[--len] = '\0';
     int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) {
-            perror("bench_pow4: waitpid");
-            return -1;
-        }
+    if (bench_reap(pid, &status, NULL) != 0)
+        return -1;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         fprintf(stderr, "bench_pow4: weft run failed (status 0x%x)\n", (unsigned)status);
         return -1;
     }
     return 0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-    double s[ROUNDS];
-    memcpy(s, v, sizeof *s * (size_t)n);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 int main(int argc, char **argv)
@@ -197,25 +144,9 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    /* Both end up in a config and an exec: absolute paths. */
-    char *exe = realpath(argv[1], NULL);
-    if (!exe) {
-        fprintf(stderr, "bench_pow4: %s: %s\n", argv[1], strerror(errno));
+    char *exe, *plugins;
+    if (bench_weft_paths(argv[1], argc > 3 ? argv[3] : NULL, &exe, &plugins) != 0)
         return 2;
-    }
-    char *plugins;
-    if (argc > 3) {
-        plugins = realpath(argv[3], NULL);
-    } else {
-        char beside[4096];
-        snprintf(beside, sizeof beside, "%.*s/plugins", (int)(strrchr(exe, '/') - exe),
-                 exe);
-        plugins = realpath(beside, NULL);
-    }
-    if (!plugins) {
-        fprintf(stderr, "bench_pow4: the plugin folder: %s\n", strerror(errno));
-        return 2;
-    }
 
     char dir[] = "/tmp/weft-bench-pow4-XXXXXX", cfg[64];
     if (!mkdtemp(dir)) {
@@ -246,8 +177,8 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    u128_text(omp_total, want);
-    pause_ms(50); /* libgomp's spinning threads must not take weft's CPUs */
+    u128_to_decimal(omp_total, want);
+    bench_pause_ms(50); /* libgomp's spinning threads must not take weft's CPUs */
     if (spawn_capture(weft_argv, got, sizeof got) != 0) {
         rc = 1;
         goto out;
@@ -259,24 +190,24 @@ int main(int argc, char **argv)
     printf("  %5s %10s %10s %8s\n", "round", "omp ms", "weft ms", "weft/omp");
     for (int k = 0; k < ROUNDS; k++) {
         u128 t;
-        double t0 = now_s();
+        double t0 = weft__mono_s();
         int wrapped = omp_sum(n_items, &t);
-        t_omp[k] = now_s() - t0;
+        t_omp[k] = weft__mono_s() - t0;
         char text[48];
-        u128_text(t, text);
+        u128_to_decimal(t, text);
         if (wrapped || strcmp(text, want) != 0) {
             fprintf(stderr, "bench_pow4: round %d: OpenMP gave %s, before %s\n", k, text,
                     want);
             rc = 1;
         }
-        pause_ms(50);
+        bench_pause_ms(50);
 
-        t0 = now_s();
+        t0 = weft__mono_s();
         if (spawn_capture(weft_argv, got, sizeof got) != 0) {
             rc = 1;
             goto out;
         }
-        t_weft[k] = now_s() - t0;
+        t_weft[k] = weft__mono_s() - t0;
         if (strcmp(got, want) != 0) {
             fprintf(stderr, "bench_pow4: round %d: weft printed '%s', OpenMP %s\n", k,
                     got, want);
@@ -286,14 +217,14 @@ int main(int argc, char **argv)
         printf("  %5d %10.2f %10.2f %8.2f\n", k + 1, t_omp[k] * 1e3, t_weft[k] * 1e3,
                ratio[k]);
         fflush(stdout);
-        pause_ms(20);
+        bench_pause_ms(20);
     }
     printf("  median %9.2f %10.2f %8.2f   (ratio: median of the per-round ratios)\n",
-           median(t_omp, ROUNDS) * 1e3, median(t_weft, ROUNDS) * 1e3,
-           median(ratio, ROUNDS));
+           bench_median(t_omp, ROUNDS) * 1e3, bench_median(t_weft, ROUNDS) * 1e3,
+           bench_median(ratio, ROUNDS));
     printf("  %.2f ns/item omp, %.2f ns/item weft (wall, %d threads)\n",
-           median(t_omp, ROUNDS) * 1e9 / (double)n_items,
-           median(t_weft, ROUNDS) * 1e9 / (double)n_items, THREADS);
+           bench_median(t_omp, ROUNDS) * 1e9 / (double)n_items,
+           bench_median(t_weft, ROUNDS) * 1e9 / (double)n_items, THREADS);
     printf("  totals %s\n", rc == 0 ? "equal in every round" : "DIFFER");
 
 out:

@@ -28,32 +28,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "progress.h"
+#include "util.h" /* weft__mono_s */
 #include "weft/weft.h"
 
 #define GRAIN 256
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static inline uint64_t mix(uint64_t x)
-{
-    x ^= x >> 31;
-    x *= 0x7fb5d329728ea185ull;
-    x ^= x >> 27;
-    x *= 0x81dadef4bc2dd44dull;
-    return x ^ (x >> 33);
-}
 
 __attribute__((noinline)) static uint64_t item(size_t i)
 {
     uint64_t x = i;
     for (unsigned r = 0; r < 8; r++)
-        x = mix(x + r);
+        x = bench_mix(x + r);
     return x;
 }
 
@@ -102,18 +88,6 @@ static double cpu_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int k)
-{
-    qsort(v, (size_t)k, sizeof *v, cmp_double);
-    return k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
-}
-
 int main(int argc, char **argv)
 {
     bool quick = false;
@@ -160,7 +134,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < V_COUNT; k++) {
             int v = (k + (r < 0 ? 0 : r)) % V_COUNT; /* rotated: no position bias */
             struct job j = {.sink = sink, .calls = v != V_BARE};
-            double c0 = cpu_s(), t0 = now_s();
+            double c0 = cpu_s(), t0 = weft__mono_s();
             if (v == V_LINE && weft__progress_start(&j.p, WEFT__PROGRESS_LINE, slave, n,
                                                     threads, "bench")) {
                 fprintf(stderr, "bench_progress: cannot start the reporter\n");
@@ -169,13 +143,12 @@ int main(int argc, char **argv)
             weft_pool_for(pool, n, GRAIN, body, &j);
             updates += weft__progress_updates(j.p);
             weft__progress_stop(&j.p); /* start and stop are part of the cost */
-            double dt = now_s() - t0, dc = cpu_s() - c0;
+            double dt = weft__mono_s() - t0, dc = cpu_s() - c0;
             if (v == V_LINE)
                 line_time += dt;
             if (r >= 0)
                 t[v][r] = dt, c[v][r] = dc;
-            struct timespec gap = {0, 20000000}; /* let the machine settle */
-            nanosleep(&gap, NULL);
+            bench_pause_ms(20); /* let the machine settle */
         }
         if (r >= 0)
             for (int v = 0; v < V_COUNT; v++) {
@@ -195,10 +168,11 @@ int main(int argc, char **argv)
         double best = 1e300;
         for (int r = 0; r < rounds; r++)
             best = t[v][r] < best ? t[v][r] : best;
-        double med = median(t[v], rounds);
+        double med = bench_median(t[v], rounds);
         printf("%-16s %9.2f %9.2f %11.4f %11.4f %11.4f\n", vname[v],
-               med * 1e9 / (double)n, best * 1e9 / (double)n, median(ratio[v], rounds),
-               best / best_bare, median(cratio[v], rounds));
+               med * 1e9 / (double)n, best * 1e9 / (double)n,
+               bench_median(ratio[v], rounds), best / best_bare,
+               bench_median(cratio[v], rounds));
     }
     printf("reporter updates drawn: %llu (%.1f a second)\n", updates,
            (double)updates / line_time);
@@ -207,10 +181,10 @@ int main(int argc, char **argv)
     weft__progress_t *p = NULL;
     weft__progress_start(&p, WEFT__PROGRESS_LINE, slave, UINT64_MAX, 1, "bench");
     const uint64_t calls = quick ? 10000000 : 100000000;
-    double t0 = now_s();
+    double t0 = weft__mono_s();
     for (uint64_t k = 0; k < calls; k++)
         weft__progress_add(p, 0, 1, k & 1);
-    double dt = now_s() - t0;
+    double dt = weft__mono_s() - t0;
     weft__progress_stop(&p);
     printf("weft__progress_add: %.2f ns per call (1 thread, reporter running)\n",
            dt * 1e9 / (double)calls);

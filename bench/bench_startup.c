@@ -11,20 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
+#include "bench_util.h"
+#include "util.h" /* weft__mono_s */
 
 static double spawn_ms(char *const argv[])
 {
-    double t0 = now_ms();
+    double t0 = weft__mono_s();
     pid_t pid = fork();
+    if (pid < 0) {
+        perror("bench_startup: fork");
+        exit(1);
+    }
     if (pid == 0) {
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 1), dup2(null, 2);
@@ -32,8 +31,9 @@ static double spawn_ms(char *const argv[])
         _exit(127);
     }
     int status;
-    waitpid(pid, &status, 0);
-    double t = now_ms() - t0;
+    if (bench_reap(pid, &status, NULL) != 0)
+        exit(1);
+    double t = (weft__mono_s() - t0) * 1e3;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         fprintf(stderr, "bench_startup: %s failed (status %d)\n", argv[0], status);
         exit(1);
@@ -41,19 +41,17 @@ static double spawn_ms(char *const argv[])
     return t;
 }
 
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(char *const argv[], int runs)
+/* The median of `runs` runs of argv, in ms. */
+static double median_ms(char *const argv[], int runs)
 {
     double *t = malloc(sizeof *t * (size_t)runs);
+    if (!t) {
+        fprintf(stderr, "bench_startup: out of memory\n");
+        exit(1);
+    }
     for (int k = 0; k < runs; k++)
         t[k] = spawn_ms(argv);
-    qsort(t, (size_t)runs, sizeof *t, cmp);
-    double m = t[runs / 2];
+    double m = bench_median(t, runs);
     free(t);
     return m;
 }
@@ -65,12 +63,9 @@ int main(int argc, char **argv)
         return 2;
     }
     int runs = argc > 3 ? atoi(argv[3]) : 50;
-    /* Both paths end up in a config and an exec: make them absolute. */
-    char *exe = realpath(argv[1], NULL), *plugins = realpath(argv[2], NULL);
-    if (!exe || !plugins) {
-        perror("bench_startup: realpath");
+    char *exe, *plugins;
+    if (bench_weft_paths(argv[1], argv[2], &exe, &plugins) != 0)
         return 1;
-    }
     char dir[] = "/tmp/weft-bench-startup-XXXXXX", cfg[128], out[128];
     if (!mkdtemp(dir))
         return 1;
@@ -83,8 +78,8 @@ int main(int argc, char **argv)
     char *weft[] = {exe, "run", cfg, "-q", NULL};
     char *true_argv[] = {"/bin/true", NULL};
     spawn_ms(weft); /* warm the page cache */
-    double base = median(true_argv, runs);
-    double run = median(weft, runs);
+    double base = median_ms(true_argv, runs);
+    double run = median_ms(weft, runs);
     printf("bench_startup: median of %d runs\n", runs);
     printf("  fork+exec /bin/true       %7.3f ms\n", base);
     printf("  weft run (10 items)       %7.3f ms   (target < 5 ms)\n", run);

@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "weft/weft.h"
 
 #define WEFT_STR_(x) #x
@@ -34,4 +38,89 @@ WEFT_API unsigned weft_cpu_count(void)
     }
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (unsigned)n : 1u;
+}
+
+/* ---- messages ------------------------------------------------------------ */
+
+void weft__vmsgf(char *buf, size_t size, const char *fmt, va_list ap)
+{
+    if (!buf || size == 0)
+        return;
+    vsnprintf(buf, size, fmt, ap);
+}
+
+void weft__msgf(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    weft__vmsgf(buf, size, fmt, ap);
+    va_end(ap);
+}
+
+int weft__failf(int rc, char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    weft__vmsgf(buf, size, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void weft__vmsg_appendf(char *buf, size_t size, const char *fmt, va_list ap)
+{
+    if (!buf || size == 0)
+        return;
+    size_t used = strnlen(buf, size - 1);
+    vsnprintf(buf + used, size - used, fmt, ap);
+}
+
+void weft__msg_appendf(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    weft__vmsg_appendf(buf, size, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- paths --------------------------------------------------------------- */
+
+int weft__path_join(char *out, size_t size, const char *dir, const char *name)
+{
+    size_t nd = strlen(dir), nn = strlen(name);
+    bool slash = nd > 0 && dir[nd - 1] != '/';
+    if (nd + slash + nn >= size) {
+        if (size > 0)
+            out[0] = '\0';
+        return -ENAMETOOLONG;
+    }
+    memcpy(out, dir, nd);
+    if (slash)
+        out[nd] = '/';
+    memcpy(out + nd + slash, name, nn + 1);
+    return 0;
+}
+
+char *weft__path_join_dup(const char *dir, const char *name)
+{
+    size_t size = strlen(dir) + 1 + strlen(name) + 1;
+    char *out = malloc(size);
+    if (out)
+        weft__path_join(out, size, dir, name); /* sized to fit */
+    return out;
+}
+
+char *weft__path_resolve(const char *dir, const char *p)
+{
+    if (p[0] == '/' || !dir || !dir[0])
+        return strdup(p);
+    while (p[0] == '.' && p[1] == '/')
+        p += 2;
+    if (p[0] == '\0' || strcmp(p, ".") == 0) {
+        /* dir itself, without its trailing '/' unless it is "/" */
+        size_t nd = strlen(dir);
+        if (nd > 1 && dir[nd - 1] == '/')
+            nd--;
+        return strndup(dir, nd);
+    }
+    return weft__path_join_dup(dir, p);
 }

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Small helpers every room uses: one home, so that none is copied.
+ * Small helpers every room uses: one home, so that none is copied.  Only
+ * libc: util.c is also part of libweft.so.
  */
 #ifndef WEFT_CORE_UTIL_H
 #define WEFT_CORE_UTIL_H
 
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -23,5 +26,35 @@ static inline double weft__mono_s(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
+
+/* ---- messages into a caller's buffer ------------------------------------- */
+
+/* Writes the message into buf (truncated, always terminated); a NULL buf
+ * or a size of 0 takes nothing, so callers may pass on what they got. */
+void weft__vmsgf(char *buf, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+void weft__msgf(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* weft__msgf, then returns rc: `return weft__failf(-EINVAL, err, errlen, ...)`. */
+int weft__failf(int rc, char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Adds to the end of the message already in buf (for lists and "WHERE: "
+ * prefixes), truncated the same way. */
+void weft__vmsg_appendf(char *buf, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+void weft__msg_appendf(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- paths ----------------------------------------------------------------- */
+
+/* dir '/' name into out, without a second '/' when dir is empty or ends
+ * with one.  0, or -ENAMETOOLONG when it does not fit in size bytes. */
+int weft__path_join(char *out, size_t size, const char *dir, const char *name);
+/* The same, allocated (free it); NULL when out of memory. */
+char *weft__path_join_dup(const char *dir, const char *name);
+/* p made absolute against dir (no normalisation, nothing need exist): an
+ * absolute p as it is, "./" prefixes dropped, "." is dir itself; without
+ * a dir (NULL or "") p as given.  Allocated; NULL when out of memory. */
+char *weft__path_resolve(const char *dir, const char *p);
 
 #endif

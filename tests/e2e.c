@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "e2e.h"
+#include "test_util.h"
 
 enum { PATH_SIZE = 512 };
 
@@ -37,9 +38,7 @@ const char *e2e_setup(const char *name)
 
 int e2e_remove(const char *path)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    return system(cmd) == 0 ? 0 : -1;
+    return remove_tree(path);
 }
 
 int e2e_cleanup(void)
@@ -81,15 +80,14 @@ e2e_outcome_t e2e_run(const char *const *args)
     return e2e_run_with(args, &defaults);
 }
 
-/* argv for weft: $WEFT_EXE then args (NULL-terminated); at most 62. */
-static void weft_argv(const char *argv[64], const char *const *args)
+void e2e_weft_argv(const char *argv[E2E_ARGV_MAX], const char *const *args)
 {
     const char *exe = getenv("WEFT_EXE");
     assert_non_null(exe);
     argv[0] = exe;
     size_t n = 1;
     for (; args[n - 1]; n++) {
-        assert_true(n < 63);
+        assert_true(n < E2E_ARGV_MAX - 1);
         argv[n] = args[n - 1];
     }
     argv[n] = NULL;
@@ -97,8 +95,8 @@ static void weft_argv(const char *argv[64], const char *const *args)
 
 int e2e_spawn(const char *const *args)
 {
-    const char *argv[64];
-    weft_argv(argv, args);
+    const char *argv[E2E_ARGV_MAX];
+    e2e_weft_argv(argv, args);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -131,8 +129,8 @@ void e2e_sleep(double s)
 
 e2e_outcome_t e2e_run_with(const char *const *args, const e2e_options_t *opt)
 {
-    const char *argv[64];
-    weft_argv(argv, args);
+    const char *argv[E2E_ARGV_MAX];
+    e2e_weft_argv(argv, args);
     int pipe_fds[2] = {-1, -1};
     if (opt->stdin_pipe)
         assert_int_equal(pipe(pipe_fds), 0);

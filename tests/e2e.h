@@ -48,6 +48,11 @@ e2e_outcome_t e2e_run_with(const char *const *args, const e2e_options_t *opt);
     e2e_run_with((const char *const[]){__VA_ARGS__, NULL}, (opt))
 void e2e_free(e2e_outcome_t *o);
 
+/* argv for starting weft yourself: $WEFT_EXE, then args (NULL-terminated,
+ * at most E2E_ARGV_MAX - 2 of them), then NULL. */
+enum { E2E_ARGV_MAX = 64 };
+void e2e_weft_argv(const char *argv[E2E_ARGV_MAX], const char *const *args);
+
 /* Starts weft with args in the background, stdin, stdout and stderr on
  * /dev/null; returns its pid (fails the test if fork fails). */
 int e2e_spawn(const char *const *args);

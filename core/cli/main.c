@@ -12,6 +12,7 @@
 #include "describe.h"
 #include "loader.h"
 #include "run.h"
+#include "util.h"
 #include "weft/weft.h"
 
 static const char usage_text[] =
@@ -127,13 +128,8 @@ static char *output_override(const char *path)
     char *abs = NULL;
     if (strcmp(path, "-") != 0 && strcmp(path, "none") != 0 && path[0] != '/') {
         char cwd[PATH_MAX];
-        if (!getcwd(cwd, sizeof cwd))
+        if (!getcwd(cwd, sizeof cwd) || !(abs = weft__path_join_dup(cwd, path)))
             return NULL;
-        size_t len = strlen(cwd) + strlen(path) + 2;
-        abs = malloc(len);
-        if (!abs)
-            return NULL;
-        snprintf(abs, len, "%s/%s", cwd, path);
         value = abs;
     }
     size_t len = strlen("run.output=") + strlen(value) + 1;

@@ -9,13 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "children.h"
 #include "loader.h"
 #include "outdir.h"
 #include "template.h"
+#include "util.h"
 
 _Static_assert(WEFT_OUT_NAME_MAX == NAME_MAX, "weft_outfile_t is sized for NAME_MAX");
 _Static_assert(WEFT_OUT_PATH_MAX == PATH_MAX, "weft_outfile_t is sized for PATH_MAX");
@@ -25,11 +25,10 @@ static void host_logf(const weft_host_t *host, const char *fmt, ...) WEFT_PRINTF
 
 static int host_failf(weft_result_t *r, const char *fmt, ...)
 {
-    if (r && r->msg && r->msg_size > 0) {
+    if (r) {
         va_list ap;
         va_start(ap, fmt);
-        /* vsnprintf truncates and always terminates when size > 0. */
-        vsnprintf(r->msg, r->msg_size, fmt, ap);
+        weft__vmsgf(r->msg, r->msg_size, fmt, ap);
         va_end(ap);
     }
     return -1;
@@ -98,9 +97,7 @@ static _Thread_local double weft__item_deadline;
 
 double weft__host_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    return weft__mono_s();
 }
 
 void weft__host_item_begin(double deadline_or_0)

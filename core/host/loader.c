@@ -4,8 +4,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <link.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "loader.h"
+#include "util.h"
 #include "weft/weft.h"
 
 /* The ABI-1 descriptor ends with destroy; a plugin's struct may be larger
@@ -28,18 +29,6 @@
 /* A schema this long is a corrupt descriptor, not a real plugin; the bound
  * keeps the checks from walking off into unmapped memory. */
 #define WEFT__MAX_ARGS 1024
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...) WEFT_PRINTF(3, 4);
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- search folders ---------------------------------------------------- */
 
@@ -73,21 +62,6 @@ static int dirlist_add(dirlist_t *l, char *dir)
     return 0;
 }
 
-static char *path_join(const char *dir, const char *name, const char *suffix)
-{
-    size_t dl = strlen(dir), nl = strlen(name), sl = strlen(suffix);
-    bool slash = dl > 0 && dir[dl - 1] != '/';
-    char *p = malloc(dl + slash + nl + sl + 1);
-    if (!p)
-        return NULL;
-    memcpy(p, dir, dl);
-    if (slash)
-        p[dl] = '/';
-    memcpy(p + dl + slash, name, nl);
-    memcpy(p + dl + slash + nl, suffix, sl + 1);
-    return p;
-}
-
 /* Adds each non-empty element of a ':'-separated list; relative elements
  * are resolved against base when base is not NULL. */
 static int dirlist_add_list(dirlist_t *l, const char *list, const char *base)
@@ -103,7 +77,7 @@ static int dirlist_add_list(dirlist_t *l, const char *list, const char *base)
                 return -ENOMEM;
             char *dir = elem;
             if (base && elem[0] != '/') {
-                dir = path_join(base, elem, "");
+                dir = weft__path_join_dup(base, elem);
                 free(elem);
             }
             int r = dirlist_add(l, dir);
@@ -170,10 +144,10 @@ int weft__plugin_dirs(const char *config_dir, const char *config_plugin_path,
     char *exe = exe_dir();
     if (exe) {
 #ifdef WEFT_PLUGINDIR_FROM_BINDIR
-        r = dirlist_add(&l, path_join(exe, WEFT_PLUGINDIR_FROM_BINDIR, ""));
+        r = dirlist_add(&l, weft__path_join_dup(exe, WEFT_PLUGINDIR_FROM_BINDIR));
 #endif
         if (r >= 0)
-            r = dirlist_add(&l, path_join(exe, "plugins", ""));
+            r = dirlist_add(&l, weft__path_join_dup(exe, "plugins"));
         free(exe);
         if (r < 0)
             goto fail;
@@ -220,31 +194,26 @@ static bool is_regular_file(const char *path)
 static int find_plugin(char **out, const char *name, char *const *dirs, size_t n_dirs,
                        char *err, size_t errlen)
 {
+    char path[PATH_MAX];
     for (size_t i = 0; i < n_dirs; i++) {
         /* "" would give a path without a '/', which dlopen searches for in
          * LD_LIBRARY_PATH and the cwd. */
         if (!dirs[i][0])
             continue;
-        char *path = path_join(dirs[i], name, ".so");
-        if (!path)
-            return -ENOMEM;
-        if (is_regular_file(path)) {
-            *out = path;
-            return 0;
-        }
-        free(path);
+        /* Room for ".so"; a longer path names no file stat could find. */
+        if (weft__path_join(path, sizeof path - 3, dirs[i], name) != 0)
+            continue;
+        strcat(path, ".so");
+        if (is_regular_file(path))
+            return (*out = strdup(path)) ? 0 : -ENOMEM;
     }
 
-    if (err && errlen > 0) {
-        size_t len = (size_t)snprintf(err, errlen, "plugin %s: no %s.so in ", name, name);
-        if (n_dirs == 0 && len < errlen)
-            len += (size_t)snprintf(err + len, errlen - len, "(no folders to search)");
-        for (size_t i = 0; i < n_dirs && len < errlen; i++)
-            len +=
-                (size_t)snprintf(err + len, errlen - len, "%s%s", i ? ", " : "", dirs[i]);
-        if (len < errlen)
-            snprintf(err + len, errlen - len, " (set WEFT_PLUGIN_PATH or give a path)");
-    }
+    weft__msgf(err, errlen, "plugin %s: no %s.so in ", name, name);
+    if (n_dirs == 0)
+        weft__msg_appendf(err, errlen, "(no folders to search)");
+    for (size_t i = 0; i < n_dirs; i++)
+        weft__msg_appendf(err, errlen, "%s%s", i ? ", " : "", dirs[i]);
+    weft__msg_appendf(err, errlen, " (set WEFT_PLUGIN_PATH or give a path)");
     return -ENOENT;
 }
 
@@ -267,42 +236,42 @@ static int check_schema(const weft_plugin_t *d, const char *path, char *err,
     if (d->n_args == 0)
         return 0;
     if (!d->args) {
-        seterr(err, errlen, "%s: n_args is %zu but args is NULL", path, d->n_args);
+        weft__msgf(err, errlen, "%s: n_args is %zu but args is NULL", path, d->n_args);
         return -ENOEXEC;
     }
     if (d->n_args > WEFT__MAX_ARGS) {
-        seterr(err, errlen, "%s: n_args %zu is more than %d", path, d->n_args,
-               WEFT__MAX_ARGS);
+        weft__msgf(err, errlen, "%s: n_args %zu is more than %d", path, d->n_args,
+                   WEFT__MAX_ARGS);
         return -ENOEXEC;
     }
     for (size_t k = 0; k < d->n_args; k++) {
         const weft_arg_spec_t *a = &d->args[k];
         if (!a->name) {
-            seterr(err, errlen, "%s: argument %zu has no name", path, k);
+            weft__msgf(err, errlen, "%s: argument %zu has no name", path, k);
             return -ENOEXEC;
         }
         if (!valid_arg_name(a->name)) {
-            seterr(err, errlen,
-                   "%s: argument %zu: invalid name \"%s\" (want [a-z_][a-z0-9_]*)", path,
-                   k, a->name);
+            weft__msgf(err, errlen,
+                       "%s: argument %zu: invalid name \"%s\" (want [a-z_][a-z0-9_]*)",
+                       path, k, a->name);
             return -ENOEXEC;
         }
         for (size_t j = 0; j < k; j++) {
             if (strcmp(d->args[j].name, a->name) == 0) {
-                seterr(err, errlen, "%s: argument %zu: duplicate name \"%s\"", path, k,
-                       a->name);
+                weft__msgf(err, errlen, "%s: argument %zu: duplicate name \"%s\"", path,
+                           k, a->name);
                 return -ENOEXEC;
             }
         }
         if ((int)a->type < WEFT_ARG_INT || (int)a->type > WEFT_ARG_OUTDIR) {
-            seterr(err, errlen, "%s: argument \"%s\": unknown type %d", path, a->name,
-                   (int)a->type);
+            weft__msgf(err, errlen, "%s: argument \"%s\": unknown type %d", path, a->name,
+                       (int)a->type);
             return -ENOEXEC;
         }
         /* Also rejects NaN bounds. */
         if (!(a->min <= a->max)) {
-            seterr(err, errlen, "%s: argument \"%s\": min %g is above max %g", path,
-                   a->name, a->min, a->max);
+            weft__msgf(err, errlen, "%s: argument \"%s\": min %g is above max %g", path,
+                       a->name, a->min, a->max);
             return -ENOEXEC;
         }
     }
@@ -316,14 +285,14 @@ int weft__plugin_check(const weft_plugin_t *entry, weft_plugin_t *desc, const ch
     /* The header is the same in every ABI: read it before trusting any
      * other field. */
     if (entry->abi_version != WEFT_PLUGIN_ABI_VERSION) {
-        seterr(err, errlen, "%s: plugin ABI version %u, this weft speaks %u", path,
-               (unsigned)entry->abi_version, (unsigned)WEFT_PLUGIN_ABI_VERSION);
+        weft__msgf(err, errlen, "%s: plugin ABI version %u, this weft speaks %u", path,
+                   (unsigned)entry->abi_version, (unsigned)WEFT_PLUGIN_ABI_VERSION);
         return -ENOEXEC;
     }
     if (entry->struct_size < WEFT__PLUGIN_ABI1_SIZE) {
-        seterr(err, errlen, "%s: plugin struct_size %u is smaller than ABI %u's %zu",
-               path, (unsigned)entry->struct_size, (unsigned)WEFT_PLUGIN_ABI_VERSION,
-               (size_t)WEFT__PLUGIN_ABI1_SIZE);
+        weft__msgf(err, errlen, "%s: plugin struct_size %u is smaller than ABI %u's %zu",
+                   path, (unsigned)entry->struct_size, (unsigned)WEFT_PLUGIN_ABI_VERSION,
+                   (size_t)WEFT__PLUGIN_ABI1_SIZE);
         return -ENOEXEC;
     }
     /* A newer plugin's extra fields are not ours to read; an older one's
@@ -342,11 +311,11 @@ int weft__plugin_check(const weft_plugin_t *entry, weft_plugin_t *desc, const ch
                           : !desc->process_one ? "process_one"
                                                : NULL;
     if (missing) {
-        seterr(err, errlen, "%s: the descriptor has no %s (required)", path, missing);
+        weft__msgf(err, errlen, "%s: the descriptor has no %s (required)", path, missing);
         goto fail;
     }
     if (!*desc->name) {
-        seterr(err, errlen, "%s: the descriptor's name is empty", path);
+        weft__msgf(err, errlen, "%s: the descriptor's name is empty", path);
         goto fail;
     }
     if (check_schema(desc, path, err, errlen) < 0)
@@ -380,7 +349,7 @@ static int check_trust(const struct stat *st, const char *real, const char *kind
     uid_t me = geteuid();
     const char *sep = where ? " " : "";
     if (st->st_uid != me && st->st_uid != 0) {
-        seterr(
+        weft__msgf(
             err, errlen,
             "%s: refusing to load: the %s%s%s is owned by uid %lu, not you (%lu) or root",
             real, kind, sep, where ? where : "", (unsigned long)st->st_uid,
@@ -388,11 +357,11 @@ static int check_trust(const struct stat *st, const char *real, const char *kind
         return -EPERM;
     }
     if ((st->st_mode & (S_IWGRP | S_IWOTH)) && !(sticky_ok && (st->st_mode & S_ISVTX))) {
-        seterr(err, errlen,
-               "%s: refusing to load: the %s%s%s is writable by %s (mode %04o)", real,
-               kind, sep, where ? where : "",
-               (st->st_mode & S_IWOTH) ? "others" : "its group",
-               (unsigned)(st->st_mode & 07777));
+        weft__msgf(err, errlen,
+                   "%s: refusing to load: the %s%s%s is writable by %s (mode %04o)", real,
+                   kind, sep, where ? where : "",
+                   (st->st_mode & S_IWOTH) ? "others" : "its group",
+                   (unsigned)(st->st_mode & 07777));
         return -EPERM;
     }
     return 0;
@@ -404,14 +373,14 @@ static int open_failed(int e, const char *real, const char *where, char *err,
                        size_t errlen)
 {
     if (e == ELOOP || e == ENOTDIR) {
-        seterr(
+        weft__msgf(
             err, errlen,
             "%s: refusing to load: %s changed into a symbolic link or a non-folder while "
             "it was being checked",
             real, where);
         return -EPERM;
     }
-    seterr(err, errlen, "%s: cannot open %s: %s", real, where, weft_strerror(-e));
+    weft__msgf(err, errlen, "%s: cannot open %s: %s", real, where, weft_strerror(-e));
     return e == ENOMEM ? -ENOMEM : -ENOENT;
 }
 
@@ -427,7 +396,7 @@ static int open_checked(const char *real, bool check, int *fd, struct stat *st, 
     size_t len = strlen(real);
     char *where = malloc(len + 1); /* the folder being checked, for messages */
     if (!where) {
-        seterr(err, errlen, "out of memory");
+        weft__msgf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     int r = 0;
@@ -481,7 +450,7 @@ static int open_checked(const char *real, bool check, int *fd, struct stat *st, 
     if (fstat(*fd, st) != 0) {
         r = open_failed(errno, real, real, err, errlen);
     } else if (!S_ISREG(st->st_mode)) {
-        seterr(err, errlen, "%s: not a regular file", real);
+        weft__msgf(err, errlen, "%s: not a regular file", real);
         r = -ENOEXEC;
     } else if (check) {
         r = check_trust(st, real, "file", NULL, false, err, errlen);
@@ -506,7 +475,7 @@ static int hash_fd(int fd, const char *real, uint64_t *hash, char *err, size_t e
     unsigned char *buf = malloc(CHUNK);
     int r = 0;
     if (!h || !buf || XXH3_64bits_reset(h) != XXH_OK) {
-        seterr(err, errlen, "out of memory");
+        weft__msgf(err, errlen, "out of memory");
         r = -ENOMEM;
         goto out;
     }
@@ -515,7 +484,7 @@ static int hash_fd(int fd, const char *real, uint64_t *hash, char *err, size_t e
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            seterr(err, errlen, "%s: cannot read: %s", real, weft_strerror(-errno));
+            weft__msgf(err, errlen, "%s: cannot read: %s", real, weft_strerror(-errno));
             r = -EIO;
             goto out;
         }
@@ -584,7 +553,8 @@ static int dlopen_fd(weft__plugin_t *p, const struct stat *st, char *err, size_t
         dlerror();
         void *dl = dlopen(fdname, RTLD_NOW | RTLD_LOCAL);
         if (!dl) {
-            seterr(err, errlen, "%s: %s", p->path, dl_error_text(p->fd, "dlopen failed"));
+            weft__msgf(err, errlen, "%s: %s", p->path,
+                       dl_error_text(p->fd, "dlopen failed"));
             return -ENOEXEC;
         }
         struct link_map *lm = NULL;
@@ -601,9 +571,10 @@ static int dlopen_fd(weft__plugin_t *p, const struct stat *st, char *err, size_t
         close(p->fd);
         p->fd = moved;
     }
-    seterr(err, errlen,
-           "%s: the object the dynamic linker loaded is not the file that was checked",
-           p->path);
+    weft__msgf(
+        err, errlen,
+        "%s: the object the dynamic linker loaded is not the file that was checked",
+        p->path);
     return -ENOEXEC;
 }
 
@@ -621,24 +592,24 @@ int weft__plugin_open(weft__plugin_t **out, const char *name_or_path, char *cons
         struct stat st;
         if (stat(name_or_path, &st) != 0) {
             r = -errno;
-            seterr(err, errlen, "%s: %s", name_or_path, weft_strerror(r));
+            weft__msgf(err, errlen, "%s: %s", name_or_path, weft_strerror(r));
             /* Anything that stops us reaching the file counts as "not found". */
             return r == -ENOMEM ? r : -ENOENT;
         }
         if (!S_ISREG(st.st_mode)) {
-            seterr(err, errlen, "%s: not a regular file", name_or_path);
+            weft__msgf(err, errlen, "%s: not a regular file", name_or_path);
             return -ENOEXEC;
         }
         path = strdup(name_or_path);
         if (!path) {
-            seterr(err, errlen, "out of memory");
+            weft__msgf(err, errlen, "out of memory");
             return -ENOMEM;
         }
     } else {
         /* Only a plain word is joined with a folder: "..", "x.so" or ""
          * must not turn into some other file. */
         if (!valid_plugin_name(name_or_path)) {
-            seterr(
+            weft__msgf(
                 err, errlen,
                 "invalid plugin name \"%s\": want [a-z0-9_-]+, or a path containing '/'",
                 name_or_path);
@@ -646,14 +617,14 @@ int weft__plugin_open(weft__plugin_t **out, const char *name_or_path, char *cons
         }
         r = find_plugin(&path, name_or_path, dirs, n_dirs, err, errlen);
         if (r == -ENOMEM)
-            seterr(err, errlen, "out of memory");
+            weft__msgf(err, errlen, "out of memory");
         if (r < 0)
             return r;
     }
 
     p = calloc(1, sizeof *p);
     if (!p) {
-        seterr(err, errlen, "out of memory");
+        weft__msgf(err, errlen, "out of memory");
         r = -ENOMEM;
         goto fail_path;
     }
@@ -663,7 +634,7 @@ int weft__plugin_open(weft__plugin_t **out, const char *name_or_path, char *cons
     p->path = realpath(path, NULL);
     if (!p->path) {
         r = -errno;
-        seterr(err, errlen, "%s: %s", path, weft_strerror(r));
+        weft__msgf(err, errlen, "%s: %s", path, weft_strerror(r));
         r = r == -ENOMEM ? r : -ENOENT;
         goto fail_alloc;
     }
@@ -686,8 +657,8 @@ int weft__plugin_open(weft__plugin_t **out, const char *name_or_path, char *cons
     dlerror();
     const weft_plugin_t *entry = dlsym(p->dl, WEFT_PLUGIN_ENTRY_NAME);
     if (!entry) {
-        seterr(err, errlen, "%s: no symbol %s (is it a weft plugin?): %s", p->path,
-               WEFT_PLUGIN_ENTRY_NAME, dl_error_text(p->fd, "the symbol is NULL"));
+        weft__msgf(err, errlen, "%s: no symbol %s (is it a weft plugin?): %s", p->path,
+                   WEFT_PLUGIN_ENTRY_NAME, dl_error_text(p->fd, "the symbol is NULL"));
         r = -ENOEXEC;
         goto fail_alloc;
     }

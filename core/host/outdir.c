@@ -5,7 +5,6 @@
 #include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 
 #include "loader.h"
 #include "outdir.h"
+#include "util.h"
 
 struct weft__outdir {
     int fd;      /* the folder                                   */
@@ -23,24 +23,12 @@ struct weft__outdir {
     char *path;
 };
 
-static int fail(int rc, char *err, size_t errlen, const char *fmt, ...) WEFT_PRINTF(4, 5);
-static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* mkdir -p on a copy of path.  0 or -errno with err. */
 static int make_folders(const char *path, char *err, size_t errlen)
 {
     char *p = strdup(path);
     if (!p)
-        return fail(-ENOMEM, err, errlen, "%s: out of memory", path);
+        return weft__failf(-ENOMEM, err, errlen, "%s: out of memory", path);
     int rc = 0;
     for (char *s = p + 1;; s++) {
         if (*s != '/' && *s != '\0')
@@ -50,7 +38,8 @@ static int make_folders(const char *path, char *err, size_t errlen)
         /* EEXIST also covers a file in the way: open() reports ENOTDIR. */
         if (mkdir(p, 0777) != 0 && errno != EEXIST) {
             rc = -errno;
-            fail(rc, err, errlen, "cannot create output folder '%s': %s", p, strerror(-rc));
+            weft__msgf(err, errlen, "cannot create output folder '%s': %s", p,
+                       strerror(-rc));
             break;
         }
         *s = c;
@@ -80,11 +69,11 @@ int weft__outdir_open(weft__outdir_t **out, const char *path, char *err, size_t 
 {
     *out = NULL;
     if (!path || !*path)
-        return fail(-EINVAL, err, errlen, "the output folder is empty");
+        return weft__failf(-EINVAL, err, errlen, "the output folder is empty");
     weft__outdir_t *d = calloc(1, sizeof *d);
     if (!d || !(d->path = strdup(path))) {
         free(d);
-        return fail(-ENOMEM, err, errlen, "%s: out of memory", path);
+        return weft__failf(-ENOMEM, err, errlen, "%s: out of memory", path);
     }
     d->fd = d->lock_fd = -1;
     int rc = make_folders(path, err, errlen);
@@ -92,8 +81,8 @@ int weft__outdir_open(weft__outdir_t **out, const char *path, char *err, size_t 
         goto fail;
     d->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (d->fd < 0) {
-        rc = fail(-errno, err, errlen, "cannot open output folder '%s': %s", path,
-                  strerror(errno));
+        rc = weft__failf(-errno, err, errlen, "cannot open output folder '%s': %s", path,
+                         strerror(errno));
         goto fail;
     }
     /* O_NOFOLLOW: a planted symlink must not make us create or truncate
@@ -101,8 +90,8 @@ int weft__outdir_open(weft__outdir_t **out, const char *path, char *err, size_t 
     d->lock_fd = openat(d->fd, WEFT__OUTDIR_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
                         0644);
     if (d->lock_fd < 0) {
-        rc = fail(-errno, err, errlen, "cannot create the lock file '%s/%s': %s", path,
-                  WEFT__OUTDIR_LOCK, strerror(errno));
+        rc = weft__failf(-errno, err, errlen, "cannot create the lock file '%s/%s': %s",
+                         path, WEFT__OUTDIR_LOCK, strerror(errno));
         goto fail;
     }
     while (flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -113,10 +102,11 @@ int weft__outdir_open(weft__outdir_t **out, const char *path, char *err, size_t 
             char who[32] = "";
             if (pid)
                 snprintf(who, sizeof who, " (pid %ld)", pid);
-            rc = fail(-EBUSY, err, errlen, "%s is in use by another weft run%s", path, who);
+            rc = weft__failf(-EBUSY, err, errlen, "%s is in use by another weft run%s",
+                             path, who);
         } else {
-            rc = fail(-errno, err, errlen, "cannot lock '%s/%s': %s", path,
-                      WEFT__OUTDIR_LOCK, strerror(errno));
+            rc = weft__failf(-errno, err, errlen, "cannot lock '%s/%s': %s", path,
+                             WEFT__OUTDIR_LOCK, strerror(errno));
         }
         goto fail;
     }
@@ -249,10 +239,11 @@ int weft__outdir_arg(const weft_plugin_t *desc, size_t *index, char *err, size_t
         if (*index != SIZE_MAX) {
             size_t first = *index;
             *index = SIZE_MAX;
-            return fail(-EINVAL, err, errlen,
-                        "%s: arguments '%s' and '%s' are both output folders: at most one",
-                        desc->name ? desc->name : "plugin", desc->args[first].name,
-                        desc->args[k].name);
+            return weft__failf(
+                -EINVAL, err, errlen,
+                "%s: arguments '%s' and '%s' are both output folders: at most one",
+                desc->name ? desc->name : "plugin", desc->args[first].name,
+                desc->args[k].name);
         }
         *index = k;
     }
@@ -276,8 +267,9 @@ int weft__outdir_bind(weft__outdir_t **d, struct weft__host *h, const weft_plugi
         return rc;
     const char *path = args[k].u.s;
     if (!path || !*path)
-        return fail(-EINVAL, err, errlen, "%s: argument '%s': the output folder is empty",
-                    desc->name ? desc->name : "plugin", desc->args[k].name);
+        return weft__failf(-EINVAL, err, errlen,
+                           "%s: argument '%s': the output folder is empty",
+                           desc->name ? desc->name : "plugin", desc->args[k].name);
     rc = weft__outdir_open(d, path, err, errlen);
     if (rc == 0)
         weft__host_set_outdir(h, *d);

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <string.h>
 
 #include "template.h"
+#include "util.h"
 
 enum kind { K_LIT, K_TEXT, K_INDEX, K_NUMBER, K_NAME, K_STEM, K_EXT, K_DIR };
 
@@ -43,19 +43,6 @@ struct weft_tmpl {
     char *lit;
     piece_t pieces[]; /* n */
 };
-
-static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-    WEFT_PRINTF(4, 5);
-static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 /* Appends a literal byte, merging with a literal piece just before. */
 static void add_lit(weft__tmpl_t *t, size_t *n_lit, char c)
@@ -91,10 +78,11 @@ static int parse_placeholder(const char *text, size_t open, size_t close, piece_
         const char *spec = colon + 1;
         size_t slen = blen - nlen - 1;
         if (!known[k].pad)
-            return fail(-EINVAL, err, errlen,
-                        "placeholder '%.*s%s' at position %zu: only {index} and {number} "
-                        "take a width (:0N)",
-                        qlen, text + open, more, open + 1);
+            return weft__failf(
+                -EINVAL, err, errlen,
+                "placeholder '%.*s%s' at position %zu: only {index} and {number} "
+                "take a width (:0N)",
+                qlen, text + open, more, open + 1);
         unsigned n = 0;
         bool ok = slen >= 2 && slen <= 3 && spec[0] == '0';
         for (size_t i = 1; ok && i < slen; i++) {
@@ -102,35 +90,37 @@ static int parse_placeholder(const char *text, size_t open, size_t close, piece_
             n = n * 10 + (unsigned)(spec[i] - '0');
         }
         if (!ok || n < 1 || n > PAD_MAX)
-            return fail(-EINVAL, err, errlen,
-                        "placeholder '%.*s%s' at position %zu: the width is written :0N "
-                        "with N from 1 to %d (e.g. {%s:06})",
-                        qlen, text + open, more, open + 1, PAD_MAX, known[k].name);
+            return weft__failf(
+                -EINVAL, err, errlen,
+                "placeholder '%.*s%s' at position %zu: the width is written :0N "
+                "with N from 1 to %d (e.g. {%s:06})",
+                qlen, text + open, more, open + 1, PAD_MAX, known[k].name);
         p->pad = (uint8_t)n;
         return 0;
     }
-    return fail(-EINVAL, err, errlen, "unknown placeholder '%.*s%s' at position %zu (" KNOWN_LIST ")",
-                qlen, text + open, more, open + 1);
+    return weft__failf(-EINVAL, err, errlen,
+                       "unknown placeholder '%.*s%s' at position %zu (" KNOWN_LIST ")",
+                       qlen, text + open, more, open + 1);
 }
 
 int weft__tmpl_compile(weft__tmpl_t **out, const char *text, char *err, size_t errlen)
 {
     if (!out)
-        return fail(-EINVAL, err, errlen, "template: no result pointer");
+        return weft__failf(-EINVAL, err, errlen, "template: no result pointer");
     *out = NULL;
     if (!text)
-        return fail(-EINVAL, err, errlen, "template: no text");
+        return weft__failf(-EINVAL, err, errlen, "template: no text");
     size_t len = strnlen(text, WEFT__TMPL_TEXT_MAX + 1);
     if (len > WEFT__TMPL_TEXT_MAX)
-        return fail(-ENAMETOOLONG, err, errlen, "template is longer than %d bytes",
-                    WEFT__TMPL_TEXT_MAX);
+        return weft__failf(-ENAMETOOLONG, err, errlen, "template is longer than %d bytes",
+                           WEFT__TMPL_TEXT_MAX);
     /* At most one piece per byte, and the literals are a subset of text. */
     weft__tmpl_t *t = malloc(sizeof *t + (len + 1) * sizeof(piece_t));
     char *lit = malloc(len + 1);
     if (!t || !lit) {
         free(t);
         free(lit);
-        return fail(-ENOMEM, err, errlen, "template: out of memory");
+        return weft__failf(-ENOMEM, err, errlen, "template: out of memory");
     }
     t->n = 0;
     t->uses_text = false;
@@ -145,8 +135,9 @@ int weft__tmpl_compile(weft__tmpl_t **out, const char *text, char *err, size_t e
         }
         if (c == '}') {
             weft__tmpl_free(&t);
-            return fail(-EINVAL, err, errlen,
-                        "lone '}' at position %zu (write }} for a literal brace)", i + 1);
+            return weft__failf(-EINVAL, err, errlen,
+                               "lone '}' at position %zu (write }} for a literal brace)",
+                               i + 1);
         }
         if (c != '{') {
             add_lit(t, &n_lit, c);
@@ -157,9 +148,10 @@ int weft__tmpl_compile(weft__tmpl_t **out, const char *text, char *err, size_t e
         const char *inner = memchr(text + i + 1, '{', len - i - 1);
         if (!close || (inner && inner < close)) {
             weft__tmpl_free(&t);
-            return fail(-EINVAL, err, errlen,
-                        "'{' at position %zu is not closed (write {{ for a literal brace)",
-                        i + 1);
+            return weft__failf(
+                -EINVAL, err, errlen,
+                "'{' at position %zu is not closed (write {{ for a literal brace)",
+                i + 1);
         }
         size_t j = (size_t)(close - text);
         piece_t p = {0};
@@ -313,20 +305,22 @@ int weft__path_confine_check_n(const char *rel, size_t n, char *err, size_t errl
     int q = n > 200 ? 200 : (int)n;
     const char *more = n > 200 ? "..." : "";
     if (!rel || n == 0)
-        return fail(-EINVAL, err, errlen, "empty output path");
+        return weft__failf(-EINVAL, err, errlen, "empty output path");
     const char *nul = memchr(rel, '\0', n);
     if (nul)
-        return fail(-EINVAL, err, errlen, "output path '%.*s%s' holds a NUL byte at position %zu",
-                    q, rel, more, (size_t)(nul - rel) + 1);
+        return weft__failf(-EINVAL, err, errlen,
+                           "output path '%.*s%s' holds a NUL byte at position %zu", q,
+                           rel, more, (size_t)(nul - rel) + 1);
     if (rel[0] == '/')
-        return fail(-EINVAL, err, errlen,
-                    "output path '%.*s%s' is absolute: it must be relative to the output "
-                    "folder",
-                    q, rel, more);
+        return weft__failf(
+            -EINVAL, err, errlen,
+            "output path '%.*s%s' is absolute: it must be relative to the output "
+            "folder",
+            q, rel, more);
     if (n > PATH_MAX - 1)
-        return fail(-ENAMETOOLONG, err, errlen,
-                    "output path '%.*s%s' is %zu bytes long (at most %d)", q, rel, more, n,
-                    PATH_MAX - 1);
+        return weft__failf(-ENAMETOOLONG, err, errlen,
+                           "output path '%.*s%s' is %zu bytes long (at most %d)", q, rel,
+                           more, n, PATH_MAX - 1);
     size_t start = 0;
     while (start <= n) {
         size_t end = start;
@@ -334,21 +328,23 @@ int weft__path_confine_check_n(const char *rel, size_t n, char *err, size_t errl
             end++;
         size_t clen = end - start;
         if (clen == 2 && rel[start] == '.' && rel[start + 1] == '.')
-            return fail(-EINVAL, err, errlen,
-                        "output path '%.*s%s': '..' at position %zu would leave the output "
-                        "folder",
-                        q, rel, more, start + 1);
+            return weft__failf(
+                -EINVAL, err, errlen,
+                "output path '%.*s%s': '..' at position %zu would leave the output "
+                "folder",
+                q, rel, more, start + 1);
         if (clen > NAME_MAX)
-            return fail(-ENAMETOOLONG, err, errlen,
-                        "output path '%.*s%s': the name at position %zu is %zu bytes long "
-                        "(at most %d)",
-                        q, rel, more, start + 1, clen, NAME_MAX);
+            return weft__failf(
+                -ENAMETOOLONG, err, errlen,
+                "output path '%.*s%s': the name at position %zu is %zu bytes long "
+                "(at most %d)",
+                q, rel, more, start + 1, clen, NAME_MAX);
         if (end == n) {
             /* The last component must name a file. */
             if (clen == 0 || (clen == 1 && rel[start] == '.'))
-                return fail(-EINVAL, err, errlen,
-                            "output path '%.*s%s' has no file name at its end", q, rel,
-                            more);
+                return weft__failf(-EINVAL, err, errlen,
+                                   "output path '%.*s%s' has no file name at its end", q,
+                                   rel, more);
             break;
         }
         start = end + 1;
@@ -359,7 +355,7 @@ int weft__path_confine_check_n(const char *rel, size_t n, char *err, size_t errl
 int weft__path_confine_check(const char *rel, char *err, size_t errlen)
 {
     if (!rel)
-        return fail(-EINVAL, err, errlen, "empty output path");
+        return weft__failf(-EINVAL, err, errlen, "empty output path");
     /* strnlen bounds the scan: anything over PATH_MAX is rejected anyway. */
     return weft__path_confine_check_n(rel, strnlen(rel, PATH_MAX + 1), err, errlen);
 }

@@ -30,41 +30,12 @@
 #include <ini.h>
 
 #include "config.h"
+#include "util.h"
 #include "weft/weft.h"
 
 #define SET_ORIGIN "--set"
 
 /* ---- messages ----------------------------------------------------------- */
-
-static void msg_vappend(char *err, size_t errlen, const char *fmt, va_list ap)
-{
-    if (!err || errlen == 0)
-        return;
-    size_t used = strnlen(err, errlen - 1);
-    vsnprintf(err + used, errlen - used, fmt, ap);
-}
-
-WEFT_PRINTF(3, 4)
-static void msg_append(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    msg_vappend(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* Replaces the message and returns rc, for `return fail(...)`. */
-WEFT_PRINTF(4, 5)
-static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err && errlen)
-        err[0] = '\0';
-    va_start(ap, fmt);
-    msg_vappend(err, errlen, fmt, ap);
-    va_end(ap);
-    return rc;
-}
 
 /* "WHERE: key = 'value': <why>" for a value that does not convert. */
 WEFT_PRINTF(4, 5)
@@ -73,10 +44,10 @@ static int bad_value(char *err, size_t errlen, const weft__entry_t *e, const cha
 {
     char where[256];
     va_list ap;
-    fail(-EINVAL, err, errlen,
-         "%s: %s = '%s': ", weft__entry_where(e, where, sizeof where), e->key, e->value);
+    weft__msgf(err, errlen, "%s: %s = '%s': ", weft__entry_where(e, where, sizeof where),
+               e->key, e->value);
     va_start(ap, fmt);
-    msg_vappend(err, errlen, fmt, ap);
+    weft__vmsg_appendf(err, errlen, fmt, ap);
     va_end(ap);
     return -EINVAL;
 }
@@ -95,27 +66,6 @@ const char *weft__entry_where(const weft__entry_t *e, char *buf, size_t size)
 static bool is_section(const char *s, size_t n)
 {
     return (n == 3 && memcmp(s, "run", 3) == 0) || (n == 4 && memcmp(s, "args", 4) == 0);
-}
-
-/* `p` made absolute against `dir` (no normalisation, nothing need exist). */
-static char *path_resolve(const char *dir, const char *p)
-{
-    if (p[0] == '/')
-        return strdup(p);
-    while (p[0] == '.' && p[1] == '/')
-        p += 2;
-    size_t nd = strlen(dir), np = strlen(p);
-    if (nd > 0 && dir[nd - 1] == '/')
-        nd--;                           /* dir is "/" */
-    if (np == 0 || strcmp(p, ".") == 0) /* "." or "./" is dir itself */
-        return nd ? strndup(dir, nd) : strdup("/");
-    char *out = malloc(nd + 1 + np + 1);
-    if (!out)
-        return NULL;
-    memcpy(out, dir, nd);
-    out[nd] = '/';
-    memcpy(out + nd + 1, p, np + 1);
-    return out;
 }
 
 /* The absolute folder holding `path` (symlinks in the folder resolved). */
@@ -334,9 +284,9 @@ static void load_fail(loader_t *ld, int rc, const char *fmt, ...)
     if (ld->rc)
         return; /* keep the first error */
     ld->rc = rc;
-    fail(rc, ld->err, ld->errlen, "%s:%d: ", ld->cfg->path, ld->line);
+    weft__msgf(ld->err, ld->errlen, "%s:%d: ", ld->cfg->path, ld->line);
     va_start(ap, fmt);
-    msg_vappend(ld->err, ld->errlen, fmt, ap);
+    weft__vmsg_appendf(ld->err, ld->errlen, fmt, ap);
     va_end(ap);
 }
 
@@ -482,7 +432,7 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 static int open_error(int e, const char *path, char *err, size_t errlen)
 {
     int rc = e == ENOENT ? -ENOENT : e == ENOMEM ? -ENOMEM : -EIO;
-    return fail(rc, err, errlen, "cannot open %s: %s", path, weft_strerror(-e));
+    return weft__failf(rc, err, errlen, "cannot open %s: %s", path, weft_strerror(-e));
 }
 
 int weft__config_load(weft__config_t **out, const char *path, char *err, size_t errlen)
@@ -493,7 +443,7 @@ int weft__config_load(weft__config_t **out, const char *path, char *err, size_t 
     int rc, bad_line;
 
     *out = NULL;
-    fail(0, err, errlen, "%s", "");
+    weft__msgf(err, errlen, "%s", "");
     f = fopen(path, "re");
     if (!f)
         return open_error(errno, path, err, errlen);
@@ -506,8 +456,8 @@ int weft__config_load(weft__config_t **out, const char *path, char *err, size_t 
     if (rc == -ENOMEM)
         goto fail_nomem;
     if (rc) {
-        fail(rc, err, errlen, "cannot find the folder of %s: %s", path,
-             weft_strerror(rc));
+        weft__msgf(err, errlen, "cannot find the folder of %s: %s", path,
+                   weft_strerror(rc));
         goto fail;
     }
 
@@ -518,7 +468,7 @@ int weft__config_load(weft__config_t **out, const char *path, char *err, size_t 
     if (rc == 0 && bad_line == -2)
         goto fail_nomem;
     if (rc == 0 && bad_line != 0) /* not expected: read_line sees every error */
-        rc = fail(-EINVAL, err, errlen, "%s:%d: syntax error", path, bad_line);
+        rc = weft__failf(-EINVAL, err, errlen, "%s:%d: syntax error", path, bad_line);
     if (rc)
         goto fail;
     fclose(f);
@@ -526,7 +476,7 @@ int weft__config_load(weft__config_t **out, const char *path, char *err, size_t 
     return 0;
 
 fail_nomem:
-    rc = fail(-ENOMEM, err, errlen, "%s: out of memory", path);
+    rc = weft__failf(-ENOMEM, err, errlen, "%s: out of memory", path);
 fail:
     weft__config_free(&cfg);
     fclose(f);
@@ -554,27 +504,28 @@ int weft__config_set(weft__config_t *cfg, const char *assignment, char *err,
     int name_len = eq ? (int)(eq - assignment) : (int)strlen(assignment);
 
     if (!eq || !dot || dot > eq)
-        return fail(-EINVAL, err, errlen,
-                    SET_ORIGIN " %s: expected section.key=value (e.g. run.threads=4)",
-                    assignment);
+        return weft__failf(-EINVAL, err, errlen,
+                           SET_ORIGIN
+                           " %s: expected section.key=value (e.g. run.threads=4)",
+                           assignment);
 
     weft__entry_t e = {dup_trimmed(assignment, (size_t)(dot - assignment)),
                        dup_trimmed(dot + 1, (size_t)(eq - dot - 1)),
                        dup_trimmed(eq + 1, strlen(eq + 1)), SET_ORIGIN, 0};
     int rc = -EINVAL;
     if (!e.section || !e.key || !e.value) {
-        rc = fail(-ENOMEM, err, errlen, SET_ORIGIN ": out of memory");
+        rc = weft__failf(-ENOMEM, err, errlen, SET_ORIGIN ": out of memory");
     } else if (!is_section(e.section, strlen(e.section))) {
-        fail(rc, err, errlen,
-             SET_ORIGIN " %.*s: unknown section '%s' (expected run or args)", name_len,
-             assignment, e.section);
+        weft__msgf(err, errlen,
+                   SET_ORIGIN " %.*s: unknown section '%s' (expected run or args)",
+                   name_len, assignment, e.section);
     } else if (!*e.key) {
-        fail(rc, err, errlen, SET_ORIGIN " %.*s: empty key", name_len, assignment);
+        weft__msgf(err, errlen, SET_ORIGIN " %.*s: empty key", name_len, assignment);
     } else {
         weft__entry_t *old = entry_find(cfg, e.section, e.key);
         if (!old) {
             rc = entry_adopt(cfg, &e);
-            return rc ? fail(rc, err, errlen, SET_ORIGIN ": out of memory") : 0;
+            return rc ? weft__failf(rc, err, errlen, SET_ORIGIN ": out of memory") : 0;
         }
         free(old->value); /* replace in place: file order is kept */
         old->value = e.value;
@@ -599,7 +550,7 @@ typedef struct run_state {
 
 static int nomem(run_state_t *st)
 {
-    return fail(-ENOMEM, st->err, st->errlen, "%s: out of memory", st->cfg->path);
+    return weft__failf(-ENOMEM, st->err, st->errlen, "%s: out of memory", st->cfg->path);
 }
 
 static int run_plugin(run_state_t *st, const weft__entry_t *e)
@@ -607,8 +558,8 @@ static int run_plugin(run_state_t *st, const weft__entry_t *e)
     if (!*e->value)
         return bad_value(st->err, st->errlen, e, "expected a plugin name or path");
     /* A name is looked up on the plugin path; anything with a '/' is a file. */
-    st->cfg->plugin =
-        strchr(e->value, '/') ? path_resolve(st->cfg->dir, e->value) : strdup(e->value);
+    st->cfg->plugin = strchr(e->value, '/') ? weft__path_resolve(st->cfg->dir, e->value)
+                                            : strdup(e->value);
     return st->cfg->plugin ? 0 : nomem(st);
 }
 
@@ -627,7 +578,7 @@ static int run_plugin_path(run_state_t *st, const weft__entry_t *e)
         size_t n = strcspn(p, ":");
         if (n > 0) { /* empty parts ("a::b") are skipped */
             char *part = strndup(p, n);
-            char *abs = part ? path_resolve(st->cfg->dir, part) : NULL;
+            char *abs = part ? weft__path_resolve(st->cfg->dir, part) : NULL;
             free(part);
             if (!abs) {
                 free(out);
@@ -668,8 +619,9 @@ static int run_output(run_state_t *st, const weft__entry_t *e)
     if (!*e->value)
         return bad_value(st->err, st->errlen, e,
                          "expected a file, '-' for stdout, or 'none'");
-    st->cfg->output =
-        strcmp(e->value, "-") == 0 ? strdup("-") : path_resolve(st->cfg->dir, e->value);
+    st->cfg->output = strcmp(e->value, "-") == 0
+                          ? strdup("-")
+                          : weft__path_resolve(st->cfg->dir, e->value);
     return st->cfg->output ? 0 : nomem(st);
 }
 
@@ -806,7 +758,7 @@ static int run_journal(run_state_t *st, const weft__entry_t *e)
     }
     if (!*e->value)
         return bad_value(st->err, st->errlen, e, "expected auto, off or a file");
-    st->cfg->journal = path_resolve(st->cfg->dir, e->value);
+    st->cfg->journal = weft__path_resolve(st->cfg->dir, e->value);
     return st->cfg->journal ? 0 : nomem(st);
 }
 
@@ -834,16 +786,16 @@ static int unknown_run_key(run_state_t *st, const weft__entry_t *e)
     for (size_t i = 0; i < N_RUN_KEYS; i++)
         names[i] = run_keys[i].name;
     const char *near = weft__suggest(e->key, names, N_RUN_KEYS);
-    fail(-EINVAL, st->err, st->errlen, "%s: unknown key '%s' in [run]",
-         weft__entry_where(e, where, sizeof where), e->key);
+    weft__msgf(st->err, st->errlen, "%s: unknown key '%s' in [run]",
+               weft__entry_where(e, where, sizeof where), e->key);
     if (near) {
-        msg_append(st->err, st->errlen, "; did you mean '%s'?", near);
+        weft__msg_appendf(st->err, st->errlen, "; did you mean '%s'?", near);
         return -EINVAL;
     }
-    msg_append(st->err, st->errlen, " (known keys:");
+    weft__msg_appendf(st->err, st->errlen, " (known keys:");
     for (size_t i = 0; i < N_RUN_KEYS; i++)
-        msg_append(st->err, st->errlen, " %s", names[i]);
-    msg_append(st->err, st->errlen, ")");
+        weft__msg_appendf(st->err, st->errlen, " %s", names[i]);
+    weft__msg_appendf(st->err, st->errlen, ")");
     return -EINVAL;
 }
 
@@ -880,8 +832,9 @@ static int settle_format(run_state_t *st)
     else
         cfg->format = st->format;
     if (cfg->format == WEFT__FORMAT_NPY && strcmp(cfg->output, "-") == 0)
-        return fail(-EINVAL, st->err, st->errlen,
-                    "%s: a .npy output must be a file (it is written in place)", cfg->path);
+        return weft__failf(-EINVAL, st->err, st->errlen,
+                           "%s: a .npy output must be a file (it is written in place)",
+                           cfg->path);
     return 0;
 }
 
@@ -918,11 +871,13 @@ int weft__config_finalize(weft__config_t *cfg, char *err, size_t errlen)
             return rc;
     }
     if (!cfg->plugin)
-        return fail(-EINVAL, err, errlen,
-                    "%s: [run] has no 'plugin' key (the plugin to run)", cfg->path);
+        return weft__failf(-EINVAL, err, errlen,
+                           "%s: [run] has no 'plugin' key (the plugin to run)",
+                           cfg->path);
     if (!cfg->items)
-        return fail(-EINVAL, err, errlen,
-                    "%s: [run] has no 'items' key (the items to process)", cfg->path);
+        return weft__failf(-EINVAL, err, errlen,
+                           "%s: [run] has no 'items' key (the items to process)",
+                           cfg->path);
     return settle_format(&st);
 }
 
@@ -958,13 +913,14 @@ static int convert_int(const weft_arg_spec_t *spec, const char *text,
     int64_t v;
     int rc = weft__parse_int64(text, &v);
     if (rc == -ERANGE)
-        return fail(-EINVAL, why, whylen, "expected an integer from %lld to %lld (int64)",
-                    (long long)INT64_MIN, (long long)INT64_MAX);
+        return weft__failf(-EINVAL, why, whylen,
+                           "expected an integer from %lld to %lld (int64)",
+                           (long long)INT64_MIN, (long long)INT64_MAX);
     if (rc)
-        return fail(-EINVAL, why, whylen, "expected an integer (int64)");
+        return weft__failf(-EINVAL, why, whylen, "expected an integer (int64)");
     if (has_range(spec) && ((double)v < spec->min || (double)v > spec->max))
-        return fail(-EINVAL, why, whylen, "expected an integer from %.0f to %.0f",
-                    spec->min, spec->max);
+        return weft__failf(-EINVAL, why, whylen, "expected an integer from %.0f to %.0f",
+                           spec->min, spec->max);
     out->u.i = v;
     return 0;
 }
@@ -976,13 +932,13 @@ static int convert_float(const weft_arg_spec_t *spec, const char *text,
     char *end;
     /* strtod skips leading blanks and takes "inf"/"nan": whole, finite only. */
     if (!*text || isspace((unsigned char)*text))
-        return fail(-EINVAL, why, whylen, "%s", expected);
+        return weft__failf(-EINVAL, why, whylen, "%s", expected);
     double v = strtod(text, &end);
     if (*end || !isfinite(v))
-        return fail(-EINVAL, why, whylen, "%s", expected);
+        return weft__failf(-EINVAL, why, whylen, "%s", expected);
     if (has_range(spec) && (v < spec->min || v > spec->max))
-        return fail(-EINVAL, why, whylen, "expected a number from %g to %g", spec->min,
-                    spec->max);
+        return weft__failf(-EINVAL, why, whylen, "expected a number from %g to %g",
+                           spec->min, spec->max);
     out->u.f = v;
     return 0;
 }
@@ -1004,8 +960,8 @@ static int convert_bool(const char *text, weft_arg_value_t *out, char *why, size
 {
     if (weft__parse_bool(text, &out->u.b) == 0)
         return 0;
-    return fail(-EINVAL, why, whylen,
-                "expected true/false, yes/no, on/off or 1/0 (bool)");
+    return weft__failf(-EINVAL, why, whylen,
+                       "expected true/false, yes/no, on/off or 1/0 (bool)");
 }
 
 /* text -> out.  STRING values point at text unless `copy` (a default: the
@@ -1027,10 +983,12 @@ static int convert(weft__config_t *cfg, const weft_arg_spec_t *spec, const char 
         return out->u.s ? 0 : -ENOMEM;
     case WEFT_ARG_PATH: /* "" stays "": the plugin's "not set" */
     case WEFT_ARG_OUTDIR: /* the runner refuses "" when it opens it */
-        out->u.s = keep_bound(cfg, *text ? path_resolve(cfg->dir, text) : strdup(""));
+        out->u.s =
+            keep_bound(cfg, *text ? weft__path_resolve(cfg->dir, text) : strdup(""));
         return out->u.s ? 0 : -ENOMEM;
     }
-    return fail(-EINVAL, why, whylen, "argument has an unknown type %d", (int)spec->type);
+    return weft__failf(-EINVAL, why, whylen, "argument has an unknown type %d",
+                       (int)spec->type);
 }
 
 static int unknown_arg(const weft__config_t *cfg, const weft_plugin_t *plugin,
@@ -1039,23 +997,23 @@ static int unknown_arg(const weft__config_t *cfg, const weft_plugin_t *plugin,
     char where[256];
     weft__entry_where(e, where, sizeof where);
     if (plugin->n_args == 0)
-        return fail(-EINVAL, err, errlen,
-                    "%s: unknown argument '%s': plugin %s takes no arguments", where,
-                    e->key, plugin->name);
+        return weft__failf(-EINVAL, err, errlen,
+                           "%s: unknown argument '%s': plugin %s takes no arguments",
+                           where, e->key, plugin->name);
     const char **names = malloc(plugin->n_args * sizeof *names);
     if (!names)
-        return fail(-ENOMEM, err, errlen, "%s: out of memory", cfg->path);
+        return weft__failf(-ENOMEM, err, errlen, "%s: out of memory", cfg->path);
     for (size_t k = 0; k < plugin->n_args; k++)
         names[k] = plugin->args[k].name;
     const char *near = weft__suggest(e->key, names, plugin->n_args);
-    fail(-EINVAL, err, errlen, "%s: unknown argument '%s' for plugin %s", where, e->key,
-         plugin->name);
+    weft__msgf(err, errlen, "%s: unknown argument '%s' for plugin %s", where, e->key,
+               plugin->name);
     if (near)
-        msg_append(err, errlen, "; did you mean '%s'?", near);
-    msg_append(err, errlen, " (its arguments:");
+        weft__msg_appendf(err, errlen, "; did you mean '%s'?", near);
+    weft__msg_appendf(err, errlen, " (its arguments:");
     for (size_t k = 0; k < plugin->n_args; k++)
-        msg_append(err, errlen, " %s", names[k]);
-    msg_append(err, errlen, ")");
+        weft__msg_appendf(err, errlen, " %s", names[k]);
+    weft__msg_appendf(err, errlen, ")");
     free(names);
     return -EINVAL;
 }
@@ -1081,18 +1039,18 @@ static int bind_one(weft__config_t *cfg, const weft_plugin_t *plugin, size_t k,
         if (rc == -EINVAL)
             return bad_value(err, errlen, e, "%s", why);
     } else if (!spec->default_value) {
-        return fail(-EINVAL, err, errlen,
-                    "%s: missing required argument '%s' (%s: %s) in [args]", cfg->path,
-                    spec->name, type_name(spec->type),
-                    spec->help ? spec->help : "no help");
+        return weft__failf(-EINVAL, err, errlen,
+                           "%s: missing required argument '%s' (%s: %s) in [args]",
+                           cfg->path, spec->name, type_name(spec->type),
+                           spec->help ? spec->help : "no help");
     } else {
         rc = convert(cfg, spec, spec->default_value, true, out, why, sizeof why);
         if (rc == -EINVAL)
-            return fail(rc, err, errlen, "plugin %s: bad default for %s: '%s': %s",
-                        plugin->name, spec->name, spec->default_value, why);
+            return weft__failf(rc, err, errlen, "plugin %s: bad default for %s: '%s': %s",
+                               plugin->name, spec->name, spec->default_value, why);
     }
     if (rc == -ENOMEM)
-        return fail(rc, err, errlen, "%s: out of memory", cfg->path);
+        return weft__failf(rc, err, errlen, "%s: out of memory", cfg->path);
     return rc;
 }
 

@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "source.h"
+#include "util.h"
 #include "weft/weft.h"
 
 /* Bytes read from a file per read(2); also the counting pass's chunk. */
@@ -34,13 +35,11 @@ WEFT_PRINTF(5, 6)
 static int failf(char *err, size_t errlen, const char *label, int rc, const char *fmt,
                  ...)
 {
-    int n = snprintf(err, errlen, "%s: ", label);
-    if (n >= 0 && (size_t)n < errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
+    weft__msgf(err, errlen, "%s: ", label);
+    va_list ap;
+    va_start(ap, fmt);
+    weft__vmsg_appendf(err, errlen, fmt, ap);
+    va_end(ap);
     return rc;
 }
 
@@ -57,28 +56,6 @@ static const char *spec_arg(const char *spec, const char *prefix)
     if (strncmp(spec, prefix, n) != 0)
         return NULL;
     return spec + n + strspn(spec + n, " \t");
-}
-
-/* `p` made absolute against the config's folder, as config.c resolves
- * paths; without a folder (no config file) p is taken as given. */
-static char *path_join(const char *dir, const char *p)
-{
-    if (p[0] == '/' || !dir || !dir[0])
-        return strdup(p);
-    while (p[0] == '.' && p[1] == '/')
-        p += 2;
-    size_t nd = strlen(dir), np = strlen(p);
-    if (dir[nd - 1] == '/')
-        nd--; /* dir is "/" */
-    if (np == 0 || strcmp(p, ".") == 0)
-        return nd ? strndup(dir, nd) : strdup("/");
-    char *out = malloc(nd + 1 + np + 1);
-    if (!out)
-        return NULL;
-    memcpy(out, dir, nd);
-    out[nd] = '/';
-    memcpy(out + nd + 1, p, np + 1);
-    return out;
 }
 
 /* Opens `path` for reading; a folder is refused (reading one fails only
@@ -376,7 +353,7 @@ static int lines_open(weft__source_t **out, const weft__entry_t *items,
         return failf(err, errlen, label, -EINVAL,
                      "expected a file after 'lines:' (lines:FILE, or lines:- for "
                      "standard input)");
-    char *path = path_join(cfg->dir, arg);
+    char *path = weft__path_resolve(cfg->dir, arg);
     lines_source_t *s = path ? lines_alloc(path, label) : NULL;
     free(path);
     if (!s)
@@ -465,19 +442,19 @@ static int add_sorted(list_source_t *l, const char *dir, const weft__buf_t *name
                       size_t count)
 {
     const char **v = malloc((count ? count : 1) * sizeof *v);
-    char *path = malloc(strlen(dir) + 2 + 256);
+    /* NAME_MAX is 255, so path always has room. */
+    size_t size = strlen(dir) + 2 + 256;
+    char *path = malloc(size);
     int rc = v && path ? 0 : -ENOMEM;
     const char *p = names->data;
     for (size_t k = 0; rc == 0 && k < count; k++, p += strlen(p) + 1)
         v[k] = p;
     if (rc == 0)
         qsort(v, count, sizeof *v, cmp_str);
-    size_t nd = strlen(dir);
-    bool slash = nd > 0 && dir[nd - 1] == '/';
     for (size_t k = 0; rc == 0 && k < count; k++) {
-        /* NAME_MAX is 255, so path always has room. */
-        int n = snprintf(path, nd + 2 + 256, "%s%s%s", dir, slash ? "" : "/", v[k]);
-        rc = list_add(l, path, (size_t)n);
+        rc = weft__path_join(path, size, dir, v[k]);
+        if (rc == 0)
+            rc = list_add(l, path, strlen(path));
     }
     free(path);
     free(v);
@@ -604,8 +581,8 @@ static int files_open(weft__source_t **out, const weft__entry_t *items,
                      levels, MAX_GLOB_LEVELS);
     char *dir = is_glob && cfg->dir ? glob_escape(cfg->dir) : NULL;
     list_source_t *l = calloc(1, sizeof *l);
-    char *path = is_glob && cfg->dir ? (dir ? path_join(dir, arg) : NULL)
-                                     : path_join(cfg->dir, arg);
+    char *path = is_glob && cfg->dir ? (dir ? weft__path_resolve(dir, arg) : NULL)
+                                     : weft__path_resolve(cfg->dir, arg);
     int rc;
     if (!l || !path)
         rc = fail_oom(err, errlen, label);
@@ -822,7 +799,7 @@ static int json_open(weft__source_t **out, const weft__entry_t *items,
         return failf(err, errlen, label, -EINVAL,
                      "expected a file after 'json:' (json:FILE)");
     list_source_t *l = calloc(1, sizeof *l);
-    char *path = path_join(cfg->dir, arg);
+    char *path = weft__path_resolve(cfg->dir, arg);
     weft__buf_t text = {0};
     int rc = l && path ? read_whole(path, label, &text, err, errlen)
                        : fail_oom(err, errlen, label);

@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "journal.h"
+#include "util.h"
 #include "weft/weft.h"
 
 static const char file_magic[8] = {'W', 'E', 'F', 'T', 'J', 'R', 'N', '1'};
@@ -175,18 +176,6 @@ static const unsigned char *entry_body(const unsigned char *e, weft__jentry_t *r
     r->msg_len = r->status == WEFT__J_OK ? 0 : (uint32_t)uv(&p);
     r->msg = (const char *)p;
     return p + r->msg_len;
-}
-
-static void msg(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void msg(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 /* Fills the header of the record at r (payload of plen bytes already in
@@ -388,9 +377,9 @@ static int open_locked(int *fd_out, const char *path, int flags, char *err, size
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT && !(flags & O_CREAT))
-            msg(err, errlen, "%s: no journal to resume", path);
+            weft__msgf(err, errlen, "%s: no journal to resume", path);
         else
-            msg(err, errlen, "%s: cannot open: %s", path, weft_strerror(e));
+            weft__msgf(err, errlen, "%s: cannot open: %s", path, weft_strerror(e));
         return -e;
     }
     while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -399,10 +388,10 @@ static int open_locked(int *fd_out, const char *path, int flags, char *err, size
             continue;
         close(fd);
         if (e == EWOULDBLOCK) {
-            msg(err, errlen, "%s is in use by another weft run", path);
+            weft__msgf(err, errlen, "%s is in use by another weft run", path);
             return -EWOULDBLOCK;
         }
-        msg(err, errlen, "%s: cannot lock: %s", path, weft_strerror(e));
+        weft__msgf(err, errlen, "%s: cannot lock: %s", path, weft_strerror(e));
         return -e;
     }
     /* create replaces the file by renaming a new one over it: a lock won on
@@ -461,13 +450,13 @@ int weft__journal_create(weft__journal_t **j, const char *path, const weft__jhea
         plen += 4 + bl[k];
     }
     if (plen > UINT32_MAX) {
-        msg(err, errlen, "%s: journal header too large", path);
+        weft__msgf(err, errlen, "%s: journal header too large", path);
         return -E2BIG;
     }
     size_t total = sizeof file_magic + WEFT__JREC_HDR + plen;
     unsigned char *rec = malloc(total);
     if (!rec) {
-        msg(err, errlen, "%s: out of memory", path);
+        weft__msgf(err, errlen, "%s: out of memory", path);
         return -ENOMEM;
     }
     memcpy(rec, file_magic, sizeof file_magic);
@@ -491,7 +480,7 @@ int weft__journal_create(weft__journal_t **j, const char *path, const weft__jhea
     int rc = tmp ? open_locked(&fd, path, O_CREAT, err, errlen) : -ENOMEM;
     if (rc) {
         if (!tmp)
-            msg(err, errlen, "%s: out of memory", path);
+            weft__msgf(err, errlen, "%s: out of memory", path);
         goto out;
     }
     sprintf(tmp, "%s.new", path);
@@ -520,7 +509,8 @@ int weft__journal_create(weft__journal_t **j, const char *path, const weft__jhea
 fail_errno:
     rc = -errno;
 fail:
-    msg(err, errlen, "%s: cannot %s the journal: %s", path, what, weft_strerror(rc));
+    weft__msgf(err, errlen, "%s: cannot %s the journal: %s", path, what,
+               weft_strerror(rc));
     if (nfd >= 0) {
         close(nfd);
         unlink(tmp);
@@ -987,38 +977,39 @@ static int parse_header(weft__jscan_t *s, XXH3_state_t *st, size_t *first, char 
     size_t len = s->len;
     if (len < sizeof file_magic) {
         if (len == 0 || memcmp(d, file_magic, len) == 0) {
-            msg(err, errlen, "journal header is incomplete (%zu bytes)", len);
+            weft__msgf(err, errlen, "journal header is incomplete (%zu bytes)", len);
             return -EINVAL;
         }
     }
     if (len < sizeof file_magic || memcmp(d, file_magic, sizeof file_magic) != 0) {
-        msg(err, errlen, "not a weft journal (bad magic)");
+        weft__msgf(err, errlen, "not a weft journal (bad magic)");
         return -EINVAL;
     }
     size_t off = sizeof file_magic, left = len - off;
     if (left < WEFT__JREC_HDR || ld32(d + off + 4) > left - WEFT__JREC_HDR) {
-        msg(err, errlen, "journal header is incomplete (%zu bytes)", len);
+        weft__msgf(err, errlen, "journal header is incomplete (%zu bytes)", len);
         return -EINVAL;
     }
     const unsigned char *r = d + off;
     size_t plen = ld32(r + 4);
     if (ld32(r) != (WEFT__JREC_MAGIC | WEFT__JREC_HEADER) ||
         record_sum(st, r, plen) != ld64(r + 8) || plen < 8) {
-        msg(err, errlen, "journal header is damaged");
+        weft__msgf(err, errlen, "journal header is damaged");
         return -EINVAL;
     }
     const unsigned char *p = r + WEFT__JREC_HDR;
     uint32_t version = ld32(p);
     if (version == 1) {
-        msg(err, errlen,
+        weft__msgf(
+            err, errlen,
             "journal format 1 (an older weft): finish it with that weft, or start over "
             "with --restart");
         return -ENOTSUP;
     }
     if (version != WEFT__JOURNAL_VERSION) {
-        msg(err, errlen,
-            "journal format version %u is not supported (this weft reads %u)", version,
-            WEFT__JOURNAL_VERSION);
+        weft__msgf(err, errlen,
+                   "journal format version %u is not supported (this weft reads %u)",
+                   version, WEFT__JOURNAL_VERSION);
         return -ENOTSUP;
     }
     size_t at = 8;
@@ -1026,19 +1017,19 @@ static int parse_header(weft__jscan_t *s, XXH3_state_t *st, size_t *first, char 
         uint32_t bl;
         if (plen - at < 4 || (bl = ld32(p + at), plen - at - 4 < bl) ||
             memchr(p + at + 4, 0, bl)) {
-            msg(err, errlen, "journal header is damaged");
+            weft__msgf(err, errlen, "journal header is damaged");
             return -EINVAL;
         }
         s->blob[k] = strndup((const char *)p + at + 4, bl);
         if (!s->blob[k]) {
-            msg(err, errlen, "out of memory");
+            weft__msgf(err, errlen, "out of memory");
             return -ENOMEM;
         }
         s->mem += bl + 1;
         at += 4 + (size_t)bl;
     }
     if (at != plen) {
-        msg(err, errlen, "journal header is damaged");
+        weft__msgf(err, errlen, "journal header is damaged");
         return -EINVAL;
     }
     s->hdr = (weft__jheader_t){s->blob[0], s->blob[1], s->blob[2]};
@@ -1120,7 +1111,7 @@ int weft__jscan_parse(weft__jscan_t **out, const void *data, size_t len, char *e
     *out = NULL;
     weft__jscan_t *s = calloc(1, sizeof *s);
     if (!s) {
-        msg(err, errlen, "out of memory");
+        weft__msgf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     s->mem = sizeof *s;
@@ -1130,7 +1121,7 @@ int weft__jscan_parse(weft__jscan_t **out, const void *data, size_t len, char *e
     int rc = -ENOMEM;
     XXH3_state_t *st = XXH3_createState();
     if (!st) {
-        msg(err, errlen, "out of memory");
+        weft__msgf(err, errlen, "out of memory");
         goto fail;
     }
     if ((rc = parse_header(s, st, &first, err, errlen)) != 0)
@@ -1172,7 +1163,7 @@ int weft__jscan_parse(weft__jscan_t **out, const void *data, size_t len, char *e
     s->finished = s->sessions > 0 && last_kind == WEFT__JREC_END;
 
     if ((rc = build_index(s, first, max_index)) != 0) {
-        msg(err, errlen, "out of memory");
+        weft__msgf(err, errlen, "out of memory");
         goto fail;
     }
     if (nq >= 1 && !q[1].ended) {
@@ -1196,10 +1187,11 @@ int weft__jscan_parse(weft__jscan_t **out, const void *data, size_t len, char *e
         free(now);
         free(was);
         if (rc == -E2BIG)
-            msg(err, errlen, "too many items in flight in one session (more than %u)",
-                WEFT__J_MAX_INFLIGHT);
+            weft__msgf(err, errlen,
+                       "too many items in flight in one session (more than %u)",
+                       WEFT__J_MAX_INFLIGHT);
         else if (rc)
-            msg(err, errlen, "out of memory");
+            weft__msgf(err, errlen, "out of memory");
         if (rc)
             goto fail;
         s->mem += (s->n_suspects + s->n_poison) * sizeof(uint64_t);
@@ -1350,7 +1342,7 @@ int weft__journal_resume(weft__journal_t **j, weft__jscan_t **scan, const char *
     }
     char why[160];
     if ((rc = weft__jscan_parse(&s, map, len, why, sizeof why)) != 0) {
-        msg(err, errlen, "%s: %s", path, why);
+        weft__msgf(err, errlen, "%s: %s", path, why);
         goto out_err;
     }
     if (map)
@@ -1369,14 +1361,15 @@ int weft__journal_resume(weft__journal_t **j, weft__jscan_t **scan, const char *
     if (lseek(fd, (off_t)s->valid_len, SEEK_SET) < 0)
         goto fail_errno;
     if ((rc = journal_new(j, fd)) != 0) {
-        msg(err, errlen, "%s: out of memory", path);
+        weft__msgf(err, errlen, "%s: out of memory", path);
         goto out_err;
     }
     *scan = s;
     return 0;
 fail_errno:
     rc = -errno;
-    msg(err, errlen, "%s: cannot %s the journal: %s", path, what, weft_strerror(rc));
+    weft__msgf(err, errlen, "%s: cannot %s the journal: %s", path, what,
+               weft_strerror(rc));
 out_err:
     weft__jscan_free(&s);
     if (map)

@@ -53,11 +53,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "weft/weft.h"
 #include "deque.h"
 #include "pool.h"
+#include "util.h"
 
 #define MAX_THREADS 1024u
 #define AUTO_GRAIN_MAX 2048u  /* trivial items: ~10 µs of work, claims amortised */
@@ -135,13 +135,6 @@ static inline void cpu_relax(void)
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
-}
-
-static inline uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static inline void stat_inc(_Atomic uint64_t *c)
@@ -262,7 +255,7 @@ static void run_range(struct worker *w, weft__range_t r)
     }
     size_t b = r.begin, e = r.end;
     size_t owned = e - b; /* indices this worker must account for (I1) */
-    uint64_t t0 = now_ns();
+    uint64_t t0 = (uint64_t)weft__mono_ns(); /* never below 0 */
 
     while (b < e) {
         /* Relaxed: a hint; fn's own cancel is seen in program order. */
@@ -296,7 +289,7 @@ static void run_range(struct worker *w, weft__range_t r)
         }
         fn(ctx, b, b + c, w->id);
         b += c;
-        uint64_t t1 = now_ns();
+        uint64_t t1 = (uint64_t)weft__mono_ns();
         uint64_t per = (t1 - t0 + c / 2) / c;
         /* A quarter of the newest sample: a run of long items is noticed
          * after one of them, a run of short ones after a few. */

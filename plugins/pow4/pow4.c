@@ -17,7 +17,7 @@
 
 #include <weft/plugin.h>
 
-__extension__ typedef unsigned __int128 u128; /* GCC and clang */
+#include "u128_decimal.h"
 
 typedef struct pow4_worker {
     alignas(64) u128 sum;
@@ -31,21 +31,6 @@ typedef struct pow4_state {
     int overflow;
     char digits[48];
 } pow4_state_t;
-
-/* Decimal digits of v into buf (at least 40 bytes); returns the length. */
-static size_t u128_to_text(u128 v, char *buf)
-{
-    char tmp[48];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + (int)(v % 10));
-        v /= 10;
-    } while (v);
-    for (size_t k = 0; k < n; k++)
-        buf[k] = tmp[n - 1 - k];
-    buf[n] = '\0';
-    return n;
-}
 
 static int pow4_init(const weft_host_t *host, const weft_arg_value_t *args, void **state,
                      char *msg, size_t msg_size)
@@ -96,7 +81,7 @@ static int pow4_process(void *state, void *ctx, const weft_item_t *item, weft_re
     } else if (p <= (u128)INT64_MAX) {
         weft_result_int(r, (int64_t)p);
     } else {
-        size_t n = u128_to_text(p, w->digits);
+        size_t n = u128_to_decimal(p, w->digits);
         weft_result_json(r, w->digits, n);
     }
     return 0;
@@ -166,7 +151,7 @@ static int pow4_finish(void *state, const weft_counts_t *counts, weft_result_t *
         snprintf(r->msg, r->msg_size, "the sum of i^4 overflows 128 bits");
         return -1;
     }
-    size_t n = u128_to_text(s->sum, s->digits);
+    size_t n = u128_to_decimal(s->sum, s->digits);
     weft_result_json(r, s->digits, n);
     return 0;
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "e2e.h"
+#include "u128_decimal.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define UNDER_SANITIZER 1
@@ -86,23 +87,10 @@ static void cli_usage_and_version(void **state)
 /* ---- pow4: the exact sum, whatever the thread count ----------------------- */
 
 /* sum of i^4 for i in [0, n), n >= 1, by the closed form, in 128 bits. */
-__extension__ typedef unsigned __int128 u128;
 static u128 pow4_closed(u128 n)
 {
     u128 m = n - 1; /* sum_{i=1}^{m} i^4 = m(m+1)(2m+1)(3m^2+3m-1)/30 */
     return m * (m + 1) * (2 * m + 1) * (3 * m * m + 3 * m - 1) / 30;
-}
-
-static void u128_text(u128 v, char *buf)
-{
-    char t[48];
-    int n = 0;
-    do
-        t[n++] = (char)('0' + (int)(v % 10));
-    while (v /= 10);
-    for (int k = 0; k < n; k++)
-        buf[k] = t[n - 1 - k];
-    buf[n] = '\0';
 }
 
 static void pow4_closed_form(void **state)
@@ -115,7 +103,7 @@ static void pow4_closed_form(void **state)
         snprintf(cfg, sizeof cfg, "[run]\nplugin = pow4\nitems = %u\noutput = none\n",
                  n_values[a]);
         const char *path = e2e_write("pow4.ini", cfg);
-        u128_text(pow4_closed(n_values[a]), want);
+        u128_to_decimal(pow4_closed(n_values[a]), want);
         strcat(want, "\n");
         for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
             e2e_outcome_t o = E2E_RUN("run", path, "--threads", threads[t]);
@@ -132,7 +120,7 @@ static void pow4_closed_form(void **state)
     e2e_outcome_t o = E2E_RUN("run", path);
     e2e_expect(&o, 0, NULL);
     char want[64];
-    u128_text(2 * pow4_closed(1001), want);
+    u128_to_decimal(2 * pow4_closed(1001), want);
     strcat(want, "\n");
     assert_string_equal(o.out, want);
     e2e_free(&o);
@@ -145,7 +133,7 @@ static void pow4_shipped_config(void **state)
     snprintf(path, sizeof path, "%s/configs/pow4.ini", getenv("WEFT_SOURCE_ROOT"));
     e2e_outcome_t o = E2E_RUN("run", path, "--set", "run.items=200000");
     e2e_expect(&o, 0, "pow4: 200000 ok, 0 failed");
-    u128_text(pow4_closed(200000), want);
+    u128_to_decimal(pow4_closed(200000), want);
     strcat(want, "\n");
     assert_string_equal(o.out, want);
     e2e_free(&o);

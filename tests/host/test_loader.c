@@ -21,6 +21,8 @@
 #include <xxhash.h>
 
 #include "loader.h"
+#include "test_util.h"
+#include "u128_decimal.h"
 
 #define ERRLEN 1024
 
@@ -54,9 +56,7 @@ static void mktmp(char *buf, size_t size)
 
 static void rmtree(const char *dir)
 {
-    char cmd[PATH_MAX + 32];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(remove_tree(dir), 0);
 }
 
 static void copy_file(const char *from, const char *to)
@@ -492,21 +492,6 @@ static weft__plugin_t *open_shipped(const char *name)
     return p;
 }
 
-__extension__ typedef unsigned __int128 u128;
-
-static void u128_text(u128 v, char *buf)
-{
-    char tmp[48];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + (int)(v % 10));
-        v /= 10;
-    } while (v);
-    for (size_t k = 0; k < n; k++)
-        buf[k] = tmp[n - 1 - k];
-    buf[n] = '\0';
-}
-
 /* sum of i^4 for i in [1, n]: n(n+1)(2n+1)(3n^2+3n-1)/30 */
 static u128 pow4_closed(u128 n)
 {
@@ -577,7 +562,7 @@ static void loader_pow4_process_range(void **state)
     char got[256], want[64];
 
     /* -1000 ... 1000 in one range, in uneven ranges, and one by one. */
-    u128_text(2 * pow4_closed(1000), want);
+    u128_to_decimal(2 * pow4_closed(1000), want);
     assert_int_equal(pow4_job(d, (pow4_step_t[]){{-1000, 2001, 0}}, 1, got, sizeof got),
                      0);
     assert_string_equal(got, want);
@@ -594,7 +579,7 @@ static void loader_pow4_process_range(void **state)
     free(one);
 
     /* 0 ... 9999999 (configs/pow4.ini's total), in two ranges. */
-    u128_text(pow4_closed(9999999), want);
+    u128_to_decimal(pow4_closed(9999999), want);
     assert_string_equal(want, "19999995000000333333333333333000000");
     pow4_step_t big[] = {{0, 6000000, 0}, {6000000, 4000000, 0}};
     assert_int_equal(pow4_job(d, big, 2, got, sizeof got), 0);
@@ -640,7 +625,7 @@ static void loader_pow4_process_range(void **state)
     assert_string_equal(got, "the sum of i^4 overflows 128 bits");
     /* One fourth power at the top does not wrap: (2^32 - 1)^4 exactly. */
     u128 m = lim;
-    u128_text(m * m * m * m, want);
+    u128_to_decimal(m * m * m * m, want);
     assert_int_equal(pow4_job(d, (pow4_step_t[]){{lim, 1, 0}}, 1, got, sizeof got), 0);
     assert_string_equal(got, want);
     weft__plugin_close(&p);

@@ -10,7 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -31,6 +30,7 @@
 
 #include "loader.h"
 #include "outdir.h"
+#include "test_util.h"
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -64,21 +64,14 @@ static int setup(void **state)
     return 0;
 }
 
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    chmod(path, 0700); /* chmod 0555 tests */
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     fixture_t *fx = *state;
     weft__outdir_close(&fx->od);
     if (fx->mounted && umount2(fx->mnt, MNT_DETACH) != 0)
         fprintf(stderr, "umount %s: %s\n", fx->mnt, strerror(errno));
-    chmod(fx->out, 0700);
-    int rc = nftw(fx->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    chmod(fx->out, 0700); /* the only folder a test makes read-only */
+    int rc = remove_tree(fx->dir);
     free(fx);
     return rc;
 }

@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,6 +25,8 @@
 #include <xxhash.h>
 
 #include "journal.h"
+#include "test_util.h"
+#include "util.h" /* weft__mono_s */
 
 /* Fault injection: journal.c's flock() calls land here (the executable's
  * definition comes before libc's).  When armed, the hook runs once before
@@ -72,12 +73,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     fixture_t *fx = *state;
@@ -86,7 +81,7 @@ static int teardown(void **state)
         kill(fx->child, SIGKILL);
         waitpid(fx->child, NULL, 0);
     }
-    int rc = nftw(fx->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    int rc = remove_tree(fx->dir);
     free(fx);
     return rc;
 }
@@ -2371,11 +2366,10 @@ static void large_scan(void **state)
     assert_int_equal(weft__journal_end(j, LARGE_N, 0), 0);
     assert_int_equal(weft__journal_close(&j), 0);
 
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = weft__mono_s();
     weft__jscan_t *s;
     assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err), 0);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double resume_ms = (weft__mono_s() - t0) * 1e3;
     assert_int_equal(weft__jscan_items(s), LARGE_N);
     assert_true(weft__jscan_finished(s));
     /* The memory bound: < 32 bytes per item (here 8, the dense table). */
@@ -2397,10 +2391,7 @@ static void large_scan(void **state)
     assert_false(weft__jscan_get(s, LARGE_N, NULL));
     fprintf(stderr,
             "# large: %u entries, %zu bytes, resume+scan %.1f ms, %zu bytes of index\n",
-            LARGE_N, weft__jscan_valid_len(s),
-            (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-                (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
-            mem);
+            LARGE_N, weft__jscan_valid_len(s), resume_ms, mem);
     weft__jscan_free(&s);
     assert_int_equal(weft__journal_close(&j), 0);
 }

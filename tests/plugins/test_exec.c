@@ -26,15 +26,9 @@
 #include <unistd.h>
 
 #include "e2e.h"
+#include "util.h" /* weft__mono_s */
 
 static const char *tmp; /* the temporary folder, from e2e_setup */
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* weft's stdin a pipe held open (see the top); SIGPIPE ignored, as some
  * launchers leave it: the commands must get it back. */
@@ -399,10 +393,10 @@ static void exec_timeout(void **state)
     want_fail(want, sizeof want, 0, "timed out after 0.3 s");
     want_ok(want, sizeof want, 1, "");
     want_fail(want, sizeof want, 2, "timed out after 0.3 s");
-    double t0 = now();
+    double t0 = weft__mono_s();
     e2e_outcome_t o =
         RUN("run", job("", "timeout = 0.3\ncommand = sleep {}\n"), "-j", "2");
-    double took = now() - t0;
+    double took = weft__mono_s() - t0;
     expect(&o, 1, want, "1 ok, 2 failed");
     if (took > 3.0)
         fail_msg("timed-out items took %.1f s to stop", took);
@@ -412,7 +406,7 @@ static void exec_timeout(void **state)
     items(pidfile, 1);
     want[0] = '\0';
     want_fail(want, sizeof want, 0, "timed out after 0.2 s");
-    t0 = now();
+    t0 = weft__mono_s();
     o = RUN("run",
             job("", "timeout = 0.2\n"
                     "command = /bin/sh -c 'sleep 10 & echo $! > \"$1\"; wait' sh {}\n"));
@@ -422,7 +416,7 @@ static void exec_timeout(void **state)
     pid_t pid = (pid_t)atoi(text);
     free(text);
     assert_true(pid > 1);
-    while (!e2e_process_dead(pid) && now() - t0 < 3.0)
+    while (!e2e_process_dead(pid) && weft__mono_s() - t0 < 3.0)
         usleep(10000);
     if (!e2e_process_dead(pid)) {
         kill(pid, SIGKILL);
@@ -433,11 +427,11 @@ static void exec_timeout(void **state)
     items(secs, 1);
     want[0] = '\0';
     want_fail(want, sizeof want, 0, "timed out after 0.2 s");
-    t0 = now();
+    t0 = weft__mono_s();
     o = RUN(
         "run",
         job("", "timeout = 0.2\ncommand = /bin/sh -c 'exec >&-; sleep \"$1\"' sh {}\n"));
-    took = now() - t0;
+    took = weft__mono_s() - t0;
     expect(&o, 1, want, NULL);
     assert_true(took < 3.0);
 
@@ -451,7 +445,7 @@ static void exec_timeout(void **state)
 /* The pid a command wrote into tmp/NAME (waits up to 10 s for it), or 0. */
 static pid_t pid_in(const char *name)
 {
-    for (double t0 = now(); now() - t0 < 10.0; e2e_sleep(0.02)) {
+    for (double t0 = weft__mono_s(); weft__mono_s() - t0 < 10.0; e2e_sleep(0.02)) {
         char *text = e2e_slurp(e2e_path(name), NULL);
         pid_t pid = text && strchr(text, '\n') ? (pid_t)atoi(text) : 0;
         free(text);
@@ -464,8 +458,8 @@ static pid_t pid_in(const char *name)
 /* Fails unless pid ends within 3 s (it is killed then, not left behind). */
 static void expect_gone(pid_t pid, const char *what)
 {
-    double t0 = now();
-    while (!e2e_process_dead(pid) && now() - t0 < 3.0)
+    double t0 = weft__mono_s();
+    while (!e2e_process_dead(pid) && weft__mono_s() - t0 < 3.0)
         e2e_sleep(0.01);
     if (!e2e_process_dead(pid)) {
         kill(pid, SIGKILL);
@@ -483,9 +477,9 @@ static void exec_run_timeout(void **state)
     (void)state;
     static const char *const pidfile[] = {"run_timeout.pid"};
     items(pidfile, 1);
-    double t0 = now();
+    double t0 = weft__mono_s();
     e2e_outcome_t o = RUN("run", job("timeout = 0.3\n", SLEEPER));
-    double took = now() - t0;
+    double took = weft__mono_s() - t0;
     expect(&o, 1, NULL, "timed out after 0.3 s");
     if (took > 10.0)
         fail_msg("the item ran %.1f s past a 0.3 s timeout", took);
@@ -705,7 +699,7 @@ static void exec_many_items(void **state)
                  "{\"index\":%d,\"ok\":true,\"value\":\"0\\n1\\n2\\n3\"}\n", k);
     }
     items((const char *const *)lines, N);
-    double t0 = now();
+    double t0 = weft__mono_s();
     e2e_outcome_t o =
         RUN("run", job("", "timeout = 30\ncommand = printf %s {}\n"), "-j", "8");
     expect(&o, 0, want, "300 ok, 0 failed");
@@ -713,7 +707,7 @@ static void exec_many_items(void **state)
             job("", "timeout = 30\ncommand = /bin/sh -c 'exec ls /proc/self/fd' {}\n"),
             "-j", "8");
     expect(&o, 0, want2, "300 ok, 0 failed");
-    assert_true(now() - t0 < 60.0);
+    assert_true(weft__mono_s() - t0 < 60.0);
     for (int k = 0; k < N; k++)
         free(lines[k]);
     free(want);

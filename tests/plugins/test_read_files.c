@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "e2e.h"
+#include "test_util.h"
 
 static const char *tmp; /* the temporary folder, from e2e_setup */
 
@@ -36,14 +37,6 @@ static const char *config(const char *items, const char *body)
                       "[run]\nplugin = read_files\nitems = %s\noutput = -\n"
                       "format = json\n%s",
                       items, body);
-}
-
-static cJSON *parse(const char *text)
-{
-    cJSON *j = cJSON_ParseWithOpts(text, NULL, true);
-    if (!j)
-        fail_msg("output is not JSON:\n%.2000s", text);
-    return j;
 }
 
 /* ---- reference implementations ---------------------------------------- */
@@ -449,7 +442,7 @@ static void read_files_matches_serial_read(void **state)
         for (int t = 0; t < 3; t++) {
             e2e_outcome_t o = E2E_RUN("run", cfg, "-j", threads[t], "--set", set);
             e2e_expect(&o, 0, ok);
-            cJSON *j = parse(o.out);
+            cJSON *j = json_parse(o.out);
             assert_int_equal(cJSON_GetArraySize(j), (int)ref.n);
             for (size_t k = 0; k < ref.n; k++)
                 check_object(cJSON_GetArrayItem(j, (int)k), &ref.f[k], ref.f[k].path,
@@ -515,7 +508,7 @@ static void read_files_item_errors(void **state)
         snprintf(line, sizeof line, "item %d failed: %s\n", k, want[k]);
         e2e_expect(&o, 1, line);
     }
-    cJSON *j = parse(o.out);
+    cJSON *j = json_parse(o.out);
     assert_int_equal(cJSON_GetArraySize(j), 6);
     check_object(cJSON_GetArrayItem(j, 0), &ref.f[0], "tree/a.txt", "auto", o.out);
     check_object(cJSON_GetArrayItem(j, 4), &ref.f[1], ref.f[1].path, "auto", o.out);
@@ -528,7 +521,7 @@ static void read_files_item_errors(void **state)
     /* record = full: each failure carries its message. */
     o = E2E_RUN("run", cfg, "--set", "run.record=full");
     e2e_expect(&o, 1, "4 failed");
-    j = parse(o.out);
+    j = json_parse(o.out);
     assert_int_equal(cJSON_GetArraySize(j), 6);
     for (int k = 0; k < 6; k++) {
         const cJSON *rec = cJSON_GetArrayItem(j, k);
@@ -566,7 +559,7 @@ static void read_files_max_size(void **state)
     const char *cfg = config(items, "[args]\nmax_size = 6\n");
     e2e_outcome_t o = E2E_RUN("run", cfg, "--set", "run.record=full");
     e2e_expect(&o, 1, "5 ok, 4 failed");
-    cJSON *j = parse(o.out);
+    cJSON *j = json_parse(o.out);
     assert_int_equal(cJSON_GetArraySize(j), (int)ref.n);
     for (size_t k = 0; k < ref.n; k++) {
         const cJSON *rec = cJSON_GetArrayItem(j, (int)k);
@@ -619,7 +612,7 @@ static void read_files_symlinks(void **state)
     /* Followed: the link's path, the target's bytes. */
     e2e_outcome_t o = E2E_RUN("run", cfg);
     e2e_expect(&o, 1, "item 2 failed: tree-dangling: No such file or directory\n");
-    cJSON *j = parse(o.out);
+    cJSON *j = json_parse(o.out);
     check_object(cJSON_GetArrayItem(j, 0), &ref.f[0], "tree/link", "text", o.out);
     check_object(cJSON_GetArrayItem(j, 1), &ref.f[0], "treelink/a.txt", "text", o.out);
     assert_true(cJSON_IsNull(cJSON_GetArrayItem(j, 2)));
@@ -636,7 +629,7 @@ static void read_files_symlinks(void **state)
                "item 2 failed: tree-dangling: a symbolic link, and follow_symlinks "
                "is false\n");
     e2e_expect(&o, 1, "1 ok, 2 failed");
-    j = parse(o.out);
+    j = json_parse(o.out);
     assert_true(cJSON_IsNull(cJSON_GetArrayItem(j, 0)));
     check_object(cJSON_GetArrayItem(j, 1), &ref.f[0], "treelink/a.txt", "text", o.out);
     cJSON_Delete(j);
@@ -669,7 +662,7 @@ static void read_files_short_reads(void **state)
         snprintf(set, sizeof set, "args.content=%s", modes[m]);
         e2e_outcome_t o = E2E_RUN("run", cfg, "--set", set);
         e2e_expect(&o, 0, "1 ok, 0 failed");
-        cJSON *j = parse(o.out);
+        cJSON *j = json_parse(o.out);
         check_object(cJSON_GetArrayItem(j, 0), &f, path, modes[m], o.out);
         cJSON_Delete(j);
         e2e_free(&o);
@@ -716,7 +709,7 @@ static void read_files_shipped_config(void **state)
     char ok[32];
     snprintf(ok, sizeof ok, "%zu ok, 0 failed", ref.n);
     e2e_expect(&o, 0, ok);
-    cJSON *j = parse(o.out);
+    cJSON *j = json_parse(o.out);
     assert_int_equal(cJSON_GetArraySize(j), (int)ref.n);
     int base64 = 0;
     for (size_t k = 0; k < ref.n; k++) {

@@ -19,6 +19,7 @@
 
 #include "weft/weft.h"
 #include "pool.h"
+#include "util.h" /* weft__mono_s */
 
 /*
  * TSan makes atomics and thread switches ~10x slower on our 2 cores, ASan
@@ -595,11 +596,9 @@ static void rendezvous_fn(void *arg, size_t b, size_t e, unsigned worker)
     (void)worker;
     for (size_t i = b; i < e; i++) {
         atomic_fetch_add(&rv->arrived, 1);
-        struct timespec t0, t;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        double t0 = weft__mono_s();
         while (atomic_load(&rv->arrived) < rv->n) {
-            clock_gettime(CLOCK_MONOTONIC, &t);
-            if (t.tv_sec - t0.tv_sec > 20) {
+            if (weft__mono_s() - t0 > 20) {
                 atomic_fetch_add(&rv->timeouts, 1);
                 break;
             }

@@ -23,27 +23,17 @@
 #include <unistd.h>
 
 #include "e2e.h"
+#include "u128_decimal.h"
+#include "util.h" /* weft__mono_s */
 
 extern char **environ;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* Starts weft with stdout on a pipe (returned in *out_fd), stderr and stdin
  * on /dev/null. */
 static pid_t spawn_piped(const char *const *args, int *out_fd)
 {
-    const char *exe = getenv("WEFT_EXE");
-    assert_non_null(exe);
-    const char *argv[32] = {exe};
-    size_t n = 1;
-    for (; args[n - 1]; n++)
-        argv[n] = args[n - 1];
-    argv[n] = NULL;
+    const char *argv[E2E_ARGV_MAX];
+    e2e_weft_argv(argv, args);
     int p[2];
     assert_int_equal(pipe2(p, O_CLOEXEC), 0);
     posix_spawn_file_actions_t fa;
@@ -52,7 +42,8 @@ static pid_t spawn_piped(const char *const *args, int *out_fd)
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     pid_t pid;
-    assert_int_equal(posix_spawn(&pid, exe, &fa, NULL, (char *const *)argv, environ), 0);
+    int e = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    assert_int_equal(e, 0);
     posix_spawn_file_actions_destroy(&fa);
     close(p[1]);
     *out_fd = p[0];
@@ -65,8 +56,8 @@ static int read_lines(int fd, int lines, double timeout, char *buf, size_t cap)
 {
     size_t len = 0;
     int got = 0;
-    double end = now() + timeout;
-    while (got < lines && now() < end) {
+    double end = weft__mono_s() + timeout;
+    while (got < lines && weft__mono_s() < end) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         if (poll(&pfd, 1, 50) <= 0)
             continue;
@@ -102,14 +93,14 @@ static void engine_streams_while_items_run(void **state)
         int fd;
         pid_t pid = spawn_piped((const char *const[]){"run", ini, "-q", NULL}, &fd);
         char buf[4096];
-        double t0 = now();
+        double t0 = weft__mono_s();
         int got = read_lines(fd, 5, 9.0, buf, sizeof buf);
         int st;
         pid_t w = waitpid(pid, &st, WNOHANG);
         if (got != 5) {
             kill(pid, SIGKILL);
-            fail_msg("%s: %d of 5 records reached the pipe in %.1f s: '%s'", modes[m], got,
-                     now() - t0, buf);
+            fail_msg("%s: %d of 5 records reached the pipe in %.1f s: '%s'", modes[m],
+                     got, weft__mono_s() - t0, buf);
         }
         if (w != 0)
             fail_msg("%s: weft had ended before the hanging item timed out", modes[m]);
@@ -252,9 +243,9 @@ static void engine_long_items_start_together(void **state)
     const char *ini = e2e_write("long.ini", "[run]\nplugin = fault\nitems = 24\nthreads = 24\n"
                                             "output = none\n[args]\nsleep_ms = 300\n");
     for (int round = 0; round < 3; round++) {
-        double t0 = now();
+        double t0 = weft__mono_s();
         e2e_outcome_t o = E2E_RUN("run", ini, "-q");
-        double took = now() - t0;
+        double took = weft__mono_s() - t0;
         e2e_expect(&o, 0, NULL);
         e2e_free(&o);
         if (took < 0.6)
@@ -264,23 +255,8 @@ static void engine_long_items_start_together(void **state)
 }
 
 /* pow4 takes whole chunks through process_range; a chunk with a number it
- * refuses (beyond 2^32 - 1; the range excludes its end) runs again item by item: the total counts
- * every good number once, and exactly the bad ones fail. */
-__extension__ typedef unsigned __int128 u128;
-
-static void u128_text(u128 v, char *buf)
-{
-    char tmp[48];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + (int)(v % 10));
-        v /= 10;
-    } while (v);
-    for (size_t k = 0; k < n; k++)
-        buf[k] = tmp[n - 1 - k];
-    buf[n] = '\0';
-}
-
+ * refuses (beyond 2^32 - 1; the range excludes its end) runs again item by item: the
+ * total counts every good number once, and exactly the bad ones fail. */
 static void engine_batch_falls_back_per_item(void **state)
 {
     (void)state;
@@ -304,7 +280,7 @@ static void engine_batch_falls_back_per_item(void **state)
     for (uint64_t n = 0; n < 1000000; n++)
         total += (u128)(n * n) * (n * n);
     char want[64];
-    u128_text(total, want);
+    u128_to_decimal(total, want);
     strcat(want, "\n");
     assert_string_equal(o.out, want);
     e2e_free(&o);
@@ -326,10 +302,11 @@ static void engine_stop_during_suspects(void **state)
                           "args.sleep_ms=700", "--summary-json", e2e_path("sus-summary.json"));
     e2e_sleep(0.3);
     kill(pid, SIGINT);
-    double t0 = now();
+    double t0 = weft__mono_s();
     assert_int_equal(e2e_wait(pid), 130);
-    if (now() - t0 > 5.0)
-        fail_msg("the stop waited %.1f s: the items in flight alone did not stop", now() - t0);
+    if (weft__mono_s() - t0 > 5.0)
+        fail_msg("the stop waited %.1f s: the items in flight alone did not stop",
+                 weft__mono_s() - t0);
     char *text = e2e_slurp(e2e_path("sus.json"), NULL);
     assert_non_null(text);
     cJSON *a = cJSON_Parse(text);

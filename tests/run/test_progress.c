@@ -28,16 +28,11 @@
 
 #include "e2e.h"
 #include "progress.h"
+#include "test_util.h"
+#include "util.h" /* weft__mono_s */
 #include "weft/weft.h"
 
 /* ---- helpers --------------------------------------------------------------- */
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Updates the reporter may have made in `elapsed` seconds at one per
  * `period`: its deadlines are t0 + k * period, never earlier, so this is
@@ -46,14 +41,6 @@ static double mono_s(void)
 static uint64_t max_updates(double elapsed, double period)
 {
     return (uint64_t)(elapsed / period + 1e-9);
-}
-
-static void sleep_s(double s)
-{
-    struct timespec ts = {.tv_sec = (time_t)s,
-                          .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
 }
 
 /* A growable byte buffer for what a terminal or pipe received. */
@@ -285,22 +272,6 @@ static void line_truncated_to_width(void **state)
     assert_int_equal(strlen(buf), 9);
 }
 
-static cJSON *parse(const char *text)
-{
-    const char *end = NULL;
-    cJSON *o = cJSON_ParseWithOpts(text, &end, 1);
-    assert_non_null(o);
-    return o;
-}
-
-static double num(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    assert_non_null(v);
-    assert_true(cJSON_IsNumber(v));
-    return v->valuedouble;
-}
-
 static void json_format(void **state)
 {
     (void)state;
@@ -314,20 +285,20 @@ static void json_format(void **state)
     size_t n = weft__progress_format_json(buf, sizeof buf, &v, false);
     assert_int_equal(n, strlen(buf));
     assert_null(strchr(buf, '\n'));
-    cJSON *o = parse(buf);
-    assert_int_equal(num(o, "done"), 700);
-    assert_int_equal(num(o, "total"), 1000);
-    assert_int_equal(num(o, "failed"), 3);
-    assert_int_equal(num(o, "skipped"), 200);
-    assert_true(num(o, "elapsed_s") == 1.5);
-    assert_true(num(o, "rate") == 100);
-    assert_true(num(o, "eta_s") == 3);
+    cJSON *o = json_parse(buf);
+    assert_int_equal(json_num(o, "done"), 700);
+    assert_int_equal(json_num(o, "total"), 1000);
+    assert_int_equal(json_num(o, "failed"), 3);
+    assert_int_equal(json_num(o, "skipped"), 200);
+    assert_true(json_num(o, "elapsed_s") == 1.5);
+    assert_true(json_num(o, "rate") == 100);
+    assert_true(json_num(o, "eta_s") == 3);
     assert_null(cJSON_GetObjectItemCaseSensitive(o, "final"));
     cJSON_Delete(o);
 
     v.total = WEFT__PROGRESS_UNKNOWN, v.rate = -1;
     weft__progress_format_json(buf, sizeof buf, &v, true);
-    o = parse(buf);
+    o = json_parse(buf);
     assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "total")));
     assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "rate")));
     assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "eta_s")));
@@ -410,7 +381,7 @@ static void tty_redraws_rate_limited(void **state)
     const unsigned width = 50;
     pty_t t = pty_open(width);
     weft__progress_t *p = NULL;
-    double t0 = mono_s();
+    double t0 = weft__mono_s();
     assert_int_equal(weft__progress_start(&p, WEFT__PROGRESS_AUTO, t.slave, 1000, 2,
                                           "a_rather_long_plugin_name"),
                      0);
@@ -419,12 +390,12 @@ static void tty_redraws_rate_limited(void **state)
     weft__progress_skip(p, 100);
     for (int k = 0; k < 45; k++) { /* ~1 s in all */
         weft__progress_add(p, (unsigned)k % 2, 19, 1);
-        sleep_s(0.02);
+        e2e_sleep(0.02);
         drain(t.master, &b);
     }
-    sleep_s(0.1);
+    e2e_sleep(0.1);
     uint64_t updates = weft__progress_updates(p);
-    double elapsed = mono_s() - t0;
+    double elapsed = weft__mono_s() - t0;
     weft__progress_stop(&p);
     assert_null(p);
     drain(t.master, &b);
@@ -456,11 +427,11 @@ static void tty_message_clears_line(void **state)
                      0);
     bytes_t b = {0};
     while (weft__progress_updates(p) == 0)
-        sleep_s(0.01);
+        e2e_sleep(0.01);
     weft__progress_message(p, "weft: item %d failed: %s\n", 3, "because");
     uint64_t u = weft__progress_updates(p);
     while (weft__progress_updates(p) == u)
-        sleep_s(0.01);
+        e2e_sleep(0.01);
     weft__progress_stop(&p);
     drain(t.master, &b);
     const char *m = strstr(b.data, "\r\033[Kweft: item 3 failed: because\n");
@@ -479,21 +450,21 @@ static void plain_lines_when_not_tty(void **state)
     assert_int_equal(pipe(fds), 0);
     assert_int_equal(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
     weft__progress_t *p = NULL;
-    double t0 = mono_s();
+    double t0 = weft__mono_s();
     assert_int_equal(
         weft__progress_start(&p, WEFT__PROGRESS_LINE, fds[1], 64, 1, "plain"), 0);
     assert_non_null(p);
     bytes_t b = {0};
     for (int k = 0; k < 64; k++) {
         weft__progress_add(p, 0, 1, 0);
-        sleep_s(1.3 / 64);
+        e2e_sleep(1.3 / 64);
         drain(fds[0], &b);
     }
-    double elapsed = mono_s() - t0;
+    double elapsed = weft__mono_s() - t0;
     weft__progress_stop(&p);
     close(fds[1]);
     while (!drain(fds[0], &b))
-        sleep_s(0.01);
+        e2e_sleep(0.01);
     close(fds[0]);
     assert_non_null(b.data);
     assert_null(strchr(b.data, '\r'));
@@ -512,17 +483,17 @@ static void json_lines(void **state)
     FILE *f = tmpfile();
     assert_non_null(f);
     weft__progress_t *p = NULL;
-    double t0 = mono_s();
+    double t0 = weft__mono_s();
     assert_int_equal(weft__progress_start(&p, WEFT__PROGRESS_JSON, fileno(f),
                                           WEFT__PROGRESS_UNKNOWN, 3, "j"),
                      0);
     weft__progress_skip(p, 10);
     for (int k = 0; k < 30; k++) {
         weft__progress_add(p, (unsigned)k % 3, 2, k % 10 == 0);
-        sleep_s(0.04);
+        e2e_sleep(0.04);
     }
     weft__progress_set_total(p, 10 + 30 * 2 + 3);
-    double elapsed = mono_s() - t0;
+    double elapsed = weft__mono_s() - t0;
     weft__progress_stop(&p);
     rewind(f);
     char line[1024];
@@ -531,17 +502,17 @@ static void json_lines(void **state)
     while (fgets(line, sizeof line, f)) {
         assert_non_null(strchr(line, '\n'));
         cJSON_Delete(last);
-        last = parse(line);
+        last = json_parse(line);
         lines++;
     }
     fclose(f);
     assert_true(lines >= 1 && (uint64_t)lines <= max_updates(elapsed, 1.0) + 1);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(last, "final")));
-    assert_int_equal(num(last, "done"), 73);
-    assert_int_equal(num(last, "total"), 73);
-    assert_int_equal(num(last, "failed"), 3);
-    assert_int_equal(num(last, "skipped"), 10);
-    assert_true(num(last, "eta_s") == 0);
+    assert_int_equal(json_num(last, "done"), 73);
+    assert_int_equal(json_num(last, "total"), 73);
+    assert_int_equal(json_num(last, "failed"), 3);
+    assert_int_equal(json_num(last, "skipped"), 10);
+    assert_true(json_num(last, "eta_s") == 0);
     cJSON_Delete(last);
 }
 
@@ -585,9 +556,9 @@ static void concurrent_adds(void **state)
         while (fgets(line, sizeof line, f))
             memcpy(last, line, sizeof line);
         fclose(f);
-        cJSON *o = parse(last);
-        assert_int_equal(num(o, "done"), 3 * n);
-        assert_int_equal(num(o, "failed"), 3 * ((n + 6) / 7));
+        cJSON *o = json_parse(last);
+        assert_int_equal(json_num(o, "done"), 3 * n);
+        assert_int_equal(json_num(o, "failed"), 3 * ((n + 6) / 7));
         cJSON_Delete(o);
     }
     weft_pool_destroy(&pool);
@@ -623,13 +594,8 @@ static int e2e_group_teardown(void **state)
 static int run_on_tty(const char *const *args, unsigned short cols, bytes_t *term,
                       char **out)
 {
-    const char *exe = getenv("WEFT_EXE");
-    assert_non_null(exe);
-    const char *argv[32] = {exe};
-    size_t n = 1;
-    for (; args[n - 1]; n++)
-        argv[n] = args[n - 1];
-    argv[n] = NULL;
+    const char *argv[E2E_ARGV_MAX];
+    e2e_weft_argv(argv, args);
     pty_t t = pty_open(cols);
     const char *out_path = e2e_path("tty.stdout");
     pid_t pid = fork();
@@ -641,7 +607,7 @@ static int run_on_tty(const char *const *args, unsigned short cols, bytes_t *ter
             _exit(127);
         dup2(in, 0), dup2(o, 1), dup2(t.slave, 2);
         close(in), close(o); /* the pty fds are CLOEXEC */
-        execv(exe, (char *const *)argv);
+        execv(argv[0], (char *const *)argv);
         _exit(127);
     }
     close(t.slave);
@@ -720,13 +686,13 @@ static void e2e_progress_json(void **state)
         if (s[0] != '{')
             continue;
         cJSON_Delete(last);
-        last = parse(s);
+        last = json_parse(s);
         lines++;
     }
     assert_true(lines >= 1);
-    assert_int_equal(num(last, "done"), 40);
-    assert_int_equal(num(last, "total"), 40);
-    assert_int_equal(num(last, "failed"), 2);
+    assert_int_equal(json_num(last, "done"), 40);
+    assert_int_equal(json_num(last, "total"), 40);
+    assert_int_equal(json_num(last, "failed"), 2);
     cJSON_Delete(last);
     e2e_free(&o);
 }
@@ -767,26 +733,26 @@ static void e2e_summary_json(void **state)
     e2e_free(&o);
     char *text = e2e_slurp(summary_path, NULL);
     assert_non_null(text);
-    cJSON *s = parse(text);
-    assert_int_equal(num(s, "ok"), 38);
-    assert_int_equal(num(s, "failed"), 2);
-    assert_int_equal(num(s, "total"), 40);
-    assert_int_equal(num(s, "not_run"), 0);
-    assert_int_equal(num(s, "threads"), 2);
-    assert_int_equal(num(s, "exit_code"), 1);
+    cJSON *s = json_parse(text);
+    assert_int_equal(json_num(s, "ok"), 38);
+    assert_int_equal(json_num(s, "failed"), 2);
+    assert_int_equal(json_num(s, "total"), 40);
+    assert_int_equal(json_num(s, "not_run"), 0);
+    assert_int_equal(json_num(s, "threads"), 2);
+    assert_int_equal(json_num(s, "exit_code"), 1);
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(s, "status")->valuestring,
                         "failed");
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(s, "plugin")->valuestring,
                         "fault");
-    assert_true(num(s, "wall_s") > 0);
+    assert_true(json_num(s, "wall_s") > 0);
     cJSON_Delete(s);
     free(text);
 
     /* "-": the summary on stdout (output = none leaves it alone). */
     o = E2E_RUN("run", cfg_path, "--set", "args.fail=", "-q", "--summary-json", "-");
     e2e_expect(&o, 0, NULL);
-    s = parse(o.out);
-    assert_int_equal(num(s, "ok"), 40);
+    s = json_parse(o.out);
+    assert_int_equal(json_num(s, "ok"), 40);
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(s, "status")->valuestring, "ok");
     cJSON_Delete(s);
     e2e_free(&o);

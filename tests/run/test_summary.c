@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "summary.h"
+#include "test_util.h"
 
 static char dir[64];
 
@@ -32,9 +33,7 @@ static int make_dir(void **state)
 static int remove_dir(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return remove_tree(dir);
 }
 
 static weft__summary_t example(void)
@@ -126,22 +125,6 @@ static cJSON *parse_file(const char *path)
     return o;
 }
 
-static double num(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    assert_non_null(v);
-    assert_true(cJSON_IsNumber(v));
-    return v->valuedouble;
-}
-
-static const char *str(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    assert_non_null(v);
-    assert_true(cJSON_IsString(v));
-    return v->valuestring;
-}
-
 static size_t files_in_dir(void)
 {
     DIR *d = opendir(dir);
@@ -164,30 +147,30 @@ static void json_fields(void **state)
     s.crashed = 3, s.timed_out = 4, s.quarantined = 5, s.skipped = 6, s.not_run = 7;
     assert_int_equal(weft__summary_write_json(path, &s, err, sizeof err), 0);
     cJSON *o = parse_file(path);
-    assert_string_equal(str(o, "plugin"), "noise_png");
-    assert_string_equal(str(o, "isolate"), "thread");
-    assert_string_equal(str(o, "status"), "failed");
-    assert_int_equal(num(o, "exit_code"), 1);
-    assert_int_equal(num(o, "threads"), 2);
-    assert_int_equal(num(o, "total"), 2000);
-    assert_int_equal(num(o, "ok"), 1998);
-    assert_int_equal(num(o, "failed"), 2);
-    assert_int_equal(num(o, "crashed"), 3);
-    assert_int_equal(num(o, "timed_out"), 4);
-    assert_int_equal(num(o, "quarantined"), 5);
-    assert_int_equal(num(o, "skipped"), 6);
-    assert_int_equal(num(o, "not_run"), 7);
-    assert_true(num(o, "wall_s") == 0.71);
-    assert_true(num(o, "cpu_user_s") == 1.3);
-    assert_true(num(o, "cpu_sys_s") == 0.12);
-    /* (1998 + 2 + 3 + 4) / 0.71 */
-    assert_true(num(o, "items_per_s") > 2826.7 && num(o, "items_per_s") < 2826.8);
+    assert_string_equal(json_str(o, "plugin"), "noise_png");
+    assert_string_equal(json_str(o, "isolate"), "thread");
+    assert_string_equal(json_str(o, "status"), "failed");
+    assert_int_equal(json_num(o, "exit_code"), 1);
+    assert_int_equal(json_num(o, "threads"), 2);
+    assert_int_equal(json_num(o, "total"), 2000);
+    assert_int_equal(json_num(o, "ok"), 1998);
+    assert_int_equal(json_num(o, "failed"), 2);
+    assert_int_equal(json_num(o, "crashed"), 3);
+    assert_int_equal(json_num(o, "timed_out"), 4);
+    assert_int_equal(json_num(o, "quarantined"), 5);
+    assert_int_equal(json_num(o, "skipped"), 6);
+    assert_int_equal(json_num(o, "not_run"), 7);
+    assert_true(json_num(o, "wall_s") == 0.71);
+    assert_true(json_num(o, "cpu_user_s") == 1.3);
+    assert_true(json_num(o, "cpu_sys_s") == 0.12);
+    double rate = json_num(o, "items_per_s"); /* (1998 + 2 + 3 + 4) / 0.71 */
+    assert_true(rate > 2826.7 && rate < 2826.8);
     const cJSON *ph = cJSON_GetObjectItemCaseSensitive(o, "phases");
     assert_true(cJSON_IsObject(ph));
-    assert_true(num(ph, "init_s") == 0.002);
-    assert_true(num(ph, "items_s") == 0.69);
-    assert_true(num(ph, "finish_s") == 0.0);
-    assert_true(num(ph, "output_s") == 0.01);
+    assert_true(json_num(ph, "init_s") == 0.002);
+    assert_true(json_num(ph, "items_s") == 0.69);
+    assert_true(json_num(ph, "finish_s") == 0.0);
+    assert_true(json_num(ph, "output_s") == 0.01);
     cJSON_Delete(o);
     /* No temporary file left behind. */
     assert_int_equal(files_in_dir(), 1);
@@ -229,7 +212,7 @@ static void json_replaces_atomically(void **state)
         s.ok = (uint64_t)k;
         assert_int_equal(weft__summary_write_json(path, &s, err, sizeof err), 0);
         cJSON *o = parse_file(path);
-        assert_int_equal(num(o, "ok"), k);
+        assert_int_equal(json_num(o, "ok"), k);
         cJSON_Delete(o);
     }
     assert_int_equal(stat(path, &after), 0);
@@ -283,7 +266,7 @@ static void json_to_stdout(void **state)
     close(saved);
     assert_int_equal(rc, 0);
     cJSON *o = parse_file(path);
-    assert_int_equal(num(o, "ok"), 1998);
+    assert_int_equal(json_num(o, "ok"), 1998);
     cJSON_Delete(o);
     unlink(path);
 }
