@@ -13,6 +13,8 @@
 
 #include "progress.h"
 
+#include "util.h"
+
 #define TICK_S 0.1        /* the reporter wakes 10 times a second        */
 #define SLOW_TICKS 10     /* plain and JSON lines: every 10th tick (1/s) */
 #define RATE_WINDOW_S 5.0 /* the rate is the slope over the last 5 s     */
@@ -214,13 +216,6 @@ double weft__rate_sample(weft__rate_t *r, double t, uint64_t n)
 
 /* ---- the reporter --------------------------------------------------------- */
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static unsigned term_width(int fd)
 {
     struct winsize ws;
@@ -258,7 +253,7 @@ static weft__progress_view_t view(weft__progress_t *p)
         .skipped = atomic_load_explicit(&p->skipped, memory_order_relaxed),
         .total = atomic_load_explicit(&p->total, memory_order_relaxed),
         .failed = failed,
-        .elapsed_s = mono() - p->t0,
+        .elapsed_s = weft__mono_s() - p->t0,
     };
     v.done = ok + failed + v.skipped;
     v.rate = weft__rate_sample(&p->rate, v.elapsed_s, ok + failed);
@@ -323,7 +318,7 @@ static void *reporter(void *arg)
         pthread_cond_timedwait(&p->cond, &p->lock, &ts);
         if (p->stopping)
             break;
-        double now = mono();
+        double now = weft__mono_s();
         if (now < next)
             continue; /* spurious wake-up: the clock decides, not the return */
         /* Deadlines, not sleeps: at most one update per tick, whatever
@@ -382,7 +377,7 @@ int weft__progress_start(weft__progress_t **out, weft__progress_mode_t mode, int
     atomic_init(&p->updates, 0);
     p->fd = fd;
     p->kind = kind;
-    p->t0 = mono();
+    p->t0 = weft__mono_s();
     weft__rate_init(&p->rate, RATE_WINDOW_S);
     weft__rate_sample(&p->rate, 0, 0);
     pthread_condattr_t ca;
