@@ -23,6 +23,9 @@
 #include "claim.h"
 
 enum { CLAIM_MAX = 4096, READ_BATCH = 4096, SPAN_MAX = 1 << 18, ERR_LEN = 2048 };
+/* large_claims: ~0.5 ms of items costing ~0.5 ns each per claim, and a span
+ * of many claims, so that the drain is rarely needed to make room. */
+enum { LARGE_CLAIM_MAX = 1 << 20, LARGE_SPAN_MAX = 1 << 26 };
 
 typedef struct batch {
     struct batch *next;
@@ -45,6 +48,7 @@ struct weft__feed {
     _Atomic uint64_t read;   /* items read into the ring                  */
     _Atomic bool at_end, failed;
     uint64_t grow;           /* unknown length: the next claim's size      */
+    uint64_t claim_max;      /* the largest claim                          */
     batch_t *head, *tail;    /* text batches, oldest first                 */
     char err[ERR_LEN];
 };
@@ -68,15 +72,29 @@ int weft__feed_create(weft__feed_t **out, const weft__feed_settings_t *s)
     f->s = *s;
     f->indexed = s->source->vt->at != NULL;
     f->total = s->source->total;
+    bool large = s->large_claims && f->indexed;
+    /* Large claims need a large span: no ring holds indexed items, and the
+     * records' bytes are bounded by span_bytes anyway. */
+    uint64_t span_max = large ? LARGE_SPAN_MAX : SPAN_MAX;
     uint64_t span = s->span ? s->span : SPAN_MAX;
-    if (span > SPAN_MAX)
-        span = SPAN_MAX;
+    if (large && span < LARGE_SPAN_MAX)
+        span = LARGE_SPAN_MAX;
+    if (span > span_max)
+        span = span_max;
     /* Sized to the job: a short list needs no big ring. */
     if (f->total != WEFT__COUNT_UNKNOWN && f->total < span)
         span = f->total ? f->total : 1;
     span = pow2_at_least(span);
     f->s.span = span;
     f->mask = span - 1;
+    /* Large claims only where items cost next to nothing and every item is
+     * made from its index; at most a 2·workers-th of the span, so that
+     * claims keep flowing while earlier ones are written. */
+    f->claim_max = CLAIM_MAX;
+    if (large) {
+        uint64_t big = span / (2 * (uint64_t)s->workers);
+        f->claim_max = big > LARGE_CLAIM_MAX ? LARGE_CLAIM_MAX : big > CLAIM_MAX ? big : CLAIM_MAX;
+    }
     f->grow = 1;
     if (!f->indexed) {
         f->ring = malloc(span * sizeof *f->ring);
@@ -185,8 +203,8 @@ static uint64_t claim_size(weft__feed_t *f, uint64_t left)
         return n;
     }
     uint64_t n = left / (4 * (uint64_t)f->s.workers);
-    if (n > CLAIM_MAX)
-        n = CLAIM_MAX;
+    if (n > f->claim_max)
+        n = f->claim_max;
     return n ? n : 1;
 }
 
@@ -249,6 +267,11 @@ out:
     if (f->s.pool && st == WEFT__CLAIM_OK)
         weft__pool_wake(f->s.pool);
     return st;
+}
+
+uint64_t weft__feed_span(const weft__feed_t *f)
+{
+    return f->s.span;
 }
 
 uint64_t weft__feed_claimed(const weft__feed_t *f)

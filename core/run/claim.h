@@ -12,8 +12,9 @@
  * prefix is the reorder buffer's, core/run/reorder.h), and while more than
  * span_bytes of finished records wait for earlier items, nothing is handed
  * out.  Claims are guided: about a 4·workers-th of what is left, at most
- * CLAIM_MAX items (sources of unknown length: growing from 1), so the last
- * claims are small and the first ones few.
+ * CLAIM_MAX items (4096; with large_claims, up to 2^20 in a span of up
+ * to 2^26; sources of unknown length: growing from 1), so the last claims are small
+ * and the first ones few.
  *
  * Threads: _claim from any worker (one of them reads the source at a time,
  * the others are told to wait meanwhile); _item for a claimed index not yet
@@ -38,9 +39,13 @@ typedef struct weft__feed_settings {
     weft_pool_t *pool;              /* woken when a claim was told to wait;
                                        NULL: one thread claims (no waits) */
     unsigned workers;
-    uint64_t span;       /* items; rounded up to a power of two, <= 2^18   */
+    uint64_t span;       /* items; rounded up to a power of two, <= 2^18
+                            (2^26 with large_claims)                      */
     uint64_t span_bytes; /* finished bytes waiting that stop claims        */
     _Atomic int *stop;   /* nonzero: no more claims (END)                  */
+    bool large_claims;   /* an indexed source whose items cost next to
+                            nothing each (a plugin's process_range): a span
+                            of up to 2^26 and claims up to 2^20 items    */
 } weft__feed_settings_t;
 
 int weft__feed_create(weft__feed_t **out, const weft__feed_settings_t *s);
@@ -74,6 +79,9 @@ static inline const weft_item_t *weft__feed_item(const weft__feed_t *f, uint64_t
     }
     return &h->ring[index & h->mask];
 }
+
+/* The span in force (items past the prefix that may be claimed). */
+uint64_t weft__feed_span(const weft__feed_t *f);
 
 /* Items handed out so far (all of [0, claimed)). */
 uint64_t weft__feed_claimed(const weft__feed_t *f);

@@ -55,7 +55,7 @@ static void block_hand(run_t *r, weft__block_t *b)
     }
     uint64_t end = b->first + b->count;
     weft__reorder_put(r->reorder, b);
-    if (end > weft__reorder_prefix(r->reorder) + SPAN_ITEMS / 4)
+    if (end > weft__reorder_prefix(r->reorder) + weft__feed_span(r->feed) / 4)
         drain_wake(r);
 }
 

@@ -384,6 +384,7 @@ static int engine_open(run_t *r, bool threaded)
         .span = SPAN_ITEMS,
         .span_bytes = SPAN_BYTES,
         .stop = &weft__run_stop,
+        .large_claims = r->batch, /* whole chunks through process_range */
     };
     if (weft__feed_create(&r->feed, &fs) != 0)
         return usage_error("out of memory starting the workers");

@@ -255,6 +255,58 @@ static void claim_stop_ends(void **state)
     assert_int_equal(weft__feed_create(&bad.feed, &(weft__feed_settings_t){0}), -EINVAL);
 }
 
+/* large_claims (a plugin's process_range over a range): claims up to 2^20
+ * in a span of 2^26, still guided, in order and exactly once; a source
+ * whose items must be read keeps the small span and claims. */
+static void claim_large_for_cheap_items(void **state)
+{
+    (void)state;
+    fixture_t fx;
+    fx.src = open_source("0..50000000");
+    weft__reorder_settings_t rs = {.workers = 2, .ordered = true};
+    assert_int_equal(weft__reorder_create(&fx.ro, &rs), 0);
+    atomic_init(&fx.stop, 0);
+    weft__feed_settings_t fs = {.source = fx.src, .reorder = fx.ro, .workers = 2,
+                                .span = 1 << 18, .span_bytes = 1 << 30, .stop = &fx.stop,
+                                .large_claims = true};
+    assert_int_equal(weft__feed_create(&fx.feed, &fs), 0);
+    assert_int_equal(weft__feed_span(fx.feed), 1u << 26);
+    uint64_t next = 0, biggest = 0, last = 0;
+    weft__range_t r;
+    /* Without anything written, claims stop at the span (2^26 > the job:
+     * every item can be claimed before the first is out). */
+    while (weft__feed_claim(fx.feed, 0, &r) == WEFT__CLAIM_OK) {
+        assert_int_equal(r.begin, next);
+        uint64_t n = r.end - r.begin;
+        assert_true(n >= 1 && n <= 1u << 20);
+        biggest = n > biggest ? n : biggest;
+        last = n;
+        next = r.end;
+    }
+    assert_int_equal(next, 50000000);
+    assert_int_equal(biggest, 1u << 20);
+    assert_int_equal(last, 1);
+    close_fixture(&fx);
+
+    /* Lines are read into a ring: large_claims changes nothing. */
+    write_lines(20000);
+    fx.src = open_source("lines:lines.txt");
+    assert_int_equal(weft__reorder_create(&fx.ro, &rs), 0);
+    fs.source = fx.src;
+    fs.reorder = fx.ro;
+    assert_int_equal(weft__feed_create(&fx.feed, &fs), 0);
+    assert_true(weft__feed_span(fx.feed) <= 1u << 18);
+    next = 0;
+    while (weft__feed_claim(fx.feed, 0, &r) == WEFT__CLAIM_OK) {
+        assert_int_equal(r.begin, next);
+        assert_true(r.end - r.begin <= 4096);
+        next = r.end;
+        done(&fx, r.begin, r.end, 0);
+    }
+    assert_int_equal(next, 20000);
+    close_fixture(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +314,7 @@ int main(void)
         cmocka_unit_test(claim_lines_bounded_by_span),
         cmocka_unit_test(claim_waits_for_bytes),
         cmocka_unit_test(claim_stop_ends),
+        cmocka_unit_test(claim_large_for_cheap_items),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
