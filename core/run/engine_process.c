@@ -41,7 +41,7 @@ typedef struct retry {
 } retry_t;
 
 typedef struct proc {
-    run_t *r;
+    weft__engine_t *r;
     weft__iso_t *iso;
     bool indexed;       /* items are made from their index          */
     uint64_t next, end; /* claimed from the feed, not yet served     */
@@ -55,7 +55,7 @@ typedef struct proc {
     weft__buf_t cbuf, cmsgs;
 } proc_t;
 
-static void item_at(const run_t *r, uint64_t index, weft_item_t *out)
+static void item_at(const weft__engine_t *r, uint64_t index, weft_item_t *out)
 {
     *out = *weft__feed_item(r->feed, index, out);
 }
@@ -99,7 +99,7 @@ static weft__block_t *block_for(proc_t *pc, uint64_t index)
 /* Empties the reorder buffer into the output; flushes it. */
 static void drain(proc_t *pc)
 {
-    run_t *r = pc->r;
+    weft__engine_t *r = pc->r;
     double t0 = weft__mono_s();
     block_close(pc);
     weft__reorder_drain(r->reorder);
@@ -129,17 +129,9 @@ static void tick(void *arg)
 static int child_init(void *arg, unsigned worker, char *msg, size_t msg_size)
 {
     proc_t *pc = arg;
-    run_t *r = pc->r;
-    const weft_plugin_t *p = &r->plugin->desc;
-    /* The parent's state was forked along; this worker makes its own. */
-    r->state = NULL;
-    r->progress = NULL;
-    if (p->init(&r->host.pub, r->args, &r->state, msg, msg_size) != 0)
-        return -1;
-    if (p->worker_init && p->worker_init(r->state, worker, r->threads,
-                                         &r->workers[worker].ctx, msg, msg_size) != 0)
-        return -1;
-    return 0;
+    weft__engine_t *r = pc->r;
+    r->progress = NULL; /* the parent's reporter is not ours */
+    return r->child_start(r->job, worker, msg, msg_size);
 }
 
 /* An item on the wire (text sources): its number, then its text and a NUL
@@ -149,7 +141,7 @@ static void child_item(void *arg, unsigned worker, uint64_t index, const void *b
                        size_t len, weft__iso_reply_t *reply)
 {
     proc_t *pc = arg;
-    run_t *r = pc->r;
+    weft__engine_t *r = pc->r;
     weft_item_t tmp = {0}, *item = &tmp;
     if (pc->indexed) {
         item = (weft_item_t *)weft__feed_item(r->feed, index, &tmp);
@@ -182,12 +174,7 @@ static void child_item(void *arg, unsigned worker, uint64_t index, const void *b
 static void child_fini(void *arg, unsigned worker)
 {
     proc_t *pc = arg;
-    run_t *r = pc->r;
-    const weft_plugin_t *p = &r->plugin->desc;
-    if (p->worker_fini)
-        p->worker_fini(r->state, worker, r->workers[worker].ctx);
-    if (p->destroy)
-        p->destroy(r->state);
+    pc->r->child_stop(pc->r->job, worker);
 }
 
 /* ---- the supervisor side: the feed ------------------------------------- */
@@ -196,7 +183,7 @@ static void child_fini(void *arg, unsigned worker)
  * from the journal of an earlier run.  False: it has to run. */
 static bool settle_here(proc_t *pc, uint64_t index)
 {
-    run_t *r = pc->r;
+    weft__engine_t *r = pc->r;
     worker_t *wk = &r->workers[0];
     weft_item_t item;
     item_at(r, index, &item);
@@ -223,7 +210,7 @@ static bool settle_here(proc_t *pc, uint64_t index)
 static int feed_claim(void *arg, uint64_t *first, size_t *n)
 {
     proc_t *pc = arg;
-    run_t *r = pc->r;
+    weft__engine_t *r = pc->r;
     for (;;) {
         if (pc->next == pc->end) {
             weft__range_t range;
@@ -282,7 +269,7 @@ static void feed_get(void *arg, uint64_t index, const void **bytes, size_t *len)
 /* Whether item `index` crashed or timed out and runs again. */
 static bool try_again(proc_t *pc, uint64_t index, item_status_t st)
 {
-    run_t *r = pc->r;
+    weft__engine_t *r = pc->r;
     size_t k = 0;
     while (k < pc->n_retries && pc->retries[k].index != index)
         k++;
@@ -309,7 +296,7 @@ static bool try_again(proc_t *pc, uint64_t index, item_status_t st)
 }
 
 /* Counts one settled item (journaled when it ran). */
-static void count_item(run_t *r, worker_t *wk, const weft_item_t *item,
+static void count_item(weft__engine_t *r, worker_t *wk, const weft_item_t *item,
                        const slot_t *slot, const weft__block_t *b)
 {
     if (slot->status == ST_NOT_RUN)
@@ -329,7 +316,7 @@ static void count_item(run_t *r, worker_t *wk, const weft_item_t *item,
 static void feed_result(void *arg, uint64_t index, const weft__iso_outcome_t *o)
 {
     proc_t *pc = arg;
-    run_t *r = pc->r;
+    weft__engine_t *r = pc->r;
     worker_t *wk = &r->workers[0];
     if (o->kind == WEFT__ISO_OK && !pc->n_retries && !r->journal) {
         /* The common case, per item: its records into the open block. */
@@ -413,7 +400,7 @@ static void feed_result(void *arg, uint64_t index, const weft__iso_outcome_t *o)
 static void feed_ok_run(void *arg, uint64_t first, size_t n, uint32_t records)
 {
     proc_t *pc = arg;
-    run_t *r = pc->r;
+    weft__engine_t *r = pc->r;
     worker_t *wk = &r->workers[0];
     if (pc->n_retries || r->journal) {
         weft__iso_outcome_t o = {
@@ -432,7 +419,7 @@ static void feed_ok_run(void *arg, uint64_t first, size_t n, uint32_t records)
     weft__progress_add(r->progress, 0, n, 0);
 }
 
-int weft__engine_processes(run_t *r)
+int weft__engine_processes(weft__engine_t *r)
 {
     const weft__feed_head_t *head = (const weft__feed_head_t *)(const void *)r->feed;
     proc_t pc = {.r = r, .drained = weft__mono_s(), .indexed = head->ring == NULL};
@@ -448,8 +435,9 @@ int weft__engine_processes(run_t *r)
         .child_fini = child_fini,
         .tick = tick,
     };
-    if (weft__iso_start(&pc.iso, &s, r->err, ERR_SIZE) != 0) {
-        fprintf(stderr, "weft: worker processes: %s\n", r->err);
+    char err[ERR_SIZE];
+    if (weft__iso_start(&pc.iso, &s, err, sizeof err) != 0) {
+        fprintf(stderr, "weft: worker processes: %s\n", err);
         status = WEFT_EXIT_USAGE;
         goto out;
     }

@@ -33,7 +33,7 @@ enum { FLUSH_BYTES = 64 << 10 };
 
 /* Wakes the drain when it sleeps (Dekker pair: our seq_cst put, then this
  * seq_cst load; its seq_cst store of the flag, then its idle re-check). */
-static void drain_wake(run_t *r)
+static void drain_wake(weft__engine_t *r)
 {
     if (!atomic_load_explicit(&r->drain_sleeping, memory_order_seq_cst))
         return;
@@ -45,7 +45,7 @@ static void drain_wake(run_t *r)
 /* A block that holds items goes to the reorder buffer; an empty one back.
  * The drain polls every DRAIN_POLL_S (streaming needs no more); it is woken
  * early only when the span is filling up, so claims never wait for it. */
-static void block_hand(run_t *r, weft__block_t *b)
+static void block_hand(weft__engine_t *r, weft__block_t *b)
 {
     if (!b)
         return;
@@ -59,7 +59,7 @@ static void block_hand(run_t *r, weft__block_t *b)
         drain_wake(r);
 }
 
-static weft__block_t *block_open(run_t *r, unsigned worker, uint64_t first)
+static weft__block_t *block_open(weft__engine_t *r, unsigned worker, uint64_t first)
 {
     weft__block_t *b = weft__reorder_block_get(r->reorder, worker);
     if (!b) {
@@ -77,7 +77,7 @@ static weft__block_t *block_open(run_t *r, unsigned worker, uint64_t first)
 /* The plugin's process_range over a whole chunk (see r->batch): true when
  * every item succeeded; false leaves no trace (the plugin's contract), and
  * the items run one by one to find the failures. */
-static bool run_batch(run_t *r, worker_t *wk, weft__block_t *b, size_t begin, size_t end)
+static bool run_batch(weft__engine_t *r, worker_t *wk, weft__block_t *b, size_t begin, size_t end)
 {
     if (atomic_load_explicit(&weft__run_stop, memory_order_relaxed))
         return false; /* the loop marks them not run */
@@ -97,7 +97,7 @@ static bool run_batch(run_t *r, worker_t *wk, weft__block_t *b, size_t begin, si
 
 static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
 {
-    run_t *r = arg;
+    weft__engine_t *r = arg;
     worker_t *wk = &r->workers[worker];
     uint64_t ok = 0, failed = 0, reused = 0;
     weft_item_t computed;
@@ -150,7 +150,7 @@ static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
 /* Each claim is journaled as in flight (poison detection on resume). */
 static weft__claim_status_t claim_next(void *arg, unsigned worker, weft__range_t *out)
 {
-    run_t *r = arg;
+    weft__engine_t *r = arg;
     weft__claim_status_t st = weft__feed_claim(r->feed, worker, out);
     if (st == WEFT__CLAIM_OK && r->journal)
         weft__journal_window(r->journal, out->begin, out->end - out->begin);
@@ -163,7 +163,7 @@ static weft__claim_status_t claim_next(void *arg, unsigned worker, weft__range_t
  * happened run first, one at a time, each announced in the journal, so that
  * a second crash names its culprit exactly (then quarantined as poison).
  * Their blocks wait in the reorder buffer; the engine skips them. */
-static void run_suspect(run_t *r, const weft_item_t *item)
+static void run_suspect(weft__engine_t *r, const weft_item_t *item)
 {
     worker_t *wk = &r->workers[0];
     uint64_t index = item->index;
@@ -194,7 +194,7 @@ static void run_suspect(run_t *r, const weft_item_t *item)
 
 /* Items of a text source are reached by reading it once more (a second
  * instance, up to the last suspect); the engine's own is untouched. */
-static int run_suspects(run_t *r)
+static int run_suspects(weft__engine_t *r)
 {
     const weft__source_t *src = r->source;
     uint64_t total = src->total;
@@ -210,12 +210,13 @@ static int run_suspects(run_t *r)
         return 0;
     }
     weft__source_t *again = NULL;
+    char err[ERR_SIZE];
     weft_item_t *items = malloc(4096 * sizeof *items);
-    int rc = items ? weft__source_open(&again, r->cfg, r->err, ERR_SIZE) : -ENOMEM;
+    int rc = items ? weft__source_open(&again, r->cfg, err, sizeof err) : -ENOMEM;
     size_t k = 0;
     while (rc == 0 && k < r->n_suspects && !atomic_load(&weft__run_stop)) {
         size_t got = 0;
-        rc = weft__source_next(again, items, 4096, &got, r->err, ERR_SIZE);
+        rc = weft__source_next(again, items, 4096, &got, err, sizeof err);
         if (rc || got == 0)
             break;
         for (size_t i = 0; i < got && k < r->n_suspects; i++) {
@@ -232,7 +233,7 @@ static int run_suspects(run_t *r)
     free(items);
     weft__source_close(&again);
     if (rc) {
-        fprintf(stderr, "weft: items: %s\n", rc == -ENOMEM ? "out of memory" : r->err);
+        fprintf(stderr, "weft: items: %s\n", rc == -ENOMEM ? "out of memory" : err);
         return WEFT_EXIT_USAGE;
     }
     return 0;
@@ -240,7 +241,7 @@ static int run_suspects(run_t *r)
 
 /* The reorder buffer lost a block (out of memory): its prefix cannot
  * pass it any more, so the claims would wait forever; stop the run. */
-static void engine_check_broken(run_t *r)
+static void engine_check_broken(weft__engine_t *r)
 {
     weft__reorder_totals_t t;
     weft__reorder_totals(r->reorder, &t);
@@ -250,7 +251,7 @@ static void engine_check_broken(run_t *r)
 }
 
 /* Takes what the workers finished; returns true if anything was put. */
-static bool drain_once(run_t *r)
+static bool drain_once(weft__engine_t *r)
 {
     if (weft__reorder_idle(r->reorder))
         return false;
@@ -266,7 +267,7 @@ static bool drain_once(run_t *r)
 
 /* Flushes the output when it is due (or `now`); syncs the journal at most
  * once a second. */
-static void drain_flush(run_t *r, bool now)
+static void drain_flush(weft__engine_t *r, bool now)
 {
     double t = weft__mono_s();
     if (r->writer && weft__writer_buffered(r->writer) &&
@@ -286,7 +287,7 @@ static void drain_flush(run_t *r, bool now)
 
 static void *drain_main(void *arg)
 {
-    run_t *r = arg;
+    weft__engine_t *r = arg;
     for (;;) {
         if (drain_once(r)) {
             drain_flush(r, false);
@@ -316,7 +317,7 @@ static void *drain_main(void *arg)
     return NULL;
 }
 
-static int drain_start(run_t *r)
+static int drain_start(weft__engine_t *r)
 {
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -335,7 +336,7 @@ static int drain_start(run_t *r)
     return 0;
 }
 
-static void drain_stop(run_t *r)
+static void drain_stop(weft__engine_t *r)
 {
     if (!r->drain_started)
         return;
@@ -350,7 +351,7 @@ static void drain_stop(run_t *r)
 }
 
 /* Thread mode: the pool runs the claims until the items end or a stop. */
-int weft__engine_threads(run_t *r)
+int weft__engine_threads(weft__engine_t *r)
 {
     if (drain_start(r) != 0) {
         fprintf(stderr, "weft: cannot start the output thread\n");

@@ -13,7 +13,7 @@ atomic_int weft__run_halted;
  * true).  The list lives in the buffer it appends to, so it is addressed
  * by offset, and room is reserved before each element so that the buffer
  * cannot move while the element is copied.  Returns the record count. */
-static uint32_t splice_list(run_t *r, weft__buf_t *buf, size_t list_off, size_t len,
+static uint32_t splice_list(weft__engine_t *r, weft__buf_t *buf, size_t list_off, size_t len,
                             const weft_item_t *item, int *e, char *why, size_t whylen)
 {
     uint32_t n = 0;
@@ -55,7 +55,7 @@ static uint32_t splice_list(run_t *r, weft__buf_t *buf, size_t list_off, size_t 
 /* Appends one framed record: {"index":..,"ok":..,"value"/"error":..} in
  * record = full, else the value (null for a failure).  -EINVAL with `why`
  * when the value cannot be encoded. */
-int weft__item_encode_record(run_t *r, weft__buf_t *buf, const weft_item_t *item,
+int weft__item_encode_record(weft__engine_t *r, weft__buf_t *buf, const weft_item_t *item,
                              const weft_result_t *res, const char *failure, char *why,
                              size_t whylen)
 {
@@ -80,7 +80,7 @@ int weft__item_encode_record(run_t *r, weft__buf_t *buf, const weft_item_t *item
 
 /* A successful result's records; -EINVAL with `why` when the value cannot
  * be encoded (then nothing is appended). */
-int weft__item_encode_ok(run_t *r, weft__buf_t *buf, const weft_item_t *item,
+int weft__item_encode_ok(weft__engine_t *r, weft__buf_t *buf, const weft_item_t *item,
                          const weft_result_t *res, uint32_t *records, char *why,
                          size_t whylen)
 {
@@ -110,7 +110,7 @@ int weft__item_encode_ok(run_t *r, weft__buf_t *buf, const weft_item_t *item,
     return e;
 }
 
-void weft__item_failed(run_t *r)
+void weft__item_failed(weft__engine_t *r)
 {
     uint64_t f = atomic_fetch_add(&r->failures, 1) + 1;
     const weft__halt_t *h = &r->cfg->halt;
@@ -151,13 +151,13 @@ bool weft__item_in_set(const uint64_t *set, size_t n, uint64_t index)
     return false;
 }
 
-bool weft__item_reuse(run_t *r, weft__buf_t *buf, weft__buf_t *msgs,
+bool weft__item_reuse(weft__engine_t *r, weft__buf_t *buf, weft__buf_t *msgs,
                       const weft_item_t *item, uint64_t index, slot_t *slot)
 {
     static const char poison[] =
         "quarantined: it was running when weft crashed, twice in a row "
         "(run with --retry-failed to try it again)";
-    if (r->n_poison && !r->opts->retry_failed &&
+    if (r->n_poison && !r->retry_failed &&
         weft__item_in_set(r->poison, r->n_poison, index)) {
         weft_result_t none = {0};
         weft__item_encode(r, buf, msgs, item, ST_QUARANTINED, poison, &none, slot);
@@ -166,7 +166,7 @@ bool weft__item_reuse(run_t *r, weft__buf_t *buf, weft__buf_t *msgs,
     weft__jentry_t e;
     if (!weft__jscan_get(r->scan, index, &e))
         return false;
-    if (e.status != WEFT__J_OK && r->opts->retry_failed)
+    if (e.status != WEFT__J_OK && r->retry_failed)
         return false;
     if (e.item_hash != weft__item_hash(item))
         return false; /* --force, and the item changed: run it again */

@@ -29,25 +29,25 @@
 /* Appends one framed record of item: {"index":..,"ok":..,"value"/"error":..}
  * in record = full, else the value (null for a failure: `failure` set).
  * -EINVAL with `why` when the value cannot be encoded, -ENOMEM. */
-int weft__item_encode_record(run_t *r, weft__buf_t *buf, const weft_item_t *item,
+int weft__item_encode_record(weft__engine_t *r, weft__buf_t *buf, const weft_item_t *item,
                              const weft_result_t *res, const char *failure, char *why,
                              size_t whylen);
 
 /* A successful result's records (flatten: a list's elements, each one);
  * -EINVAL with `why` when the value cannot be encoded (then nothing is
  * appended). */
-int weft__item_encode_ok(run_t *r, weft__buf_t *buf, const weft_item_t *item,
+int weft__item_encode_ok(weft__engine_t *r, weft__buf_t *buf, const weft_item_t *item,
                          const weft_result_t *res, uint32_t *records, char *why,
                          size_t whylen);
 
 /* Resume: takes item `index` from the journal of the earlier run when it
  * may (ok, or failed without --retry-failed; the item unchanged), or
  * quarantines it (poison); fills slot.  False: it has to run. */
-bool weft__item_reuse(run_t *r, weft__buf_t *buf, weft__buf_t *msgs,
+bool weft__item_reuse(weft__engine_t *r, weft__buf_t *buf, weft__buf_t *msgs,
                       const weft_item_t *item, uint64_t index, slot_t *slot);
 
 /* Counts a failure; trips the halt policy. */
-void weft__item_failed(run_t *r);
+void weft__item_failed(weft__engine_t *r);
 
 /* True when index is in the sorted set. */
 bool weft__item_in_set(const uint64_t *set, size_t n, uint64_t index);
@@ -68,7 +68,7 @@ WEFT__HOT void weft__item_message(weft__buf_t *msgs, slot_t *slot, const char *m
 
 /* Encodes item's outcome into buf (records) and msgs (message); fills
  * slot.  A result that cannot be encoded fails its item. */
-WEFT__HOT void weft__item_encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs,
+WEFT__HOT void weft__item_encode(weft__engine_t *r, weft__buf_t *buf, weft__buf_t *msgs,
                                  const weft_item_t *item, item_status_t status,
                                  const char *msg, const weft_result_t *res, slot_t *slot)
 {
@@ -133,7 +133,7 @@ WEFT__HOT void weft__item_encode(run_t *r, weft__buf_t *buf, weft__buf_t *msgs,
 
 /* Runs item under the plugin on worker wk: retries, the timeout deadline.
  * *msg is the failure message (in wk or why) when not ok. */
-WEFT__HOT item_status_t weft__item_call(run_t *r, worker_t *wk, const weft_item_t *item,
+WEFT__HOT item_status_t weft__item_call(weft__engine_t *r, worker_t *wk, const weft_item_t *item,
                                         weft_result_t *res, const char **msg, char *why,
                                         size_t whylen)
 {
@@ -199,7 +199,7 @@ enum weft__item_fate {
 
 /* One item into block b: not run once stopped, reused from the journal on
  * resume, else run; encoded, journaled, counted. */
-WEFT__HOT enum weft__item_fate weft__item_run(run_t *r, worker_t *wk, weft__block_t *b,
+WEFT__HOT enum weft__item_fate weft__item_run(weft__engine_t *r, worker_t *wk, weft__block_t *b,
                                               const weft_item_t *item)
 {
     slot_t slot;

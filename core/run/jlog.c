@@ -16,7 +16,7 @@
 enum { JOURNAL_CHUNK_BYTES = 1 << 20 };
 #define JOURNAL_CHUNK_AGE_S 0.05
 
-void weft__jlog_flush(run_t *r, worker_t *wk, bool force)
+void weft__jlog_flush(weft__engine_t *r, worker_t *wk, bool force)
 {
     if (!wk->jopen)
         return;
@@ -40,7 +40,7 @@ void weft__jlog_flush(run_t *r, worker_t *wk, bool force)
     wk->jflushed = t;
 }
 
-void weft__jlog_add(run_t *r, worker_t *wk, const weft_item_t *item, uint64_t index,
+void weft__jlog_add(weft__engine_t *r, worker_t *wk, const weft_item_t *item, uint64_t index,
                     const slot_t *slot, const char *bytes, const char *msg)
 {
     if (!r->journal || slot->reused || slot->status == ST_NOT_RUN)
@@ -71,7 +71,7 @@ nomem:;
 
 /* Hands every worker's journal chunk over; fdatasyncs at most once a second
  * (or now, when `sync`). */
-void weft__jlog_sync(run_t *r, bool sync)
+void weft__jlog_sync(weft__engine_t *r, bool sync)
 {
     if (!r->journal)
         return;

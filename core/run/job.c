@@ -26,7 +26,7 @@
 
 /* ---- what both engines report ------------------------------------------ */
 
-int weft__run_source_status(run_t *r)
+int weft__run_source_status(weft__engine_t *r)
 {
     const char *why = r->feed ? weft__feed_error(r->feed) : NULL;
     if (!why)
@@ -40,7 +40,7 @@ static void print_failure(void *arg, uint64_t index, unsigned status, bool reuse
 {
     run_t *r = arg;
     /* Crashes, timeouts and quarantines say so in their message. */
-    weft__progress_message(r->progress, "weft: item %" PRIu64 "%s%s: %.*s\n", index,
+    weft__progress_message(r->eng.progress, "weft: item %" PRIu64 "%s%s: %.*s\n", index,
                            status == ST_FAILED ? " failed" : "",
                            reused ? " (in an earlier run)" : "", (int)len, msg);
 }
@@ -58,7 +58,7 @@ static void workers_fini(run_t *r)
     const weft_plugin_t *p = &r->plugin->desc;
     for (unsigned t = 0; t < r->workers_ready; t++)
         if (p->worker_fini)
-            p->worker_fini(r->state, t, r->workers[t].ctx);
+            p->worker_fini(r->eng.state, t, r->eng.workers[t].ctx);
     r->workers_ready = 0;
 }
 
@@ -117,17 +117,17 @@ static int start_plugin(run_t *r)
     const weft_plugin_t *p = &r->plugin->desc;
     char msg[MSG_SIZE] = "";
     double t0 = weft__mono_s();
-    if (p->init(&r->host.pub, r->args, &r->state, msg, sizeof msg) != 0) {
+    if (p->init(&r->host.pub, r->args, &r->eng.state, msg, sizeof msg) != 0) {
         fprintf(stderr, "weft: plugin %s: init failed: %s\n", p->name,
                 msg[0] ? msg : "(no message)");
         return WEFT_EXIT_USAGE;
     }
     r->state_live = true;
-    for (unsigned t = 0; t < r->threads && !r->cfg->isolate_process; t++) {
+    for (unsigned t = 0; t < r->eng.threads && !r->cfg->isolate_process; t++) {
         if (!p->worker_init)
             break;
         msg[0] = '\0';
-        if (p->worker_init(r->state, t, r->threads, &r->workers[t].ctx, msg, sizeof msg)) {
+        if (p->worker_init(r->eng.state, t, r->eng.threads, &r->eng.workers[t].ctx, msg, sizeof msg)) {
             fprintf(stderr, "weft: plugin %s: worker_init (worker %u) failed: %s\n", p->name,
                     t, msg[0] ? msg : "(no message)");
             return WEFT_EXIT_USAGE;
@@ -136,6 +136,31 @@ static int start_plugin(run_t *r)
     }
     r->t_init = weft__mono_s() - t0;
     return 0;
+}
+
+/* Process mode, in each worker process: the plugin's state of its own
+ * (the parent's was forked along, and is not this worker's). */
+static int child_start(void *job, unsigned worker, char *msg, size_t msg_size)
+{
+    run_t *r = job;
+    const weft_plugin_t *p = &r->plugin->desc;
+    r->eng.state = NULL;
+    if (p->init(&r->host.pub, r->args, &r->eng.state, msg, msg_size) != 0)
+        return -1;
+    if (p->worker_init && p->worker_init(r->eng.state, worker, r->eng.threads,
+                                         &r->eng.workers[worker].ctx, msg, msg_size) != 0)
+        return -1;
+    return 0;
+}
+
+static void child_stop(void *job, unsigned worker)
+{
+    run_t *r = job;
+    const weft_plugin_t *p = &r->plugin->desc;
+    if (p->worker_fini)
+        p->worker_fini(r->eng.state, worker, r->eng.workers[worker].ctx);
+    if (p->destroy)
+        p->destroy(r->eng.state);
 }
 
 /* output = FILE.npy: the plugin's rows, in a file the runner creates. */
@@ -149,7 +174,7 @@ static int open_array(run_t *r)
                         "so its output cannot be .npy\n", r->cfg->output, p->name);
         return WEFT_EXIT_USAGE;
     }
-    if (p->row_spec(r->state, &spec, msg, sizeof msg) != 0) {
+    if (p->row_spec(r->eng.state, &spec, msg, sizeof msg) != 0) {
         fprintf(stderr, "weft: plugin %s: row_spec failed: %s\n", p->name, msg);
         return WEFT_EXIT_USAGE;
     }
@@ -158,7 +183,7 @@ static int open_array(run_t *r)
                         "standard input has none\n", r->cfg->output);
         return WEFT_EXIT_USAGE;
     }
-    if (weft__npy_create(&r->npy, r->cfg->output, spec.dtype, r->source->total, spec.row_len,
+    if (weft__npy_create(&r->eng.npy, r->cfg->output, spec.dtype, r->source->total, spec.row_len,
                          r->err, ERR_SIZE) != 0)
         return usage_error(r->err);
     return 0;
@@ -195,7 +220,7 @@ static int report_check(const run_t *r, const char *path)
            c->order_any ? ", in completion order" : "");
     if (r->outdir_path)
         printf("  folder   %s\n", r->outdir_path);
-    printf("  threads  %u%s\n", r->threads, c->isolate_process ? " (worker processes)" : "");
+    printf("  threads  %u%s\n", r->eng.threads, c->isolate_process ? " (worker processes)" : "");
     return WEFT_EXIT_OK;
 }
 
@@ -233,14 +258,14 @@ static int refuse(const char *fmt, ...)
 static int check_same_run(run_t *r, const char *path)
 {
     char diff[4096] = "";
-    size_t n = weft__jheader_diff(weft__jscan_header(r->scan), &r->id.header, diff, sizeof diff);
+    size_t n = weft__jheader_diff(weft__jscan_header(r->eng.scan), &r->id.header, diff, sizeof diff);
     if (n && !r->opts->force)
         return refuse("%s: cannot resume: the run changed since it began:\n%s"
                          "weft: add --restart (instead of --resume) to start over, or --force to "
                          "resume anyway (changed items run again)",
                       path, diff);
     char what[512] = "";
-    int64_t differ = weft__resume_check_items(r->cfg, r->scan, what, sizeof what);
+    int64_t differ = weft__resume_check_items(r->cfg, r->eng.scan, what, sizeof what);
     if (differ < 0)
         return refuse("items: %s", what);
     if (differ > 0 && !r->opts->force)
@@ -308,8 +333,8 @@ static int open_journal(run_t *r)
                         r->cfg->path, path, r->cfg->path);
             goto out;
         }
-        rc = weft__journal_create(&r->journal, path, &r->id.header, r->err, ERR_SIZE);
-        if (rc == 0 && (rc = weft__journal_session(r->journal, 1, 0)) != 0)
+        rc = weft__journal_create(&r->eng.journal, path, &r->id.header, r->err, ERR_SIZE);
+        if (rc == 0 && (rc = weft__journal_session(r->eng.journal, 1, 0)) != 0)
             snprintf(r->err, ERR_SIZE, "%s: cannot write the journal: %s", path,
                      strerror(-rc));
         r->journaled = rc == 0;
@@ -318,7 +343,7 @@ static int open_journal(run_t *r)
             rc = usage_error(r->err);
         goto out;
     }
-    rc = weft__journal_resume(&r->journal, &r->scan, path, r->err, ERR_SIZE);
+    rc = weft__journal_resume(&r->eng.journal, &r->eng.scan, path, r->err, ERR_SIZE);
     if (rc == -ENOENT) {
         rc = refuse("%s: nothing to resume: no journal at %s (run without --resume)",
                     r->cfg->path, path);
@@ -328,19 +353,19 @@ static int open_journal(run_t *r)
         rc = usage_error(r->err);
         goto out;
     }
-    if (weft__jscan_dropped(r->scan))
+    if (weft__jscan_dropped(r->eng.scan))
         fprintf(stderr, "weft: %s: dropped %zu bytes of a torn or corrupt tail (at byte %zu: %s)\n",
-                path, weft__jscan_dropped(r->scan), weft__jscan_valid_len(r->scan),
-                weft__jscan_tail(r->scan));
+                path, weft__jscan_dropped(r->eng.scan), weft__jscan_valid_len(r->eng.scan),
+                weft__jscan_tail(r->eng.scan));
     rc = check_same_run(r, path);
     if (rc)
         goto out;
     if (!r->cfg->isolate_process) {
-        r->n_suspects = weft__jscan_suspects(r->scan, &r->suspects);
-        r->n_poison = weft__jscan_poison(r->scan, &r->poison);
+        r->eng.n_suspects = weft__jscan_suspects(r->eng.scan, &r->eng.suspects);
+        r->eng.n_poison = weft__jscan_poison(r->eng.scan, &r->eng.poison);
     }
-    rc = weft__journal_session(r->journal, weft__jscan_sessions(r->scan) + 1,
-                               WEFT__JS_RESUME | (r->n_suspects ? WEFT__JS_CAREFUL : 0));
+    rc = weft__journal_session(r->eng.journal, weft__jscan_sessions(r->eng.scan) + 1,
+                               WEFT__JS_RESUME | (r->eng.n_suspects ? WEFT__JS_CAREFUL : 0));
     r->journaled = rc == 0;
     if (rc)
         rc = refuse("%s: cannot append to the journal: %s", path, strerror(-rc));
@@ -356,20 +381,20 @@ out:
 static int engine_open(run_t *r, bool threaded)
 {
     weft__reorder_settings_t rs = {
-        .workers = r->threads,
+        .workers = r->eng.threads,
         .ordered = !r->cfg->order_any,
-        .writer = r->writer,
+        .writer = r->eng.writer,
         .print = print_failure,
         .print_arg = r,
         .max_printed = MAX_PRINTED_FAILURES,
     };
-    if (weft__reorder_create(&r->reorder, &rs) != 0)
+    if (weft__reorder_create(&r->eng.reorder, &rs) != 0)
         return usage_error("out of memory starting the workers");
     if (threaded) {
         weft_pool_settings_t ps;
         weft_pool_default_settings(&ps);
-        ps.threads = r->threads;
-        int e = weft_pool_create(&r->pool, &ps);
+        ps.threads = r->eng.threads;
+        int e = weft_pool_create(&r->eng.pool, &ps);
         if (e == -EAGAIN)
             return usage_error("cannot start the worker threads (the system refused: "
                                "too many processes or threads?)");
@@ -378,15 +403,15 @@ static int engine_open(run_t *r, bool threaded)
     }
     weft__feed_settings_t fs = {
         .source = r->source,
-        .reorder = r->reorder,
-        .pool = r->pool,
-        .workers = r->threads,
+        .reorder = r->eng.reorder,
+        .pool = r->eng.pool,
+        .workers = r->eng.threads,
         .span = SPAN_ITEMS,
         .span_bytes = SPAN_BYTES,
         .stop = &weft__run_stop,
-        .large_claims = r->batch, /* whole chunks through process_range */
+        .large_claims = r->eng.batch, /* whole chunks through process_range */
     };
-    if (weft__feed_create(&r->feed, &fs) != 0)
+    if (weft__feed_create(&r->eng.feed, &fs) != 0)
         return usage_error("out of memory starting the workers");
     return 0;
 }
@@ -400,31 +425,31 @@ static void pad_not_run(run_t *r, uint64_t from, uint64_t to)
 {
     uint64_t i = from;
     while (i < to) {
-        weft__block_t *b = weft__reorder_block_get(r->reorder, 0);
+        weft__block_t *b = weft__reorder_block_get(r->eng.reorder, 0);
         if (!b) {
-            r->write_error = -ENOMEM;
+            r->eng.write_error = -ENOMEM;
             return;
         }
         b->first = i;
         for (; i < to && b->count < 4096; i++) {
-            if (r->suspects_run && weft__item_in_set(r->suspects, r->suspects_run, i))
+            if (r->eng.suspects_run && weft__item_in_set(r->eng.suspects, r->eng.suspects_run, i))
                 break; /* has its block */
-            if (r->null_not_run &&
-                (weft__buf_append(&b->bytes, r->frame.prefix, r->frame.prefix_len) ||
+            if (r->eng.null_not_run &&
+                (weft__buf_append(&b->bytes, r->eng.frame.prefix, r->eng.frame.prefix_len) ||
                  weft__buf_append(&b->bytes, "null", 4) ||
-                 weft__buf_append(&b->bytes, r->frame.suffix, r->frame.suffix_len)))
-                r->write_error = -ENOMEM;
-            b->records += r->null_not_run;
+                 weft__buf_append(&b->bytes, r->eng.frame.suffix, r->eng.frame.suffix_len)))
+                r->eng.write_error = -ENOMEM;
+            b->records += r->eng.null_not_run;
             b->counts[ST_NOT_RUN]++;
             b->count++;
         }
         if (b->count)
-            weft__reorder_put(r->reorder, b);
+            weft__reorder_put(r->eng.reorder, b);
         else
-            weft__reorder_block_drop(r->reorder, b);
+            weft__reorder_block_drop(r->eng.reorder, b);
         if (i < to && b->count == 0)
             i++; /* a suspect's index */
-        weft__reorder_drain(r->reorder);
+        weft__reorder_drain(r->eng.reorder);
     }
 }
 
@@ -432,28 +457,28 @@ static void pad_not_run(run_t *r, uint64_t from, uint64_t to)
  * counted, the items never claimed included. */
 static void engine_totals(run_t *r)
 {
-    if (!r->reorder)
+    if (!r->eng.reorder)
         return;
-    uint64_t claimed = weft__feed_claimed(r->feed), read = weft__feed_read(r->feed);
+    uint64_t claimed = weft__feed_claimed(r->eng.feed), read = weft__feed_read(r->eng.feed);
     uint64_t total = r->source->total;
-    uint64_t all = weft__feed_at_end(r->feed) || total == WEFT__COUNT_UNKNOWN
+    uint64_t all = weft__feed_at_end(r->eng.feed) || total == WEFT__COUNT_UNKNOWN
                        ? (read > claimed ? read : claimed)
                        : (total > claimed ? total : claimed);
     pad_not_run(r, claimed, all);
-    if (r->progress && total == WEFT__COUNT_UNKNOWN)
-        weft__progress_set_total(r->progress, all); /* a stream's end */
-    if (weft__reorder_finish(r->reorder) && !r->write_error)
-        r->write_error = -ENOMEM;
+    if (r->eng.progress && total == WEFT__COUNT_UNKNOWN)
+        weft__progress_set_total(r->eng.progress, all); /* a stream's end */
+    if (weft__reorder_finish(r->eng.reorder) && !r->eng.write_error)
+        r->eng.write_error = -ENOMEM;
     weft__reorder_totals_t t;
-    weft__reorder_totals(r->reorder, &t);
+    weft__reorder_totals(r->eng.reorder, &t);
     for (int k = 0; k <= ST_NOT_RUN; k++) {
         r->counts[k] = t.counts[k];
         r->reused_by[k] = t.reused[k];
         r->reused += t.reused[k];
     }
     r->printed = t.printed;
-    if (t.write_error && !r->write_error)
-        r->write_error = t.write_error;
+    if (t.write_error && !r->eng.write_error)
+        r->eng.write_error = t.write_error;
 }
 
 /* ---- the end --------------------------------------------------------------- */
@@ -496,7 +521,7 @@ static int run_finish_plugin(run_t *r, int status)
     counts.not_run = total - counts.ok - counts.failed;
     weft_result_t res = {.msg = msg, .msg_size = sizeof msg};
     double t0 = weft__mono_s();
-    if (p->finish(r->state, &counts, &res) != 0) {
+    if (p->finish(r->eng.state, &counts, &res) != 0) {
         fprintf(stderr, "weft: plugin %s: finish failed: %s\n", p->name,
                 msg[0] ? msg : "(no message)");
         status = WEFT_EXIT_ITEMS_FAILED;
@@ -512,30 +537,30 @@ static int run_finish_plugin(run_t *r, int status)
 static int close_outputs(run_t *r, int status, bool complete)
 {
     double t0 = weft__mono_s();
-    if (r->writer && weft__writer_close(&r->writer, r->err, ERR_SIZE) != 0) {
+    if (r->eng.writer && weft__writer_close(&r->eng.writer, r->err, ERR_SIZE) != 0) {
         fprintf(stderr, "weft: %s\n", r->err);
         status = WEFT_EXIT_OUTPUT;
     }
-    if (r->write_error == -ENOMEM) {
+    if (r->eng.write_error == -ENOMEM) {
         fprintf(stderr, "weft: out of memory keeping results: some records are missing "
                         "from the output (the journal has them: --resume rebuilds it)\n");
         status = WEFT_EXIT_OUTPUT;
     }
     /* Rows of failed items are zeros; the array is kept, like other output. */
-    if (r->npy && weft__npy_commit(&r->npy, r->err, ERR_SIZE)) {
+    if (r->eng.npy && weft__npy_commit(&r->eng.npy, r->err, ERR_SIZE)) {
         fprintf(stderr, "weft: %s\n", r->err);
         status = WEFT_EXIT_OUTPUT;
     }
-    r->t_output += weft__mono_s() - t0;
-    if (!r->journal)
+    r->eng.t_output += weft__mono_s() - t0;
+    if (!r->eng.journal)
         return status;
-    weft__jlog_sync(r, true);
-    int je = atomic_load(&r->journal_error);
+    weft__jlog_sync(&r->eng, true);
+    int je = atomic_load(&r->eng.journal_error);
     if (je == 0 && complete && status != WEFT_EXIT_OUTPUT)
-        je = weft__journal_end(r->journal, r->counts[ST_OK], total_items(r) - r->counts[ST_OK]);
+        je = weft__journal_end(r->eng.journal, r->counts[ST_OK], total_items(r) - r->counts[ST_OK]);
     else if (je == 0)
-        je = weft__journal_stop(r->journal); /* stopped early, cleanly: no crash */
-    int ce = weft__journal_close(&r->journal);
+        je = weft__journal_stop(r->eng.journal); /* stopped early, cleanly: no crash */
+    int ce = weft__journal_close(&r->eng.journal);
     if (!je)
         je = ce;
     if (je) {
@@ -550,7 +575,7 @@ static void summarize(run_t *r, int status, const char *label)
 {
     weft__summary_t s = {
         .plugin = r->plugin->desc.name,
-        .threads = r->threads,
+        .threads = r->eng.threads,
         .isolate = r->cfg->isolate_process ? "process" : "thread",
         .total = r->source->total,
         .ok = r->counts[ST_OK],
@@ -564,7 +589,7 @@ static void summarize(run_t *r, int status, const char *label)
         .init_s = r->t_init,
         .items_s = r->t_items,
         .finish_s = r->t_finish,
-        .output_s = r->t_output,
+        .output_s = r->eng.t_output,
         .status = label,
         .exit_code = status,
     };
@@ -587,9 +612,9 @@ static int finish_run(run_t *r, int status)
     workers_fini(r);
     int sig = weft__signals_first();
     bool halted = atomic_load(&weft__run_halted);
-    bool complete = status == 0 && !sig && !halted && !atomic_load(&r->journal_error);
+    bool complete = status == 0 && !sig && !halted && !atomic_load(&r->eng.journal_error);
     status = run_finish_plugin(r, status);
-    weft__progress_stop(&r->progress);
+    weft__progress_stop(&r->eng.progress);
     status = close_outputs(r, status, complete);
     uint64_t bad = total_items(r) - r->counts[ST_OK] - r->counts[ST_NOT_RUN];
     if (r->printed < bad)
@@ -653,26 +678,34 @@ static int run_job(run_t *r)
     int status = prepare(r, o);
     if (status)
         return status;
-    r->threads = pick_threads(r);
+    r->eng.threads = pick_threads(r);
     if (o->check_only)
         return report_check(r, o->config_path);
 
-    r->frame = weft__frame_of(r->cfg->format);
-    r->writes_records = r->cfg->format == WEFT__FORMAT_JSON || r->cfg->format == WEFT__FORMAT_JSONL;
-    r->plain_values = r->writes_records && r->cfg->record == WEFT__RECORD_VALUE &&
+    /* What the engine gets (job.h, weft__engine_t). */
+    r->eng.cfg = r->cfg;
+    r->eng.plugin = r->plugin;
+    r->eng.source = r->source;
+    r->eng.retry_failed = o->retry_failed;
+    r->eng.child_start = child_start;
+    r->eng.child_stop = child_stop;
+    r->eng.job = r;
+    r->eng.frame = weft__frame_of(r->cfg->format);
+    r->eng.writes_records = r->cfg->format == WEFT__FORMAT_JSON || r->cfg->format == WEFT__FORMAT_JSONL;
+    r->eng.plain_values = r->eng.writes_records && r->cfg->record == WEFT__RECORD_VALUE &&
                       !r->cfg->flatten;
-    r->null_not_run = r->plain_values && !r->cfg->order_any;
-    r->workers = aligned_alloc(64, sizeof(worker_t) * r->threads);
-    if (!r->workers)
+    r->eng.null_not_run = r->eng.plain_values && !r->cfg->order_any;
+    r->eng.workers = aligned_alloc(64, sizeof(worker_t) * r->eng.threads);
+    if (!r->eng.workers)
         return usage_error("out of memory starting the workers");
     /* Whole chunks through process_range when nothing is kept per item:
      * numbers only (a range), no records, no journal, no per-item timeout. */
-    r->batch = r->plugin->desc.process_range && r->source->vt->at &&
+    r->eng.batch = r->plugin->desc.process_range && r->source->vt->at &&
                r->cfg->format == WEFT__FORMAT_NONE && r->cfg->timeout <= 0 &&
                !r->cfg->isolate_process;
-    memset(r->workers, 0, sizeof(worker_t) * r->threads);
-    for (unsigned t = 0; t < r->threads; t++)
-        r->workers[t].current = UINT64_MAX;
+    memset(r->eng.workers, 0, sizeof(worker_t) * r->eng.threads);
+    for (unsigned t = 0; t < r->eng.threads; t++)
+        r->eng.workers[t].current = UINT64_MAX;
 
     /* The output folder is locked before init (a second run is refused
      * before anything is written), the journal before any output. */
@@ -686,32 +719,32 @@ static int run_job(run_t *r)
     /* Opened last, so that no earlier error truncates an existing file. */
     if (r->cfg->format == WEFT__FORMAT_NPY)
         status = open_array(r);
-    else if (r->writes_records &&
-             weft__writer_open(&r->writer, r->cfg->output, r->cfg->format, r->err, ERR_SIZE))
+    else if (r->eng.writes_records &&
+             weft__writer_open(&r->eng.writer, r->cfg->output, r->cfg->format, r->err, ERR_SIZE))
         status = usage_error(r->err);
     if (status)
         return status;
 
-    weft__progress_start(&r->progress, o->progress,
+    weft__progress_start(&r->eng.progress, o->progress,
                          STDERR_FILENO, r->source->total == WEFT__COUNT_UNKNOWN
                                             ? WEFT__PROGRESS_UNKNOWN : r->source->total,
-                         r->threads, r->plugin->desc.name);
-    if (r->journal || r->scan || r->n_suspects || r->outdir)
-        r->batch = false; /* per-item entries, reuse, careful runs, files */
+                         r->eng.threads, r->plugin->desc.name);
+    if (r->eng.journal || r->eng.scan || r->eng.n_suspects || r->outdir)
+        r->eng.batch = false; /* per-item entries, reuse, careful runs, files */
     if ((status = engine_open(r, !r->cfg->isolate_process)))
         return status;
     double t0 = weft__mono_s();
     r->journal_fresh = false; /* from here on it records work */
-    r->flushed = t0;
+    r->eng.flushed = t0;
     if (r->cfg->isolate_process) {
-        status = weft__engine_processes(r);
+        status = weft__engine_processes(&r->eng);
     } else {
-        weft__crash_handlers(r, true);
-        status = weft__engine_threads(r);
-        weft__crash_handlers(r, false);
+        weft__crash_handlers(&r->eng, true);
+        status = weft__engine_threads(&r->eng);
+        weft__crash_handlers(&r->eng, false);
     }
     engine_totals(r);
-    r->t_items = weft__mono_s() - t0 - r->t_output;
+    r->t_items = weft__mono_s() - t0 - r->eng.t_output;
     if (r->t_items < 0)
         r->t_items = 0;
     return finish_run(r, status);
@@ -728,41 +761,41 @@ int weft__run(const weft__run_opts_t *o)
     atomic_store(&weft__run_halted, 0);
     r->opts = o;
     r->t_start = weft__mono_s();
-    r->journal_synced = r->t_start;
+    r->eng.journal_synced = r->t_start;
     weft__signals_t saved;
     if (!o->check_only)
         weft__signals_install(&saved);
 
     int status = run_job(r);
 
-    weft__progress_stop(&r->progress);
+    weft__progress_stop(&r->eng.progress);
     if (r->plugin) {
         workers_fini(r);
         if (r->state_live && r->plugin->desc.destroy)
-            r->plugin->desc.destroy(r->state);
+            r->plugin->desc.destroy(r->eng.state);
     }
-    weft__writer_abort(&r->writer); /* only after an early error, reported already */
-    if (r->journal) {
+    weft__writer_abort(&r->eng.writer); /* only after an early error, reported already */
+    if (r->eng.journal) {
         /* An early error, before any item ran: a fresh journal goes (it
          * holds nothing), a resumed one is marked as cleanly stopped. */
         if (r->journal_fresh)
             unlink(r->journal_path);
         else
-            weft__journal_stop(r->journal);
+            weft__journal_stop(r->eng.journal);
     }
-    weft__npy_abort(&r->npy);
-    weft__journal_close(&r->journal);
-    weft__jscan_free(&r->scan);
+    weft__npy_abort(&r->eng.npy);
+    weft__journal_close(&r->eng.journal);
+    weft__jscan_free(&r->eng.scan);
     weft__identity_free(&r->id);
     weft__outdir_close(&r->outdir);
-    weft_pool_destroy(&r->pool);
-    weft__feed_destroy(&r->feed);
-    weft__reorder_destroy(&r->reorder);
-    for (unsigned t = 0; r->workers && t < r->threads; t++) {
-        weft__buf_free(&r->workers[t].jbuf);
-        weft__buf_free(&r->workers[t].msgs);
+    weft_pool_destroy(&r->eng.pool);
+    weft__feed_destroy(&r->eng.feed);
+    weft__reorder_destroy(&r->eng.reorder);
+    for (unsigned t = 0; r->eng.workers && t < r->eng.threads; t++) {
+        weft__buf_free(&r->eng.workers[t].jbuf);
+        weft__buf_free(&r->eng.workers[t].msgs);
     }
-    free(r->workers);
+    free(r->eng.workers);
     free(r->args);
     free(r->outdir_path);
     free(r->journal_path);

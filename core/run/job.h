@@ -70,22 +70,28 @@ typedef struct worker {
     char msg[MSG_SIZE];
 } worker_t;
 
-typedef struct run {
-    const weft__run_opts_t *opts;
-    weft__config_t *cfg;
-    weft__plugin_t *plugin;
-    weft_arg_value_t *args;
-    weft__host_t host;
-    void *state;
-    bool state_live;
-    weft__source_t *source;
-    weft__writer_t *writer;
-    weft_pool_t *pool;
+/*
+ * What an engine, and the per-item code under it, get from the job: the
+ * plugin to call, the claim source, the reorder buffer, the journal log,
+ * the writer (or .npy array), the progress counters; the stop flag is
+ * weft__run_stop.  Nothing of the job's set-up: a worker process starts
+ * its own plugin through child_start.  The fields an engine reports come
+ * last.
+ */
+typedef struct weft__engine {
+    const weft__config_t *cfg;
+    const weft__plugin_t *plugin;
+    void *state;            /* the plugin's (a worker process: its own)   */
     unsigned threads;
-    worker_t *workers;
-    unsigned workers_ready; /* worker_init succeeded for [0, workers_ready) */
+    worker_t *workers;      /* threads of them, each on its cache lines    */
+    const weft__source_t *source; /* the items (the feed reads it): resume
+                                     runs suspects from it first          */
     weft__feed_t *feed;     /* where the engines claim items               */
     weft__reorder_t *reorder; /* where they hand their results             */
+    weft_pool_t *pool;      /* thread mode                                 */
+    weft__writer_t *writer; /* JSON or JSON Lines, or NULL                 */
+    weft__npy_t *npy;       /* .npy output, rows written in place         */
+    weft__progress_t *progress;
     weft__frame_t frame;    /* how records are framed                     */
     bool writes_records;    /* JSON or JSON Lines output                  */
     bool plain_values;      /* writes_records, record = value, no flatten:
@@ -93,15 +99,11 @@ typedef struct run {
     bool batch;             /* chunks go through the plugin's process_range */
     bool null_not_run;      /* record = value, in input order: a not-run
                                item keeps its place as null               */
-    weft__npy_t *npy;       /* .npy output, rows written in place         */
 
-    /* Never losing work. */
-    weft__outdir_t *outdir;      /* the plugin's output folder, locked    */
-    char *outdir_path;
+    /* The journal log, and resume. */
     weft__journal_t *journal;    /* NULL: no journal                       */
-    char *journal_path;          /* where it is, or NULL                    */
     weft__jscan_t *scan;         /* resume: what an earlier run did        */
-    weft__identity_t id;
+    bool retry_failed;           /* --retry-failed: failed items run again */
     const uint64_t *suspects, *poison; /* resume, thread mode: sorted      */
     size_t n_suspects, n_poison;
     size_t suspects_run;         /* suspects[0, suspects_run) ran alone     */
@@ -109,7 +111,14 @@ typedef struct run {
     atomic_uint_fast64_t failures; /* failed items so far (halt policy)    */
     double journal_synced;
 
-    /* The drain thread (thread mode): empties the reorder buffer into the
+    /* Process mode: in each worker process, once, the plugin's init and
+     * worker_init (nonzero: failed, message in msg), and at its end the
+     * plugin's worker_fini and destroy.  `job` is their argument. */
+    int (*child_start)(void *job, unsigned worker, char *msg, size_t msg_size);
+    void (*child_stop)(void *job, unsigned worker);
+    void *job;
+
+    /* Thread mode's drain thread: empties the reorder buffer into the
      * output, flushes it, syncs the journal.  `closing` under `lock`. */
     pthread_t drain_thread;
     bool drain_started;
@@ -119,16 +128,37 @@ typedef struct run {
     bool closing;
     double flushed; /* when the output was last flushed (drain only)   */
 
+    /* What the engine reports. */
+    int write_error;  /* the output could not be kept: -errno          */
+    double t_output;  /* seconds spent writing the output              */
+} weft__engine_t;
+
+/* A job: its set-up, the engine it runs, what it reports at the end. */
+typedef struct run {
+    weft__engine_t eng;
+    const weft__run_opts_t *opts;
+    weft__config_t *cfg;
+    weft__plugin_t *plugin;
+    weft_arg_value_t *args;
+    weft__host_t host;
+    bool state_live;
+    weft__source_t *source;
+    unsigned workers_ready; /* worker_init succeeded for [0, workers_ready) */
+
+    /* Never losing work. */
+    weft__outdir_t *outdir;      /* the plugin's output folder, locked    */
+    char *outdir_path;
+    char *journal_path;          /* where it is, or NULL                    */
+    weft__identity_t id;
+
     /* Filled from the reorder buffer's totals at the end. */
     uint64_t counts[ST_NOT_RUN + 1]; /* by item_status_t                    */
     uint64_t reused, printed;
     uint64_t reused_by[ST_NOT_RUN + 1]; /* of counts[], done by an earlier run */
     bool journaled;                     /* a journal records this run        */
     bool journal_fresh;                 /* created by this run, nothing run yet */
-    int write_error;
 
-    weft__progress_t *progress;
-    double t_start, t_init, t_items, t_finish, t_output;
+    double t_start, t_init, t_items, t_finish;
     char err[ERR_SIZE];
 } run_t;
 
@@ -147,12 +177,12 @@ extern atomic_int weft__run_halted;
 
 /* The source failed mid-run: the message is printed, the exit status
  * returned (0 when it did not fail). */
-int weft__run_source_status(run_t *r);
+int weft__run_source_status(weft__engine_t *r);
 
 /* The engines: each runs every item the feed hands out (or gives it its
  * outcome when stopped) into the reorder buffer, then returns an exit
  * status (0, or the reason it could not go on). */
-int weft__engine_threads(run_t *r);
-int weft__engine_processes(run_t *r);
+int weft__engine_threads(weft__engine_t *r);
+int weft__engine_processes(weft__engine_t *r);
 
 #endif

@@ -64,12 +64,12 @@ void weft__signals_restore(const weft__signals_t *saved)
 static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
 #define N_CRASH_SIGNALS (sizeof crash_signals / sizeof *crash_signals)
 static struct sigaction crash_old[N_CRASH_SIGNALS];
-static run_t *volatile crash_run;
+static weft__engine_t *volatile crash_run;
 
 static void on_crash(int sig, siginfo_t *info, void *uc)
 {
     (void)uc;
-    run_t *r = crash_run;
+    weft__engine_t *r = crash_run;
     crash_run = NULL; /* once */
     if (r && r->journal) {
         uint64_t items[64];
@@ -97,7 +97,7 @@ static void on_crash(int sig, siginfo_t *info, void *uc)
         raise(sig);
 }
 
-void weft__crash_handlers(run_t *r, bool on)
+void weft__crash_handlers(weft__engine_t *r, bool on)
 {
     if (on) {
         /* SA_ONSTACK: a stack overflow is handled on the alternate stack

@@ -31,6 +31,6 @@ void weft__signals_set_iso(weft__iso_t *iso);
 
 /* Thread mode, on or off: SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT
  * journal the items running in r before weft dies of them. */
-void weft__crash_handlers(run_t *r, bool on);
+void weft__crash_handlers(weft__engine_t *r, bool on);
 
 #endif

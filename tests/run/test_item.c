@@ -88,7 +88,7 @@ static int item_plugin(void *state, void *ctx, const weft_item_t *item, weft_res
 static weft__config_t cfg;
 static weft__plugin_t plugin;
 static worker_t *wk;
-static run_t job;
+static weft__engine_t job;
 
 static void setup_job(weft__format_t format, weft__record_t record, bool flatten)
 {
