@@ -16,7 +16,9 @@
  *              and weft's peak RSS (wait4's ru_maxrss) in the j2 run.
  *   2. none    output = none, threads = 2 at N = 10^5 ... 10^8: wall ns/item,
  *              the fixed cost (T(10^5) - 10^5 x the per-item slope between
- *              10^7 and 10^8) and ns/item at 10^8 over ns/item at 10^5.
+ *              10^7 and 10^8), ns/item at 10^8 over ns/item at 10^5, and
+ *              the per-item slopes 10^5..10^6 over 10^7..10^8 (the cost of
+ *              an item at either end, the fixed cost aside).
  *   3. isolate 10^6 items, output = none, threads = 2, with and without
  *              isolate = process: the ratio process / thread.
  *
@@ -497,6 +499,10 @@ int main(int argc, char **argv)
     double per_big = med[BIG] / (double)none_n[BIG], per_small = med[0] / (double)none_n[0];
     printf("  ns/item at 10^8 / ns/item at 10^5 = %.3f   (10^5 costs %.1fx more per item)\n",
            per_big / per_small, per_small / per_big);
+    /* The per-item cost itself at the small end, the fixed cost aside. */
+    double slope_small = (med[1] - med[0]) / (double)(none_n[1] - none_n[0]);
+    printf("  per-item slope 10^5..10^6: %.3f ns/item, over the slope 10^7..10^8: %.2f\n",
+           slope_small * 1e9, slope_small / slope);
 
     printf("\n3. add_one over 10^6 items, output = none, threads = %d: isolate = process "
            "against thread\n",

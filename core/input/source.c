@@ -901,6 +901,8 @@ static int range_open(weft__source_t **out, const weft__entry_t *items,
     if (!r)
         return -ENOMEM;
     r->begin = begin;
+    r->base.is_range = true;
+    r->base.range_begin = begin;
     /* end - begin cannot overflow in uint64_t arithmetic. */
     r->base.total = (uint64_t)end - (uint64_t)begin;
     *out = &r->base;

@@ -59,6 +59,7 @@
 #ifndef WEFT_CORE_SOURCE_H
 #define WEFT_CORE_SOURCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -94,6 +95,10 @@ typedef struct weft__source_vtbl {
 struct weft__source {
     const weft__source_vtbl_t *vt;
     uint64_t total; /* number of items, or WEFT__COUNT_UNKNOWN           */
+    /* A range (A..B, or N): item i's number is range_begin + i, so the
+     * engines make items without a call (weft__feed_item). */
+    bool is_range;
+    int64_t range_begin;
 };
 
 /* Picks the kind that accepts cfg->items and opens it. */

@@ -106,7 +106,9 @@ int weft__feed_create(weft__feed_t **out, const weft__feed_settings_t *s)
     } else {
         atomic_store(&f->read, f->total);
     }
-    f->view = (weft__feed_head_t){.source = s->source, .ring = f->ring, .mask = f->mask};
+    f->view = (weft__feed_head_t){.source = s->source, .ring = f->ring, .mask = f->mask,
+                                  .range = s->source->is_range,
+                                  .range_begin = s->source->range_begin};
     pthread_mutex_init(&f->mu, NULL);
     *out = f;
     return 0;

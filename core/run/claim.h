@@ -65,6 +65,8 @@ typedef struct weft__feed_head {
     const weft__source_t *source;
     const weft_item_t *ring; /* NULL for indexed sources */
     uint64_t mask;
+    bool range;              /* numbers are range_begin + index */
+    int64_t range_begin;
 } weft__feed_head_t;
 
 /* Claimed item `index` (not yet out): a pointer into the ring, or for
@@ -73,6 +75,11 @@ static inline const weft_item_t *weft__feed_item(const weft__feed_t *f, uint64_t
                                                  weft_item_t *tmp)
 {
     const weft__feed_head_t *h = (const weft__feed_head_t *)(const void *)f;
+    if (h->range) {
+        *tmp = (weft_item_t){.index = index,
+                             .number = (int64_t)((uint64_t)h->range_begin + index)};
+        return tmp;
+    }
     if (!h->ring) {
         h->source->vt->at(h->source, index, tmp);
         return tmp;

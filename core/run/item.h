@@ -221,8 +221,9 @@ WEFT__HOT enum weft__item_fate weft__item_run(weft__engine_t *r, worker_t *wk, w
         const char *msg = NULL;
         item_status_t st = weft__item_call(r, wk, item, &res, &msg, why, sizeof why);
         weft__item_encode(r, buf, &wk->msgs, item, st, msg, &res, &slot);
-        weft__jlog_add(r, wk, item, item->index, &slot, buf->data + slot.off,
-                       wk->msgs.data + slot.msg_off);
+        if (r->journal) /* checked here: a call per item costs more */
+            weft__jlog_add(r, wk, item, item->index, &slot, buf->data + slot.off,
+                           wk->msgs.data + slot.msg_off);
         fate = slot.status == ST_OK ? WEFT__FATE_OK : WEFT__FATE_FAILED;
     }
     weft__item_block_add(b, item->index, &slot, &wk->msgs);
