@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -123,4 +125,22 @@ char *weft__path_resolve(const char *dir, const char *p)
         return strndup(dir, nd);
     }
     return weft__path_join_dup(dir, p);
+}
+
+int weft__open_temp(const char *path, int flags, unsigned mode)
+{
+    for (int tries = 0; tries < 3; tries++) {
+        int fd = open(path, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            errno = EISDIR;
+            return -1;
+        }
+        if (unlink(path) != 0 && errno != ENOENT)
+            return -1;
+    }
+    errno = EEXIST; /* someone keeps creating it */
+    return -1;
 }

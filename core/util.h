@@ -45,6 +45,15 @@ void weft__vmsg_appendf(char *buf, size_t size, const char *fmt, va_list ap)
 void weft__msg_appendf(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---- files ---------------------------------------------------------------- */
+
+/* Creates the temporary file `path` afresh (open's flags, plus O_CREAT |
+ * O_EXCL | O_NOFOLLOW | O_CLOEXEC): never through a symlink, never into a
+ * file already there.  A name already there (a crashed run's leftover, or
+ * a planted symlink) is removed first; unlink removes a link, not what it
+ * points to.  The fd, or -1 with errno (EISDIR for a folder). */
+int weft__open_temp(const char *path, int flags, unsigned mode);
+
 /* ---- paths ----------------------------------------------------------------- */
 
 /* dir '/' name into out, without a second '/' when dir is empty or ends

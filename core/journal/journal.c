@@ -485,7 +485,7 @@ int weft__journal_create(weft__journal_t **j, const char *path, const weft__jhea
     }
     sprintf(tmp, "%s.new", path);
     const char *what = "create";
-    nfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    nfd = weft__open_temp(tmp, O_RDWR, 0644); /* never through a symlink */
     if (nfd < 0 || flock(nfd, LOCK_EX | LOCK_NB) != 0)
         goto fail_errno;
     what = "write";

@@ -11,6 +11,7 @@
 
 #include "npy.h"
 #include "output.h"
+#include "util.h"
 
 struct weft__npy {
     char *path, *tmp;
@@ -99,7 +100,7 @@ int weft__npy_create(weft__npy_t **out, const char *path, weft_dtype_t dtype, ui
     int rc = -ENOMEM;
     if (!a->path || !a->tmp)
         goto fail;
-    a->fd = open(a->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    a->fd = weft__open_temp(a->tmp, O_RDWR, 0666); /* never through a symlink */
     if (a->fd < 0) {
         rc = fail(-errno, err, errlen, "cannot create", a->tmp);
         goto fail;

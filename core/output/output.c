@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "output.h"
+#include "util.h"
 
 /* ---- growable buffer ------------------------------------------------------- */
 
@@ -399,8 +400,10 @@ int weft__writer_open(weft__writer_t **out, const char *path, weft__format_t for
             free(w);
             return -ENOMEM;
         }
-        const char *name = w->tmp ? w->tmp : path;
-        w->fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        /* The temporary is created afresh, never through a planted
+         * symlink; a special file (/dev/null, a FIFO) is written to. */
+        w->fd = w->tmp ? weft__open_temp(w->tmp, O_WRONLY, 0666)
+                       : open(path, O_WRONLY | O_CLOEXEC);
         if (w->fd < 0) {
             int e = errno;
             snprintf(err, errlen, "cannot create output %s: %s", path, strerror(e));

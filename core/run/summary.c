@@ -8,10 +8,12 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include "summary.h"
+#include "util.h"
 
 static double tv_s(struct timeval tv)
 {
@@ -167,6 +169,18 @@ int weft__summary_write_json(const char *path, const weft__summary_t *s, char *e
         free(text);
         return rc;
     }
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        /* /dev/null, a FIFO, a terminal: written to, never replaced. */
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        rc = fd < 0 ? -errno : write_all(fd, text, len + 1);
+        if (fd >= 0)
+            close(fd);
+        if (rc)
+            snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+        free(text);
+        return rc;
+    }
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >=
         (int)sizeof tmp) {
@@ -174,7 +188,7 @@ int weft__summary_write_json(const char *path, const weft__summary_t *s, char *e
         free(text);
         return -ENAMETOOLONG;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    int fd = weft__open_temp(tmp, O_WRONLY, 0666); /* never through a symlink */
     if (fd < 0) {
         rc = -errno;
         snprintf(err, errlen, "%s: %s", tmp, strerror(errno));

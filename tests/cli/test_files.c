@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/* What a run does to the files around its outputs: a symlink planted where
+ * weft keeps a temporary (the results' .NAME.partial, an array's
+ * .NAME.npy.partial, the journal's NAME.journal.new) is replaced, never
+ * written through, so the file it points to is untouched; a special file
+ * given for the summary (a FIFO) is written to, never replaced. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "e2e.h"
+
+static const char secret[] = "the victim's own bytes\n";
+
+/* A 0600 file outside the run's way, and a symlink to it at `name`. */
+static const char *plant(const char *name)
+{
+    const char *victim = e2e_write("victim.txt", secret);
+    assert_int_equal(chmod(victim, 0600), 0);
+    unlink(e2e_path(name));
+    assert_int_equal(symlink(victim, e2e_path(name)), 0);
+    return victim;
+}
+
+static void assert_untouched(const char *victim)
+{
+    size_t len = 0;
+    char *got = e2e_slurp(victim, &len);
+    assert_non_null(got);
+    assert_int_equal(len, sizeof secret - 1);
+    assert_memory_equal(got, secret, len);
+    free(got);
+    struct stat st;
+    assert_int_equal(stat(victim, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+}
+
+static void files_results_temporary_symlink(void **state)
+{
+    (void)state;
+    const char *victim = plant(".sym.jsonl.partial");
+    const char *ini = e2e_write("sym.ini", "[run]\nplugin = add_one\nitems = 1000\n"
+                                           "output = sym.jsonl\njournal = off\n");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    assert_untouched(victim);
+    size_t len = 0;
+    char *out = e2e_slurp(e2e_path("sym.jsonl"), &len);
+    assert_non_null(out);
+    assert_true(strncmp(out, "1\n2\n3\n", 6) == 0);
+    free(out);
+    struct stat st;
+    assert_int_equal(lstat(e2e_path(".sym.jsonl.partial"), &st), -1); /* renamed */
+}
+
+static void files_array_temporary_symlink(void **state)
+{
+    (void)state;
+    const char *victim = plant(".sym.npy.partial");
+    const char *ini = e2e_write("arr.ini", "[run]\nplugin = fill_array\nitems = 100\n"
+                                           "output = sym.npy\njournal = off\n"
+                                           "[args]\ncolumns = 4\n");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    assert_untouched(victim);
+    struct stat st;
+    assert_int_equal(lstat(e2e_path("sym.npy"), &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_true(st.st_size > 100 * 4 * 8);
+}
+
+static void files_journal_temporary_symlink(void **state)
+{
+    (void)state;
+    const char *victim = plant("jr.jsonl.journal.new");
+    const char *ini = e2e_write("jr.ini", "[run]\nplugin = add_one\nitems = 1000\n"
+                                          "output = jr.jsonl\n");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    assert_untouched(victim);
+    struct stat st;
+    assert_int_equal(lstat(e2e_path("jr.jsonl.journal.new"), &st), -1); /* renamed */
+}
+
+/* --summary-json FIFO: the summary goes into the FIFO (a reader gets it);
+ * the FIFO stays a FIFO. */
+static void files_summary_into_a_fifo(void **state)
+{
+    (void)state;
+    const char *fifo = e2e_path("summary.fifo");
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cat '%s' > '%s'", fifo, e2e_path("summary.got"));
+    pid_t reader = fork();
+    assert_true(reader >= 0);
+    if (reader == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    const char *ini = e2e_write("sum.ini", "[run]\nplugin = add_one\nitems = 10\n"
+                                           "output = none\njournal = off\n");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q", "--summary-json", fifo);
+    int st = 0;
+    if (o.status != 0) /* the reader may wait forever: do not let it */
+        kill(reader, SIGKILL);
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    assert_int_equal(waitpid(reader, &st, 0), reader);
+    struct stat sb;
+    assert_int_equal(lstat(fifo, &sb), 0);
+    assert_true(S_ISFIFO(sb.st_mode));
+    char *got = e2e_slurp(e2e_path("summary.got"), NULL);
+    assert_non_null(got);
+    assert_non_null(strstr(got, "\"ok\""));
+    free(got);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(files_results_temporary_symlink),
+        cmocka_unit_test(files_array_temporary_symlink),
+        cmocka_unit_test(files_journal_temporary_symlink),
+        cmocka_unit_test(files_summary_into_a_fifo),
+    };
+    e2e_setup("files");
+    return cmocka_run_group_tests(tests, NULL, e2e_teardown);
+}
