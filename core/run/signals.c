@@ -48,12 +48,18 @@ void weft__signals_install(weft__signals_t *saved)
     atomic_store(&stop_signal, 0);
     sigaction(SIGINT, &sa, &saved->old_int);
     sigaction(SIGTERM, &sa, &saved->old_term);
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, &saved->old_pipe);
+    sigaction(SIGXFSZ, &ign, &saved->old_xfsz);
 }
 
 void weft__signals_restore(const weft__signals_t *saved)
 {
     sigaction(SIGINT, &saved->old_int, NULL);
     sigaction(SIGTERM, &saved->old_term, NULL);
+    sigaction(SIGPIPE, &saved->old_pipe, NULL);
+    sigaction(SIGXFSZ, &saved->old_xfsz, NULL);
 }
 
 /* Thread mode: a plugin that crashes takes weft down.  Before it goes, the

@@ -16,10 +16,14 @@
 #include "job.h"
 
 typedef struct weft__signals {
-    struct sigaction old_int, old_term;
+    struct sigaction old_int, old_term, old_pipe, old_xfsz;
 } weft__signals_t;
 
-/* SIGINT and SIGTERM handlers for the run (the earlier ones kept). */
+/* SIGINT and SIGTERM handlers for the run (the earlier ones kept), and
+ * SIGPIPE and SIGXFSZ ignored: a write into a pipe nobody reads, or past
+ * `ulimit -f`, is a write error (EPIPE, EFBIG) that says which file, not
+ * the end of weft.  (exec's commands get SIGPIPE's default back; worker
+ * processes reset it too.) */
 void weft__signals_install(weft__signals_t *saved);
 void weft__signals_restore(const weft__signals_t *saved);
 

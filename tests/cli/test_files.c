@@ -3,7 +3,9 @@
  * weft keeps a temporary (the results' .NAME.partial, an array's
  * .NAME.npy.partial, the journal's NAME.journal.new) is replaced, never
  * written through, so the file it points to is untouched; a special file
- * given for the summary (a FIFO) is written to, never replaced. */
+ * given for the summary (a FIFO) is written to, never replaced; SIGPIPE in
+ * a plugin and SIGXFSZ past `ulimit -f` are errors with a message, not the
+ * end of weft. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -130,6 +133,50 @@ static void files_summary_into_a_fifo(void **state)
     free(got);
 }
 
+/* A plugin writing into a pipe nobody reads: its item fails (EPIPE), every
+ * other item is kept, weft lives on (exit 1, not 141). */
+static void files_sigpipe_in_a_plugin(void **state)
+{
+    (void)state;
+    const char *ini = e2e_write("pipe.ini", "[run]\nplugin = fault\nitems = 20\n"
+                                            "output = pipe.jsonl\nrecord = full\n"
+                                            "journal = off\nthreads = 2\n"
+                                            "[args]\nbroken_pipe = 3,11\n");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 1, "Broken pipe");
+    e2e_free(&o);
+    char *out = e2e_slurp(e2e_path("pipe.jsonl"), NULL);
+    assert_non_null(out);
+    int lines = 0, failed = 0;
+    for (char *p = out; *p; p++)
+        lines += *p == '\n';
+    for (char *p = out; (p = strstr(p, "\"ok\":false")); p++)
+        failed++;
+    assert_int_equal(lines, 20);
+    assert_int_equal(failed, 2);
+    free(out);
+}
+
+/* Past `ulimit -f`: a write error naming the output (exit 3), not death by
+ * SIGXFSZ (exit 153). */
+static void files_file_size_limit(void **state)
+{
+    (void)state;
+    const char *ini = e2e_write("big.ini", "[run]\nplugin = add_one\nitems = 200000\n"
+                                           "output = big.jsonl\njournal = off\n");
+    struct rlimit old, small = {64 << 10, 0};
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small.rlim_max = old.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    e2e_expect(&o, 3, "File too large");
+    assert_non_null(strstr(o.err, "big.jsonl"));
+    e2e_free(&o);
+    struct stat st; /* what was there before stays: nothing */
+    assert_int_equal(lstat(e2e_path("big.jsonl"), &st), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -137,6 +184,8 @@ int main(void)
         cmocka_unit_test(files_array_temporary_symlink),
         cmocka_unit_test(files_journal_temporary_symlink),
         cmocka_unit_test(files_summary_into_a_fifo),
+        cmocka_unit_test(files_sigpipe_in_a_plugin),
+        cmocka_unit_test(files_file_size_limit),
     };
     e2e_setup("files");
     return cmocka_run_group_tests(tests, NULL, e2e_teardown);
