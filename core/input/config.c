@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 
 #include <ini.h>
@@ -265,6 +266,8 @@ const char *weft__suggest(const char *word, const char *const *candidates, size_
 
 /* ---- loading: the reader and the handler ---------------------------------- */
 
+enum { CONFIG_MAX = 1 << 20, LINE_READ_MAX = 1 << 16 }; /* bytes */
+
 typedef struct loader {
     weft__config_t *cfg;
     FILE *f;
@@ -273,6 +276,7 @@ typedef struct loader {
     bool key_pending; /* the last line served must reach on_entry()      */
     char quote[48];   /* its start, to quote if inih rejects it          */
     int rc;           /* first error; once set, the reader ends the file */
+    size_t bytes;     /* read so far: a config is small (CONFIG_MAX)     */
     char *err;
     size_t errlen;
 } loader_t;
@@ -362,8 +366,18 @@ static char *read_line(char *str, int num, void *stream)
         return NULL;
     while ((c = getc(ld->f)) != EOF) {
         any = true;
+        if (++ld->bytes > CONFIG_MAX) { /* /dev/zero, a log file given by mistake */
+            load_fail(ld, -EFBIG, "larger than %d MiB: not a config file", CONFIG_MAX >> 20);
+            return NULL;
+        }
         if (c == '\n')
             break;
+        if (len > LINE_READ_MAX) { /* /dev/zero: do not read it to its end */
+            ld->line++;
+            load_fail(ld, -EINVAL, "line too long (over %d characters, at most %zu)",
+                      LINE_READ_MAX, max);
+            return NULL;
+        }
         if (len < max + 1)
             str[len] = (char)c; /* max + 1 < num: in bounds */
         nul |= c == '\0';
@@ -447,6 +461,11 @@ int weft__config_load(weft__config_t **out, const char *path, char *err, size_t 
     f = fopen(path, "re");
     if (!f)
         return open_error(errno, path, err, errlen);
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return weft__failf(-EISDIR, err, errlen, "%s: is a folder, not a config file", path);
+    }
 
     rc = -ENOMEM;
     cfg = calloc(1, sizeof *cfg);

@@ -406,9 +406,10 @@ static void load_directory_is_an_error(void **state)
 {
     fixture_t *fx = *state;
     int rc = weft__config_load(&fx->cfg, fx->dir, fx->err, sizeof fx->err);
-    assert_true(rc == -EIO || rc == -EINVAL);
+    assert_int_equal(rc, -EISDIR);
     assert_null(fx->cfg);
     assert_err_has(fx, fx->dir);
+    assert_err_has(fx, "is a folder, not a config file");
 }
 
 static void load_unknown_section(void **state)
@@ -970,6 +971,26 @@ static void free_null(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* What is not a config: a folder, an endless file, a file far too big;
+ * each refused at once, with what it is. */
+static void load_not_a_config(void **state)
+{
+    fixture_t *fx = *state;
+    /* (A folder: load_directory_is_an_error.)  /dev/zero: NUL bytes without end; the first line is too long. */
+    assert_int_equal(weft__config_load(&fx->cfg, "/dev/zero", fx->err, sizeof fx->err),
+                     -EINVAL);
+    assert_err_has(fx, "/dev/zero:1: line too long");
+    /* Lines each fine, 1.5 MiB of them. */
+    size_t n = 3 << 19;
+    char *big = malloc(n);
+    assert_non_null(big);
+    for (size_t k = 0; k < n; k++)
+        big[k] = k % 64 == 63 ? '\n' : k % 64 == 0 ? ';' : 'x';
+    assert_int_equal(load_n(fx, big, n), -EFBIG);
+    free(big);
+    assert_err_has(fx, "larger than 1 MiB");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -998,6 +1019,7 @@ int main(void)
         T(load_crlf_bom_colon),
         T(load_nul_byte),
         T(load_empty_file),
+        T(load_not_a_config),
         T(set_replaces_and_adds),
         T(set_errors),
         T(entry_where_file),
