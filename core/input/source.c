@@ -725,8 +725,25 @@ static int add_minified(list_source_t *l, weft__buf_t *scratch, const char *p,
     return list_add(l, scratch->data, (size_t)(o - scratch->data));
 }
 
-/* One item per element: strings decoded, anything else as its text. */
-static int json_add_elements(list_source_t *l, const cJSON *root, const char *text)
+/* Where the string literal [p, end) escapes a NUL character (\u0000),
+ * or NULL: decoded, it would end there (an item's text is a C string). */
+static const char *escaped_nul(const char *p, const char *end)
+{
+    for (const char *q = p + 1; q < end; q++) {
+        if (*q != '\\')
+            continue;
+        if (q + 5 < end && q[1] == 'u' && memcmp(q + 2, "0000", 4) == 0)
+            return q;
+        q++; /* the escaped character, never a second backslash's start */
+    }
+    return NULL;
+}
+
+/* One item per element: strings decoded, anything else as its text.  A
+ * string holding a NUL character is refused, not cut short. */
+static int json_add_elements(list_source_t *l, const cJSON *root, const char *text,
+                             const char *path, const weft__buf_t *b, const char *label,
+                             char *err, size_t errlen)
 {
     weft__buf_t scratch = {0};
     const char *p = skip_space(skip_space(text) + 1); /* past '[' */
@@ -735,6 +752,18 @@ static int json_add_elements(list_source_t *l, const cJSON *root, const char *te
     cJSON_ArrayForEach(el, root)
     {
         const char *end = skip_value(p);
+        const char *nul = cJSON_IsString(el) ? escaped_nul(p, end) : NULL;
+        if (nul) {
+            unsigned long line = 1, col = 1;
+            for (const char *q = b->data; q < nul; q++, col++)
+                if (*q == '\n')
+                    line++, col = 0;
+            weft__buf_free(&scratch);
+            return failf(err, errlen, label, -EINVAL,
+                         "%s:%lu:%lu: a string item holds a NUL character (\\u0000); items "
+                         "are text without NULs",
+                         path, line, col);
+        }
         if (cJSON_IsString(el))
             rc = list_add(l, el->valuestring, strlen(el->valuestring));
         else
@@ -778,7 +807,8 @@ static int json_load(list_source_t *l, const char *path, const weft__buf_t *b,
     else if (!root->child)
         rc = failf(err, errlen, label, -EINVAL, "empty source: %s is an empty JSON array",
                    path);
-    else if ((rc = json_add_elements(l, root, b->data)) != 0)
+    else if ((rc = json_add_elements(l, root, b->data, path, b, label, err, errlen)) ==
+             -ENOMEM)
         rc = fail_oom(err, errlen, label);
     cJSON_Delete(root);
     return rc;

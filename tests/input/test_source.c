@@ -933,6 +933,18 @@ static void json_invalid(void **state)
 
     PUT(fx->dir, "zero.json", "");
     expect_error(fx, "json:zero.json", -EINVAL, "zero.json:1:1: invalid JSON");
+
+    /* A NUL character in a string item: refused where it is, not cut. */
+    PUT(fx->dir, "unul.json", "[\"a\",\n  \"b\\u0000c\"]");
+    expect_error(fx, "json:unul.json", -EINVAL,
+                 "unul.json:2:5: a string item holds a NUL character (\\u0000)");
+    /* An escaped backslash before u0000 is no NUL: kept as it is. */
+    PUT(fx->dir, "bs.json", "[\"b\\\\u0000c\", \"\\u0041\"]");
+    weft__source_t *src;
+    assert_int_equal(open_in(fx->dir, "json:bs.json", &src, fx->err, sizeof fx->err), 0);
+    assert_int_equal(drain(src, 3, fx->out, sizeof fx->out), 2);
+    assert_string_equal(fx->out, "b\\u0000c|A");
+    weft__source_close(&src);
 }
 
 static void json_not_array(void **state)
