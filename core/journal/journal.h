@@ -26,7 +26,8 @@
  *   END     = u64 ok, u64 failed                     (the session completed)
  *   STOP    = (empty)                       (it stopped early, cleanly: a
  *                                            halt or a signal, no crash)
- *   CRASH   = u32 signal, u32 n, u64 index[n] (weft itself crashed while
+ *   CRASH   = u32 signal (0: the plugin called exit()), u32 n, u64 index[n]
+ *             (weft itself crashed while
  *                                            running these items)
  *
  *   varint  = LEB128: 7 bits a byte, low group first, high bit = more follow;

@@ -3,6 +3,8 @@
 #include "signals.h"
 
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -72,23 +74,30 @@ static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
 static struct sigaction crash_old[N_CRASH_SIGNALS];
 static weft__engine_t *volatile crash_run;
 
+/* One CRASH record naming the items running in r (sig 0: exit()).
+ * Async-signal-safe: atomics, pure computation, one write(2). */
+static void journal_running(weft__engine_t *r, int sig)
+{
+    uint64_t items[64];
+    size_t n = 0;
+    for (unsigned t = 0; t < r->threads && n < 64; t++) {
+        uint64_t v = __atomic_load_n(&r->workers[t].current, __ATOMIC_RELAXED);
+        if (v != UINT64_MAX)
+            items[n++] = v;
+    }
+    unsigned char rec[24 + 8 * 64];
+    size_t len = weft__journal_crash_record(rec, sizeof rec, sig, items, n);
+    ssize_t unused = write(weft__journal_fd(r->journal), rec, len);
+    (void)unused;
+}
+
 static void on_crash(int sig, siginfo_t *info, void *uc)
 {
     (void)uc;
     weft__engine_t *r = crash_run;
     crash_run = NULL; /* once */
     if (r && r->journal) {
-        uint64_t items[64];
-        size_t n = 0;
-        for (unsigned t = 0; t < r->threads && n < 64; t++) {
-            uint64_t v = __atomic_load_n(&r->workers[t].current, __ATOMIC_RELAXED);
-            if (v != UINT64_MAX)
-                items[n++] = v;
-        }
-        unsigned char rec[24 + 8 * 64];
-        size_t len = weft__journal_crash_record(rec, sizeof rec, sig, items, n);
-        ssize_t unused = write(weft__journal_fd(r->journal), rec, len);
-        (void)unused;
+        journal_running(r, sig);
         put_str("weft: crashed in the plugin; the journal names the items that were "
                 "running\n");
     }
@@ -103,8 +112,36 @@ static void on_crash(int sig, siginfo_t *info, void *uc)
         raise(sig);
 }
 
+/* Thread mode: a plugin that calls exit() ends weft from inside an item,
+ * with nothing written.  It is a crash like the others: the journal names
+ * the items running, the message says what happened, the exit status is
+ * not 0 (3: the results could not be written). */
+static _Atomic(weft__engine_t *) exit_run;
+
+static void on_exit_call(int status, void *arg)
+{
+    (void)arg;
+    weft__engine_t *r = atomic_exchange(&exit_run, NULL);
+    if (!r)
+        return; /* weft's own exit */
+    if (r->journal)
+        journal_running(r, 0);
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "weft: the plugin called exit(%d) in an item: the run cannot finish and its "
+             "results are not written%s\n",
+             status, r->journal ? "; the journal keeps what was done (--resume goes on)" : "");
+    put_str(msg);
+    weft__children_kill_all();
+    _exit(WEFT_EXIT_OUTPUT);
+}
+
 void weft__crash_handlers(weft__engine_t *r, bool on)
 {
+    static bool exit_hooked;
+    if (on && !exit_hooked)
+        exit_hooked = on_exit(on_exit_call, NULL) == 0;
+    atomic_store(&exit_run, on ? r : NULL);
     if (on) {
         /* SA_ONSTACK: a stack overflow is handled on the alternate stack
          * (each worker sets one up in run_chunk, the caller here). */

@@ -34,7 +34,8 @@ int weft__signals_first(void);
 void weft__signals_set_iso(weft__iso_t *iso);
 
 /* Thread mode, on or off: SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT
- * journal the items running in r before weft dies of them. */
+ * journal the items running in r before weft dies of them; so does a
+ * plugin's exit(), which then ends weft with WEFT_EXIT_OUTPUT and says so. */
 void weft__crash_handlers(weft__engine_t *r, bool on);
 
 #endif

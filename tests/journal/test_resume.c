@@ -607,6 +607,37 @@ static void disk_full(void **state)
     assert_false(partial);
 }
 
+/* Thread mode: a plugin that calls exit(0) in an item does not end weft
+ * with status 0 and nothing written: it says so (status 3); the journal
+ * names the item, so the resume that meets it again quarantines it on the
+ * next one, and every other item is kept. */
+static void plugin_exit_in_an_item(void **state)
+{
+    (void)state;
+    const char *ini = config("ex.ini", 40, "ex.jsonl", "threads = 2", "exit0 = 5");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 3, "the plugin called exit(0) in an item");
+    e2e_free(&o);
+    assert_false(exists(e2e_path("ex.jsonl"))); /* nothing committed */
+    assert_true(exists(e2e_path("ex.jsonl.journal")));
+    o = E2E_RUN("run", ini, "-q", "--resume"); /* item 5 runs alone first: again */
+    e2e_expect(&o, 3, "called exit(0)");
+    e2e_free(&o);
+    o = E2E_RUN("run", ini, "-q", "--resume"); /* named twice: quarantined */
+    e2e_expect(&o, 1, "quarantined");
+    e2e_free(&o);
+    char *out = e2e_slurp(e2e_path("ex.jsonl"), NULL);
+    assert_non_null(out);
+    int lines = 0;
+    for (char *p = out; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 40);
+    char *r5 = record_of(out, 5);
+    assert_non_null(strstr(r5, "quarantined"));
+    free(r5);
+    free(out);
+}
+
 int main(void)
 {
     exe = getenv("WEFT_EXE");
@@ -633,6 +664,7 @@ int main(void)
         cmocka_unit_test(halt_policies),
         cmocka_unit_test(thread_timeout),
         cmocka_unit_test(disk_full),
+        cmocka_unit_test(plugin_exit_in_an_item),
     };
     e2e_setup("resume");
     return cmocka_run_group_tests(tests, NULL, e2e_teardown);
