@@ -11,6 +11,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -313,6 +314,52 @@ size_t weft__journal_crash_record(void *buf, size_t cap, int signal, const uint6
     return WEFT__JREC_HDR + 8 + 8 * n;
 }
 
+/* The pid holding a flock on (dev, ino), from /proc/locks, or 0. */
+static long lock_holder(dev_t dev, ino_t ino)
+{
+    FILE *f = fopen("/proc/locks", "re");
+    if (!f)
+        return 0;
+    char line[256];
+    long pid = 0;
+    while (!pid && fgets(line, sizeof line, f)) {
+        /* "1: FLOCK  ADVISORY  WRITE 355 fe:00:10952889 0 EOF"; blocked
+         * waiters' lines have "->" after the number: not holders. */
+        char kind[16], arrow[4];
+        long p;
+        unsigned maj, min;
+        unsigned long long i;
+        if (sscanf(line, "%*d: %3s", arrow) == 1 && strcmp(arrow, "->") == 0)
+            continue;
+        if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", kind, &p, &maj, &min, &i) == 5 &&
+            strcmp(kind, "FLOCK") == 0 && maj == major(dev) && min == minor(dev) &&
+            i == (unsigned long long)ino)
+            pid = p;
+    }
+    fclose(f);
+    return pid;
+}
+
+bool weft__journal_in_use(const char *path, long *pid)
+{
+    *pid = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return false;
+    bool used = false;
+    int rc;
+    while ((rc = flock(fd, LOCK_SH | LOCK_NB)) != 0 && errno == EINTR)
+        ;
+    if (rc != 0 && errno == EWOULDBLOCK) {
+        used = true;
+        struct stat st;
+        if (fstat(fd, &st) == 0)
+            *pid = lock_holder(st.st_dev, st.st_ino);
+    }
+    close(fd); /* drops our shared lock, if we got it */
+    return used;
+}
+
 int weft__journal_peek(const char *path, bool *finished)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -386,11 +433,19 @@ static int open_locked(int *fd_out, const char *path, int flags, char *err, size
         int e = errno;
         if (e == EINTR)
             continue;
-        close(fd);
         if (e == EWOULDBLOCK) {
-            weft__msgf(err, errlen, "%s is in use by another weft run", path);
+            struct stat st;
+            long pid = fstat(fd, &st) == 0 ? lock_holder(st.st_dev, st.st_ino) : 0;
+            close(fd);
+            if (pid)
+                weft__msgf(err, errlen, "%s is in use by another weft run (pid %ld): it is "
+                           "running now", path, pid);
+            else
+                weft__msgf(err, errlen, "%s is in use by another weft run: it is running now",
+                           path);
             return -EWOULDBLOCK;
         }
+        close(fd);
         weft__msgf(err, errlen, "%s: cannot lock: %s", path, weft_strerror(e));
         return -e;
     }

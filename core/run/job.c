@@ -318,6 +318,16 @@ static int open_journal(run_t *r)
         /* A plain run: refuse to overwrite a journal whose run did not
          * finish (cheap: only its last record is read). */
         bool finished = false;
+        long pid = 0;
+        if (weft__journal_in_use(path, &pid)) {
+            rc = pid ? refuse("%s: this job is running now (pid %ld, journal %s): wait for it "
+                              "to end, or stop it first",
+                              r->cfg->path, pid, path)
+                     : refuse("%s: this job is running now (journal %s is in use): wait for "
+                              "it to end, or stop it first",
+                              r->cfg->path, path);
+            goto out;
+        }
         rc = weft__journal_peek(path, &finished);
         if (rc == 0 && !finished && !o->restart && reduces) {
             rc = refuse("%s: an earlier run of this job did not finish (journal %s); plugin %s "

@@ -638,6 +638,30 @@ static void plugin_exit_in_an_item(void **state)
     free(out);
 }
 
+/* A second run of a job still going is told it is running, with its pid,
+ * not that it "did not finish" (and --resume the same). */
+static void running_job_says_so(void **state)
+{
+    (void)state;
+    const char *ini = config("live.ini", 200, "live.jsonl", "threads = 2", "sleep_ms = 20");
+    pid_t pid = E2E_SPAWN("run", ini, "-q");
+    const char *journal = e2e_path("live.jsonl.journal");
+    for (int k = 0; k < 500 && !exists(journal); k++)
+        e2e_sleep(0.01);
+    e2e_sleep(0.1);
+    char want[64];
+    snprintf(want, sizeof want, "is running now (pid %ld", (long)pid);
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 2, want);
+    assert_null(strstr(o.err, "did not finish"));
+    e2e_free(&o);
+    snprintf(want, sizeof want, "(pid %ld): it is running now", (long)pid);
+    o = E2E_RUN("run", ini, "-q", "--resume");
+    e2e_expect(&o, 2, want);
+    e2e_free(&o);
+    assert_int_equal(e2e_wait(pid), 0); /* the first run was not disturbed */
+}
+
 int main(void)
 {
     exe = getenv("WEFT_EXE");
@@ -665,6 +689,7 @@ int main(void)
         cmocka_unit_test(thread_timeout),
         cmocka_unit_test(disk_full),
         cmocka_unit_test(plugin_exit_in_an_item),
+        cmocka_unit_test(running_job_says_so),
     };
     e2e_setup("resume");
     return cmocka_run_group_tests(tests, NULL, e2e_teardown);
