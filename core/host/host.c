@@ -147,6 +147,10 @@ static int out_fail(const weft__host_t *h, weft_result_t *r, const char *rel, co
     /* GNU strerror_r: may return a static string instead of filling text. */
     const char *why = strerror_r(err, text, sizeof text);
     const char *dir = h->outdir_path;
+    int none = 0;
+    if (h->write_error &&
+        (err == ENOSPC || err == EDQUOT || err == EIO || err == EROFS || err == EFBIG))
+        atomic_compare_exchange_strong(h->write_error, &none, -err);
     return host_failf(r, "%s%s%s: %s: %s", dir ? dir : "", dir ? "/" : "", rel, what, why);
 }
 

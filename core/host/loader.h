@@ -118,6 +118,12 @@ typedef struct weft__host {
      * keeps the folder open until destroy() returned. */
     int outdir_fd;
     const char *outdir_path;
+    /* The first storage error (-ENOSPC, -EDQUOT, -EIO, -EROFS, -EFBIG) of a
+     * plugin's output files, or 0: the run then ends with "could not be
+     * written" (status 3), not as items that merely failed.  The runner
+     * points it into shared memory, so worker processes report too; NULL:
+     * not kept. */
+    _Atomic int *write_error;
 } weft__host_t;
 
 /* Fills the table (all function pointers set, struct_size, abi_version);

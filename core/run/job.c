@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -626,6 +627,14 @@ static int finish_run(run_t *r, int status)
     status = run_finish_plugin(r, status);
     weft__progress_stop(&r->eng.progress);
     status = close_outputs(r, status, complete);
+    int lost = r->outdir_error ? atomic_load(r->outdir_error) : 0;
+    if (lost) {
+        /* A full disk under the plugin's files is not items that failed. */
+        fprintf(stderr, "weft: the plugin's output files in %s could not be written: %s (the "
+                        "failed items name them)\n",
+                r->outdir_path ? r->outdir_path : "its folder", strerror(-lost));
+        status = WEFT_EXIT_OUTPUT;
+    }
     uint64_t bad = total_items(r) - r->counts[ST_OK] - r->counts[ST_NOT_RUN];
     if (r->printed < bad)
         fprintf(stderr, "weft: ... and %" PRIu64 " more failed items\n", bad - r->printed);
@@ -722,6 +731,13 @@ static int run_job(run_t *r)
     weft__host_init(&r->host, r->plugin->desc.name, r->cfg->seed, r->cfg->dir);
     r->host.pub.values_wanted = r->cfg->format != WEFT__FORMAT_NONE;
     r->host.stop = &weft__run_stop;
+    /* Shared, so that worker processes' storage errors reach us too. */
+    void *shared = mmap(NULL, sizeof *r->outdir_error, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED)
+        return usage_error("out of memory");
+    r->outdir_error = shared;
+    r->host.write_error = r->outdir_error;
     if ((status = open_outputs(r)) || (status = open_journal(r)))
         return status;
     if ((status = start_plugin(r)))
@@ -798,6 +814,8 @@ int weft__run(const weft__run_opts_t *o)
     weft__jscan_free(&r->eng.scan);
     weft__identity_free(&r->id);
     weft__outdir_close(&r->outdir);
+    if (r->outdir_error)
+        munmap((void *)r->outdir_error, sizeof *r->outdir_error);
     weft_pool_destroy(&r->eng.pool);
     weft__feed_destroy(&r->eng.feed);
     weft__reorder_destroy(&r->eng.reorder);

@@ -148,6 +148,7 @@ typedef struct run {
     /* Never losing work. */
     weft__outdir_t *outdir;      /* the plugin's output folder, locked    */
     char *outdir_path;
+    _Atomic int *outdir_error;   /* host.write_error, in shared memory    */
     char *journal_path;          /* where it is, or NULL                    */
     weft__identity_t id;
 

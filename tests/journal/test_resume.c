@@ -662,6 +662,38 @@ static void running_job_says_so(void **state)
     assert_int_equal(e2e_wait(pid), 0); /* the first run was not disturbed */
 }
 
+/* A full disk under a plugin's own files (noise_png into a 256 KiB tmpfs):
+ * the run ends with status 3 and says the files could not be written, in
+ * both modes; the images that fit stay whole. */
+static void plugin_outputs_disk_full(void **state)
+{
+    (void)state;
+    const char *dir = e2e_path("small2");
+    mkdir(dir, 0755);
+    static const char *const modes[] = {"thread", "process"};
+    int status[2] = {0, 0};
+    bool named[2] = {false, false};
+    for (int m = 0; m < 2; m++) {
+        if (mount("tmpfs", dir, "tmpfs", 0, "size=256k") != 0)
+            skip(); /* not root: test_outdir.c covers out_write's ENOSPC */
+        const char *ini = e2e_writef("png.ini",
+                                     "[run]\nplugin = noise_png\nitems = 400\noutput = none\n"
+                                     "isolate = %s\nthreads = 2\n[args]\nsize_x = 64\n"
+                                     "size_y = 64\ndir = %s/%s\nname = n_{index}.png\n",
+                                     modes[m], dir, modes[m]);
+        e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+        status[m] = o.status;
+        named[m] = strstr(o.err, "could not be written: No space left on device") != NULL;
+        e2e_free(&o);
+        umount2(dir, MNT_DETACH); /* a fresh, empty disk for each mode */
+    }
+    for (int m = 0; m < 2; m++) {
+        if (status[m] != 3 || !named[m])
+            fail_msg("%s mode: status %d, message %s", modes[m], status[m],
+                     named[m] ? "right" : "missing");
+    }
+}
+
 int main(void)
 {
     exe = getenv("WEFT_EXE");
@@ -688,6 +720,7 @@ int main(void)
         cmocka_unit_test(halt_policies),
         cmocka_unit_test(thread_timeout),
         cmocka_unit_test(disk_full),
+        cmocka_unit_test(plugin_outputs_disk_full),
         cmocka_unit_test(plugin_exit_in_an_item),
         cmocka_unit_test(running_job_says_so),
     };
