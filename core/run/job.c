@@ -548,6 +548,24 @@ static int run_finish_plugin(run_t *r, int status)
 static int close_outputs(run_t *r, int status, bool complete)
 {
     double t0 = weft__mono_s();
+    if (status == WEFT_EXIT_USAGE) {
+        /* The run ended in an error of its own (the workers could not
+         * start, the items could not be read): what the results file held
+         * stays; what was done is in the journal. */
+        bool had = r->eng.writer || r->eng.npy;
+        weft__writer_abort(&r->eng.writer);
+        weft__npy_abort(&r->eng.npy);
+        if (had)
+            fprintf(stderr, "weft: %s left as it was\n", r->cfg->output);
+        uint64_t ran = total_items(r) - r->counts[ST_NOT_RUN] - r->reused;
+        if (r->eng.journal && r->journal_created && ran == 0) {
+            /* Nothing ran: a journal this run made holds nothing, and
+             * would only make the next plain run refuse. */
+            weft__journal_close(&r->eng.journal);
+            unlink(r->journal_path);
+            return status;
+        }
+    }
     if (r->eng.writer && weft__writer_close(&r->eng.writer, r->err, ERR_SIZE) != 0) {
         fprintf(stderr, "weft: %s\n", r->err);
         status = WEFT_EXIT_OUTPUT;
@@ -760,6 +778,7 @@ static int run_job(run_t *r)
     if ((status = engine_open(r, !r->cfg->isolate_process)))
         return status;
     double t0 = weft__mono_s();
+    r->journal_created = r->journal_fresh;
     r->journal_fresh = false; /* from here on it records work */
     r->eng.flushed = t0;
     if (r->cfg->isolate_process) {

@@ -158,6 +158,7 @@ typedef struct run {
     uint64_t reused_by[ST_NOT_RUN + 1]; /* of counts[], done by an earlier run */
     bool journaled;                     /* a journal records this run        */
     bool journal_fresh;                 /* created by this run, nothing run yet */
+    bool journal_created;               /* created by this run (not a resume) */
 
     double t_start, t_init, t_items, t_finish;
     char err[ERR_SIZE];

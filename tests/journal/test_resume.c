@@ -694,6 +694,36 @@ static void plugin_outputs_disk_full(void **state)
     }
 }
 
+/* A run whose worker processes cannot start (their worker_init fails)
+ * ends with status 2 and commits nothing: the results of the run before
+ * stay byte for byte, and no empty journal is left to make the next plain
+ * run refuse. */
+static void failed_start_keeps_results(void **state)
+{
+    (void)state;
+    const char *ini = e2e_write("keep.ini", "[run]\nplugin = fail_some\nitems = 30\n"
+                                            "output = keep.json\nrecord = full\n"
+                                            "isolate = process\nthreads = 2\n");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 1, NULL); /* every third item fails, on purpose */
+    e2e_free(&o);
+    size_t len = 0, len2 = 0;
+    char *before = e2e_slurp(e2e_path("keep.json"), &len);
+    assert_non_null(before);
+    o = E2E_RUN("run", ini, "-q", "--set", "args.fail_worker_init=yes");
+    e2e_expect(&o, 2, "left as it was");
+    e2e_free(&o);
+    char *after = e2e_slurp(e2e_path("keep.json"), &len2);
+    assert_non_null(after);
+    assert_int_equal(len2, len);
+    assert_memory_equal(after, before, len);
+    free(before);
+    free(after);
+    o = E2E_RUN("run", ini, "-q"); /* not refused as unfinished */
+    e2e_expect(&o, 1, NULL);
+    e2e_free(&o);
+}
+
 int main(void)
 {
     exe = getenv("WEFT_EXE");
@@ -723,6 +753,7 @@ int main(void)
         cmocka_unit_test(plugin_outputs_disk_full),
         cmocka_unit_test(plugin_exit_in_an_item),
         cmocka_unit_test(running_job_says_so),
+        cmocka_unit_test(failed_start_keeps_results),
     };
     e2e_setup("resume");
     return cmocka_run_group_tests(tests, NULL, e2e_teardown);
