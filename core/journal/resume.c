@@ -40,10 +40,22 @@ static char *config_text(const weft__config_t *cfg)
         const weft__entry_t *e = &cfg->entries[i];
         if (is_policy(e))
             continue;
-        size_t len = strlen(e->section) + strlen(e->key) + strlen(e->value) + 3;
+        /* One entry a line, the value escaped: a newline in a --set value
+         * must not read as a second entry (another config, the same text). */
+        size_t len = strlen(e->section) + strlen(e->key) + 2 * strlen(e->value) + 3;
         if (!(lines[n] = malloc(len)))
             goto out;
-        snprintf(lines[n], len, "%s.%s=%s", e->section, e->key, e->value);
+        int at = snprintf(lines[n], len, "%s.%s=", e->section, e->key);
+        char *o = lines[n] + at;
+        for (const char *v = e->value; *v; v++) {
+            if (*v == '\\' || *v == '\n' || *v == '\r') {
+                *o++ = '\\';
+                *o++ = *v == '\n' ? 'n' : *v == '\r' ? 'r' : '\\';
+            } else {
+                *o++ = *v;
+            }
+        }
+        *o = '\0';
         total += len;
         n++;
     }

@@ -724,6 +724,25 @@ static void failed_start_keeps_results(void **state)
     e2e_free(&o);
 }
 
+/* A newline inside a --set value cannot make another config read as the
+ * one a journal was made with: the value is escaped in the identity. */
+static void identity_newline_in_a_value(void **state)
+{
+    (void)state;
+    const char *ini = e2e_write("id1.ini", "[run]\nplugin = fault\nitems = 50\n"
+                                           "output = id.jsonl\nhalt = now,fail=1\n"
+                                           "[args]\nfail = 3\nfail_once = 5\n");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 4, NULL); /* halted at item 3: unfinished */
+    e2e_free(&o);
+    const char *ini2 = e2e_write("id2.ini", "[run]\nplugin = fault\nitems = 50\n"
+                                            "output = id.jsonl\nhalt = now,fail=1\n"
+                                            "[args]\nfail = 3\n");
+    o = E2E_RUN("run", ini2, "-q", "--resume", "--set", "args.fail=3\nargs.fail_once=5");
+    e2e_expect(&o, 2, "cannot resume: the run changed since it began");
+    e2e_free(&o);
+}
+
 int main(void)
 {
     exe = getenv("WEFT_EXE");
@@ -754,6 +773,7 @@ int main(void)
         cmocka_unit_test(plugin_exit_in_an_item),
         cmocka_unit_test(running_job_says_so),
         cmocka_unit_test(failed_start_keeps_results),
+        cmocka_unit_test(identity_newline_in_a_value),
     };
     e2e_setup("resume");
     return cmocka_run_group_tests(tests, NULL, e2e_teardown);
