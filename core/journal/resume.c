@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <xxhash.h>
 
 #include "resume.h"
@@ -121,11 +122,23 @@ uint64_t weft__item_hash(const weft_item_t *item)
     return XXH3_64bits(&n, sizeof n);
 }
 
+/* A device, a FIFO, a socket: written to, never replaced or accompanied. */
+static bool special_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+}
+
 char *weft__journal_path(const weft__config_t *cfg, const char *outdir, bool *nomem)
 {
     char *p = NULL;
     *nomem = false;
     if (cfg->journal_off)
+        return NULL;
+    /* journal = /dev/null, or results into one: no journal, and none
+     * beside a device (no /dev/null.journal). */
+    if (cfg->journal ? special_file(cfg->journal)
+                     : cfg->output && strcmp(cfg->output, "-") != 0 && special_file(cfg->output))
         return NULL;
     if (cfg->journal)
         p = strdup(cfg->journal);

@@ -39,6 +39,8 @@ uint64_t weft__item_hash(const weft_item_t *item);
 /* The journal's default place: OUTPUT.journal beside a file output, else
  * OUTDIR/.weft-journal for a plugin with an output folder, else NULL (no
  * journal: results go to stdout or nowhere).  Honours journal = off/PATH.
+ * None when the journal or the results would be a special file (a device,
+ * a FIFO): nothing is kept beside, or renamed over, one.
  * Returns a malloc'ed path, or NULL with *nomem set on allocation failure. */
 char *weft__journal_path(const weft__config_t *cfg, const char *outdir, bool *nomem);
 

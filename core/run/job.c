@@ -295,7 +295,8 @@ static int open_journal(run_t *r)
     if (!path) {
         if (resume)
             return refuse("%s: nothing to resume: this run keeps no journal (its output is "
-                             "standard output or none, its items a stream, or journal = off)",
+                             "standard output, none or a special file, its items a stream, or "
+                             "journal = off or a special file)",
                           r->cfg->path);
         return 0;
     }

@@ -177,6 +177,53 @@ static void files_file_size_limit(void **state)
     assert_int_equal(lstat(e2e_path("big.jsonl"), &st), -1);
 }
 
+/* Results into a FIFO (a reader takes them): no FIFO.journal beside it, the
+ * FIFO stays; journal = a FIFO: used for nothing, never renamed over. */
+static void files_no_journal_beside_a_special_file(void **state)
+{
+    (void)state;
+    const char *fifo = e2e_path("res.fifo");
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cat '%s' > '%s'", fifo, e2e_path("res.got"));
+    pid_t reader = fork();
+    assert_true(reader >= 0);
+    if (reader == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    const char *ini = e2e_write("fifo.ini", "[run]\nplugin = add_one\nitems = 100\n"
+                                            "output = res.fifo\nformat = jsonl\n");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    if (o.status != 0)
+        kill(reader, SIGKILL);
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    int st;
+    assert_int_equal(waitpid(reader, &st, 0), reader);
+    struct stat sb;
+    assert_int_equal(lstat(fifo, &sb), 0);
+    assert_true(S_ISFIFO(sb.st_mode));
+    assert_int_equal(lstat(e2e_path("res.fifo.journal"), &sb), -1);
+    char *got = e2e_slurp(e2e_path("res.got"), NULL);
+    assert_non_null(got);
+    assert_true(strncmp(got, "1\n2\n3\n", 6) == 0);
+    free(got);
+
+    const char *jfifo = e2e_path("j.fifo");
+    unlink(jfifo);
+    assert_int_equal(mkfifo(jfifo, 0600), 0);
+    ini = e2e_write("jf.ini", "[run]\nplugin = add_one\nitems = 100\n"
+                              "output = jf.jsonl\njournal = j.fifo\n");
+    o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    assert_int_equal(lstat(jfifo, &sb), 0);
+    assert_true(S_ISFIFO(sb.st_mode));
+    assert_int_equal(lstat(e2e_path("j.fifo.new"), &sb), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +233,7 @@ int main(void)
         cmocka_unit_test(files_summary_into_a_fifo),
         cmocka_unit_test(files_sigpipe_in_a_plugin),
         cmocka_unit_test(files_file_size_limit),
+        cmocka_unit_test(files_no_journal_beside_a_special_file),
     };
     e2e_setup("files");
     return cmocka_run_group_tests(tests, NULL, e2e_teardown);
