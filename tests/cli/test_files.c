@@ -99,22 +99,30 @@ static void files_journal_temporary_symlink(void **state)
     assert_int_equal(lstat(e2e_path("jr.jsonl.journal.new"), &st), -1); /* renamed */
 }
 
-/* --summary-json FIFO: the summary goes into the FIFO (a reader gets it);
- * the FIFO stays a FIFO. */
-static void files_summary_into_a_fifo(void **state)
+/* A FIFO at path (made afresh) and a reader copying it into `got` (in the
+ * test folder): the reader's pid. */
+static pid_t fifo_with_reader(const char *path, const char *got)
 {
-    (void)state;
-    const char *fifo = e2e_path("summary.fifo");
-    unlink(fifo);
-    assert_int_equal(mkfifo(fifo, 0600), 0);
+    unlink(path);
+    assert_int_equal(mkfifo(path, 0600), 0);
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "cat '%s' > '%s'", fifo, e2e_path("summary.got"));
+    snprintf(cmd, sizeof cmd, "cat '%s' > '%s'", path, e2e_path(got));
     pid_t reader = fork();
     assert_true(reader >= 0);
     if (reader == 0) {
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
+    return reader;
+}
+
+/* --summary-json FIFO: the summary goes into the FIFO (a reader gets it);
+ * the FIFO stays a FIFO. */
+static void files_summary_into_a_fifo(void **state)
+{
+    (void)state;
+    const char *fifo = e2e_path("summary.fifo");
+    pid_t reader = fifo_with_reader(fifo, "summary.got");
     const char *ini = e2e_write("sum.ini", "[run]\nplugin = add_one\nitems = 10\n"
                                            "output = none\njournal = off\n");
     e2e_outcome_t o = E2E_RUN("run", ini, "-q", "--summary-json", fifo);
@@ -183,16 +191,7 @@ static void files_no_journal_beside_a_special_file(void **state)
 {
     (void)state;
     const char *fifo = e2e_path("res.fifo");
-    unlink(fifo);
-    assert_int_equal(mkfifo(fifo, 0600), 0);
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "cat '%s' > '%s'", fifo, e2e_path("res.got"));
-    pid_t reader = fork();
-    assert_true(reader >= 0);
-    if (reader == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
+    pid_t reader = fifo_with_reader(fifo, "res.got");
     const char *ini = e2e_write("fifo.ini", "[run]\nplugin = add_one\nitems = 100\n"
                                             "output = res.fifo\nformat = jsonl\n");
     e2e_outcome_t o = E2E_RUN("run", ini, "-q");
