@@ -669,8 +669,8 @@ static uint64_t dequeue(weft__iso_t *iso, struct run *r)
     return r->next++;
 }
 
-/* Every queued item gets `kind` (NOT_RUN, or FAILED with msg); with
- * `all`, so does everything the feed still has. */
+/* Every queued item (claimed, not sent) gets `kind` (NOT_RUN, or FAILED
+ * with msg). */
 static void settle_queued(weft__iso_t *iso, struct run *r,
                           enum weft__iso_outcome_kind kind, const char *msg)
 {

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The engine end to end (core/run/run.c, core/run/run_process.c): results stream
- * out while later items still run, an interrupted record = value list keeps
- * one entry per item, order = any keeps every record in both modes, and
- * long items all start at once.  Suite "e2e". */
+/* The engine end to end (core/run/engine_thread.c, engine_process.c):
+ * results stream out while later items still run, an interrupted record =
+ * value list keeps one entry per item, order = any keeps every record in
+ * both modes, and long items all start at once.  Suite "e2e". */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
