@@ -807,6 +807,7 @@ int weft__run(const weft__run_opts_t *o)
     atomic_store(&weft__run_halted, 0);
     r->opts = o;
     r->t_start = weft__mono_s();
+    weft__summary_cpu_start();
     r->eng.journal_synced = r->t_start;
     weft__signals_t saved;
     if (!o->check_only)

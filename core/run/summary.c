@@ -20,13 +20,32 @@ static double tv_s(struct timeval tv)
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
-void weft__summary_cpu(weft__summary_t *s)
+/* This process's and its children's CPU seconds so far: user, sys. */
+static bool cpu_now(double *user, double *sys)
 {
     struct rusage self, children;
     if (getrusage(RUSAGE_SELF, &self) != 0 || getrusage(RUSAGE_CHILDREN, &children) != 0)
-        return; /* cannot happen with valid arguments; keep what is there */
-    s->cpu_user_s = tv_s(self.ru_utime) + tv_s(children.ru_utime);
-    s->cpu_sys_s = tv_s(self.ru_stime) + tv_s(children.ru_stime);
+        return false; /* cannot happen with valid arguments */
+    *user = tv_s(self.ru_utime) + tv_s(children.ru_utime);
+    *sys = tv_s(self.ru_stime) + tv_s(children.ru_stime);
+    return true;
+}
+
+static double start_user, start_sys;
+
+void weft__summary_cpu_start(void)
+{
+    if (!cpu_now(&start_user, &start_sys))
+        start_user = start_sys = 0;
+}
+
+void weft__summary_cpu(weft__summary_t *s)
+{
+    double user, sys;
+    if (!cpu_now(&user, &sys))
+        return; /* keep what is there */
+    s->cpu_user_s = user - start_user;
+    s->cpu_sys_s = sys - start_sys;
 }
 
 /* Items this run processed (not skipped, not quarantined, not not-run). */

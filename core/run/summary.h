@@ -32,7 +32,10 @@ typedef struct weft__summary {
 } weft__summary_t;
 
 /* cpu_user_s and cpu_sys_s from getrusage: this process and its waited-for
- * children (process isolation's workers, exec's commands). */
+ * children (process isolation's workers, exec's commands), since
+ * weft__summary_cpu_start (a shell's `exec weft` carries over what the
+ * shell and its children used before). */
+void weft__summary_cpu_start(void);
 void weft__summary_cpu(weft__summary_t *s);
 
 /* Human summary: 2 lines, e.g.

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include <cJSON.h>
@@ -303,6 +304,26 @@ static void cpu_counts_children(void **state)
     assert_true(b.cpu_sys_s >= a.cpu_sys_s);
 }
 
+/* CPU is counted from weft__summary_cpu_start: what the process used
+ * before (a shell that execs weft) is not weft's. */
+static void cpu_counts_from_the_start(void **state)
+{
+    (void)state;
+    volatile uint64_t x = 1;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+    do { /* 0.3 s of CPU before the start */
+        for (int k = 0; k < 100000; k++)
+            x = x * 6364136223846793005u + 1;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    } while ((t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) * 1e-9 < 0.3);
+    weft__summary_t s = {0};
+    weft__summary_cpu_start();
+    weft__summary_cpu(&s);
+    assert_true(s.cpu_user_s >= 0 && s.cpu_user_s < 0.2);
+    assert_true(s.cpu_sys_s >= 0 && s.cpu_sys_s < 0.2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,6 +336,7 @@ int main(void)
         cmocka_unit_test(json_error_names_path),
         cmocka_unit_test(json_to_stdout),
         cmocka_unit_test(cpu_counts_children),
+        cmocka_unit_test(cpu_counts_from_the_start),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }
