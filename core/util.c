@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -127,20 +129,139 @@ char *weft__path_resolve(const char *dir, const char *p)
     return weft__path_join_dup(dir, p);
 }
 
+/* Whether fd is still the file named path (not replaced, not removed). */
+static bool still_named(int fd, const char *path)
+{
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && lstat(path, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
+/* flock without blocking, again after a signal: 0 or -1 with errno. */
+static int lock_now(int fd)
+{
+    int rc;
+    while ((rc = flock(fd, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR)
+        ;
+    return rc;
+}
+
+/* What is at path already: a live run's temporary (its lock is held:
+ * EWOULDBLOCK), or a dead run's leftover or anything planted, removed
+ * (a stale file only while we hold its lock, so that a run which just
+ * made it anew is never robbed of it).  0 (try to create again) or -1. */
+static int clear_name(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : -1;
+    if (S_ISDIR(st.st_mode)) {
+        errno = EISDIR;
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) /* a symlink, a FIFO, a device: never opened */
+        return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+    int old = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (old < 0)
+        return errno == ENOENT || errno == ELOOP ? 0 : -1; /* swapped meanwhile: again */
+    int rc = 0;
+    if (lock_now(old) != 0)
+        rc = -1; /* EWOULDBLOCK: a live run writes it */
+    else if (still_named(old, path) && unlink(path) != 0 && errno != ENOENT)
+        rc = -1;
+    int e = errno;
+    close(old); /* after the unlink: the lock covered it */
+    errno = e;
+    return rc;
+}
+
 int weft__open_temp(const char *path, int flags, unsigned mode)
 {
-    for (int tries = 0; tries < 3; tries++) {
+    for (int tries = 0; tries < 8; tries++) {
         int fd = open(path, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
-        if (fd >= 0 || errno != EEXIST)
+        if (fd < 0) {
+            if (errno != EEXIST || clear_name(path) != 0)
+                return -1;
+            continue;
+        }
+        /* Between the create and the lock another run may have taken it
+         * for a leftover: the lock is refused, or the name is no longer
+         * this file.  Either way it is that run's now. */
+        if (lock_now(fd) == 0 && still_named(fd, path))
             return fd;
-        struct stat st;
-        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-            errno = EISDIR;
+        int e = errno == EWOULDBLOCK ? EWOULDBLOCK : 0;
+        close(fd);
+        if (e) {
+            errno = e;
             return -1;
         }
-        if (unlink(path) != 0 && errno != ENOENT)
-            return -1;
     }
     errno = EEXIST; /* someone keeps creating it */
     return -1;
+}
+
+int weft__sync_folder_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
+    if (!dir)
+        return -ENOMEM;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (fd < 0)
+        return -errno;
+    /* EINVAL: a file system that cannot sync folders; nothing to wait for. */
+    int rc = fsync(fd) != 0 && errno != EINVAL ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+/* The pid holding a flock on (dev, ino), from /proc/locks, or 0. */
+static long lock_holder(dev_t dev, ino_t ino)
+{
+    FILE *f = fopen("/proc/locks", "re");
+    if (!f)
+        return 0;
+    char line[256];
+    long pid = 0;
+    while (!pid && fgets(line, sizeof line, f)) {
+        /* "1: FLOCK  ADVISORY  WRITE 355 fe:00:10952889 0 EOF"; blocked
+         * waiters' lines have "->" after the number: not holders. */
+        char kind[16], arrow[4];
+        long p;
+        unsigned maj, min;
+        unsigned long long i;
+        if (sscanf(line, "%*d: %3s", arrow) == 1 && strcmp(arrow, "->") == 0)
+            continue;
+        if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", kind, &p, &maj, &min, &i) == 5 &&
+            strcmp(kind, "FLOCK") == 0 && maj == major(dev) && min == minor(dev) &&
+            i == (unsigned long long)ino)
+            pid = p;
+    }
+    fclose(f);
+    return pid;
+}
+
+long weft__lock_holder(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 ? lock_holder(st.st_dev, st.st_ino) : 0;
+}
+
+bool weft__in_use(const char *path, long *pid)
+{
+    *pid = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return false;
+    bool used = false;
+    int rc;
+    while ((rc = flock(fd, LOCK_SH | LOCK_NB)) != 0 && errno == EINTR)
+        ;
+    if (rc != 0 && errno == EWOULDBLOCK) {
+        used = true;
+        *pid = weft__lock_holder(fd);
+    }
+    close(fd); /* drops our shared lock, if we got it */
+    return used;
 }

@@ -7,6 +7,7 @@
 #define WEFT_CORE_UTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -48,11 +49,24 @@ void weft__msg_appendf(char *buf, size_t size, const char *fmt, ...)
 /* ---- files ---------------------------------------------------------------- */
 
 /* Creates the temporary file `path` afresh (open's flags, plus O_CREAT |
- * O_EXCL | O_NOFOLLOW | O_CLOEXEC): never through a symlink, never into a
- * file already there.  A name already there (a crashed run's leftover, or
- * a planted symlink) is removed first; unlink removes a link, not what it
- * points to.  The fd, or -1 with errno (EISDIR for a folder). */
+ * O_EXCL | O_NOFOLLOW | O_CLOEXEC) and holds an exclusive flock on it
+ * until the fd is closed: never through a symlink, never into a file
+ * already there.  A name already there is removed first (unlink removes a
+ * link, not what it points to) when it is a crashed run's leftover or
+ * anything planted; when a live process holds its lock (another run writes
+ * the same output) it is left alone: -1 with errno EWOULDBLOCK.  A holder
+ * renames the file into place, or unlinks it, before closing it, so that
+ * the name is never taken over while still in use.  The fd, or -1 with
+ * errno (EISDIR for a folder). */
 int weft__open_temp(const char *path, int flags, unsigned mode);
+/* fsyncs the folder holding path, so that a new or renamed entry in it is
+ * durable.  0 or -errno. */
+int weft__sync_folder_of(const char *path);
+/* Whether another open file holds a flock on path (a run using it now),
+ * and the holder's pid when /proc/locks tells it (else 0). */
+bool weft__in_use(const char *path, long *pid);
+/* The pid holding a flock on the file open on fd (by /proc/locks), or 0. */
+long weft__lock_holder(int fd);
 
 /* ---- paths ----------------------------------------------------------------- */
 

@@ -314,52 +314,6 @@ size_t weft__journal_crash_record(void *buf, size_t cap, int signal, const uint6
     return WEFT__JREC_HDR + 8 + 8 * n;
 }
 
-/* The pid holding a flock on (dev, ino), from /proc/locks, or 0. */
-static long lock_holder(dev_t dev, ino_t ino)
-{
-    FILE *f = fopen("/proc/locks", "re");
-    if (!f)
-        return 0;
-    char line[256];
-    long pid = 0;
-    while (!pid && fgets(line, sizeof line, f)) {
-        /* "1: FLOCK  ADVISORY  WRITE 355 fe:00:10952889 0 EOF"; blocked
-         * waiters' lines have "->" after the number: not holders. */
-        char kind[16], arrow[4];
-        long p;
-        unsigned maj, min;
-        unsigned long long i;
-        if (sscanf(line, "%*d: %3s", arrow) == 1 && strcmp(arrow, "->") == 0)
-            continue;
-        if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", kind, &p, &maj, &min, &i) == 5 &&
-            strcmp(kind, "FLOCK") == 0 && maj == major(dev) && min == minor(dev) &&
-            i == (unsigned long long)ino)
-            pid = p;
-    }
-    fclose(f);
-    return pid;
-}
-
-bool weft__journal_in_use(const char *path, long *pid)
-{
-    *pid = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return false;
-    bool used = false;
-    int rc;
-    while ((rc = flock(fd, LOCK_SH | LOCK_NB)) != 0 && errno == EINTR)
-        ;
-    if (rc != 0 && errno == EWOULDBLOCK) {
-        used = true;
-        struct stat st;
-        if (fstat(fd, &st) == 0)
-            *pid = lock_holder(st.st_dev, st.st_ino);
-    }
-    close(fd); /* drops our shared lock, if we got it */
-    return used;
-}
-
 int weft__journal_peek(const char *path, bool *finished)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -434,8 +388,7 @@ static int open_locked(int *fd_out, const char *path, int flags, char *err, size
         if (e == EINTR)
             continue;
         if (e == EWOULDBLOCK) {
-            struct stat st;
-            long pid = fstat(fd, &st) == 0 ? lock_holder(st.st_dev, st.st_ino) : 0;
+            long pid = weft__lock_holder(fd);
             close(fd);
             if (pid)
                 weft__msgf(err, errlen, "%s is in use by another weft run (pid %ld): it is "
@@ -474,24 +427,6 @@ static int journal_new(weft__journal_t **j, int fd)
     n->fd = fd;
     *j = n;
     return 0;
-}
-
-/* fsync the folder holding path, so that a new file's entry is durable. */
-static int sync_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir =
-        slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir)
-        return -ENOMEM;
-    int rc = 0;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) != 0)
-        rc = -errno;
-    if (fd >= 0)
-        close(fd);
-    free(dir);
-    return rc;
 }
 
 int weft__journal_create(weft__journal_t **j, const char *path, const weft__jheader_t *h,
@@ -540,8 +475,8 @@ int weft__journal_create(weft__journal_t **j, const char *path, const weft__jhea
     }
     sprintf(tmp, "%s.new", path);
     const char *what = "create";
-    nfd = weft__open_temp(tmp, O_RDWR, 0644); /* never through a symlink */
-    if (nfd < 0 || flock(nfd, LOCK_EX | LOCK_NB) != 0)
+    nfd = weft__open_temp(tmp, O_RDWR, 0644); /* locked; never through a symlink */
+    if (nfd < 0)
         goto fail_errno;
     what = "write";
     if ((rc = write_all(nfd, rec, total)) != 0)
@@ -553,7 +488,7 @@ int weft__journal_create(weft__journal_t **j, const char *path, const weft__jhea
     if (rename(tmp, path) != 0)
         goto fail_errno;
     what = "sync folder of";
-    if ((rc = sync_dir(path)) != 0)
+    if ((rc = weft__sync_folder_of(path)) != 0)
         goto fail;
     if ((rc = journal_new(j, nfd)) != 0) {
         what = "set up";

@@ -148,11 +148,6 @@ size_t weft__journal_crash_record(void *buf, size_t cap, int signal, const uint6
                                   size_t n);
 int weft__journal_fd(const weft__journal_t *j);
 
-/* Whether another process holds the journal at path (a run of the job is
- * going on now): true, with its pid in *pid when /proc/locks names it
- * (else 0).  False when it is free or cannot be opened. */
-bool weft__journal_in_use(const char *path, long *pid);
-
 /* Whether the journal at path ends with a valid END record (its last run
  * finished), without reading the rest: a plain run's cheap check.  0, or
  * -errno (-ENOENT: no journal). */

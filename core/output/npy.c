@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,8 +69,33 @@ static int fail(int rc, char *err, size_t errlen, const char *what, const char *
     return rc;
 }
 
-int weft__npy_create(weft__npy_t **out, const char *path, weft_dtype_t dtype, uint64_t rows,
-                     uint64_t row_len, char *err, size_t errlen)
+int weft__npy_open(weft__npy_t **out, const char *path, char *err, size_t errlen)
+{
+    *out = NULL;
+    weft__npy_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return -ENOMEM;
+    a->fd = -1;
+    a->path = strdup(path);
+    /* The temporary name sits in the same folder, so rename is atomic. */
+    a->tmp = weft__partial_name(path);
+    if (!a->path || !a->tmp) {
+        weft__npy_abort(&a);
+        return -ENOMEM;
+    }
+    a->fd = weft__open_temp(a->tmp, O_RDWR, 0666); /* locked; never through a symlink */
+    if (a->fd < 0) {
+        int e = errno;
+        weft__partial_error(err, errlen, path, a->tmp, e);
+        weft__npy_abort(&a);
+        return -e;
+    }
+    *out = a;
+    return 0;
+}
+
+int weft__npy_shape(weft__npy_t *a, weft_dtype_t dtype, uint64_t rows, uint64_t row_len,
+                    char *err, size_t errlen)
 {
     size_t elem = weft__dtype_size(dtype);
     char header[256];
@@ -83,45 +107,33 @@ int weft__npy_create(weft__npy_t **out, const char *path, weft_dtype_t dtype, ui
         return -EINVAL;
     }
     if (row_len > SIZE_MAX / elem || rows > (SIZE_MAX - hlen) / (row_len * elem)) {
-        snprintf(err, errlen, "%s: an array of %" PRIu64 " x %" PRIu64 " is too large", path,
-                 rows, row_len);
+        snprintf(err, errlen, "%s: an array of %" PRIu64 " x %" PRIu64 " is too large",
+                 a->path, rows, row_len);
         return -EFBIG;
     }
-    weft__npy_t *a = calloc(1, sizeof *a);
-    if (!a)
-        return -ENOMEM;
-    a->fd = -1;
     a->header = hlen;
     a->row_bytes = row_len * elem;
     a->map_size = hlen + rows * a->row_bytes;
-    a->path = strdup(path);
-    /* The temporary name sits in the same folder, so rename is atomic. */
-    a->tmp = weft__partial_name(path);
-    int rc = -ENOMEM;
-    if (!a->path || !a->tmp)
-        goto fail;
-    a->fd = weft__open_temp(a->tmp, O_RDWR, 0666); /* never through a symlink */
-    if (a->fd < 0) {
-        rc = fail(-errno, err, errlen, "cannot create", a->tmp);
-        goto fail;
-    }
+    int rc;
     /* posix_fallocate reserves the blocks now: a full disk fails here,
      * not as SIGBUS in a worker halfway through. */
-    if ((rc = -posix_fallocate(a->fd, 0, (off_t)a->map_size)) != 0) {
-        fail(rc, err, errlen, "cannot allocate", a->tmp);
-        goto fail;
-    }
+    if ((rc = -posix_fallocate(a->fd, 0, (off_t)a->map_size)) != 0)
+        return fail(rc, err, errlen, "cannot allocate", a->tmp);
     a->map = mmap(NULL, a->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, a->fd, 0);
     if (a->map == MAP_FAILED) {
         a->map = NULL;
-        rc = fail(-errno, err, errlen, "cannot map", a->tmp);
-        goto fail;
+        return fail(-errno, err, errlen, "cannot map", a->tmp);
     }
     memcpy(a->map, header, hlen);
-    *out = a;
     return 0;
-fail:
-    weft__npy_abort(&a);
+}
+
+int weft__npy_create(weft__npy_t **out, const char *path, weft_dtype_t dtype, uint64_t rows,
+                     uint64_t row_len, char *err, size_t errlen)
+{
+    int rc = weft__npy_open(out, path, err, errlen);
+    if (rc == 0 && (rc = weft__npy_shape(*out, dtype, rows, row_len, err, errlen)) != 0)
+        weft__npy_abort(out);
     return rc;
 }
 
@@ -135,20 +147,6 @@ size_t weft__npy_row_bytes(const weft__npy_t *a)
     return a->row_bytes;
 }
 
-static int sync_folder(const char *path)
-{
-    char *copy = strdup(path);
-    if (!copy)
-        return -ENOMEM;
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    free(copy);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) == 0 ? 0 : -errno;
-    close(fd);
-    return rc;
-}
-
 int weft__npy_commit(weft__npy_t **ap, char *err, size_t errlen)
 {
     weft__npy_t *a = *ap;
@@ -159,22 +157,26 @@ int weft__npy_commit(weft__npy_t **ap, char *err, size_t errlen)
     a->map = NULL;
     if (!rc && fsync(a->fd) != 0)
         rc = fail(-errno, err, errlen, "cannot sync", a->tmp);
-    if (!rc && close(a->fd) != 0)
-        rc = fail(-errno, err, errlen, "cannot close", a->tmp);
-    a->fd = -1;
+    /* Renamed while its lock is held, closed after (see weft__open_temp). */
     if (!rc && rename(a->tmp, a->path) != 0)
         rc = fail(-errno, err, errlen, "cannot rename into place", a->path);
-    if (!rc && (rc = sync_folder(a->path)) != 0)
+    if (!rc) { /* the name is free now: another run may make it anew */
+        free(a->tmp);
+        a->tmp = NULL;
+    }
+    if (!rc && (rc = weft__sync_folder_of(a->path)) != 0)
         fail(rc, err, errlen, "cannot sync the folder of", a->path);
     if (rc) {
         weft__npy_abort(ap);
         return rc;
     }
+    if (close(a->fd) != 0 && errno != EINTR)
+        rc = fail(-errno, err, errlen, "cannot close", a->path);
+    a->fd = -1;
     free(a->path);
-    free(a->tmp);
     free(a);
     *ap = NULL;
-    return 0;
+    return rc;
 }
 
 void weft__npy_abort(weft__npy_t **ap)
@@ -182,12 +184,12 @@ void weft__npy_abort(weft__npy_t **ap)
     weft__npy_t *a = *ap;
     if (!a)
         return;
-    if (a->map)
+    if (a->map && a->map_size)
         munmap(a->map, a->map_size);
+    if (a->tmp && a->fd >= 0)
+        unlink(a->tmp); /* ours (locked) until the close below */
     if (a->fd >= 0)
         close(a->fd);
-    if (a->tmp)
-        unlink(a->tmp); /* may be gone already: harmless */
     free(a->path);
     free(a->tmp);
     free(a);

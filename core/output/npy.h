@@ -26,6 +26,14 @@ const char *weft__dtype_descr(weft_dtype_t dtype);
 size_t weft__npy_header(char *buf, size_t size, weft_dtype_t dtype, uint64_t rows,
                         uint64_t row_len);
 
+/* In two steps, so that a run can hold the results file before its plugin
+ * says the row shape: open creates and locks the temporary
+ * (".NAME.partial"; -EWOULDBLOCK when another run is writing path now),
+ * shape sizes it (posix_fallocate: a full disk fails here) and maps it.
+ * create is both at once.  On a shape error the caller aborts. */
+int weft__npy_open(weft__npy_t **out, const char *path, char *err, size_t errlen);
+int weft__npy_shape(weft__npy_t *a, weft_dtype_t dtype, uint64_t rows, uint64_t row_len,
+                    char *err, size_t errlen);
 int weft__npy_create(weft__npy_t **out, const char *path, weft_dtype_t dtype, uint64_t rows,
                      uint64_t row_len, char *err, size_t errlen);
 

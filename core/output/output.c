@@ -378,6 +378,19 @@ char *weft__partial_name(const char *path)
     return t;
 }
 
+void weft__partial_error(char *err, size_t errlen, const char *path, const char *tmp, int e)
+{
+    long pid = 0;
+    if (e == EWOULDBLOCK && weft__in_use(tmp, &pid) && pid)
+        weft__msgf(err, errlen, "%s is being written by another weft run now (pid %ld): "
+                   "wait for it to end, or stop it first", path, pid);
+    else if (e == EWOULDBLOCK)
+        weft__msgf(err, errlen, "%s is being written by another weft run now: wait for it "
+                   "to end, or stop it first", path);
+    else
+        weft__msgf(err, errlen, "cannot create output %s: %s", path, strerror(e));
+}
+
 int weft__writer_open(weft__writer_t **out, const char *path, weft__format_t format,
                       char *err, size_t errlen)
 {
@@ -406,7 +419,7 @@ int weft__writer_open(weft__writer_t **out, const char *path, weft__format_t for
                        : open(path, O_WRONLY | O_CLOEXEC);
         if (w->fd < 0) {
             int e = errno;
-            snprintf(err, errlen, "cannot create output %s: %s", path, strerror(e));
+            weft__partial_error(err, errlen, path, w->tmp, e);
             free(w->tmp);
             free(w->path);
             free(w);
@@ -538,21 +551,6 @@ static void writer_free(weft__writer_t **wp)
 }
 
 /* fsync of the folder, so that the rename itself is durable. */
-static int sync_folder(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
-    if (!dir)
-        return -ENOMEM;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    free(dir);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) != 0 && errno != EINVAL ? -errno : 0;
-    close(fd);
-    return rc;
-}
-
 int weft__writer_close(weft__writer_t **wp, char *err, size_t errlen)
 {
     weft__writer_t *w = *wp;
@@ -565,16 +563,21 @@ int weft__writer_close(weft__writer_t **wp, char *err, size_t errlen)
     /* fsync so that "done" means on disk; pipes and terminals skip it. */
     if (!w->error && w->regular && fsync(w->fd) != 0 && errno != EINVAL)
         w->error = -errno, stage = "fsync";
-    if (w->owns_fd && close(w->fd) != 0 && !w->error && errno != EINTR)
-        w->error = -errno, stage = "close";
+    /* Renamed (or removed) before the close, while its lock is held: a
+     * run starting now must not take the temporary for a leftover. */
+    bool renamed = false;
     if (!w->error && w->tmp && rename(w->tmp, w->path) != 0)
         w->error = -errno, stage = "rename";
-    if (!w->error && w->tmp && (w->error = sync_folder(w->path)) != 0)
+    else if (w->tmp)
+        renamed = !w->error; /* the name is free now: another run may make it anew */
+    if (!w->error && renamed && (w->error = weft__sync_folder_of(w->path)) != 0)
         stage = "fsync of the folder";
+    if (w->error && w->tmp && !renamed)
+        unlink(w->tmp);
+    if (w->owns_fd && close(w->fd) != 0 && !w->error && errno != EINTR)
+        w->error = -errno, stage = "close";
     int rc = w->error;
     if (rc) {
-        if (w->tmp)
-            unlink(w->tmp);
         snprintf(err, errlen, "%s: %s failed: %s",
                  strcmp(w->path, "-") == 0 ? "standard output" : w->path, stage, strerror(-rc));
     }
@@ -587,9 +590,9 @@ void weft__writer_abort(weft__writer_t **wp)
     weft__writer_t *w = *wp;
     if (!w)
         return;
+    if (w->tmp)
+        unlink(w->tmp); /* before the close: see weft__writer_close */
     if (w->owns_fd)
         close(w->fd);
-    if (w->tmp)
-        unlink(w->tmp);
     writer_free(wp);
 }

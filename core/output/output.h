@@ -93,7 +93,7 @@ typedef struct weft__writer weft__writer_t;
  * hidden temporary name beside it (".NAME.partial") and renamed over path at
  * close: path only ever holds a complete document (or what it held before).
  * A path that exists and is not a regular file (/dev/null, a FIFO) is
- * written directly. */
+ * written directly.  -EWOULDBLOCK when another run is writing path now. */
 int weft__writer_open(weft__writer_t **out, const char *path, weft__format_t format,
                       char *err, size_t errlen);
 
@@ -136,8 +136,13 @@ void weft__writer_abort(weft__writer_t **w);
 
 /* "DIR/.NAME.partial" for path "DIR/NAME" (malloc'd; NULL when out of
  * memory): where a results file is written until it is complete.  A fixed
- * name, so a killed run's leftover is overwritten by the next, not piled
- * up beside it (the journal's lock keeps two runs apart). */
+ * name, so a killed run's leftover is replaced by the next, not piled up
+ * beside it; the writing run holds its flock (weft__open_temp), so a second
+ * run on the same results file is refused whatever its journal setting. */
 char *weft__partial_name(const char *path);
+/* The message for a results temporary `tmp` (of path) that could not be
+ * created with errno e: "PATH is being written by another weft run now
+ * (pid N)..." for EWOULDBLOCK, else "cannot create output PATH: ...". */
+void weft__partial_error(char *err, size_t errlen, const char *path, const char *tmp, int e);
 
 #endif

@@ -184,8 +184,8 @@ static int open_array(run_t *r)
                         "standard input has none\n", r->cfg->output);
         return WEFT_EXIT_USAGE;
     }
-    if (weft__npy_create(&r->eng.npy, r->cfg->output, spec.dtype, r->source->total, spec.row_len,
-                         r->err, ERR_SIZE) != 0)
+    if (weft__npy_shape(r->eng.npy, spec.dtype, r->source->total, spec.row_len, r->err,
+                        ERR_SIZE) != 0)
         return usage_error(r->err);
     return 0;
 }
@@ -321,7 +321,7 @@ static int open_journal(run_t *r)
          * finish (cheap: only its last record is read). */
         bool finished = false;
         long pid = 0;
-        if (weft__journal_in_use(path, &pid)) {
+        if (weft__in_use(path, &pid)) {
             rc = pid ? refuse("%s: this job is running now (pid %ld, journal %s): wait for it "
                               "to end, or stop it first",
                               r->cfg->path, pid, path)
@@ -710,6 +710,21 @@ static int open_outputs(run_t *r)
     return 0;
 }
 
+/* The results file's temporary, created and locked before the plugin's
+ * init: a second run writing the same file is refused before it starts
+ * anything, whatever its journal setting.  The file already there is
+ * untouched until the commit (an error before aborts the temporary). */
+static int open_results(run_t *r)
+{
+    int rc = 0;
+    if (r->cfg->format == WEFT__FORMAT_NPY)
+        rc = weft__npy_open(&r->eng.npy, r->cfg->output, r->err, ERR_SIZE);
+    else if (r->eng.writes_records)
+        rc = weft__writer_open(&r->eng.writer, r->cfg->output, r->cfg->format, r->err,
+                               ERR_SIZE);
+    return rc ? usage_error(r->err) : 0;
+}
+
 static int run_job(run_t *r)
 {
     const weft__run_opts_t *o = r->opts;
@@ -757,17 +772,10 @@ static int run_job(run_t *r)
         return usage_error("out of memory");
     r->outdir_error = shared;
     r->host.write_error = r->outdir_error;
-    if ((status = open_outputs(r)) || (status = open_journal(r)))
+    if ((status = open_outputs(r)) || (status = open_journal(r)) ||
+        (status = open_results(r)) || (status = start_plugin(r)))
         return status;
-    if ((status = start_plugin(r)))
-        return status;
-    /* Opened last, so that no earlier error truncates an existing file. */
-    if (r->cfg->format == WEFT__FORMAT_NPY)
-        status = open_array(r);
-    else if (r->eng.writes_records &&
-             weft__writer_open(&r->eng.writer, r->cfg->output, r->cfg->format, r->err, ERR_SIZE))
-        status = usage_error(r->err);
-    if (status)
+    if (r->cfg->format == WEFT__FORMAT_NPY && (status = open_array(r)))
         return status;
 
     weft__progress_start(&r->eng.progress, o->progress,

@@ -223,6 +223,98 @@ static void files_no_journal_beside_a_special_file(void **state)
     assert_int_equal(lstat(e2e_path("j.fifo.new"), &sb), -1);
 }
 
+/* Lines in a file (-1 when it cannot be read). */
+static long count_lines(const char *path)
+{
+    char *text = e2e_slurp(path, NULL);
+    if (!text)
+        return -1;
+    long n = 0;
+    for (const char *p = text; *p; p++)
+        n += *p == '\n';
+    free(text);
+    return n;
+}
+
+/* Waits (at most 20 s) until path exists. */
+static void wait_for_file(const char *path)
+{
+    struct stat st;
+    for (int k = 0; k < 2000 && lstat(path, &st) != 0; k++)
+        e2e_sleep(0.01);
+    assert_int_equal(lstat(path, &st), 0);
+}
+
+/* Two runs on one results file, neither sharing a journal (journal = off,
+ * or each its own): the second is refused at once, naming the first, and
+ * the first's results are whole.  (Both used to write the one fixed
+ * .NAME.partial: the later run's rename put a mix, or a cut file, in place.) */
+static void files_two_runs_one_results_file(void **state)
+{
+    (void)state;
+    const char *slow = e2e_write("slow.ini", "[run]\nplugin = fault\nitems = 40\nthreads = 2\n"
+                                             "output = two.jsonl\njournal = off\n"
+                                             "[args]\nsleep_ms = 40\n");
+    char slow_path[4096];
+    snprintf(slow_path, sizeof slow_path, "%s", slow);
+    int a = E2E_SPAWN("run", slow_path, "-q");
+    wait_for_file(e2e_path(".two.jsonl.partial"));
+    char want[128];
+    snprintf(want, sizeof want, "two.jsonl is being written by another weft run now (pid %d)",
+             a);
+    const char *fast[] = {
+        "[run]\nplugin = add_one\nitems = 10\noutput = two.jsonl\njournal = off\n",
+        "[run]\nplugin = add_one\nitems = 10\noutput = two.jsonl\njournal = other.journal\n"};
+    for (size_t k = 0; k < 2; k++) {
+        const char *ini = e2e_write("fast.ini", fast[k]);
+        e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+        e2e_expect(&o, 2, want);
+        e2e_free(&o);
+    }
+    assert_int_equal(e2e_wait(a), 0);
+    assert_int_equal(count_lines(e2e_path("two.jsonl")), 40);
+    struct stat st;
+    assert_int_equal(lstat(e2e_path(".two.jsonl.partial"), &st), -1);
+    /* Once the first has ended, the same run goes ahead. */
+    const char *ini = e2e_write("fast.ini", fast[0]);
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    assert_int_equal(count_lines(e2e_path("two.jsonl")), 10);
+}
+
+/* A killed run's leftover temporary is replaced; a hard link planted under
+ * the temporary's name loses its name only, the file it shares stays. */
+static void files_stale_and_hard_linked_temporaries(void **state)
+{
+    (void)state;
+    e2e_write(".st.jsonl.partial", "half a line from a run that was killed");
+    const char *ini = e2e_write("st.ini", "[run]\nplugin = add_one\nitems = 5\n"
+                                          "output = st.jsonl\njournal = off\n");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    char *got = e2e_slurp(e2e_path("st.jsonl"), NULL);
+    assert_non_null(got);
+    assert_string_equal(got, "1\n2\n3\n4\n5\n");
+    free(got);
+
+    const char *victim = e2e_write("victim.txt", secret);
+    assert_int_equal(chmod(victim, 0600), 0);
+    unlink(e2e_path(".hl.jsonl.partial"));
+    assert_int_equal(link(victim, e2e_path(".hl.jsonl.partial")), 0);
+    ini = e2e_write("hl.ini", "[run]\nplugin = add_one\nitems = 5\n"
+                              "output = hl.jsonl\njournal = off\n");
+    o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    assert_untouched(victim);
+    got = e2e_slurp(e2e_path("hl.jsonl"), NULL);
+    assert_non_null(got);
+    assert_string_equal(got, "1\n2\n3\n4\n5\n");
+    free(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +325,8 @@ int main(void)
         cmocka_unit_test(files_sigpipe_in_a_plugin),
         cmocka_unit_test(files_file_size_limit),
         cmocka_unit_test(files_no_journal_beside_a_special_file),
+        cmocka_unit_test(files_two_runs_one_results_file),
+        cmocka_unit_test(files_stale_and_hard_linked_temporaries),
     };
     e2e_setup("files");
     return cmocka_run_group_tests(tests, NULL, e2e_teardown);

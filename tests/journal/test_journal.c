@@ -1465,7 +1465,7 @@ static void lock_in_process(void **state)
     snprintf(want, sizeof want, "%s is in use by another weft run (pid %ld): it is running now",
              fx->path, (long)getpid());
     long holder = -1;
-    assert_true(weft__journal_in_use(fx->path, &holder));
+    assert_true(weft__in_use(fx->path, &holder));
     assert_int_equal(holder, getpid());
     assert_int_equal(weft__journal_create(&j2, fx->path, &hdr, fx->err, sizeof fx->err),
                      -EWOULDBLOCK);
@@ -1481,7 +1481,7 @@ static void lock_in_process(void **state)
     assert_string_equal(fx->err, want);
 
     assert_int_equal(weft__journal_close(&j), 0);
-    assert_false(weft__journal_in_use(fx->path, &holder));
+    assert_false(weft__in_use(fx->path, &holder));
     assert_int_equal(holder, 0);
     assert_int_equal(weft__journal_resume(&j2, &s, fx->path, fx->err, sizeof fx->err), 0);
     assert_int_equal(weft__jscan_items(s), 10);
