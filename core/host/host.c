@@ -254,7 +254,7 @@ static int host_out_open(const weft_host_t *host, const char *rel, weft_outfile_
     f->dirfd_ = dir;
     f->flags_ = own ? OUT_OWN_DIR : 0;
 
-    /* ".NAME.tmp-PID-N" (outdir.h).  O_EXCL: never an existing file,
+    /* ".NAME.weft-tmp-PID-N" (outdir.h).  O_EXCL: never an existing file,
      * never through a symlink. */
     long pid = (long)getpid();
     for (int attempt = 0;; attempt++) {

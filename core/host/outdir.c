@@ -127,7 +127,7 @@ fail:
 
 /* ---- temporaries ------------------------------------------------------- */
 
-#define TEMP_MARK ".tmp-"
+#define TEMP_MARK ".weft-tmp-"
 
 void weft__outdir_temp_name(char *out, size_t size, const char *name, long pid,
                             unsigned long n)
@@ -147,15 +147,29 @@ static const char *digits_then(const char *p, char end)
     return q > p && *q == end ? q : NULL;
 }
 
+bool weft__outdir_reserved(const char *name, size_t len)
+{
+    static const char prefix[] = ".weft";
+    size_t n = sizeof prefix - 1;
+    if (len > n && memcmp(name, prefix, n) == 0 && (name[n] == '.' || name[n] == '-'))
+        return true; /* .weft.lock, .weft-journal, .weft-journal.new, ... */
+    char copy[NAME_MAX + 1];
+    if (len > NAME_MAX || memchr(name, '\0', len))
+        return false;
+    memcpy(copy, name, len);
+    copy[len] = '\0';
+    return weft__outdir_is_temp(copy);
+}
+
 bool weft__outdir_is_temp(const char *name)
 {
     if (name[0] != '.')
         return false;
-    /* The last mark: NAME itself may contain ".tmp-". */
+    /* The last mark: NAME itself may contain it. */
     const char *mark = NULL;
     for (const char *p = strstr(name + 1, TEMP_MARK); p; p = strstr(p + 1, TEMP_MARK))
         mark = p;
-    if (!mark || mark == name + 1) /* ".tmp-1-2": no NAME, not ours */
+    if (!mark || mark == name + 1) /* ".weft-tmp-1-2": no NAME, not ours */
         return false;
     const char *dash = digits_then(mark + strlen(TEMP_MARK), '-');
     return dash && digits_then(dash + 1, '\0');
@@ -185,7 +199,12 @@ static size_t sweep_folder(int fd, int depth)
             type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
         if (type == DT_DIR && depth < SWEEP_DEPTH) {
             int sub = openat(dirfd(dir), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sub >= 0)
+            /* A folder with a lock of its own is another run's output
+             * folder (items cannot make one: the name is reserved): that
+             * run, live or the next of its job, sweeps it. */
+            if (sub >= 0 && faccessat(sub, WEFT__OUTDIR_LOCK, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+                close(sub);
+            else if (sub >= 0)
                 removed += sweep_folder(sub, depth + 1);
         } else if (type == DT_REG && weft__outdir_is_temp(name) &&
                    unlinkat(dirfd(dir), name, 0) == 0) {

@@ -44,8 +44,8 @@ int weft__outdir_open(weft__outdir_t **d, const char *path, char *err, size_t er
 void weft__outdir_close(weft__outdir_t **d);
 
 /*
- * Temporary names.  out_open writes NAME under ".NAME.tmp-PID-N" in its
- * final folder (NAME cut to fit NAME_MAX) until out_commit renames it.
+ * Temporary names.  out_open writes NAME under ".NAME.weft-tmp-PID-N" in
+ * its final folder (NAME cut to fit NAME_MAX) until out_commit renames it.
  * weft__outdir_temp_name writes that name into out (at least NAME_MAX + 1
  * bytes); weft__outdir_is_temp recognizes one.
  */
@@ -53,10 +53,17 @@ void weft__outdir_temp_name(char *out, size_t size, const char *name, long pid,
                             unsigned long n);
 bool weft__outdir_is_temp(const char *name);
 
+/* Whether the file or folder name (len bytes, not NUL-terminated) is one
+ * weft keeps for itself, so that no item output may take it: a name
+ * beginning ".weft." or ".weft-" (the lock, the journal and its .new) and
+ * a temporary's name (which the start-up sweep removes). */
+bool weft__outdir_reserved(const char *name, size_t len);
+
 /*
  * Removes the temporaries a run that did not finish (killed, crashed, out
  * of power) left anywhere under the folder, never following a symbolic
- * link.  Safe only while the lock is held (no other run can be writing
+ * link nor entering a folder that holds a lock of its own (another run's
+ * output folder, nested in this one).  Safe only while the lock is held (no other run can be writing
  * them): the runner calls it right after weft__outdir_open.  Best effort:
  * returns how many it removed; folders it cannot read are skipped.
  */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "outdir.h"
 #include "template.h"
 #include "util.h"
 
@@ -339,6 +340,12 @@ int weft__path_confine_check_n(const char *rel, size_t n, char *err, size_t errl
                 "output path '%.*s%s': the name at position %zu is %zu bytes long "
                 "(at most %d)",
                 q, rel, more, start + 1, clen, NAME_MAX);
+        if (weft__outdir_reserved(rel + start, clen))
+            return weft__failf(-EINVAL, err, errlen,
+                               "output path '%.*s%s': the name '%.*s' at position %zu is "
+                               "weft's own (its lock, journal and temporaries): choose "
+                               "another",
+                               q, rel, more, (int)clen, rel + start, start + 1);
         if (end == n) {
             /* The last component must name a file. */
             if (clen == 0 || (clen == 1 && rel[start] == '.'))

@@ -71,8 +71,10 @@ void weft__tmpl_free(weft__tmpl_t **t);
  * The confinement rules of output paths, on text only (symlinks are
  * handled by the walk in out_open).  Rejects, with err saying why and
  * where: empty, absolute ("/..."), any ".." component, a component longer
- * than NAME_MAX, a total longer than PATH_MAX - 1, and a path with no
- * file name ("." , "./", "a/": only "." components, or a trailing '/').
+ * than NAME_MAX, a total longer than PATH_MAX - 1, a path with no file
+ * name ("." , "./", "a/": only "." components, or a trailing '/'), and any
+ * component weft keeps for itself (weft__outdir_reserved: ".weft.lock",
+ * ".weft-journal", a temporary's name).
  * "a//b" and "./a" are accepted, as the kernel reads them.
  * 0, -EINVAL or -ENAMETOOLONG.  err may be NULL / errlen 0.
  */

@@ -340,7 +340,7 @@ static void out_file_appears_on_commit(void **state)
     /* Folders made, the temporary hidden in the final folder, no final name. */
     assert_int_equal(access(folder, F_OK), 0);
     assert_int_equal(access(final, F_OK), -1);
-    assert_int_equal(count_files(folder, ".tmp-"), 1);
+    assert_int_equal(count_files(folder, ".weft-tmp-"), 1);
     assert_int_equal(host->out_write(host, &f, "hello ", 6, &fx->r), 0);
     assert_int_equal(write(f.fd, "world", 5), 5);
     assert_int_equal(access(final, F_OK), -1);
@@ -378,7 +378,7 @@ static void out_file_appears_on_commit(void **state)
     snprintf(folder, sizeof folder, "%s/a", fx->out);
     assert_int_equal(count_files(folder, NULL), 1); /* only b/ */
     /* Only the lock file and what we made at the top. */
-    assert_int_equal(count_files(fx->out, ".tmp-"), 0);
+    assert_int_equal(count_files(fx->out, ".weft-tmp-"), 0);
 }
 
 /* ---- temporaries left by a run that did not finish ------------------------- */
@@ -389,18 +389,19 @@ static void temp_names(void **state)
     char name[NAME_MAX + 1], out[NAME_MAX + 1];
     memset(name, 'a', NAME_MAX);
     name[NAME_MAX] = '\0';
-    const char *names[] = {"x.png", "a.tmp-1-2", ".hidden", name};
+    const char *names[] = {"x.png", "a.weft-tmp-1-2", ".hidden", name};
     for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
         weft__outdir_temp_name(out, sizeof out, names[k], 123456, 18446744073709551615ul);
         assert_true(strlen(out) <= NAME_MAX);
         assert_true(weft__outdir_is_temp(out));
     }
     weft__outdir_temp_name(out, sizeof out, "x.png", 42, 7);
-    assert_string_equal(out, ".x.png.tmp-42-7");
-    const char *not_ours[] = {"x.png",          ".x.png",         ".tmp-1-2",
-                              ".x.tmp-",        ".x.tmp-12",      ".x.tmp-12-",
-                              ".x.tmp-a-1",     "x.tmp-1-2",      ".x.tmp-1-2.png",
-                              ".x.tmp--1-2",    ".x.tmp-1-2-",    ""};
+    assert_string_equal(out, ".x.png.weft-tmp-42-7");
+    const char *not_ours[] = {"x.png",          ".x.png",         ".weft-tmp-1-2",
+                              ".x.tmp-1-2",     ".x.png.tmp-42-7",
+                              ".x.weft-tmp-",        ".x.weft-tmp-12",      ".x.weft-tmp-12-",
+                              ".x.weft-tmp-a-1",     "x.weft-tmp-1-2",      ".x.weft-tmp-1-2.png",
+                              ".x.weft-tmp--1-2",    ".x.weft-tmp-1-2-",    ""};
     for (size_t k = 0; k < sizeof not_ours / sizeof *not_ours; k++)
         if (weft__outdir_is_temp(not_ours[k]))
             fail_msg("'%s' taken for a temporary", not_ours[k]);
@@ -425,29 +426,38 @@ static void sweep_removes_stale_temporaries(void **state)
     weft_outfile_t f;
     assert_int_equal(host->out_open(host, "sub/deep/left.png", &f, &fx->r), 0);
     close(f.fd);
-    put_file(fx->out, ".a.tmp-99-1");
-    put_file(fx->out, "sub/.b.png.tmp-5-7");
+    put_file(fx->out, ".a.weft-tmp-99-1");
+    put_file(fx->out, "sub/.b.png.weft-tmp-5-7");
     /* Not temporaries, or not ours to touch. */
-    put_file(fx->out, ".notes.tmp-12");
-    put_file(fx->out, "x.tmp-1-2");
+    put_file(fx->out, ".notes.weft-tmp-12");
+    put_file(fx->out, "x.weft-tmp-1-2");
     put_file(fx->out, "sub/deep/kept.png");
+    put_file(fx->out, ".e.tmp-1-2"); /* another tool's name */
     char path[512];
-    snprintf(path, sizeof path, "%s/.c.tmp-1-2", fx->out);
+    /* A nested output folder with its own lock: another run's. */
+    snprintf(path, sizeof path, "%s/sub/nested", fx->out);
+    assert_int_equal(mkdir(path, 0755), 0);
+    put_file(path, ".weft.lock");
+    put_file(path, ".f.png.weft-tmp-1-2");
+    snprintf(path, sizeof path, "%s/.c.weft-tmp-1-2", fx->out);
     assert_int_equal(mkdir(path, 0755), 0); /* a folder */
     snprintf(path, sizeof path, "%s/elsewhere", fx->dir);
     assert_int_equal(mkdir(path, 0755), 0);
-    put_file(path, ".d.tmp-1-2");
+    put_file(path, ".d.weft-tmp-1-2");
     char link[512];
     snprintf(link, sizeof link, "%s/link", fx->out);
     assert_int_equal(symlink(path, link), 0); /* never followed */
 
     assert_int_equal(weft__outdir_sweep(fx->od), 3);
-    /* .notes.tmp-12, x.tmp-1-2 and the folder .c.tmp-1-2 stay. */
-    assert_int_equal(count_files(fx->out, ".tmp-"), 3);
-    snprintf(path, sizeof path, "%s/.c.tmp-1-2", fx->out);
+    /* .notes.weft-tmp-12, x.weft-tmp-1-2 and the folder .c.weft-tmp-1-2 stay. */
+    assert_int_equal(count_files(fx->out, ".weft-tmp-"), 3);
+    snprintf(path, sizeof path, "%s/.c.weft-tmp-1-2", fx->out);
     assert_int_equal(access(path, F_OK), 0);
     snprintf(path, sizeof path, "%s/sub", fx->out);
-    assert_int_equal(count_files(path, NULL), 1); /* deep/ */
+    assert_int_equal(count_files(path, NULL), 2); /* deep/, nested/ */
+    snprintf(path, sizeof path, "%s/sub/nested", fx->out);
+    assert_int_equal(count_files(path, ".weft-tmp-"), 1); /* not this run's to sweep */
+    assert_int_equal(count_files(fx->out, ".e.tmp-"), 1);
     snprintf(path, sizeof path, "%s/sub/deep", fx->out);
     assert_int_equal(count_files(path, NULL), 1); /* kept.png */
     snprintf(path, sizeof path, "%s/elsewhere", fx->dir);
@@ -518,7 +528,7 @@ static void out_reader_sees_nothing_or_all(void **state)
     assert_int_equal(atomic_load(&rc.torn), 0);
     /* The test means something only if the reader did read. */
     assert_true(atomic_load(&rc.whole) > 0);
-    assert_int_equal(count_files(fx->out, ".tmp-"), 0);
+    assert_int_equal(count_files(fx->out, ".weft-tmp-"), 0);
 }
 
 /* Many threads writing into shared new folders at once. */
@@ -682,7 +692,7 @@ static void out_commit_rename_error(void **state)
     char want[300];
     snprintf(want, sizeof want, "%s/busy: rename: Is a directory", fx->out);
     assert_string_equal(fx->msg, want);
-    assert_int_equal(count_files(fx->out, ".tmp-"), 0);
+    assert_int_equal(count_files(fx->out, ".weft-tmp-"), 0);
 }
 
 static void out_read_only(void **state)
@@ -750,7 +760,7 @@ static void out_disk_full(void **state)
     snprintf(want, sizeof want, "%s/big.bin: write: No space left on device", fx->out);
     assert_string_equal(fx->msg, want);
     host->out_discard(host, &f);
-    assert_int_equal(count_files(fx->out, ".tmp-"), 0);
+    assert_int_equal(count_files(fx->out, ".weft-tmp-"), 0);
     assert_int_equal(count_files(fx->out, "big.bin"), 0);
 
     /* The space is back: a file that fits commits. */
@@ -771,7 +781,7 @@ static void out_disk_full(void **state)
     }
     assert_true(made < 64);
     expect_msg(fx, ": create: No space left on device");
-    assert_int_equal(count_files(fx->out, ".tmp-"), 0);
+    assert_int_equal(count_files(fx->out, ".weft-tmp-"), 0);
     assert_int_equal(host->out_open(host, "newdir/x", &f, &fx->r), -1);
     expect_msg(fx, "newdir: create folder: No space left on device");
 }

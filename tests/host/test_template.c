@@ -264,7 +264,8 @@ static void confine_rules(void **state)
 {
     (void)state;
     const char *ok[] = {"x", "a/b/c.png", "./a", "a//b", "a/./b", "..x", "x..", "a/...",
-                        ".hidden", "a/..b/c", "{}"};
+                        ".hidden", "a/..b/c", "{}", ".weftrc", "weft.lock", "a/.weft",
+                        ".x.tmp-1-2"};
     for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++) {
         char err[256] = "";
         if (weft__path_confine_check(ok[k], err, sizeof err) != 0)
@@ -281,6 +282,13 @@ static void confine_rules(void **state)
     confine_rejects("a/", -EINVAL, "no file name");
     confine_rejects("a/.", -EINVAL, "no file name");
     assert_int_equal(weft__path_confine_check(NULL, NULL, 0), -EINVAL);
+    /* weft's own names: the lock, the journal, temporaries (the sweep's). */
+    confine_rejects(".weft.lock", -EINVAL, "the name '.weft.lock' at position 1 is weft's own");
+    confine_rejects("sub/.weft.lock", -EINVAL, "'.weft.lock' at position 5");
+    confine_rejects(".weft-journal", -EINVAL, "weft's own");
+    confine_rejects("a/.weft-journal.new", -EINVAL, "weft's own");
+    confine_rejects(".weft-journal/x.png", -EINVAL, "weft's own");
+    confine_rejects(".x.png.weft-tmp-12-3", -EINVAL, "weft's own");
 
     /* NAME_MAX per component, PATH_MAX in all. */
     char name[NAME_MAX + 2];

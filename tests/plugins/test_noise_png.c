@@ -305,6 +305,39 @@ static void noise_png_folder_in_use(void **state)
     assert_int_equal(count_files(dir), N);
 }
 
+/* Items named like weft's own files (the journal, the lock, a temporary)
+ * fail; the journal and the lock stay weft's: the run resumes, and the
+ * folder is still locked by the lock file. */
+static void noise_png_reserved_names(void **state)
+{
+    (void)state;
+    e2e_write("names.txt", ".weft-journal\n.weft.lock\n.a.png.weft-tmp-1-2\nfine\n");
+    const char *cfg = config(0, "[args]\nsize_x = 37\nsize_y = 23\n"
+                                "dir = own\nname = {}\n");
+    e2e_outcome_t o = E2E_RUN("run", cfg, "--set", "run.items=lines:names.txt", "-j", "1");
+    e2e_expect(&o, 1, "the name '.weft-journal' at position 1 is weft's own");
+    e2e_expect(&o, 1, "the name '.weft.lock' at position 1 is weft's own");
+    e2e_expect(&o, 1, "the name '.a.png.weft-tmp-1-2' at position 1 is weft's own");
+    e2e_expect(&o, 1, "1 ok, 3 failed");
+    e2e_free(&o);
+    check_image(e2e_path("own/fine"), W, H, 0, 0, 3);
+    size_t len = 0;
+    char *j = e2e_slurp(e2e_path("own/.weft-journal"), &len);
+    assert_non_null(j);
+    assert_true(len > 8 && memcmp(j, "\x89PNG", 4) != 0);
+    free(j);
+    char *lock = e2e_slurp(e2e_path("own/.weft.lock"), &len);
+    assert_non_null(lock);
+    assert_true(len > 0 && lock[0] >= '1' && lock[0] <= '9'); /* a pid, not an image */
+    free(lock);
+    /* The journal still reads: a retry of the failed items is refused the
+     * same way, the done one is kept. */
+    o = E2E_RUN("run", cfg, "--set", "run.items=lines:names.txt", "--resume",
+                "--retry-failed");
+    e2e_expect(&o, 1, "0 ok, 3 failed, 0 not run, 1 done before");
+    e2e_free(&o);
+}
+
 /* ---- the shipped configs -------------------------------------------------- */
 
 static void noise_png_shipped_configs(void **state)
@@ -333,6 +366,7 @@ int main(void)
         cmocka_unit_test(noise_png_init_errors),
         cmocka_unit_test(noise_png_item_failure),
         cmocka_unit_test(noise_png_folder_in_use),
+        cmocka_unit_test(noise_png_reserved_names),
         cmocka_unit_test(noise_png_shipped_configs),
     };
     return cmocka_run_group_tests(tests, setup, e2e_teardown);
