@@ -30,9 +30,24 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* v into o (room for 2 * strlen(v) + 1), '\\', '\n' and '\r' escaped: a
+ * newline in a value must not read as a second entry. */
+static void escape_into(char *o, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '\n' || *v == '\r') {
+            *o++ = '\\';
+            *o++ = *v == '\n' ? 'n' : *v == '\r' ? 'r' : '\\';
+        } else {
+            *o++ = *v;
+        }
+    }
+    *o = '\0';
+}
+
 static char *config_text(const weft__config_t *cfg)
 {
-    char **lines = calloc(cfg->n_entries + 1, sizeof *lines);
+    char **lines = calloc(cfg->n_entries + 2, sizeof *lines);
     size_t n = 0, total = 1;
     char *out = NULL;
     if (!lines)
@@ -47,16 +62,19 @@ static char *config_text(const weft__config_t *cfg)
         if (!(lines[n] = malloc(len)))
             goto out;
         int at = snprintf(lines[n], len, "%s.%s=", e->section, e->key);
-        char *o = lines[n] + at;
-        for (const char *v = e->value; *v; v++) {
-            if (*v == '\\' || *v == '\n' || *v == '\r') {
-                *o++ = '\\';
-                *o++ = *v == '\n' ? 'n' : *v == '\r' ? 'r' : '\\';
-            } else {
-                *o++ = *v;
-            }
-        }
-        *o = '\0';
+        escape_into(lines[n] + at, e->value);
+        total += len;
+        n++;
+    }
+    /* The config's folder: relative paths (item files, PATH arguments, and
+     * what plugins resolve against host->config_dir) mean files there, so
+     * a copy of the config elsewhere sharing the journal is another job. */
+    if (cfg->dir) {
+        size_t len = strlen("config.folder=") + 2 * strlen(cfg->dir) + 1;
+        if (!(lines[n] = malloc(len)))
+            goto out;
+        char *o = lines[n] + sprintf(lines[n], "config.folder=");
+        escape_into(o, cfg->dir);
         total += len;
         n++;
     }

@@ -743,6 +743,49 @@ static void identity_newline_in_a_value(void **state)
     e2e_free(&o);
 }
 
+/* A copy of the config in another folder, sharing the journal (the output
+ * is an absolute path): the relative paths in it (the item list, the files
+ * read_files opens) mean other files, so a resume from there is refused,
+ * naming the folders; the same folder still resumes. */
+static void identity_config_folder(void **state)
+{
+    (void)state;
+    char shared[4096];
+    snprintf(shared, sizeof shared, "%s", e2e_path("shared.jsonl"));
+    char body[8192];
+    snprintf(body, sizeof body,
+             "[run]\nplugin = read_files\nitems = lines:list.txt\noutput = %s\n"
+             "halt = now,fail=1\nthreads = 1\n",
+             shared);
+    assert_int_equal(mkdir(e2e_path("idA"), 0777), 0);
+    assert_int_equal(mkdir(e2e_path("idB"), 0777), 0);
+    const char *list = "a.txt\nb.txt\nmissing.txt\nc.txt\n";
+    e2e_write("idA/list.txt", list);
+    e2e_write("idA/a.txt", "a\n");
+    e2e_write("idA/b.txt", "b\n");
+    e2e_write("idB/list.txt", list);
+    char ini_a[4096];
+    snprintf(ini_a, sizeof ini_a, "%s", e2e_write("idA/job.ini", body));
+    const char *ini_b = e2e_write("idB/job.ini", body);
+    e2e_outcome_t o = E2E_RUN("run", ini_a, "-q");
+    e2e_expect(&o, 4, NULL); /* halted at missing.txt: unfinished */
+    e2e_free(&o);
+    o = E2E_RUN("run", ini_b, "-q", "--resume");
+    e2e_expect(&o, 2, "cannot resume: the run changed since it began");
+    e2e_expect(&o, 2, "config: [config] folder: ");
+    e2e_expect(&o, 2, "/idA -> ");
+    e2e_free(&o);
+    /* From its own folder the job goes on: c.txt is there now. */
+    e2e_write("idA/c.txt", "c\n");
+    o = E2E_RUN("run", ini_a, "-q", "--resume");
+    e2e_expect(&o, 1, NULL); /* missing.txt stays failed */
+    e2e_free(&o);
+    char *out = e2e_slurp(shared, NULL);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "c.txt"));
+    free(out);
+}
+
 int main(void)
 {
     exe = getenv("WEFT_EXE");
@@ -774,6 +817,7 @@ int main(void)
         cmocka_unit_test(running_job_says_so),
         cmocka_unit_test(failed_start_keeps_results),
         cmocka_unit_test(identity_newline_in_a_value),
+        cmocka_unit_test(identity_config_folder),
     };
     e2e_setup("resume");
     return cmocka_run_group_tests(tests, NULL, e2e_teardown);
