@@ -354,7 +354,8 @@ static void drain_stop(weft__engine_t *r)
 int weft__engine_threads(weft__engine_t *r)
 {
     if (drain_start(r) != 0) {
-        fprintf(stderr, "weft: cannot start the output thread\n");
+        fprintf(stderr, "weft: cannot start the output thread (the system refused: too many "
+                        "processes or threads?)\n");
         return WEFT_EXIT_USAGE;
     }
     weft__host_item_begin(0); /* weft__item_call sets it only with a timeout */

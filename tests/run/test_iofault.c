@@ -571,6 +571,34 @@ static void iofault_weft_unmatched_rule_is_harmless(void **state)
     e2e_free(&o);
 }
 
+/* Thread creation refused (EAGAIN: ulimit -u, a pids cgroup full): weft
+ * says so, not "out of memory", exits 2 and leaves the results as they
+ * were. */
+static void iofault_weft_threads_refused(void **state)
+{
+    (void)state;
+    e2e_outcome_t o = run_weft_under("op=write,nth=1,every=1,err=EIO,path=nowhere");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    run_no--; /* the same output again */
+    size_t before_len = 0;
+    char *before = e2e_slurp(e2e_path(output_name()), &before_len);
+    assert_non_null(before);
+    o = run_weft_under("op=thread,nth=1,every=1,err=EAGAIN");
+    e2e_expect(&o, 2, "cannot start the worker threads (the system refused: too many "
+                      "processes or threads?)");
+    if (strstr(o.err, "out of memory"))
+        fail_msg("said out of memory:\n%s", o.err);
+    e2e_free(&o);
+    size_t after_len = 0;
+    char *after = e2e_slurp(e2e_path(output_name()), &after_len);
+    assert_non_null(after);
+    assert_int_equal(after_len, before_len);
+    assert_memory_equal(after, before, before_len);
+    free(before);
+    free(after);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -597,6 +625,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(iofault_weft_open_error),
         cmocka_unit_test(iofault_weft_short_writes_complete),
         cmocka_unit_test(iofault_weft_unmatched_rule_is_harmless),
+        cmocka_unit_test(iofault_weft_threads_refused),
     };
     return cmocka_run_group_tests(tests, setup, e2e_teardown);
 }
