@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -197,6 +198,60 @@ int weft__open_temp(const char *path, int flags, unsigned mode)
         }
     }
     errno = EEXIST; /* someone keeps creating it */
+    return -1;
+}
+
+/* The descriptor a name of the kind /dev/stdout, /dev/fd/N or
+ * /proc/self/fd/N stands for, or -1. */
+static int fd_name(const char *p)
+{
+    static const char *const std[] = {"/dev/stdin", "/dev/stdout", "/dev/stderr"};
+    for (int k = 0; k < 3; k++)
+        if (strcmp(p, std[k]) == 0)
+            return k;
+    char self[40];
+    snprintf(self, sizeof self, "/proc/%ld/fd/", (long)getpid());
+    const char *const dirs[] = {"/dev/fd/", "/proc/self/fd/", "/proc/thread-self/fd/", self};
+    for (size_t k = 0; k < sizeof dirs / sizeof *dirs; k++) {
+        size_t n = strlen(dirs[k]);
+        if (strncmp(p, dirs[k], n) != 0)
+            continue;
+        const char *d = p + n;
+        long fd = 0;
+        for (; *d >= '0' && *d <= '9' && fd < 1000000; d++)
+            fd = fd * 10 + (*d - '0');
+        return d > p + n && *d == '\0' && fd < 1000000 ? (int)fd : -1;
+    }
+    return -1;
+}
+
+int weft__path_fd(const char *path)
+{
+    char cur[PATH_MAX];
+    if (snprintf(cur, sizeof cur, "%s", path) >= (int)sizeof cur)
+        return -1;
+    /* Each link read as text, so that /dev/stdout -> /proc/self/fd/1 is
+     * seen for what it names (the kernel would hand back "pipe:[N]" or the
+     * file behind it).  40: the kernel's own limit on links in a path. */
+    for (int hop = 0; hop < 40; hop++) {
+        int fd = fd_name(cur);
+        if (fd >= 0)
+            return fd;
+        char target[PATH_MAX];
+        ssize_t n = readlink(cur, target, sizeof target - 1);
+        if (n <= 0)
+            return -1; /* not a link: a name of its own */
+        target[n] = '\0';
+        if (target[0] == '/') {
+            memcpy(cur, target, (size_t)n + 1);
+        } else { /* relative to the link's folder */
+            char *slash = strrchr(cur, '/');
+            size_t dir = slash ? (size_t)(slash - cur) + 1 : 0;
+            if (dir + (size_t)n >= sizeof cur)
+                return -1;
+            memcpy(cur + dir, target, (size_t)n + 1);
+        }
+    }
     return -1;
 }
 

@@ -59,6 +59,13 @@ void weft__msg_appendf(char *buf, size_t size, const char *fmt, ...)
  * the name is never taken over while still in use.  The fd, or -1 with
  * errno (EISDIR for a folder). */
 int weft__open_temp(const char *path, int flags, unsigned mode);
+/* The descriptor of this process that path names, following symbolic
+ * links: /dev/stdout (-> /proc/self/fd/1), /dev/stderr, /dev/fd/N,
+ * /proc/self/fd/N, or a link to one; else -1.  Such a name is written to
+ * through that descriptor, never opened afresh, replaced or given a file
+ * beside it: /dev/stdout may be a shell's redirect into a regular file,
+ * and renaming over the name would replace /dev/stdout itself. */
+int weft__path_fd(const char *path);
 /* fsyncs the folder holding path, so that a new or renamed entry in it is
  * durable.  0 or -errno. */
 int weft__sync_folder_of(const char *path);

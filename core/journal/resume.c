@@ -9,6 +9,7 @@
 #include <xxhash.h>
 
 #include "resume.h"
+#include "util.h"
 
 /* [run] keys a resume may change: they decide how items run, not what an
  * item's result is. */
@@ -140,11 +141,12 @@ uint64_t weft__item_hash(const weft_item_t *item)
     return XXH3_64bits(&n, sizeof n);
 }
 
-/* A device, a FIFO, a socket: written to, never replaced or accompanied. */
+/* A device, a FIFO, a socket, a name for a descriptor (/dev/stdout):
+ * written to, never replaced or accompanied. */
 static bool special_file(const char *path)
 {
     struct stat st;
-    return stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+    return weft__path_fd(path) >= 0 || (stat(path, &st) == 0 && !S_ISREG(st.st_mode));
 }
 
 char *weft__journal_path(const weft__config_t *cfg, const char *outdir, bool *nomem)

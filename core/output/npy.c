@@ -72,6 +72,11 @@ static int fail(int rc, char *err, size_t errlen, const char *what, const char *
 int weft__npy_open(weft__npy_t **out, const char *path, char *err, size_t errlen)
 {
     *out = NULL;
+    if (weft__path_fd(path) >= 0) {
+        snprintf(err, errlen, "%s: a .npy array is written into a file it maps, and this "
+                 "names a descriptor (standard output?): give a file name", path);
+        return -EINVAL;
+    }
     weft__npy_t *a = calloc(1, sizeof *a);
     if (!a)
         return -ENOMEM;

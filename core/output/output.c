@@ -404,8 +404,16 @@ int weft__writer_open(weft__writer_t **out, const char *path, weft__format_t for
         return -ENOMEM;
     }
     struct stat st;
-    if (strcmp(path, "-") == 0) {
-        w->fd = STDOUT_FILENO;
+    int named_fd = strcmp(path, "-") == 0 ? STDOUT_FILENO : weft__path_fd(path);
+    if (named_fd >= 0) { /* "-", /dev/stdout, /dev/fd/N: that descriptor */
+        if (fcntl(named_fd, F_GETFL) < 0) {
+            snprintf(err, errlen, "cannot write to %s: descriptor %d is not open", path,
+                     named_fd);
+            free(w->path);
+            free(w);
+            return -EBADF;
+        }
+        w->fd = named_fd;
     } else {
         bool special = stat(path, &st) == 0 && !S_ISREG(st.st_mode); /* /dev/null, a FIFO */
         if (!special && !(w->tmp = weft__partial_name(path))) {

@@ -150,23 +150,6 @@ static int write_all(int fd, const char *p, size_t n)
 }
 
 /* The folder holding path, so that the rename itself is durable. */
-static void fsync_parent(const char *path)
-{
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd); /* best effort: some file systems refuse it on folders */
-        close(fd);
-    }
-}
-
 int weft__summary_write_json(const char *path, const weft__summary_t *s, char *err,
                              size_t errlen)
 {
@@ -180,11 +163,13 @@ int weft__summary_write_json(const char *path, const weft__summary_t *s, char *e
     size_t len = strlen(text);
     text[len] = '\n'; /* cJSON_Print's buffer has room: it held the NUL */
     int rc = 0;
-    if (strcmp(path, "-") == 0) {
+    int named_fd = strcmp(path, "-") == 0 ? STDOUT_FILENO : weft__path_fd(path);
+    if (named_fd >= 0) { /* "-", /dev/stdout, /dev/fd/N: that descriptor */
         fflush(stdout);
-        rc = write_all(STDOUT_FILENO, text, len + 1);
+        rc = write_all(named_fd, text, len + 1);
         if (rc)
-            snprintf(err, errlen, "summary to standard output: %s", strerror(-rc));
+            snprintf(err, errlen, "summary to %s: %s",
+                     named_fd == STDOUT_FILENO ? "standard output" : path, strerror(-rc));
         free(text);
         return rc;
     }
@@ -220,21 +205,23 @@ int weft__summary_write_json(const char *path, const weft__summary_t *s, char *e
         rc = -errno;
         step = "fsync";
     }
-    if (close(fd) != 0 && !rc) {
-        rc = -errno;
-        step = "close";
-    }
+    /* Renamed, or removed, while its lock is held (weft__open_temp). */
     if (!rc && rename(tmp, path) != 0) {
         rc = -errno;
         step = "rename";
     }
-    if (rc) {
-        snprintf(err, errlen, "%s: %s: %s", strcmp(step, "rename") == 0 ? path : tmp,
-                 step, strerror(-rc));
+    if (rc)
         unlink(tmp);
-    } else {
-        fsync_parent(path);
+    if (close(fd) != 0 && !rc) {
+        rc = -errno;
+        step = "close";
     }
+    if (rc)
+        snprintf(err, errlen, "%s: %s: %s",
+                 strcmp(step, "write") == 0 || strcmp(step, "fsync") == 0 ? tmp : path, step,
+                 strerror(-rc));
+    else
+        weft__sync_folder_of(path); /* best effort: the summary is written */
     free(text);
     return rc;
 }

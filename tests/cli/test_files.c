@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,6 +316,65 @@ static void files_stale_and_hard_linked_temporaries(void **state)
     free(got);
 }
 
+/* The device names people pass: -o /dev/stdout (a symlink to the pipe the
+ * harness reads) and /dev/null, --summary-json /dev/null, journal =
+ * /dev/null.  Each is written to, never replaced; nothing is created in
+ * /dev (no .stdout.partial, no stdout.journal, no null.new). */
+static void assert_dev_clean(void)
+{
+    struct stat st;
+    const char *never[] = {"/dev/.stdout.partial", "/dev/stdout.journal", "/dev/.null.partial",
+                           "/dev/null.journal",    "/dev/null.new",       "/dev/null.tmp"};
+    bool bad = false;
+    for (size_t k = 0; k < sizeof never / sizeof *never; k++)
+        if (lstat(never[k], &st) == 0) {
+            fprintf(stderr, "%s was created\n", never[k]);
+            unlink(never[k]);
+            bad = true;
+        }
+    if (lstat("/dev/stdout", &st) != 0 || !S_ISLNK(st.st_mode)) {
+        /* Put the machine right before failing (as root a bad weft
+         * replaces it): /dev/stdout is the link to fd 1 again. */
+        fprintf(stderr, "/dev/stdout was replaced\n");
+        unlink("/dev/stdout");
+        if (symlink("/proc/self/fd/1", "/dev/stdout") != 0)
+            perror("symlink /dev/stdout");
+        bad = true;
+    }
+    assert_false(bad);
+    assert_int_equal(lstat("/dev/null", &st), 0);
+    assert_true(S_ISCHR(st.st_mode));
+}
+
+static void files_device_outputs(void **state)
+{
+    (void)state;
+    const char *ini = e2e_write("dev.ini", "[run]\nplugin = add_one\nitems = 5\n"
+                                           "output = dev.jsonl\n");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q", "-o", "/dev/stdout");
+    assert_dev_clean(); /* first: it repairs what a bad run broke */
+    e2e_expect(&o, 0, NULL);
+    assert_string_equal(o.out, "1\n2\n3\n4\n5\n");
+    e2e_free(&o);
+
+    o = E2E_RUN("run", ini, "-q", "-o", "/dev/null", "--summary-json", "/dev/null");
+    assert_dev_clean();
+    e2e_expect(&o, 0, NULL);
+    assert_string_equal(o.out, "");
+    e2e_free(&o);
+
+    ini = e2e_write("devj.ini", "[run]\nplugin = add_one\nitems = 5\n"
+                                "output = devj.jsonl\njournal = /dev/null\n");
+    o = E2E_RUN("run", ini, "-q");
+    assert_dev_clean();
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    char *got = e2e_slurp(e2e_path("devj.jsonl"), NULL);
+    assert_non_null(got);
+    assert_string_equal(got, "1\n2\n3\n4\n5\n");
+    free(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +387,7 @@ int main(void)
         cmocka_unit_test(files_no_journal_beside_a_special_file),
         cmocka_unit_test(files_two_runs_one_results_file),
         cmocka_unit_test(files_stale_and_hard_linked_temporaries),
+        cmocka_unit_test(files_device_outputs),
     };
     e2e_setup("files");
     return cmocka_run_group_tests(tests, NULL, e2e_teardown);
