@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The `weft` command line. */
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +38,8 @@ static const char usage_text[] =
     "run options:\n"
     "  --set S.K=V         override key K of section [S] (run or args),\n"
     "                      e.g. --set args.size_x=200; may repeat\n"
-    "  -j, --threads N     worker threads (0 = one per CPU)\n"
+    "  -j, --threads N     worker threads (0 = one per CPU; -1 every CPU, -2 all\n"
+    "                      but one; 50% half of the CPUs)\n"
     "  -o, --output FILE   where results go: a file (relative to the current\n"
     "                      directory), - for standard output, or none\n"
     "  -q, --quiet         errors only: no progress, no summary\n"
@@ -58,7 +61,8 @@ static const char usage_text[] =
     "exit status: 0 all items ok, 1 some items failed (all other results kept),\n"
     "2 usage, config or plugin error (nothing ran), 3 results could not be written,\n"
     "4 halted by the failure policy, 128+N interrupted by signal N (130 for\n"
-    "SIGINT); an interrupted run finishes with weft run CONFIG --resume.\n";
+    "SIGINT); an interrupted run finishes with the command weft prints (weft run\n"
+    "CONFIG ... --resume).  Options: GNU style (-qj4, -o-, --threads=4, --).\n";
 
 static const char run_help[] =
     "usage: weft run CONFIG [--set SECTION.KEY=VALUE]... [-j N] [-o FILE] [-q]\n"
@@ -67,7 +71,8 @@ static const char run_help[] =
     "Runs the job CONFIG describes.\n"
     "\n"
     "  --set S.K=V         override key K of section [S]; may repeat\n"
-    "  -j, --threads N     worker threads (0 = one per CPU)\n"
+    "  -j, --threads N     worker threads (0 = one per CPU, -1 every CPU, -2 all\n"
+    "                      but one, 50% half of them)\n"
     "  -o, --output FILE   a file (relative to the current directory), -, or none\n"
     "  -q, --quiet         errors only: no progress, no summary\n"
     "  --progress[=MODE]   line (default on a terminal; forced by --progress),\n"
@@ -101,25 +106,6 @@ static int usage(FILE *to, int status)
     return status;
 }
 
-/* Value of an option given as "--opt VALUE" or "--opt=VALUE"; NULL if
- * argv[*k] is not this option.  Sets *missing when the value is absent. */
-static const char *option_value(char **argv, int argc, int *k, const char *lng,
-                                const char *shrt, int *missing)
-{
-    const char *a = argv[*k];
-    size_t n = strlen(lng);
-    if (strncmp(a, lng, n) == 0 && a[n] == '=')
-        return a + n + 1;
-    if (strcmp(a, lng) == 0 || (shrt && strcmp(a, shrt) == 0)) {
-        if (*k + 1 >= argc) {
-            *missing = 1;
-            return NULL;
-        }
-        return argv[++*k];
-    }
-    return NULL;
-}
-
 /* --output is relative to the current directory, unlike paths in the
  * config file: make it absolute before it becomes a config override. */
 static char *output_override(const char *path)
@@ -151,11 +137,9 @@ static const char *const run_options[] = {
     "--resume", "--retry-failed", "--force",  "--restart", "--help",
 };
 
-/* "--progress" (line), "--progress=line|json|off"; -1 if not that option,
- * -2 (and a message) if its value is wrong. */
-static int progress_option(const char *a, weft__progress_mode_t *mode)
+/* --progress's value (NULL: line).  -1 (and a message) if it is wrong. */
+static int progress_mode(const char *v, weft__progress_mode_t *mode)
 {
-    static const char name[] = "--progress";
     static const struct {
         const char *word;
         weft__progress_mode_t mode;
@@ -164,20 +148,104 @@ static int progress_option(const char *a, weft__progress_mode_t *mode)
         {"json", WEFT__PROGRESS_JSON},
         {"off", WEFT__PROGRESS_OFF},
     };
-    size_t n = sizeof name - 1;
-    if (strncmp(a, name, n) != 0 || (a[n] != '\0' && a[n] != '='))
-        return -1;
-    if (a[n] == '\0') {
+    if (!v) {
         *mode = WEFT__PROGRESS_LINE;
         return 0;
     }
     for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++)
-        if (strcmp(a + n + 1, modes[k].word) == 0) {
+        if (strcmp(v, modes[k].word) == 0) {
             *mode = modes[k].mode;
             return 0;
         }
-    fprintf(stderr, "weft: --progress '%s': expected line, json or off\n", a + n + 1);
-    return -2;
+    fprintf(stderr, "weft: --progress '%s': expected line, json or off\n", v);
+    return -1;
+}
+
+/* The CPUs this process may run on. */
+static long cpu_count(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? n : 1;
+}
+
+/* -j's value: N (0: one per CPU), -K as joblib (-1 every CPU, -2 all but
+ * one), or P% of the CPUs as GNU parallel; never below 1 but for 0, never
+ * above 1024.  -1 when it is none of these. */
+static long threads_value(const char *v)
+{
+    size_t len = strlen(v);
+    long cpus = cpu_count();
+    int64_t n;
+    if (len > 1 && v[len - 1] == '%') {
+        char num[24];
+        if (len - 1 >= sizeof num)
+            return -1;
+        memcpy(num, v, len - 1);
+        num[len - 1] = '\0';
+        if (weft__parse_int64(num, &n) != 0 || n <= 0 || n > 100000)
+            return -1;
+        long t = (long)((cpus * n + 50) / 100);
+        return t < 1 ? 1 : t > 1024 ? 1024 : t;
+    }
+    if (weft__parse_int64(v, &n) != 0 || n < -1024 || n > 1024)
+        return -1;
+    if (n >= 0)
+        return (long)n;
+    long t = cpus + 1 + (long)n;
+    return t < 1 ? 1 : t;
+}
+
+/* Appends a to out (room for 4 * strlen(a) + 3), quoted for a POSIX shell
+ * when it holds anything but plain characters. */
+static char *shell_word(char *out, const char *a)
+{
+    bool plain = *a != '\0';
+    for (const char *p = a; *p && plain; p++)
+        plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                (*p >= '0' && *p <= '9') || strchr("_-./=:,+@%^", *p);
+    if (plain)
+        return stpcpy(out, a);
+    *out++ = '\'';
+    for (const char *p = a; *p; p++) {
+        if (*p == '\'')
+            out = stpcpy(out, "'\\''");
+        else
+            *out++ = *p;
+    }
+    *out++ = '\'';
+    *out = '\0';
+    return out;
+}
+
+/* "PROG run ARGS... --resume": the command line as typed, without its
+ * mode options (--resume, --retry-failed, --restart), then the mode that
+ * finishes the job.  Allocated; NULL when out of memory. */
+static char *resume_command(const char *prog, int argc, char **argv, bool retry)
+{
+    size_t size = 4 * strlen(prog) + 32;
+    for (int k = 0; k < argc; k++)
+        size += 4 * strlen(argv[k]) + 3;
+    char *cmd = malloc(size), *o = cmd;
+    if (!cmd)
+        return NULL;
+    o = shell_word(o, strchr(prog, '/') ? prog : "weft");
+    o = stpcpy(o, " run");
+    bool options = true;
+    for (int k = 0; k < argc; k++) {
+        const char *a = argv[k];
+        if (options && strcmp(a, "--") == 0)
+            options = false;
+        else if (options && (strcmp(a, "--resume") == 0 || strcmp(a, "--retry-failed") == 0 ||
+                             strcmp(a, "--restart") == 0))
+            continue;
+        *o++ = ' ';
+        o = shell_word(o, a);
+    }
+    stpcpy(o, retry ? " --retry-failed" : " --resume");
+    return cmd;
 }
 
 static void unknown_option(const char *cmd, const char *a)
@@ -197,81 +265,130 @@ static void unknown_option(const char *cmd, const char *a)
     fprintf(stderr, " (see weft %s --help)\n", cmd);
 }
 
-/* run and check: the same options; check stops before anything runs. */
-static int cmd_run(int argc, char **argv, bool check)
+/* run and check: the same options; check stops before anything runs.
+ * GNU conventions (getopt_long): -j4, -qj4, -o-, --threads=4, --output
+ * FILE, options before or after CONFIG, -- ends the options. */
+static int cmd_run(const char *prog, int argc, char **argv, bool check)
 {
     const char *cmd = check ? "check" : "run";
     weft__run_opts_t o = {.check_only = check, .progress = WEFT__PROGRESS_AUTO};
     bool progress_given = false;
-    /* Every option becomes at most one override; owned copies in `owned`. */
+    enum { O_SET = 256, O_PROGRESS, O_SUMMARY, O_RESUME, O_RETRY, O_FORCE, O_RESTART };
+    static const struct option longs[] = {
+        {"set", required_argument, NULL, O_SET},
+        {"threads", required_argument, NULL, 'j'},
+        {"output", required_argument, NULL, 'o'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"progress", optional_argument, NULL, O_PROGRESS},
+        {"summary-json", required_argument, NULL, O_SUMMARY},
+        {"resume", no_argument, NULL, O_RESUME},
+        {"retry-failed", no_argument, NULL, O_RETRY},
+        {"force", no_argument, NULL, O_FORCE},
+        {"restart", no_argument, NULL, O_RESTART},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    /* Every option becomes at most one override; owned copies in `owned`.
+     * The words as typed, for the resume command (getopt reorders argv). */
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
-    char **owned = calloc((size_t)argc + 1, sizeof *owned);
+    char **owned = calloc((size_t)argc + 2, sizeof *owned);
+    char **typed = calloc((size_t)argc + 1, sizeof *typed);
+    char **args = calloc((size_t)argc + 2, sizeof *args);
     size_t n_owned = 0;
     int status = WEFT_EXIT_USAGE;
-    if (!sets || !owned) {
+    if (!sets || !owned || !typed || !args) {
         fputs("weft: out of memory\n", stderr);
         goto out;
     }
-    for (int k = 0; k < argc; k++) {
-        const char *a = argv[k], *v;
-        int missing = 0, rc;
-        if (is_help(a)) {
+    args[0] = (char *)cmd; /* getopt reads from argv[1] */
+    for (int k = 0; k < argc; k++)
+        typed[k] = args[k + 1] = argv[k];
+    optind = 0; /* a full reset (glibc) */
+    opterr = 0; /* the messages below say more */
+    for (int c; (c = getopt_long(argc + 1, args, ":j:o:qh", longs, NULL)) != -1;) {
+        const char *v = optarg;
+        switch (c) {
+        case 'h':
             fputs(check ? check_help : run_help, stdout);
             status = 0;
             goto out;
-        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+        case 'q':
             o.quiet = true;
-        } else if ((rc = progress_option(a, &o.progress)) != -1) {
-            if (rc)
+            break;
+        case O_PROGRESS:
+            if (progress_mode(v, &o.progress) != 0)
                 goto out;
             progress_given = true;
-        } else if (strcmp(a, "--resume") == 0) {
+            break;
+        case O_RESUME:
             o.resume = true;
-        } else if (strcmp(a, "--retry-failed") == 0) {
+            break;
+        case O_RETRY:
             o.resume = o.retry_failed = true;
-        } else if (strcmp(a, "--force") == 0) {
+            break;
+        case O_FORCE:
             o.force = true;
-        } else if (strcmp(a, "--restart") == 0) {
+            break;
+        case O_RESTART:
             o.restart = true;
-        } else if ((v = option_value(argv, argc, &k, "--summary-json", NULL, &missing))) {
+            break;
+        case O_SUMMARY:
             if (!v[0]) {
                 fputs("weft: --summary-json needs a file name (- for standard output)\n",
                       stderr);
                 goto out;
             }
             o.summary_json = v;
-        } else if ((v = option_value(argv, argc, &k, "--set", NULL, &missing))) {
+            break;
+        case O_SET:
             sets[o.n_sets++] = v;
-        } else if ((v = option_value(argv, argc, &k, "--threads", "-j", &missing))) {
-            int64_t n;
-            if (weft__parse_int64(v, &n) != 0 || n < 0 || n > 1024) {
-                fprintf(stderr, "weft: --threads '%s': expected an integer from 0 to 1024\n", v);
+            break;
+        case 'j': {
+            long n = threads_value(v);
+            if (n < 0) {
+                fprintf(stderr, "weft: --threads '%s': expected N from 0 to 1024 (0: one per "
+                                "CPU), -K (-1: every CPU, -2: all but one) or P%% of the CPUs\n",
+                        v);
                 goto out;
             }
             char *set = malloc(32);
             if (!set)
                 goto out;
-            snprintf(set, 32, "run.threads=%d", (int)n);
+            snprintf(set, 32, "run.threads=%ld", n);
             sets[o.n_sets++] = owned[n_owned++] = set;
-        } else if ((v = option_value(argv, argc, &k, "--output", "-o", &missing))) {
+            break;
+        }
+        case 'o': {
             char *set = output_override(v);
             if (!set) {
                 fprintf(stderr, "weft: --output '%s': %s\n", v, strerror(errno));
                 goto out;
             }
             sets[o.n_sets++] = owned[n_owned++] = set;
-        } else if (missing) {
-            fprintf(stderr, "weft: %s needs a value\n", a);
-            goto out;
-        } else if (a[0] == '-' && a[1] != '\0') {
-            unknown_option(cmd, a);
-            goto out;
-        } else if (o.config_path) {
-            fprintf(stderr, "weft: one CONFIG only ('%s' and '%s')\n", o.config_path, a);
-            goto out;
-        } else {
-            o.config_path = a;
+            break;
         }
+        case ':': /* the word typed: a long option, or -X (also in -qX) */
+            if (strncmp(args[optind - 1], "--", 2) == 0)
+                fprintf(stderr, "weft: %s needs a value\n", args[optind - 1]);
+            else
+                fprintf(stderr, "weft: -%c needs a value\n", optopt);
+            goto out;
+        default: /* '?' */
+            if (optopt) {
+                char word[3] = {'-', (char)optopt, '\0'};
+                unknown_option(cmd, word);
+            } else {
+                unknown_option(cmd, args[optind - 1]);
+            }
+            goto out;
+        }
+    }
+    for (int k = optind; k < argc + 1; k++) {
+        if (o.config_path) {
+            fprintf(stderr, "weft: one CONFIG only ('%s' and '%s')\n", o.config_path, args[k]);
+            goto out;
+        }
+        o.config_path = args[k];
     }
     if (o.restart && o.resume) {
         fprintf(stderr, "weft: %s: --restart discards the journal that %s would use; "
@@ -286,6 +403,11 @@ static int cmd_run(int argc, char **argv, bool check)
         fprintf(stderr, "weft: %s: which config? (weft %s CONFIG)\n", cmd, cmd);
         goto out;
     }
+    if (!check && !(owned[n_owned++] = resume_command(prog, argc, typed, o.retry_failed))) {
+        fputs("weft: out of memory\n", stderr);
+        goto out;
+    }
+    o.resume_command = check ? NULL : owned[n_owned - 1];
     o.sets = sets;
     status = weft__run(&o);
 out:
@@ -293,6 +415,8 @@ out:
         free(owned[k]);
     free(owned);
     free(sets);
+    free(typed);
+    free(args);
     return status;
 }
 
@@ -384,7 +508,7 @@ int main(int argc, char **argv)
     }
     static const char *const commands[] = {"run", "check", "describe", "plugins"};
     if (strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0)
-        return cmd_run(argc - 2, argv + 2, cmd[0] == 'c');
+        return cmd_run(argv[0], argc - 2, argv + 2, cmd[0] == 'c');
     if (strcmp(cmd, "describe") == 0)
         return cmd_describe(argc - 2, argv + 2);
     if (strcmp(cmd, "plugins") == 0)

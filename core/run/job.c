@@ -241,6 +241,17 @@ static unsigned pick_threads(const run_t *r)
     return t ? t : 1;
 }
 
+/* The command that finishes the job (main.c makes it from the command
+ * line as typed), into buf. */
+enum { RESUME_CMD_SIZE = 8192 };
+static const char *resume_command(const weft__run_opts_t *o, char *buf, size_t size)
+{
+    if (o->resume_command)
+        return o->resume_command;
+    snprintf(buf, size, "weft run %s --resume", o->config_path);
+    return buf;
+}
+
 /* ---- the journal: create, or resume ------------------------------------- */
 
 static int refuse(const char *fmt, ...) WEFT_PRINTF(1, 2);
@@ -339,10 +350,10 @@ static int open_journal(run_t *r)
             goto out;
         }
         if (rc == 0 && !finished && !o->restart) {
+            char cmd[RESUME_CMD_SIZE];
             rc = refuse("%s: an earlier run of this job did not finish (journal %s).\n"
-                           "weft: run `weft run %s --resume` to finish it, or add --restart to "
-                           "start over",
-                        r->cfg->path, path, r->cfg->path);
+                           "weft: run `%s` to finish it, or add --restart to start over",
+                        r->cfg->path, path, resume_command(o, cmd, sizeof cmd));
             goto out;
         }
         rc = weft__journal_create(&r->eng.journal, path, &r->id.header, r->err, ERR_SIZE);
@@ -681,9 +692,10 @@ static int finish_run(run_t *r, int status)
     }
     summarize(r, status, label);
     if ((sig || halted) && status != WEFT_EXIT_OUTPUT) {
+        char cmd[RESUME_CMD_SIZE];
         if (r->journaled)
-            fprintf(stderr, "weft: %" PRIu64 " items not run; `weft run %s --resume` finishes "
-                            "the run\n", r->counts[ST_NOT_RUN], r->opts->config_path);
+            fprintf(stderr, "weft: %" PRIu64 " items not run; `%s` finishes the run\n",
+                    r->counts[ST_NOT_RUN], resume_command(r->opts, cmd, sizeof cmd));
         else
             fprintf(stderr, "weft: %" PRIu64 " items not run (this run keeps no journal)\n",
                     r->counts[ST_NOT_RUN]);

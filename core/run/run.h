@@ -48,6 +48,11 @@ typedef struct weft__run_opts {
     bool restart;            /* --restart: discard an unfinished journal   */
     weft__progress_mode_t progress;
     const char *summary_json; /* --summary-json FILE, or NULL              */
+    /* The command that finishes this job, exactly as typed but for the
+     * mode (--resume, or --retry-failed when it was given), shell-quoted:
+     * printed after an interrupt and when a plain run is refused.  NULL:
+     * "weft run CONFIG --resume". */
+    const char *resume_command;
 } weft__run_opts_t;
 
 /* Runs a job; prints errors and the summary on stderr; returns an exit

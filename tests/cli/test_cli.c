@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "e2e.h"
@@ -504,6 +507,138 @@ static void cli_plugins(void **state)
     e2e_free(&o);
 }
 
+/* ---- GNU option conventions, and the command that finishes a run -------- */
+
+/* "threads": N in the summary JSON weft wrote to stdout after the records. */
+static long summary_threads(const char *out)
+{
+    const char *t = strstr(out, "\"threads\":");
+    return t ? strtol(t + strlen("\"threads\":"), NULL, 10) : -1;
+}
+
+static long cpus(void)
+{
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+}
+
+static void cli_gnu_options(void **state)
+{
+    (void)state;
+    const char *ini = e2e_write("gnu.ini", "[run]\nplugin = add_one\nitems = 5\n"
+                                           "output = gnu.jsonl\n");
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg, "%s", ini);
+    /* Bundled, attached values, options after CONFIG. */
+    e2e_outcome_t o = E2E_RUN("run", cfg, "-qj3", "-o-", "--summary-json=-");
+    e2e_expect(&o, 0, NULL);
+    assert_true(strncmp(o.out, "1\n2\n3\n4\n5\n", 10) == 0);
+    assert_int_equal(summary_threads(o.out), 3);
+    e2e_free(&o);
+    o = E2E_RUN("--threads=2", "run", cfg); /* not an option of weft itself */
+    e2e_expect(&o, 2, "unknown command '--threads=2'");
+    e2e_free(&o);
+    o = E2E_RUN("run", "--threads=1", "--output=-", "-q", "--summary-json", "-", "--", cfg);
+    e2e_expect(&o, 0, NULL);
+    assert_int_equal(summary_threads(o.out), 1);
+    e2e_free(&o);
+    /* -1: every CPU, -2: all but one (joblib); P% of the CPUs (parallel). */
+    long n = cpus();
+    const struct {
+        const char *arg;
+        long want;
+    } counts[] = {{"-1", n}, {"-2", n > 1 ? n - 1 : 1}, {"100%", n}, {"200%", 2 * n},
+                  {"1%", 1}};
+    for (size_t k = 0; k < sizeof counts / sizeof *counts; k++) {
+        o = E2E_RUN("run", cfg, "-q", "-o", "-", "--summary-json", "-", "-j", counts[k].arg);
+        e2e_expect(&o, 0, NULL);
+        if (summary_threads(o.out) != counts[k].want)
+            fail_msg("-j %s: %ld threads, want %ld", counts[k].arg, summary_threads(o.out),
+                     counts[k].want);
+        e2e_free(&o);
+    }
+    const char *bad[] = {"0%", "-2000", "x%", "%", "1.5"};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        o = E2E_RUN("run", cfg, "-j", bad[k]);
+        e2e_expect(&o, 2, "expected N from 0 to 1024");
+        e2e_free(&o);
+    }
+    o = E2E_RUN("run", cfg, "-x");
+    e2e_expect(&o, 2, "unknown option '-x'");
+    e2e_free(&o);
+    o = E2E_RUN("run", cfg, "-qj");
+    e2e_expect(&o, 2, "-j needs a value");
+    e2e_free(&o);
+    o = E2E_RUN("run", cfg, "--resum");
+    e2e_expect(&o, 2, NULL); /* an abbreviation: --resume (nothing to resume) */
+    e2e_free(&o);
+    o = E2E_RUN("run", cfg, "--re");
+    e2e_expect(&o, 2, "unknown option '--re'"); /* --resume, --restart, --retry-failed */
+    e2e_free(&o);
+    o = E2E_RUN("run", cfg, "--", "-j4");
+    e2e_expect(&o, 2, "one CONFIG only");
+    e2e_free(&o);
+}
+
+/* The command between the first pair of backticks in text, or NULL. */
+static char *quoted_command(const char *text, const char *after)
+{
+    const char *p = strstr(text, after);
+    const char *a = p ? strchr(p, '`') : NULL;
+    const char *b = a ? strchr(a + 1, '`') : NULL;
+    return b ? strndup(a + 1, (size_t)(b - a - 1)) : NULL;
+}
+
+/* A halted run prints the command that finishes it: the command as typed
+ * (--set, -o, -j and all, quoted for the shell), with --resume; run as
+ * printed it finishes this job (it used to print `weft run CONFIG
+ * --resume`, which resumed another, finished run with these items
+ * missing).  A plain run refused for the unfinished journal prints it too. */
+static void cli_resume_command_is_exact(void **state)
+{
+    (void)state;
+    assert_int_equal(mkdir(e2e_path("out dir"), 0777), 0);
+    const char *ini = e2e_write("halt.ini", "[run]\nplugin = fault\nitems = 50\n"
+                                            "output = other.jsonl\nhalt = soon,fail=1\n"
+                                            "[args]\nfail_once = 3\n");
+    char cfg[4096], out[4096], shell[16384];
+    snprintf(cfg, sizeof cfg, "%s", ini);
+    snprintf(out, sizeof out, "%s", e2e_path("out dir/r.jsonl"));
+    e2e_outcome_t o = E2E_RUN("run", cfg, "--set", "args.sleep_ms=1", "-o", out, "-qj1");
+    e2e_expect(&o, 4, "items not run; `");
+    char *cmd = quoted_command(o.err, "items not run; ");
+    assert_non_null(cmd);
+    e2e_free(&o);
+    if (!strstr(cmd, " --set args.sleep_ms=1 ") || !strstr(cmd, "'/") ||
+        !strstr(cmd, "out dir/r.jsonl'") || !strstr(cmd, " -qj1 --resume"))
+        fail_msg("resume command: %s", cmd);
+
+    /* A plain run of the same: refused, with the same command. */
+    o = E2E_RUN("run", cfg, "--set", "args.sleep_ms=1", "-o", out, "-qj1");
+    e2e_expect(&o, 2, "did not finish");
+    char *again = quoted_command(o.err, "weft: run ");
+    assert_non_null(again);
+    assert_string_equal(again, cmd);
+    free(again);
+    e2e_free(&o);
+
+    /* As printed, through a shell. */
+    snprintf(shell, sizeof shell, "%s 2>/dev/null", cmd);
+    int st_sh = system(shell);
+    assert_true(WIFEXITED(st_sh));
+    assert_int_equal(WEXITSTATUS(st_sh), 1); /* item 3 stays failed; all 50 written */
+    char *text = e2e_slurp(out, NULL);
+    assert_non_null(text);
+    size_t lines = 0;
+    for (const char *p = text; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 50);
+    free(text);
+    struct stat st;
+    assert_int_equal(stat(e2e_path("other.jsonl"), &st), -1); /* the config's own output */
+    free(cmd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -521,6 +656,8 @@ int main(void)
         cmocka_unit_test(cli_check),
         cmocka_unit_test(cli_describe),
         cmocka_unit_test(cli_plugins),
+        cmocka_unit_test(cli_gnu_options),
+        cmocka_unit_test(cli_resume_command_is_exact),
     };
     return cmocka_run_group_tests(tests, setup, e2e_teardown);
 }
