@@ -265,9 +265,43 @@ static void unknown_option(const char *cmd, const char *a)
     fprintf(stderr, " (see weft %s --help)\n", cmd);
 }
 
+/* An option word that is not exactly one of longs (getopt_long would take
+ * "--resum" for --resume: a typo must be said, not guessed), found the
+ * way getopt_long reads the words: values of options that take one are
+ * skipped, "--" ends the options.  Its index, or -1. */
+static int inexact_option(int argc, char **argv, const struct option *longs,
+                          const char *with_value)
+{
+    for (int k = 0; k < argc; k++) {
+        const char *a = argv[k];
+        if (strcmp(a, "--") == 0)
+            return -1;
+        if (a[0] != '-' || a[1] == '\0')
+            continue;
+        if (a[1] != '-') { /* -qj4, -j 4: the value ends the word or is the next */
+            for (const char *c = a + 1; *c; c++)
+                if (strchr(with_value, *c)) {
+                    k += c[1] == '\0';
+                    break;
+                }
+            continue;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const struct option *o = longs;
+        while (o->name && (strlen(o->name) != len || strncmp(o->name, name, len) != 0))
+            o++;
+        if (!o->name)
+            return k;
+        k += o->has_arg == required_argument && !eq;
+    }
+    return -1;
+}
+
 /* run and check: the same options; check stops before anything runs.
  * GNU conventions (getopt_long): -j4, -qj4, -o-, --threads=4, --output
- * FILE, options before or after CONFIG, -- ends the options. */
+ * FILE, options before or after CONFIG, -- ends the options; long options
+ * are never abbreviated. */
 static int cmd_run(const char *prog, int argc, char **argv, bool check)
 {
     const char *cmd = check ? "check" : "run";
@@ -303,6 +337,11 @@ static int cmd_run(const char *prog, int argc, char **argv, bool check)
     args[0] = (char *)cmd; /* getopt reads from argv[1] */
     for (int k = 0; k < argc; k++)
         typed[k] = args[k + 1] = argv[k];
+    int bad = inexact_option(argc, argv, longs, "jo");
+    if (bad >= 0) {
+        unknown_option(cmd, argv[bad]);
+        goto out;
+    }
     optind = 0; /* a full reset (glibc) */
     opterr = 0; /* the messages below say more */
     for (int c; (c = getopt_long(argc + 1, args, ":j:o:qh", longs, NULL)) != -1;) {

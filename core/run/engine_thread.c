@@ -108,6 +108,8 @@ static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
     if (r->batch && b && run_batch(r, wk, b, begin, end)) {
         ok = end - begin;
         begin = end; /* done: no item left for the loop */
+    } else if (r->ints_fast && b) {
+        begin = weft__item_run_ints(r, wk, b, begin, end, &ok, &failed);
     }
     for (size_t i = begin; i < end; i++) {
         if (r->suspects_run && weft__item_in_set(r->suspects, r->suspects_run, i)) {
@@ -359,6 +361,7 @@ int weft__engine_threads(weft__engine_t *r)
         return WEFT_EXIT_USAGE;
     }
     weft__host_item_begin(0); /* weft__item_call sets it only with a timeout */
+    r->ints_fast = weft__item_ints_fast(r);
     int status = 0;
     if (r->n_suspects)
         status = run_suspects(r);

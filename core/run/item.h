@@ -230,4 +230,92 @@ WEFT__HOT enum weft__item_fate weft__item_run(weft__engine_t *r, worker_t *wk, w
     return fate;
 }
 
+/* Whether the engine may run items through weft__item_run_ints: plain
+ * values into JSON or JSON Lines, and nothing kept or watched per item (no
+ * journal, no resume, no timeout, no retries). */
+static inline bool weft__item_ints_fast(const weft__engine_t *r)
+{
+    return r->plain_values && !r->journal && !r->scan && !r->n_suspects && !r->n_poison &&
+           r->cfg->timeout <= 0 && r->cfg->retries == 0;
+}
+
+/*
+ * Items [i, end) into block b, at full speed for the common case: a value
+ * that is an integer is framed straight into the block, and only the count
+ * of such items is kept (the block holds counts, not slots).  Any other
+ * outcome (a failure, another kind of value) takes the general encoding,
+ * in its place.  Stops before an item once the run is stopping; returns
+ * the index reached (the caller marks the rest not run).  *ok and *failed
+ * count the items run.  Only when weft__item_ints_fast(r).
+ */
+WEFT__HOT size_t weft__item_run_ints(weft__engine_t *r, worker_t *wk, weft__block_t *b,
+                                     size_t i, size_t end, uint64_t *ok, uint64_t *failed)
+{
+    int (*process_one)(void *, void *, const weft_item_t *, weft_result_t *) =
+        r->plugin->desc.process_one;
+    void *state = r->state, *ctx = wk->ctx;
+    weft__buf_t *buf = &b->bytes;
+    const weft__frame_t fr = r->frame;
+    const size_t need = fr.prefix_len + 20 + fr.suffix_len;
+    uint64_t fast = 0; /* ok items not yet counted into b */
+    weft_item_t computed;
+    weft_result_t res;
+    for (; i < end; i++) {
+        /* Relaxed: a stop only has to be seen soon, not at once. */
+        if (atomic_load_explicit(&weft__run_stop, memory_order_relaxed))
+            break;
+        const weft_item_t *item = weft__feed_item(r->feed, i, &computed);
+        res.kind = WEFT_VALUE_NONE;
+        res.msg = wk->msg;
+        res.msg_size = MSG_SIZE;
+        res.row = NULL;
+        int rc = process_one(state, ctx, item, &res);
+        if (rc == 0 && res.kind == WEFT_VALUE_INT && weft__buf_reserve(buf, need) == 0) {
+            char *o = buf->data + buf->len;
+            for (size_t k = 0; k < fr.prefix_len; k++)
+                *o++ = fr.prefix[k];
+            o += weft__put_int(o, res.value.i);
+            for (size_t k = 0; k < fr.suffix_len; k++)
+                *o++ = fr.suffix[k];
+            buf->len = (size_t)(o - buf->data);
+            fast++;
+            continue;
+        }
+        /* In index order: the fast items before this one first. */
+        b->count += fast;
+        b->records += fast;
+        b->counts[ST_OK] += fast;
+        *ok += fast;
+        fast = 0;
+        char why[64];
+        const char *msg = NULL;
+        item_status_t st = ST_OK;
+        if (rc != 0) {
+            st = ST_FAILED;
+            if (wk->msg[0]) {
+                msg = wk->msg;
+            } else {
+                snprintf(why, sizeof why, "process_one returned %d", rc);
+                msg = why;
+            }
+        }
+        slot_t slot;
+        wk->msgs.len = 0;
+        weft__item_encode(r, buf, &wk->msgs, item, st, msg, &res, &slot);
+        weft__item_block_add(b, item->index, &slot, &wk->msgs);
+        wk->msg[0] = '\0'; /* the next failure's message starts empty */
+        if (slot.status == ST_OK) {
+            ++*ok;
+        } else {
+            ++*failed;
+            weft__item_failed(r);
+        }
+    }
+    b->count += fast;
+    b->records += fast;
+    b->counts[ST_OK] += fast;
+    *ok += fast;
+    return i;
+}
+
 #endif

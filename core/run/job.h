@@ -99,6 +99,8 @@ typedef struct weft__engine {
     bool batch;             /* chunks go through the plugin's process_range */
     bool null_not_run;      /* record = value, in input order: a not-run
                                item keeps its place as null               */
+    bool ints_fast;         /* thread mode, plain values, nothing kept per
+                               item: weft__item_run_ints (item.h)          */
 
     /* The journal log, and resume. */
     weft__journal_t *journal;    /* NULL: no journal                       */

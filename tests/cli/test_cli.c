@@ -569,11 +569,16 @@ static void cli_gnu_options(void **state)
     o = E2E_RUN("run", cfg, "-qj");
     e2e_expect(&o, 2, "-j needs a value");
     e2e_free(&o);
+    /* Long options are never abbreviated: a typo is said, not guessed. */
     o = E2E_RUN("run", cfg, "--resum");
-    e2e_expect(&o, 2, NULL); /* an abbreviation: --resume (nothing to resume) */
+    e2e_expect(&o, 2, "unknown option '--resum'; did you mean '--resume'?");
     e2e_free(&o);
-    o = E2E_RUN("run", cfg, "--re");
-    e2e_expect(&o, 2, "unknown option '--re'"); /* --resume, --restart, --retry-failed */
+    o = E2E_RUN("run", cfg, "--thread=2");
+    e2e_expect(&o, 2, "did you mean '--threads'?");
+    e2e_free(&o);
+    /* A value that looks like an option is a value. */
+    o = E2E_RUN("run", cfg, "-q", "--set", "--resum", "-o", "-");
+    e2e_expect(&o, 2, "--set --resum: expected section.key=value");
     e2e_free(&o);
     o = E2E_RUN("run", cfg, "--", "-j4");
     e2e_expect(&o, 2, "one CONFIG only");

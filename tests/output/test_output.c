@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,9 +314,48 @@ static void writer_errors(void **state)
     assert_non_null(strstr(err, "/dev/full: write failed"));
 }
 
+/* weft__put_int against snprintf: every digit-count boundary (10^k - 1,
+ * 10^k, 10^k + 1), every power of two around it, the ends of int64, and a
+ * dense stretch around 0. */
+static void check_int(int64_t v)
+{
+    char got[32], want[32];
+    size_t n = weft__put_int(got, v);
+    got[n] = '\0';
+    snprintf(want, sizeof want, "%" PRId64, v);
+    if (strcmp(got, want) != 0)
+        fail_msg("%s written as '%s'", want, got);
+}
+
+static void put_int_every_boundary(void **state)
+{
+    (void)state;
+    for (int64_t v = -100000; v <= 100000; v++)
+        check_int(v);
+    for (int k = 1; k < 19; k++)
+        for (int64_t d = -1; d <= 1; d++) {
+            int64_t p = (int64_t)weft__pow10[k];
+            check_int(p + d);
+            check_int(-(p + d));
+        }
+    for (int e = 0; e < 63; e++)
+        for (int64_t d = -1; d <= 1; d++) {
+            check_int(((int64_t)1 << e) + d);
+            check_int(-(((int64_t)1 << e) + d));
+        }
+    check_int(INT64_MAX);
+    check_int(INT64_MIN);
+    check_int(INT64_MIN + 1);
+    for (unsigned k = 0; k < 20; k++)
+        assert_int_equal(weft__decimal_digits(weft__pow10[k]), k + 1);
+    assert_int_equal(weft__decimal_digits(0), 1);
+    assert_int_equal(weft__decimal_digits(UINT64_MAX), 20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(put_int_every_boundary),
         cmocka_unit_test(string_escapes),   cmocka_unit_test(string_utf8),
         cmocka_unit_test(minify_valid),     cmocka_unit_test(minify_invalid),
         cmocka_unit_test(values_every_kind), cmocka_unit_test(writer_formats),
