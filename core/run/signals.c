@@ -2,6 +2,7 @@
 /* A job's signal handlers (see signals.h). */
 #include "signals.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,8 @@ static void on_signal(int sig)
         weft__children_kill_all(); /* what the plugin started dies with us */
         _exit(128 + sig);
     }
+    int saved_errno = errno; /* kill and write may set it; the thread we
+                                interrupted may be about to read its own */
     int soon = 0;
     atomic_compare_exchange_strong(&weft__run_stop, &soon, 1);
     weft__children_forward(sig); /* after the stop: no item starts unsignalled */
@@ -47,6 +50,7 @@ static void on_signal(int sig)
                                "quit at once)\n"
                              : "\nweft: SIGHUP: finishing the items in flight (again to "
                                "quit at once)\n");
+    errno = saved_errno;
 }
 
 void weft__signals_install(weft__signals_t *saved)

@@ -492,6 +492,12 @@ static bool pids_in_file(const char *name, pid_t *out, size_t n)
     return false;
 }
 
+/* A command writes its pid as soon as it runs, which may be just before
+ * exec's thread announces it to weft (child_started, right after
+ * posix_spawn returns): a signal sent in between would not be forwarded
+ * to it.  The signal tests give exec this long first. */
+#define ANNOUNCED_S 0.2
+
 /* Starts weft in the background: stdin and stdout /dev/null, stderr into
  * tmp/weft.err, no other descriptor; SIGHUP ignored (as by nohup) or at
  * its default, whatever ours is. */
@@ -588,6 +594,33 @@ static void exec_run_timeout_processes(void **state)
     run_timeout(PROCESSES, "0.35", 2);
 }
 
+/* halt = now in process mode kills the worker processes: the commands
+ * they announced go with them.  Item 0 starts a background sleep; item 1
+ * fails a little later and trips the policy. */
+static void exec_halt_now_processes(void **state)
+{
+    (void)state;
+    static const char *const lines[] = {"hn.pid", "x"};
+    items(lines, 2);
+    char *ini = strdup(job(
+        PROCESSES "halt = now,fail=1\n",
+        "command = /bin/sh -c 'case \"$1\" in *.pid) sleep 30 & echo $! > \"$1\"; wait;; "
+        "*) sleep 0.3; exit 3;; esac' sh {}\n"));
+    for (int round = 0; round < 2; round++) {
+        unlink(e2e_path("hn.pid"));
+        double t0 = weft__mono_s();
+        e2e_outcome_t o = RUN("run", ini, "-j", "2");
+        double took = weft__mono_s() - t0;
+        pid_t sleeper = pid_in("hn.pid");
+        assert_true(sleeper > 1);
+        expect_all_gone(&sleeper, 1, "the sleep of an item killed by halt = now");
+        expect(&o, 4, NULL, "halted by the failure policy");
+        if (took > 10.0)
+            fail_msg("halt = now took %.1f s", took);
+    }
+    free(ini);
+}
+
 /* A second SIGINT makes weft exit at once; what the items started must
  * not outlive it (their groups are not weft's: the terminal's Ctrl-C
  * would not reach them).  The first SIGINT reaches the shells, not their
@@ -611,6 +644,7 @@ static void second_sigint(const char *mode)
                          e2e_wait(pid));
             }
         }
+        e2e_sleep(ANNOUNCED_S);
         kill(pid, SIGINT);
         e2e_sleep(0.1);
         kill(pid, SIGINT);
@@ -656,8 +690,16 @@ static void second_signal_ignored(const char *mode, int sig, const char *trap_na
         kill(pid, SIGKILL);
         fail_msg("the commands did not start (weft: status %d)", e2e_wait(pid));
     }
+    e2e_sleep(ANNOUNCED_S);
     kill(pid, sig);
-    e2e_sleep(0.2);
+    e2e_sleep(0.3);
+    int raw;
+    if (waitpid(pid, &raw, WNOHANG) != 0 || e2e_process_dead(cmds[0]) ||
+        e2e_process_dead(cmds[1])) { /* the commands hold their items */
+        kill(pid, SIGKILL);
+        expect_all_gone(cmds, 2, "a command");
+        fail_msg("weft or a command that ignores the signal ended at the first one");
+    }
     kill(pid, sig);
     bool exited;
     int st = wait_for(pid, 10.0, &exited);
@@ -698,6 +740,7 @@ static void exec_sighup(void **state)
                 kill(pid, SIGKILL);
                 fail_msg("the commands did not start (weft: status %d)", e2e_wait(pid));
             }
+            e2e_sleep(ANNOUNCED_S);
             kill(pid, SIGHUP);
             int want = 129;
             if (nohup) { /* nothing happens; SIGTERM then stops it */
@@ -750,6 +793,7 @@ static void first_sigint(const char *mode)
         kill(pid, SIGKILL);
         fail_msg("item 2 did not start its sleep (weft: status %d)", e2e_wait(pid));
     }
+    e2e_sleep(ANNOUNCED_S);
     kill(pid, SIGINT);
     bool exited;
     int st = wait_for(pid, 10.0, &exited);
@@ -1055,6 +1099,7 @@ int main(void)
         cmocka_unit_test(exec_timeout),
         cmocka_unit_test(exec_run_timeout),
         cmocka_unit_test(exec_run_timeout_processes),
+        cmocka_unit_test(exec_halt_now_processes),
         cmocka_unit_test(exec_second_signal_kills_children),
         cmocka_unit_test(exec_second_signal_kills_children_processes),
         cmocka_unit_test(exec_sighup),
