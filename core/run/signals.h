@@ -26,8 +26,9 @@ typedef struct weft__signals {
  * a SIGHUP ignored before, as under nohup, stays ignored), and
  * SIGPIPE and SIGXFSZ ignored: a write into a pipe nobody reads, or past
  * `ulimit -f`, is a write error (EPIPE, EFBIG) that says which file, not
- * the end of weft.  (exec's commands get SIGPIPE's default back; worker
- * processes reset it too.) */
+ * the end of weft.  (exec's commands get SIGPIPE's default back, and that
+ * of SIGINT/SIGTERM/SIGHUP, which worker processes ignore; worker
+ * processes reset SIGPIPE too.) */
 void weft__signals_install(weft__signals_t *saved);
 void weft__signals_restore(const weft__signals_t *saved);
 
