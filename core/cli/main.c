@@ -61,8 +61,9 @@ static const char usage_text[] =
     "exit status: 0 all items ok, 1 some items failed (all other results kept),\n"
     "2 usage, config or plugin error (nothing ran), 3 results could not be written,\n"
     "4 halted by the failure policy, 128+N interrupted by signal N (130 for\n"
-    "SIGINT); an interrupted run finishes with the command weft prints (weft run\n"
-    "CONFIG ... --resume).  Options: GNU style (-qj4, -o-, --threads=4, --).\n";
+    "SIGINT, 143 SIGTERM, 129 SIGHUP); an interrupted run finishes with the\n"
+    "command weft prints (weft run CONFIG ... --resume).  Options: GNU style\n"
+    "(-qj4, -o-, --threads=4, --).\n";
 
 static const char run_help[] =
     "usage: weft run CONFIG [--set SECTION.KEY=VALUE]... [-j N] [-o FILE] [-q]\n"

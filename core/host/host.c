@@ -124,11 +124,13 @@ static int host_child_started(const weft_host_t *host, long pid)
     return pid > 0 && pid <= INT32_MAX && weft__children_add((pid_t)pid) == 0 ? 0 : -1;
 }
 
+_Thread_local bool weft__host_interrupted;
+
 static void host_child_ended(const weft_host_t *host, long pid)
 {
     (void)host;
-    if (pid > 0 && pid <= INT32_MAX)
-        weft__children_remove((pid_t)pid);
+    if (pid > 0 && pid <= INT32_MAX && weft__children_remove((pid_t)pid))
+        weft__host_interrupted = true; /* it was sent weft's first signal */
 }
 
 /* ---- atomic output files ----------------------------------------------- */

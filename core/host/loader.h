@@ -136,6 +136,13 @@ void weft__host_init(weft__host_t *h, const char *plugin_name, uint64_t run_seed
  * CLOCK_MONOTONIC in seconds (weft__host_now()), or 0 for none. */
 void weft__host_item_begin(double deadline_or_0);
 
+/* Set on this thread by child_ended when the child had been sent the
+ * first SIGINT/SIGTERM/SIGHUP, which weft forwards to the children plugins
+ * announce (weft__children_forward): the item that then fails was stopped,
+ * not bad, and the runner records it as not run.  The runner clears it
+ * before each item. */
+extern _Thread_local bool weft__host_interrupted;
+
 /* CLOCK_MONOTONIC in seconds: the clock of weft__host_item_begin. */
 double weft__host_now(void);
 

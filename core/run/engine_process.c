@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "children.h"
 #include "item.h"
 #include "signals.h"
 #include "util.h"
@@ -142,6 +143,12 @@ static void child_item(void *arg, unsigned worker, uint64_t index, const void *b
 {
     proc_t *pc = arg;
     weft__engine_t *r = pc->r;
+    if (weft__children_forwarded()) {
+        /* Stopped by a signal (the supervisor forwarded it to the items'
+         * children): the rest of a batch is not run, as in thread mode. */
+        weft__iso_reply_fail(reply, ST_NOT_RUN, "", 0);
+        return;
+    }
     weft_item_t tmp = {0}, *item = &tmp;
     if (pc->indexed) {
         item = (weft_item_t *)weft__feed_item(r->feed, index, &tmp);
@@ -344,8 +351,11 @@ static void feed_result(void *arg, uint64_t index, const weft__iso_outcome_t *o)
     case WEFT__ISO_OK:
         st = ST_OK;
         break;
-    case WEFT__ISO_FAILED: /* failed, or the child's cooperative timeout */
-        st = o->code == ST_TIMED_OUT ? ST_TIMED_OUT : ST_FAILED;
+    case WEFT__ISO_FAILED: /* failed, the child's cooperative timeout, or
+                              stopped by a signal (not run) */
+        st = o->code == ST_TIMED_OUT ? ST_TIMED_OUT
+             : o->code == ST_NOT_RUN ? ST_NOT_RUN
+                                     : ST_FAILED;
         break;
     case WEFT__ISO_CRASHED:
         st = ST_CRASHED;

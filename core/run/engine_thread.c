@@ -187,7 +187,7 @@ static void run_suspect(weft__engine_t *r, const weft_item_t *item)
         weft__jlog_add(r, wk, item, index, &slot, b->bytes.data + slot.off,
                        wk->msgs.data + slot.msg_off);
         weft__jlog_flush(r, wk, true);
-        if (st != ST_OK)
+        if (st != ST_OK && st != ST_NOT_RUN)
             weft__item_failed(r);
     }
     weft__item_block_add(b, index, &slot, &wk->msgs);

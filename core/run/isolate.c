@@ -53,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -60,6 +61,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "children.h"
 #include "util.h"
 
 #define MAX_WORKERS 1024u
@@ -133,6 +135,7 @@ enum wstate { W_DEAD, W_STARTING, W_IDLE, W_BUSY, W_GONE };
 struct worker {
     _Atomic(pid_t) pid; /* read by weft__iso_kill_all from signal handlers */
     int fd;
+    int pidfd; /* polls readable once the process exited; -1 without pidfds */
     enum wstate st;
     unsigned fail_streak; /* restarts that failed in a row */
     bool init_failed;     /* READY carried a failure; EOF follows */
@@ -334,6 +337,7 @@ static void child_signals(void)
     }
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
@@ -562,6 +566,8 @@ static int spawn(weft__iso_t *iso, unsigned id)
         for (unsigned j = 0; j < iso->n; j++) {
             if (iso->w[j].fd >= 0)
                 close(iso->w[j].fd);
+            if (iso->w[j].pidfd >= 0)
+                close(iso->w[j].pidfd);
             if (j != id)
                 munmap(iso->w[j].ring, sizeof(struct ring));
         }
@@ -570,6 +576,9 @@ static int spawn(weft__iso_t *iso, unsigned id)
     close(sv[1]);
     atomic_store_explicit(&w->pid, pid, memory_order_relaxed);
     w->fd = sv[0];
+    /* Its exit, seen at once: EOF on the socket waits for every process
+     * that inherited the worker's end (a child the plugin forked). */
+    w->pidfd = pidfd_open(pid, 0);
     w->st = W_STARTING;
     w->init_failed = false;
     w->qhead = w->qspans = w->qn = w->unsent = 0;
@@ -579,20 +588,37 @@ static int spawn(weft__iso_t *iso, unsigned id)
     return 0;
 }
 
-/* SIGKILLs (if still alive) and reaps the worker; returns its wait status.
- * The pid is cleared first, so kill_all never signals a reused pid. */
+/* Waits for worker process pid to end (SIGKILLed first with `force`; a
+ * worker that is already exiting keeps its own status), kills the children
+ * it announced and had not reaped (weft__children_kill_owned: only now, as
+ * it can start no more, and before the reap, while no other process can
+ * have its number), then reaps it; returns its wait status. */
+static int end_process(pid_t pid, bool force)
+{
+    if (force)
+        kill(pid, SIGKILL);
+    siginfo_t si;
+    while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+        ;
+    weft__children_kill_owned(pid);
+    return reap(pid);
+}
+
+/* SIGKILLs (if still alive) and reaps the worker, and what it started;
+ * returns its wait status.  The pid is cleared first, so kill_all never
+ * signals a reused pid. */
 static int kill_reap(struct worker *w)
 {
     pid_t pid = atomic_exchange_explicit(&w->pid, 0, memory_order_relaxed);
     int st = 0;
-    if (pid > 0) {
-        /* A worker that is already exiting keeps its own status. */
-        kill(pid, SIGKILL);
-        st = reap(pid);
-    }
+    if (pid > 0)
+        st = end_process(pid, true);
     if (w->fd >= 0)
         close(w->fd);
     w->fd = -1;
+    if (w->pidfd >= 0)
+        close(w->pidfd);
+    w->pidfd = -1;
     w->st = W_DEAD;
     w->slen = w->soff = w->rlen = w->roff = 0;
     return st;
@@ -1194,13 +1220,31 @@ static void send_failed(weft__iso_t *iso, struct run *r, unsigned j)
         worker_lost(iso, r, j, WEFT__ISO_CRASHED, NULL);
 }
 
+/* Worker j's process exited (its pidfd polled readable), its socket maybe
+ * still open: a process it forked holds the other end, and EOF comes only
+ * when that one exits.  What it sent is read, then it is lost: its current
+ * item crashed, with its wait status. */
+static void worker_exited(weft__iso_t *iso, struct run *r, unsigned j)
+{
+    for (int k = 0; k < 64 && iso->w[j].fd >= 0; k++) {
+        if (r && stop_level(iso) >= 2)
+            return;
+        struct pollfd p = {.fd = iso->w[j].fd, .events = POLLIN};
+        if (poll(&p, 1, 0) <= 0)
+            break; /* nothing more to read */
+        read_worker(iso, r, j);
+    }
+    if (iso->w[j].fd >= 0)
+        worker_lost(iso, r, j, WEFT__ISO_CRASHED, NULL);
+}
+
 /*
  * One wakeup: poll the live sockets (at most POLL_MAX_MS, less if a
  * timeout is due), read and send, enforce timeouts.  r may be NULL (start).
  */
 static void pump(weft__iso_t *iso, struct run *r)
 {
-    struct pollfd pf[MAX_WORKERS];
+    struct pollfd pf[2 * MAX_WORKERS]; /* per worker: its socket, its pidfd */
     unsigned ids[MAX_WORKERS], np = 0;
     int64_t now = weft__mono_ns();
     int64_t tmo_ns = iso->s.timeout > 0 ? (int64_t)(iso->s.timeout * 1e9) : 0;
@@ -1211,33 +1255,37 @@ static void pump(weft__iso_t *iso, struct run *r)
             continue;
         if (tmo_ns && w->qn > w->unsent && w->item_start + tmo_ns < wake)
             wake = w->item_start + tmo_ns;
-        pf[np] = (struct pollfd){.fd = w->fd, .events = POLLIN};
+        pf[2 * np] = (struct pollfd){.fd = w->fd, .events = POLLIN};
         if (w->soff < w->slen)
-            pf[np].events |= POLLOUT;
+            pf[2 * np].events |= POLLOUT;
+        pf[2 * np + 1] = (struct pollfd){.fd = w->pidfd, .events = POLLIN}; /* -1: none */
         ids[np++] = j;
     }
     int64_t left = wake - now;
     if (left < 0)
         left = 0;
     struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
-    int n = ppoll(pf, np, &ts, NULL);
+    int n = ppoll(pf, 2 * np, &ts, NULL);
     if (n < 0)
         n = 0; /* EINTR: a signal; the caller re-checks the stop flags */
     for (unsigned k = 0; k < np; k++) {
         unsigned j = ids[k];
         struct worker *w = &iso->w[j];
+        const struct pollfd *sock = &pf[2 * k], *gone = &pf[2 * k + 1];
         if (w->fd < 0)
             continue;
         if (r && stop_level(iso) >= 2)
             return; /* on_result asked to stop now: the caller kills all */
-        if ((pf[k].revents & POLLOUT) && worker_send(w)) {
+        if ((sock->revents & POLLOUT) && worker_send(w)) {
             send_failed(iso, r, j);
             continue;
         }
-        if (pf[k].revents & (POLLIN | POLLHUP | POLLERR))
+        if (sock->revents & (POLLIN | POLLHUP | POLLERR))
             read_worker(iso, r, j);
         else if (r && (w->st == W_BUSY))
             read_worker(iso, r, j); /* the ring, at least every wakeup */
+        if (w->fd >= 0 && (gone->revents & POLLIN))
+            worker_exited(iso, r, j);
     }
     if (!tmo_ns || (r && stop_level(iso) >= 2))
         return;
@@ -1268,8 +1316,9 @@ void weft__iso_destroy(weft__iso_t **pp)
     weft__iso_t *iso = pp ? *pp : NULL;
     if (!iso)
         return;
-    /* EOF on each socket asks the worker to run child_fini and exit; its
-     * own end closes as it exits, which we see as EOF here. */
+    /* EOF on each socket asks the worker to run child_fini and exit; we see
+     * it go by its pidfd (or, without one, by EOF on our end, which a
+     * process it forked may hold open). */
     for (unsigned j = 0; j < iso->n; j++)
         if (iso->w[j].fd >= 0)
             shutdown(iso->w[j].fd, SHUT_WR);
@@ -1277,23 +1326,39 @@ void weft__iso_destroy(weft__iso_t **pp)
     for (;;) {
         struct pollfd pf[MAX_WORKERS];
         unsigned ids[MAX_WORKERS], np = 0;
-        for (unsigned j = 0; j < iso->n; j++)
-            if (iso->w[j].fd >= 0) {
-                pf[np] = (struct pollfd){.fd = iso->w[j].fd, .events = POLLIN};
-                ids[np++] = j;
-            }
+        for (unsigned j = 0; j < iso->n; j++) {
+            struct worker *w = &iso->w[j];
+            if (atomic_load_explicit(&w->pid, memory_order_relaxed) <= 0)
+                continue;
+            if (w->pidfd >= 0)
+                pf[np] = (struct pollfd){.fd = w->pidfd, .events = POLLIN};
+            else if (w->fd >= 0)
+                pf[np] = (struct pollfd){.fd = w->fd, .events = POLLIN};
+            else
+                continue;
+            ids[np++] = j;
+        }
         int64_t left = deadline - weft__mono_ns();
         if (!np || left <= 0)
             break;
         int n = poll(pf, np, (int)((left + 999999) / 1000000));
         for (unsigned k = 0; k < np && n > 0; k++) {
+            struct worker *w = &iso->w[ids[k]];
             if (!pf[k].revents)
                 continue;
+            if (pf[k].fd == w->pidfd) { /* exited */
+                close(w->pidfd);
+                w->pidfd = -1;
+                if (w->fd >= 0)
+                    close(w->fd);
+                w->fd = -1;
+                continue;
+            }
             char scratch[4096];
             ssize_t got = recv(pf[k].fd, scratch, sizeof scratch, MSG_DONTWAIT);
             if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
-                close(iso->w[ids[k]].fd);
-                iso->w[ids[k]].fd = -1;
+                close(w->fd);
+                w->fd = -1;
             }
         }
     }
@@ -1301,17 +1366,16 @@ void weft__iso_destroy(weft__iso_t **pp)
         struct worker *w = &iso->w[j];
         pid_t pid = atomic_exchange_explicit(&w->pid, 0, memory_order_relaxed);
         if (pid > 0) {
-            int st;
-            pid_t got;
-            while ((got = waitpid(pid, &st, WNOHANG)) < 0 && errno == EINTR)
+            siginfo_t si = {0};
+            while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 &&
+                   errno == EINTR)
                 ;
-            if (got == 0) {
-                kill(pid, SIGKILL);
-                reap(pid);
-            }
+            end_process(pid, si.si_pid != pid); /* still running: killed */
         }
         if (w->fd >= 0)
             close(w->fd);
+        if (w->pidfd >= 0)
+            close(w->pidfd);
         if (w->ring)
             munmap(w->ring, sizeof *w->ring);
         free(w->q);
@@ -1343,7 +1407,10 @@ int weft__iso_start(weft__iso_t **out, const weft__iso_settings_t *s, char *err,
     iso->n = s->workers;
     iso->super_pid = getpid();
     for (unsigned j = 0; j < iso->n; j++)
-        iso->w[j].fd = -1;
+        iso->w[j].fd = iso->w[j].pidfd = -1;
+    /* The children the workers' plugins announce, where we see them. */
+    if (weft__children_share() != 0)
+        goto nomem_free;
     iso->rcap = (size_t)s->workers * 64;
     iso->retry = malloc(iso->rcap * sizeof *iso->retry);
     if (!iso->retry)

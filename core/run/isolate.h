@@ -9,13 +9,24 @@
  * Model.  weft__iso_start forks `workers` processes.  Each child resets its
  * signal handlers to the default (the parent's must not run there; a fault
  * kills the worker with its signal, so a sanitizer's handler does not report
- * either; SIGINT and SIGTERM are ignored: the supervisor decides when to
- * stop; ignored signals stay ignored), asks for SIGKILL when the forking
- * thread dies
- * (PR_SET_PDEATHSIG, then re-checks getppid() for the race), closes every
- * other worker's socket, calls child_init once, then serves requests until
- * it reads EOF, when it calls child_fini and _exit(0)s.  Stdio is inherited:
- * a crashing worker's last words reach weft's stderr.
+ * either; SIGINT, SIGTERM and SIGHUP are ignored: the supervisor decides
+ * when to stop; ignored signals stay ignored), asks for SIGKILL when the
+ * forking thread dies (PR_SET_PDEATHSIG, then re-checks getppid() for the
+ * race), closes every other worker's socket, calls child_init once, then
+ * serves requests until it reads EOF, when it calls child_fini and
+ * _exit(0)s.  Stdio is inherited: a crashing worker's last words reach
+ * weft's stderr.  Workers stay in the supervisor's process group, so the
+ * terminal's job control (Ctrl-Z stops them with weft) and its signals
+ * reach them as they reach weft.
+ *
+ * Deaths and orphans.  The supervisor polls a pidfd per worker beside its
+ * socket: a worker's death is seen when it happens, also when a process it
+ * forked holds the socket open (EOF would wait for that one).  The table
+ * of announced children (core/host/children.h) is shared with the workers
+ * (weft__children_share at start); whenever a worker ends — a crash, a
+ * timeout, stop now, destroy — the children it announced and had not
+ * reaped are SIGKILLed with their process groups (weft__children_kill_owned)
+ * before it is reaped, so they do not run on under PID 1.
  *
  * Transport: one AF_UNIX stream socketpair per worker (SOCK_CLOEXEC; the
  * supervisor sends with MSG_NOSIGNAL, so a dead worker never SIGPIPEs weft)
@@ -187,11 +198,13 @@ int weft__iso_run(weft__iso_t *iso, size_t count, uint64_t first_index,
 void weft__iso_stop(weft__iso_t *iso, bool now);
 
 /* SIGKILLs every live worker.  Async-signal-safe (kill(2) only), for a
- * second-signal path; weft__iso_destroy still reaps them. */
+ * second-signal path (which kills the announced children itself:
+ * weft__children_kill_all); weft__iso_destroy still reaps them. */
 void weft__iso_kill_all(const weft__iso_t *iso);
 
-/* Closes the sockets (workers run child_fini and exit), waits up to 2 s,
- * SIGKILLs whoever is left, reaps all, frees; *iso becomes NULL.  NULL ok. */
+/* Closes the sockets (workers run child_fini and exit), waits up to 2 s for
+ * them to exit, SIGKILLs whoever is left, kills what each left announced,
+ * reaps all, frees; *iso becomes NULL.  NULL ok. */
 void weft__iso_destroy(weft__iso_t **iso);
 
 typedef struct weft__iso_stats {

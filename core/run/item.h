@@ -132,7 +132,9 @@ WEFT__HOT void weft__item_encode(weft__engine_t *r, weft__buf_t *buf, weft__buf_
 }
 
 /* Runs item under the plugin on worker wk: retries, the timeout deadline.
- * *msg is the failure message (in wk or why) when not ok. */
+ * *msg is the failure message (in wk or why) when not ok.  ST_NOT_RUN when
+ * it failed after a child it announced was sent weft's first signal
+ * (weft__host_interrupted): the stop ended it, so --resume runs it again. */
 WEFT__HOT item_status_t weft__item_call(weft__engine_t *r, worker_t *wk, const weft_item_t *item,
                                         weft_result_t *res, const char **msg, char *why,
                                         size_t whylen)
@@ -150,12 +152,16 @@ WEFT__HOT item_status_t weft__item_call(weft__engine_t *r, worker_t *wk, const w
             weft__host_item_begin(deadline);
         }
         __atomic_store_n(&wk->current, item->index, __ATOMIC_RELAXED);
+        weft__host_interrupted = false;
         int rc = p->process_one(r->state, wk->ctx, item, res);
         __atomic_store_n(&wk->current, UINT64_MAX, __ATOMIC_RELAXED);
         if (rc == 0)
             return ST_OK;
         if (row)
             memset(row, 0, weft__npy_row_bytes(r->npy)); /* no half-written rows */
+        if (weft__host_interrupted)
+            return ST_NOT_RUN; /* its child got weft's first signal: not its fault,
+                                  and not retried (--resume runs it) */
         bool late = deadline > 0 && weft__host_now() >= deadline;
         if (attempt < r->cfg->retries && !late &&
             atomic_load_explicit(&weft__run_stop, memory_order_relaxed) < 2)
@@ -224,7 +230,9 @@ WEFT__HOT enum weft__item_fate weft__item_run(weft__engine_t *r, worker_t *wk, w
         if (r->journal) /* checked here: a call per item costs more */
             weft__jlog_add(r, wk, item, item->index, &slot, buf->data + slot.off,
                            wk->msgs.data + slot.msg_off);
-        fate = slot.status == ST_OK ? WEFT__FATE_OK : WEFT__FATE_FAILED;
+        fate = slot.status == ST_OK        ? WEFT__FATE_OK
+               : slot.status == ST_NOT_RUN ? WEFT__FATE_NOT_RUN
+                                           : WEFT__FATE_FAILED;
     }
     weft__item_block_add(b, item->index, &slot, &wk->msgs);
     return fate;
@@ -260,6 +268,9 @@ WEFT__HOT size_t weft__item_run_ints(weft__engine_t *r, worker_t *wk, weft__bloc
     uint64_t fast = 0; /* ok items not yet counted into b */
     weft_item_t computed;
     weft_result_t res;
+    /* Set only by weft's first signal reaching a child, and the loop stops
+     * at the next item then: once a chunk is enough. */
+    weft__host_interrupted = false;
     for (; i < end; i++) {
         /* Relaxed: a stop only has to be seen soon, not at once. */
         if (atomic_load_explicit(&weft__run_stop, memory_order_relaxed))
@@ -290,7 +301,10 @@ WEFT__HOT size_t weft__item_run_ints(weft__engine_t *r, worker_t *wk, weft__bloc
         char why[64];
         const char *msg = NULL;
         item_status_t st = ST_OK;
-        if (rc != 0) {
+        if (rc != 0 && weft__host_interrupted) {
+            st = ST_NOT_RUN; /* as weft__item_call: the stop ended it */
+            weft__host_interrupted = false;
+        } else if (rc != 0) {
             st = ST_FAILED;
             if (wk->msg[0]) {
                 msg = wk->msg;
@@ -306,7 +320,7 @@ WEFT__HOT size_t weft__item_run_ints(weft__engine_t *r, worker_t *wk, weft__bloc
         wk->msg[0] = '\0'; /* the next failure's message starts empty */
         if (slot.status == ST_OK) {
             ++*ok;
-        } else {
+        } else if (slot.status != ST_NOT_RUN) {
             ++*failed;
             weft__item_failed(r);
         }

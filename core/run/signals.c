@@ -2,6 +2,7 @@
 /* A job's signal handlers (see signals.h). */
 #include "signals.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,7 @@
 #include "altstack.h"
 #include "children.h"
 
-static atomic_int stop_signal;           /* the first SIGINT/SIGTERM, or 0    */
+static atomic_int stop_signal;           /* the first SIGINT/SIGTERM/SIGHUP, or 0 */
 static weft__iso_t *volatile signal_iso; /* process mode: killed on a 2nd signal */
 
 static void put_str(const char *s)
@@ -20,9 +21,13 @@ static void put_str(const char *s)
     (void)unused;
 }
 
-/* First SIGINT/SIGTERM: stop soon.  Second: at once (only write, kill and
- * _exit here: async-signal-safe).  The journal's records are each one
- * write(2), so whatever it holds stays readable. */
+/* First SIGINT/SIGTERM/SIGHUP: stop soon, and the signal goes on to the
+ * process groups of the children plugins announced (exec's commands lead
+ * their own, so a terminal's Ctrl-C would not reach them): a command sees
+ * it as if run at the terminal, and the item it ends is not run.  Second:
+ * exit at once, killing the worker processes and every announced child
+ * (only write, kill and _exit here: async-signal-safe).  The journal's
+ * records are each one write(2), so whatever it holds stays readable. */
 static void on_signal(int sig)
 {
     int expected = 0;
@@ -34,12 +39,18 @@ static void on_signal(int sig)
         weft__children_kill_all(); /* what the plugin started dies with us */
         _exit(128 + sig);
     }
+    int saved_errno = errno; /* kill and write may set it; the thread we
+                                interrupted may be about to read its own */
     int soon = 0;
     atomic_compare_exchange_strong(&weft__run_stop, &soon, 1);
-    put_str(
-        sig == SIGINT
-            ? "\nweft: SIGINT: finishing the items in flight (again to quit at once)\n"
-            : "\nweft: SIGTERM: finishing the items in flight (again to quit at once)\n");
+    weft__children_forward(sig); /* after the stop: no item starts unsignalled */
+    put_str(sig == SIGINT    ? "\nweft: SIGINT: finishing the items in flight (again to "
+                               "quit at once)\n"
+            : sig == SIGTERM ? "\nweft: SIGTERM: finishing the items in flight (again to "
+                               "quit at once)\n"
+                             : "\nweft: SIGHUP: finishing the items in flight (again to "
+                               "quit at once)\n");
+    errno = saved_errno;
 }
 
 void weft__signals_install(weft__signals_t *saved)
@@ -48,8 +59,14 @@ void weft__signals_install(weft__signals_t *saved)
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     atomic_store(&stop_signal, 0);
+    weft__children_forward_reset();
     sigaction(SIGINT, &sa, &saved->old_int);
     sigaction(SIGTERM, &sa, &saved->old_term);
+    /* An ignored SIGHUP stays ignored: `nohup weft run ...` must survive
+     * the terminal's hangup. */
+    sigaction(SIGHUP, NULL, &saved->old_hup);
+    if (saved->old_hup.sa_handler != SIG_IGN || (saved->old_hup.sa_flags & SA_SIGINFO))
+        sigaction(SIGHUP, &sa, NULL);
     struct sigaction ign = {.sa_handler = SIG_IGN};
     sigemptyset(&ign.sa_mask);
     sigaction(SIGPIPE, &ign, &saved->old_pipe);
@@ -60,6 +77,7 @@ void weft__signals_restore(const weft__signals_t *saved)
 {
     sigaction(SIGINT, &saved->old_int, NULL);
     sigaction(SIGTERM, &saved->old_term, NULL);
+    sigaction(SIGHUP, &saved->old_hup, NULL);
     sigaction(SIGPIPE, &saved->old_pipe, NULL);
     sigaction(SIGXFSZ, &saved->old_xfsz, NULL);
 }

@@ -332,11 +332,19 @@ struct weft_host {
 
     /* Child processes a plugin starts: announce each with child_started
      * once it runs, and child_ended before reaping it (waitpid), while its
-     * number cannot yet belong to another process.  When weft must exit
-     * at once (a second SIGINT/SIGTERM, a crash in thread mode) it then
-     * SIGKILLs them, and the process group of each that leads one, so that
-     * nothing outlives weft.  0, or -1 when 4096 are tracked already (the
-     * child then runs untracked).  Lock-free: cheap beside a fork. */
+     * number cannot yet belong to another process; both from the thread
+     * that runs the item.  Then:
+     *   - the first SIGINT/SIGTERM/SIGHUP weft gets is sent on to the
+     *     child's process group (or to the child alone if it leads none),
+     *     once, as a terminal would deliver it to a foreground command; an
+     *     item that fails after child_ended for such a child is recorded
+     *     as not run (--resume runs it again), not as failed;
+     *   - when weft must exit at once (a second signal, a crash in thread
+     *     mode), or the worker process that announced it ends (isolate =
+     *     process: a crash, timeout, halt = now), weft SIGKILLs it and the
+     *     process group it leads, so that nothing outlives weft.
+     * 0, or -1 when 4096 are tracked already (the child then runs
+     * untracked).  Lock-free: cheap beside a fork. */
     int (*child_started)(const weft_host_t *host, long pid);
     void (*child_ended)(const weft_host_t *host, long pid);
 };

@@ -40,7 +40,9 @@
  * of worker B's pipe would keep B reading until A's child exits.  Each child
  * leads its own process group so that a timeout or max_output kills what it
  * started too; it gets an empty signal mask (pool workers block every
- * signal, and a mask is inherited), SIGPIPE's default action, stdin from
+ * signal, and a mask is inherited), the default actions of SIGPIPE (a
+ * launcher may leave it ignored) and of SIGINT, SIGTERM and SIGHUP (worker
+ * processes ignore those three, and ignoring is inherited), stdin from
  * /dev/null, and `cwd` (opened once at init) as its working folder.
  *
  * Per worker: the argv strings, the output buffer and the spawn attributes
@@ -56,16 +58,28 @@
  *
  * Stopping: a wait wakes every 100 ms to ask the host whether to stop
  * ([run] timeout, halt = now) and then kills the child's group.  Each child
- * is announced to the host (child_started / child_ended), which kills the
- * groups when weft must exit at once (a second Ctrl-C, a crash).  Children
- * lead their own process groups, so a first Ctrl-C at the terminal reaches
- * weft but not them: weft lets the items in flight, and so their children,
- * finish.
+ * is announced to the host (child_started / child_ended), in thread and
+ * process mode alike (a worker process announces into a table its
+ * supervisor shares), and so:
+ *   - the first SIGINT, SIGTERM or SIGHUP weft gets is forwarded to the
+ *     child's group, once: a Ctrl-C at the terminal reaches the command as
+ *     if it ran in the foreground (its own group keeps the terminal's from
+ *     reaching it directly).  A command that then fails (killed by the
+ *     signal, or exiting nonzero because of it) leaves its item *not run*:
+ *     no record, no journal entry, so `--resume` runs it again, and the
+ *     run's output is the same as if it had never been interrupted.  A
+ *     command that ignores the signal and succeeds is done, as any other;
+ *     one that ignores it and runs on holds the run until it ends or a
+ *     second signal comes;
+ *   - a second signal, a crash in thread mode, or the death of the worker
+ *     process that started it (isolate = process: a crash, [run] timeout,
+ *     halt = now) SIGKILLs the group: nothing the command started runs on
+ *     under PID 1.
  *
  * Limits: an item's output ends at EOF, so without a timeout a background
- * process that keeps the pipe open holds its item until it exits.  With
- * isolate = process the children of a worker process are not announced to
- * the supervisor: a second signal kills the worker, not its children.
+ * process that keeps the pipe open holds its item until it exits.  A
+ * command started in the instant between posix_spawn and child_started,
+ * when weft or its worker process is SIGKILLed, is not known to weft.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* pipe2, sigabbrev_np, addfchdir_np: also when built alone */
@@ -900,7 +914,7 @@ static int exec_process(void *state, void *ctx, const weft_item_t *item, weft_re
     switch (collect(w, s, pid, pipefd[0], deadline, &len, &status)) {
     case TIMED_OUT:
         return h->failf(r, "timed out after %g s", s->timeout);
-    case STOPPED: /* weft records the item as timed out or not run */
+    case STOPPED: /* halt = now, or [run] timeout: weft records it as such */
         return h->failf(r, "stopped: weft asked it to stop (its process was killed)");
     case TOO_MUCH:
         return h->failf(r, "output over max_output (%zu bytes)", s->max_output);
@@ -970,14 +984,17 @@ static int exec_worker_init(void *state, unsigned worker, unsigned workers, void
         free(w);
         return nomem(msg, msg_size);
     }
-    sigset_t none, pipe_only;
+    sigset_t none, dfl;
     sigemptyset(&none);
-    sigemptyset(&pipe_only);
-    sigaddset(&pipe_only, SIGPIPE);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE);
+    sigaddset(&dfl, SIGINT);
+    sigaddset(&dfl, SIGTERM);
+    sigaddset(&dfl, SIGHUP);
     int rc = posix_spawnattr_setflags(
         &w->attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
     rc = rc ? rc : posix_spawnattr_setsigmask(&w->attr, &none);
-    rc = rc ? rc : posix_spawnattr_setsigdefault(&w->attr, &pipe_only);
+    rc = rc ? rc : posix_spawnattr_setsigdefault(&w->attr, &dfl);
     rc = rc ? rc : posix_spawnattr_setpgroup(&w->attr, 0);
     w->argv = calloc(s->t.n_words + 1, sizeof *w->argv);
     w->arg_off = calloc(s->t.n_words + 1, sizeof *w->arg_off);

@@ -2,7 +2,10 @@
 /*
  * core/host/children.c: the table of plugin-started processes that weft kills
  * when it must exit at once.  Real processes: kill_all must end a tracked
- * child and the process group it leads, and leave untracked ones alone.
+ * child and the process group it leads, and leave untracked ones alone;
+ * forward sends the first signal to each group once and marks the entry;
+ * kill_owned, on a table shared with a forked process, ends what that
+ * process announced and nothing else.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -166,12 +169,93 @@ static void concurrent_churn(void **state)
     }
 }
 
+/* The first signal goes to each tracked group (a grandchild in the
+ * leader's group included), once; the entries are marked, which remove
+ * reports; the signal is recorded until a reset. */
+static void forward_signals_and_marks(void **state)
+{
+    (void)state;
+    weft__children_forward_reset();
+    pid_t grand;
+    pid_t leader = start_sleeper(true, &grand);
+    pid_t plain = start_sleeper(false, NULL);
+    assert_int_equal(weft__children_add(leader), 0);
+    assert_int_equal(weft__children_add(plain), 0);
+    assert_int_equal(weft__children_forwarded(), 0);
+
+    assert_int_equal(weft__children_forward(SIGINT), 2);
+    assert_int_equal(weft__children_forwarded(), SIGINT);
+    assert_int_equal(ended_by(leader, true), SIGINT);
+    assert_int_equal(ended_by(plain, true), SIGINT);
+    for (int k = 0; k < 300 && alive(grand); k++)
+        usleep(10000);
+    assert_false(alive(grand));
+    /* Marked: not signalled again; the first signal stays the one. */
+    assert_int_equal(weft__children_forward(SIGTERM), 0);
+    assert_int_equal(weft__children_forwarded(), SIGINT);
+    assert_true(weft__children_remove(leader));
+    assert_true(weft__children_remove(plain));
+    assert_false(weft__children_remove(plain)); /* gone */
+
+    /* Announced after the forward: not marked. */
+    assert_int_equal(weft__children_add(1 << 30), 0);
+    assert_false(weft__children_remove(1 << 30));
+    weft__children_forward_reset();
+    assert_int_equal(weft__children_forwarded(), 0);
+}
+
+/* A shared table: a forked process (a worker) announces its child; the
+ * parent (the supervisor) sees it, kills it by owner once the worker is
+ * dead, and forgets it; its own entries stay. */
+static void kill_owned_across_processes(void **state)
+{
+    (void)state;
+    assert_int_equal(weft__children_share(), 0);
+    assert_int_equal(weft__children_share(), 0);      /* once */
+    assert_int_equal(weft__children_add(1 << 30), 0); /* ours: no such process */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t worker = fork();
+    assert_true(worker >= 0);
+    if (worker == 0) {
+        close(fds[0]);
+        pid_t g;
+        pid_t s = start_sleeper(true, &g);
+        pid_t both[2] = {s, g};
+        if (weft__children_add(s) != 0 ||
+            write(fds[1], both, sizeof both) != (ssize_t)sizeof both)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    close(fds[1]);
+    pid_t both[2];
+    assert_int_equal(read(fds[0], both, sizeof both), (ssize_t)sizeof both);
+    close(fds[0]);
+    /* Ours only: the fake number (no such process), not the worker's. */
+    assert_int_equal(weft__children_kill_owned(getpid()), 1);
+    assert_true(alive(both[0]));
+    kill(worker, SIGKILL);
+    siginfo_t si;
+    assert_int_equal(waitid(P_PID, (id_t)worker, &si, WEXITED | WNOWAIT), 0);
+    assert_int_equal(weft__children_kill_owned(worker), 1);
+    assert_int_equal(ended_by(worker, true), SIGKILL);
+    for (int k = 0; k < 300 && (alive(both[0]) || alive(both[1])); k++)
+        usleep(10000);
+    assert_false(alive(both[0]));
+    assert_false(alive(both[1]));
+    assert_int_equal(weft__children_kill_owned(worker), 0); /* forgotten */
+    assert_int_equal(weft__children_kill_all(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(kills_tracked_and_their_groups),
         cmocka_unit_test(add_remove_and_full),
         cmocka_unit_test(concurrent_churn),
+        cmocka_unit_test(forward_signals_and_marks),
+        cmocka_unit_test(kill_owned_across_processes), /* last: shares the table */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

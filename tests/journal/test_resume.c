@@ -414,6 +414,74 @@ static void isolate_segv_and_hang(void **state)
     }
 }
 
+/* Whether pid still runs (a zombie does not: its reaper may be a PID 1
+ * that never reaps); waits up to `wait` seconds for it to go. */
+static bool still_runs(pid_t pid, double wait)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (e2e_process_dead(pid))
+            return false;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) * 1e-9 >=
+            wait)
+            return true;
+        e2e_sleep(0.01);
+    }
+}
+
+/* A worker whose plugin forks a child that lingers (20 s), then crashes:
+ * the crash is seen when the worker dies (its pidfd), not when the last
+ * holder of its socket (the child) exits; the child, announced through
+ * child_started, is killed with it.  Not announced, it is the plugin's:
+ * the crash is still seen at once. */
+static void isolate_crash_leaves_a_child(void **state)
+{
+    (void)state;
+    for (int announce = 1; announce >= 0; announce--) {
+        const char *pids = e2e_path("linger.pids");
+        unlink(pids);
+        char args[256];
+        snprintf(args, sizeof args,
+                 "linger = 1\nlinger_ms = 20000\nlinger_announce = %s\nlinger_file = %s",
+                 announce ? "true" : "false", pids);
+        const char *ini = config("linger.ini", 4, "linger.json",
+                                 "isolate = process\nthreads = 1", args);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        char *text = e2e_slurp(e2e_path("linger.pids"), NULL);
+        pid_t child = text ? (pid_t)atoi(text) : 0;
+        free(text);
+        bool lives = child > 1 && still_runs(child, announce ? 3.0 : 0);
+        if (lives && !announce)
+            kill(child, SIGKILL); /* the plugin's to kill; the test's here */
+        e2e_expect(&o, 1, NULL);
+        e2e_free(&o);
+        if (t1.tv_sec - t0.tv_sec >= 8)
+            fail_msg("the crash took %ld s to be seen (the child lingers 20 s)",
+                     (long)(t1.tv_sec - t0.tv_sec));
+        assert_true(child > 1);
+        if (announce && lives) {
+            kill(child, SIGKILL);
+            fail_msg("the crashed worker's child (pid %d) outlived it", (int)child);
+        }
+        char *json = e2e_slurp(e2e_path("linger.json"), NULL);
+        for (int i = 0; i < 4; i++) {
+            char *rec = record_of(json, i);
+            assert_non_null(rec);
+            if (!strstr(rec, i == 1 ? "crashed: killed by signal 6" : "\"ok\":true"))
+                fail_msg("item %d: %s", i, rec);
+            free(rec);
+        }
+        free(json);
+        unlink(e2e_path("linger.json"));
+        unlink(e2e_path("linger.json.journal"));
+    }
+}
+
 static void isolate_abort_exit_retries(void **state)
 {
     (void)state;
@@ -806,6 +874,7 @@ int main(void)
         cmocka_unit_test(torn_journal),
         cmocka_unit_test(isolate_segv_and_hang),
         cmocka_unit_test(isolate_abort_exit_retries),
+        cmocka_unit_test(isolate_crash_leaves_a_child),
         cmocka_unit_test(poison_quarantine),
         cmocka_unit_test(poison_stack_overflow),
         cmocka_unit_test(reducing_plugin_refusals),

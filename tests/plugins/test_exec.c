@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -455,46 +457,179 @@ static pid_t pid_in(const char *name)
     return 0;
 }
 
-/* Fails unless pid ends within 3 s (it is killed then, not left behind). */
-static void expect_gone(pid_t pid, const char *what)
+/* Fails unless every one of the n pids ends within 3 s; the survivors are
+ * killed first, so that a failure leaves nothing behind. */
+static void expect_all_gone(const pid_t *pids, size_t n, const char *what)
 {
     double t0 = weft__mono_s();
-    while (!e2e_process_dead(pid) && weft__mono_s() - t0 < 3.0)
-        e2e_sleep(0.01);
-    if (!e2e_process_dead(pid)) {
-        kill(pid, SIGKILL);
-        fail_msg("%s (pid %d) outlived it", what, (int)pid);
-    }
+    for (size_t k = 0; k < n; k++)
+        while (!e2e_process_dead(pids[k]) && weft__mono_s() - t0 < 3.0)
+            e2e_sleep(0.01);
+    int left = 0;
+    for (size_t k = 0; k < n; k++)
+        if (!e2e_process_dead(pids[k])) {
+            kill(pids[k], SIGKILL);
+            left = left ? left : (int)pids[k];
+        }
+    if (left)
+        fail_msg("%s (pid %d) outlived it", what, left);
 }
+
+/* The first n pids the commands appended to tmp/NAME, one a line (waits up
+ * to 10 s for them); false when they did not all come. */
+static bool pids_in_file(const char *name, pid_t *out, size_t n)
+{
+    for (double t0 = weft__mono_s(); weft__mono_s() - t0 < 10.0; e2e_sleep(0.02)) {
+        char *text = e2e_slurp(e2e_path(name), NULL);
+        size_t got = 0;
+        for (char *p = text, *nl; p && got < n && (nl = strchr(p, '\n')); p = nl + 1)
+            if (atoi(p) > 1)
+                out[got++] = (pid_t)atoi(p);
+        free(text);
+        if (got == n)
+            return true;
+    }
+    return false;
+}
+
+/* A command writes its pid as soon as it runs, which may be just before
+ * exec's thread announces it to weft (child_started, right after
+ * posix_spawn returns): a signal sent in between would not be forwarded
+ * to it.  The signal tests give exec this long first. */
+#define ANNOUNCED_S 0.2
+
+/* Starts weft in the background: stdin and stdout /dev/null, stderr into
+ * tmp/weft.err, no other descriptor; SIGHUP ignored (as by nohup) or at
+ * its default, whatever ours is. */
+static pid_t spawn_logged(bool nohup, const char *const *args)
+{
+    const char *argv[E2E_ARGV_MAX];
+    e2e_weft_argv(argv, args);
+    char err[512];
+    snprintf(err, sizeof err, "%s", e2e_path("weft.err"));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR),
+            e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (null < 0 || e < 0)
+            _exit(127);
+        dup2(null, 0), dup2(null, 1), dup2(e, 2);
+        closefrom(3);
+        signal(SIGHUP, nohup ? SIG_IGN : SIG_DFL);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+#define SPAWN(...) spawn_logged(false, (const char *const[]){__VA_ARGS__, NULL})
+#define SPAWN_NOHUP(...) spawn_logged(true, (const char *const[]){__VA_ARGS__, NULL})
+
+/* pid's exit status once it ends, within `limit` seconds (*exited: by
+ * exit(), not killed by a signal), or -1: it was still running, and has
+ * been SIGKILLed. */
+static int wait_for(pid_t pid, double limit, bool *exited)
+{
+    int st;
+    for (double t0 = weft__mono_s(); waitpid(pid, &st, WNOHANG) != pid; e2e_sleep(0.01))
+        if (weft__mono_s() - t0 > limit) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            *exited = false;
+            return -1;
+        }
+    *exited = WIFEXITED(st);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* [run] lines: thread mode, process mode. */
+#define THREADS ""
+#define PROCESSES "isolate = process\n"
 
 /* A background process each item's command starts, in the item's group. */
 #define SLEEPER "command = /bin/sh -c 'sleep 30 & echo $! > \"$1\"; wait' sh {}\n"
 
-/* [run] timeout (the runner's, not the plugin's): exec asks the host
- * whether to stop while it waits, and kills the item's process group. */
+/* [run] timeout (the runner's, not the plugin's).  Threads: exec asks the
+ * host whether to stop while it waits, and kills the item's process group.
+ * Processes: the supervisor kills the worker at the deadline (before exec,
+ * which looks every 0.1 s, would), and with it the groups of the commands
+ * that worker announced. */
+static void run_timeout(const char *mode, const char *timeout, unsigned n)
+{
+    static const char *const pidfiles[] = {"rt1.pid", "rt2.pid"};
+    assert_true(n <= 2);
+    items(pidfiles, n);
+    char run[128], msg[64];
+    snprintf(run, sizeof run, "%stimeout = %s\n", mode, timeout);
+    snprintf(msg, sizeof msg, "timed out after %s s", timeout);
+    char *ini = strdup(job(run, SLEEPER));
+    for (int round = 0; round < 2; round++) {
+        for (unsigned k = 0; k < n; k++)
+            unlink(e2e_path(pidfiles[k]));
+        double t0 = weft__mono_s();
+        e2e_outcome_t o = RUN("run", ini, "-j", "2");
+        double took = weft__mono_s() - t0;
+        pid_t sleepers[2] = {0, 0};
+        for (unsigned k = 0; k < n; k++)
+            sleepers[k] = pid_in(pidfiles[k]);
+        for (unsigned k = 0; k < n; k++)
+            assert_true(sleepers[k] > 1);
+        expect_all_gone(sleepers, n, "the sleep of a timed-out item");
+        expect(&o, 1, NULL, msg);
+        if (took > 10.0)
+            fail_msg("the items ran %.1f s past a %s s timeout", took, timeout);
+    }
+    free(ini);
+}
+
 static void exec_run_timeout(void **state)
 {
     (void)state;
-    static const char *const pidfile[] = {"run_timeout.pid"};
-    items(pidfile, 1);
-    double t0 = weft__mono_s();
-    e2e_outcome_t o = RUN("run", job("timeout = 0.3\n", SLEEPER));
-    double took = weft__mono_s() - t0;
-    expect(&o, 1, NULL, "timed out after 0.3 s");
-    if (took > 10.0)
-        fail_msg("the item ran %.1f s past a 0.3 s timeout", took);
-    expect_gone(pid_in("run_timeout.pid"), "the sleep of a timed-out item");
+    run_timeout(THREADS, "0.3", 1);
+}
+
+static void exec_run_timeout_processes(void **state)
+{
+    (void)state;
+    run_timeout(PROCESSES, "0.35", 2);
+}
+
+/* halt = now in process mode kills the worker processes: the commands
+ * they announced go with them.  Item 0 starts a background sleep; item 1
+ * fails a little later and trips the policy. */
+static void exec_halt_now_processes(void **state)
+{
+    (void)state;
+    static const char *const lines[] = {"hn.pid", "x"};
+    items(lines, 2);
+    char *ini = strdup(job(
+        PROCESSES "halt = now,fail=1\n",
+        "command = /bin/sh -c 'case \"$1\" in *.pid) sleep 30 & echo $! > \"$1\"; wait;; "
+        "*) sleep 0.3; exit 3;; esac' sh {}\n"));
+    for (int round = 0; round < 2; round++) {
+        unlink(e2e_path("hn.pid"));
+        double t0 = weft__mono_s();
+        e2e_outcome_t o = RUN("run", ini, "-j", "2");
+        double took = weft__mono_s() - t0;
+        pid_t sleeper = pid_in("hn.pid");
+        assert_true(sleeper > 1);
+        expect_all_gone(&sleeper, 1, "the sleep of an item killed by halt = now");
+        expect(&o, 4, NULL, "halted by the failure policy");
+        if (took > 10.0)
+            fail_msg("halt = now took %.1f s", took);
+    }
+    free(ini);
 }
 
 /* A second SIGINT makes weft exit at once; what the items started must
  * not outlive it (their groups are not weft's: the terminal's Ctrl-C
- * would not reach them). */
-static void exec_second_signal_kills_children(void **state)
+ * would not reach them).  The first SIGINT reaches the shells, not their
+ * background sleeps (sh ignores SIGINT in those). */
+static void second_sigint(const char *mode)
 {
-    (void)state;
     static const char *const pidfiles[] = {"sig1.pid", "sig2.pid"};
     items(pidfiles, 2);
-    char *ini = strdup(job("", SLEEPER)); /* e2e_path's buffers rotate */
+    char *ini = strdup(job(mode, SLEEPER)); /* e2e_path's buffers rotate */
     assert_non_null(ini);
     for (int round = 0; round < 3; round++) {
         for (size_t k = 0; k < 2; k++)
@@ -509,15 +644,200 @@ static void exec_second_signal_kills_children(void **state)
                          e2e_wait(pid));
             }
         }
+        e2e_sleep(ANNOUNCED_S);
         kill(pid, SIGINT);
         e2e_sleep(0.1);
         kill(pid, SIGINT);
-        assert_int_equal(e2e_wait(pid), 130);
-        for (size_t k = 0; k < 2; k++)
-            expect_gone(sleepers[k], "the sleep of an item in flight at a second signal");
+        bool exited;
+        int st = wait_for(pid, 10.0, &exited);
+        expect_all_gone(sleepers, 2, "the sleep of an item in flight at a second signal");
+        assert_int_equal(st, 130);
         unlink(e2e_path("sig.json.journal"));
     }
     free(ini);
+}
+
+static void exec_second_signal_kills_children(void **state)
+{
+    (void)state;
+    second_sigint(THREADS);
+}
+
+static void exec_second_signal_kills_children_processes(void **state)
+{
+    (void)state;
+    second_sigint(PROCESSES);
+}
+
+/* Commands that ignore sig (named trap_name for sh's trap) outlast the
+ * first, which weft forwards to them; the second makes weft exit at once
+ * with 128 + sig, by exit(), and takes them along. */
+static void second_signal_ignored(const char *mode, int sig, const char *trap_name)
+{
+    static const char *const lines[] = {"a", "b"};
+    items(lines, 2);
+    char cmd[256];
+    snprintf(
+        cmd, sizeof cmd,
+        "command = /bin/sh -c 'trap \"\" %s; echo $$ >> held.pids; exec sleep 30' sh "
+        "{}\n",
+        trap_name);
+    char *ini = strdup(job(mode, cmd));
+    unlink(e2e_path("held.pids"));
+    pid_t pid = SPAWN("run", ini, "-j", "2", "--set", "run.output=held.json");
+    pid_t cmds[2];
+    if (!pids_in_file("held.pids", cmds, 2)) {
+        kill(pid, SIGKILL);
+        fail_msg("the commands did not start (weft: status %d)", e2e_wait(pid));
+    }
+    e2e_sleep(ANNOUNCED_S);
+    kill(pid, sig);
+    e2e_sleep(0.3);
+    int raw;
+    if (waitpid(pid, &raw, WNOHANG) != 0 || e2e_process_dead(cmds[0]) ||
+        e2e_process_dead(cmds[1])) { /* the commands hold their items */
+        kill(pid, SIGKILL);
+        expect_all_gone(cmds, 2, "a command");
+        fail_msg("weft or a command that ignores the signal ended at the first one");
+    }
+    kill(pid, sig);
+    bool exited;
+    int st = wait_for(pid, 10.0, &exited);
+    expect_all_gone(cmds, 2, "a command in flight at a second signal");
+    if (st != 128 + sig || !exited) {
+        char *err = e2e_slurp(e2e_path("weft.err"), NULL);
+        fail_msg("weft: status %d (%s), want exit(%d); stderr:\n%s", st,
+                 exited ? "exited" : "killed by a signal", 128 + sig, err ? err : "");
+    }
+    unlink(e2e_path("held.json.journal"));
+    free(ini);
+}
+
+/* SIGHUP is a stop like SIGTERM, in both modes: the first is forwarded to
+ * the commands (plain ones die of it: their items are not run), weft
+ * writes what was done and exits 129; a second exits at once.  Without a
+ * handler, weft died of it and left the commands to PID 1.  Under nohup
+ * (SIGHUP ignored when weft starts) it stays ignored. */
+static void exec_sighup(void **state)
+{
+    (void)state;
+    static const char *const modes[] = {THREADS, PROCESSES};
+    for (size_t m = 0; m < 2; m++) {
+        second_signal_ignored(modes[m], SIGHUP, "HUP");
+
+        static const char *const lines[] = {"a", "b"};
+        items(lines, 2);
+        char *ini =
+            strdup(job(modes[m], "command = /bin/sh -c 'echo $$ >> hup.pids; exec "
+                                 "sleep 30' sh {}\n"));
+        for (int nohup = 0; nohup < 2; nohup++) {
+            unlink(e2e_path("hup.pids"));
+            pid_t pid =
+                nohup ? SPAWN_NOHUP("run", ini, "-j", "2", "--set", "run.output=hup.json")
+                      : SPAWN("run", ini, "-j", "2", "--set", "run.output=hup.json");
+            pid_t cmds[2];
+            if (!pids_in_file("hup.pids", cmds, 2)) {
+                kill(pid, SIGKILL);
+                fail_msg("the commands did not start (weft: status %d)", e2e_wait(pid));
+            }
+            e2e_sleep(ANNOUNCED_S);
+            kill(pid, SIGHUP);
+            int want = 129;
+            if (nohup) { /* nothing happens; SIGTERM then stops it */
+                e2e_sleep(0.3);
+                int st;
+                if (waitpid(pid, &st, WNOHANG) != 0 || e2e_process_dead(cmds[0]) ||
+                    e2e_process_dead(cmds[1])) {
+                    kill(pid, SIGKILL);
+                    expect_all_gone(cmds, 2, "a command");
+                    fail_msg("weft under nohup did not ignore SIGHUP");
+                }
+                kill(pid, SIGTERM);
+                want = 143;
+            }
+            bool exited;
+            int st = wait_for(pid, 10.0, &exited);
+            expect_all_gone(cmds, 2, "a command in flight at SIGHUP");
+            char *err = e2e_slurp(e2e_path("weft.err"), NULL);
+            if (st != want || !exited || !strstr(err, "2 items not run"))
+                fail_msg("weft: status %d (%s), want exit(%d); stderr:\n%s", st,
+                         exited ? "exited" : "killed by a signal", want, err ? err : "");
+            free(err);
+            unlink(e2e_path("hup.json.journal"));
+        }
+        free(ini);
+    }
+}
+
+/* A first Ctrl-C (SIGINT) reaches a long command, as it would at the
+ * terminal: it ends at once, not after its 30 s; its item is not run (no
+ * failure recorded), weft exits 130, and --resume runs it, so the output
+ * is complete. */
+static void first_sigint(const char *mode)
+{
+    static const char *const lines[] = {"0", "1", "s", "3"};
+    items(lines, 4);
+    static const char *const stale[] = {"go", "sint.pids", "sint.jsonl",
+                                        "sint.jsonl.journal"};
+    for (size_t k = 0; k < sizeof stale / sizeof *stale; k++)
+        unlink(e2e_path(stale[k]));
+    char *ini =
+        strdup(job(mode, "command = /bin/sh -c 'if [ \"$1\" = s ] && [ ! -e go ]; "
+                         "then echo $$ >> sint.pids; exec sleep 30; fi; "
+                         "echo \"v$1\"' sh {}\n"));
+    char *out = strdup(e2e_path("sint.jsonl"));
+    double t0 = weft__mono_s();
+    pid_t pid = SPAWN("run", ini, "-j", "1", "--set", "run.output=sint.jsonl");
+    pid_t sleeper;
+    if (!pids_in_file("sint.pids", &sleeper, 1)) {
+        kill(pid, SIGKILL);
+        fail_msg("item 2 did not start its sleep (weft: status %d)", e2e_wait(pid));
+    }
+    e2e_sleep(ANNOUNCED_S);
+    kill(pid, SIGINT);
+    bool exited;
+    int st = wait_for(pid, 10.0, &exited);
+    double took = weft__mono_s() - t0;
+    expect_all_gone(&sleeper, 1, "the sleep 30 of an item at a first SIGINT");
+    char *err = e2e_slurp(e2e_path("weft.err"), NULL);
+    if (st != 130 || !strstr(err, "2 items not run") || strstr(err, "killed by signal"))
+        fail_msg("weft: status %d after %.1f s, want 130 at once, 2 items not run, no "
+                 "failure; stderr:\n%s",
+                 st, took, err ? err : "");
+    free(err);
+    char want[1024] = "";
+    want_ok(want, sizeof want, 0, "v0");
+    want_ok(want, sizeof want, 1, "v1");
+    char *text = e2e_slurp(out, NULL);
+    if (!text || strcmp(text, want) != 0)
+        fail_msg("interrupted output:\n%s\nwant:\n%s", text ? text : "(none)", want);
+    free(text);
+
+    e2e_write("go", "");
+    e2e_outcome_t o =
+        RUN("run", ini, "-j", "1", "--set", "run.output=sint.jsonl", "--resume");
+    e2e_expect(&o, 0, "2 ok");
+    e2e_free(&o);
+    want_ok(want, sizeof want, 2, "vs");
+    want_ok(want, sizeof want, 3, "v3");
+    text = e2e_slurp(out, NULL);
+    if (!text || strcmp(text, want) != 0)
+        fail_msg("resumed output:\n%s\nwant:\n%s", text ? text : "(none)", want);
+    free(text);
+    free(out);
+    free(ini);
+}
+
+static void exec_first_sigint_reaches_commands(void **state)
+{
+    (void)state;
+    first_sigint(THREADS);
+}
+
+static void exec_first_sigint_reaches_commands_processes(void **state)
+{
+    (void)state;
+    first_sigint(PROCESSES);
 }
 
 static void exec_max_output(void **state)
@@ -778,7 +1098,13 @@ int main(void)
         cmocka_unit_test(exec_cannot_run),
         cmocka_unit_test(exec_timeout),
         cmocka_unit_test(exec_run_timeout),
+        cmocka_unit_test(exec_run_timeout_processes),
+        cmocka_unit_test(exec_halt_now_processes),
         cmocka_unit_test(exec_second_signal_kills_children),
+        cmocka_unit_test(exec_second_signal_kills_children_processes),
+        cmocka_unit_test(exec_sighup),
+        cmocka_unit_test(exec_first_sigint_reaches_commands),
+        cmocka_unit_test(exec_first_sigint_reaches_commands_processes),
         cmocka_unit_test(exec_max_output),
         cmocka_unit_test(exec_shell),
         cmocka_unit_test(exec_init_errors),

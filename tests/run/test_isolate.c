@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* core/run/isolate.c: exactly-once over real worker processes, crashes, hangs,
  * exits, large messages, stop soon/now, init failures, restart failures,
- * orderly shutdown, and no orphans when the supervisor is SIGKILLed; the
+ * orderly shutdown, no orphans when the supervisor is SIGKILLed, a crash
+ * seen at once although a child holds the worker's socket (and that child
+ * killed); the
  * streaming feed: claims while items run, empty items as ranges, runs of
  * empty replies, replies of every size through the ring and the socket, a
  * full ring, items run again, and no finished item run twice after a
@@ -26,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "children.h"
 #include "isolate.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -37,7 +40,7 @@
 
 /* ---- what the children do, chosen by the item's index -------------------- */
 
-enum behaviour { B_ECHO, B_CRASHY, B_BIG, B_SLOW, B_HANG0, B_MIXED, B_FAT };
+enum behaviour { B_ECHO, B_CRASHY, B_BIG, B_SLOW, B_HANG0, B_MIXED, B_FAT, B_LINGER };
 
 /* Set in the parent before start (or before a restart): children inherit. */
 static struct {
@@ -46,11 +49,12 @@ static struct {
     bool init_fail_all;   /* every init fails (restart failure test) */
     bool init_crash;      /* worker 0's init segfaults */
     int pid_fd;           /* >= 0: child_init writes its pid here */
+    int linger_fd;        /* B_LINGER: the lingering child's pid goes here */
     int fini_fd;          /* >= 0: child_fini writes a byte here */
     long slow_us;
     bool crash_once;          /* B_MIXED: a crashing item crashes once */
     _Atomic unsigned *runs;   /* shared: how often each item began */
-} cfg = {.init_fail_worker = -1, .pid_fd = -1, .fini_fd = -1};
+} cfg = {.init_fail_worker = -1, .pid_fd = -1, .fini_fd = -1, .linger_fd = -1};
 
 #define BIG_ITEM (1u << 20)
 #define BIG_REPLY (4u << 20)
@@ -208,6 +212,23 @@ static void child_item(void *arg, unsigned worker, uint64_t index, const void *i
         free(out);
         return;
     }
+    case B_LINGER:
+        if (index == 3) {
+            /* A child that holds our socket for 20 s, announced as a
+             * plugin announces its commands; then a crash. */
+            pid_t pid = fork();
+            if (pid == 0) {
+                setpgid(0, 0);
+                sleep_us(20 * 1000000L);
+                _exit(0);
+            }
+            if (pid < 0 || weft__children_add(pid) != 0 ||
+                write(cfg.linger_fd, &pid, sizeof pid) != (ssize_t)sizeof pid)
+                _exit(9);
+            segfault();
+        }
+        weft__iso_reply_ok(reply, 1, NULL, 0);
+        return;
     case B_HANG0:
         if (index == 0)
             for (;;)
@@ -337,7 +358,7 @@ static int teardown(void **state)
     atomic_store(&stop_flag, 0);
     cfg.init_fail_worker = -1;
     cfg.init_fail_all = cfg.init_crash = false;
-    cfg.pid_fd = cfg.fini_fd = -1;
+    cfg.pid_fd = cfg.fini_fd = cfg.linger_fd = -1;
     while (waitpid(-1, NULL, WNOHANG) > 0)
         ;
     return 0;
@@ -707,6 +728,59 @@ static void isolate_no_orphans(void **state)
     assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
 }
 
+/* Whether pid (not our child) runs: not gone, not a zombie. */
+static bool runs(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
+}
+
+/* A worker forks a child that lingers, holding the worker's socket, then
+ * crashes: its death is seen at once (its pidfd), not when the socket's
+ * last holder exits 20 s later; the child it announced is killed. */
+static void isolate_crash_leaves_a_child(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    cfg.linger_fd = p[1];
+    cfg.b = B_LINGER;
+    weft__iso_t *iso = start(1, 0);
+    reset_results(0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(weft__iso_run(iso, 6, 0, get_item, on_result, NULL), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    pid_t child = 0;
+    assert_int_equal(read(p[0], &child, sizeof child), (ssize_t)sizeof child);
+    bool lives = true;
+    for (int k = 0; k < 300 && (lives = runs(child)); k++)
+        sleep_us(10000);
+    if (lives)
+        kill(child, SIGKILL);
+    if (t1.tv_sec - t0.tv_sec >= 8)
+        fail_msg("the crash took %ld s to be seen", (long)(t1.tv_sec - t0.tv_sec));
+    assert_false(lives);
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(R.seen[i], 1);
+        assert_int_equal(R.kind[i], i == 3 ? WEFT__ISO_CRASHED : WEFT__ISO_OK);
+    }
+    assert_int_equal(weft__children_kill_all(), 0); /* forgotten */
+    finish(&iso);
+    assert_no_children();
+    cfg.linger_fd = -1;
+    close(p[0]);
+    close(p[1]);
+}
+
 /* ---- the streaming feed ------------------------------------------------------ */
 
 #define FEED_ITEMS 20000
@@ -900,6 +974,7 @@ int main(void)
         cmocka_unit_test_teardown(isolate_restart_failure, teardown),
         cmocka_unit_test_teardown(isolate_fini_and_kill_all, teardown),
         cmocka_unit_test_teardown(isolate_no_orphans, teardown),
+        cmocka_unit_test_teardown(isolate_crash_leaves_a_child, teardown),
         cmocka_unit_test_teardown(isolate_serve_streams_exactly_once, teardown),
         cmocka_unit_test_teardown(isolate_serve_full_ring, teardown),
     };
