@@ -264,9 +264,9 @@ static int read_line(lines_source_t *s)
 static int lines_ended(lines_source_t *s, size_t n, char *err, size_t errlen)
 {
     s->eof = true;
+    (void)err, (void)errlen;
     if (s->next + n == 0)
-        return failf(err, errlen, s->label, -EINVAL, "empty source: %s has no lines",
-                     s->name);
+        snprintf(s->base.empty, sizeof s->base.empty, "%s has no lines", s->name);
     /* The count of the first pass is advisory: the file may have changed. */
     s->base.total = s->next + n;
     return 0;
@@ -325,8 +325,7 @@ static int lines_prepare(lines_source_t *s, const struct stat *st, char *err,
     if (rc)
         return failf(err, errlen, s->label, rc, "%s: %s", s->name, weft_strerror(rc));
     if (count == 0)
-        return failf(err, errlen, s->label, -EINVAL, "empty source: %s has no lines",
-                     s->name);
+        snprintf(s->base.empty, sizeof s->base.empty, "%s has no lines", s->name);
     posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     s->base.total = count;
     return 0;
@@ -479,8 +478,8 @@ static int files_dir(list_source_t *l, const char *dir, const char *label, char 
     if (rc)
         return failf(err, errlen, label, rc, "%s: %s", dir, weft_strerror(rc));
     if (l->n == 0)
-        return failf(err, errlen, label, -EINVAL,
-                     "empty source: no regular files in %s (dot-files are skipped)", dir);
+        snprintf(l->base.empty, sizeof l->base.empty,
+                 "no regular files in %s (dot-files are skipped)", dir);
     return 0;
 }
 
@@ -528,8 +527,8 @@ static int files_glob(list_source_t *l, const char *pattern, const char *label, 
     if (rc)
         return fail_oom(err, errlen, label);
     if (l->n == 0)
-        return failf(err, errlen, label, -EINVAL,
-                     "empty source: no regular file matches %s", pattern);
+        snprintf(l->base.empty, sizeof l->base.empty, "no regular file matches %s",
+                 pattern);
     return 0;
 }
 
@@ -804,12 +803,13 @@ static int json_load(list_source_t *l, const char *path, const weft__buf_t *b,
     if (!cJSON_IsArray(root))
         rc = failf(err, errlen, label, -EINVAL,
                    "%s: expected a JSON array of items, found %s", path, json_type(root));
-    else if (!root->child)
-        rc = failf(err, errlen, label, -EINVAL, "empty source: %s is an empty JSON array",
-                   path);
-    else if ((rc = json_add_elements(l, root, b->data, path, b, label, err, errlen)) ==
-             -ENOMEM)
+    else if (!root->child) {
+        rc = 0;
+        snprintf(l->base.empty, sizeof l->base.empty, "%s is an empty JSON array", path);
+    } else if ((rc = json_add_elements(l, root, b->data, path, b, label, err, errlen)) ==
+               -ENOMEM) {
         rc = fail_oom(err, errlen, label);
+    }
     cJSON_Delete(root);
     return rc;
 }
@@ -922,14 +922,11 @@ static int range_open(weft__source_t **out, const weft__entry_t *items,
                  weft__entry_where(items, where, sizeof where), items->value, why);
         return rc;
     }
-    if (begin == end) {
-        snprintf(err, errlen, "%s: items = '%s': the range is empty (no items to run)",
-                 weft__entry_where(items, where, sizeof where), items->value);
-        return -EINVAL;
-    }
     range_source_t *r = calloc(1, sizeof *r);
     if (!r)
         return -ENOMEM;
+    if (begin == end)
+        snprintf(r->base.empty, sizeof r->base.empty, "the range is empty");
     r->begin = begin;
     r->base.is_range = true;
     r->base.range_begin = begin;

@@ -51,10 +51,11 @@
  * Errors read "FILE:LINE: items = 'VALUE': what is wrong" (FILE:LINE is
  * where `items` was set), naming the path and strerror when a file is at
  * fault; invalid JSON adds "PATH:LINE:COL: invalid JSON near '...'" (COL in
- * bytes).  A source with no items is an error ("empty source"), never a run
- * of nothing: an empty file, empty stdin, an empty folder or array, a
- * pattern that matches nothing.  An unknown kind lists the kinds, with a
- * "did you mean" on the prefix.
+ * bytes).  A source with no items (an empty file, empty stdin, an empty
+ * folder or array, a pattern that matches nothing, an empty range) is a run
+ * of nothing, as xargs -r and GNU parallel have it: total is 0 and `empty`
+ * says why ("/data/list.txt has no lines"), for the runner to mention.  An
+ * unknown kind lists the kinds, with a "did you mean" on the prefix.
  */
 #ifndef WEFT_CORE_SOURCE_H
 #define WEFT_CORE_SOURCE_H
@@ -99,6 +100,7 @@ struct weft__source {
      * engines make items without a call (weft__feed_item). */
     bool is_range;
     int64_t range_begin;
+    char empty[256]; /* why it has no items ("" while it may have some) */
 };
 
 /* Picks the kind that accepts cfg->items and opens it. */

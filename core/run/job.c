@@ -641,6 +641,12 @@ static void summarize(run_t *r, int status, const char *label)
     s.timed_out -= r->reused_by[ST_TIMED_OUT];
     s.quarantined -= r->reused_by[ST_QUARANTINED];
     weft__summary_cpu(&s);
+    if (!r->opts->quiet && r->source->empty[0]) {
+        char where[512];
+        fprintf(stderr, "weft: %s: items = '%s': no items (%s): nothing to run\n",
+                weft__entry_where(r->cfg->items, where, sizeof where), r->cfg->items->value,
+                r->source->empty);
+    }
     if (!r->opts->quiet)
         weft__summary_print(stderr, &s);
     if (r->opts->summary_json &&

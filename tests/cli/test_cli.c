@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -644,6 +645,45 @@ static void cli_resume_command_is_exact(void **state)
     free(cmd);
 }
 
+/* No items is a run of nothing, as with xargs -r or GNU parallel: an empty
+ * result ([] in JSON, an empty JSON Lines file), exit 0, and a line saying
+ * why there was nothing to run. */
+static void cli_empty_source(void **state)
+{
+    (void)state;
+    e2e_write("none.txt", "");
+    assert_int_equal(mkdir(e2e_path("nothing"), 0777) == 0 || errno == EEXIST, 1);
+    const struct {
+        const char *items, *why;
+    } cases[] = {
+        {"lines:none.txt", "none.txt has no lines"},
+        {"0", "the range is empty"},
+        {"files:nothing", "no regular files in"},
+        {"files:nothing/*.png", "no regular file matches"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        const char *ini = e2e_writef("empty.ini", "[run]\nplugin = add_one\nitems = %s\n"
+                                                  "output = empty.json\n",
+                                     cases[k].items);
+        e2e_outcome_t o = E2E_RUN("run", ini);
+        e2e_expect(&o, 0, "no items (");
+        e2e_expect(&o, 0, cases[k].why);
+        e2e_expect(&o, 0, "0 ok, 0 failed, 0 not run");
+        e2e_free(&o);
+        char *got = e2e_slurp(e2e_path("empty.json"), NULL);
+        assert_non_null(got);
+        assert_string_equal(got, "[]\n");
+        free(got);
+    }
+    const char *ini = e2e_write("empty2.ini", "[run]\nplugin = add_one\nitems = stdin\n"
+                                              "output = -\nformat = jsonl\n");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 0, NULL);
+    assert_string_equal(o.out, "");
+    assert_string_equal(o.err, ""); /* -q: nothing said */
+    e2e_free(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -663,6 +703,7 @@ int main(void)
         cmocka_unit_test(cli_plugins),
         cmocka_unit_test(cli_gnu_options),
         cmocka_unit_test(cli_resume_command_is_exact),
+        cmocka_unit_test(cli_empty_source),
     };
     return cmocka_run_group_tests(tests, setup, e2e_teardown);
 }
