@@ -1120,6 +1120,41 @@ static int iset_list(iset_t *s, uint64_t **out, size_t *n_out)
     return 0;
 }
 
+/* Whether item index's latest entry is an OK one written before byte from
+ * (the session's start): a resume reuses it rather than run the item. */
+static bool reused(const weft__jscan_t *s, uint64_t index, size_t from)
+{
+    uint64_t off;
+    if (!entry_off(s, index, &off) || off >= from)
+        return false;
+    touched(s, s->data + off + 8, 1);
+    return s->data[off + 8] == WEFT__J_OK; /* the status, after item_hash */
+}
+
+/* Marks the items of a WINDOW [first, first + count) of the session that
+ * starts at byte from, but those it reused: a resume claims done items with
+ * the rest and never runs them, so they are not in flight (else a killed
+ * resume would leave every item it reused a suspect, and past
+ * WEFT__J_MAX_INFLIGHT of them its journal could not be resumed).  The one
+ * miss: an item that changed, rerun under --force, is no suspect if the
+ * session is killed while it runs (a CRASH record still names it). */
+static int mark_window(const weft__jscan_t *s, iset_t *set, uint64_t first,
+                       uint64_t count, size_t from)
+{
+    uint64_t end = first + count, run = first; /* [run, i): to mark */
+    int rc = 0;
+    for (uint64_t i = first; i < end && !rc; i++) {
+        if (!reused(s, i, from))
+            continue;
+        if (i > run)
+            rc = iset_mark(set, run, i - run);
+        run = i + 1;
+    }
+    if (!rc && end > run)
+        rc = iset_mark(set, run, end - run);
+    return rc;
+}
+
 /* The in-flight items at the end of the session whose records are
  * [from, to) of the valid part. */
 static int inflight(const weft__jscan_t *s, size_t from, size_t to, uint64_t **out,
@@ -1134,7 +1169,7 @@ static int inflight(const weft__jscan_t *s, size_t from, size_t to, uint64_t **o
         touched(s, r, WEFT__JREC_HDR + (size_t)plen);
         switch (ld32(r) & 0xFFu) {
         case WEFT__JREC_WINDOW:
-            rc = iset_mark(&set, ld64(p), ld64(p + 8));
+            rc = mark_window(s, &set, ld64(p), ld64(p + 8), from);
             break;
         case WEFT__JREC_BEGIN:
             rc = iset_mark(&set, ld64(p), 1);

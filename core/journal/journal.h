@@ -254,9 +254,12 @@ bool weft__jscan_get(const weft__jscan_t *s, uint64_t index, weft__jentry_t *e);
  * Poison detection.  A session that ends with neither END nor STOP was
  * killed or crashed.  The items in flight then are the items of its WINDOW
  * and BEGIN records with no DONE entry written after the WINDOW/BEGIN in that
- * same session.  Sessions that stopped before starting any item (no WINDOW
- * or BEGIN: say, killed during the plugin's init) are skipped here: they say
- * nothing about the items and must not hide the sessions before them.
+ * same session, but for the items of a WINDOW whose latest entry is an OK
+ * one of an earlier session: a resume claims them with the rest and reuses
+ * them, never runs them (a failed one may run again, and stays in flight).
+ * Sessions that stopped before starting any item (no WINDOW or BEGIN: say,
+ * killed during the plugin's init) are skipped here: they say nothing about
+ * the items and must not hide the sessions before them.
  * suspects: the in-flight items of the last session if it did not end.
  * poison: the items named by the CRASH records of the last session and of
  * the one just before it, both crashed (a CRASH record is written by weft's

@@ -807,10 +807,15 @@ static void suspects_and_poison(void **state)
 }
 
 /* In-flight sets and CRASH records against a plain per-item model: random
- * windows (across 4096-item pages), begins and dones; two sessions, each
- * killed (no CRASH), crashed (CRASH records, possibly followed by more
- * records from other threads) or, the second, stopped. */
+ * windows (across 4096-item pages), begins and dones (some failed); two
+ * sessions, each killed (no CRASH), crashed (CRASH records, possibly
+ * followed by more records from other threads) or, the second, stopped.
+ * In the second, a window does not put in flight an item whose last entry
+ * is an OK one of the first (a resume reuses it). */
 #define MODEL_N 20000u
+
+/* What a session did to an item (model_session's `what`). */
+enum { W_BEGUN = 1, W_WINDOWED = 2, W_DONE = 4, W_LAST_OK = 8 };
 
 enum { M_KILL, M_CRASH, M_STOP };
 
@@ -845,10 +850,12 @@ static void model_crash(weft__journal_t *j, uint64_t *rng, const unsigned char *
 }
 
 static void model_session(weft__journal_t *j, uint64_t *rng, int mode,
-                          unsigned char *inflight, unsigned char *named)
+                          unsigned char *inflight, unsigned char *named,
+                          unsigned char *what)
 {
     memset(inflight, 0, MODEL_N);
     memset(named, 0, MODEL_N);
+    memset(what, 0, MODEL_N);
     int ops = 20 + (int)(mix((*rng)++) % 60);
     int crash_at = (int)(mix((*rng)++) % 3) == 0 ? (int)(mix((*rng)++) % ops) : ops;
     for (int op = 0; op < ops; op++) {
@@ -862,9 +869,12 @@ static void model_session(weft__journal_t *j, uint64_t *rng, int mode,
                 count = MODEL_N - at;
             assert_int_equal(weft__journal_window(j, at, count), 0);
             memset(inflight + at, 1, count);
+            for (uint64_t i = at; i < at + count; i++)
+                what[i] |= W_WINDOWED;
         } else if (r % 4 == 1) {
             assert_int_equal(weft__journal_begin(j, at), 0);
             inflight[at] = 1;
+            what[at] |= W_BEGUN;
         } else {
             /* A chunk of random items, mostly near `at`. */
             weft__buf_t b = {0};
@@ -873,9 +883,11 @@ static void model_session(weft__journal_t *j, uint64_t *rng, int mode,
             int n = 1 + (int)(mix((*rng)++) % 400);
             for (int k = 0; k < n; k++) {
                 uint64_t i = (at + mix((*rng)++) % 3000) % MODEL_N;
-                assert_int_equal(weft__jchunk_add(&b, i, 0, WEFT__J_OK, 1, "x", 1, "", 0),
-                                 0);
+                unsigned st = mix((*rng)++) % 8 == 0 ? WEFT__J_FAILED : WEFT__J_OK;
+                assert_int_equal(weft__jchunk_add(&b, i, 0, st, 1, "x", 1, "f", 1), 0);
                 inflight[i] = 0;
+                what[i] = (unsigned char)((what[i] & ~W_LAST_OK) | W_DONE |
+                                          (st == WEFT__J_OK ? W_LAST_OK : 0));
             }
             weft__jchunk_end(&b, mark);
             assert_int_equal(weft__journal_append(j, b.data, b.len), 0);
@@ -895,9 +907,10 @@ static void inflight_model(void **state)
     fixture_t *fx = *state;
     unsigned char *a = malloc(MODEL_N), *b = malloc(MODEL_N);
     unsigned char *na = malloc(MODEL_N), *nb = malloc(MODEL_N);
-    assert_true(a && b && na && nb);
+    unsigned char *wa = malloc(MODEL_N), *wb = malloc(MODEL_N);
+    assert_true(a && b && na && nb && wa && wb);
     uint64_t rng = 99;
-    size_t rounds_poisoned = 0, rounds_both_crashed = 0;
+    size_t rounds_poisoned = 0, rounds_both_crashed = 0, reused = 0, failed_kept = 0;
     for (int round = 0; round < 48; round++) {
         /* Mostly both crashed, else each kind of break. */
         static const int modes[8][2] = {
@@ -910,10 +923,23 @@ static void inflight_model(void **state)
         assert_int_equal(
             weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
         assert_int_equal(weft__journal_session(j, 1, 0), 0);
-        model_session(j, &rng, ma, a, na);
+        model_session(j, &rng, ma, a, na, wa);
         assert_int_equal(weft__journal_session(j, 2, WEFT__JS_RESUME), 0);
-        model_session(j, &rng, mb, b, nb);
+        model_session(j, &rng, mb, b, nb, wb);
         assert_int_equal(weft__journal_close(&j), 0);
+        /* Only windowed in the second session, last done OK in the first:
+         * reused, not in flight.  Last done failed: it may have run again
+         * (--retry-failed), so it still counts. */
+        for (uint64_t i = 0; i < MODEL_N; i++) {
+            if (!b[i] || (wb[i] & (W_DONE | W_BEGUN)) || !(wa[i] & W_DONE))
+                continue;
+            if (wa[i] & W_LAST_OK) {
+                b[i] = 0;
+                reused++;
+            } else {
+                failed_kept++;
+            }
+        }
         snap_t n = snap(fx->path);
         assert_int_equal(weft__jscan_dropped(n.s), 0);
         assert_false(weft__jscan_finished(n.s));
@@ -939,12 +965,16 @@ static void inflight_model(void **state)
         rounds_poisoned += np > 0;
         snap_free(&n);
     }
-    /* The model met both outcomes of two crashes (fixed seed: deterministic). */
+    /* The model met both outcomes of two crashes, and windows over reused
+     * and over failed items (fixed seed: deterministic). */
     assert_true(rounds_poisoned > 0 && rounds_poisoned < rounds_both_crashed);
+    assert_true(reused > 0 && failed_kept > 0);
     free(a);
     free(b);
     free(na);
     free(nb);
+    free(wa);
+    free(wb);
 }
 
 /* Items one per 4096-index block: hundreds of blocks in the hash map, done
