@@ -651,21 +651,20 @@ static _Thread_local struct {
     size_t bytes;     /* counted, not yet added to s->touched */
 } reader;
 
-/* n >= 1 bytes at p, of s->data, are about to be read. */
-static void touched(const weft__jscan_t *cs, const unsigned char *p, size_t n)
+#if defined(__GNUC__)
+#define HOT static inline __attribute__((always_inline))
+#else
+#define HOT static inline
+#endif
+
+/* touched() past its fast path: a new window, or another scan. */
+static void touched_count(weft__jscan_t *s, uintptr_t w0, uintptr_t w1)
 {
-    if (!cs->trim)
-        return;
-    /* Only the counter changes, and atomically: the scan is otherwise
-     * read-only once parsed (journal.h). */
-    weft__jscan_t *s = (weft__jscan_t *)cs;
     if (reader.s != s) {
         reader.s = s;
         reader.window = 0;
         reader.bytes = 0;
     }
-    uintptr_t w0 = (uintptr_t)p >> WINDOW_SHIFT,
-              w1 = (uintptr_t)(p + n - 1) >> WINDOW_SHIFT;
     size_t windows = (size_t)(w1 - w0) + (reader.window != w0 + 1);
     reader.window = w1 + 1;
     reader.bytes += windows << WINDOW_SHIFT;
@@ -680,6 +679,21 @@ static void touched(const weft__jscan_t *cs, const unsigned char *p, size_t n)
         atomic_compare_exchange_strong_explicit(
             &s->touched, &total, 0, memory_order_relaxed, memory_order_relaxed))
         (void)madvise((void *)s->data, s->len, MADV_DONTNEED); /* advice: see above */
+}
+
+/* n >= 1 bytes at p, of s->data, are about to be read.  Inline: on every
+ * get, and mostly in the window the thread read last. */
+HOT void touched(const weft__jscan_t *cs, const unsigned char *p, size_t n)
+{
+    if (!cs->trim)
+        return;
+    uintptr_t w0 = (uintptr_t)p >> WINDOW_SHIFT,
+              w1 = (uintptr_t)(p + n - 1) >> WINDOW_SHIFT;
+    if (w0 == w1 && reader.window == w1 + 1 && reader.s == cs)
+        return; /* counted already */
+    /* Only the counter changes, and atomically: the scan is otherwise
+     * read-only once parsed (journal.h). */
+    touched_count((weft__jscan_t *)cs, w0, w1);
 }
 
 /* Checks a DONE payload; counts its entries and their largest index (left
@@ -901,7 +915,7 @@ static int build_index(weft__jscan_t *s, size_t first, uint64_t max_index)
 }
 
 /* The offset of item index's latest entry (its fields after the index). */
-static bool entry_off(const weft__jscan_t *s, uint64_t index, uint64_t *off)
+HOT bool entry_off(const weft__jscan_t *s, uint64_t index, uint64_t *off)
 {
     if (s->delta) {
         if (index >= s->dense_n)
@@ -1144,6 +1158,18 @@ static int mark_window(const weft__jscan_t *s, iset_t *set, uint64_t first,
     uint64_t end = first + count, run = first; /* [run, i): to mark */
     int rc = 0;
     for (uint64_t i = first; i < end && !rc; i++) {
+        if (s->delta) {
+            /* No entry past the dense table, none before from in a block
+             * whose first entry comes after it (a fresh run's windows): the
+             * block is not reused, on to the next. */
+            if (i >= s->dense_n)
+                break;
+            uint64_t b = s->base[i >> BLOCK_SHIFT];
+            if (!b || b >= from) {
+                i |= (1u << BLOCK_SHIFT) - 1; /* i < dense_n: no wrap */
+                continue;
+            }
+        }
         if (!reused(s, i, from))
             continue;
         if (i > run)
