@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -523,6 +524,10 @@ struct weft__jscan {
     size_t len;
     void *map; /* owned mapping (resume), or NULL */
     size_t map_len;
+    /* data is a read-only private mapping of the journal file that the scan
+     * may drop the resident pages of (resume): see touched(). */
+    bool trim;
+    atomic_size_t touched; /* bytes counted since the last drop */
     char *blob[3];
     weft__jheader_t hdr;
     size_t valid_len, dropped;
@@ -530,11 +535,16 @@ struct weft__jscan {
     uint64_t sessions, last_session, n_entries, n_items;
     unsigned last_flags;
     bool finished;
-    /* The index: dense (slot i = entry offset + 1, 0 = none) when the
-     * indices are compact, else pairs sorted by index, one per index.  An
-     * entry's offset is that of its fields after the index delta: a get
-     * knows the index and decodes the rest from there. */
-    uint64_t *dense;
+    /* The index.  An entry's offset is that of its fields after the index
+     * delta: a get knows the index and decodes the rest from there.  Dense
+     * when the indices are compact: per block of 4096 indices the offset of
+     * its first entry in file order (base, 0 = none: no entry starts at 0),
+     * per index its latest entry's offset - base + 1 (delta, 0 = none), or
+     * FAR when that does not fit 32 bits (a block spread over 4 GiB of
+     * journal): then its offset is in pairs.  Else (sparse) pairs alone.
+     * pairs: sorted by index, one per index. */
+    uint64_t *base;
+    uint32_t *delta;
     uint64_t dense_n;
     pair_t *pairs;
     size_t n_pairs;
@@ -542,6 +552,84 @@ struct weft__jscan {
     size_t n_suspects, n_poison;
     size_t mem;
 };
+
+/* ---- the resident part of a resume's mapping --------------------------------
+ *
+ * A resume reads its journal through a read-only private mapping of the file,
+ * and every page that a scan pass or a get touches stays resident (counted in
+ * the process's RSS) until it is unmapped: a whole 200 MB journal would end up
+ * in RSS.  So readers count what they touch, and once WEFT__J_RESIDENT bytes
+ * were counted one of them drops the resident pages of the whole mapping
+ * (MADV_DONTNEED).  That is safe with readers on other threads at any moment:
+ * the mapping is PROT_READ and MAP_PRIVATE, so none of its pages was ever
+ * written (copied on write) and each is the page cache's page of the file; a
+ * dropped page refaults from the page cache (or the file) with the same bytes,
+ * because bytes [0, valid_len) of the file do not change while the scan lives
+ * (the journal is locked, appends go past valid_len, a torn tail is cut only
+ * there, and before any get).  A reader sees the same bytes whether or not a
+ * drop raced with it; a drop costs refaults, never a wrong read.
+ *
+ * Counting: a fault maps up to 64 KiB around the faulting address of what the
+ * page cache holds (fault-around), so a read counts each 64 KiB window it
+ * touches, except the window its thread touched last: a sequential reader
+ * counts about what it reads, a scattered one 64 KiB a read.  A thread adds
+ * its count to the shared one by TOUCH_FLUSH: one atomic operation per
+ * 256 KiB counted, none per item.  The resident part stays below
+ * WEFT__J_RESIDENT + (TOUCH_FLUSH + 64 KiB) per reading thread, plus the
+ * entries being read at that moment. */
+#define WINDOW_SHIFT 16
+#define TOUCH_FLUSH (256u << 10)
+
+static _Thread_local struct {
+    const weft__jscan_t *s;
+    uintptr_t window; /* the last 64 KiB window this thread touched, + 1 */
+    size_t bytes;     /* counted, not yet added to s->touched */
+} reader;
+
+#if defined(__GNUC__)
+#define HOT static inline __attribute__((always_inline))
+#else
+#define HOT static inline
+#endif
+
+/* touched() past its fast path: a new window, or another scan. */
+static void touched_count(weft__jscan_t *s, uintptr_t w0, uintptr_t w1)
+{
+    if (reader.s != s) {
+        reader.s = s;
+        reader.window = 0;
+        reader.bytes = 0;
+    }
+    size_t windows = (size_t)(w1 - w0) + (reader.window != w0 + 1);
+    reader.window = w1 + 1;
+    reader.bytes += windows << WINDOW_SHIFT;
+    if (reader.bytes < TOUCH_FLUSH)
+        return;
+    size_t add = reader.bytes;
+    reader.bytes = 0;
+    size_t total =
+        atomic_fetch_add_explicit(&s->touched, add, memory_order_relaxed) + add;
+    /* One of the threads that see the total pass the budget drops. */
+    if (total >= WEFT__J_RESIDENT &&
+        atomic_compare_exchange_strong_explicit(
+            &s->touched, &total, 0, memory_order_relaxed, memory_order_relaxed))
+        (void)madvise((void *)s->data, s->len, MADV_DONTNEED); /* advice: see above */
+}
+
+/* n >= 1 bytes at p, of s->data, are about to be read.  Inline: on every
+ * get, and mostly in the window the thread read last. */
+HOT void touched(const weft__jscan_t *cs, const unsigned char *p, size_t n)
+{
+    if (!cs->trim)
+        return;
+    uintptr_t w0 = (uintptr_t)p >> WINDOW_SHIFT,
+              w1 = (uintptr_t)(p + n - 1) >> WINDOW_SHIFT;
+    if (w0 == w1 && reader.window == w1 + 1 && reader.s == cs)
+        return; /* counted already */
+    /* Only the counter changes, and atomically: the scan is otherwise
+     * read-only once parsed (journal.h). */
+    touched_count((weft__jscan_t *)cs, w0, w1);
+}
 
 /* Checks a DONE payload; counts its entries and their largest index (left
  * alone when the payload is bad). */
@@ -655,6 +743,139 @@ static const char *record_check(XXH3_state_t *st, const unsigned char *d, size_t
             __VA_ARGS__;                                                                 \
         }                                                                                \
     } while (0)
+
+/* -- the index -------------------------------------------------------------- */
+
+static int cmp_pair(const void *a, const void *b)
+{
+    const pair_t *x = a, *y = b;
+    if (x->index != y->index)
+        return (x->index > y->index) - (x->index < y->index);
+    return (x->off > y->off) - (x->off < y->off);
+}
+
+#define BLOCK_SHIFT 12       /* the dense index's blocks: 4096 indices */
+#define DELTA_FAR UINT32_MAX /* a dense slot whose entry is in pairs    */
+
+/* Appends a pair to s->pairs (capacity *cap, grown by doubling). */
+static int pair_push(weft__jscan_t *s, size_t *cap, uint64_t index, uint64_t off)
+{
+    if (s->n_pairs == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 256;
+        if (ncap > SIZE_MAX / sizeof *s->pairs)
+            return -ENOMEM;
+        pair_t *np = realloc(s->pairs, ncap * sizeof *np);
+        if (!np)
+            return -ENOMEM;
+        s->mem += (ncap - *cap) * sizeof *np;
+        s->pairs = np;
+        *cap = ncap;
+    }
+    s->pairs[s->n_pairs++] = (pair_t){index, off};
+    return 0;
+}
+
+/* Builds the index from every DONE entry of the valid part. */
+static int build_index(weft__jscan_t *s, size_t first, uint64_t max_index)
+{
+    if (!s->n_entries)
+        return 0;
+    /* Dense when that costs at most 16 bytes per entry (+ 512 KiB), what the
+     * sorted pairs would: the indices a run writes are 0..N-1, and then it
+     * costs 4 bytes per item (+ 8 per 4096). */
+    bool dense = max_index < s->n_entries * 4 + (1u << 17);
+    size_t cap = 0;
+    if (dense) {
+        s->dense_n = max_index + 1;
+        uint64_t blocks = (max_index >> BLOCK_SHIFT) + 1;
+        s->base = calloc(blocks, sizeof *s->base);
+        s->delta = calloc(s->dense_n, sizeof *s->delta);
+        if (!s->base || !s->delta)
+            return -ENOMEM;
+        s->mem += blocks * sizeof *s->base + s->dense_n * sizeof *s->delta;
+    } else {
+        if (s->n_entries > SIZE_MAX / sizeof *s->pairs)
+            return -ENOMEM;
+        cap = s->n_entries;
+        s->pairs = malloc(cap * sizeof *s->pairs);
+        if (!s->pairs)
+            return -ENOMEM;
+        s->mem += cap * sizeof *s->pairs;
+    }
+    int rc = 0;
+    for (size_t off = first; off < s->valid_len && !rc;) {
+        const unsigned char *r = s->data + off;
+        size_t rlen = WEFT__JREC_HDR + (size_t)ld32(r + 4);
+        if ((ld32(r) & 0xFFu) == WEFT__JREC_DONE) {
+            touched(s, r, rlen);
+            FOR_ENTRIES(r, idx, e, {
+                uint64_t eo = (uint64_t)(e - s->data);
+                if (!dense) {
+                    s->pairs[s->n_pairs++] = (pair_t){idx, eo};
+                    continue;
+                }
+                /* File order: eo only grows, so d >= 1, and a slot once
+                 * FAR stays FAR (its later entries are farther still). */
+                uint64_t *b = &s->base[idx >> BLOCK_SHIFT];
+                if (!*b)
+                    *b = eo;
+                uint64_t d = eo - *b + 1;
+                uint32_t *slot = &s->delta[idx];
+                s->n_items += !*slot;
+                if (d < DELTA_FAR) {
+                    *slot = (uint32_t)d;
+                } else {
+                    *slot = DELTA_FAR;
+                    if ((rc = pair_push(s, &cap, idx, eo)) != 0)
+                        break;
+                }
+            });
+        }
+        off += rlen;
+    }
+    if (rc || !s->n_pairs)
+        return rc;
+    /* Sort by (index, file order) and keep the last of each index. */
+    qsort(s->pairs, s->n_pairs, sizeof *s->pairs, cmp_pair);
+    size_t m = 0;
+    for (size_t k = 0; k < s->n_pairs; k++) {
+        if (m && s->pairs[m - 1].index == s->pairs[k].index)
+            m--;
+        s->pairs[m++] = s->pairs[k];
+    }
+    s->n_pairs = m;
+    if (!dense)
+        s->n_items = m;
+    return 0;
+}
+
+/* The offset of item index's latest entry (its fields after the index). */
+HOT bool entry_off(const weft__jscan_t *s, uint64_t index, uint64_t *off)
+{
+    if (s->delta) {
+        if (index >= s->dense_n)
+            return false;
+        uint32_t d = s->delta[index];
+        if (d == 0)
+            return false;
+        if (d != DELTA_FAR) {
+            *off = s->base[index >> BLOCK_SHIFT] + d - 1;
+            return true;
+        }
+    }
+    size_t lo = 0, hi = s->n_pairs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->pairs[mid].index < index)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == s->n_pairs || s->pairs[lo].index != index)
+        return false;
+    *off = s->pairs[lo].off;
+    return true;
+}
 
 /* -- in-flight sets: a hash map of 4096-item bitmap pages ------------------ */
 
@@ -848,6 +1069,53 @@ static int iset_list(iset_t *s, uint64_t **out, size_t *n_out)
     return 0;
 }
 
+/* Whether item index's latest entry is an OK one written before byte from
+ * (the session's start): a resume reuses it rather than run the item. */
+static bool reused(const weft__jscan_t *s, uint64_t index, size_t from)
+{
+    uint64_t off;
+    if (!entry_off(s, index, &off) || off >= from)
+        return false;
+    touched(s, s->data + off + 8, 1);
+    return s->data[off + 8] == WEFT__J_OK; /* the status, after item_hash */
+}
+
+/* Marks the items of a WINDOW [first, first + count) of the session that
+ * starts at byte from, but those it reused: a resume claims done items with
+ * the rest and never runs them, so they are not in flight (else a killed
+ * resume would leave every item it reused a suspect, and past
+ * WEFT__J_MAX_INFLIGHT of them its journal could not be resumed).  The one
+ * miss: an item that changed, rerun under --force, is no suspect if the
+ * session is killed while it runs (a CRASH record still names it). */
+static int mark_window(const weft__jscan_t *s, iset_t *set, uint64_t first,
+                       uint64_t count, size_t from)
+{
+    uint64_t end = first + count, run = first; /* [run, i): to mark */
+    int rc = 0;
+    for (uint64_t i = first; i < end && !rc; i++) {
+        if (s->delta) {
+            /* No entry past the dense table, none before from in a block
+             * whose first entry comes after it (a fresh run's windows): the
+             * block is not reused, on to the next. */
+            if (i >= s->dense_n)
+                break;
+            uint64_t b = s->base[i >> BLOCK_SHIFT];
+            if (!b || b >= from) {
+                i |= (1u << BLOCK_SHIFT) - 1; /* i < dense_n: no wrap */
+                continue;
+            }
+        }
+        if (!reused(s, i, from))
+            continue;
+        if (i > run)
+            rc = iset_mark(set, run, i - run);
+        run = i + 1;
+    }
+    if (!rc && end > run)
+        rc = iset_mark(set, run, end - run);
+    return rc;
+}
+
 /* The in-flight items at the end of the session whose records are
  * [from, to) of the valid part. */
 static int inflight(const weft__jscan_t *s, size_t from, size_t to, uint64_t **out,
@@ -859,9 +1127,10 @@ static int inflight(const weft__jscan_t *s, size_t from, size_t to, uint64_t **o
         const unsigned char *r = s->data + off;
         uint32_t plen = ld32(r + 4);
         const unsigned char *p = r + WEFT__JREC_HDR;
+        touched(s, r, WEFT__JREC_HDR + (size_t)plen);
         switch (ld32(r) & 0xFFu) {
         case WEFT__JREC_WINDOW:
-            rc = iset_mark(&set, ld64(p), ld64(p + 8));
+            rc = mark_window(s, &set, ld64(p), ld64(p + 8), from);
             break;
         case WEFT__JREC_BEGIN:
             rc = iset_mark(&set, ld64(p), 1);
@@ -877,68 +1146,6 @@ static int inflight(const weft__jscan_t *s, size_t from, size_t to, uint64_t **o
         rc = iset_list(&set, out, n_out);
     iset_free(&set);
     return rc;
-}
-
-static int cmp_pair(const void *a, const void *b)
-{
-    const pair_t *x = a, *y = b;
-    if (x->index != y->index)
-        return (x->index > y->index) - (x->index < y->index);
-    return (x->off > y->off) - (x->off < y->off);
-}
-
-/* Builds the index from every DONE entry of the valid part. */
-static int build_index(weft__jscan_t *s, size_t first, uint64_t max_index)
-{
-    if (!s->n_entries)
-        return 0;
-    /* Dense when that costs at most 16 bytes per entry (+ 512 KiB): the
-     * indices a run writes are 0..N-1. */
-    bool dense = max_index < s->n_entries * 2 + (1u << 16);
-    if (dense) {
-        s->dense_n = max_index + 1;
-        s->dense = calloc(s->dense_n, sizeof *s->dense);
-        if (!s->dense)
-            return -ENOMEM;
-        s->mem += s->dense_n * sizeof *s->dense;
-    } else {
-        if (s->n_entries > SIZE_MAX / sizeof *s->pairs)
-            return -ENOMEM;
-        s->pairs = malloc(s->n_entries * sizeof *s->pairs);
-        if (!s->pairs)
-            return -ENOMEM;
-        s->mem += s->n_entries * sizeof *s->pairs;
-    }
-    size_t np = 0;
-    for (size_t off = first; off < s->valid_len;) {
-        const unsigned char *r = s->data + off;
-        if ((ld32(r) & 0xFFu) == WEFT__JREC_DONE) {
-            FOR_ENTRIES(r, idx, e, {
-                uint64_t eo = (uint64_t)(e - s->data);
-                if (dense) {
-                    uint64_t *slot = &s->dense[idx];
-                    s->n_items += !*slot;
-                    *slot = eo + 1;
-                } else {
-                    s->pairs[np++] = (pair_t){idx, eo};
-                }
-            });
-        }
-        off += WEFT__JREC_HDR + (size_t)ld32(r + 4);
-    }
-    if (!dense) {
-        /* Sort by (index, file order) and keep the last of each index. */
-        qsort(s->pairs, np, sizeof *s->pairs, cmp_pair);
-        size_t m = 0;
-        for (size_t k = 0; k < np; k++) {
-            if (m && s->pairs[m - 1].index == s->pairs[k].index)
-                m--;
-            s->pairs[m++] = s->pairs[k];
-        }
-        s->n_pairs = m;
-        s->n_items = m;
-    }
-    return 0;
 }
 
 static size_t intersect(const uint64_t *a, size_t na, const uint64_t *b, size_t nb,
@@ -1043,6 +1250,7 @@ static int crashed_items(const weft__jscan_t *s, size_t from, size_t to, uint64_
         const unsigned char *r = s->data + off;
         uint32_t plen = ld32(r + 4);
         const unsigned char *p = r + WEFT__JREC_HDR;
+        touched(s, r, WEFT__JREC_HDR + (size_t)plen);
         if ((ld32(r) & 0xFFu) == WEFT__JREC_CRASH) {
             uint32_t k = ld32(p + 4);
             if (n + k > cap) {
@@ -1095,8 +1303,10 @@ static void session_close(session_t *cur, size_t end, unsigned last_kind, sessio
     }
 }
 
-int weft__jscan_parse(weft__jscan_t **out, const void *data, size_t len, char *err,
-                      size_t errlen)
+/* weft__jscan_parse; trim: data is a private read-only mapping of a file
+ * whose resident pages may be dropped (see touched()). */
+static int scan_parse(weft__jscan_t **out, const void *data, size_t len, bool trim,
+                      char *err, size_t errlen)
 {
     *out = NULL;
     weft__jscan_t *s = calloc(1, sizeof *s);
@@ -1107,6 +1317,8 @@ int weft__jscan_parse(weft__jscan_t **out, const void *data, size_t len, char *e
     s->mem = sizeof *s;
     s->data = len ? data : (const unsigned char *)"";
     s->len = len;
+    s->trim = trim && len;
+    atomic_init(&s->touched, 0);
     size_t first;
     int rc = -ENOMEM;
     XXH3_state_t *st = XXH3_createState();
@@ -1145,6 +1357,7 @@ int weft__jscan_parse(weft__jscan_t **out, const void *data, size_t len, char *e
             cur.crashed = true; /* a crash before any item started says nothing */
         }
         last_kind = kind;
+        touched(s, r, rlen);
         off += rlen;
     }
     s->valid_len = off;
@@ -1195,6 +1408,12 @@ fail:
     return rc;
 }
 
+int weft__jscan_parse(weft__jscan_t **out, const void *data, size_t len, char *err,
+                      size_t errlen)
+{
+    return scan_parse(out, data, len, false, err, errlen);
+}
+
 void weft__jscan_free(weft__jscan_t **sp)
 {
     weft__jscan_t *s = sp ? *sp : NULL;
@@ -1203,7 +1422,8 @@ void weft__jscan_free(weft__jscan_t **sp)
     *sp = NULL;
     for (int k = 0; k < 3; k++)
         free(s->blob[k]);
-    free(s->dense);
+    free(s->base);
+    free(s->delta);
     free(s->pairs);
     free(s->suspects);
     free(s->poison);
@@ -1262,25 +1482,11 @@ size_t weft__jscan_memory(const weft__jscan_t *s)
 bool weft__jscan_get(const weft__jscan_t *s, uint64_t index, weft__jentry_t *out)
 {
     uint64_t off;
-    if (s->dense) {
-        if (index >= s->dense_n || !s->dense[index])
-            return false;
-        off = s->dense[index] - 1;
-    } else {
-        size_t lo = 0, hi = s->n_pairs;
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            if (s->pairs[mid].index < index)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        if (lo == s->n_pairs || s->pairs[lo].index != index)
-            return false;
-        off = s->pairs[lo].off;
-    }
+    if (!entry_off(s, index, &off))
+        return false;
     if (out) {
-        entry_body(s->data + off, out);
+        const unsigned char *e = s->data + off;
+        touched(s, e, (size_t)(entry_body(e, out) - e));
         out->index = index;
     }
     return true;
@@ -1331,7 +1537,7 @@ int weft__journal_resume(weft__journal_t **j, weft__jscan_t **scan, const char *
         (void)madvise(map, len, MADV_SEQUENTIAL); /* advice: failure is harmless */
     }
     char why[160];
-    if ((rc = weft__jscan_parse(&s, map, len, why, sizeof why)) != 0) {
+    if ((rc = scan_parse(&s, map, len, true, why, sizeof why)) != 0) {
         weft__msgf(err, errlen, "%s: %s", path, why);
         goto out_err;
     }

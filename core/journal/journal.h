@@ -52,7 +52,9 @@
  *
  * Threads: a weft__journal_t may be appended to from any thread; the chunk
  * builders touch only the caller's buffer; a scan is read-only after
- * weft__jscan_parse() returns and may be read from any thread.
+ * weft__jscan_parse() returns and may be read from any thread (a resume's
+ * gets only count, with an atomic add per 256 KiB read, and now and then drop
+ * the resident pages of the journal's mapping: no lock, no allocation).
  */
 #ifndef WEFT_CORE_JOURNAL_H
 #define WEFT_CORE_JOURNAL_H
@@ -100,6 +102,12 @@ enum weft__jrec {
  * flight. */
 #define WEFT__J_MAX_INFLIGHT (1u << 22)
 
+/* What of a resumed journal's mapping stays resident (in the RSS) as it is
+ * scanned and read: about this many bytes, plus 320 KiB per reading thread
+ * and the entries being read (weft__journal_resume; journal.c's touched()
+ * says how, and why it is safe with concurrent readers). */
+#define WEFT__J_RESIDENT ((size_t)4 << 20)
+
 typedef struct weft__jheader {
     const char *config, *plugin, *items;
 } weft__jheader_t;
@@ -117,7 +125,9 @@ int weft__journal_create(weft__journal_t **j, const char *path, const weft__jhea
 /* Opens an existing journal for resume: flock as above, maps and scans it
  * into *scan (the caller frees it with weft__jscan_free, before or after
  * closing the journal), truncates a torn tail (weft__jscan_dropped() says how
- * much; the file is fsynced) and positions for appending.  -ENOENT when
+ * much; the file is fsynced) and positions for appending.  The mapping is
+ * read-only and private; of it only ~WEFT__J_RESIDENT stays resident while
+ * the scan and its gets read it, however large the journal.  -ENOENT when
  * missing; -EINVAL when the file is not a journal or its header is damaged
  * (the message says which); the parse errors below.  On error both outputs
  * are NULL. */
@@ -210,13 +220,20 @@ uint64_t weft__jscan_sessions(const weft__jscan_t *s); /* SESSION records       
 /* The number and flags of the last SESSION record (0, 0 when none). */
 uint64_t weft__jscan_last_session(const weft__jscan_t *s, unsigned *flags);
 uint64_t weft__jscan_items(const weft__jscan_t *s); /* distinct items with an entry */
-/* Heap bytes the scan holds, beyond the scanned data (for memory bounds). */
+/* Heap bytes the scan holds, beyond the scanned data (for memory bounds):
+ * the index (see weft__jscan_get), the header texts, suspects and poison.
+ * A resume's mapping of the scanned data is not counted: WEFT__J_RESIDENT. */
 size_t weft__jscan_memory(const weft__jscan_t *s);
 
 /* The latest DONE entry for item `index` (a later entry wins: a retry that
- * succeeded replaces a failure), or false.  O(1) for the dense indices a run
- * writes, O(log n) otherwise; at most 16 bytes per entry.  Pointers point
- * into the scanned memory (valid until free); bytes is never NULL. */
+ * succeeded replaces a failure), or false.  Lock-free, no allocation.  The
+ * index behind it: for the dense indices a run writes (largest index < 4 x
+ * entries + 2^17), O(1), 4 bytes per index + 8 per block of 4096 indices
+ * (~4 bytes per item: 40 MB for 10^7), and 16 more for an entry that lies
+ * 4 GiB or more past the first entry of its block (then found in O(log n));
+ * else sorted pairs, O(log n), 16 bytes per item.  So at most 16 bytes per
+ * entry + 512 KiB, + 16 per far entry.  Pointers point into the scanned
+ * memory (valid until free); bytes is never NULL. */
 typedef struct weft__jentry {
     uint64_t index, item_hash;
     unsigned status;
@@ -232,9 +249,12 @@ bool weft__jscan_get(const weft__jscan_t *s, uint64_t index, weft__jentry_t *e);
  * Poison detection.  A session that ends with neither END nor STOP was
  * killed or crashed.  The items in flight then are the items of its WINDOW
  * and BEGIN records with no DONE entry written after the WINDOW/BEGIN in that
- * same session.  Sessions that stopped before starting any item (no WINDOW
- * or BEGIN: say, killed during the plugin's init) are skipped here: they say
- * nothing about the items and must not hide the sessions before them.
+ * same session, but for the items of a WINDOW whose latest entry is an OK
+ * one of an earlier session: a resume claims them with the rest and reuses
+ * them, never runs them (a failed one may run again, and stays in flight).
+ * Sessions that stopped before starting any item (no WINDOW or BEGIN: say,
+ * killed during the plugin's init) are skipped here: they say nothing about
+ * the items and must not hide the sessions before them.
  * suspects: the in-flight items of the last session if it did not end.
  * poison: the items named by the CRASH records of the last session and of
  * the one just before it, both crashed (a CRASH record is written by weft's

@@ -164,14 +164,23 @@ static weft__claim_status_t claim_next(void *arg, unsigned worker, weft__range_t
 /* Resume after a crash (thread mode): items that were in flight when it
  * happened run first, one at a time, each announced in the journal, so that
  * a second crash names its culprit exactly (then quarantined as poison).
- * Their blocks wait in the reorder buffer; the engine skips them. */
-static void run_suspect(weft__engine_t *r, const weft_item_t *item)
+ * Their blocks wait in the reorder buffer; the engine skips them.  A suspect
+ * goes into b, the block of the one before, when it follows it, else into a
+ * new block (b is handed): a killed fast run leaves tens of thousands of
+ * suspects in a row, and a block each (~0.5 KiB) waiting for every item
+ * before them grew a resume's memory by tens of MB.  Returns the open block
+ * (the caller hands the last), NULL when out of memory. */
+static weft__block_t *run_suspect(weft__engine_t *r, weft__block_t *b,
+                                  const weft_item_t *item)
 {
     worker_t *wk = &r->workers[0];
     uint64_t index = item->index;
-    weft__block_t *b = block_open(r, 0, index);
-    if (!b)
-        return;
+    if (b && b->first + b->count != index) {
+        block_hand(r, b);
+        b = NULL;
+    }
+    if (!b && !(b = block_open(r, 0, index)))
+        return NULL;
     slot_t slot;
     wk->msgs.len = 0;
     if (weft__item_reuse(r, &b->bytes, &wk->msgs, item, index, &slot)) {
@@ -191,7 +200,7 @@ static void run_suspect(weft__engine_t *r, const weft_item_t *item)
             weft__item_failed(r);
     }
     weft__item_block_add(b, index, &slot, &wk->msgs);
-    block_hand(r, b);
+    return b;
 }
 
 /* Items of a text source are reached by reading it once more (a second
@@ -200,15 +209,17 @@ static int run_suspects(weft__engine_t *r)
 {
     const weft__source_t *src = r->source;
     uint64_t total = src->total;
+    weft__block_t *b = NULL;
     if (src->vt->at) {
         for (size_t k = 0; k < r->n_suspects && !atomic_load(&weft__run_stop); k++) {
             weft_item_t item;
             r->suspects_run = k + 1;
             if (r->suspects[k] < total) {
                 src->vt->at(src, r->suspects[k], &item);
-                run_suspect(r, &item);
+                b = run_suspect(r, b, &item);
             }
         }
+        block_hand(r, b);
         return 0;
     }
     weft__source_t *again = NULL;
@@ -227,11 +238,12 @@ static int run_suspects(weft__engine_t *r)
             if (k < r->n_suspects && r->suspects[k] == items[i].index) {
                 if (atomic_load(&weft__run_stop))
                     break;
-                run_suspect(r, &items[i]);
+                b = run_suspect(r, b, &items[i]);
                 r->suspects_run = ++k;
             }
         }
     }
+    block_hand(r, b);
     free(items);
     weft__source_close(&again);
     if (rc) {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -806,10 +807,15 @@ static void suspects_and_poison(void **state)
 }
 
 /* In-flight sets and CRASH records against a plain per-item model: random
- * windows (across 4096-item pages), begins and dones; two sessions, each
- * killed (no CRASH), crashed (CRASH records, possibly followed by more
- * records from other threads) or, the second, stopped. */
+ * windows (across 4096-item pages), begins and dones (some failed); two
+ * sessions, each killed (no CRASH), crashed (CRASH records, possibly
+ * followed by more records from other threads) or, the second, stopped.
+ * In the second, a window does not put in flight an item whose last entry
+ * is an OK one of the first (a resume reuses it). */
 #define MODEL_N 20000u
+
+/* What a session did to an item (model_session's `what`). */
+enum { W_BEGUN = 1, W_WINDOWED = 2, W_DONE = 4, W_LAST_OK = 8 };
 
 enum { M_KILL, M_CRASH, M_STOP };
 
@@ -844,10 +850,12 @@ static void model_crash(weft__journal_t *j, uint64_t *rng, const unsigned char *
 }
 
 static void model_session(weft__journal_t *j, uint64_t *rng, int mode,
-                          unsigned char *inflight, unsigned char *named)
+                          unsigned char *inflight, unsigned char *named,
+                          unsigned char *what)
 {
     memset(inflight, 0, MODEL_N);
     memset(named, 0, MODEL_N);
+    memset(what, 0, MODEL_N);
     int ops = 20 + (int)(mix((*rng)++) % 60);
     int crash_at = (int)(mix((*rng)++) % 3) == 0 ? (int)(mix((*rng)++) % ops) : ops;
     for (int op = 0; op < ops; op++) {
@@ -861,9 +869,12 @@ static void model_session(weft__journal_t *j, uint64_t *rng, int mode,
                 count = MODEL_N - at;
             assert_int_equal(weft__journal_window(j, at, count), 0);
             memset(inflight + at, 1, count);
+            for (uint64_t i = at; i < at + count; i++)
+                what[i] |= W_WINDOWED;
         } else if (r % 4 == 1) {
             assert_int_equal(weft__journal_begin(j, at), 0);
             inflight[at] = 1;
+            what[at] |= W_BEGUN;
         } else {
             /* A chunk of random items, mostly near `at`. */
             weft__buf_t b = {0};
@@ -872,9 +883,11 @@ static void model_session(weft__journal_t *j, uint64_t *rng, int mode,
             int n = 1 + (int)(mix((*rng)++) % 400);
             for (int k = 0; k < n; k++) {
                 uint64_t i = (at + mix((*rng)++) % 3000) % MODEL_N;
-                assert_int_equal(weft__jchunk_add(&b, i, 0, WEFT__J_OK, 1, "x", 1, "", 0),
-                                 0);
+                unsigned st = mix((*rng)++) % 8 == 0 ? WEFT__J_FAILED : WEFT__J_OK;
+                assert_int_equal(weft__jchunk_add(&b, i, 0, st, 1, "x", 1, "f", 1), 0);
                 inflight[i] = 0;
+                what[i] = (unsigned char)((what[i] & ~W_LAST_OK) | W_DONE |
+                                          (st == WEFT__J_OK ? W_LAST_OK : 0));
             }
             weft__jchunk_end(&b, mark);
             assert_int_equal(weft__journal_append(j, b.data, b.len), 0);
@@ -894,9 +907,10 @@ static void inflight_model(void **state)
     fixture_t *fx = *state;
     unsigned char *a = malloc(MODEL_N), *b = malloc(MODEL_N);
     unsigned char *na = malloc(MODEL_N), *nb = malloc(MODEL_N);
-    assert_true(a && b && na && nb);
+    unsigned char *wa = malloc(MODEL_N), *wb = malloc(MODEL_N);
+    assert_true(a && b && na && nb && wa && wb);
     uint64_t rng = 99;
-    size_t rounds_poisoned = 0, rounds_both_crashed = 0;
+    size_t rounds_poisoned = 0, rounds_both_crashed = 0, reused = 0, failed_kept = 0;
     for (int round = 0; round < 48; round++) {
         /* Mostly both crashed, else each kind of break. */
         static const int modes[8][2] = {
@@ -909,10 +923,23 @@ static void inflight_model(void **state)
         assert_int_equal(
             weft__journal_create(&j, fx->path, &hdr, fx->err, sizeof fx->err), 0);
         assert_int_equal(weft__journal_session(j, 1, 0), 0);
-        model_session(j, &rng, ma, a, na);
+        model_session(j, &rng, ma, a, na, wa);
         assert_int_equal(weft__journal_session(j, 2, WEFT__JS_RESUME), 0);
-        model_session(j, &rng, mb, b, nb);
+        model_session(j, &rng, mb, b, nb, wb);
         assert_int_equal(weft__journal_close(&j), 0);
+        /* Only windowed in the second session, last done OK in the first:
+         * reused, not in flight.  Last done failed: it may have run again
+         * (--retry-failed), so it still counts. */
+        for (uint64_t i = 0; i < MODEL_N; i++) {
+            if (!b[i] || (wb[i] & (W_DONE | W_BEGUN)) || !(wa[i] & W_DONE))
+                continue;
+            if (wa[i] & W_LAST_OK) {
+                b[i] = 0;
+                reused++;
+            } else {
+                failed_kept++;
+            }
+        }
         snap_t n = snap(fx->path);
         assert_int_equal(weft__jscan_dropped(n.s), 0);
         assert_false(weft__jscan_finished(n.s));
@@ -938,12 +965,16 @@ static void inflight_model(void **state)
         rounds_poisoned += np > 0;
         snap_free(&n);
     }
-    /* The model met both outcomes of two crashes (fixed seed: deterministic). */
+    /* The model met both outcomes of two crashes, and windows over reused
+     * and over failed items (fixed seed: deterministic). */
     assert_true(rounds_poisoned > 0 && rounds_poisoned < rounds_both_crashed);
+    assert_true(reused > 0 && failed_kept > 0);
     free(a);
     free(b);
     free(na);
     free(nb);
+    free(wa);
+    free(wb);
 }
 
 /* Items one per 4096-index block: hundreds of blocks in the hash map, done
@@ -2378,10 +2409,12 @@ static void large_scan(void **state)
     double resume_ms = (weft__mono_s() - t0) * 1e3;
     assert_int_equal(weft__jscan_items(s), LARGE_N);
     assert_true(weft__jscan_finished(s));
-    /* The memory bound: < 32 bytes per item (here 8, the dense table). */
+    /* The memory bound: at most 5 bytes per item for the dense indices a
+     * run writes (4, and 8 per 4096; it was 8 a u64 per item, 80 MB for
+     * 10^7 items), on top of the header texts. */
     size_t mem = weft__jscan_memory(s);
-    assert_true(mem < (size_t)LARGE_N * 32);
-    assert_true(mem >= (size_t)LARGE_N * 8);
+    assert_true(mem <= (size_t)LARGE_N * 5);
+    assert_true(mem >= (size_t)LARGE_N * 4);
     for (uint64_t i = 0; i < LARGE_N; i++) {
         weft__jentry_t e;
         assert_true(weft__jscan_get(s, i, &e));
@@ -2398,6 +2431,214 @@ static void large_scan(void **state)
     fprintf(stderr,
             "# large: %u entries, %zu bytes, resume+scan %.1f ms, %zu bytes of index\n",
             LARGE_N, weft__jscan_valid_len(s), resume_ms, mem);
+    weft__jscan_free(&s);
+    assert_int_equal(weft__journal_close(&j), 0);
+}
+
+/* A block of 4096 indices whose entries lie more than 4 GiB apart in the
+ * journal: the dense index's 32-bit deltas do not reach that far, and those
+ * entries are found in the sorted pairs instead.  The journal is built in
+ * memory: between the entries, one DONE record of 4 GiB, all zeros but its
+ * head, in a mapping whose zeros are never written (so never resident). */
+static void put_le(unsigned char *p, uint64_t v, int bytes)
+{
+    for (int k = 0; k < bytes; k++)
+        p[k] = (unsigned char)(v >> (8 * k));
+}
+
+static void far_block(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j = create(fx);
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    put_one(j, 0, WEFT__J_OK, "zero", "");
+    put_one(j, 2, WEFT__J_FAILED, "", "two");
+    assert_int_equal(weft__journal_close(&j), 0);
+    size_t head_len;
+    unsigned char *head = slurp(fx->path, &head_len);
+
+    /* The big record: DONE, n = 1, base = 3; the entry: delta 0, item_hash,
+     * status, records = 1, len (5-byte varint), then len zero bytes. */
+    const size_t fill = (size_t)UINT32_MAX - 64;
+    const size_t big_plen = 12 + 1 + 8 + 1 + 1 + 5 + fill;
+    const size_t cap = head_len + WEFT__JREC_HDR + big_plen + 4096;
+    unsigned char *d = mmap(NULL, cap, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (d == MAP_FAILED) {
+        free(head);
+        fprintf(stderr, "# far_block: no 4 GiB mapping (%s): skipped\n", strerror(errno));
+        skip();
+    }
+    memcpy(d, head, head_len);
+    free(head);
+    unsigned char *r = d + head_len, *p = r + WEFT__JREC_HDR;
+    put_le(r, WEFT__JREC_MAGIC | WEFT__JREC_DONE, 4);
+    put_le(r + 4, big_plen, 4);
+    put_le(p, 1, 4);
+    put_le(p + 4, 3, 8);
+    p[12] = 0;             /* index = base */
+    put_le(p + 13, 33, 8); /* item_hash */
+    p[21] = WEFT__J_OK;
+    p[22] = 1;         /* records */
+    uint64_t v = fill; /* len */
+    for (int k = 0; k < 5; k++, v >>= 7)
+        p[23 + k] = (unsigned char)((v & 0x7F) | (k < 4 ? 0x80 : 0));
+    XXH3_state_t *xs = XXH3_createState();
+    assert_non_null(xs);
+    XXH3_64bits_reset(xs);
+    XXH3_64bits_update(xs, r, WEFT__JREC_HDR + big_plen); /* checksum field still 0 */
+    put_le(r + 8, XXH3_64bits_digest(xs), 8);
+    XXH3_freeState(xs);
+    size_t len = head_len + WEFT__JREC_HDR + big_plen;
+
+    /* After it: 1 and 0 of the first block (0 again: the later wins), and
+     * 4096, the first of the next block. */
+    weft__buf_t b = {0};
+    size_t mark;
+    assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
+    assert_int_equal(weft__jchunk_add(&b, 1, 11, WEFT__J_OK, 1, "one", 3, NULL, 0), 0);
+    assert_int_equal(weft__jchunk_add(&b, 0, 10, WEFT__J_OK, 1, "again", 5, NULL, 0), 0);
+    assert_int_equal(weft__jchunk_add(&b, 4096, 12, WEFT__J_OK, 1, "next", 4, NULL, 0),
+                     0);
+    weft__jchunk_end(&b, mark);
+    assert_true(len + b.len <= cap);
+    memcpy(d + len, b.data, b.len);
+    len += b.len;
+    weft__buf_free(&b);
+
+    weft__jscan_t *s;
+    assert_int_equal(weft__jscan_parse(&s, d, len, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__jscan_dropped(s), 0);
+    assert_int_equal(weft__jscan_items(s), 5);
+    weft__jentry_t e;
+    assert_true(weft__jscan_get(s, 0, &e));
+    assert_int_equal(e.item_hash, 10);
+    assert_int_equal(e.len, 5);
+    assert_memory_equal(e.bytes, "again", 5);
+    assert_true(weft__jscan_get(s, 1, &e));
+    assert_int_equal(e.item_hash, 11);
+    assert_memory_equal(e.bytes, "one", 3);
+    assert_true(weft__jscan_get(s, 2, &e));
+    assert_int_equal(e.status, WEFT__J_FAILED);
+    assert_memory_equal(e.msg, "two", 3);
+    assert_true(weft__jscan_get(s, 3, &e));
+    assert_int_equal(e.item_hash, 33);
+    assert_int_equal(e.len, fill);
+    assert_ptr_equal(e.bytes, p + 28);
+    assert_true(weft__jscan_get(s, 4096, &e));
+    assert_memory_equal(e.bytes, "next", 4);
+    assert_false(weft__jscan_get(s, 4, &e));
+    assert_false(weft__jscan_get(s, 4097, &e));
+    /* Two far entries (0 twice, 1), one pair each after the sort. */
+    assert_true(weft__jscan_memory(s) < 4096 * 5 + 8192);
+    weft__jscan_free(&s);
+    assert_int_equal(munmap(d, cap), 0);
+}
+
+/* A resume reads its journal through a mapping whose resident pages it
+ * drops as it goes (journal.c: touched()): the scan and gets from several
+ * threads at once, with drops among them, read every entry right. */
+#define TRIM_N 400000u
+#define TRIM_THREADS 4
+
+typedef struct trim_reader {
+    const weft__jscan_t *s;
+    unsigned t;
+    uint64_t bad;
+} trim_reader_t;
+
+static void *trim_read(void *arg)
+{
+    trim_reader_t *tr = arg;
+    /* Each thread half of the items, in its own order of runs of 1000 items
+     * as workers read (together they read every item, most more than once). */
+    for (uint64_t k = 0; k < TRIM_N / 2; k++) {
+        uint64_t run = (k / 1000 * 37 + tr->t * 101) % (TRIM_N / 1000);
+        uint64_t i = run * 1000 + k % 1000;
+        weft__jentry_t e;
+        unsigned char want[64];
+        size_t len = 8 + (size_t)(mix(i) % 56);
+        item_fill(i, want, len);
+        if (!weft__jscan_get(tr->s, i, &e) || e.item_hash != mix(i) || e.len != len ||
+            memcmp(e.bytes, want, len) != 0)
+            tr->bad++;
+    }
+    return NULL;
+}
+
+/* The resident kB of this process's mapping of the file at path (from
+ * /proc/self/smaps), or -1 when it maps no such file. */
+static long mapping_rss_kb(const char *path)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    assert_non_null(f);
+    char line[4096];
+    long rss = -1, kb;
+    bool ours = false;
+    size_t pl = strlen(path);
+    while (fgets(line, sizeof line, f)) {
+        size_t n = strcspn(line, "\n");
+        line[n] = '\0';
+        unsigned long lo, hi;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3) /* a mapping's header */
+            ours = n > pl && strcmp(line + n - pl, path) == 0 && line[n - pl - 1] == ' ';
+        else if (ours && sscanf(line, "Rss: %ld kB", &kb) == 1)
+            rss = (rss < 0 ? 0 : rss) + kb;
+    }
+    fclose(f);
+    return rss;
+}
+
+static void resume_trims_mapping(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j = create(fx);
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    weft__buf_t b = {0};
+    unsigned char v[64];
+    for (uint64_t c = 0; c < TRIM_N; c += 1000) {
+        size_t mark;
+        b.len = 0;
+        assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
+        for (uint64_t i = c; i < c + 1000; i++) {
+            size_t len = 8 + (size_t)(mix(i) % 56);
+            item_fill(i, v, len);
+            assert_int_equal(
+                weft__jchunk_add(&b, i, mix(i), WEFT__J_OK, 1, v, len, NULL, 0), 0);
+        }
+        weft__jchunk_end(&b, mark);
+        assert_int_equal(weft__journal_append(j, b.data, b.len), 0);
+    }
+    weft__buf_free(&b);
+    assert_int_equal(weft__journal_close(&j), 0);
+    /* ~20 MB of journal: passes and gets drop the mapping a few times. */
+    assert_true(file_size(fx->path) > 4 * WEFT__J_RESIDENT);
+
+    /* What of the mapping may stay resident: the budget, what each reading
+     * thread has not counted yet, and the pages of the entries being read
+     * (journal.c). */
+    const long bound_kb = (long)(WEFT__J_RESIDENT >> 10) + (TRIM_THREADS + 1) * 384;
+    weft__jscan_t *s;
+    assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__jscan_items(s), TRIM_N);
+    long kb = mapping_rss_kb(fx->path);
+    fprintf(stderr, "# trims: %zu bytes of journal, %ld kB of it resident after the scan",
+            file_size(fx->path), kb);
+    assert_true(kb >= 0 && kb <= bound_kb);
+    pthread_t th[TRIM_THREADS];
+    trim_reader_t tr[TRIM_THREADS];
+    for (unsigned t = 0; t < TRIM_THREADS; t++) {
+        tr[t] = (trim_reader_t){s, t, 0};
+        assert_int_equal(pthread_create(&th[t], NULL, trim_read, &tr[t]), 0);
+    }
+    for (unsigned t = 0; t < TRIM_THREADS; t++) {
+        assert_int_equal(pthread_join(th[t], NULL), 0);
+        assert_int_equal(tr[t].bad, 0);
+    }
+    kb = mapping_rss_kb(fx->path);
+    fprintf(stderr, ", %ld kB after %u threads read it all\n", kb, TRIM_THREADS);
+    assert_true(kb >= 0 && kb <= bound_kb);
     weft__jscan_free(&s);
     assert_int_equal(weft__journal_close(&j), 0);
 }
@@ -2422,7 +2663,8 @@ int main(void)
         T(write_error_latched),  cmocka_unit_test(header_diff),
         T(large_scan),           T(varint_round_trip),
         cmocka_unit_test(compact_entries), T(varint_refused),
-        T(format1_refused),
+        T(format1_refused),      T(far_block),
+        T(resume_trims_mapping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
