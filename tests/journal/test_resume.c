@@ -860,6 +860,8 @@ static void identity_config_folder(void **state)
     assert_non_null(out);
     assert_non_null(strstr(out, "c.txt"));
     free(out);
+}
+
 /* ---- memory ------------------------------------------------------------------ */
 
 /* A resume's peak RSS stays near a plain run's (docs/guarantees.md, §3): its
