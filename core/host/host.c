@@ -38,6 +38,8 @@ static void host_logf(const weft_host_t *host, const char *fmt, ...)
 {
     /* pub is the first member, so the plugin's pointer is ours. */
     const weft__host_t *h = (const weft__host_t *)host;
+    if (h && h->log_quiet)
+        return;
     const char *name = h && h->plugin_name ? h->plugin_name : "plugin";
     char stackbuf[1024];
     char *line = stackbuf;
@@ -76,9 +78,13 @@ static void host_logf(const weft_host_t *host, const char *fmt, ...)
     line[len] = '\n';
     line[len + 1] = '\0';
 
-    /* A single fputs: stdio locks the stream for the call, so lines from
+    /* Through the runner's progress (it erases its line first), or a
+     * single fputs: stdio locks the stream for the call, so lines from
      * concurrent callers never interleave. */
-    fputs(line, stderr);
+    if (h && h->log_line && h->log_pid == (long)getpid())
+        h->log_line(h->log_arg, line, len + 1);
+    else
+        fputs(line, stderr);
     if (line != stackbuf)
         free(line);
 }

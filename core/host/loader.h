@@ -124,6 +124,14 @@ typedef struct weft__host {
      * points it into shared memory, so worker processes report too; NULL:
      * not kept. */
     _Atomic int *write_error;
+    /* Where logf's lines go: log_line(log_arg, line, len), in the process
+     * that set it (log_pid; a forked worker writes to stderr itself, never
+     * through a copy of the runner's progress and its lock), else stderr;
+     * log_quiet (-q) drops them. */
+    void (*log_line)(void *arg, const char *line, size_t len);
+    void *log_arg;
+    long log_pid;
+    bool log_quiet;
 } weft__host_t;
 
 /* Fills the table (all function pointers set, struct_size, abi_version);

@@ -654,6 +654,13 @@ static void summarize(run_t *r, int status, const char *label)
         fprintf(stderr, "weft: --summary-json: %s\n", r->err);
 }
 
+/* The plugin's logf lines go to stderr again before the progress goes. */
+static void stop_progress(run_t *r)
+{
+    r->host.log_line = NULL;
+    weft__progress_stop(&r->eng.progress);
+}
+
 static int finish_run(run_t *r, int status)
 {
     workers_fini(r);
@@ -661,7 +668,7 @@ static int finish_run(run_t *r, int status)
     bool halted = atomic_load(&weft__run_halted);
     bool complete = status == 0 && !sig && !halted && !atomic_load(&r->eng.journal_error);
     status = run_finish_plugin(r, status);
-    weft__progress_stop(&r->eng.progress);
+    stop_progress(r);
     status = close_outputs(r, status, complete);
     int lost = r->outdir_error ? atomic_load(r->outdir_error) : 0;
     if (lost) {
@@ -783,6 +790,7 @@ static int run_job(run_t *r)
     weft__host_init(&r->host, r->plugin->desc.name, r->cfg->seed, r->cfg->dir);
     r->host.pub.values_wanted = r->cfg->format != WEFT__FORMAT_NONE;
     r->host.stop = &weft__run_stop;
+    r->host.log_quiet = o->quiet; /* -q: errors only, and a plugin's log is not one */
     /* Shared, so that worker processes' storage errors reach us too. */
     void *shared = mmap(NULL, sizeof *r->outdir_error, PROT_READ | PROT_WRITE,
                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -800,6 +808,11 @@ static int run_job(run_t *r)
                          STDERR_FILENO, r->source->total == WEFT__COUNT_UNKNOWN
                                             ? WEFT__PROGRESS_UNKNOWN : r->source->total,
                          r->eng.threads, r->plugin->desc.name);
+    if (r->eng.progress) { /* logf lines erase the progress line first */
+        r->host.log_arg = r->eng.progress;
+        r->host.log_pid = (long)getpid();
+        r->host.log_line = weft__progress_log;
+    }
     if (r->eng.journal || r->eng.scan || r->eng.n_suspects || r->outdir)
         r->eng.batch = false; /* per-item entries, reuse, careful runs, files */
     if ((status = engine_open(r, !r->cfg->isolate_process)))
@@ -841,7 +854,7 @@ int weft__run(const weft__run_opts_t *o)
 
     int status = run_job(r);
 
-    weft__progress_stop(&r->eng.progress);
+    stop_progress(r);
     if (r->plugin) {
         workers_fini(r);
         if (r->state_live && r->plugin->desc.destroy)

@@ -44,6 +44,10 @@ struct weft__progress {
     pthread_cond_t cond; /* signalled by stop                           */
     bool stopping;
     bool line_shown;   /* a TTY line is on screen (cursor after it)   */
+    /* TERM=dumb or NO_COLOR: no escape codes; a line is erased with
+     * spaces over its last width (shown_len) and '\r'. */
+    bool no_escapes;
+    size_t shown_len;
     bool broken;       /* a write failed: draw nothing more           */
     weft__rate_t rate; /* the reporter thread's, then stop's          */
 };
@@ -260,25 +264,51 @@ static weft__progress_view_t view(weft__progress_t *p)
     return v;
 }
 
+/* Erases the TTY line on screen, leaving the cursor at its start.  Caller
+ * holds p->lock. */
+static void erase_line(weft__progress_t *p)
+{
+    if (!p->line_shown)
+        return;
+    if (p->no_escapes) {
+        char blank[LINE_MAX_BYTES + 2];
+        size_t n = p->shown_len < LINE_MAX_BYTES ? p->shown_len : LINE_MAX_BYTES;
+        blank[0] = '\r';
+        memset(blank + 1, ' ', n);
+        blank[n + 1] = '\r';
+        put(p, blank, n + 2);
+    } else {
+        put(p, "\r\033[K", 4);
+    }
+    p->line_shown = false;
+}
+
 /* Writes one update.  Caller holds p->lock. */
 static void update(weft__progress_t *p, const weft__progress_view_t *v, bool final)
 {
     char line[LINE_MAX_BYTES + 8];
     size_t n;
     switch (p->kind) {
-    case KIND_TTY:
+    case KIND_TTY: {
         line[0] = '\r';
         n = 1 +
             weft__progress_format_line(line + 1, LINE_MAX_BYTES, v, term_width(p->fd));
-        /* Text first, then erase the rest: no blank flash between frames. */
-        memcpy(line + n, "\033[K", 3);
-        put(p, line, n + 3);
-        p->line_shown = true;
-        if (final) {
-            put(p, "\r\033[K", 4);
-            p->line_shown = false;
+        /* Text first, then erase the rest: no blank flash between frames
+         * (without escapes: spaces over what the last frame had more). */
+        size_t text = n - 1, pad = 3;
+        if (p->no_escapes) {
+            pad = p->shown_len > text ? p->shown_len - text : 0;
+            memset(line + n, ' ', pad);
+        } else {
+            memcpy(line + n, "\033[K", 3);
         }
+        put(p, line, n + pad);
+        p->line_shown = true;
+        p->shown_len = text;
+        if (final)
+            erase_line(p);
         break;
+    }
     case KIND_PLAIN:
         n = weft__progress_format_line(line, LINE_MAX_BYTES, v, 0);
         line[n] = '\n';
@@ -377,6 +407,8 @@ int weft__progress_start(weft__progress_t **out, weft__progress_mode_t mode, int
     atomic_init(&p->updates, 0);
     p->fd = fd;
     p->kind = kind;
+    const char *term = getenv("TERM"), *no_color = getenv("NO_COLOR");
+    p->no_escapes = (term && strcmp(term, "dumb") == 0) || (no_color && no_color[0]);
     p->t0 = weft__mono_s();
     weft__rate_init(&p->rate, RATE_WINDOW_S);
     weft__rate_sample(&p->rate, 0, 0);
@@ -450,11 +482,22 @@ void weft__progress_message(weft__progress_t *p, const char *fmt, ...)
         return;
     size_t len = (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1;
     pthread_mutex_lock(&p->lock);
-    if (p->line_shown) {
-        put(p, "\r\033[K", 4);
-        p->line_shown = false;
-    }
+    erase_line(p);
     put(p, buf, len);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void weft__progress_log(void *arg, const char *line, size_t len)
+{
+    weft__progress_t *p = arg;
+    if (!p) {
+        ssize_t unused = write(STDERR_FILENO, line, len);
+        (void)unused;
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    erase_line(p); /* the next tick draws it again, below the line */
+    put(p, line, len);
     pthread_mutex_unlock(&p->lock);
 }
 

@@ -7,8 +7,9 @@
  *   AUTO  a redrawn line when fd is a terminal; nothing at all otherwise.
  *   LINE  on a terminal: one line redrawn in place ("\r" + "\033[K"), at
  *         most 10 times a second, truncated to the terminal width (never
- *         wraps); not a terminal: a plain line, no escape codes, at most
- *         one a second.
+ *         wraps); with TERM=dumb or NO_COLOR set, no escape codes: spaces
+ *         over what the last frame had more.  Not a terminal: a plain
+ *         line, no escape codes, at most one a second.
  *   JSON  one JSON object per line, once a second, and a last one (with
  *         "final":true) at stop.
  *   OFF   nothing; no thread.
@@ -61,6 +62,11 @@ void weft__progress_set_total(weft__progress_t *p, uint64_t total);
  * the line: clears the line first; the next redraw draws it again.  With
  * p == NULL it goes to stderr as is. */
 void weft__progress_message(weft__progress_t *p, const char *fmt, ...) WEFT_PRINTF(2, 3);
+/* One whole line (len bytes, its '\n' included) from a plugin's logf: the
+ * progress line is erased first and drawn again below it at the next
+ * tick, so the two never share a line.  arg is the progress (NULL: the
+ * line goes straight to stderr).  The host's log_line. */
+void weft__progress_log(void *arg, const char *line, size_t len);
 
 /* A last update, then: terminal line cleared, cursor at column 0; plain
  * and JSON modes end with their last line.  Joins the thread, frees, sets

@@ -672,6 +672,58 @@ static void e2e_piped_no_progress(void **state)
     e2e_free(&o);
 }
 
+/* A plugin's log lines on a terminal: each starts on a line of its own
+ * (the progress line is erased first, never glued to), and -q silences
+ * them.  TERM=dumb: the same with no escape code at all. */
+static void e2e_tty_log_lines(void **state)
+{
+    (void)state;
+    const char *ini = e2e_write("log.ini", "[run]\nplugin = fault\nitems = 40\nthreads = 2\n"
+                                           "output = none\n[args]\nsleep_ms = 20\n"
+                                           "log = 10,20,30\n");
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg, "%s", ini);
+    for (int dumb = 0; dumb < 2; dumb++) {
+        if (dumb)
+            setenv("TERM", "dumb", 1);
+        bytes_t term = {0};
+        char *out = NULL;
+        int status = run_on_tty((const char *const[]){"run", cfg, NULL}, 72, &term, &out);
+        unsetenv("TERM");
+        assert_int_equal(status, 0);
+        for (int k = 10; k <= 30; k += 10) {
+            char want[64];
+            snprintf(want, sizeof want, "weft: fault: item %d says hello\n", k);
+            const char *at = strstr(term.data, want);
+            if (!at)
+                fail_msg("no '%s' in: %s", want, term.data);
+            /* Right before it: a line's end, or the erasing of the
+             * progress line ("\r\033[K"; with TERM=dumb "\r", spaces, "\r"). */
+            size_t off = (size_t)(at - term.data);
+            bool own_line =
+                off == 0 || at[-1] == '\n' ||
+                (!dumb && off >= 4 && memcmp(at - 4, "\r\033[K", 4) == 0) ||
+                (dumb && at[-1] == '\r' && (off < 2 || at[-2] == ' ' || at[-2] == '\n'));
+            if (!own_line)
+                fail_msg("the log line shares its line: '%.*s'", (int)(off < 40 ? off : 40),
+                         at - (off < 40 ? off : 40));
+        }
+        if (dumb)
+            assert_null(strchr(term.data, '\033'));
+        else
+            assert_non_null(strstr(term.data, "\r\033[K"));
+        free(term.data);
+        free(out);
+    }
+    bytes_t term = {0};
+    char *out = NULL;
+    int status = run_on_tty((const char *const[]){"run", cfg, "-q", NULL}, 72, &term, &out);
+    assert_int_equal(status, 0);
+    assert_null(strstr(term.data, "says hello"));
+    free(term.data);
+    free(out);
+}
+
 /* --progress=json: JSON lines on stderr that parse; the last says done ==
  * total == 40, with the 2 failures. */
 static void e2e_progress_json(void **state)
@@ -862,6 +914,7 @@ int main(void)
         cmocka_unit_test(cli_plugins_names),
         cmocka_unit_test(e2e_piped_no_progress),
         cmocka_unit_test(e2e_tty_shows_progress),
+        cmocka_unit_test(e2e_tty_log_lines),
         cmocka_unit_test(e2e_progress_json),
         cmocka_unit_test(e2e_quiet),
         cmocka_unit_test(e2e_summary_json),
