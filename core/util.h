@@ -28,6 +28,14 @@ static inline double weft__mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* CLOCK_REALTIME in seconds: wall-clock dates (summaries), never durations. */
+static inline double weft__real_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 /* ---- messages into a caller's buffer ------------------------------------- */
 
 /* Writes the message into buf (truncated, always terminated); a NULL buf

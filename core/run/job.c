@@ -46,6 +46,36 @@ static void print_failure(void *arg, uint64_t index, unsigned status, bool reuse
                            reused ? " (in an earlier run)" : "", (int)len, msg);
 }
 
+/* Every item that did not end ok, for the summary JSON's failed_items. */
+static void note_failure(void *arg, uint64_t index, unsigned status)
+{
+    run_t *r = arg;
+    (void)status;
+    if (!r->opts->summary_json)
+        return;
+    if (r->n_failed_items == r->cap_failed_items) {
+        size_t cap = r->cap_failed_items ? 2 * r->cap_failed_items : 256;
+        if (cap > WEFT__SUMMARY_FAILED_MAX)
+            cap = WEFT__SUMMARY_FAILED_MAX;
+        uint64_t *p = cap > r->cap_failed_items
+                          ? realloc(r->failed_items, cap * sizeof *p)
+                          : NULL;
+        if (!p) { /* the cap, or out of memory: the list says it is cut */
+            r->failed_truncated = true;
+            return;
+        }
+        r->failed_items = p;
+        r->cap_failed_items = cap;
+    }
+    r->failed_items[r->n_failed_items++] = index;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* ---- set-up and tear-down ----------------------------------------------- */
 
 static int usage_error(const char *msg)
@@ -67,6 +97,7 @@ static void workers_fini(run_t *r)
 static int prepare(run_t *r, const weft__run_opts_t *o)
 {
     char *err = r->err;
+    r->config_abs = realpath(o->config_path, NULL); /* NULL: the summary says null */
     int rc = weft__config_load(&r->cfg, o->config_path, err, ERR_SIZE);
     for (size_t k = 0; rc == 0 && k < o->n_sets; k++)
         rc = weft__config_set(r->cfg, o->sets[k], err, ERR_SIZE);
@@ -410,6 +441,7 @@ static int engine_open(run_t *r, bool threaded)
         .print = print_failure,
         .print_arg = r,
         .max_printed = MAX_PRINTED_FAILURES,
+        .noted = note_failure,
     };
     if (weft__reorder_create(&r->eng.reorder, &rs) != 0)
         return usage_error("out of memory starting the workers");
@@ -633,7 +665,17 @@ static void summarize(run_t *r, int status, const char *label)
         .output_s = r->eng.t_output,
         .status = label,
         .exit_code = status,
+        .config = r->config_abs,
+        .output = r->cfg->output,
+        .journal = r->journaled ? r->journal_path : NULL,
+        .started_at = r->started_at,
+        .ended_at = weft__real_s(),
+        .failed_items = r->failed_items,
+        .n_failed_items = r->n_failed_items,
+        .failed_truncated = r->failed_truncated,
     };
+    if (r->n_failed_items) /* in output order: sorted for order = any */
+        qsort(r->failed_items, r->n_failed_items, sizeof *r->failed_items, cmp_u64);
     /* Items an earlier run did are "skipped", not counted again. */
     s.ok -= r->reused_by[ST_OK];
     s.failed -= r->reused_by[ST_FAILED];
@@ -846,6 +888,7 @@ int weft__run(const weft__run_opts_t *o)
     atomic_store(&weft__run_halted, 0);
     r->opts = o;
     r->t_start = weft__mono_s();
+    r->started_at = weft__real_s();
     weft__summary_cpu_start();
     r->eng.journal_synced = r->t_start;
     weft__signals_t saved;
@@ -887,6 +930,8 @@ int weft__run(const weft__run_opts_t *o)
     free(r->args);
     free(r->outdir_path);
     free(r->journal_path);
+    free(r->failed_items);
+    free(r->config_abs);
     weft__source_close(&r->source);
     weft__plugin_close(&r->plugin);
     weft__config_free(&r->cfg);

@@ -152,6 +152,7 @@ typedef struct run {
     char *outdir_path;
     _Atomic int *outdir_error;   /* host.write_error, in shared memory    */
     char *journal_path;          /* where it is, or NULL                    */
+    char *config_abs;            /* the config's absolute path (summary)   */
     weft__identity_t id;
 
     /* Filled from the reorder buffer's totals at the end. */
@@ -162,7 +163,14 @@ typedef struct run {
     bool journal_fresh;                 /* created by this run, nothing run yet */
     bool journal_created;               /* created by this run (not a resume) */
 
+    /* The items that did not end ok, for the summary JSON (at most
+     * WEFT__SUMMARY_FAILED_MAX; failed_truncated past that). */
+    uint64_t *failed_items;
+    size_t n_failed_items, cap_failed_items;
+    bool failed_truncated;
+
     double t_start, t_init, t_items, t_finish;
+    double started_at; /* CLOCK_REALTIME, for the summary */
     char err[ERR_SIZE];
 } run_t;
 

@@ -252,12 +252,16 @@ static void count_and_print(weft__reorder_t *ro, const weft__block_t *b)
     }
     const unsigned char *p = (const unsigned char *)b->notes.data;
     const unsigned char *end = p + b->notes.len;
-    while (p < end && ro->s.print && t->printed < ro->s.max_printed) {
+    while (p < end && (ro->s.noted || (ro->s.print && t->printed < ro->s.max_printed))) {
         uint64_t index;
         memcpy(&index, p, 8);
         size_t len = (size_t)p[10] | (size_t)p[11] << 8;
-        ro->s.print(ro->s.print_arg, index, p[8], p[9], (const char *)p + NOTE_HEAD, len);
-        t->printed++;
+        if (ro->s.print && t->printed < ro->s.max_printed) {
+            ro->s.print(ro->s.print_arg, index, p[8], p[9], (const char *)p + NOTE_HEAD, len);
+            t->printed++;
+        }
+        if (ro->s.noted)
+            ro->s.noted(ro->s.print_arg, index, p[8]);
         p += NOTE_HEAD + len;
     }
 }

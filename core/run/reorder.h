@@ -64,6 +64,9 @@ typedef struct weft__reorder_settings {
                   size_t len);
     void *print_arg;
     unsigned max_printed;
+    /* Told of every failure note, printed or not, in the same order (the
+     * summary's list of failed items).  May be NULL. */
+    void (*noted)(void *arg, uint64_t index, unsigned status);
 } weft__reorder_settings_t;
 
 int weft__reorder_create(weft__reorder_t **out, const weft__reorder_settings_t *s);

@@ -10,10 +10,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "summary.h"
 #include "util.h"
+#include "weft/weft.h"
 
 static double tv_s(struct timeval tv)
 {
@@ -93,6 +95,27 @@ static double us(double seconds)
     return round(seconds * 1e6) / 1e6;
 }
 
+/* "2026-12-04T01:50:12.345Z", or "" for a time not taken. */
+static void iso_time(char *buf, size_t size, double t)
+{
+    buf[0] = '\0';
+    if (t <= 0)
+        return;
+    time_t secs = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&secs, &tm))
+        return;
+    size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    int ms = (int)((t - (double)secs) * 1000.0);
+    snprintf(buf + n, size - n, ".%03dZ", ms < 0 ? 0 : ms > 999 ? 999 : ms);
+}
+
+static bool add_text_or_null(cJSON *o, const char *key, const char *v)
+{
+    return v && v[0] ? cJSON_AddStringToObject(o, key, v) != NULL
+                     : cJSON_AddNullToObject(o, key) != NULL;
+}
+
 static cJSON *to_json(const weft__summary_t *s)
 {
     cJSON *o = cJSON_CreateObject(), *ph = cJSON_CreateObject();
@@ -102,7 +125,14 @@ static cJSON *to_json(const weft__summary_t *s)
         return NULL;
     }
     /* cJSON numbers are doubles: counts are exact up to 2^53. */
+    char started[40], ended[40];
+    iso_time(started, sizeof started, s->started_at);
+    iso_time(ended, sizeof ended, s->ended_at);
     bool ok =
+        cJSON_AddStringToObject(o, "weft_version", weft_version()) &&
+        add_text_or_null(o, "config", s->config) && add_text_or_null(o, "output", s->output) &&
+        add_text_or_null(o, "journal", s->journal) &&
+        add_text_or_null(o, "started_at", started) && add_text_or_null(o, "ended_at", ended) &&
         cJSON_AddStringToObject(o, "plugin", s->plugin ? s->plugin : "") &&
         cJSON_AddNumberToObject(o, "threads", s->threads) &&
         cJSON_AddStringToObject(o, "isolate", s->isolate ? s->isolate : "thread") &&
@@ -128,6 +158,18 @@ static cJSON *to_json(const weft__summary_t *s)
         cJSON_AddNumberToObject(ph, "output_s", us(s->output_s));
     if (!ok || !cJSON_AddItemToObject(o, "phases", ph)) {
         cJSON_Delete(ph);
+        cJSON_Delete(o);
+        return NULL;
+    }
+    cJSON *failed = cJSON_AddArrayToObject(o, "failed_items");
+    ok = failed != NULL;
+    for (size_t k = 0; ok && k < s->n_failed_items; k++) {
+        cJSON *n = cJSON_CreateNumber((double)s->failed_items[k]);
+        ok = n && cJSON_AddItemToArray(failed, n);
+        if (!ok)
+            cJSON_Delete(n);
+    }
+    if (!ok || !cJSON_AddBoolToObject(o, "failed_items_truncated", s->failed_truncated)) {
         cJSON_Delete(o);
         return NULL;
     }

@@ -13,6 +13,7 @@
 #define WEFT_CORE_SUMMARY_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -29,7 +30,18 @@ typedef struct weft__summary {
     const char *status;     /* "ok" | "failed" | "halted" | "interrupted" |
                                "output error"                                  */
     int exit_code;
+    /* Where and when (NULL: none; times are CLOCK_REALTIME seconds). */
+    const char *config, *output, *journal;
+    double started_at, ended_at;
+    /* The items that did not end ok (failed, crashed, timed out,
+     * quarantined), sorted; at most WEFT__SUMMARY_FAILED_MAX of them, and
+     * failed_truncated when there were more. */
+    const uint64_t *failed_items;
+    size_t n_failed_items;
+    bool failed_truncated;
 } weft__summary_t;
+
+#define WEFT__SUMMARY_FAILED_MAX 100000u
 
 /* cpu_user_s and cpu_sys_s from getrusage: this process and its waited-for
  * children (process isolation's workers, exec's commands), since
@@ -51,10 +63,14 @@ void weft__summary_print(FILE *f, const weft__summary_t *s);
 
 /* The summary as one JSON object (a trailing newline) to path, atomically:
  * PATH.tmp.PID written, fsynced, renamed over path, folder fsynced.  "-"
- * writes to stdout.  Fields: plugin, threads, isolate, status, exit_code,
- * total (null if unknown), ok, failed, crashed, timed_out, quarantined,
- * skipped, not_run, wall_s, cpu_user_s, cpu_sys_s, items_per_s, and phases
- * {init_s, items_s, finish_s, output_s}.  Returns 0 or a negative errno,
+ * writes to stdout.  Fields: weft_version, plugin, config, output, journal
+ * (paths or null), started_at and ended_at (UTC, ISO 8601 with
+ * milliseconds), threads, isolate, status, exit_code, total (null if
+ * unknown), ok, failed, crashed, timed_out, quarantined, skipped, not_run,
+ * failed_items (sorted indices of the items that did not end ok: at most
+ * WEFT__SUMMARY_FAILED_MAX) and failed_items_truncated, wall_s, cpu_user_s,
+ * cpu_sys_s, items_per_s, and phases {init_s, items_s, finish_s,
+ * output_s}.  Returns 0 or a negative errno,
  * with "PATH: reason" in err. */
 int weft__summary_write_json(const char *path, const weft__summary_t *s, char *err,
                              size_t errlen);

@@ -797,6 +797,27 @@ static void e2e_summary_json(void **state)
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(s, "plugin")->valuestring,
                         "fault");
     assert_true(json_num(s, "wall_s") > 0);
+    /* Which items failed (3 and 7), where and when, by which weft. */
+    const cJSON *failed = cJSON_GetObjectItemCaseSensitive(s, "failed_items");
+    assert_true(cJSON_IsArray(failed));
+    assert_int_equal(cJSON_GetArraySize(failed), 2);
+    assert_int_equal((int)cJSON_GetArrayItem(failed, 0)->valuedouble, 3);
+    assert_int_equal((int)cJSON_GetArrayItem(failed, 1)->valuedouble, 7);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(s, "failed_items_truncated")));
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(s, "weft_version")->valuestring,
+                        weft_version());
+    char *real_cfg = realpath(cfg_path, NULL);
+    assert_non_null(real_cfg);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(s, "config")->valuestring, real_cfg);
+    free(real_cfg);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(s, "output"))); /* none */
+    const char *t0 = cJSON_GetObjectItemCaseSensitive(s, "started_at")->valuestring;
+    const char *t1 = cJSON_GetObjectItemCaseSensitive(s, "ended_at")->valuestring;
+    /* 2026-12-04T01:50:12.345Z: sortable, so ended >= started */
+    assert_int_equal(strlen(t0), 24);
+    assert_int_equal(t0[10], 'T');
+    assert_int_equal(t0[23], 'Z');
+    assert_true(strcmp(t1, t0) >= 0);
     cJSON_Delete(s);
     free(text);
 
