@@ -272,6 +272,18 @@ static unsigned pick_threads(const run_t *r)
     return t ? t : 1;
 }
 
+/* N workers, each running OpenMP or BLAS code on every CPU, would ask for
+ * N x CPUs threads: as joblib does, numeric libraries in the plugin and in
+ * exec's commands get one thread each, unless the environment already says
+ * how many (set here, before any thread of ours exists). */
+static void one_thread_each(void)
+{
+    static const char *const vars[] = {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                       "MKL_NUM_THREADS"};
+    for (size_t k = 0; k < sizeof vars / sizeof *vars; k++)
+        setenv(vars[k], "1", 0); /* 0: what the user set stays */
+}
+
 /* The command that finishes the job (main.c makes it from the command
  * line as typed), into buf. */
 enum { RESUME_CMD_SIZE = 8192 };
@@ -799,6 +811,8 @@ static int run_job(run_t *r)
     if (status)
         return status;
     r->eng.threads = pick_threads(r);
+    if (r->eng.threads > 1 && !o->check_only)
+        one_thread_each();
     if (o->check_only)
         return report_check(r, o->config_path);
 

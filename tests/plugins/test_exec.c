@@ -1088,10 +1088,44 @@ static void exec_shipped_config(void **state)
            NULL);
 }
 
+/* Several workers: numeric libraries in exec's commands get one thread
+ * each (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS = 1), as
+ * joblib does; what the environment sets stays; one worker leaves them be. */
+static void exec_one_thread_each(void **state)
+{
+    (void)state;
+    const char *ini = e2e_write("omp.ini",
+                                "[run]\nplugin = exec\nitems = 2\noutput = -\nformat = jsonl\n"
+                                "[args]\nshell = true\n"
+                                "command = echo \"${OMP_NUM_THREADS-unset}/"
+                                "${OPENBLAS_NUM_THREADS-unset}/${MKL_NUM_THREADS-unset}\" {}\n");
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg, "%s", ini);
+    unsetenv("OMP_NUM_THREADS");
+    unsetenv("OPENBLAS_NUM_THREADS");
+    unsetenv("MKL_NUM_THREADS");
+    e2e_outcome_t o = E2E_RUN("run", cfg, "-q", "-j", "2");
+    e2e_expect(&o, 0, NULL);
+    assert_non_null(strstr(o.out, "1/1/1 0"));
+    assert_non_null(strstr(o.out, "1/1/1 1"));
+    e2e_free(&o);
+    setenv("OMP_NUM_THREADS", "3", 1);
+    o = E2E_RUN("run", cfg, "-q", "-j", "2");
+    e2e_expect(&o, 0, NULL);
+    assert_non_null(strstr(o.out, "3/1/1 0"));
+    e2e_free(&o);
+    unsetenv("OMP_NUM_THREADS");
+    o = E2E_RUN("run", cfg, "-q", "-j", "1");
+    e2e_expect(&o, 0, NULL);
+    assert_non_null(strstr(o.out, "unset/unset/unset 0"));
+    e2e_free(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(exec_items_are_one_argument),
+        cmocka_unit_test(exec_one_thread_each),
         cmocka_unit_test(exec_placeholders),
         cmocka_unit_test(exec_appends_item_without_placeholder),
         cmocka_unit_test(exec_failed_items),
