@@ -28,17 +28,6 @@
 #include "weft/plugin.h"
 
 extern const char weft__digit_pairs[201];
-extern const uint64_t weft__pow10[20]; /* 10^0 .. 10^19 */
-
-/* Decimal digits of u: the bit length times log10(2) (1233 / 4096), then
- * one compare with a power of ten.  u | 1: 0 has one digit, and no power
- * of ten is odd, so no count changes. */
-static inline unsigned weft__decimal_digits(uint64_t u)
-{
-    u |= 1;
-    unsigned n = ((64u - (unsigned)__builtin_clzll(u)) * 1233u) >> 12;
-    return n + (u >= weft__pow10[n]);
-}
 
 /* Writes v in decimal at o, which has room for 20 bytes; returns the bytes
  * written.  Inline: a record of an integer is mostly this. */
@@ -49,16 +38,33 @@ static inline size_t weft__put_int(char *o, int64_t v)
         *o++ = '-';
     /* Through uint64_t so INT64_MIN negates without overflow. */
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    unsigned n = weft__decimal_digits(u);
+    unsigned n = 1; /* digits: compares, four digits per division */
+    for (uint64_t t = u;; t /= 10000, n += 4) {
+        if (t < 10)
+            break;
+        if (t < 100) {
+            n += 1;
+            break;
+        }
+        if (t < 1000) {
+            n += 2;
+            break;
+        }
+        if (t < 10000) {
+            n += 3;
+            break;
+        }
+    }
     char *p = o + n;
-    while (u >= 100) { /* two digits a step, each pair one 2-byte copy */
-        p -= 2;
-        memcpy(p, weft__digit_pairs + 2 * (u % 100), 2);
+    while (u >= 100) {
+        const char *d = weft__digit_pairs + 2 * (u % 100);
         u /= 100;
+        *--p = d[1];
+        *--p = d[0];
     }
     if (u >= 10) {
-        p -= 2;
-        memcpy(p, weft__digit_pairs + 2 * u, 2);
+        *--p = weft__digit_pairs[2 * u + 1];
+        *--p = weft__digit_pairs[2 * u];
     } else {
         *--p = (char)('0' + u);
     }

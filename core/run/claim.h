@@ -69,6 +69,15 @@ typedef struct weft__feed_head {
     int64_t range_begin;
 } weft__feed_head_t;
 
+/* Whether items are range_begin + index alone (*begin set): a loop over
+ * them may keep one item and change only its index and number. */
+static inline bool weft__feed_range(const weft__feed_t *f, int64_t *begin)
+{
+    const weft__feed_head_t *h = (const weft__feed_head_t *)(const void *)f;
+    *begin = h->range_begin;
+    return h->range;
+}
+
 /* Claimed item `index` (not yet out): a pointer into the ring, or for
  * indexed sources *tmp filled from the index. */
 static inline const weft_item_t *weft__feed_item(const weft__feed_t *f, uint64_t index,

@@ -266,8 +266,10 @@ WEFT__HOT size_t weft__item_run_ints(weft__engine_t *r, worker_t *wk, weft__bloc
     const weft__frame_t fr = r->frame;
     const size_t need = fr.prefix_len + 20 + fr.suffix_len;
     uint64_t fast = 0; /* ok items not yet counted into b */
-    weft_item_t computed;
+    weft_item_t computed = {0};
     weft_result_t res;
+    int64_t begin;
+    const bool range = weft__feed_range(r->feed, &begin); /* one item, renumbered */
     /* Set only by weft's first signal reaching a child, and the loop stops
      * at the next item then: once a chunk is enough. */
     weft__host_interrupted = false;
@@ -275,7 +277,13 @@ WEFT__HOT size_t weft__item_run_ints(weft__engine_t *r, worker_t *wk, weft__bloc
         /* Relaxed: a stop only has to be seen soon, not at once. */
         if (atomic_load_explicit(&weft__run_stop, memory_order_relaxed))
             break;
-        const weft_item_t *item = weft__feed_item(r->feed, i, &computed);
+        const weft_item_t *item = &computed;
+        if (range) {
+            computed.index = i;
+            computed.number = (int64_t)((uint64_t)begin + i);
+        } else {
+            item = weft__feed_item(r->feed, i, &computed);
+        }
         res.kind = WEFT_VALUE_NONE;
         res.msg = wk->msg;
         res.msg_size = MSG_SIZE;

@@ -332,12 +332,14 @@ static void put_int_every_boundary(void **state)
     (void)state;
     for (int64_t v = -100000; v <= 100000; v++)
         check_int(v);
-    for (int k = 1; k < 19; k++)
+    int64_t p = 1;
+    for (int k = 1; k < 19; k++) {
+        p *= 10;
         for (int64_t d = -1; d <= 1; d++) {
-            int64_t p = (int64_t)weft__pow10[k];
             check_int(p + d);
             check_int(-(p + d));
         }
+    }
     for (int e = 0; e < 63; e++)
         for (int64_t d = -1; d <= 1; d++) {
             check_int(((int64_t)1 << e) + d);
@@ -346,10 +348,6 @@ static void put_int_every_boundary(void **state)
     check_int(INT64_MAX);
     check_int(INT64_MIN);
     check_int(INT64_MIN + 1);
-    for (unsigned k = 0; k < 20; k++)
-        assert_int_equal(weft__decimal_digits(weft__pow10[k]), k + 1);
-    assert_int_equal(weft__decimal_digits(0), 1);
-    assert_int_equal(weft__decimal_digits(UINT64_MAX), 20);
 }
 
 int main(void)
