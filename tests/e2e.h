@@ -11,6 +11,16 @@
 
 #include "weft/plugin.h" /* WEFT_PRINTF */
 
+/* Defined in AddressSanitizer and ThreadSanitizer builds, where peak RSS and
+ * timings mean little (tests that bound them say what they skip). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define UNDER_SANITIZER 1
+#endif
+#endif
+
 typedef struct e2e_outcome {
     int status;     /* exit status, or 128 + signal */
     long maxrss_kb; /* the child's peak RSS          */

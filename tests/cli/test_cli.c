@@ -23,14 +23,6 @@
 #include "e2e.h"
 #include "u128_decimal.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-
 static const char *tmp; /* the temporary folder, from e2e_setup */
 
 static int setup(void **state)
