@@ -30,6 +30,7 @@
 
 #include <ini.h>
 
+#include "buf.h"
 #include "config.h"
 #include "util.h"
 #include "weft/weft.h"
@@ -268,15 +269,25 @@ const char *weft__suggest(const char *word, const char *const *candidates, size_
 
 enum { CONFIG_MAX = 1 << 20, LINE_READ_MAX = 1 << 16 }; /* bytes */
 
+/* Marks a value kept by the reader (too long for inih's line buffer):
+ * inih gets "key = " LONG_MARK "N", on_entry takes long_values[N]. */
+#define LONG_MARK "\x1eweft-long:"
+
 typedef struct loader {
     weft__config_t *cfg;
     FILE *f;
-    int line;         /* lines served to inih so far (= inih's lineno)   */
-    int handled_line; /* last line inih handed to on_entry()             */
+    int line;         /* where the line served last starts (messages)    */
+    int next_line;    /* physical lines read so far                      */
+    int served;       /* lines served to inih so far (= inih's lineno)   */
+    int handled_line; /* `served` when inih last called on_entry()       */
     bool key_pending; /* the last line served must reach on_entry()      */
     char quote[48];   /* its start, to quote if inih rejects it          */
     int rc;           /* first error; once set, the reader ends the file */
     size_t bytes;     /* read so far: a config is small (CONFIG_MAX)     */
+    weft__buf_t text; /* the logical line: continuations joined          */
+    char **long_values;
+    size_t n_long;
+    int long_served;  /* `served` of the last line sent as a mark         */
     char *err;
     size_t errlen;
 } loader_t;
@@ -298,7 +309,7 @@ static void load_fail(loader_t *ld, int rc, const char *fmt, ...)
  * not calling the handler; we notice when it asks for the next line. */
 static void check_pending_key(loader_t *ld)
 {
-    if (ld->key_pending && ld->handled_line != ld->line)
+    if (ld->key_pending && ld->handled_line != ld->served)
         load_fail(ld, -EINVAL,
                   "expected 'key = value', '[section]' or a comment, not '%s'",
                   ld->quote);
@@ -348,72 +359,183 @@ static void classify(loader_t *ld, const char *line)
     snprintf(ld->quote, sizeof ld->quote, "%s", line);
 }
 
-/*
- * inih's reader (fgets-like): one whole line per call, with its length
- * checked against inih's buffer (num bytes, of which "\r\n\0" need 3), the
- * BOM and leading whitespace removed, and "\n" kept at the end so that an
- * inih that can grow its buffer sees a complete line.
- */
-static char *read_line(char *str, int num, void *stream)
+/* One physical line appended to ld->text (CRLF and the line break
+ * dropped, leading blanks and a first line's BOM skipped).  1, 0 at the
+ * end of the file, -1 on an error (reported). */
+static int read_physical(loader_t *ld)
 {
-    loader_t *ld = stream;
-    size_t max = num > 3 ? (size_t)num - 3 : 0, len = 0;
-    bool any = false, nul = false;
-    int c, last = 0;
-
-    check_pending_key(ld);
-    if (ld->rc)
-        return NULL;
+    size_t start = ld->text.len;
+    bool any = false, nul = false, lead = true;
+    int c;
     while ((c = getc(ld->f)) != EOF) {
         any = true;
         if (++ld->bytes > CONFIG_MAX) { /* /dev/zero, a log file given by mistake */
             load_fail(ld, -EFBIG, "larger than %d MiB: not a config file", CONFIG_MAX >> 20);
-            return NULL;
+            return -1;
         }
         if (c == '\n')
             break;
-        if (len > LINE_READ_MAX) { /* /dev/zero: do not read it to its end */
-            ld->line++;
-            load_fail(ld, -EINVAL, "line too long (over %d characters, at most %zu)",
-                      LINE_READ_MAX, max);
-            return NULL;
+        if (ld->text.len - start > LINE_READ_MAX || ld->text.len > LINE_READ_MAX) {
+            load_fail(ld, -EINVAL, "line too long (over %d characters)", LINE_READ_MAX);
+            return -1;
         }
-        if (len < max + 1)
-            str[len] = (char)c; /* max + 1 < num: in bounds */
+        if (lead && isspace((unsigned char)c))
+            continue;
+        lead = false;
         nul |= c == '\0';
-        last = c;
-        len++;
+        char ch = (char)c;
+        if (weft__buf_append(&ld->text, &ch, 1) != 0) {
+            load_fail(ld, -ENOMEM, "out of memory");
+            return -1;
+        }
     }
     if (ferror(ld->f)) {
         load_fail(ld, -EIO, "read error: %s", weft_strerror(-EIO));
-        return NULL;
+        return -1;
     }
     if (!any)
-        return NULL;
-    ld->line++;
-    if (last == '\r')
-        len--; /* CRLF */
-    if (len > max) {
-        load_fail(ld, -EINVAL, "line too long (%zu characters, at most %zu)", len, max);
-        return NULL;
+        return 0;
+    ld->next_line++;
+    if (ld->text.len > start && ld->text.data[ld->text.len - 1] == '\r')
+        ld->text.len--; /* CRLF */
+    if (ld->next_line == 1 && ld->text.len - start >= 3 &&
+        memcmp(ld->text.data + start, "\xEF\xBB\xBF", 3) == 0) {
+        memmove(ld->text.data + start, ld->text.data + start + 3, ld->text.len - start - 3);
+        ld->text.len -= 3;
+        size_t k = start; /* blanks after the BOM */
+        while (k < ld->text.len && isspace((unsigned char)ld->text.data[k]))
+            k++;
+        memmove(ld->text.data + start, ld->text.data + k, ld->text.len - k);
+        ld->text.len -= k - start;
     }
     if (nul) {
         load_fail(ld, -EINVAL, "line contains a NUL byte");
+        return -1;
+    }
+    return 1;
+}
+
+/* The logical line: physical lines joined while a key line ends in a
+ * backslash (the backslash, the line break and the next line's leading
+ * blanks become one space, as in systemd's unit files), NUL-terminated in
+ * ld->text; ld->line is where it starts.  1, 0 at the end, -1. */
+static int read_logical(loader_t *ld)
+{
+    ld->text.len = 0;
+    ld->line = ld->next_line + 1; /* where it starts, also for its errors */
+    int rc = read_physical(ld);
+    if (rc <= 0)
+        return rc;
+    for (;;) {
+        const char *t = ld->text.data;
+        size_t n = ld->text.len;
+        bool key_line = n > 0 && t[0] != ';' && t[0] != '#' && t[0] != '[';
+        if (!key_line || t[n - 1] != '\\')
+            break;
+        n--; /* the backslash, and the blanks before it, become one space */
+        while (n > 0 && isspace((unsigned char)t[n - 1]))
+            n--;
+        ld->text.data[n] = ' ';
+        ld->text.len = n + 1;
+        if ((rc = read_physical(ld)) < 0)
+            return -1;
+        if (rc == 0)
+            break; /* a backslash on the last line: a space, nothing more */
+    }
+    if (weft__buf_append(&ld->text, "", 1) != 0) {
+        load_fail(ld, -ENOMEM, "out of memory");
+        return -1;
+    }
+    ld->text.len--;
+    return 1;
+}
+
+/* The value of a key line as inih takes it: after the first '=' or ':',
+ * up to an inline comment (';' after a blank), blanks trimmed.  The key's
+ * length in *key_len; NULL when the line has no separator. */
+static const char *split_key(const char *line, size_t *key_len, size_t *value_len)
+{
+    const char *sep = NULL;
+    for (const char *p = line; *p && !sep; p++) {
+        if (*p == ';' && p > line && isspace((unsigned char)p[-1]))
+            return NULL; /* a comment before any separator */
+        if (*p == '=' || *p == ':')
+            sep = p;
+    }
+    if (!sep)
+        return NULL;
+    size_t k = (size_t)(sep - line);
+    while (k > 0 && isspace((unsigned char)line[k - 1]))
+        k--;
+    *key_len = k;
+    const char *v = sep + 1;
+    while (isspace((unsigned char)*v))
+        v++;
+    const char *end = v;
+    while (*end && !(*end == ';' && end > v && isspace((unsigned char)end[-1])))
+        end++;
+    while (end > v && isspace((unsigned char)end[-1]))
+        end--;
+    *value_len = (size_t)(end - v);
+    return v;
+}
+
+/*
+ * inih's reader (fgets-like): one logical line per call (continuations
+ * joined), leading blanks and a BOM removed, "\n" kept at the end so that
+ * an inih that can grow its buffer sees a complete line.  A key line too
+ * long for inih's buffer (num bytes, of which "\r\n\0" need 3: Debian's
+ * inih has 200) reaches inih as "key = MARK N" and its value is kept here,
+ * so lines are as long as LINE_READ_MAX allows.
+ */
+static char *read_line(char *str, int num, void *stream)
+{
+    loader_t *ld = stream;
+    size_t max = num > 3 ? (size_t)num - 3 : 0;
+
+    check_pending_key(ld);
+    if (ld->rc)
+        return NULL;
+    int rc = read_logical(ld);
+    if (rc <= 0)
+        return NULL;
+    ld->served++;
+    const char *text = ld->text.data;
+    size_t n = ld->text.len;
+    classify(ld, text);
+    if (ld->rc)
+        return NULL;
+    if (n <= max) {
+        memcpy(str, text, n);
+        memcpy(str + n, "\n", 2); /* n <= max = num - 3 */
+        return str;
+    }
+    if (text[0] == ';' || text[0] == '#') { /* a long comment: nothing for inih */
+        memcpy(str, "\n", 2);
+        return str;
+    }
+    size_t key_len, value_len;
+    const char *value = text[0] == '[' ? NULL : split_key(text, &key_len, &value_len);
+    char mark[32];
+    int mark_len = snprintf(mark, sizeof mark, LONG_MARK "%zu", ld->n_long);
+    if (!value || key_len + 3 + (size_t)mark_len > max) {
+        load_fail(ld, -EINVAL, "line too long (%zu characters) for a %s", n,
+                  text[0] == '[' ? "section header" : value ? "key name" : "line without '='");
         return NULL;
     }
-    str[len] = '\0';
-
-    char *s = str;
-    if (ld->line == 1 && len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
-        s += 3;
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = len - (size_t)(s - str);
-    memmove(str, s, n);
-    str[n] = '\0';
-    classify(ld, str);
-    memcpy(str + n, "\n", 2); /* n <= max = num - 3 */
-    return ld->rc ? NULL : str;
+    char **grown = realloc(ld->long_values, (ld->n_long + 1) * sizeof *grown);
+    char *copy = grown ? strndup(value, value_len) : NULL;
+    if (!copy) {
+        if (grown)
+            ld->long_values = grown;
+        load_fail(ld, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    ld->long_values = grown;
+    ld->long_values[ld->n_long++] = copy;
+    ld->long_served = ld->served;
+    snprintf(str, (size_t)num, "%.*s = %s\n", (int)key_len, text, mark);
+    return str;
 }
 
 /* inih's handler: NONZERO means success. */
@@ -423,9 +545,18 @@ static int on_entry(void *user, const char *section, const char *name, const cha
     weft__config_t *cfg = ld->cfg;
     const weft__entry_t *prev;
 
-    ld->handled_line = ld->line;
+    ld->handled_line = ld->served;
     if (ld->rc)
         return 0;
+    size_t mark = strlen(LONG_MARK);
+    /* Only for the line the reader marked: a config that spells the mark
+     * out itself keeps its own text. */
+    if (ld->long_served == ld->served && ld->n_long &&
+        strncmp(value, LONG_MARK, mark) == 0) { /* the reader kept it */
+        size_t k = strtoull(value + mark, NULL, 10);
+        if (k < ld->n_long)
+            value = ld->long_values[k];
+    }
     if (!*section) {
         load_fail(ld, -EINVAL,
                   "key '%s' is outside a section (put it under [run] or [args])", name);
@@ -484,6 +615,10 @@ int weft__config_load(weft__config_t **out, const char *path, char *err, size_t 
     ld.f = f;
     bad_line = ini_parse_stream(read_line, &ld, on_entry, &ld);
     rc = ld.rc;
+    weft__buf_free(&ld.text);
+    for (size_t k = 0; k < ld.n_long; k++)
+        free(ld.long_values[k]);
+    free(ld.long_values);
     if (rc == 0 && bad_line == -2)
         goto fail_nomem;
     if (rc == 0 && bad_line != 0) /* not expected: read_line sees every error */

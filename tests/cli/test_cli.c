@@ -676,6 +676,28 @@ static void cli_empty_source(void **state)
     e2e_free(&o);
 }
 
+/* A long exec command, written over continuation lines and past inih's
+ * 200-byte lines, runs as one command (it used to be "line too long"). */
+static void cli_long_continued_command(void **state)
+{
+    (void)state;
+    char words[400];
+    memset(words, 'x', 300);
+    words[300] = '\0';
+    const char *ini = e2e_writef("long.ini",
+                                 "[run]\nplugin = exec\nitems = 2\noutput = -\nformat = jsonl\n"
+                                 "[args]\ncommand = echo start \\\n"
+                                 "          %s \\\n"
+                                 "          end {}\n",
+                                 words);
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q", "-j", "1");
+    e2e_expect(&o, 0, NULL);
+    char want[1024]; /* exec's value: the output without its last newline */
+    snprintf(want, sizeof want, "\"start %s end 0\"\n\"start %s end 1\"\n", words, words);
+    assert_string_equal(o.out, want);
+    e2e_free(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -696,6 +718,7 @@ int main(void)
         cmocka_unit_test(cli_gnu_options),
         cmocka_unit_test(cli_resume_command_is_exact),
         cmocka_unit_test(cli_empty_source),
+        cmocka_unit_test(cli_long_continued_command),
     };
     return cmocka_run_group_tests(tests, setup, e2e_teardown);
 }
