@@ -555,6 +555,10 @@ static void load_continuation_lines(void **state)
              chunk);
     assert_int_equal(load(fx, text), 0);
     assert_int_equal(strlen(fx->cfg->entries[0].value), 3 * 119 + 2);
+    /* A blank after the backslash keeps it in the value. */
+    assert_int_equal(load(fx, "[args]\npath = C:\\dir\\ \nmode = y\n"), 0);
+    assert_string_equal(fx->cfg->entries[0].value, "C:\\dir\\");
+    assert_string_equal(fx->cfg->entries[1].value, "y");
 }
 
 static void load_indented_is_not_continuation(void **state)
