@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -589,7 +590,8 @@ int weft__config_load(weft__config_t **out, const char *path, char *err, size_t 
 
     *out = NULL;
     weft__msgf(err, errlen, "%s", "");
-    f = fopen(path, "re");
+    bool from_stdin = strcmp(path, "-") == 0;
+    f = from_stdin ? fdopen(dup(STDIN_FILENO), "r") : fopen(path, "re");
     if (!f)
         return open_error(errno, path, err, errlen);
     struct stat st;
@@ -600,9 +602,10 @@ int weft__config_load(weft__config_t **out, const char *path, char *err, size_t 
 
     rc = -ENOMEM;
     cfg = calloc(1, sizeof *cfg);
-    if (!cfg || !(cfg->path = strdup(path)))
+    if (!cfg || !(cfg->path = strdup(from_stdin ? "stdin" : path)))
         goto fail_nomem;
-    rc = dir_of(path, &cfg->dir);
+    cfg->from_stdin = from_stdin;
+    rc = dir_of(from_stdin ? "./-" : path, &cfg->dir);
     if (rc == -ENOMEM)
         goto fail_nomem;
     if (rc) {

@@ -61,7 +61,8 @@ typedef struct weft__halt {
 
 typedef struct weft__config {
     char *path;  /* as given                                               */
-    char *dir;   /* absolute folder of path                                */
+    char *dir;   /* absolute folder of path (the current one for "-")      */
+    bool from_stdin; /* path "-": the config was read from standard input */
 
     weft__entry_t *entries; /* every [run] and [args] entry, file order;
                                overrides replace in place or append        */
@@ -99,6 +100,8 @@ typedef struct weft__config {
 
 /* Reads and syntax-checks the file.  Unknown sections, duplicate keys,
  * over-long lines and lines that are not `key = value` are errors. */
+/* path "-" reads the config from standard input (messages say "stdin:N:",
+ * relative paths are against the current folder). */
 int weft__config_load(weft__config_t **out, const char *path, char *err, size_t errlen);
 
 /* Applies "section.key=value" (e.g. "args.size_x=200", "run.threads=4").

@@ -381,9 +381,12 @@ static const weft__source_vtbl_t lines_vtbl = {
 static int stdin_open(weft__source_t **out, const weft__entry_t *items,
                       const weft__config_t *cfg, char *err, size_t errlen)
 {
-    (void)cfg;
     char label[1024];
     label_of(items, label, sizeof label);
+    if (cfg->from_stdin)
+        return failf(err, errlen, label, -EINVAL,
+                     "standard input already held the config (weft run -): give the items "
+                     "in a file (lines:FILE)");
     lines_source_t *s = lines_alloc("standard input", label);
     if (!s)
         return fail_oom(err, errlen, label);

@@ -698,6 +698,48 @@ static void cli_long_continued_command(void **state)
     e2e_free(&o);
 }
 
+/* weft run -: the config from standard input, its relative paths against
+ * the current folder; messages say "stdin:N:"; items = stdin is refused
+ * (standard input holds the config). */
+static void cli_config_from_stdin(void **state)
+{
+    (void)state;
+    e2e_write("in-list.txt", "a\nb\n");
+    e2e_write("piped.ini", "[run]\nplugin = add_one\nitems = lines:in-list.txt\n"
+                           "output = piped.jsonl\n[args]\n");
+    e2e_write("bad.ini", "[run]\nplugin = add_one\nitemz = 3\n");
+    e2e_write("stdin-items.ini", "[run]\nplugin = add_one\nitems = stdin\noutput = -\n");
+    const char *exe = getenv("WEFT_EXE");
+    char cmd[8192];
+    /* From the test folder: relative paths resolve there. */
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && '%s' run - -q < piped.ini && '%s' check - < bad.ini 2> bad.err; "
+             "echo $? > bad.status; '%s' run - < stdin-items.ini 2> si.err; echo $? > si.status",
+             e2e_path(""), exe, exe, exe);
+    int st = system(cmd);
+    assert_true(WIFEXITED(st));
+    char *got = e2e_slurp(e2e_path("piped.jsonl"), NULL);
+    assert_non_null(got);
+    assert_string_equal(got, "1\n2\n"); /* add_one of the line numbers 0 and 1 */
+    free(got);
+    char *status = e2e_slurp(e2e_path("bad.status"), NULL);
+    char *err = e2e_slurp(e2e_path("bad.err"), NULL);
+    assert_non_null(status);
+    assert_non_null(err);
+    assert_string_equal(status, "2\n");
+    assert_non_null(strstr(err, "stdin:3: unknown key 'itemz' in [run]"));
+    free(status);
+    free(err);
+    status = e2e_slurp(e2e_path("si.status"), NULL);
+    err = e2e_slurp(e2e_path("si.err"), NULL);
+    assert_non_null(status);
+    assert_non_null(err);
+    assert_string_equal(status, "2\n");
+    assert_non_null(strstr(err, "standard input already held the config"));
+    free(status);
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -719,6 +761,7 @@ int main(void)
         cmocka_unit_test(cli_resume_command_is_exact),
         cmocka_unit_test(cli_empty_source),
         cmocka_unit_test(cli_long_continued_command),
+        cmocka_unit_test(cli_config_from_stdin),
     };
     return cmocka_run_group_tests(tests, setup, e2e_teardown);
 }
