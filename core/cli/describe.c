@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #include <dirent.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "describe.h"
 
 static const char *type_name(weft_arg_type_t t)
@@ -19,8 +21,9 @@ static const char *type_name(weft_arg_type_t t)
     return "?";
 }
 
-void weft__describe(FILE *f, const weft__plugin_t *p)
+int weft__describe(FILE *f, const weft__plugin_t *p)
 {
+    int bad = 0;
     const weft_plugin_t *d = &p->desc;
     fprintf(f, "%s %s: %s\n", d->name, d->version ? d->version : "",
             d->description ? d->description : "");
@@ -34,7 +37,7 @@ void weft__describe(FILE *f, const weft__plugin_t *p)
         fprintf(f, "array output: writes rows of a .npy file in place (output = FILE.npy)\n");
     if (!d->n_args) {
         fprintf(f, "\nno arguments\n");
-        return;
+        return 0;
     }
     fprintf(f, "\narguments:\n");
     for (size_t k = 0; k < d->n_args; k++) {
@@ -44,9 +47,20 @@ void weft__describe(FILE *f, const weft__plugin_t *p)
             fprintf(f, "default %s", a->default_value[0] ? a->default_value : "\"\"");
         else
             fprintf(f, "REQUIRED");
-        if (a->min < a->max)
-            fprintf(f, ", from %g to %g", a->min, a->max);
+        if (a->min < a->max && a->type == WEFT_ARG_INT) /* ints as ints, not 1e+06 */
+            fprintf(f, ", from %.0f to %.0f", a->min, a->max);
+        else if (a->min < a->max)
+            fprintf(f, ", from %.17g to %.17g", a->min, a->max);
+        const char *choices =
+            d->arg_choices && a->type == WEFT_ARG_STRING ? d->arg_choices[k] : NULL;
+        if (choices)
+            fprintf(f, ", one of %s", choices);
         fprintf(f, "\n  %-16s %s\n", "", a->help ? a->help : "");
+        char why[256];
+        if (a->default_value && weft__arg_check(d, k, a->default_value, why, sizeof why)) {
+            fprintf(f, "  %-16s BAD DEFAULT '%s': %s\n", "", a->default_value, why);
+            bad = 1;
+        }
     }
     /* Ready to paste: defaults set, required ones to fill in. */
     fprintf(f, "\n[args]\n");
@@ -57,6 +71,7 @@ void weft__describe(FILE *f, const weft__plugin_t *p)
         else
             fprintf(f, "%s =            ; required: %s\n", a->name, a->help ? a->help : "");
     }
+    return bad ? -EINVAL : 0;
 }
 
 static int is_plugin_file(const struct dirent *e)

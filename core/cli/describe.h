@@ -9,8 +9,10 @@
 #include "loader.h"
 
 /* Name, version, description, file, flags, every argument (type, default
- * or required, range, help), and a ready-to-paste [args] block. */
-void weft__describe(FILE *f, const weft__plugin_t *p);
+ * or required, range, choices, help), and a ready-to-paste [args] block.
+ * Each default is checked as a config's value would be: -EINVAL when one
+ * would not bind (the output says which and why), else 0. */
+int weft__describe(FILE *f, const weft__plugin_t *p);
 
 /* One line per plugin found in dirs, in search order; a name shadowed by
  * an earlier folder is listed once (the one a config would load).  Files

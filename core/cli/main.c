@@ -498,9 +498,12 @@ static int cmd_describe(int argc, char **argv)
         fprintf(stderr, "weft: %s\n", err);
         return WEFT_EXIT_USAGE;
     }
-    weft__describe(stdout, p);
+    rc = weft__describe(stdout, p);
     weft__plugin_close(&p);
-    return 0;
+    if (rc)
+        fprintf(stderr, "weft: plugin %s has a default that its own checks refuse\n",
+                argv[0]);
+    return rc ? WEFT_EXIT_USAGE : 0;
 }
 
 static int cmd_plugins(int argc, char **argv)

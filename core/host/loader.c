@@ -305,6 +305,8 @@ int weft__plugin_check(const weft_plugin_t *entry, weft_plugin_t *desc, const ch
         desc->row_spec = NULL;
     if (!WEFT_PLUGIN_HAS(entry, process_range))
         desc->process_range = NULL;
+    if (!WEFT_PLUGIN_HAS(entry, arg_choices))
+        desc->arg_choices = NULL;
 
     const char *missing = !desc->name          ? "name"
                           : !desc->init        ? "init"

@@ -1183,6 +1183,73 @@ static bool schema_has(const weft_plugin_t *plugin, const char *name)
     return false;
 }
 
+bool weft__arg_choice_ok(const char *choices, const char *value)
+{
+    size_t n = strlen(value);
+    for (const char *c = choices; c && *c;) {
+        const char *bar = strchr(c, '|');
+        size_t len = bar ? (size_t)(bar - c) : strlen(c);
+        if (len == n && strncmp(c, value, n) == 0)
+            return true;
+        if (!bar)
+            break;
+        c = bar + 1;
+    }
+    return false;
+}
+
+/* The choices of argument k, or NULL. */
+static const char *choices_of(const weft_plugin_t *plugin, size_t k)
+{
+    return plugin->arg_choices && plugin->args[k].type == WEFT_ARG_STRING
+               ? plugin->arg_choices[k]
+               : NULL;
+}
+
+/* Why value is not one of choices: "expected one of a|b|c" and a did you
+ * mean.  -EINVAL. */
+static int not_a_choice(const char *choices, const char *value, char *why, size_t whylen)
+{
+    const char *words[32];
+    char copy[512];
+    size_t n = 0;
+    snprintf(copy, sizeof copy, "%s", choices);
+    for (char *save = NULL, *w = strtok_r(copy, "|", &save); w && n < 32;
+         w = strtok_r(NULL, "|", &save))
+        words[n++] = w;
+    const char *near = weft__suggest(value, words, n);
+    weft__msgf(why, whylen, "expected one of %s", choices);
+    if (near)
+        weft__msg_appendf(why, whylen, "; did you mean '%s'?", near);
+    return -EINVAL;
+}
+
+int weft__arg_check(const weft_plugin_t *plugin, size_t k, const char *text, char *why,
+                    size_t whylen)
+{
+    const weft_arg_spec_t *spec = &plugin->args[k];
+    weft_arg_value_t v;
+    switch (spec->type) {
+    case WEFT_ARG_INT:
+        return convert_int(spec, text, &v, why, whylen);
+    case WEFT_ARG_FLOAT:
+        return convert_float(spec, text, &v, why, whylen);
+    case WEFT_ARG_BOOL:
+        return convert_bool(text, &v, why, whylen);
+    case WEFT_ARG_STRING: {
+        const char *choices = choices_of(plugin, k);
+        return choices && !weft__arg_choice_ok(choices, text)
+                   ? not_a_choice(choices, text, why, whylen)
+                   : 0;
+    }
+    case WEFT_ARG_PATH:
+    case WEFT_ARG_OUTDIR:
+        return 0;
+    }
+    return weft__failf(-EINVAL, why, whylen, "argument has an unknown type %d",
+                       (int)spec->type);
+}
+
 static int bind_one(weft__config_t *cfg, const weft_plugin_t *plugin, size_t k,
                     weft_arg_value_t *out, char *err, size_t errlen)
 {
@@ -1191,8 +1258,11 @@ static int bind_one(weft__config_t *cfg, const weft_plugin_t *plugin, size_t k,
     char why[160] = "";
     int rc;
 
+    const char *choices = choices_of(plugin, k);
     if (e) {
         rc = convert(cfg, spec, e->value, false, out, why, sizeof why);
+        if (rc == 0 && choices && !weft__arg_choice_ok(choices, e->value))
+            rc = not_a_choice(choices, e->value, why, sizeof why);
         if (rc == -EINVAL)
             return bad_value(err, errlen, e, "%s", why);
     } else if (!spec->default_value) {
@@ -1202,6 +1272,8 @@ static int bind_one(weft__config_t *cfg, const weft_plugin_t *plugin, size_t k,
                            spec->help ? spec->help : "no help");
     } else {
         rc = convert(cfg, spec, spec->default_value, true, out, why, sizeof why);
+        if (rc == 0 && choices && !weft__arg_choice_ok(choices, spec->default_value))
+            rc = not_a_choice(choices, spec->default_value, why, sizeof why);
         if (rc == -EINVAL)
             return weft__failf(rc, err, errlen, "plugin %s: bad default for %s: '%s': %s",
                                plugin->name, spec->name, spec->default_value, why);

@@ -121,6 +121,14 @@ int weft__config_finalize(weft__config_t *cfg, char *err, size_t errlen);
 int weft__config_bind(weft__config_t *cfg, const weft_plugin_t *plugin,
                       weft_arg_value_t *out, char *err, size_t errlen);
 
+/* Whether text would bind to argument k of plugin: its type, its bounds,
+ * its choices (plugin->arg_choices).  0, or -EINVAL with the reason in why
+ * ("expected one of a|b|c; did you mean 'b'?"). */
+int weft__arg_check(const weft_plugin_t *plugin, size_t k, const char *text, char *why,
+                    size_t whylen);
+/* Whether value is one of the '|'-separated choices. */
+bool weft__arg_choice_ok(const char *choices, const char *value);
+
 /* The entry section.key (the last one set), or NULL. */
 const weft__entry_t *weft__config_entry(const weft__config_t *cfg, const char *section,
                                         const char *key);

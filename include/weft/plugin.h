@@ -432,6 +432,13 @@ typedef struct weft_plugin {
      * which failed, and counts and reports them as process_one says. */
     int (*process_range)(void *state, void *worker_ctx, uint64_t first_index,
                          int64_t first_number, size_t count, char *msg, size_t msg_size);
+
+    /* Optional (may be NULL): arg_choices[k], for argument args[k], is the
+     * values a STRING argument may take, '|'-separated ("none|text|auto"),
+     * or NULL for any text.  The runner refuses any other value where the
+     * config sets it (`weft check` says so with the line), and a default
+     * outside them; `weft describe` lists them. */
+    const char *const *arg_choices;
 } weft_plugin_t;
 
 /* True when the descriptor has the member whole (the struct only grows; a

@@ -1110,6 +1110,8 @@ WEFT_PLUGIN_DEFINE = {
         "Runs a command per item (GNU parallel style); its output is the value",
     .args = exec_args,
     .n_args = sizeof exec_args / sizeof exec_args[0],
+    .arg_choices = (const char *const[]){[ARG_CAPTURE] = "stdout|stdout+stderr|none",
+                                         [ARG_CWD] = NULL},
     .init = exec_init,
     .worker_init = exec_worker_init,
     .worker_fini = exec_worker_fini,

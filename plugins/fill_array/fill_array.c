@@ -137,6 +137,7 @@ WEFT_PLUGIN_DEFINE = {
     .description = "Rows of a float64 array computed from the row number (.npy in place)",
     .args = fill_args,
     .n_args = N_ARGS,
+    .arg_choices = (const char *const[]){[ARG_FUNCTION] = "linear|sin", [ARG_SCALE] = NULL},
     .init = fill_init,
     .worker_init = fill_worker_init,
     .worker_fini = fill_worker_fini,

@@ -645,6 +645,8 @@ WEFT_PLUGIN_DEFINE = {
                    "change detection), optionally the content",
     .args = rf_args,
     .n_args = sizeof rf_args / sizeof rf_args[0],
+    .arg_choices = (const char *const[]){[ARG_CONTENT] = "none|text|base64|auto",
+                                         [ARG_FOLLOW_SYMLINKS] = NULL},
     .flags = WEFT_PLUGIN_IO_BOUND,
     .init = rf_init,
     .worker_init = rf_worker_init,

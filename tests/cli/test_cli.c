@@ -469,6 +469,22 @@ static void cli_describe(void **state)
     assert_non_null(strstr(o.out, "command =            ; required:"));
     e2e_free(&o);
 
+    /* Choices listed; ints as ints. */
+    snprintf(path, sizeof path, "%s/read_files.so", getenv("WEFT_PLUGINS"));
+    o = E2E_RUN("describe", path);
+    e2e_expect(&o, 0, NULL);
+    assert_non_null(strstr(o.out, "default none, one of none|text|base64|auto"));
+    assert_non_null(strstr(o.out, "from 0 to 1000000000000000000"));
+    e2e_free(&o);
+
+    /* Defaults are checked as a config's values would be. */
+    o = E2E_RUN("describe", "bad_default");
+    e2e_expect(&o, 2, "plugin bad_default has a default that its own checks refuse");
+    assert_non_null(strstr(o.out, "BAD DEFAULT '12x': expected an integer"));
+    assert_non_null(strstr(o.out, "BAD DEFAULT 'loud': expected one of quiet|chatty"));
+    assert_null(strstr(o.out, "BAD DEFAULT 'a'"));
+    e2e_free(&o);
+
     o = E2E_RUN("describe", "no_such_plugin");
     e2e_expect(&o, 2, "no_such_plugin");
     e2e_free(&o);
@@ -740,6 +756,30 @@ static void cli_config_from_stdin(void **state)
     free(err);
 }
 
+/* A STRING argument with choices (arg_choices): weft check refuses any
+ * other value with its line and a did-you-mean, before anything runs. */
+static void cli_arg_choices(void **state)
+{
+    (void)state;
+    e2e_write("chosen.txt", "x\n");
+    const char *ini = e2e_write("choice.ini", "[run]\nplugin = read_files\n"
+                                              "items = lines:chosen.txt\noutput = -\n"
+                                              "[args]\ncontent = bas64\n");
+    e2e_outcome_t o = E2E_RUN("check", ini);
+    e2e_expect(&o, 2, "choice.ini:6: content = 'bas64': expected one of "
+                      "none|text|base64|auto; did you mean 'base64'?");
+    e2e_free(&o);
+    o = E2E_RUN("check", ini, "--set", "args.content=auto");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    ini = e2e_write("choice2.ini", "[run]\nplugin = bad_default\nitems = 1\noutput = -\n"
+                                   "[args]\ncount = 3\n");
+    o = E2E_RUN("check", ini);
+    e2e_expect(&o, 2, "plugin bad_default: bad default for mode: 'loud': expected one of "
+                      "quiet|chatty");
+    e2e_free(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -762,6 +802,7 @@ int main(void)
         cmocka_unit_test(cli_empty_source),
         cmocka_unit_test(cli_long_continued_command),
         cmocka_unit_test(cli_config_from_stdin),
+        cmocka_unit_test(cli_arg_choices),
     };
     return cmocka_run_group_tests(tests, setup, e2e_teardown);
 }

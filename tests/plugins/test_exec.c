@@ -944,7 +944,7 @@ static void exec_init_errors(void **state)
          "unknown placeholder '{nope}' at position 6"},
         {"command =\n", "command is empty"},
         {"command = echo\ncapture = both\n",
-         "capture = 'both': expected none, stdout or stdout+stderr"},
+         "capture = 'both': expected one of stdout|stdout+stderr|none"},
         {"command = echo\ncwd = no/such/folder\n",
          "no/such/folder': No such file or directory"},
         {"command = echo\nmax_output = -1\n", "max_output"},

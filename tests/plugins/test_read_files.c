@@ -680,7 +680,7 @@ static void read_files_bad_arguments(void **state)
     (void)state;
     const char *cfg = config("files:tree", "");
     e2e_outcome_t o = E2E_RUN("run", cfg, "--set", "args.content=binary");
-    e2e_expect(&o, 2, "content = 'binary': expected none, text, base64 or auto");
+    e2e_expect(&o, 2, "content = 'binary': expected one of none|text|base64|auto");
     e2e_free(&o);
     o = E2E_RUN("run", cfg, "--set", "args.max_size=-1");
     e2e_expect(&o, 2, "max_size");
