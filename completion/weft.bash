@@ -204,6 +204,7 @@ _weft()
     case $cmd in
     run | check)
         local opts="--set --threads --output --help"
+        [[ $cmd == check ]] && opts+=" --init"
         [[ $cmd == run ]] &&
             opts+=" --quiet --progress --progress= --summary-json --resume --retry-failed --force --restart"
         case $prev in

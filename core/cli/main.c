@@ -85,9 +85,11 @@ static const char run_help[] =
     "  --restart           discard an unfinished journal (not with --resume)\n"
     "See weft --help for exit statuses.\n";
 static const char check_help[] =
-    "usage: weft check CONFIG [--set SECTION.KEY=VALUE]... [-j N] [-o FILE]\n"
+    "usage: weft check CONFIG [--set SECTION.KEY=VALUE]... [-j N] [-o FILE] [--init]\n"
     "Loads CONFIG and its plugin, checks every key and bound argument and opens\n"
     "the items, then says what would run.  Runs nothing, writes nothing.\n"
+    "  --init              also start the plugin (its init) and stop it: the\n"
+    "                      check then passes only a config that starts\n"
     "Exit status 0 if the job is valid, 2 (with file:line: message) if not.\n";
 static const char describe_help[] =
     "usage: weft describe PLUGIN\n"
@@ -135,7 +137,7 @@ static bool is_help(const char *a)
 /* Every option of run and check, for "did you mean". */
 static const char *const run_options[] = {
     "--set",    "--threads",     "--output", "--quiet",   "--progress", "--summary-json",
-    "--resume", "--retry-failed", "--force",  "--restart", "--help",
+    "--resume", "--retry-failed", "--force",  "--restart", "--help",     "--init",
 };
 
 /* --progress's value (NULL: line).  -1 (and a message) if it is wrong. */
@@ -308,7 +310,7 @@ static int cmd_run(const char *prog, int argc, char **argv, bool check)
     const char *cmd = check ? "check" : "run";
     weft__run_opts_t o = {.check_only = check, .progress = WEFT__PROGRESS_AUTO};
     bool progress_given = false;
-    enum { O_SET = 256, O_PROGRESS, O_SUMMARY, O_RESUME, O_RETRY, O_FORCE, O_RESTART };
+    enum { O_SET = 256, O_PROGRESS, O_SUMMARY, O_RESUME, O_RETRY, O_FORCE, O_RESTART, O_INIT };
     static const struct option longs[] = {
         {"set", required_argument, NULL, O_SET},
         {"threads", required_argument, NULL, 'j'},
@@ -320,6 +322,7 @@ static int cmd_run(const char *prog, int argc, char **argv, bool check)
         {"retry-failed", no_argument, NULL, O_RETRY},
         {"force", no_argument, NULL, O_FORCE},
         {"restart", no_argument, NULL, O_RESTART},
+        {"init", no_argument, NULL, O_INIT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -371,6 +374,15 @@ static int cmd_run(const char *prog, int argc, char **argv, bool check)
             break;
         case O_RESTART:
             o.restart = true;
+            break;
+        case O_INIT:
+            if (!check) {
+                fputs("weft: run: --init is an option of weft check (a run always starts "
+                      "the plugin)\n",
+                      stderr);
+                goto out;
+            }
+            o.check_init = true;
             break;
         case O_SUMMARY:
             if (!v[0]) {

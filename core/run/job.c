@@ -233,6 +233,25 @@ static const char *format_name(weft__format_t f)
 }
 
 /* weft check: everything was validated; say what would run. */
+/* check --init: the plugin's init as a run would call it (no output
+ * folder opened, nothing written); destroy follows at the end. */
+static int check_init(run_t *r)
+{
+    const weft_plugin_t *p = &r->plugin->desc;
+    weft__host_init(&r->host, p->name, r->cfg->seed, r->cfg->dir);
+    r->host.pub.values_wanted = r->cfg->format != WEFT__FORMAT_NONE;
+    r->host.stop = &weft__run_stop;
+    r->host.log_quiet = r->opts->quiet;
+    char msg[MSG_SIZE] = "";
+    if (p->init(&r->host.pub, r->args, &r->eng.state, msg, sizeof msg) != 0) {
+        fprintf(stderr, "weft: %s: plugin %s: init failed: %s\n", r->opts->config_path,
+                p->name, msg[0] ? msg : "(no message)");
+        return WEFT_EXIT_USAGE;
+    }
+    r->state_live = true;
+    return 0;
+}
+
 static int report_check(const run_t *r, const char *path)
 {
     const weft__config_t *c = r->cfg;
@@ -253,6 +272,8 @@ static int report_check(const run_t *r, const char *path)
     if (r->outdir_path)
         printf("  folder   %s\n", r->outdir_path);
     printf("  threads  %u%s\n", r->eng.threads, c->isolate_process ? " (worker processes)" : "");
+    if (r->opts->check_init)
+        printf("  init     ok (the plugin started, and was stopped)\n");
     return WEFT_EXIT_OK;
 }
 
@@ -813,6 +834,8 @@ static int run_job(run_t *r)
     r->eng.threads = pick_threads(r);
     if (r->eng.threads > 1 && !o->check_only)
         one_thread_each();
+    if (o->check_only && o->check_init && (status = check_init(r)))
+        return status;
     if (o->check_only)
         return report_check(r, o->config_path);
 

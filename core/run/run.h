@@ -41,6 +41,8 @@ typedef struct weft__run_opts {
     bool quiet;              /* errors only: no progress, no summary       */
     bool check_only;         /* validate config, plugin, arguments and items,
                                 then stop before init: nothing runs        */
+    bool check_init;         /* check --init: also the plugin's init and
+                                destroy (no item, no output)               */
     bool resume;             /* --resume: run only what the journal lacks  */
     bool retry_failed;       /* --retry-failed: resume, and re-run failures */
     bool force;              /* --force: resume although the config, plugin

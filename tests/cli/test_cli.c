@@ -780,6 +780,35 @@ static void cli_arg_choices(void **state)
     e2e_free(&o);
 }
 
+/* check --init starts the plugin and stops it: a config whose init fails
+ * fails the check (plain check passes it: init is not run); a good one
+ * says so; run has no --init. */
+static void cli_check_init(void **state)
+{
+    (void)state;
+    const char *bad = e2e_write("initfail.ini", "[run]\nplugin = init_fail\nitems = 3\n"
+                                                "output = none\n");
+    char bad_cfg[4096];
+    snprintf(bad_cfg, sizeof bad_cfg, "%s", bad);
+    e2e_outcome_t o = E2E_RUN("check", bad_cfg);
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    o = E2E_RUN("check", bad_cfg, "--init");
+    e2e_expect(&o, 2, "plugin init_fail: init failed");
+    e2e_free(&o);
+    const char *good = e2e_write("initok.ini", "[run]\nplugin = add_one\nitems = 3\n"
+                                               "output = initok.jsonl\n");
+    o = E2E_RUN("check", good, "--init");
+    e2e_expect(&o, 0, NULL);
+    assert_non_null(strstr(o.out, "init     ok"));
+    e2e_free(&o);
+    struct stat st;
+    assert_int_equal(stat(e2e_path("initok.jsonl"), &st), -1); /* nothing written */
+    o = E2E_RUN("run", good, "--init");
+    e2e_expect(&o, 2, "--init is an option of weft check");
+    e2e_free(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -803,6 +832,7 @@ int main(void)
         cmocka_unit_test(cli_long_continued_command),
         cmocka_unit_test(cli_config_from_stdin),
         cmocka_unit_test(cli_arg_choices),
+        cmocka_unit_test(cli_check_init),
     };
     return cmocka_run_group_tests(tests, setup, e2e_teardown);
 }
