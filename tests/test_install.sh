@@ -62,6 +62,23 @@ printf '[run]\nplugin = pow4\nitems = 100\n' > "$tmp/pow4.ini"
 out=$(env -u WEFT_PLUGIN_PATH "$weft" run "$tmp/pow4.ini" -q)
 [ "$out" = "1950333330" ] || fail "pow4 over 0..99 gave '$out', want 1950333330"
 
+# The SDK's other parts: the version script (named by weft.pc), the plugin
+# guide and the example, under share/.
+map=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --variable=pluginmap weft)
+[ -f "$map" ] || fail "weft.pc's pluginmap ($map) is not installed"
+cmp -s "$map" "$src/plugins/plugin.map" || fail "the installed plugin.map differs"
+docdir=$root_prefix/share/doc/weft
+for f in plugins.md guarantees.md examples/greet/greet.c examples/greet/meson.build; do
+    [ -f "$docdir/$f" ] || fail "no installed $docdir/$f"
+done
+# By hand, as docs/plugins.md says: the installed header and map, cc, libc.
+cflags=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --cflags weft)
+cc -std=c11 -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden $cflags \
+    -Wl,--version-script="$map" "$docdir/examples/greet/greet.c" -o "$tmp/greet-by-hand.so" ||
+    fail "greet.c does not build with the installed header and plugin.map alone"
+exported=$(nm -D --defined-only "$tmp/greet-by-hand.so" | awk '{print $3}' | grep -v '^_' | sort | tr '\n' ' ')
+[ "$exported" = "weft_plugin_entry " ] || fail "greet-by-hand.so exports: $exported"
+
 # The example builds against the installed SDK only.
 cp -r "$src/examples/greet" "$tmp/greet"
 PKG_CONFIG_PATH=$(dirname "$pc") meson setup "$tmp/greet/build" "$tmp/greet" >/dev/null \
