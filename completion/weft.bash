@@ -6,7 +6,7 @@
 
 # The [run] keys (core/config.c's run_keys; tests/test_docs.sh checks that
 # this list and the man page agree with it).
-_weft_run_keys="plugin plugin_path items output format record flatten threads seed order isolate timeout retries halt journal"
+_weft_run_keys="plugin plugin_path items output format record flatten threads seed order isolate timeout retries halt journal keep_journal"
 
 # COMP_WORDS splits "--set run.format=json" at '=' and ':' (COMP_WORDBREAKS);
 # put such pieces back together, as typed.  Sets _weft_words and _weft_cword.

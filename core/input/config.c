@@ -834,6 +834,13 @@ static int run_flatten(run_state_t *st, const weft__entry_t *e)
     return 0;
 }
 
+static int run_keep_journal(run_state_t *st, const weft__entry_t *e)
+{
+    if (weft__parse_bool(e->value, &st->cfg->keep_journal) != 0)
+        return bad_value(st->err, st->errlen, e, "expected true/false, yes/no, on/off or 1/0");
+    return 0;
+}
+
 static int run_halt(run_state_t *st, const weft__entry_t *e)
 {
     weft__halt_t *h = &st->cfg->halt;
@@ -932,7 +939,7 @@ static const run_key_t run_keys[] = {
     {"order", run_order},   {"flatten", run_flatten},
     {"halt", run_halt},     {"retries", run_retries},
     {"timeout", run_timeout}, {"isolate", run_isolate},
-    {"journal", run_journal},
+    {"journal", run_journal}, {"keep_journal", run_keep_journal},
 };
 #define N_RUN_KEYS (sizeof run_keys / sizeof run_keys[0])
 

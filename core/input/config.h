@@ -91,6 +91,9 @@ typedef struct weft__config {
     bool isolate_process;  /* isolate = process: forked worker processes  */
     char *journal;         /* journal = PATH (absolute); NULL = auto       */
     bool journal_off;      /* journal = off                                */
+    bool keep_journal;     /* keep_journal = true: a run that finished every
+                              item keeps its whole journal (else it is
+                              compacted to a record that it finished)     */
 
     /* Strings weft__config_bind() hands out that are not entry values
      * (resolved PATHs, copied defaults); freed by weft__config_free(). */

@@ -294,6 +294,24 @@ int weft__journal_end(weft__journal_t *j, uint64_t ok, uint64_t failed)
     return append_small(j, WEFT__JREC_END, p, sizeof p);
 }
 
+int weft__journal_compact(const char *path, const weft__jheader_t *h, uint64_t ok, char *err,
+                          size_t errlen)
+{
+    weft__journal_t *j = NULL;
+    int rc = weft__journal_create(&j, path, h, err, errlen);
+    if (rc)
+        return rc;
+    rc = weft__journal_session(j, 1, WEFT__JS_COMPACT);
+    if (rc == 0)
+        rc = weft__journal_end(j, ok, 0);
+    int ce = weft__journal_close(&j);
+    if (rc == 0)
+        rc = ce;
+    if (rc)
+        weft__msgf(err, errlen, "%s: cannot compact the journal: %s", path, weft_strerror(rc));
+    return rc;
+}
+
 int weft__journal_stop(weft__journal_t *j)
 {
     return append_small(j, WEFT__JREC_STOP, NULL, 0);

@@ -94,6 +94,8 @@ enum weft__jrec {
 /* SESSION mode flags: opaque to the journal, kept for the reader. */
 #define WEFT__JS_RESUME 0x1u  /* a resume (not a fresh run)               */
 #define WEFT__JS_CAREFUL 0x2u /* suspects run one at a time with BEGIN    */
+#define WEFT__JS_COMPACT 0x4u /* a compacted journal: the run it stands for
+                                 finished every item ok; no entries      */
 
 #define WEFT__J_MAX_WINDOW (1u << 18) /* most items in one WINDOW record */
 /* Most items a scan tracks as in flight at once within one session (nor may
@@ -121,6 +123,13 @@ typedef struct weft__jheader {
  * The three header texts must not be NULL.  On error *j is NULL. */
 int weft__journal_create(weft__journal_t **j, const char *path, const weft__jheader_t *h,
                          char *err, size_t errlen);
+
+/* Replaces the journal at path (closed, its run finished with every item
+ * ok) by its identity alone: the header, one SESSION with
+ * WEFT__JS_COMPACT, END(ok, 0).  Atomic (weft__journal_create's rename);
+ * on an error the whole journal stays. */
+int weft__journal_compact(const char *path, const weft__jheader_t *h, uint64_t ok,
+                          char *err, size_t errlen);
 
 /* Opens an existing journal for resume: flock as above, maps and scans it
  * into *scan (the caller frees it with weft__jscan_free, before or after

@@ -13,8 +13,8 @@
 
 /* [run] keys a resume may change: they decide how items run, not what an
  * item's result is. */
-static const char *const policy_keys[] = {"threads", "halt",    "retries",
-                                          "timeout", "isolate", "journal"};
+static const char *const policy_keys[] = {"threads", "halt",    "retries",    "timeout",
+                                          "isolate", "journal", "keep_journal"};
 
 static bool is_policy(const weft__entry_t *e)
 {

@@ -447,6 +447,12 @@ static int open_journal(run_t *r)
     rc = check_same_run(r, path);
     if (rc)
         goto out;
+    unsigned last_flags = 0;
+    weft__jscan_last_session(r->eng.scan, &last_flags);
+    if (weft__jscan_finished(r->eng.scan) && (last_flags & WEFT__JS_COMPACT)) {
+        r->finished_before = true; /* the caller says so, and runs nothing */
+        goto out;
+    }
     if (!r->cfg->isolate_process) {
         r->eng.n_suspects = weft__jscan_suspects(r->eng.scan, &r->eng.suspects);
         r->eng.n_poison = weft__jscan_poison(r->eng.scan, &r->eng.poison);
@@ -674,6 +680,15 @@ static int close_outputs(run_t *r, int status, bool complete)
                 strerror(-je));
         status = WEFT_EXIT_OUTPUT;
     }
+    /* Every item done and ok, the output committed: the entries have
+     * served (a journal is ~2.5x the output).  Its identity stays, so that
+     * --resume says there is nothing left; failures keep the whole journal
+     * for --retry-failed. */
+    uint64_t total = total_items(r);
+    if (!je && complete && status == WEFT_EXIT_OK && total > 0 && r->counts[ST_OK] == total &&
+        !r->cfg->keep_journal &&
+        weft__journal_compact(r->journal_path, &r->id.header, total, r->err, ERR_SIZE) != 0)
+        fprintf(stderr, "weft: %s (the whole journal stays)\n", r->err);
     return status;
 }
 
@@ -877,8 +892,17 @@ static int run_job(run_t *r)
         return usage_error("out of memory");
     r->outdir_error = shared;
     r->host.write_error = r->outdir_error;
-    if ((status = open_outputs(r)) || (status = open_journal(r)) ||
-        (status = open_results(r)) || (status = start_plugin(r)))
+    if ((status = open_outputs(r)) || (status = open_journal(r)))
+        return status;
+    if (r->finished_before) {
+        if (!o->quiet)
+            fprintf(stderr, "weft: %s: nothing to resume: the last run finished every item, "
+                            "and %s is complete (keep_journal = true keeps each item's "
+                            "record)\n",
+                    r->cfg->path, r->cfg->output ? r->cfg->output : "its output");
+        return WEFT_EXIT_OK;
+    }
+    if ((status = open_results(r)) || (status = start_plugin(r)))
         return status;
     if (r->cfg->format == WEFT__FORMAT_NPY && (status = open_array(r)))
         return status;
@@ -946,7 +970,7 @@ int weft__run(const weft__run_opts_t *o)
          * holds nothing), a resumed one is marked as cleanly stopped. */
         if (r->journal_fresh)
             unlink(r->journal_path);
-        else
+        else if (!r->finished_before) /* a compacted journal stays as it is */
             weft__journal_stop(r->eng.journal);
     }
     weft__npy_abort(&r->eng.npy);

@@ -162,6 +162,7 @@ typedef struct run {
     bool journaled;                     /* a journal records this run        */
     bool journal_fresh;                 /* created by this run, nothing run yet */
     bool journal_created;               /* created by this run (not a resume) */
+    bool finished_before;               /* --resume of a compacted journal    */
 
     /* The items that did not end ok, for the summary JSON (at most
      * WEFT__SUMMARY_FAILED_MAX; failed_truncated past that). */

@@ -916,6 +916,69 @@ static void resume_memory(void **state)
 #endif
 }
 
+/* A run that finished every item ok compacts its journal to its identity
+ * and a record that it finished: --resume then says there is nothing left
+ * and leaves the output alone; keep_journal = true keeps every record (a
+ * resume rewrites the output from them); a run with failures keeps its
+ * whole journal, and --retry-failed runs them again. */
+static void journal_compacted_after_success(void **state)
+{
+    (void)state;
+    struct stat st;
+    const char *ini = e2e_write("cmp.ini", "[run]\nplugin = fault\nitems = 2000\n"
+                                           "output = cmp.jsonl\n");
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg, "%s", ini);
+    e2e_outcome_t o = E2E_RUN("run", cfg, "-q");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    assert_int_equal(stat(e2e_path("cmp.jsonl.journal"), &st), 0);
+    assert_true(st.st_size < 2048); /* 2000 records would be ~30 KB */
+    size_t len = 0;
+    char *before = e2e_slurp(e2e_path("cmp.jsonl"), &len);
+    assert_non_null(before);
+    o = E2E_RUN("run", cfg, "--resume");
+    e2e_expect(&o, 0, "nothing to resume: the last run finished every item");
+    e2e_free(&o);
+    size_t len2 = 0;
+    char *after = e2e_slurp(e2e_path("cmp.jsonl"), &len2);
+    assert_non_null(after);
+    assert_int_equal(len2, len);
+    assert_memory_equal(after, before, len);
+    free(after);
+    /* A plain run goes ahead (the journal says the run finished). */
+    o = E2E_RUN("run", cfg, "-q");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+
+    o = E2E_RUN("run", cfg, "-q", "--set", "run.keep_journal=true");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    assert_int_equal(stat(e2e_path("cmp.jsonl.journal"), &st), 0);
+    assert_true(st.st_size > 8000);
+    assert_int_equal(unlink(e2e_path("cmp.jsonl")), 0);
+    o = E2E_RUN("run", cfg, "--resume"); /* every item from the journal */
+    e2e_expect(&o, 0, "2000 done before");
+    e2e_free(&o);
+    after = e2e_slurp(e2e_path("cmp.jsonl"), &len2);
+    assert_non_null(after);
+    assert_int_equal(len2, len);
+    assert_memory_equal(after, before, len);
+    free(after);
+    free(before);
+
+    o = E2E_RUN("run", cfg, "-q", "--set", "args.fail_once=7");
+    e2e_expect(&o, 1, NULL);
+    e2e_free(&o);
+    assert_int_equal(stat(e2e_path("cmp.jsonl.journal"), &st), 0);
+    assert_true(st.st_size > 8000); /* failures: the whole journal stays */
+    /* fail_once fails each process's first try: a retry in it succeeds. */
+    o = E2E_RUN("run", cfg, "--retry-failed", "--set", "args.fail_once=7", "--set",
+                "run.retries=1");
+    e2e_expect(&o, 0, "1 ok, 0 failed");
+    e2e_free(&o);
+}
+
 int main(void)
 {
     exe = getenv("WEFT_EXE");
@@ -950,6 +1013,7 @@ int main(void)
         cmocka_unit_test(identity_newline_in_a_value),
         cmocka_unit_test(identity_config_folder),
         cmocka_unit_test(resume_memory),
+        cmocka_unit_test(journal_compacted_after_success),
     };
     e2e_setup("resume");
     return cmocka_run_group_tests(tests, NULL, e2e_teardown);
