@@ -31,15 +31,29 @@ enum { FLUSH_BYTES = 64 << 10 };
 #define DRAIN_POLL_S 0.01  /* the drain looks for blocks this often */
 #define CHUNK_SLOW_S 0.001 /* a chunk this long: journal it now     */
 
+/* The drain thread: empties the reorder buffer into the output, flushes
+ * it, syncs the journal.  It lives on weft__engine_threads' stack while
+ * the engine runs (r->drain).  `closing` under `lock`. */
+struct weft__drain {
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    _Atomic bool sleeping;
+    bool closing;
+    double flushed; /* when the output was last flushed */
+};
+
 /* Wakes the drain when it sleeps (Dekker pair: our seq_cst put, then this
  * seq_cst load; its seq_cst store of the flag, then its idle re-check). */
 static void drain_wake(weft__engine_t *r)
 {
-    if (!atomic_load_explicit(&r->drain_sleeping, memory_order_seq_cst))
+    struct weft__drain *d = r->drain;
+    if (!atomic_load_explicit(&d->sleeping, memory_order_seq_cst))
         return;
-    pthread_mutex_lock(&r->lock);
-    pthread_cond_signal(&r->cond);
-    pthread_mutex_unlock(&r->lock);
+    pthread_mutex_lock(&d->lock);
+    pthread_cond_signal(&d->cond);
+    pthread_mutex_unlock(&d->lock);
 }
 
 /* A block that holds items goes to the reorder buffer; an empty one back.
@@ -284,11 +298,12 @@ static bool drain_once(weft__engine_t *r)
 static void drain_flush(weft__engine_t *r, bool now)
 {
     double t = weft__mono_s();
+    struct weft__drain *d = r->drain;
     if (r->writer && weft__writer_buffered(r->writer) &&
         (now || weft__writer_buffered(r->writer) >= FLUSH_BYTES ||
-         t - r->flushed >= FLUSH_S)) {
+         t - d->flushed >= FLUSH_S)) {
         weft__writer_flush(r->writer); /* an error is reported at close */
-        r->flushed = t;
+        d->flushed = t;
     }
     if (r->journal && t - r->journal_synced >= JOURNAL_SYNC_S) {
         int e = weft__journal_sync(r->journal);
@@ -302,6 +317,7 @@ static void drain_flush(weft__engine_t *r, bool now)
 static void *drain_main(void *arg)
 {
     weft__engine_t *r = arg;
+    struct weft__drain *d = r->drain;
     for (;;) {
         if (drain_once(r)) {
             drain_flush(r, false);
@@ -309,9 +325,9 @@ static void *drain_main(void *arg)
         }
         /* Idle: what is buffered goes out now (streaming). */
         drain_flush(r, true);
-        pthread_mutex_lock(&r->lock);
-        atomic_store_explicit(&r->drain_sleeping, true, memory_order_seq_cst);
-        bool closing = r->closing;
+        pthread_mutex_lock(&d->lock);
+        atomic_store_explicit(&d->sleeping, true, memory_order_seq_cst);
+        bool closing = d->closing;
         if (!closing && weft__reorder_idle(r->reorder)) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -320,54 +336,61 @@ static void *drain_main(void *arg)
                 ts.tv_sec++;
                 ts.tv_nsec -= 1000000000L;
             }
-            pthread_cond_timedwait(&r->cond, &r->lock, &ts);
-            closing = r->closing;
+            pthread_cond_timedwait(&d->cond, &d->lock, &ts);
+            closing = d->closing;
         }
-        atomic_store_explicit(&r->drain_sleeping, false, memory_order_relaxed);
-        pthread_mutex_unlock(&r->lock);
+        atomic_store_explicit(&d->sleeping, false, memory_order_relaxed);
+        pthread_mutex_unlock(&d->lock);
         if (closing && weft__reorder_idle(r->reorder))
             break; /* every block was put before closing was set */
     }
     return NULL;
 }
 
-static int drain_start(weft__engine_t *r)
+/* Starts the drain on d (which must outlive drain_stop). */
+static int drain_start(weft__engine_t *r, struct weft__drain *d)
 {
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the drain's timed waits */
-    pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->cond, &ca);
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->cond, &ca);
     pthread_condattr_destroy(&ca);
-    atomic_init(&r->drain_sleeping, false);
-    r->closing = false;
-    if (pthread_create(&r->drain_thread, NULL, drain_main, r) != 0) {
-        pthread_cond_destroy(&r->cond);
-        pthread_mutex_destroy(&r->lock);
+    atomic_init(&d->sleeping, false);
+    d->closing = false;
+    d->flushed = weft__mono_s();
+    r->drain = d;
+    if (pthread_create(&d->thread, NULL, drain_main, r) != 0) {
+        pthread_cond_destroy(&d->cond);
+        pthread_mutex_destroy(&d->lock);
+        r->drain = NULL;
         return -EAGAIN;
     }
-    r->drain_started = true;
+    d->started = true;
     return 0;
 }
 
 static void drain_stop(weft__engine_t *r)
 {
-    if (!r->drain_started)
+    struct weft__drain *d = r->drain;
+    if (!d || !d->started)
         return;
-    pthread_mutex_lock(&r->lock);
-    r->closing = true;
-    pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->lock);
-    pthread_join(r->drain_thread, NULL);
-    r->drain_started = false;
-    pthread_cond_destroy(&r->cond);
-    pthread_mutex_destroy(&r->lock);
+    pthread_mutex_lock(&d->lock);
+    d->closing = true;
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+    pthread_join(d->thread, NULL);
+    d->started = false;
+    pthread_cond_destroy(&d->cond);
+    pthread_mutex_destroy(&d->lock);
+    r->drain = NULL;
 }
 
 /* Thread mode: the pool runs the claims until the items end or a stop. */
 int weft__engine_threads(weft__engine_t *r)
 {
-    if (drain_start(r) != 0) {
+    struct weft__drain drain = {0};
+    if (drain_start(r, &drain) != 0) {
         fprintf(stderr, "weft: cannot start the output thread (the system refused: too many "
                         "processes or threads?)\n");
         return WEFT_EXIT_USAGE;

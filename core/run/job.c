@@ -923,7 +923,6 @@ static int run_job(run_t *r)
     double t0 = weft__mono_s();
     r->journal_created = r->journal_fresh;
     r->journal_fresh = false; /* from here on it records work */
-    r->eng.flushed = t0;
     if (r->cfg->isolate_process) {
         status = weft__engine_processes(&r->eng);
     } else {

@@ -120,15 +120,9 @@ typedef struct weft__engine {
     void (*child_stop)(void *job, unsigned worker);
     void *job;
 
-    /* Thread mode's drain thread: empties the reorder buffer into the
-     * output, flushes it, syncs the journal.  `closing` under `lock`. */
-    pthread_t drain_thread;
-    bool drain_started;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    _Atomic bool drain_sleeping;
-    bool closing;
-    double flushed; /* when the output was last flushed (drain only)   */
+    /* Thread mode's drain thread (engine_thread.c's own), while the
+     * engine runs; NULL otherwise. */
+    struct weft__drain *drain;
 
     /* What the engine reports. */
     int write_error;  /* the output could not be kept: -errno          */
