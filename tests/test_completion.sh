@@ -116,7 +116,7 @@ expect "--set <TAB>" "run.threads= run.isolate= run.halt= run.journal= args.step
     "$weft" run "$cfg" --set ""
 expect_exactly "--set args.<TAB>" "args.step=" "$weft" run "$cfg" --set args.
 # "run.format=" is three words for bash: run.format, =, and what follows.
-expect_exactly "--set run.format=<TAB>" "json jsonl npy none" \
+expect_exactly "--set run.format=<TAB>" "json jsonl csv tsv npy none" \
     "$weft" run "$cfg" --set run.format =
 expect_exactly "--set run.format=js<TAB>" "json jsonl" "$weft" run "$cfg" --set run.format = js
 expect_exactly "--set run.isolate=<TAB>" "thread process" "$weft" run "$cfg" --set run.isolate =

@@ -700,6 +700,7 @@ int weft__config_set(weft__config_t *cfg, const char *assignment, char *err,
 typedef struct run_state {
     weft__config_t *cfg;
     const weft__entry_t *format_entry; /* NULL: format derived from output */
+    const weft__entry_t *output_entry, *record_entry, *columns_entry;
     weft__format_t format;
     char *err;
     size_t errlen;
@@ -771,6 +772,7 @@ static int run_threads(run_state_t *st, const weft__entry_t *e)
 
 static int run_output(run_state_t *st, const weft__entry_t *e)
 {
+    st->output_entry = e;
     if (strcmp(e->value, "none") == 0)
         return 0;
     if (!*e->value)
@@ -784,21 +786,23 @@ static int run_output(run_state_t *st, const weft__entry_t *e)
 
 static int run_format(run_state_t *st, const weft__entry_t *e)
 {
-    static const char *const names[] = {"json", "jsonl", "none", "npy"};
+    static const char *const names[] = {"json", "jsonl", "csv", "tsv", "npy", "none"};
     static const weft__format_t values[] = {WEFT__FORMAT_JSON, WEFT__FORMAT_JSONL,
-                                            WEFT__FORMAT_NONE, WEFT__FORMAT_NPY};
-    for (size_t i = 0; i < 4; i++) {
+                                            WEFT__FORMAT_CSV,  WEFT__FORMAT_TSV,
+                                            WEFT__FORMAT_NPY,  WEFT__FORMAT_NONE};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         if (strcmp(e->value, names[i]) == 0) {
             st->format = values[i];
             st->format_entry = e;
             return 0;
         }
     }
-    return bad_value(st->err, st->errlen, e, "expected json, jsonl, npy or none");
+    return bad_value(st->err, st->errlen, e, "expected json, jsonl, csv, tsv, npy or none");
 }
 
 static int run_record(run_state_t *st, const weft__entry_t *e)
 {
+    st->record_entry = e;
     if (strcmp(e->value, "value") == 0)
         st->cfg->record = WEFT__RECORD_VALUE;
     else if (strcmp(e->value, "full") == 0)
@@ -838,6 +842,56 @@ static int run_keep_journal(run_state_t *st, const weft__entry_t *e)
 {
     if (weft__parse_bool(e->value, &st->cfg->keep_journal) != 0)
         return bad_value(st->err, st->errlen, e, "expected true/false, yes/no, on/off or 1/0");
+    return 0;
+}
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* columns = a,b,c: names split at ',', trimmed of blanks; each non-empty,
+ * unique, and none of the fixed columns. */
+static int run_columns(run_state_t *st, const weft__entry_t *e)
+{
+    static const char *const fixed[] = {"index", "input", "ok", "error"};
+    weft__config_t *cfg = st->cfg;
+    st->columns_entry = e;
+    size_t cap = 1;
+    for (const char *q = e->value; *q; q++)
+        cap += *q == ',';
+    if (cap > WEFT__MAX_COLUMNS)
+        return bad_value(st->err, st->errlen, e, "at most %d columns", WEFT__MAX_COLUMNS);
+    cfg->columns = calloc(cap, sizeof *cfg->columns);
+    if (!cfg->columns)
+        return nomem(st);
+    for (const char *p = e->value;; p++) {
+        size_t n = strcspn(p, ",");
+        const char *a = p, *z = p + n;
+        while (a < z && is_blank(*a))
+            a++;
+        while (z > a && is_blank(z[-1]))
+            z--;
+        if (a == z)
+            return bad_value(st->err, st->errlen, e,
+                             "expected the value's keys, e.g. columns = x,y (column %zu "
+                             "is empty)", cfg->n_columns + 1);
+        char *name = strndup(a, (size_t)(z - a));
+        if (!name)
+            return nomem(st);
+        cfg->columns[cfg->n_columns++] = name;
+        for (size_t k = 0; k < sizeof fixed / sizeof *fixed; k++)
+            if (strcmp(name, fixed[k]) == 0)
+                return bad_value(st->err, st->errlen, e,
+                                 "'%s' is one of the fixed columns (index, input, ok, "
+                                 "error)", name);
+        for (size_t k = 0; k + 1 < cfg->n_columns; k++)
+            if (strcmp(name, cfg->columns[k]) == 0)
+                return bad_value(st->err, st->errlen, e, "'%s' is named twice", name);
+        p += n;
+        if (!*p)
+            break;
+    }
     return 0;
 }
 
@@ -940,6 +994,7 @@ static const run_key_t run_keys[] = {
     {"halt", run_halt},     {"retries", run_retries},
     {"timeout", run_timeout}, {"isolate", run_isolate},
     {"journal", run_journal}, {"keep_journal", run_keep_journal},
+    {"columns", run_columns},
 };
 #define N_RUN_KEYS (sizeof run_keys / sizeof run_keys[0])
 
@@ -971,34 +1026,112 @@ static int apply_run_entry(run_state_t *st, const weft__entry_t *e)
     return unknown_run_key(st, e);
 }
 
-static bool ends_with(const char *s, const char *suffix)
+/* What an output's name says: the format of its extension (0: none known)
+ * and its compression (.gz, .zst, stripped first). */
+static weft__format_t format_of_name(const char *path, weft__compress_t *compress)
 {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcasecmp(s + n - k, suffix) == 0;
+    static const struct {
+        const char *ext;
+        weft__format_t format;
+    } exts[] = {{".json", WEFT__FORMAT_JSON}, {".jsonl", WEFT__FORMAT_JSONL},
+                {".ndjson", WEFT__FORMAT_JSONL}, {".csv", WEFT__FORMAT_CSV},
+                {".tsv", WEFT__FORMAT_TSV}, {".npy", WEFT__FORMAT_NPY}};
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t n = strlen(base);
+    *compress = WEFT__COMPRESS_NONE;
+    if (n > 3 && strcasecmp(base + n - 3, ".gz") == 0)
+        *compress = WEFT__COMPRESS_GZIP, n -= 3;
+    else if (n > 4 && strcasecmp(base + n - 4, ".zst") == 0)
+        *compress = WEFT__COMPRESS_ZSTD, n -= 4;
+    for (size_t i = 0; i < sizeof exts / sizeof *exts; i++) {
+        size_t k = strlen(exts[i].ext);
+        if (n > k && strncasecmp(base + n - k, exts[i].ext, k) == 0)
+            return exts[i].format;
+    }
+    return (weft__format_t)0;
 }
 
-/* Keeps the invariant output == NULL <=> format == NONE. */
+static const char *format_word(weft__format_t f)
+{
+    switch (f) {
+    case WEFT__FORMAT_JSON: return "json";
+    case WEFT__FORMAT_JSONL: return "jsonl";
+    case WEFT__FORMAT_CSV: return "csv";
+    case WEFT__FORMAT_TSV: return "tsv";
+    case WEFT__FORMAT_NPY: return "npy";
+    case WEFT__FORMAT_NONE: break;
+    }
+    return "none";
+}
+
+/* Standard output, a name for one of weft's descriptors, or a special file
+ * that exists (/dev/null, a FIFO): written as a stream, with no extension
+ * to go by. */
+static bool is_stream_output(const char *path)
+{
+    struct stat sb;
+    return strcmp(path, "-") == 0 || weft__path_fd(path) >= 0 ||
+           (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode));
+}
+
+/* Keeps the invariant output == NULL <=> format == NONE; the output's
+ * extension and `format =` must agree. */
 static int settle_format(run_state_t *st)
 {
     weft__config_t *cfg = st->cfg;
     const weft__entry_t *e = st->format_entry;
-    if (!e)
-        cfg->format = !cfg->output                     ? WEFT__FORMAT_NONE
-                      : ends_with(cfg->output, ".json") ? WEFT__FORMAT_JSON
-                      : ends_with(cfg->output, ".npy")  ? WEFT__FORMAT_NPY
-                                                        : WEFT__FORMAT_JSONL;
-    else if (st->format == WEFT__FORMAT_NONE && cfg->output)
+    char where[256];
+    weft__format_t named = cfg->output && strcmp(cfg->output, "-") != 0
+                               ? format_of_name(cfg->output, &cfg->compress)
+                               : (weft__format_t)0;
+    const weft__entry_t *o = st->output_entry;
+    if (!cfg->output) {
+        if (e && st->format != WEFT__FORMAT_NONE)
+            return bad_value(st->err, st->errlen, e,
+                             "there is no output (set output = FILE, or - for stdout)");
+        cfg->format = WEFT__FORMAT_NONE;
+    } else if (e && st->format == WEFT__FORMAT_NONE) {
         return bad_value(st->err, st->errlen, e,
                          "output is set (use output = none to write no results)");
-    else if (st->format != WEFT__FORMAT_NONE && !cfg->output)
-        return bad_value(st->err, st->errlen, e,
-                         "there is no output (set output = FILE, or - for stdout)");
-    else
+    } else if (e) {
+        if (named && named != st->format)
+            return bad_value(st->err, st->errlen, e,
+                             "the output %s is %s by its extension (%s): name it for "
+                             "the format, or drop one of the two",
+                             cfg->output, format_word(named),
+                             weft__entry_where(o, where, sizeof where));
         cfg->format = st->format;
+    } else if (named) {
+        cfg->format = named;
+    } else if (is_stream_output(cfg->output) && cfg->compress == WEFT__COMPRESS_NONE) {
+        cfg->format = WEFT__FORMAT_JSONL;
+    } else {
+        return bad_value(st->err, st->errlen, o,
+                         "which format? Name the file .json, .jsonl (or .ndjson), .csv, "
+                         ".tsv or .npy (the first four may end in .gz or .zst), or set "
+                         "format = json|jsonl|csv|tsv|npy");
+    }
     if (cfg->format == WEFT__FORMAT_NPY && strcmp(cfg->output, "-") == 0)
         return weft__failf(-EINVAL, st->err, st->errlen,
                            "%s: a .npy output must be a file (it is written in place)",
                            cfg->path);
+    if (cfg->format == WEFT__FORMAT_NPY && cfg->compress)
+        return bad_value(st->err, st->errlen, o,
+                         "a .npy array is written in place and cannot be compressed "
+                         "(write .npy, and compress it after the run)");
+    bool csv = cfg->format == WEFT__FORMAT_CSV || cfg->format == WEFT__FORMAT_TSV;
+    if (st->columns_entry && !csv)
+        return bad_value(st->err, st->errlen, st->columns_entry,
+                         "columns is for csv and tsv outputs (this output is %s)",
+                         format_word(cfg->format));
+    if (csv && st->record_entry && cfg->record == WEFT__RECORD_VALUE)
+        return bad_value(st->err, st->errlen, st->record_entry,
+                         "a %s row always holds index, input, ok, error and the value "
+                         "(drop record, or set record = full)",
+                         format_word(cfg->format));
+    if (csv)
+        cfg->record = WEFT__RECORD_FULL;
     return 0;
 }
 
@@ -1009,6 +1142,12 @@ static void run_reset(weft__config_t *cfg)
     free(cfg->output);
     free(cfg->journal);
     cfg->plugin = cfg->plugin_path = cfg->output = cfg->journal = NULL;
+    for (size_t i = 0; i < cfg->n_columns; i++)
+        free(cfg->columns[i]);
+    free(cfg->columns);
+    cfg->columns = NULL;
+    cfg->n_columns = 0;
+    cfg->compress = WEFT__COMPRESS_NONE;
     cfg->halt = (weft__halt_t){0};
     cfg->retries = 0;
     cfg->timeout = 0;

@@ -41,7 +41,21 @@ typedef enum weft__format {
     WEFT__FORMAT_NONE,     /* results are not written (plugin writes files) */
     WEFT__FORMAT_NPY,      /* a NumPy array the plugin's rows are written
                               into in place (plugins with row_spec)         */
+    WEFT__FORMAT_CSV,      /* RFC 4180 CSV: a header, one row per record
+                              (core/output/output.h, "CSV and TSV")         */
+    WEFT__FORMAT_TSV,      /* tab-separated, backslash escapes, likewise    */
 } weft__format_t;
+
+/* How the results stream is compressed: from the output's last extension
+ * (.gz, .zst); never for .npy or standard output. */
+typedef enum weft__compress {
+    WEFT__COMPRESS_NONE = 0,
+    WEFT__COMPRESS_GZIP,   /* .gz: zlib's gzip format                       */
+    WEFT__COMPRESS_ZSTD,   /* .zst: one Zstandard frame, with its checksum  */
+} weft__compress_t;
+
+/* At most this many `columns =` (a header must stay a sane line). */
+enum { WEFT__MAX_COLUMNS = 256 };
 
 typedef enum weft__record {
     WEFT__RECORD_VALUE = 1, /* just the value; failed items are null        */
@@ -77,9 +91,20 @@ typedef struct weft__config {
     unsigned threads;      /* 0 = automatic                                */
     char *output;          /* absolute path, "-" for stdout, NULL for none */
     weft__format_t format; /* `format =`, else from output's extension
-                              (.json -> JSON, .npy -> NPY, otherwise
-                              JSONL); NONE when output is none             */
-    weft__record_t record; /* default VALUE                                */
+                              (.json, .jsonl/.ndjson, .csv, .tsv, .npy,
+                              each optionally + .gz/.zst; "-" and special
+                              files JSONL); an extension that names another
+                              format than `format =` is an error, and so is
+                              an unknown one without `format =`; NONE when
+                              output is none                              */
+    weft__compress_t compress; /* from output's .gz / .zst                */
+    weft__record_t record; /* default VALUE; always FULL for CSV and TSV,
+                              whose rows carry index, input, ok, error
+                              (an explicit record = value is refused)      */
+    char **columns;        /* columns = a,b,c (CSV/TSV only): the object
+                              keys written as value columns, in order;
+                              NULL: one column `value`                     */
+    size_t n_columns;
     bool order_any;        /* order = any: records in completion order    */
     bool flatten;          /* flatten = true: list values spliced in      */
     uint64_t seed;         /* default 0                                    */

@@ -16,8 +16,7 @@
 
 /* ---- strings ------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (Unicode 15, table 3-7), or 0. */
-static size_t utf8_valid_len(const unsigned char *s, size_t left)
+size_t weft__utf8_len(const unsigned char *s, size_t left)
 {
     unsigned char c = s[0];
     size_t need;
@@ -77,7 +76,7 @@ int weft__json_string(weft__buf_t *b, const char *str, size_t len)
             }
             k++;
         } else {
-            size_t n = utf8_valid_len(s + k, len - k);
+            size_t n = weft__utf8_len(s + k, len - k);
             if (n) {
                 memcpy(o, s + k, n);
                 o += n, k += n;
@@ -160,7 +159,7 @@ static int scan_string(json_scan_t *j)
             } else
                 return fail(j, "bad escape in string");
         } else if (c >= 0x80) {
-            size_t n = utf8_valid_len((const unsigned char *)j->s + j->pos, j->len - j->pos);
+            size_t n = weft__utf8_len((const unsigned char *)j->s + j->pos, j->len - j->pos);
             if (!n)
                 return fail(j, "invalid UTF-8 in string");
             j->pos += n;
@@ -349,12 +348,13 @@ int weft__json_value(weft__buf_t *b, const weft_result_t *r, char *why, size_t w
 
 /* ---- the ordered writer ------------------------------------------------- */
 
-enum { WRITER_BUF = 1 << 20, WRITER_DIRECT = 64 << 10 };
+enum { WRITER_BUF = WEFT__WRITER_CHUNK, WRITER_DIRECT = 64 << 10 };
 
 struct weft__writer {
     int fd;
     bool owns_fd;
     bool regular;
+    weft__codec_t *codec; /* a compressed output; NULL: bytes as they are */
     char *tmp;      /* the temporary name, renamed to path at close; or NULL */
     weft__format_t format;
     char *path;
@@ -412,14 +412,28 @@ void weft__partial_error(char *err, size_t errlen, const char *path, const char 
 int weft__writer_open(weft__writer_t **out, const char *path, weft__format_t format,
                       char *err, size_t errlen)
 {
+    weft__writer_settings_t s = {.format = format};
+    return weft__writer_open_with(out, path, &s, err, errlen);
+}
+
+int weft__writer_open_with(weft__writer_t **out, const char *path,
+                           const weft__writer_settings_t *s, char *err, size_t errlen)
+{
+    if (s->header_len > WRITER_BUF)
+        return -EINVAL;
     weft__writer_t *w = malloc(sizeof *w);
     if (!w)
         return -ENOMEM;
-    *w = (weft__writer_t){.fd = -1, .format = format};
+    *w = (weft__writer_t){.fd = -1, .format = s->format};
     w->path = strdup(path);
-    if (!w->path) {
+    int rc = !w->path ? -ENOMEM
+             : s->compress != WEFT__COMPRESS_NONE ? weft__codec_open(&w->codec, s->compress)
+                                                  : 0;
+    if (rc) {
+        snprintf(err, errlen, "%s: cannot start the compressor: %s", path, strerror(-rc));
+        free(w->path);
         free(w);
-        return -ENOMEM;
+        return rc;
     }
     struct stat st;
     int named_fd = strcmp(path, "-") == 0 ? STDOUT_FILENO : weft__path_fd(path);
@@ -446,6 +460,7 @@ int weft__writer_open(weft__writer_t **out, const char *path, weft__format_t for
         if (w->fd < 0) {
             int e = errno;
             weft__partial_error(err, errlen, path, w->tmp, e);
+            weft__codec_free(&w->codec);
             free(w->tmp);
             free(w->path);
             free(w);
@@ -454,15 +469,20 @@ int weft__writer_open(weft__writer_t **out, const char *path, weft__format_t for
         w->owns_fd = true;
     }
     w->regular = fstat(w->fd, &st) == 0 && S_ISREG(st.st_mode);
+    if (s->header_len) { /* buffered like a record: nothing is written yet */
+        memcpy(w->buf, s->header, s->header_len);
+        w->fill = s->header_len;
+    }
     *out = w;
     return 0;
 }
 
-static void writer_flush(weft__writer_t *w)
+/* len bytes at p to the descriptor. */
+static void raw_write(weft__writer_t *w, const char *p, size_t len)
 {
     size_t done = 0;
-    while (done < w->fill && !w->error) {
-        ssize_t n = write(w->fd, w->buf + done, w->fill - done);
+    while (done < len && !w->error) {
+        ssize_t n = write(w->fd, p + done, len - done);
         if (n > 0) {
             done += (size_t)n;
             wrote(w, (size_t)n);
@@ -472,7 +492,33 @@ static void writer_flush(weft__writer_t *w)
         else
             w->error = n < 0 ? -errno : -EIO; /* a zero write makes no progress */
     }
+}
+
+static int codec_sink(void *arg, const void *p, size_t n)
+{
+    weft__writer_t *w = arg;
+    raw_write(w, p, n);
+    return w->error;
+}
+
+/* Empties the buffer: to the descriptor, or through the codec with mode. */
+static void writer_empty(weft__writer_t *w, weft__codec_mode_t mode)
+{
+    if (!w->codec) {
+        raw_write(w, w->buf, w->fill);
+    } else if (!w->error) {
+        int e = weft__codec_put(w->codec, w->buf, w->fill, mode, codec_sink, w);
+        if (e && !w->error)
+            w->error = e;
+    }
     w->fill = 0;
+}
+
+/* The buffer is full: a compressed output's codec always gets exactly
+ * WRITER_BUF bytes here (output.h, "compression"). */
+static void writer_flush(weft__writer_t *w)
+{
+    writer_empty(w, WEFT__CODEC_CONTINUE);
 }
 
 /* What is buffered, then n bytes at p, written in one writev: a big block
@@ -503,7 +549,7 @@ static void writer_direct(weft__writer_t *w, const char *p, size_t n)
 
 static void writer_put(weft__writer_t *w, const char *p, size_t n)
 {
-    if (n >= WRITER_DIRECT && !w->error) {
+    if (n >= WRITER_DIRECT && !w->error && !w->codec) {
         writer_direct(w, p, n);
         return;
     }
@@ -524,7 +570,7 @@ int weft__writer_record(weft__writer_t *w, const char *json, size_t len)
     if (w->format == WEFT__FORMAT_JSON)
         writer_put(w, w->records ? ",\n" : "[\n", 2);
     writer_put(w, json, len);
-    if (w->format == WEFT__FORMAT_JSONL)
+    if (w->format != WEFT__FORMAT_JSON)
         writer_put(w, "\n", 1);
     w->records++;
     w->bytes += len;
@@ -535,7 +581,8 @@ weft__frame_t weft__frame_of(weft__format_t format)
 {
     if (format == WEFT__FORMAT_JSON)
         return (weft__frame_t){.prefix = ",\n", .prefix_len = 2, .suffix = ""};
-    if (format == WEFT__FORMAT_JSONL)
+    if (format == WEFT__FORMAT_JSONL || format == WEFT__FORMAT_CSV ||
+        format == WEFT__FORMAT_TSV)
         return (weft__frame_t){.prefix = "", .suffix = "\n", .suffix_len = 1};
     return (weft__frame_t){.prefix = "", .suffix = ""};
 }
@@ -561,7 +608,10 @@ size_t weft__writer_buffered(const weft__writer_t *w)
 
 int weft__writer_flush(weft__writer_t *w)
 {
-    writer_flush(w);
+    if (!w->codec)
+        writer_empty(w, WEFT__CODEC_CONTINUE);
+    else if (!w->regular && w->fill) /* a pipe's reader sees every record */
+        writer_empty(w, WEFT__CODEC_FLUSH);
     return w->error;
 }
 
@@ -573,6 +623,7 @@ uint64_t weft__writer_bytes(const weft__writer_t *w)
 static void writer_free(weft__writer_t **wp)
 {
     weft__writer_t *w = *wp;
+    weft__codec_free(&w->codec);
     free(w->tmp);
     free(w->path);
     free(w);
@@ -587,7 +638,7 @@ int weft__writer_close(weft__writer_t **wp, char *err, size_t errlen)
         return 0;
     if (w->format == WEFT__FORMAT_JSON)
         writer_put(w, w->records ? "\n]\n" : "[]\n", 3);
-    writer_flush(w);
+    writer_empty(w, WEFT__CODEC_END);
     const char *stage = "write";
     /* fsync so that "done" means on disk; pipes and terminals skip it. */
     if (!w->error && w->regular && fsync(w->fd) != 0 && errno != EINVAL)

@@ -71,6 +71,10 @@ static inline size_t weft__put_int(char *o, int64_t v)
     return (size_t)(o + n - start);
 }
 
+/* Length of the valid UTF-8 sequence at s (Unicode 15, table 3-7), or 0;
+ * left >= 1. */
+size_t weft__utf8_len(const unsigned char *s, size_t left);
+
 /* A JSON string literal for len bytes of s; invalid UTF-8 becomes U+FFFD,
  * control characters and NUL are escaped.  0 or -ENOMEM. */
 int weft__json_string(weft__buf_t *b, const char *s, size_t len);
@@ -85,15 +89,132 @@ int weft__json_minify(weft__buf_t *b, const char *s, size_t len, char *why, size
  * -EINVAL with `why` for an invalid JSON value or a bad kind. */
 int weft__json_value(weft__buf_t *b, const weft_result_t *r, char *why, size_t whylen);
 
+/* ---- CSV and TSV ------------------------------------------------------------
+ *
+ * format = csv | tsv: a header row, then one row per record, each ended by
+ * LF alone (RFC 4180 writes CRLF; every reader we target -- Python's csv
+ * module, pandas, R, spreadsheets -- takes either, and LF keeps the file
+ * line-oriented like JSON Lines).  The columns:
+ *
+ *   index   the item's index
+ *   input   the item's text (a line, a path, a JSON element), or its number
+ *           for a range
+ *   ok      true or false
+ *   error   the failure message; empty when ok
+ *   value   the value (no `columns =`), or one column per name of
+ *           `columns = a,b,c` (WEFT__MAX_COLUMNS at most)
+ *
+ * The header is fixed before the first row streams: rows are encoded on the
+ * workers, in parallel and out of order, so "the keys of the first object"
+ * would depend on which item finished first.  Hence `columns =`: with it,
+ * a value must be a JSON object (or no value: empty cells); each of its
+ * keys goes into the column of that name, a listed key it lacks is an
+ * empty cell, and a key not listed, or a key twice, fails the item with a
+ * message naming the key -- never dropped in silence.  Nested objects are
+ * not flattened further: they are a cell of JSON text.
+ *
+ * A cell holds: an integer or a finite float as JSON writes it (the float
+ * the shortest text that reads back exactly); true/false; a string's text
+ * (a JSON string decoded); nothing for null, no value, a non-finite float
+ * or a failed item's value; a JSON list or object as its minified text.
+ * Text keeps valid UTF-8; every byte of invalid UTF-8, and NUL (which CSV
+ * readers refuse), becomes U+FFFD, as in JSON.
+ *
+ * CSV quoting (RFC 4180): a field holding '"', ',', CR or LF is enclosed
+ * in '"' and its '"' doubled; every other field is written as it is.
+ * TSV (PostgreSQL's text format, which pandas reads with sep='\t'): no
+ * quoting; '\' is written "\\", tab "\t", LF "\n", CR "\r".
+ *
+ * A row is framed like a JSON Lines record: the frame's suffix is its LF
+ * (weft__frame_of), so a block of rows is a run of lines.  record = full
+ * is the only record kind (the row carries index, ok and error).
+ */
+
+/* The header row, LF included.  columns NULL/n 0: one column `value`. */
+int weft__csv_header(weft__buf_t *b, weft__format_t f, char *const *columns, size_t n);
+
+/* One field of text, escaped or quoted as above.  0 or -ENOMEM. */
+int weft__csv_text(weft__buf_t *b, weft__format_t f, const char *s, size_t len);
+
+/* The most bytes weft__csv_row may append for these arguments (SIZE_MAX:
+ * too big to encode).  Once that much room is reserved the row does not
+ * move b->data, so its value may point into b itself (flatten). */
+size_t weft__csv_row_bound(const weft_item_t *item, const weft_result_t *res,
+                           const char *failure, size_t n_columns);
+
+/* Appends item's row, without its LF (the frame's): a failure (failure != NULL: its message)
+ * or res's value.  -EINVAL with `why` when the value cannot be written
+ * (invalid JSON, not an object with columns, a key that is not a column);
+ * -ENOMEM.  On error nothing is appended. */
+int weft__csv_row(weft__buf_t *b, weft__format_t f, char *const *columns, size_t n_columns,
+                  const weft_item_t *item, const weft_result_t *res, const char *failure,
+                  char *why, size_t whylen);
+
+/* ---- compression ---------------------------------------------------------------
+ *
+ * output = NAME.gz or NAME.zst compresses the results stream as it is
+ * written: gzip through zlib (deflate, level 6 as gzip's default, a gzip
+ * header with no name and mtime 0), Zstandard through libzstd (level 3 as
+ * zstd's default, one frame with its content checksum, no content size,
+ * one thread).  The writer feeds the codec only whole buffers of
+ * WEFT__WRITER_CHUNK bytes, and the rest at close: the compressed bytes are
+ * a function of the uncompressed bytes alone, whatever the timing of
+ * flushes, so a resumed run (which writes the whole stream again from its
+ * journal) makes a byte-identical file.  A stream that is not a regular
+ * file (a pipe, a FIFO) is flushed through the codec (Z_SYNC_FLUSH,
+ * ZSTD_e_flush) at each weft__writer_flush instead, so a reader sees
+ * every record written so far.  The codec runs on whichever thread calls
+ * the writer (the drain thread).
+ */
+typedef struct weft__codec weft__codec_t;
+
+typedef enum weft__codec_mode {
+    WEFT__CODEC_CONTINUE, /* more input follows                      */
+    WEFT__CODEC_FLUSH,    /* make everything so far decodable         */
+    WEFT__CODEC_END,      /* the last input: end the stream           */
+} weft__codec_mode_t;
+
+/* Where compressed bytes go: 0, or a negative errno that stops the codec. */
+typedef int (*weft__codec_sink_t)(void *arg, const void *data, size_t len);
+
+/* kind GZIP or ZSTD.  0, -ENOMEM or -EINVAL. */
+int weft__codec_open(weft__codec_t **out, weft__compress_t kind);
+
+/* Compresses n bytes at p, handing output to sink as it comes.  0, the
+ * sink's error, or -EIO / -ENOMEM from the library. */
+int weft__codec_put(weft__codec_t *c, const void *p, size_t n, weft__codec_mode_t mode,
+                    weft__codec_sink_t sink, void *arg);
+
+/* NULL ok. */
+void weft__codec_free(weft__codec_t **c);
+
 /* ---- the ordered writer --------------------------------------------------- */
 
 typedef struct weft__writer weft__writer_t;
+
+/* The writer's buffer: a compressed output is fed to its codec in pieces
+ * of exactly this size. */
+#define WEFT__WRITER_CHUNK ((size_t)1 << 20)
+
+/* What a writer writes; zero is the default except format. */
+typedef struct weft__writer_settings {
+    weft__format_t format;     /* JSON, JSONL, CSV or TSV                      */
+    weft__compress_t compress; /* NONE by default                              */
+    const char *header;        /* written first, before any record (the CSV
+                                  header row); copied; NULL: nothing       */
+    size_t header_len;
+} weft__writer_settings_t;
 
 /* path: an absolute path or "-" for stdout.  A file is written under a
  * hidden temporary name beside it (".NAME.partial") and renamed over path at
  * close: path only ever holds a complete document (or what it held before).
  * A path that exists and is not a regular file (/dev/null, a FIFO) is
- * written directly.  -EWOULDBLOCK when another run is writing path now. */
+ * written directly.  A compressed output's temporary holds the compressed
+ * bytes.  -EWOULDBLOCK when another run is writing path now. */
+int weft__writer_open_with(weft__writer_t **out, const char *path,
+                           const weft__writer_settings_t *s, char *err, size_t errlen);
+
+/* weft__writer_open_with, uncompressed, no header. */
 int weft__writer_open(weft__writer_t **out, const char *path, weft__format_t format,
                       char *err, size_t errlen);
 
@@ -105,7 +226,8 @@ int weft__writer_record(weft__writer_t *w, const char *json, size_t len);
  * Records framed by the workers themselves, so that the writer can copy a
  * run of consecutive records in one go: in a JSON array each record is
  * prefixed with ",\n" (the writer drops it before the first record), in
- * JSON Lines each is followed by "\n".  `data` holds n_records records.
+ * JSON Lines, CSV and TSV each is followed by "\n".  `data` holds
+ * n_records records.
  */
 typedef struct weft__frame {
     const char *prefix, *suffix;
@@ -115,14 +237,17 @@ typedef struct weft__frame {
 weft__frame_t weft__frame_of(weft__format_t format);
 int weft__writer_framed(weft__writer_t *w, const char *data, size_t len, uint64_t n_records);
 
-/* Bytes buffered, not yet handed to the file (or pipe). */
+/* Bytes buffered, not yet handed to the file (or pipe, or codec). */
 size_t weft__writer_buffered(const weft__writer_t *w);
 
 /* Hands what is buffered to the file now (streaming: a reader of the pipe
- * sees every record written so far).  The first error, or 0. */
+ * sees every record written so far).  A compressed regular file keeps its
+ * buffer (see "compression": it goes to the codec when full).  The first
+ * error, or 0. */
 int weft__writer_flush(weft__writer_t *w);
 
-/* Bytes of records written so far (after buffering), for summaries. */
+/* Bytes of records written so far (after buffering, before compression),
+ * for summaries. */
 uint64_t weft__writer_bytes(const weft__writer_t *w);
 
 /* Ends the document, flushes, syncs a regular file, closes, renames it into

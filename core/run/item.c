@@ -36,13 +36,18 @@ static uint32_t splice_list(weft__engine_t *r, weft__buf_t *buf, size_t list_off
             depth--;
         else if ((c == ',' || (c == ']' && k == len - 1)) && depth == 0) {
             if (k > start) {
-                /* frame + {"index":..,"ok":true,"value": + } + frame < 128 */
-                *e = weft__buf_reserve(buf, k - start + 128);
+                /* frame + {"index":..,"ok":true,"value": + } + frame < 128;
+                 * a CSV row says how much it needs (the element is in buf,
+                 * so it must not move). */
+                weft_result_t elem = {.kind = WEFT_VALUE_JSON};
+                elem.value.s.len = k - start;
+                size_t room = r->csv ? weft__csv_row_bound(item, &elem, NULL,
+                                                           r->cfg->n_columns)
+                                     : k - start + 128;
+                *e = room == SIZE_MAX ? -ENOMEM : weft__buf_reserve(buf, room + 2);
                 if (*e)
                     break;
-                weft_result_t elem = {.kind = WEFT_VALUE_JSON};
                 elem.value.s.ptr = buf->data + list_off + start;
-                elem.value.s.len = k - start;
                 *e = weft__item_encode_record(r, buf, item, &elem, NULL, why, whylen);
                 n++;
             }
@@ -61,6 +66,14 @@ int weft__item_encode_record(weft__engine_t *r, weft__buf_t *buf, const weft_ite
 {
     char head[64];
     bool full = r->cfg->record == WEFT__RECORD_FULL;
+    if (r->csv) { /* a row, then its LF (the frame's suffix) */
+        size_t mark = buf->len;
+        int e = weft__csv_row(buf, r->cfg->format, r->cfg->columns, r->cfg->n_columns, item,
+                              res, failure, why, whylen);
+        if (e == 0 && (e = weft__buf_append(buf, r->frame.suffix, r->frame.suffix_len)))
+            buf->len = mark;
+        return e;
+    }
     int e = weft__buf_append(buf, r->frame.prefix, r->frame.prefix_len);
     if (e == 0 && full) {
         int n = snprintf(head, sizeof head, "{\"index\":%" PRIu64 ",\"ok\":%s",

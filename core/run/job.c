@@ -226,6 +226,8 @@ static const char *format_name(weft__format_t f)
     switch (f) {
     case WEFT__FORMAT_JSON: return "a JSON array";
     case WEFT__FORMAT_JSONL: return "JSON Lines";
+    case WEFT__FORMAT_CSV: return "CSV";
+    case WEFT__FORMAT_TSV: return "TSV";
     case WEFT__FORMAT_NPY: return "a .npy array";
     case WEFT__FORMAT_NONE: break;
     }
@@ -267,7 +269,10 @@ static int report_check(const run_t *r, const char *path)
         printf("  items    %s (count known when read)\n", c->items->value);
     else
         printf("  items    %s: %" PRIu64 " items\n", c->items->value, r->source->total);
-    printf("  output   %s, %s%s\n", c->output ? c->output : "none", format_name(c->format),
+    printf("  output   %s, %s%s%s\n", c->output ? c->output : "none", format_name(c->format),
+           c->compress == WEFT__COMPRESS_GZIP   ? ", gzip-compressed"
+           : c->compress == WEFT__COMPRESS_ZSTD ? ", zstd-compressed"
+                                                : "",
            c->order_any ? ", in completion order" : "");
     if (r->outdir_path)
         printf("  folder   %s\n", r->outdir_path);
@@ -834,9 +839,18 @@ static int open_results(run_t *r)
     int rc = 0;
     if (r->cfg->format == WEFT__FORMAT_NPY)
         rc = weft__npy_open(&r->eng.npy, r->cfg->output, r->err, ERR_SIZE);
-    else if (r->eng.writes_records)
-        rc = weft__writer_open(&r->eng.writer, r->cfg->output, r->cfg->format, r->err,
-                               ERR_SIZE);
+    else if (r->eng.writes_records) {
+        weft__buf_t header = {0};
+        if (r->eng.csv && weft__csv_header(&header, r->cfg->format, r->cfg->columns,
+                                           r->cfg->n_columns) != 0) {
+            weft__buf_free(&header);
+            return usage_error("out of memory");
+        }
+        weft__writer_settings_t s = {.format = r->cfg->format, .compress = r->cfg->compress,
+                                     .header = header.data, .header_len = header.len};
+        rc = weft__writer_open_with(&r->eng.writer, r->cfg->output, &s, r->err, ERR_SIZE);
+        weft__buf_free(&header);
+    }
     return rc ? usage_error(r->err) : 0;
 }
 
@@ -863,9 +877,11 @@ static int run_job(run_t *r)
     r->eng.child_stop = child_stop;
     r->eng.job = r;
     r->eng.frame = weft__frame_of(r->cfg->format);
-    r->eng.writes_records = r->cfg->format == WEFT__FORMAT_JSON || r->cfg->format == WEFT__FORMAT_JSONL;
-    r->eng.plain_values = r->eng.writes_records && r->cfg->record == WEFT__RECORD_VALUE &&
-                      !r->cfg->flatten;
+    r->eng.csv = r->cfg->format == WEFT__FORMAT_CSV || r->cfg->format == WEFT__FORMAT_TSV;
+    r->eng.writes_records = r->cfg->format == WEFT__FORMAT_JSON ||
+                            r->cfg->format == WEFT__FORMAT_JSONL || r->eng.csv;
+    r->eng.plain_values = r->eng.writes_records && !r->eng.csv &&
+                          r->cfg->record == WEFT__RECORD_VALUE && !r->cfg->flatten;
     r->eng.null_not_run = r->eng.plain_values && !r->cfg->order_any;
     r->eng.workers = aligned_alloc(64, sizeof(worker_t) * r->eng.threads);
     if (!r->eng.workers)

@@ -89,13 +89,14 @@ typedef struct weft__engine {
     weft__feed_t *feed;     /* where the engines claim items               */
     weft__reorder_t *reorder; /* where they hand their results             */
     weft_pool_t *pool;      /* thread mode                                 */
-    weft__writer_t *writer; /* JSON or JSON Lines, or NULL                 */
+    weft__writer_t *writer; /* JSON, JSON Lines, CSV or TSV, or NULL       */
     weft__npy_t *npy;       /* .npy output, rows written in place         */
     weft__progress_t *progress;
     weft__frame_t frame;    /* how records are framed                     */
-    bool writes_records;    /* JSON or JSON Lines output                  */
-    bool plain_values;      /* writes_records, record = value, no flatten:
-                               a record is the value alone                */
+    bool writes_records;    /* JSON, JSON Lines, CSV or TSV output        */
+    bool csv;               /* CSV or TSV: records are rows (output.h)    */
+    bool plain_values;      /* JSON or JSON Lines, record = value, no
+                               flatten: a record is the value alone       */
     bool batch;             /* chunks go through the plugin's process_range */
     bool null_not_run;      /* record = value, in input order: a not-run
                                item keeps its place as null               */

@@ -230,8 +230,10 @@ static void failed_items_keep_the_rest(void **state)
     cJSON_Delete(j);
     free(text);
 
-    /* record = full keeps each failure's message, JSON-escaped. */
-    o = E2E_RUN("run", path, "--set", "run.record=full", "--set", "run.format=jsonl");
+    /* record = full keeps each failure's message, JSON-escaped.  (Into
+     * fail.jsonl: a .json name with format = jsonl is refused.) */
+    snprintf(out, sizeof out, "%s/fail.jsonl", tmp);
+    o = E2E_RUN("run", path, "--set", "run.record=full", "-o", out);
     e2e_expect(&o, 1, NULL);
     e2e_free(&o);
     text = e2e_slurp(out, NULL);

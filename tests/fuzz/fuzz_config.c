@@ -152,8 +152,18 @@ static void check_finalized(const weft__config_t *cfg)
                (int)cfg->format);
     FUZZ_CHECK(!cfg->output || strcmp(cfg->output, "-") == 0 || cfg->output[0] == '/',
                "output '%s' is neither '-' nor absolute", cfg->output);
-    FUZZ_CHECK(cfg->format >= WEFT__FORMAT_JSON && cfg->format <= WEFT__FORMAT_NPY,
+    FUZZ_CHECK(cfg->format >= WEFT__FORMAT_JSON && cfg->format <= WEFT__FORMAT_TSV,
                "format %d", (int)cfg->format);
+    bool csv = cfg->format == WEFT__FORMAT_CSV || cfg->format == WEFT__FORMAT_TSV;
+    FUZZ_CHECK(!cfg->columns || csv, "columns with format %d", (int)cfg->format);
+    FUZZ_CHECK(!csv || cfg->record == WEFT__RECORD_FULL, "a CSV output with record = value");
+    FUZZ_CHECK(cfg->n_columns <= WEFT__MAX_COLUMNS && (cfg->n_columns == 0) == !cfg->columns,
+               "%zu columns", cfg->n_columns);
+    for (size_t k = 0; k < cfg->n_columns; k++)
+        FUZZ_CHECK(cfg->columns[k][0], "column %zu is empty", k);
+    FUZZ_CHECK(cfg->compress == WEFT__COMPRESS_NONE ||
+                   (cfg->format != WEFT__FORMAT_NPY && strcmp(cfg->output, "-") != 0),
+               "compress %d with format %d", (int)cfg->compress, (int)cfg->format);
     FUZZ_CHECK(cfg->record == WEFT__RECORD_VALUE || cfg->record == WEFT__RECORD_FULL,
                "record %d", (int)cfg->record);
     FUZZ_CHECK(cfg->threads <= 1024, "threads %u", cfg->threads);

@@ -88,6 +88,10 @@ def configs():
         "bad_sets": ok + ";--set\nbogus\nx.y=z\nrun.=3\n.k=v\nrun.threads\nargs.n=\n"
                          "run.output=a=b.c\n",
         "set_missing_keys": "[run]\n;--set\nrun.plugin=p\nrun.items=10\nargs.big=1\n",
+        "csv_columns": "[run]\nplugin=p\nitems=1\noutput=r.csv.gz\ncolumns= a , b,c\n"
+                       ";--set\nrun.columns=x,,y\nrun.output=r.tsv.zst\nrun.record=value\n",
+        "format_mismatch": "[run]\nplugin=p\nitems=1\noutput=r.jsonl.zst\nformat=csv\n"
+                           ";--set\nrun.output=r.npy.gz\nrun.format=npy\nrun.output=x.txt\n",
     }
     for name, text in seeds.items():
         put("config", name, text)

@@ -201,11 +201,20 @@ static void finalize_output_and_format(void **state)
         {"output = r.json\n", "r.json", WEFT__FORMAT_JSON},
         {"output = R.JSON\n", "R.JSON", WEFT__FORMAT_JSON},
         {"output = r.jsonl\n", "r.jsonl", WEFT__FORMAT_JSONL},
-        {"output = ./sub/r.txt\n", "sub/r.txt", WEFT__FORMAT_JSONL},
+        {"output = ./sub/r.txt\nformat = jsonl\n", "sub/r.txt", WEFT__FORMAT_JSONL},
+        {"output = r.ndjson\n", "r.ndjson", WEFT__FORMAT_JSONL},
+        {"output = r.csv\n", "r.csv", WEFT__FORMAT_CSV},
+        {"output = r.TSV\n", "r.TSV", WEFT__FORMAT_TSV},
+        {"output = r.csv\nformat = csv\nrecord = full\n", "r.csv", WEFT__FORMAT_CSV},
+        {"output = r.jsonl.gz\n", "r.jsonl.gz", WEFT__FORMAT_JSONL},
+        {"output = r.json.zst\n", "r.json.zst", WEFT__FORMAT_JSON},
+        {"output = r.gz\nformat = tsv\n", "r.gz", WEFT__FORMAT_TSV},
+        {"output = /dev/null\n", "/dev/null", WEFT__FORMAT_JSONL},
+        {"output = /dev/stdout\n", "/dev/stdout", WEFT__FORMAT_JSONL},
+        {"output = -\nformat = csv\n", "-", WEFT__FORMAT_CSV},
         {"output = /abs/x.json\n", "/abs/x.json", WEFT__FORMAT_JSON},
         {"output = none\n", NULL, WEFT__FORMAT_NONE},
         {"output = -\nformat = json\n", "-", WEFT__FORMAT_JSON},
-        {"output = r.json\nformat = jsonl\n", "r.json", WEFT__FORMAT_JSONL},
         {"output = none\nformat = none\n", NULL, WEFT__FORMAT_NONE},
         {"format = none\n", NULL, WEFT__FORMAT_NONE},
     };
@@ -236,10 +245,69 @@ static void finalize_format_errors(void **state)
     assert_err_has(fx, "cfg.ini:5: format = 'none':");
 
     assert_int_equal(load_final(fx, MINIMAL "format = xml\n"), -EINVAL);
-    assert_err_has(fx, "cfg.ini:4: format = 'xml': expected json, jsonl, npy or none");
+    assert_err_has(fx, "cfg.ini:4: format = 'xml': expected json, jsonl, csv, tsv, npy or none");
 
     assert_int_equal(load_final(fx, MINIMAL "output =\n"), -EINVAL);
     assert_err_has(fx, "cfg.ini:4: output = '':");
+}
+
+/* The output's extension and format = agree, or the config is refused
+ * (it used to become JSON Lines whatever the name said). */
+static void finalize_extension_mismatch(void **state)
+{
+    fixture_t *fx = *state;
+    assert_int_equal(load_final(fx, MINIMAL "output = r.csv\nformat = jsonl\n"), -EINVAL);
+    assert_err_has(fx, "cfg.ini:5: format = 'jsonl': the output ");
+    assert_err_has(fx, "r.csv is csv by its extension (");
+    assert_err_has(fx, "cfg.ini:4)");
+
+    assert_int_equal(load_final(fx, MINIMAL "output = r.json\nformat = jsonl\n"), -EINVAL);
+    assert_err_has(fx, "is json by its extension");
+    assert_int_equal(load_final(fx, MINIMAL "output = r.jsonl.gz\nformat = tsv\n"), -EINVAL);
+    assert_err_has(fx, "is jsonl by its extension");
+
+    /* No format = and an extension that names none: which formats exist. */
+    assert_int_equal(load_final(fx, MINIMAL "output = r.txt\n"), -EINVAL);
+    assert_err_has(fx, "cfg.ini:4: output = '");
+    assert_err_has(fx, "which format? Name the file .json, .jsonl (or .ndjson), .csv, .tsv or "
+                       ".npy (the first four may end in .gz or .zst), or set format = "
+                       "json|jsonl|csv|tsv|npy");
+    assert_int_equal(load_final(fx, MINIMAL "output = r.gz\n"), -EINVAL);
+    assert_err_has(fx, "which format?");
+
+    assert_int_equal(load_final(fx, MINIMAL "output = r.npy.gz\n"), -EINVAL);
+    assert_err_has(fx, "cfg.ini:4: output = '");
+    assert_err_has(fx, "a .npy array is written in place and cannot be compressed");
+}
+
+static void finalize_csv_keys(void **state)
+{
+    fixture_t *fx = *state;
+    assert_int_equal(load_final(fx, MINIMAL "output = r.csv\ncolumns = x, y z ,w\n"), 0);
+    assert_int_equal(fx->cfg->n_columns, 3);
+    assert_string_equal(fx->cfg->columns[0], "x");
+    assert_string_equal(fx->cfg->columns[1], "y z");
+    assert_string_equal(fx->cfg->columns[2], "w");
+    assert_int_equal(fx->cfg->record, WEFT__RECORD_FULL); /* a row is always whole */
+    assert_int_equal(fx->cfg->compress, WEFT__COMPRESS_NONE);
+    assert_int_equal(load_final(fx, MINIMAL "output = r.tsv.zst\n"), 0);
+    assert_null(fx->cfg->columns);
+    assert_int_equal(fx->cfg->compress, WEFT__COMPRESS_ZSTD);
+    assert_int_equal(load_final(fx, MINIMAL "output = r.csv.GZ\n"), 0);
+    assert_int_equal(fx->cfg->compress, WEFT__COMPRESS_GZIP);
+
+    assert_int_equal(load_final(fx, MINIMAL "output = r.jsonl\ncolumns = a\n"), -EINVAL);
+    assert_err_has(fx, "cfg.ini:5: columns = 'a': columns is for csv and tsv outputs (this "
+                       "output is jsonl)");
+    assert_int_equal(load_final(fx, MINIMAL "output = r.csv\nrecord = value\n"), -EINVAL);
+    assert_err_has(fx, "cfg.ini:5: record = 'value': a csv row always holds index, input, ok, "
+                       "error and the value");
+    assert_int_equal(load_final(fx, MINIMAL "output = r.csv\ncolumns = a,,b\n"), -EINVAL);
+    assert_err_has(fx, "column 2 is empty");
+    assert_int_equal(load_final(fx, MINIMAL "output = r.csv\ncolumns = a,b,a\n"), -EINVAL);
+    assert_err_has(fx, "'a' is named twice");
+    assert_int_equal(load_final(fx, MINIMAL "output = r.csv\ncolumns = ok\n"), -EINVAL);
+    assert_err_has(fx, "'ok' is one of the fixed columns");
 }
 
 static void finalize_plugin_paths(void **state)
@@ -1031,6 +1099,8 @@ int main(void)
         T(finalize_defaults),
         T(finalize_output_and_format),
         T(finalize_format_errors),
+        T(finalize_extension_mismatch),
+        T(finalize_csv_keys),
         T(finalize_plugin_paths),
         T(finalize_threads),
         T(finalize_seed),

@@ -125,17 +125,23 @@ static char *reference(const char *run, const char *args, int items)
 
 /* ---- kill -9, then resume ---------------------------------------------------- */
 
-static void kill9_rounds(const char *run, bool check_children)
+/* kill9_rounds into k9.EXT (the reference into ref.EXT). */
+static void kill9_rounds_into(const char *run, bool check_children, const char *ext, int rounds)
 {
     const char *args = "sleep_ms = 1\nfail = 7,300";
     bool any = strstr(run, "order = any") != NULL;
-    char *ref = reference(run, args, 600);
-    char *ini = strdup(config("job.ini", 600, "k9.json", run, args));
-    char *out = strdup(e2e_path("k9.json"));
-    char *journal = strdup(e2e_path("k9.json.journal"));
+    char name[64];
+    snprintf(name, sizeof name, "ref.%s", ext);
+    e2e_outcome_t r = E2E_RUN("run", config("ref.ini", 600, name, run, args), "-q");
+    e2e_free(&r);
+    char *ref = strdup(e2e_path(name));
+    snprintf(name, sizeof name, "k9.%s", ext);
+    char *ini = strdup(config("job.ini", 600, name, run, args));
+    char *out = strdup(e2e_path(name));
+    char *journal = strdup(e2e_pathf("k9.%s.journal", ext));
     unsigned seed = (unsigned)time(NULL);
     srand(seed);
-    for (int round = 0; round < 20; round++) {
+    for (int round = 0; round < rounds; round++) {
         /* A fresh start killed at a random moment, then a resume killed at
          * another: every kill may land anywhere, journal creation included. */
         for (int k = 0; k < 2; k++) {
@@ -172,10 +178,24 @@ static void kill9_rounds(const char *run, bool check_children)
         else
             expect_same_file(out, ref);
     }
+    /* A compressed output is compressed (not text under a .gz name). */
+    size_t len;
+    char *bytes = e2e_slurp(out, &len);
+    assert_non_null(bytes);
+    if (strstr(ext, ".gz"))
+        assert_true(len > 2 && memcmp(bytes, "\x1f\x8b", 2) == 0);
+    if (strstr(ext, ".zst"))
+        assert_true(len > 4 && memcmp(bytes, "\x28\xb5\x2f\xfd", 4) == 0);
+    free(bytes);
     free(ref);
     free(ini);
     free(out);
     free(journal);
+}
+
+static void kill9_rounds(const char *run, bool check_children)
+{
+    kill9_rounds_into(run, check_children, "json", 20);
 }
 
 static void kill9_threads(void **state)
@@ -202,6 +222,16 @@ static void kill9_any_processes(void **state)
 {
     (void)state;
     kill9_rounds("threads = 2\norder = any\nisolate = process\nretries = 1", true);
+}
+
+/* Compressed outputs: the resumed file is the undisturbed run's, byte for
+ * byte (the codec sees the same bytes in the same pieces whatever the
+ * kills), gzip and zstd, JSON Lines and CSV, threads and processes. */
+static void kill9_compressed(void **state)
+{
+    (void)state;
+    kill9_rounds_into("threads = 2", false, "jsonl.gz", 12);
+    kill9_rounds_into("threads = 2\nisolate = process", true, "csv.zst", 8);
 }
 
 /* ---- signals ---------------------------------------------------------------- */
@@ -991,6 +1021,7 @@ int main(void)
         cmocka_unit_test(kill9_processes),
         cmocka_unit_test(kill9_any_threads),
         cmocka_unit_test(kill9_any_processes),
+        cmocka_unit_test(kill9_compressed),
         cmocka_unit_test(sigint_threads),
         cmocka_unit_test(sigint_processes),
         cmocka_unit_test(sigint_message_and_second_signal),

@@ -15,6 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <zlib.h>
+#include <zstd.h>
+
 #include "output.h"
 
 static char text[4096];
@@ -314,6 +317,161 @@ static void writer_errors(void **state)
     assert_non_null(strstr(err, "/dev/full: write failed"));
 }
 
+/* ---- compressed outputs ------------------------------------------------------ */
+
+static size_t file_bytes(const char *path, weft__buf_t *out)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    out->len = 0;
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        assert_int_equal(weft__buf_append(out, chunk, n), 0);
+    fclose(f);
+    return out->len;
+}
+
+/* zlib's or libzstd's reading of a whole compressed buffer. */
+static void decompress(weft__compress_t kind, const char *p, size_t n, weft__buf_t *out)
+{
+    out->len = 0;
+    if (kind == WEFT__COMPRESS_GZIP) {
+        z_stream z = {0};
+        assert_int_equal(inflateInit2(&z, 31), Z_OK);
+        z.next_in = (unsigned char *)p;
+        z.avail_in = (unsigned)n;
+        int rc;
+        do {
+            assert_int_equal(weft__buf_reserve(out, 1 << 16), 0);
+            z.next_out = (unsigned char *)out->data + out->len;
+            z.avail_out = 1 << 16;
+            rc = inflate(&z, Z_SYNC_FLUSH);
+            assert_true(rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR);
+            out->len = (size_t)((char *)z.next_out - out->data);
+        } while (rc == Z_OK && (z.avail_in || z.avail_out == 0));
+        inflateEnd(&z);
+    } else {
+        ZSTD_DCtx *d = ZSTD_createDCtx();
+        ZSTD_inBuffer ib = {p, n, 0};
+        for (;;) {
+            assert_int_equal(weft__buf_reserve(out, 1 << 16), 0);
+            ZSTD_outBuffer ob = {out->data + out->len, 1 << 16, 0};
+            size_t left = ZSTD_decompressStream(d, &ob, &ib);
+            assert_false(ZSTD_isError(left));
+            out->len += ob.pos;
+            if (ib.pos == ib.size && ob.pos < ob.size)
+                break;
+        }
+        ZSTD_freeDCtx(d);
+    }
+}
+
+/*
+ * The compressed file is a function of the bytes written alone: the same
+ * records in blocks of other sizes, with flushes at other moments (a run
+ * and its resume split and time them differently), give the same file, and
+ * it reads back as the uncompressed writer's.
+ */
+static void writer_compressed_deterministic(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/weft-output-XXXXXX", path[64], plain[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/out.csv.z", dir);
+    snprintf(plain, sizeof plain, "%s/out.csv", dir);
+    static const char header[] = "index,input,ok,error,value\n";
+    weft__buf_t first = {0}, got = {0}, want = {0}, block = {0};
+    for (int kind = WEFT__COMPRESS_NONE; kind <= WEFT__COMPRESS_ZSTD; kind++) {
+        for (int split = 0; split < 3; split++) {
+            weft__writer_t *w = NULL;
+            char err[256];
+            weft__writer_settings_t s = {.format = WEFT__FORMAT_CSV,
+                                         .compress = (weft__compress_t)kind,
+                                         .header = header, .header_len = sizeof header - 1};
+            assert_int_equal(weft__writer_open_with(&w, kind ? path : plain, &s, err, sizeof err),
+                             0);
+            srand(3);
+            unsigned pick = (unsigned)split * 7919u;
+            uint64_t next = 0;
+            while (next < 120000) { /* ~3.5 MB: several of the writer's chunks */
+                pick = pick * 1103515245u + 12345u;
+                uint64_t n = 1 + (split == 0 ? 1000 : (pick >> 8) % (split == 1 ? 50 : 9000));
+                if (n > 120000 - next)
+                    n = 120000 - next;
+                block.len = 0;
+                for (uint64_t k = 0; k < n; k++, next++) {
+                    char rec[64];
+                    int len = snprintf(rec, sizeof rec, "%llu,%llu,true,,%d\n",
+                                       (unsigned long long)next, (unsigned long long)next,
+                                       rand());
+                    assert_int_equal(weft__buf_append(&block, rec, (size_t)len), 0);
+                }
+                assert_int_equal(weft__writer_framed(w, block.data, block.len, n), 0);
+                if ((pick >> 4) % 5 == 0)
+                    assert_int_equal(weft__writer_flush(w), 0); /* the drain's flushes */
+            }
+            assert_int_equal(weft__writer_close(&w, err, sizeof err), 0);
+            if (kind == WEFT__COMPRESS_NONE) {
+                file_bytes(plain, &want);
+                break;
+            }
+            file_bytes(path, &got);
+            assert_true(got.len < want.len / 2);
+            if (split == 0) {
+                first.len = 0;
+                assert_int_equal(weft__buf_append(&first, got.data, got.len), 0);
+            } else {
+                assert_int_equal(got.len, first.len);
+                assert_memory_equal(got.data, first.data, got.len);
+            }
+            weft__buf_t back = {0};
+            decompress((weft__compress_t)kind, got.data, got.len, &back);
+            assert_int_equal(back.len, want.len);
+            assert_memory_equal(back.data, want.data, want.len);
+            weft__buf_free(&back);
+        }
+    }
+    weft__buf_free(&first);
+    weft__buf_free(&got);
+    weft__buf_free(&want);
+    weft__buf_free(&block);
+    unlink(path);
+    unlink(plain);
+    rmdir(dir);
+}
+
+/* Into a pipe, a flush goes through the codec: the reader can decode every
+ * record written so far before the stream ends. */
+static void writer_compressed_pipe_streams(void **state)
+{
+    (void)state;
+    for (int kind = WEFT__COMPRESS_GZIP; kind <= WEFT__COMPRESS_ZSTD; kind++) {
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        char path[64];
+        snprintf(path, sizeof path, "/dev/fd/%d", fds[1]);
+        weft__writer_t *w = NULL;
+        char err[256];
+        weft__writer_settings_t s = {.format = WEFT__FORMAT_JSONL,
+                                     .compress = (weft__compress_t)kind};
+        assert_int_equal(weft__writer_open_with(&w, path, &s, err, sizeof err), 0);
+        assert_int_equal(weft__writer_record(w, "{\"k\":1}", 7), 0);
+        assert_int_equal(weft__writer_flush(w), 0);
+        char got[4096];
+        ssize_t n = read(fds[0], got, sizeof got);
+        assert_true(n > 0);
+        weft__buf_t back = {0};
+        decompress((weft__compress_t)kind, got, (size_t)n, &back);
+        assert_int_equal(back.len, 8);
+        assert_memory_equal(back.data, "{\"k\":1}\n", 8);
+        assert_int_equal(weft__writer_close(&w, err, sizeof err), 0);
+        weft__buf_free(&back);
+        close(fds[0]);
+        close(fds[1]);
+    }
+}
+
 /* weft__put_int against snprintf: every digit-count boundary (10^k - 1,
  * 10^k, 10^k + 1), every power of two around it, the ends of int64, and a
  * dense stretch around 0. */
@@ -358,6 +516,8 @@ int main(void)
         cmocka_unit_test(minify_valid),     cmocka_unit_test(minify_invalid),
         cmocka_unit_test(values_every_kind), cmocka_unit_test(writer_formats),
         cmocka_unit_test(writer_errors),    cmocka_unit_test(writer_big_blocks),
+        cmocka_unit_test(writer_compressed_deterministic),
+        cmocka_unit_test(writer_compressed_pipe_streams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -634,7 +634,7 @@ static void second_sigint(const char *mode)
     for (int round = 0; round < 3; round++) {
         for (size_t k = 0; k < 2; k++)
             unlink(e2e_path(pidfiles[k]));
-        int pid = E2E_SPAWN("run", ini, "-q", "-j", "2", "--set", "run.output=sig.json");
+        int pid = E2E_SPAWN("run", ini, "-q", "-j", "2", "--set", "run.output=sig.jsonl");
         pid_t sleepers[2];
         for (size_t k = 0; k < 2; k++) {
             sleepers[k] = pid_in(pidfiles[k]);
@@ -652,7 +652,7 @@ static void second_sigint(const char *mode)
         int st = wait_for(pid, 10.0, &exited);
         expect_all_gone(sleepers, 2, "the sleep of an item in flight at a second signal");
         assert_int_equal(st, 130);
-        unlink(e2e_path("sig.json.journal"));
+        unlink(e2e_path("sig.jsonl.journal"));
     }
     free(ini);
 }
@@ -684,7 +684,7 @@ static void second_signal_ignored(const char *mode, int sig, const char *trap_na
         trap_name);
     char *ini = strdup(job(mode, cmd));
     unlink(e2e_path("held.pids"));
-    pid_t pid = SPAWN("run", ini, "-j", "2", "--set", "run.output=held.json");
+    pid_t pid = SPAWN("run", ini, "-j", "2", "--set", "run.output=held.jsonl");
     pid_t cmds[2];
     if (!pids_in_file("held.pids", cmds, 2)) {
         kill(pid, SIGKILL);
@@ -709,7 +709,7 @@ static void second_signal_ignored(const char *mode, int sig, const char *trap_na
         fail_msg("weft: status %d (%s), want exit(%d); stderr:\n%s", st,
                  exited ? "exited" : "killed by a signal", 128 + sig, err ? err : "");
     }
-    unlink(e2e_path("held.json.journal"));
+    unlink(e2e_path("held.jsonl.journal"));
     free(ini);
 }
 
@@ -733,8 +733,8 @@ static void exec_sighup(void **state)
         for (int nohup = 0; nohup < 2; nohup++) {
             unlink(e2e_path("hup.pids"));
             pid_t pid =
-                nohup ? SPAWN_NOHUP("run", ini, "-j", "2", "--set", "run.output=hup.json")
-                      : SPAWN("run", ini, "-j", "2", "--set", "run.output=hup.json");
+                nohup ? SPAWN_NOHUP("run", ini, "-j", "2", "--set", "run.output=hup.jsonl")
+                      : SPAWN("run", ini, "-j", "2", "--set", "run.output=hup.jsonl");
             pid_t cmds[2];
             if (!pids_in_file("hup.pids", cmds, 2)) {
                 kill(pid, SIGKILL);
@@ -763,7 +763,7 @@ static void exec_sighup(void **state)
                 fail_msg("weft: status %d (%s), want exit(%d); stderr:\n%s", st,
                          exited ? "exited" : "killed by a signal", want, err ? err : "");
             free(err);
-            unlink(e2e_path("hup.json.journal"));
+            unlink(e2e_path("hup.jsonl.journal"));
         }
         free(ini);
     }

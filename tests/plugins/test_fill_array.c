@@ -282,10 +282,10 @@ static void order_any_keeps_every_record(void **state)
         free(text);
     }
     /* A JSON array in completion order is still one valid array. */
-    e2e_outcome_t o = E2E_RUN("run", cfg, "-j", "3", "--set", "run.format=json");
+    e2e_outcome_t o = E2E_RUN("run", cfg, "-j", "3", "-o", e2e_path("any.json"));
     e2e_expect(&o, 0, NULL);
     e2e_free(&o);
-    char *text = e2e_slurp(e2e_path("any.jsonl"), NULL);
+    char *text = e2e_slurp(e2e_path("any.json"), NULL);
     cJSON *j = cJSON_Parse(text);
     assert_non_null(j);
     assert_int_equal(cJSON_GetArraySize(j), N);

@@ -113,8 +113,10 @@ static void setup_job(weft__format_t format, weft__record_t record, bool flatten
     job.workers = wk;
     job.threads = 1;
     job.frame = weft__frame_of(format);
-    job.writes_records = format == WEFT__FORMAT_JSON || format == WEFT__FORMAT_JSONL;
-    job.plain_values = job.writes_records && record == WEFT__RECORD_VALUE && !flatten;
+    job.csv = format == WEFT__FORMAT_CSV || format == WEFT__FORMAT_TSV;
+    job.writes_records = format == WEFT__FORMAT_JSON || format == WEFT__FORMAT_JSONL || job.csv;
+    job.plain_values = job.writes_records && !job.csv && record == WEFT__RECORD_VALUE &&
+                       !flatten;
     job.null_not_run = job.plain_values;
     atomic_store(&weft__run_stop, 0);
     atomic_store(&weft__run_halted, 0);
@@ -256,6 +258,50 @@ static void item_bad_values_fail_the_item(void **state)
     free_block(&b);
 }
 
+/* CSV: a row a record (the integer fast path is not taken), a failure's
+ * row, a list spliced into rows of the same index, a not-run item no row. */
+static void item_csv_rows(void **state)
+{
+    (void)state;
+    setup_job(WEFT__FORMAT_CSV, WEFT__RECORD_FULL, false);
+    weft__block_t b;
+    enum weft__item_fate fate;
+    assert_string_equal(run_one(P_INT, &fate, &b), "0,100,true,,200\n");
+    free_block(&b);
+    assert_string_equal(run_one(P_STRING, &fate, &b), "3,103,true,,\"say \"\"hi\"\"\n\"\n");
+    free_block(&b);
+    assert_string_equal(run_one(P_FAIL, &fate, &b), "1,101,false,bad item 1,\n");
+    assert_int_equal(fate, WEFT__FATE_FAILED);
+    assert_int_equal(b.records, 1);
+    free_block(&b);
+    const char *out = run_one(P_BAD_JSON, &fate, &b);
+    assert_int_equal(fate, WEFT__FATE_FAILED);
+    assert_true(strncmp(out, "7,107,false,invalid JSON value at byte", 37) == 0);
+    free_block(&b);
+
+    /* flatten: each element a row; with columns, objects only. */
+    setup_job(WEFT__FORMAT_TSV, WEFT__RECORD_FULL, true);
+    assert_string_equal(run_one(P_LIST, &fate, &b),
+                        "4\t104\ttrue\t\t1\n4\t104\ttrue\t\t[2,3]\n4\t104\ttrue\t\t{\"a\":4}\n");
+    assert_int_equal(b.records, 3);
+    free_block(&b);
+    char *cols[] = {"a"};
+    cfg.columns = cols;
+    cfg.n_columns = 1;
+    out = run_one(P_LIST, &fate, &b);
+    assert_int_equal(fate, WEFT__FATE_FAILED); /* 1 is not an object */
+    assert_string_equal(out, "4\t104\tfalse\tcolumns = is set, so the value must be a JSON "
+                             "object (it is a number)\t\n");
+    free_block(&b);
+    cfg.columns = NULL;
+    cfg.n_columns = 0;
+
+    atomic_store(&weft__run_stop, 1);
+    assert_string_equal(run_one(P_INT, &fate, &b), "");
+    assert_int_equal(b.records, 0);
+    free_block(&b);
+}
+
 static void item_retries(void **state)
 {
     (void)state;
@@ -338,6 +384,7 @@ int main(void)
         cmocka_unit_test_teardown(item_full_records_in_an_array, teardown),
         cmocka_unit_test_teardown(item_flatten_and_no_output, teardown),
         cmocka_unit_test_teardown(item_bad_values_fail_the_item, teardown),
+        cmocka_unit_test_teardown(item_csv_rows, teardown),
         cmocka_unit_test_teardown(item_retries, teardown),
         cmocka_unit_test_teardown(item_timeout, teardown),
         cmocka_unit_test_teardown(item_halt_policy, teardown),
