@@ -207,6 +207,12 @@ def templates():
         "long_path": ("{}/{}/{}/{}/{}/{}/{}/{}/{}", item("d" * 250, 0)),
         "dot": (".", item(None, 0)),
         "dotslash": ("./{index}", item(None, 9)),
+        "gnu_aliases": ("{//}/{/.}-{#:03}{ext}|{.}|{/}", item("a.b/c.tar.gz", 4)),
+        "gnu_trailing": ("{.}_{/}_{//}", item("d/x.y//", 0)),
+        "gnu_seq_max": ("{#}", item(None, 2**64 - 1)),
+        "gnu_slot": ("x{%}", item(None, 0)),
+        "word_braces": ("{{{/.}}}", item("a/b.c", 0)),
+        "near_miss": ("{nmae}", item("x", 0)),
     }
     for name, (tmpl, it) in seeds.items():
         put("template", name, tmpl.encode() + b"\n" + it)
