@@ -402,6 +402,30 @@ static void exec_seq_and_slot(void **state)
            "3 ok");
 }
 
+/* files:DIR/`**`/PATTERN feeding commands: every depth, the loop link not
+ * entered; no match is a run of nothing that says why. */
+static void exec_globstar_items(void **state)
+{
+    (void)state;
+    static const char *const dirs[] = {"gs", "gs/a", "gs/a/b", "gs/.hid"};
+    for (size_t k = 0; k < 4; k++)
+        assert_int_equal(mkdir(e2e_path(dirs[k]), 0777), 0);
+    e2e_write_bytes("gs/top.txt", "", 0);
+    e2e_write_bytes("gs/a/b/deep name.txt", "", 0);
+    e2e_write_bytes("gs/a/skip.md", "", 0);
+    e2e_write_bytes("gs/.hid/no.txt", "", 0);
+    assert_int_equal(symlink("..", e2e_path("gs/a/up")), 0);
+    const char *cfg = e2e_writef("gs.ini", "[run]\nplugin = exec\nitems = files:gs/**/*.txt\n"
+                                           "output = -\nformat = jsonl\n[args]\n"
+                                           "command = printf %%s:%%s {#} {/}\n");
+    e2e_outcome_t o = RUN("run", cfg);
+    expect(&o, 0, "\"1:deep name.txt\"\n\"2:top.txt\"\n", "2 ok");
+    o = RUN("run", cfg, "--set", "run.items=files:gs/**/*.none");
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof want, "no items (no regular file matches %s/gs/**/*.none)", tmp);
+    expect(&o, 0, "", want);
+}
+
 /* ---- failing commands ----------------------------------------------------- */
 
 static void exec_failed_items(void **state)
@@ -1280,6 +1304,7 @@ int main(void)
         cmocka_unit_test(exec_appends_item_without_placeholder),
         cmocka_unit_test(exec_gnu_placeholders),
         cmocka_unit_test(exec_seq_and_slot),
+        cmocka_unit_test(exec_globstar_items),
         cmocka_unit_test(exec_failed_items),
         cmocka_unit_test(exec_cannot_run),
         cmocka_unit_test(exec_timeout),
