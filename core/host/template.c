@@ -427,8 +427,11 @@ static int expand(const weft__tmpl_t *t, const weft_item_t *item, unsigned slot,
         default: return -EINVAL;
         }
         for (int h = 0; h < 2; h++) {
-            if (v[h].n > (size_t)INT_MAX - len)
+            if (v[h].n > (size_t)INT_MAX - len) {
+                if (outsz > 0)
+                    out[0] = '\0';
                 return -E2BIG;
+            }
             /* Copy while it fits with room for the NUL; count regardless. */
             if (fits && v[h].n < outsz - len)
                 memcpy(out + len, v[h].p, v[h].n);

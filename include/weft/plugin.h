@@ -414,7 +414,10 @@ typedef struct weft_plugin {
                 void **state, char *msg, size_t msg_size);
 
     /* Optional.  Per-worker context for worker `worker` in [0, workers);
-     * it reaches every process_one that worker runs, and only those. */
+     * it reaches every process_one that worker runs, and only those.  A
+     * worker (a thread, or a worker process with isolate = process) runs
+     * one item at a time, so worker + 1 is GNU parallel's job slot: the
+     * {%} of host->tmpl_expand_slot. */
     int (*worker_init)(void *state, unsigned worker, unsigned workers,
                        void **worker_ctx, char *msg, size_t msg_size);
     void (*worker_fini)(void *state, unsigned worker, void *worker_ctx);

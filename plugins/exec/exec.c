@@ -45,10 +45,10 @@
  * it stands: "${1}" outside quotes, ${1} inside "...", '"${1}"' inside '...'
  * (${NAME} is the shell's, not a placeholder).  Each distinct placeholder
  * (by its text: {/.} and {stem} are two) is one parameter, numbered in the
- * order of first use.  An item's text is thus
- * never shell code.  The scanner follows quotes, backslashes, $(...) and
- * `...`; a construct it misreads (a case pattern's ')' in a $(...), a
- * here-document) can make a value split or glob, never run.
+ * order of first use.  An item's text is thus never shell code.  The
+ * scanner follows quotes, backslashes, $(...) and `...`; a construct it
+ * misreads (a case pattern's ')' in a $(...), a here-document) can make a
+ * value split or glob, never run.
  *
  * Children are started with posix_spawnp, which glibc implements as a
  * clone(CLONE_VM | CLONE_VFORK) running only async-signal-safe code before
