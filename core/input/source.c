@@ -603,7 +603,9 @@ static char *glob_escape(const char *dir)
  * HEAD and TAIL are glob's own, so `*` in them follows symbolic links as
  * glob does; a TAIL with another `**` recurses, once per `**` (at most
  * MAX_GLOB_LEVELS).  A trailing `**` is `**` then `*`.  The files found
- * are sorted, each path once.
+ * are sorted, each path once: the pattern's empty and "." components are
+ * dropped first, so that a file has one spelling (and a ".." after a `**`
+ * is refused, for the same reason).
  */
 
 /* The first `**` component of p, or NULL. */
@@ -858,11 +860,60 @@ static int globstar(star_t *st, const char *pattern, const char *star, bool nest
     return rc;
 }
 
+/* pattern with its empty and "." components dropped ("a//./b" is "a/b"),
+ * a leading '/' kept; *folders when it ends in '/' or "/." (it then names
+ * folders only), *dotdot when a ".." component follows a `**`.  NULL when
+ * out of memory. */
+static char *globstar_norm(const char *pattern, bool *folders, bool *dotdot)
+{
+    char *out = malloc(strlen(pattern) + 2), *w = out;
+    if (!out)
+        return NULL;
+    *folders = *dotdot = false;
+    bool star = false;
+    if (pattern[0] == '/')
+        *w++ = '/';
+    for (const char *c = pattern;;) {
+        size_t n = strcspn(c, "/");
+        bool last = c[n] == '\0';
+        if (n == 0 || (n == 1 && c[0] == '.')) {
+            *folders = last && c != pattern; /* "x/", "x/." */
+        } else {
+            if (w > out && w[-1] != '/')
+                *w++ = '/';
+            memcpy(w, c, n);
+            w += n;
+            *dotdot |= star && n == 2 && c[0] == '.' && c[1] == '.';
+            star |= n == 2 && c[0] == '*' && c[1] == '*';
+            *folders = false;
+        }
+        if (last)
+            break;
+        c += n + 1;
+    }
+    *w = '\0';
+    return out;
+}
+
 static int files_globstar(list_source_t *l, const char *pattern, const char *label,
                           char *err, size_t errlen)
 {
+    /* One spelling per file, so that each comes once: "a//./b" is "a/b".
+     * A ".." after a `**` would spell every file many ways: refused. */
+    bool folders, dotdot;
+    char *one = globstar_norm(pattern, &folders, &dotdot);
+    if (!one)
+        return fail_oom(err, errlen, label);
+    if (dotdot) {
+        free(one);
+        return failf(err, errlen, label, -EINVAL,
+                     "a '..' after a '**' is not supported (write the folder it means)");
+    }
     star_t st = {.label = label, .err = err, .errlen = errlen};
-    int rc = globstar(&st, pattern, globstar_at(pattern), false);
+    /* A last '/' names folders: no regular file (glibc's glob would
+     * return a file for "dir/name/" when name has no wildcard). */
+    int rc = folders ? 0 : globstar(&st, one, globstar_at(one), false);
+    free(one);
     if (rc == 0 && add_paths(l, &st.found, st.n_found) != 0)
         rc = fail_oom(err, errlen, label);
     weft__buf_free(&st.found);

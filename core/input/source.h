@@ -47,9 +47,11 @@
  *                       of real folders that never enters a symbolic link
  *                       to one (no loops; a linked folder's files come
  *                       under their real path) nor a name starting with
- *                       '.', each file once.  Links the pattern names
- *                       itself (before the `**`, or by a `*` of its own)
- *                       are followed, as glob(3) follows them.
+ *                       '.', each file once ("a//./b" read as "a/b"; a
+ *                       last '/' names folders, so nothing; a ".." after
+ *                       a `**` is an error).  Links the
+ *                       pattern names itself (before the `**`, or by a `*`
+ *                       of its own) are followed, as glob(3) follows them.
  *   items = json:FILE   the elements of FILE's top-level JSON array (read
  *                       whole, parsed with cJSON).  A string element's text
  *                       is its decoded value (UTF-8; a "\u0000" ends it);

@@ -908,6 +908,9 @@ static void files_globstar_levels(void **state)
     expect_files(fx, "files:a/**/c/*", "a/b/c/z.md|a/b/c/z.txt");
     expect_files(fx, "files:a/**", "a/b/c/z.md|a/b/c/z.txt|a/b/y.txt|a/x.txt");
     expect_files(fx, "files:**/**/y.txt", "a/b/y.txt");
+    /* Empty and "." components go: a file has one spelling, and comes once. */
+    expect_files(fx, "files:a//**///**//*.txt", "a/b/c/z.txt|a/b/y.txt|a/x.txt");
+    expect_files(fx, "files:./a/./**/./**/./y.txt", "a/b/y.txt");
     expect_files(fx, "files:**/b/**/z.*", "a/b/c/z.md|a/b/c/z.txt");
     expect_files(fx, "files:a/**/.e.txt", "a/.e.txt"); /* a dot matched explicitly */
     expect_files(fx, "files:.hid/**/*.txt", ".hid/h.txt");
@@ -968,6 +971,10 @@ static void files_globstar_empty_and_errors(void **state)
     expect_error(fx, "files:missing/**/*.txt", -ENOENT, want);
     snprintf(want, sizeof want, "%s/top.txt: Not a directory", fx->dir);
     expect_error(fx, "files:top.txt/**", -ENOTDIR, want);
+    expect_empty(fx, "files:a/**/.", "no regular file matches");
+    /* ".." after `**` would spell each file many ways. */
+    expect_error(fx, "files:a/**/../x.txt", -EINVAL, "a '..' after a '**' is not supported");
+    expect_files(fx, "files:a/b/../**/x.txt", "a/b/../x.txt"); /* before: fine */
     /* The depth limit on the pattern holds for `**` too. */
     char spec[512];
     int n = snprintf(spec, sizeof spec, "files:**");
