@@ -320,3 +320,55 @@ bool weft__in_use(const char *path, long *pid)
     close(fd); /* drops our shared lock, if we got it */
     return used;
 }
+
+/* ---- suggestions ------------------------------------------------------- */
+
+
+/* Optimal string alignment distance: Levenshtein plus the swap of two
+ * adjacent letters as one edit, the commonest typo ("stpe" for "step"). */
+static size_t edit_distance(const char *a, size_t na, const char *b, size_t nb)
+{
+    size_t rows[3][WEFT__SUGGEST_MAX + 1];
+    size_t *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+    for (size_t j = 0; j <= nb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t best = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            if (prev[j] + 1 < best)
+                best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best)
+                best = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < best)
+                best = prev2[j - 2] + 1;
+            cur[j] = best;
+        }
+        size_t *t = prev2;
+        prev2 = prev, prev = cur, cur = t;
+    }
+    return prev[nb];
+}
+
+const char *weft__suggest(const char *word, const char *const *candidates, size_t n)
+{
+    if (!word)
+        return NULL;
+    size_t nw = strlen(word);
+    size_t limit = nw / 3 > 1 ? nw / 3 : 1;
+    size_t best_d = limit + 1;
+    const char *best = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *c = candidates[i];
+        size_t nc = c ? strlen(c) : WEFT__SUGGEST_MAX + 1;
+        if (nc > WEFT__SUGGEST_MAX || (nc > nw ? nc - nw : nw - nc) > limit)
+            continue; /* the length difference alone is too far */
+        size_t d = edit_distance(word, nw, c, nc);
+        if (d < best_d) { /* strict: ties keep the first */
+            best_d = d;
+            best = c;
+        }
+    }
+    return best;
+}

@@ -95,4 +95,15 @@ char *weft__path_join_dup(const char *dir, const char *name);
  * a dir (NULL or "") p as given.  Allocated; NULL when out of memory. */
 char *weft__path_resolve(const char *dir, const char *p);
 
+/* ---- suggestions ------------------------------------------------------ */
+
+/* Candidates longer than this are never suggested (keeps the row on the
+ * stack; no key, argument or placeholder name comes close). */
+#define WEFT__SUGGEST_MAX 64
+
+/* The candidate closest to `word` by edit distance (optimal string
+ * alignment: a swap of two adjacent letters is one edit), if close enough
+ * to be worth suggesting ("did you mean ...?"); else NULL. */
+const char *weft__suggest(const char *word, const char *const *candidates, size_t n);
+
 #endif

@@ -5,7 +5,7 @@
 #    warning and with every @PLACEHOLDER@ filled in;
 #  - every option `weft --help` / `weft run --help` prints, every command,
 #    and every [run] key core/input/config.c knows is documented in the man pages,
-#    the README and the bash completion;
+#    the README and the bash completion (and the zsh and fish ones);
 #  - docs/plugins.md holds examples/greet/greet.c and plugins/plugin.map
 #    verbatim, and its second example plugin builds, loads and runs;
 #  - every config example in weft.ini(5) passes `weft check`.
@@ -95,6 +95,17 @@ for k in $keys; do
 done
 for k in $completion_keys; do
     grep -qw -- "$k" <<<"$keys" || fail "completion offers run.$k, which config.c does not know"
+done
+# The zsh and fish completions: the same keys, every run option.
+zsh_completion=$src/completion/_weft
+fish_completion=$src/completion/weft.fish
+zsh_keys=$(sed -n 's/^_weft_run_keys=(\(.*\))$/\1/p' "$zsh_completion")
+fish_keys=$(sed -n 's/^ *printf .%s.n. \(plugin .*\)$/\1/p' "$fish_completion")
+[ "$zsh_keys" = "$completion_keys" ] || fail "_weft's _weft_run_keys '$zsh_keys' differ from bash's"
+[ "$fish_keys" = "$completion_keys" ] || fail "weft.fish's __weft_run_keys '$fish_keys' differ from bash's"
+for opt in $("$weft" run --help | grep -oE '^ +(-[a-z], )?--[a-z][a-z-]*' | grep -oE -- '--[a-z-]+'); do
+    grep -qF -- "$opt" "$zsh_completion" || fail "_weft does not offer $opt"
+    grep -qE -- "-l ${opt#--}( |$)" "$fish_completion" || fail "weft.fish does not offer $opt"
 done
 
 # Exit statuses: core/run/run.h's enum, in the README table and weft(1).

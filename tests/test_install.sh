@@ -56,6 +56,9 @@ got=$(bash -c 'source "$1" && complete -p weft >/dev/null &&
     fail "the installed completion does not load"
 [ "$got" = "run check describe plugins --help --version" ] ||
     fail "the installed completion completes 'weft <TAB>' to '$got'"
+for f in share/zsh/site-functions/_weft share/fish/vendor_completions.d/weft.fish; do
+    [ -f "$root_prefix/$f" ] || fail "no installed $root_prefix/$f"
+done
 
 # The installed binary finds its plugins by itself (relative to bin/).
 printf '[run]\nplugin = pow4\nitems = 100\n' > "$tmp/pow4.ini"

@@ -366,6 +366,13 @@ static int host_tmpl_compile(const weft_host_t *host, const char *text, weft_tmp
     return weft__tmpl_compile(t, text, msg, msg_size);
 }
 
+static int host_tmpl_scan(const weft_host_t *host, const char *text, size_t pos,
+                          size_t *len, weft_tmpl_t **t, char *msg, size_t msg_size)
+{
+    (void)host;
+    return weft__tmpl_scan(text, pos, len, t, msg, msg_size);
+}
+
 static void host_tmpl_free(weft_tmpl_t *t)
 {
     weft__tmpl_free(&t);
@@ -395,6 +402,8 @@ void weft__host_init(weft__host_t *h, const char *plugin_name, uint64_t run_seed
     h->pub.out_write = host_out_write;
     h->pub.child_started = host_child_started;
     h->pub.child_ended = host_child_ended;
+    h->pub.tmpl_scan = host_tmpl_scan;
+    h->pub.tmpl_expand_slot = weft__tmpl_expand_slot;
     h->plugin_name = plugin_name;
     h->stop = NULL;
     h->outdir_fd = -1;

@@ -173,8 +173,6 @@ int weft__parse_int64(const char *text, int64_t *out);
 /* true/false, yes/no, on/off, 1/0 (any case); 0 or -EINVAL. */
 int weft__parse_bool(const char *text, bool *out);
 
-/* The candidate closest to `word` by edit distance, if close enough to be
- * worth suggesting ("did you mean ...?"); else NULL. */
-const char *weft__suggest(const char *word, const char *const *candidates, size_t n);
+/* weft__suggest ("did you mean") is in util.h. */
 
 #endif

@@ -413,12 +413,6 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static bool is_regular(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 /* The names of the regular files in d (dot-files left out), back to back
  * in `names`; *count of them. */
 static int read_names(DIR *d, weft__buf_t *names, size_t *count)
@@ -502,13 +496,24 @@ static int glob_error(const char *path, int errnum)
     return 1; /* stop */
 }
 
-static int files_glob(list_source_t *l, const char *pattern, const char *label, char *err,
-                      size_t errlen)
+/* The paths glob(3) matches (GLOB_ERR; a leading '.' must be matched
+ * explicitly) that are regular files (dirs false) or folders (dirs true),
+ * symbolic links followed, NUL-terminated into out; *count of them.  0, or
+ * a negative errno with err set.  missing_ok: a folder of the pattern that
+ * is not there (ENOENT, ENOTDIR) is no match rather than an error. */
+static int glob_paths(const char *pattern, bool dirs, bool missing_ok, weft__buf_t *out,
+                      size_t *count, const char *label, char *err, size_t errlen)
 {
     glob_t g = {0};
     glob_failure.errnum = 0;
     /* We sort with strcmp ourselves: glob's order follows the locale. */
+    /* No GLOB_ONLYDIR: glibc's may drop symbolic links to folders. */
     int rc = glob(pattern, GLOB_ERR | GLOB_NOSORT, glob_error, &g);
+    if (rc == GLOB_ABORTED && missing_ok &&
+        (glob_failure.errnum == ENOENT || glob_failure.errnum == ENOTDIR)) {
+        globfree(&g);
+        return 0;
+    }
     if (rc == GLOB_ABORTED) {
         globfree(&g);
         int e = glob_failure.errnum ? glob_failure.errnum : EIO;
@@ -519,16 +524,50 @@ static int files_glob(list_source_t *l, const char *pattern, const char *label, 
         globfree(&g);
         return fail_oom(err, errlen, label);
     }
-    size_t count = rc == 0 ? g.gl_pathc : 0;
-    if (count)
-        qsort(g.gl_pathv, count, sizeof *g.gl_pathv, cmp_str);
+    size_t n = rc == 0 ? g.gl_pathc : 0;
     rc = 0;
-    for (size_t k = 0; rc == 0 && k < count; k++)
-        if (is_regular(g.gl_pathv[k]))
-            rc = list_add(l, g.gl_pathv[k], strlen(g.gl_pathv[k]));
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        struct stat st;
+        const char *p = g.gl_pathv[k];
+        if (stat(p, &st) != 0 || !(dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)))
+            continue;
+        rc = weft__buf_append(out, p, strlen(p) + 1);
+        ++*count;
+    }
     globfree(&g);
+    return rc ? fail_oom(err, errlen, label) : 0;
+}
+
+/* Adds the count NUL-terminated paths of `paths`, sorted with strcmp, each
+ * once. */
+static int add_paths(list_source_t *l, const weft__buf_t *paths, size_t count)
+{
+    const char **v = malloc((count ? count : 1) * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    const char *p = paths->data;
+    for (size_t k = 0; k < count; k++, p += strlen(p) + 1)
+        v[k] = p;
+    qsort(v, count, sizeof *v, cmp_str);
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < count; k++)
+        if (k == 0 || strcmp(v[k - 1], v[k]) != 0)
+            rc = list_add(l, v[k], strlen(v[k]));
+    free(v);
+    return rc;
+}
+
+static int files_glob(list_source_t *l, const char *pattern, const char *label, char *err,
+                      size_t errlen)
+{
+    weft__buf_t found = {0};
+    size_t count = 0;
+    int rc = glob_paths(pattern, false, false, &found, &count, label, err, errlen);
+    if (rc == 0 && add_paths(l, &found, count) != 0)
+        rc = fail_oom(err, errlen, label);
+    weft__buf_free(&found);
     if (rc)
-        return fail_oom(err, errlen, label);
+        return rc;
     if (l->n == 0)
         snprintf(l->base.empty, sizeof l->base.empty, "no regular file matches %s",
                  pattern);
@@ -549,6 +588,346 @@ static char *glob_escape(const char *dir)
     if (out)
         *o = '\0';
     return out;
+}
+
+/* ---- files:PATTERN with `**` ------------------------------------------- */
+
+/*
+ * glob(3) has no `**`.  A `**` component (exactly those two bytes between
+ * slashes) matches zero or more folder levels: the pattern HEAD, `**`,
+ * TAIL (slashes between) is glob(F/TAIL) for every folder F under each
+ * folder HEAD matches, those included.  The walk from a HEAD folder descends only into real
+ * folders: never through a symbolic link (as bash's globstar, and find
+ * without -L), which also means no symlink loop, and never into a name
+ * starting with '.' (as `*` skips them).  A folder that is its own
+ * ancestor (a bind mount of a parent) is not entered again.  The walk is
+ * iterative, breadth first, over an array: any depth is safe for the
+ * stack; a path longer than PATH_MAX - 1 is an error, as it is for glob.
+ * HEAD and TAIL are glob's own, so `*` in them follows symbolic links as
+ * glob does; a TAIL with another `**` recurses, once per `**` (at most
+ * MAX_GLOB_LEVELS).  A trailing `**` is `**` then `*`.  The files found
+ * are sorted, each path once: the pattern's empty and "." components are
+ * dropped first, so that a file has one spelling (and a ".." after a `**`
+ * is refused, for the same reason).
+ */
+
+/* The first `**` component of p, or NULL. */
+static const char *globstar_at(const char *p)
+{
+    for (const char *c = p; (c = strstr(c, "**")); c++)
+        if ((c == p || c[-1] == '/') && (c[2] == '\0' || c[2] == '/'))
+            return c;
+    return NULL;
+}
+
+typedef struct walk_node {
+    size_t off;      /* its path in the walk's `paths`                  */
+    size_t parent;   /* index of the folder it is in; SIZE_MAX: a root  */
+    dev_t dev;
+    ino_t ino;
+} walk_node_t;
+
+/* dir '/' name into out (PATH_MAX bytes): no '/' after "" or a '/'. */
+static int join_child(char *out, const char *dir, const char *name)
+{
+    size_t nd = strlen(dir), nn = strlen(name);
+    bool slash = nd > 0 && dir[nd - 1] != '/';
+    if (nd + slash + nn >= PATH_MAX)
+        return -ENAMETOOLONG;
+    memcpy(out, dir, nd);
+    out[nd] = '/';
+    memcpy(out + nd + slash, name, nn + 1);
+    return 0;
+}
+
+/* The folders of the walk from root ("" is the current folder), root
+ * first, NUL-terminated into *dirs; *count of them.  A root that is not
+ * there or not a folder is an error, as glob(3) has a pattern's folder. */
+static int walk_folders(const char *root, weft__buf_t *dirs, size_t *count,
+                        const char *label, char *err, size_t errlen)
+{
+    struct stat st;
+    const char *r = root[0] ? root : ".";
+    if (stat(r, &st) != 0)
+        return failf(err, errlen, label, -errno, "%s: %s", r, weft_strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return failf(err, errlen, label, -ENOTDIR, "%s: %s", r, weft_strerror(ENOTDIR));
+    walk_node_t *nodes = NULL;
+    size_t n = 0, cap = 0;
+    char path[PATH_MAX];
+    int rc = 0;
+    for (size_t i = 0; rc == 0; i++) {
+        if (i == 0) { /* the root */
+            cap = 64;
+            nodes = malloc(cap * sizeof *nodes);
+            if (!nodes || weft__buf_append(dirs, root, strlen(root) + 1) != 0) {
+                rc = fail_oom(err, errlen, label);
+                break;
+            }
+            nodes[n++] = (walk_node_t){0, SIZE_MAX, st.st_dev, st.st_ino};
+        } else if (i >= n) {
+            break;
+        }
+        /* Copied: appending below may move dirs' bytes. */
+        snprintf(path, sizeof path, "%s", dirs->data + nodes[i].off);
+        DIR *d = opendir(path[0] ? path : ".");
+        if (!d) {
+            if (errno == ENOENT || errno == ENOTDIR)
+                continue; /* removed or replaced since: as glob, no match */
+            rc = failf(err, errlen, label, -errno, "%s: %s", path[0] ? path : ".",
+                       weft_strerror(errno));
+            break;
+        }
+        struct dirent *e;
+        for (errno = 0; rc == 0 && (e = readdir(d)); errno = 0) {
+            if (e->d_name[0] == '.' || (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN))
+                continue; /* dot-names, files, and symbolic links: not entered */
+            struct stat cst;
+            if (fstatat(dirfd(d), e->d_name, &cst, AT_SYMLINK_NOFOLLOW) != 0 ||
+                !S_ISDIR(cst.st_mode))
+                continue;
+            bool loop = false;
+            for (size_t a = i; a != SIZE_MAX && !loop; a = nodes[a].parent)
+                loop = nodes[a].dev == cst.st_dev && nodes[a].ino == cst.st_ino;
+            if (loop)
+                continue;
+            char child[PATH_MAX];
+            if (join_child(child, path, e->d_name) != 0) {
+                rc = failf(err, errlen, label, -ENAMETOOLONG, "%s/%s: %s", path, e->d_name,
+                           weft_strerror(ENAMETOOLONG));
+                break;
+            }
+            if (n == cap) {
+                size_t c = 2 * cap;
+                walk_node_t *p = realloc(nodes, c * sizeof *nodes);
+                if (!p) {
+                    rc = fail_oom(err, errlen, label);
+                    break;
+                }
+                nodes = p;
+                cap = c;
+            }
+            nodes[n] = (walk_node_t){dirs->len, i, cst.st_dev, cst.st_ino};
+            if (weft__buf_append(dirs, child, strlen(child) + 1) != 0) {
+                rc = fail_oom(err, errlen, label);
+                break;
+            }
+            n++;
+        }
+        if (rc == 0 && errno)
+            rc = failf(err, errlen, label, -errno, "%s: %s", path, weft_strerror(errno));
+        closedir(d);
+    }
+    free(nodes);
+    *count = rc ? 0 : n;
+    return rc;
+}
+
+static char *glob_escape(const char *dir);
+
+/* A folder, symbolic links followed ("" is the current one). */
+static bool is_folder(const char *path)
+{
+    struct stat st;
+    return stat(path[0] ? path : ".", &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* What a `**` expansion carries: the files found, the sub-patterns
+ * already globbed (`F/TAIL` strings: a folder reached again through
+ * another split of the pattern, as `**` then `*` then `**` allows, is not
+ * globbed again, so the work stays linear in folders times `**`s), and
+ * where errors go. */
+typedef struct star {
+    weft__buf_t found;
+    size_t n_found;
+    weft__buf_t keys; /* the sub-patterns done, NUL-terminated           */
+    size_t *slots;    /* open addressing: 1 + an offset in keys; 0 free  */
+    size_t n_slots, n_keys;
+    const char *label;
+    char *err;
+    size_t errlen;
+} star_t;
+
+static size_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return (size_t)h;
+}
+
+/* 1 when key was done already, else 0 (and it is now); -ENOMEM. */
+static int star_seen(star_t *st, const char *key)
+{
+    if (2 * (st->n_keys + 1) > st->n_slots) {
+        size_t n = st->n_slots ? 2 * st->n_slots : 256;
+        size_t *slots = calloc(n, sizeof *slots);
+        if (!slots)
+            return -ENOMEM;
+        for (size_t k = 0; k < st->n_slots; k++) {
+            if (!st->slots[k])
+                continue;
+            size_t i = hash_str(st->keys.data + st->slots[k] - 1) & (n - 1);
+            while (slots[i])
+                i = (i + 1) & (n - 1);
+            slots[i] = st->slots[k];
+        }
+        free(st->slots);
+        st->slots = slots;
+        st->n_slots = n;
+    }
+    size_t i = hash_str(key) & (st->n_slots - 1);
+    for (; st->slots[i]; i = (i + 1) & (st->n_slots - 1))
+        if (strcmp(st->keys.data + st->slots[i] - 1, key) == 0)
+            return 1;
+    size_t off = st->keys.len;
+    if (weft__buf_append(&st->keys, key, strlen(key) + 1) != 0)
+        return -ENOMEM;
+    st->slots[i] = off + 1;
+    st->n_keys++;
+    return 0;
+}
+
+/* Adds the regular files `pattern` (with a `**` at star) matches to
+ * st->found.  0 or a negative errno with st->err set.  nested: pattern is
+ * a TAIL under a folder of a walk, where a missing folder is no match. */
+static int globstar(star_t *st, const char *pattern, const char *star, bool nested)
+{
+    const char *label = st->label;
+    char *err = st->err;
+    size_t errlen = st->errlen;
+    /* HEAD: before the `**`, without its last '/' unless that is all. */
+    size_t hn = (size_t)(star - pattern);
+    if (hn > 1 && pattern[hn - 1] == '/')
+        hn--;
+    char *head = malloc(hn + 1);
+    if (!head)
+        return fail_oom(err, errlen, label);
+    memcpy(head, pattern, hn);
+    head[hn] = '\0';
+    /* TAIL: after it and any `**` right after; a trailing one means `*`. */
+    const char *tail = star;
+    while (strncmp(tail, "**/", 3) == 0)
+        tail += 3;
+    if (strcmp(tail, "**") == 0)
+        tail = "*";
+    const char *next = globstar_at(tail);
+    size_t nt = strlen(tail);
+
+    weft__buf_t roots = {0}, dirs = {0};
+    size_t n_roots = 0;
+    int rc = 0;
+    if (strpbrk(head, "*?["))
+        rc = glob_paths(head, true, nested, &roots, &n_roots, label, err, errlen);
+    else if (nested && !is_folder(head))
+        n_roots = 0; /* F/sub/... under a folder F without sub */
+    else if (weft__buf_append(&roots, head, hn + 1) == 0)
+        n_roots = 1;
+    else
+        rc = fail_oom(err, errlen, label);
+    const char *root = roots.data;
+    for (size_t r = 0; rc == 0 && r < n_roots; r++, root += strlen(root) + 1) {
+        size_t n_dirs = 0;
+        dirs.len = 0;
+        rc = walk_folders(root, &dirs, &n_dirs, label, err, errlen);
+        const char *dir = dirs.data;
+        for (size_t k = 0; rc == 0 && k < n_dirs; k++, dir += strlen(dir) + 1) {
+            char *esc = glob_escape(dir);
+            size_t ne = esc ? strlen(esc) : 0;
+            char *sub = esc ? malloc(ne + 1 + nt + 1) : NULL;
+            if (!sub) {
+                free(esc);
+                rc = fail_oom(err, errlen, label);
+                break;
+            }
+            /* "" is the current folder: TAIL alone, as glob has it. */
+            size_t at = ne && esc[ne - 1] != '/' ? ne + 1 : ne;
+            memcpy(sub, esc, ne);
+            sub[ne] = '/';
+            memcpy(sub + at, tail, nt + 1);
+            int seen = star_seen(st, sub);
+            if (seen < 0)
+                rc = fail_oom(err, errlen, label);
+            else if (!seen && next)
+                rc = globstar(st, sub, sub + at + (size_t)(next - tail), true);
+            else if (!seen)
+                rc = glob_paths(sub, false, true, &st->found, &st->n_found, label, err,
+                                errlen);
+            free(sub);
+            free(esc);
+        }
+    }
+    weft__buf_free(&dirs);
+    weft__buf_free(&roots);
+    free(head);
+    return rc;
+}
+
+/* pattern with its empty and "." components dropped ("a//./b" is "a/b"),
+ * a leading '/' kept; *folders when it ends in '/' or "/." (it then names
+ * folders only), *dotdot when a ".." component follows a `**`.  NULL when
+ * out of memory. */
+static char *globstar_norm(const char *pattern, bool *folders, bool *dotdot)
+{
+    char *out = malloc(strlen(pattern) + 2), *w = out;
+    if (!out)
+        return NULL;
+    *folders = *dotdot = false;
+    bool star = false;
+    if (pattern[0] == '/')
+        *w++ = '/';
+    for (const char *c = pattern;;) {
+        size_t n = strcspn(c, "/");
+        bool last = c[n] == '\0';
+        if (n == 0 || (n == 1 && c[0] == '.')) {
+            *folders = last && c != pattern; /* "x/", "x/." */
+        } else {
+            if (w > out && w[-1] != '/')
+                *w++ = '/';
+            memcpy(w, c, n);
+            w += n;
+            *dotdot |= star && n == 2 && c[0] == '.' && c[1] == '.';
+            star |= n == 2 && c[0] == '*' && c[1] == '*';
+            *folders = false;
+        }
+        if (last)
+            break;
+        c += n + 1;
+    }
+    *w = '\0';
+    return out;
+}
+
+static int files_globstar(list_source_t *l, const char *pattern, const char *label,
+                          char *err, size_t errlen)
+{
+    /* One spelling per file, so that each comes once: "a//./b" is "a/b".
+     * A ".." after a `**` would spell every file many ways: refused. */
+    bool folders, dotdot;
+    char *one = globstar_norm(pattern, &folders, &dotdot);
+    if (!one)
+        return fail_oom(err, errlen, label);
+    if (dotdot) {
+        free(one);
+        return failf(err, errlen, label, -EINVAL,
+                     "a '..' after a '**' is not supported (write the folder it means)");
+    }
+    star_t st = {.label = label, .err = err, .errlen = errlen};
+    /* A last '/' names folders: no regular file (glibc's glob would
+     * return a file for "dir/name/" when name has no wildcard). */
+    int rc = folders ? 0 : globstar(&st, one, globstar_at(one), false);
+    free(one);
+    if (rc == 0 && add_paths(l, &st.found, st.n_found) != 0)
+        rc = fail_oom(err, errlen, label);
+    weft__buf_free(&st.found);
+    weft__buf_free(&st.keys);
+    free(st.slots);
+    if (rc)
+        return rc;
+    if (l->n == 0)
+        snprintf(l->base.empty, sizeof l->base.empty, "no regular file matches %s",
+                 pattern);
+    return 0;
 }
 
 /* glob(3) calls itself once per '/' that follows a wildcard (glibc 2.36:
@@ -588,6 +967,8 @@ static int files_open(weft__source_t **out, const weft__entry_t *items,
     int rc;
     if (!l || !path)
         rc = fail_oom(err, errlen, label);
+    else if (is_glob && globstar_at(path))
+        rc = files_globstar(l, path, label, err, errlen);
     else if (is_glob)
         rc = files_glob(l, path, label, err, errlen);
     else

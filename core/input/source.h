@@ -40,7 +40,18 @@
  *   items = files:PATTERN  when the text has one of * ? [ : the regular files
  *                       glob(3) matches (GLOB_ERR; a leading '.' must be
  *                       matched explicitly), sorted with strcmp; text is the
- *                       absolute path.
+ *                       absolute path.  A component that is exactly `**`
+ *                       matches zero or more folder levels (DIR, `**`,
+ *                       "*.txt": every .txt at any depth under DIR, DIR's
+ *                       own included; a last `**` is `**` then `*`): a walk
+ *                       of real folders that never enters a symbolic link
+ *                       to one (no loops; a linked folder's files come
+ *                       under their real path) nor a name starting with
+ *                       '.', each file once ("a//./b" read as "a/b"; a
+ *                       last '/' names folders, so nothing; a ".." after
+ *                       a `**` is an error).  Links the
+ *                       pattern names itself (before the `**`, or by a `*`
+ *                       of its own) are followed, as glob(3) follows them.
  *   items = json:FILE   the elements of FILE's top-level JSON array (read
  *                       whole, parsed with cJSON).  A string element's text
  *                       is its decoded value (UTF-8; a "\u0000" ends it);

@@ -308,11 +308,14 @@ struct weft_host {
 
     /* File name templates: compiled once (in init), expanded per item
      * (thread-safe, no allocation).  Placeholders: {} the item text (a range
-     * item's number), {index}, {index:0N} (zero padded to N <= 20 digits),
-     * {number}, {number:0N}, {name} (base name of the text), {stem} (name
-     * without its last extension), {ext} (that extension with its dot, or
-     * empty: {stem}{ext} is {name}), {dir} (the folder, as dirname(1) has
-     * it); {{ and }} are literal braces.
+     * item's number), {.} the text without its extension, {/} or {name} its
+     * base name (basename(1)), {//} or {dir} its folder (dirname(1)), {/.}
+     * or {stem} the base name without its last extension, {ext} that
+     * extension with its dot, or empty ({stem}{ext} is {name}), {#} the
+     * 1-based sequence number (index + 1), {index}, {number}, and
+     * {index:0N} {number:0N} {#:0N} (zero padded to N <= 20 digits); {{ and
+     * }} are literal braces.  {%} (the job slot) is refused here: see
+     * tmpl_scan.
      * tmpl_compile: 0, or a negative errno with msg ("unknown placeholder
      * '{foo}' at position 7").  *t is the plugin's until tmpl_free.
      * tmpl_expand: writes the NUL-terminated name into out; returns its
@@ -347,6 +350,31 @@ struct weft_host {
      * untracked).  Lock-free: cheap beside a fork. */
     int (*child_started)(const weft_host_t *host, long pid);
     void (*child_ended)(const weft_host_t *host, long pid);
+
+    /* Placeholders inside a plugin's own syntax (exec's argv words and
+     * shell scripts): the same grammar and meanings as tmpl_compile's, plus
+     * GNU parallel's {%}, the job slot.  The plugin scans its text itself
+     * (its quotes, its escapes) and hands each brace to tmpl_scan:
+     *   tmpl_scan: text[pos] is '{' or '}'.  1: text[pos, pos + *len) is a
+     *   placeholder, compiled into *t (the plugin's until tmpl_free).  0:
+     *   the brace is literal text standing for one brace, *len bytes long
+     *   ({{ and }} are 2; a '{' that does not open a placeholder-shaped
+     *   group -- '{', bytes of [A-Za-z0-9_./#%:], '}' -- is 1, so awk's
+     *   '{print $1}' stays text).  Negative errno: placeholder-shaped but
+     *   unknown, or a bad width; msg says which, at position pos + 1, with a
+     *   "did you mean".
+     *   tmpl_expand_slot: as tmpl_expand, with `slot` for {%} (1..workers:
+     *   the worker number + 1, from worker_init; 0: none, and a template
+     *   using {%} gives -EINVAL), and snprintf's contract: returns the full
+     *   length even when out_size is too small (out then holds "": grow and
+     *   call again), -EINVAL (the item's text holds a NUL byte), or -E2BIG
+     *   (over INT_MAX bytes).  tmpl_expand refuses a template with {%}, and
+     *   tmpl_compile refuses {%}: a file name must not depend on which
+     *   worker ran the item.  Thread-safe, no allocation. */
+    int (*tmpl_scan)(const weft_host_t *host, const char *text, size_t pos, size_t *len,
+                     weft_tmpl_t **t, char *msg, size_t msg_size);
+    int (*tmpl_expand_slot)(const weft_tmpl_t *t, const weft_item_t *item, unsigned slot,
+                            char *out, size_t out_size);
 };
 
 /* True when the host table has the member (the table only grows). */
@@ -386,7 +414,10 @@ typedef struct weft_plugin {
                 void **state, char *msg, size_t msg_size);
 
     /* Optional.  Per-worker context for worker `worker` in [0, workers);
-     * it reaches every process_one that worker runs, and only those. */
+     * it reaches every process_one that worker runs, and only those.  A
+     * worker (a thread, or a worker process with isolate = process) runs
+     * one item at a time, so worker + 1 is GNU parallel's job slot: the
+     * {%} of host->tmpl_expand_slot. */
     int (*worker_init)(void *state, unsigned worker, unsigned workers,
                        void **worker_ctx, char *msg, size_t msg_size);
     void (*worker_fini)(void *state, unsigned worker, void *worker_ctx);

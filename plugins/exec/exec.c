@@ -13,24 +13,42 @@
  *   - $VAR, $(...), `...`, globs and ~ are plain text: there is no shell;
  *   - '' or "" is an empty word; an open quote or a trailing backslash is an
  *     init error giving its position (1-based, in bytes).
- * Placeholders are recognised anywhere in a word, quoted or not (quotes only
- * group): {} and {path} the item text (a range item's number), {index},
- * {number}, {stem} (the file name without folder and last extension) and
- * {dir} (the folder, as dirname(1) has it).  {{ and }} are literal braces, as
- * is a brace escaped by a backslash outside quotes.  {NAME} with NAME made
- * of [A-Za-z0-9_./#%] and not one of the above is an init error; other
- * braces are plain text, so awk '{print $1}' needs no escaping.  A template
- * without a placeholder gets {} appended as its last word.  A value is
- * always exactly its own bytes inside its word: never split, never parsed.
+ * Placeholders are the host's (host->tmpl_scan, the grammar of file name
+ * templates: one implementation, one meaning per name), recognised
+ * anywhere in a word, quoted or not (quotes only group):
+ *   {}  the item text (a range item's number; {path} is the same)
+ *   {.}  the text without its extension       a/b.tar.gz -> a/b.tar
+ *   {/}  {name}  the base name                 a/b.tar.gz -> b.tar.gz
+ *   {//} {dir}   the folder, as dirname(1)     a/b.tar.gz -> a   (b -> .)
+ *   {/.} {stem}  the base name without its last extension -> b.tar
+ *   {ext}  that extension with its dot, or nothing          -> .gz
+ *   {#}  the sequence number, 1-based (index + 1)
+ *   {%}  the job slot, 1..threads: the worker's number + 1; no two
+ *        running commands have the same slot
+ *   {index} {number}, and {index:0N} {number:0N} {#:0N} zero padded
+ * The extension is that of the base name (".bashrc" has none, "x.d/" has
+ * ".d"); unlike GNU parallel, a dot-file's {.} is itself.  {{ and }} are
+ * literal braces, as is a brace escaped by a backslash outside quotes.  A
+ * group '{' [A-Za-z0-9_./#%:]* '}' that is not a placeholder is an init
+ * error with a "did you mean"; other braces are plain text, so awk
+ * '{print $1}' needs no escaping.  A template without a placeholder gets
+ * {} appended as its last word.  A value is always exactly its own bytes
+ * inside its word: never split, never parsed, whatever it holds (spaces,
+ * quotes, $, newlines, a leading '-': a command that takes options sees an
+ * item "-n" as one, as it would from any argv; write `--` before {} when
+ * that matters).  Unlike a file name template, nothing confines a value:
+ * an argument is not a path weft opens, so "../x" is passed as it is.
  *
  * shell = true runs `/bin/sh -c SCRIPT sh VALUE...` instead.  The template
  * is the script, as written, except that each placeholder becomes a
  * reference to the positional parameter holding its value, quoted for where
  * it stands: "${1}" outside quotes, ${1} inside "...", '"${1}"' inside '...'
- * (${NAME} is the shell's, not a placeholder).  An item's text is thus
- * never shell code.  The scanner follows quotes, backslashes, $(...) and
- * `...`; a construct it misreads (a case pattern's ')' in a $(...), a
- * here-document) can make a value split or glob, never run.
+ * (${NAME} is the shell's, not a placeholder).  Each distinct placeholder
+ * (by its text: {/.} and {stem} are two) is one parameter, numbered in the
+ * order of first use.  An item's text is thus never shell code.  The
+ * scanner follows quotes, backslashes, $(...) and `...`; a construct it
+ * misreads (a case pattern's ')' in a $(...), a here-document) can make a
+ * value split or glob, never run.
  *
  * Children are started with posix_spawnp, which glibc implements as a
  * clone(CLONE_VM | CLONE_VFORK) running only async-signal-safe code before
@@ -86,7 +104,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -112,8 +130,9 @@ enum { ARG_COMMAND, ARG_SHELL, ARG_CAPTURE, ARG_MAX_OUTPUT, ARG_TIMEOUT, ARG_CWD
 /* clang-format off */
 static const weft_arg_spec_t exec_args[] = {
     [ARG_COMMAND] = {.name = "command", .type = WEFT_ARG_STRING,
-                     .help = "argv template: quotes group, no expansion; {} {index} "
-                             "{number} {path} {stem} {dir}; no placeholder appends {}"},
+                     .help = "argv template: quotes group, no expansion; {} {.} {/} {//} "
+                             "{/.} {#} {%} {name} {ext} {index:0N} ...; no placeholder "
+                             "appends {}"},
     [ARG_SHELL] = {.name = "shell", .type = WEFT_ARG_BOOL, .default_value = "false",
                    .help = "run /bin/sh -c COMMAND, placeholders passed as positional "
                            "parameters"},
@@ -135,24 +154,25 @@ static const weft_arg_spec_t exec_args[] = {
 
 typedef enum capture { CAPTURE_NONE, CAPTURE_STDOUT, CAPTURE_BOTH } capture_t;
 
-/* What a piece of a word is: literal bytes or one placeholder's value. */
-enum { PH_LIT, PH_TEXT, PH_INDEX, PH_NUMBER, PH_STEM, PH_DIR, PH_COUNT };
+enum { FIRST_LINE_MAX = 200, NEST_MAX = 32 };
 
-static const struct {
-    const char *name;
-    int kind;
-} placeholders[] = {
-    {"", PH_TEXT},         {"path", PH_TEXT}, {"index", PH_INDEX},
-    {"number", PH_NUMBER}, {"stem", PH_STEM}, {"dir", PH_DIR},
-};
-
-enum { FIRST_LINE_MAX = 200, NUM_MAX = 24, NEST_MAX = 32 };
+/* What a piece of a word is: literal bytes (ph == PH_LIT) or the value of
+ * placeholder ph - 1 of the template's list. */
+#define PH_LIT 0u
 
 typedef struct piece {
-    uint32_t kind; /* PH_*                                  */
-    uint32_t off;  /* PH_LIT: bytes [off, off + len) of lit  */
+    uint32_t ph;  /* PH_LIT, or 1 + an index into tpl_t.ph       */
+    uint32_t off; /* PH_LIT: bytes [off, off + len) of lit       */
     uint32_t len;
 } piece_t;
+
+/* A distinct placeholder of the command, as the host compiled it; its text
+ * ("{/.}") tells two apart, and in shell mode its position in the list is
+ * its positional parameter (${1} is the first). */
+typedef struct ph {
+    weft_tmpl_t *t;
+    char *text;
+} ph_t;
 
 /* The template, split: word k is pieces [word_end[k - 1], word_end[k]). */
 typedef struct tpl {
@@ -163,7 +183,9 @@ typedef struct tpl {
     size_t *word_end;
     size_t n_words, cap_words;
     bool in_word;
-    unsigned used; /* 1u << kind for each placeholder kind present */
+    ph_t *ph; /* the distinct placeholders, in order of first use */
+    size_t n_ph, cap_ph;
+    const weft_host_t *host; /* compiles and frees them */
 } tpl_t;
 
 typedef struct exec_state {
@@ -185,7 +207,7 @@ typedef struct exec_worker {
     size_t args_cap;
     char *out; /* captured output; never more than max_output + 1 bytes */
     size_t out_cap;
-    char num[2][NUM_MAX]; /* the item's index and number, in decimal    */
+    unsigned slot; /* {%}: the worker's number + 1 */
 } exec_worker_t;
 
 /* ---- building the template ------------------------------------------ */
@@ -205,14 +227,12 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
-static int tpl_piece(tpl_t *t, uint32_t kind, uint32_t off, uint32_t len)
+static int tpl_piece(tpl_t *t, uint32_t ph, uint32_t off, uint32_t len)
 {
     if (grow((void **)&t->pieces, &t->cap_pieces, t->n_pieces + 1, sizeof *t->pieces))
         return -1;
-    t->pieces[t->n_pieces++] = (piece_t){kind, off, len};
+    t->pieces[t->n_pieces++] = (piece_t){ph, off, len};
     t->in_word = true;
-    if (kind != PH_LIT)
-        t->used |= 1u << kind;
     return 0;
 }
 
@@ -231,7 +251,7 @@ static int tpl_lit(tpl_t *t, const char *s, size_t n)
     memcpy(t->lit + t->n_lit, s, n);
     size_t first = t->n_words ? t->word_end[t->n_words - 1] : 0;
     piece_t *last = t->n_pieces > first ? &t->pieces[t->n_pieces - 1] : NULL;
-    if (last && last->kind == PH_LIT && last->off + last->len == t->n_lit)
+    if (last && last->ph == PH_LIT && last->off + last->len == t->n_lit)
         last->len += (uint32_t)n;
     else if (tpl_piece(t, PH_LIT, (uint32_t)t->n_lit, (uint32_t)n))
         return -1;
@@ -259,6 +279,11 @@ static int tpl_word(tpl_t *t, const char *s)
 
 static void tpl_free(tpl_t *t)
 {
+    for (size_t k = 0; k < t->n_ph; k++) {
+        t->host->tmpl_free(t->ph[k].t);
+        free(t->ph[k].text);
+    }
+    free(t->ph);
     free(t->pieces);
     free(t->lit);
     free(t->word_end);
@@ -270,60 +295,70 @@ static bool is_blank(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-static bool is_name_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '/' || c == '#' || c == '%';
-}
-
-/*
- * At cmd[i], a brace: sets *adv to the bytes it takes and returns PH_LIT
- * with *c the one literal character it stands for (a plain brace, or {{ / }}),
- * a placeholder kind, or -1 with msg for an unknown {NAME}.
- */
-static int scan_brace(const char *cmd, size_t i, bool after_dollar, size_t *adv, char *c,
-                      char *msg, size_t msg_size)
-{
-    *c = cmd[i];
-    *adv = 1;
-    if (cmd[i + 1] == cmd[i]) { /* {{ or }} */
-        *adv = 2;
-        return PH_LIT;
-    }
-    if (cmd[i] == '}')
-        return PH_LIT;
-    size_t j = i + 1;
-    while (is_name_char(cmd[j]))
-        j++;
-    if (cmd[j] != '}')
-        return PH_LIT;
-    size_t n = j - i - 1;
-    for (size_t k = 0; k < sizeof placeholders / sizeof placeholders[0]; k++) {
-        if (strlen(placeholders[k].name) == n &&
-            memcmp(placeholders[k].name, cmd + i + 1, n) == 0) {
-            *adv = n + 2;
-            return placeholders[k].kind;
-        }
-    }
-    bool gnu = false;
-    for (size_t k = i + 1; k < j; k++)
-        gnu |= cmd[k] == '.' || cmd[k] == '/' || cmd[k] == '#' || cmd[k] == '%' ||
-               (cmd[k] >= '0' && cmd[k] <= '9');
-    snprintf(
-        msg, msg_size,
-        "command: unknown placeholder '%.*s' at position %zu (known: {} {path} {index} "
-        "{number} {stem} {dir}; {{ and }} are literal braces)%s",
-        (int)(n + 2), cmd + i, i + 1,
-        after_dollar ? "; there is no $ expansion unless shell = true"
-        : gnu        ? "; GNU parallel's other replacement strings are not supported"
-                     : "");
-    return -1;
-}
-
 static int nomem(char *msg, size_t msg_size)
 {
     snprintf(msg, msg_size, "out of memory");
     return -1;
+}
+
+/*
+ * The placeholder t, of text cmd[at, at + n): its number in the list (1 +
+ * its index), added unless the same text is there already (t is then
+ * freed).  0 when out of memory (t freed too).
+ */
+static uint32_t tpl_ph(tpl_t *t, weft_tmpl_t *tm, const char *cmd, size_t at, size_t n)
+{
+    for (size_t k = 0; k < t->n_ph; k++)
+        if (strlen(t->ph[k].text) == n && memcmp(t->ph[k].text, cmd + at, n) == 0) {
+            t->host->tmpl_free(tm);
+            return (uint32_t)k + 1;
+        }
+    char *text = malloc(n + 1);
+    if (!text || grow((void **)&t->ph, &t->cap_ph, t->n_ph + 1, sizeof *t->ph)) {
+        free(text);
+        t->host->tmpl_free(tm);
+        return 0;
+    }
+    memcpy(text, cmd + at, n);
+    text[n] = '\0';
+    t->ph[t->n_ph++] = (ph_t){tm, text};
+    return (uint32_t)t->n_ph;
+}
+
+/*
+ * At cmd[i], a brace, read by the host's placeholder grammar: sets *adv to
+ * the bytes it takes and returns PH_LIT with *c the one literal character
+ * it stands for (a plain brace, or {{ / }}), a placeholder's number
+ * (tpl_ph), or -1 with msg (unknown, bad width, out of memory).
+ */
+static long scan_brace(tpl_t *t, const char *cmd, size_t i, bool after_dollar, size_t *adv,
+                       char *c, char *msg, size_t msg_size)
+{
+    const weft_host_t *h = t->host;
+    weft_tmpl_t *tm = NULL;
+    char why[768] = "";
+    int rc = h->tmpl_scan(h, cmd, i, adv, &tm, why, sizeof why);
+    *c = cmd[i];
+    if (rc == 0)
+        return PH_LIT;
+    if (rc < 0) {
+        snprintf(msg, msg_size, "command: %s%s", why,
+                 after_dollar ? "; there is no $ expansion unless shell = true" : "");
+        return -1;
+    }
+    uint32_t ph = tpl_ph(t, tm, cmd, i, *adv);
+    return ph ? (long)ph : nomem(msg, msg_size);
+}
+
+/* Adds {} as the template's only placeholder (a command without any gets
+ * the item as its last argument).  0 or -1. */
+static int add_default(tpl_t *t, char *msg, size_t msg_size)
+{
+    weft_tmpl_t *tm = NULL;
+    size_t len = 0;
+    if (t->host->tmpl_scan(t->host, "{}", 0, &len, &tm, msg, msg_size) != 1)
+        return -1;
+    return tpl_ph(t, tm, "{}", 0, 2) ? 0 : -1;
 }
 
 /* Splits a non-shell template into words; see the top of the file. */
@@ -339,10 +374,10 @@ static int parse_words(tpl_t *t, const char *cmd, char *msg, size_t msg_size)
         if (c == '{' || c == '}') {
             size_t adv;
             char lit;
-            int kind = scan_brace(cmd, i, was_dollar, &adv, &lit, msg, msg_size);
-            if (kind < 0)
+            long ph = scan_brace(t, cmd, i, was_dollar, &adv, &lit, msg, msg_size);
+            if (ph < 0)
                 return -1;
-            if (kind == PH_LIT ? tpl_lit(t, &lit, 1) : tpl_piece(t, (uint32_t)kind, 0, 0))
+            if (ph == PH_LIT ? tpl_lit(t, &lit, 1) : tpl_piece(t, (uint32_t)ph, 0, 0))
                 return nomem(msg, msg_size);
             i += adv;
             continue;
@@ -408,11 +443,10 @@ static int parse_words(tpl_t *t, const char *cmd, char *msg, size_t msg_size)
 
 /*
  * shell = true: the script, placeholders turned into positional parameter
- * references quoted for their context.  param[kind] is the parameter
- * number given to each kind on first use (0: unused); *n_params counts them.
+ * references quoted for their context.  Placeholder k of t's list (its
+ * first use is its place there) is parameter k + 1.
  */
-static int parse_script(tpl_t *t, const char *cmd, int param[PH_COUNT], int *n_params,
-                        char *msg, size_t msg_size)
+static int parse_script(tpl_t *t, const char *cmd, char *msg, size_t msg_size)
 {
     enum { Q_NONE, Q_SINGLE, Q_DOUBLE };
     enum { END, PAREN, BACKTICK };
@@ -441,21 +475,19 @@ static int parse_script(tpl_t *t, const char *cmd, int param[PH_COUNT], int *n_p
         if (c == '{' || c == '}') {
             size_t adv;
             char lit;
-            int kind = scan_brace(cmd, i, false, &adv, &lit, msg, msg_size);
-            if (kind < 0)
+            long ph = scan_brace(t, cmd, i, false, &adv, &lit, msg, msg_size);
+            if (ph < 0)
                 return -1;
             int rc;
-            if (kind == PH_LIT) {
+            if (ph == PH_LIT) {
                 rc = tpl_lit(t, &lit, 1);
             } else {
-                if (!param[kind])
-                    param[kind] = ++*n_params;
                 char ref[32];
                 int n = snprintf(ref, sizeof ref,
-                                 f->q == Q_NONE     ? "\"${%d}\""
-                                 : f->q == Q_DOUBLE ? "${%d}"
-                                                    : "'\"${%d}\"'",
-                                 param[kind]);
+                                 f->q == Q_NONE     ? "\"${%ld}\""
+                                 : f->q == Q_DOUBLE ? "${%ld}"
+                                                    : "'\"${%ld}\"'",
+                                 ph);
                 rc = tpl_lit(t, ref, (size_t)n);
             }
             if (rc)
@@ -522,9 +554,8 @@ static int parse_script(tpl_t *t, const char *cmd, int param[PH_COUNT], int *n_p
                  f->closer == PAREN ? "$(" : "`", f->at + 1);
         return -1;
     }
-    if (!*n_params) { /* no placeholder: the item is the last argument */
-        param[PH_TEXT] = ++*n_params;
-        if (tpl_lit(t, " \"${1}\"", 7))
+    if (!t->n_ph) { /* no placeholder: the item is the last argument */
+        if (add_default(t, msg, msg_size) || tpl_lit(t, " \"${1}\"", 7))
             return nomem(msg, msg_size);
     }
     return tpl_end(t) ? nomem(msg, msg_size) : 0;
@@ -534,7 +565,7 @@ static int parse_script(tpl_t *t, const char *cmd, int param[PH_COUNT], int *n_p
 static bool word_is(const tpl_t *t, size_t k, const char *s)
 {
     size_t first = k ? t->word_end[k - 1] : 0;
-    if (t->word_end[k] - first != 1 || t->pieces[first].kind != PH_LIT)
+    if (t->word_end[k] - first != 1 || t->pieces[first].ph != PH_LIT)
         return false;
     const piece_t *p = &t->pieces[first];
     return p->len == strlen(s) && memcmp(t->lit + p->off, s, p->len) == 0;
@@ -555,7 +586,7 @@ static void warn_raw_script(const exec_state_t *s)
         if (!word_is(t, k, "-c"))
             continue;
         for (size_t p = t->word_end[k]; p < t->word_end[k + 1]; p++)
-            if (t->pieces[p].kind != PH_LIT) {
+            if (t->pieces[p].ph != PH_LIT) {
                 s->host->logf(s->host,
                               "warning: a placeholder inside the script of "
                               "'sh -c' is pasted in as shell code; pass it as an "
@@ -574,89 +605,62 @@ typedef struct span {
     size_t n;
 } span_t;
 
-/* basename(1) and dirname(1) of s, and the stem: the base without its last
- * extension (".bashrc", "." and ".." have none). */
-static void split_path(span_t s, span_t *dir, span_t *stem)
+/* w->args holds at least need bytes.  0 or -1. */
+static int args_reserve(exec_worker_t *w, size_t need)
 {
-    size_t end = s.n;
-    while (end > 1 && s.p[end - 1] == '/')
-        end--;
-    if (end == 1 && s.p[0] == '/') {
-        *dir = *stem = (span_t){"/", 1};
-        return;
-    }
-    size_t slash = end;
-    while (slash > 0 && s.p[slash - 1] != '/')
-        slash--;
-    span_t base = {s.p + slash, end - slash};
-    if (slash == 0) {
-        *dir = (span_t){".", 1};
-    } else {
-        size_t d = slash;
-        while (d > 1 && s.p[d - 1] == '/')
-            d--;
-        *dir = (span_t){s.p, d};
-    }
-    size_t dot = base.n;
-    while (dot > 0 && base.p[dot - 1] != '.')
-        dot--;
-    bool dots_only = base.n <= 2 && (base.n == 0 || base.p[0] == '.') &&
-                     (base.n < 2 || base.p[1] == '.');
-    if (dot > 1 && !dots_only)
-        base.n = dot - 1;
-    *stem = base;
+    if (need <= w->args_cap)
+        return 0;
+    size_t cap = w->args_cap * 2 > need ? w->args_cap * 2 : need;
+    char *p = realloc(w->args, cap);
+    if (!p)
+        return -1;
+    w->args = p;
+    w->args_cap = cap;
+    return 0;
 }
 
-/* Builds w->argv for the item.  0, or -1 with the item failed. */
+/* Builds w->argv for the item: each placeholder expanded by the host, in
+ * place, into its word.  0, or -1 with the item failed. */
 static int build_argv(exec_worker_t *w, const exec_state_t *s, const weft_item_t *item,
                       weft_result_t *r)
 {
     const tpl_t *t = &s->t;
-    span_t v[PH_COUNT] = {{0}};
-    int n_index = snprintf(w->num[0], NUM_MAX, "%" PRIu64, item->index);
-    int n_number = snprintf(w->num[1], NUM_MAX, "%" PRId64, item->number);
-    v[PH_INDEX] = (span_t){w->num[0], (size_t)n_index};
-    v[PH_NUMBER] = (span_t){w->num[1], (size_t)n_number};
-    if (item->text) {
-        v[PH_TEXT] = (span_t){item->text, item->text_len};
-        if (memchr(item->text, '\0', item->text_len) &&
-            (t->used & (1u << PH_TEXT | 1u << PH_STEM | 1u << PH_DIR)))
-            return s->host->failf(r,
-                                  "the item holds a NUL byte: it cannot be an argument");
-    } else {
-        v[PH_TEXT] = v[PH_NUMBER]; /* range items: {} is the number */
-    }
-    if (t->used & (1u << PH_STEM | 1u << PH_DIR))
-        split_path(v[PH_TEXT], &v[PH_DIR], &v[PH_STEM]);
-
-    size_t need = 0;
-    for (size_t k = 0; k < t->n_pieces; k++)
-        need += t->pieces[k].kind == PH_LIT ? t->pieces[k].len : v[t->pieces[k].kind].n;
-    need += t->n_words;
-    if (need > w->args_cap) {
-        size_t cap = w->args_cap * 2 > need ? w->args_cap * 2 : need;
-        char *p = realloc(w->args, cap);
-        if (!p)
-            return s->host->failf(r, "out of memory for the arguments (%zu bytes)", need);
-        w->args = p;
-        w->args_cap = cap;
-    }
+    const weft_host_t *h = s->host;
     size_t len = 0, p = 0;
     for (size_t k = 0; k < t->n_words; k++) {
         w->arg_off[k] = len;
         for (; p < t->word_end[k]; p++) {
             const piece_t *pc = &t->pieces[p];
-            span_t x =
-                pc->kind == PH_LIT ? (span_t){t->lit + pc->off, pc->len} : v[pc->kind];
-            memcpy(w->args + len, x.p, x.n);
-            len += x.n;
+            if (pc->ph == PH_LIT) {
+                if (args_reserve(w, len + pc->len + 1))
+                    goto nomem;
+                memcpy(w->args + len, t->lit + pc->off, pc->len);
+                len += pc->len;
+                continue;
+            }
+            const weft_tmpl_t *tm = t->ph[pc->ph - 1].t;
+            int n = h->tmpl_expand_slot(tm, item, w->slot, w->args + len, w->args_cap - len);
+            if (n >= 0 && (size_t)n >= w->args_cap - len) { /* grow, then again */
+                if (args_reserve(w, len + (size_t)n + 1))
+                    goto nomem;
+                n = h->tmpl_expand_slot(tm, item, w->slot, w->args + len, w->args_cap - len);
+            }
+            if (n == -EINVAL)
+                return h->failf(r, "the item holds a NUL byte: it cannot be an argument");
+            if (n < 0)
+                return h->failf(r, "an argument of the item is over %d bytes", INT_MAX);
+            len += (size_t)n;
         }
+        if (args_reserve(w, len + 1))
+            goto nomem;
         w->args[len++] = '\0';
     }
     for (size_t k = 0; k < t->n_words; k++)
         w->argv[k] = w->args + w->arg_off[k];
     w->argv[t->n_words] = NULL;
     return 0;
+nomem:
+    return h->failf(r, "out of memory for the arguments (over %zu bytes)", len);
 }
 
 static double now(void)
@@ -971,7 +975,7 @@ static void exec_worker_fini(void *state, unsigned worker, void *ctx)
 static int exec_worker_init(void *state, unsigned worker, unsigned workers, void **ctx,
                             char *msg, size_t msg_size)
 {
-    (void)worker, (void)workers;
+    (void)workers;
     const exec_state_t *s = state;
     /* Rounded up to whole cache lines, as aligned_alloc wants a multiple. */
     size_t size = (sizeof(exec_worker_t) + 63) & ~(size_t)63;
@@ -980,6 +984,7 @@ static int exec_worker_init(void *state, unsigned worker, unsigned workers, void
         return nomem(msg, msg_size);
     memset(w, 0, size);
     w->s = s;
+    w->slot = worker + 1; /* one item at a time per worker: a slot of its own */
     if (posix_spawnattr_init(&w->attr) != 0) {
         free(w);
         return nomem(msg, msg_size);
@@ -1030,10 +1035,16 @@ static void exec_destroy(void *state)
 static int exec_init(const weft_host_t *host, const weft_arg_value_t *args, void **state,
                      char *msg, size_t msg_size)
 {
+    if (!WEFT_HOST_HAS(host, tmpl_expand_slot)) {
+        snprintf(msg, msg_size, "this weft is older than the exec plugin: its host table "
+                                "has no tmpl_scan (placeholders); use the exec of its release");
+        return -1;
+    }
     exec_state_t *s = calloc(1, sizeof *s);
     if (!s)
         return nomem(msg, msg_size);
     s->host = host;
+    s->t.host = host;
     s->cwd_fd = -1;
     s->shell = args[ARG_SHELL].u.b;
     s->max_output = (size_t)args[ARG_MAX_OUTPUT].u.i;
@@ -1068,28 +1079,27 @@ static int exec_init(const weft_host_t *host, const weft_arg_value_t *args, void
         goto fail;
     }
     if (s->shell) {
-        int param[PH_COUNT] = {0}, n_params = 0;
         if (tpl_word(&s->t, "/bin/sh") || tpl_word(&s->t, "-c")) {
             nomem(msg, msg_size);
             goto fail;
         }
-        if (parse_script(&s->t, cmd, param, &n_params, msg, msg_size))
+        if (parse_script(&s->t, cmd, msg, msg_size))
             goto fail;
         if (tpl_word(&s->t, "sh")) { /* $0, for the shell's messages */
             nomem(msg, msg_size);
             goto fail;
         }
-        for (int n = 1; n <= n_params; n++)
-            for (int kind = PH_TEXT; kind < PH_COUNT; kind++)
-                if (param[kind] == n &&
-                    (tpl_piece(&s->t, (uint32_t)kind, 0, 0) || tpl_end(&s->t))) {
-                    nomem(msg, msg_size);
-                    goto fail;
-                }
+        /* ${k} is placeholder k - 1's value, a word of its own. */
+        for (size_t k = 0; k < s->t.n_ph; k++)
+            if (tpl_piece(&s->t, (uint32_t)k + 1, 0, 0) || tpl_end(&s->t)) {
+                nomem(msg, msg_size);
+                goto fail;
+            }
     } else {
         if (parse_words(&s->t, cmd, msg, msg_size))
             goto fail;
-        if (!s->t.used && (tpl_piece(&s->t, PH_TEXT, 0, 0) || tpl_end(&s->t))) {
+        if (!s->t.n_ph && (add_default(&s->t, msg, msg_size) ||
+                           tpl_piece(&s->t, 1, 0, 0) || tpl_end(&s->t))) {
             nomem(msg, msg_size);
             goto fail;
         }

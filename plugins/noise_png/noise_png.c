@@ -53,8 +53,9 @@ static const weft_arg_spec_t noise_args[] = {
                  .help = "output folder (created; one run at a time)"},
     [ARG_NAME] = {.name = "name", .type = WEFT_ARG_STRING,
                   .default_value = "noise_{index:06}.png",
-                  .help = "file name template inside dir: {index} {index:06} {number} {} "
-                          "{stem} {ext} {dir} {name}; may hold folders, never '..'"},
+                  .help = "file name template inside dir: {index} {index:06} {#} {} "
+                          "{.} {/} {//} {/.} {name} {stem} {ext}; may hold folders, "
+                          "never '..'"},
     [ARG_SEED] = {.name = "seed", .type = WEFT_ARG_INT, .default_value = "0",
                   .help = "random stream: another seed gives other images"},
     [ARG_COMPRESSION] = {.name = "compression", .type = WEFT_ARG_INT, .default_value = "1",

@@ -6,9 +6,10 @@
  * written to the file "input" in this process's scratch folder, which is
  * also the config's folder.  So "lines:input" and "json:input" read fuzzed
  * text, "files:tree" and "files:tree/STAR.txt" (STAR: '*') list a small
- * fixed tree made once (regular files, a dot-file, a sub-folder, symbolic
- * links to a file, to a folder and to nothing, a name with glob
- * characters), and "10..20" is a range.  Specs that would leave the
+ * fixed tree made once (regular files, a dot-file, sub-folders two levels
+ * deep, symbolic links to a file, to a folder and to nothing, a folder
+ * holding a link to itself, a name with glob characters), and "10..20" is
+ * a range.  Specs that would leave the
  * scratch folder (absolute paths, "..", backslashes, a glob that can match
  * "..") or read standard input are skipped: they are not what is under
  * test and must not touch the machine.
@@ -17,11 +18,17 @@
  * ranges), and checked against an independent reading of the same file:
  * the exact lines, the JSON array's elements (strings decoded, other
  * elements minified text that parses back to an equal value), the sorted
- * regular files of the folder, the range's bounds.
+ * regular files of the folder, the range's bounds, and for a pattern
+ * with `**` components an expansion by glob(3) alone: each `**` replaced
+ * by 0 to 4 `*` components that must match real folders (no symbolic
+ * link), the union of the regular files these patterns match (empty and
+ * "." components dropped, as the source drops them; a pattern ending in
+ * '/' matches no file).
  */
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <glob.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +51,7 @@ static void make_tree(void)
         return;
     made = true;
     char path[8192];
-    const char *dirs[] = {"tree", "tree/sub", "tree/[x] y"};
+    const char *dirs[] = {"tree", "tree/sub", "tree/sub/deep", "tree/[x] y", "tree/loop"};
     for (size_t k = 0; k < sizeof dirs / sizeof dirs[0]; k++) {
         snprintf(path, sizeof path, "%s/%s", fuzz_tmpdir(), dirs[k]);
         FUZZ_CHECK(mkdir(path, 0700) == 0, "mkdir %s: %s", path, strerror(errno));
@@ -57,6 +64,8 @@ static void make_tree(void)
         {"tree/c", ""},
         {"tree/.hidden", "dot-file\n"},
         {"tree/sub/d.txt", "in a sub-folder\n"},
+        {"tree/sub/deep/f.txt", "two levels down\n"},
+        {"tree/loop/l.txt", "beside a link to its own folder\n"},
         {"tree/[x] y/e.txt", "glob characters in the folder name\n"},
         {"tree/*star", "a name with a star\n"},
         {"lines.txt", "one\ntwo\n"},
@@ -70,6 +79,9 @@ static void make_tree(void)
         {"a.txt", "tree/link"},
         {"sub", "tree/dirlink"},
         {"nowhere", "tree/dangling"},
+        /* Alone in its folder, so that `*` components (which follow it, as
+         * glob does) branch once per level, never more. */
+        {".", "tree/loop/self"},
     };
     for (size_t k = 0; k < sizeof links / sizeof links[0]; k++) {
         snprintf(path, sizeof path, "%s/%s", fuzz_tmpdir(), links[k].name);
@@ -324,6 +336,172 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* ---- the `**` reference -------------------------------------------------- */
+
+enum { STAR_MAX_LEVELS = 4, STAR_MAX = 3, REF_MAX = 512 };
+
+typedef struct star_ref {
+    char *comp[128]; /* the pattern's components ("**" among them) */
+    size_t n;
+    size_t pick[STAR_MAX]; /* levels chosen for each `**`           */
+    char *found[REF_MAX];
+    size_t n_found;
+} star_ref_t;
+
+/* p with every run of '/' made one. */
+static char *one_slash(const char *p)
+{
+    char *o = fuzz_strndup(p, strlen(p)), *w = o;
+    for (const char *r = p; *r; r++)
+        if (!(r[0] == '/' && r > p && r[-1] == '/'))
+            *w++ = *r;
+    *w = '\0';
+    return o;
+}
+
+/* glob(3)s one choice of levels; keeps the regular files whose `**`
+ * levels are real folders. */
+static void star_glob(star_ref_t *r)
+{
+    char pat[8192];
+    bool from_star[256];
+    size_t len = 0, nc = 0, s = 0;
+    for (size_t k = 0; k < r->n; k++) {
+        bool star = strcmp(r->comp[k], "**") == 0;
+        size_t times = star ? r->pick[s] : 1;
+        bool last = k + 1 == r->n;
+        for (size_t t = 0; t < times + (star && last); t++) { /* a last `**` is `**` `*` */
+            const char *c = star ? "*" : r->comp[k];
+            len += (size_t)snprintf(pat + len, sizeof pat - len, "%s%s", nc ? "/" : "", c);
+            from_star[nc++] = star && t < times;
+        }
+        s += star;
+    }
+    if (nc == 0 || len >= sizeof pat)
+        return;
+    glob_t g = {0};
+    if (glob(pat, GLOB_NOSORT, NULL, &g) == 0) {
+        for (size_t m = 0; m < g.gl_pathc; m++) {
+            const char *p = g.gl_pathv[m];
+            struct stat st;
+            if (stat(p, &st) != 0 || !S_ISREG(st.st_mode))
+                continue;
+            /* Component c of the path is component c of the pattern. */
+            bool real = true;
+            size_t c = 0;
+            for (const char *q = p;; q++) {
+                if (*q == '/' || !*q) {
+                    if (c < nc && from_star[c]) {
+                        char *prefix = fuzz_strndup(p, (size_t)(q - p));
+                        real = lstat(prefix, &st) == 0 && S_ISDIR(st.st_mode);
+                        free(prefix);
+                    }
+                    c++;
+                    if (!*q || !real)
+                        break;
+                }
+            }
+            if (!real)
+                continue;
+            char *one = one_slash(p);
+            bool dup = false;
+            for (size_t k = 0; k < r->n_found && !dup; k++)
+                dup = strcmp(r->found[k], one) == 0;
+            if (dup || r->n_found == REF_MAX)
+                free(one);
+            else
+                r->found[r->n_found++] = one;
+        }
+    }
+    globfree(&g);
+}
+
+static void star_choose(star_ref_t *r, size_t s, size_t n_stars)
+{
+    if (s == n_stars) {
+        star_glob(r);
+        return;
+    }
+    for (size_t k = 0; k <= STAR_MAX_LEVELS; k++) {
+        r->pick[s] = k;
+        star_choose(r, s + 1, n_stars);
+    }
+}
+
+/* The files a `**` pattern must give; false when the reference does not
+ * model it (too many `**`s or components). */
+static bool star_reference(const char *arg, star_ref_t *r)
+{
+    /* Empty and "." components go, as the source drops them (the kernel
+     * reads the path alike): they would not line up with glob's paths.  A
+     * last one names folders: no file (glob(3) itself is not consistent
+     * there, see files_globstar). */
+    char *path = scratch_path(arg);
+    size_t n_stars = 0;
+    bool folders = false;
+    r->n = 0;
+    for (char *p = path, *slash;; p = slash + 1) {
+        slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        bool skip = r->n > 0 && (n == 0 || (n == 1 && p[0] == '.'));
+        folders = skip && !slash;
+        if (r->n == 128) {
+            free(path);
+            return false;
+        }
+        if (!skip) {
+            r->comp[r->n++] = fuzz_strndup(p, n);
+            n_stars += strcmp(r->comp[r->n - 1], "**") == 0;
+        }
+        if (!slash)
+            break;
+    }
+    free(path);
+    bool ok = n_stars >= 1 && n_stars <= STAR_MAX;
+    if (ok && !folders)
+        star_choose(r, 0, n_stars);
+    for (size_t k = 0; k < r->n; k++)
+        free(r->comp[k]);
+    return ok && r->n_found < REF_MAX;
+}
+
+static bool is_globstar(const char *arg)
+{
+    for (const char *c = arg; (c = strstr(c, "**")); c++)
+        if ((c == arg || c[-1] == '/') && (c[2] == '\0' || c[2] == '/'))
+            return true;
+    return false;
+}
+
+static void check_globstar(const seen_t *s, const char *arg)
+{
+    star_ref_t r = {0};
+    if (!star_reference(arg, &r)) {
+        for (size_t k = 0; k < r.n_found; k++)
+            free(r.found[k]);
+        return;
+    }
+    FUZZ_CHECK(r.n_found == s->n, "%s: the reference finds %zu files, the source %zu", arg,
+               r.n_found, s->n);
+    /* The same set once "//" is "/" (the source keeps a pattern's "//", as
+     * glob does, which changes where such a path sorts: compare sorted
+     * again; check_files checked the source's own order). */
+    char **mine = malloc((s->n ? s->n : 1) * sizeof *mine);
+    FUZZ_CHECK(mine, "out of memory");
+    for (size_t k = 0; k < s->n; k++)
+        mine[k] = one_slash(s->text[k]);
+    qsort(mine, s->n, sizeof *mine, cmp_str);
+    qsort(r.found, r.n_found, sizeof *r.found, cmp_str);
+    for (size_t k = 0; k < s->n; k++)
+        FUZZ_CHECK(strcmp(mine[k], r.found[k]) == 0,
+                   "%s: file %zu is '%s', the reference '%s'", arg, k, mine[k], r.found[k]);
+    for (size_t k = 0; k < s->n; k++)
+        free(mine[k]);
+    free(mine);
+    for (size_t k = 0; k < r.n_found; k++)
+        free(r.found[k]);
+}
+
 static void check_files(const seen_t *s, const char *arg)
 {
     const char *dir = fuzz_tmpdir();
@@ -336,6 +514,10 @@ static void check_files(const seen_t *s, const char *arg)
                    "'%s' is not a regular file", s->text[k]);
         FUZZ_CHECK(k == 0 || strcmp(s->text[k - 1], s->text[k]) < 0,
                    "files not sorted: '%s' then '%s'", s->text[k - 1], s->text[k]);
+    }
+    if (is_globstar(arg)) {
+        check_globstar(s, arg);
+        return;
     }
     if (strpbrk(arg, "*?["))
         return; /* a pattern: glob(3) is its own reference */

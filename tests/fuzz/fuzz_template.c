@@ -14,8 +14,12 @@
  * abort().  Also checked: compile's errors, that expansion is repeatable,
  * exact about its size (an exactly-sized buffer works, one byte less gives
  * -ENAMETOOLONG and "", checked under ASan with heap buffers of exactly
- * that size), that a template without placeholders expands to itself, and
- * a reference expansion of {} {index} {number} {index:0N} {number:0N} {{ }}.
+ * that size), that a template without placeholders expands to itself, a
+ * reference expansion of {} {index} {number} {#} {index:0N} {number:0N}
+ * {#:0N} {{ }}, and that the argv-word reading of the same text
+ * (weft__tmpl_scan at each brace, as exec reads its command) gives the
+ * same expansion whenever the file-name reading compiles, and never reads
+ * past the text otherwise.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -183,12 +187,81 @@ static int ref_expand(const char *t, const weft_item_t *it, ref_t *r)
             ref_int(r, false, it->index, width);
         } else if (name_len == 6 && memcmp(name, "number", 6) == 0) {
             ref_int(r, true, (uint64_t)it->number, width);
+        } else if (name_len == 1 && name[0] == '#') {
+            if (it->index == UINT64_MAX)
+                ref_put(r, "18446744073709551616", 20); /* 20 digits: no pad */
+            else
+                ref_int(r, false, it->index + 1, width);
         } else {
             return 0; /* {name} {stem} {ext} {dir}, or unknown */
         }
         t = close + 1;
     }
     return 1;
+}
+
+/* ---- the argv-word reading ---------------------------------------------- */
+
+/* Reads text as exec does its words (every byte not a brace literal, each
+ * brace through weft__tmpl_scan) and expands it for item with slot 1 into
+ * r.  1: expanded; 0: a scan refused a placeholder (or the item's text has
+ * a NUL where one is used); checks scan's contract on the way. */
+static int scan_expand(const char *text, const weft_item_t *item, ref_t *r)
+{
+    size_t n = strlen(text);
+    int ok = 1;
+    ref_put(r, "", 0);
+    for (size_t i = 0; i < n;) {
+        if (text[i] != '{' && text[i] != '}') {
+            ref_put(r, text + i, 1), i++;
+            continue;
+        }
+        static char sentinel;
+        weft__tmpl_t *t = (weft__tmpl_t *)&sentinel;
+        size_t len = 0;
+        char err[512] = "";
+        int rc = weft__tmpl_scan(text, i, &len, &t, err, sizeof err);
+        if (rc < 0) {
+            FUZZ_CHECK(rc == -EINVAL || rc == -ENOMEM, "scan at %zu: %d", i, rc);
+            FUZZ_CHECK(t == NULL && err[0], "a failed scan at %zu left *t or no message", i);
+            FUZZ_CHECK(text[i] == '{', "scan refused a '}' at %zu", i);
+            ok = 0;
+            i++; /* go on: the rest must not crash it either */
+            continue;
+        }
+        FUZZ_CHECK(len >= 1 && i + len <= n, "scan at %zu of '%s': len %zu", i, text, len);
+        if (rc == 0) {
+            FUZZ_CHECK(t == NULL, "a literal brace with a template");
+            FUZZ_CHECK(len == 1 || text[i + 1] == text[i], "literal of %zu bytes at %zu", len,
+                       i);
+            ref_put(r, text + i, 1);
+        } else {
+            FUZZ_CHECK(rc == 1 && t && text[i] == '{' && text[i + len - 1] == '}',
+                       "scan at %zu: %d, len %zu", i, rc, len);
+            char small[4];
+            int need = weft__tmpl_expand_slot(t, item, 1, small, sizeof small);
+            if (need >= 0) {
+                char *v = malloc((size_t)need + 1);
+                FUZZ_CHECK(v, "out of memory");
+                int got = weft__tmpl_expand_slot(t, item, 1, v, (size_t)need + 1);
+                FUZZ_CHECK(got == need && strlen(v) == (size_t)need,
+                           "expand_slot: %d, then %d", need, got);
+                FUZZ_CHECK((size_t)need < sizeof small ? strcmp(small, v) == 0
+                                                       : small[0] == '\0',
+                           "expand_slot into 4 bytes for %d", need);
+                ref_put(r, v, (size_t)need);
+                free(v);
+            } else {
+                FUZZ_CHECK(need == -EINVAL && item->text &&
+                               memchr(item->text, '\0', item->text_len),
+                           "expand_slot: %d", need);
+                ok = 0;
+            }
+            weft__tmpl_free(&t);
+        }
+        i += len;
+    }
+    return ok;
 }
 
 /* ---- the target --------------------------------------------------------- */
@@ -235,6 +308,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                rc2);
     weft__tmpl_free(&t2);
     if (rc) {
+        ref_t words = {0};
+        scan_expand(text, &item, &words); /* its own checks; no reference */
+        free(words.out);
         FUZZ_CHECK(rc == -EINVAL || rc == -ENAMETOOLONG || rc == -ENOMEM,
                    "compile returned %d", rc);
         FUZZ_CHECK(t == NULL, "a failed compile left *t set");
@@ -282,6 +358,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(strcmp(ref.out, out) == 0, "'%s' expanded to '%s', reference '%s'",
                        text, out, ref.out);
         free(ref.out);
+
+        /* The file-name reading compiled: the argv-word reading agrees. */
+        ref_t words = {0};
+        FUZZ_CHECK(scan_expand(text, &item, &words) == 1,
+                   "'%s' compiles as a file name, not as words", text);
+        FUZZ_CHECK(strcmp(words.out, out) == 0, "'%s': file name '%s', words '%s'", text,
+                   out, words.out);
+        free(words.out);
 
         check_confine(out, "expanded path");
     }

@@ -142,6 +142,15 @@ def sources():
         "files_nothing": "files:nothing*\n",
         "files_not_dir": "files:input\n",
         "files_empty": "files:\n",
+        "files_globstar": "files:tree/**/*.txt\n",
+        "files_globstar_all": "files:**\n",
+        "files_globstar_two": "files:tree/**/sub/**/*.txt\n",
+        "files_globstar_loop": "files:tree/loop/**\n",
+        "files_globstar_head": "files:tree/*/**/f.txt\n",
+        "files_globstar_dot": "files:**/.hidden\n",
+        "files_globstar_none": "files:tree/**/*.none\n",
+        "files_globstar_missing": "files:nothing/**/x\n",
+        "files_globstar_slashes": "files:tree//**//d.txt\n",
         "range_count": "10\n",
         "range_ab": "10..20\n",
         "range_negative": "-5..5\n",
@@ -211,6 +220,12 @@ def templates():
         "long_path": ("{}/{}/{}/{}/{}/{}/{}/{}/{}", item("d" * 250, 0)),
         "dot": (".", item(None, 0)),
         "dotslash": ("./{index}", item(None, 9)),
+        "gnu_aliases": ("{//}/{/.}-{#:03}{ext}|{.}|{/}", item("a.b/c.tar.gz", 4)),
+        "gnu_trailing": ("{.}_{/}_{//}", item("d/x.y//", 0)),
+        "gnu_seq_max": ("{#}", item(None, 2**64 - 1)),
+        "gnu_slot": ("x{%}", item(None, 0)),
+        "word_braces": ("{{{/.}}}", item("a/b.c", 0)),
+        "near_miss": ("{nmae}", item("x", 0)),
     }
     for name, (tmpl, it) in seeds.items():
         put("template", name, tmpl.encode() + b"\n" + it)

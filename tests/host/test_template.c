@@ -159,6 +159,187 @@ static void tmpl_braces_and_literals(void **state)
     assert_string_equal(expand("bild-\xc3\xa4-{index}", &it), "bild-\xc3\xa4-5");
 }
 
+/* GNU parallel's spellings: {/} {//} {/.} are {name} {dir} {stem}; {.} is
+ * the text without {ext}; on hostile and odd paths alike. */
+static void tmpl_gnu_aliases(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *noext, *base, *dir, *stem;
+    } cases[] = {
+        {"a/b/c.tar.gz", "a/b/c.tar", "c.tar.gz", "a/b", "c.tar"},
+        {"my dir/it's a \"file\".txt", "my dir/it's a \"file\"", "it's a \"file\".txt",
+         "my dir", "it's a \"file\""},
+        {"$HOME/`x`.$y", "$HOME/`x`", "`x`.$y", "$HOME", "`x`"},
+        {"new\nline.c", "new\nline", "new\nline.c", ".", "new\nline"},
+        {"-n.txt", "-n", "-n.txt", ".", "-n"},
+        {"--", "--", "--", ".", "--"},
+        {"noext", "noext", "noext", ".", "noext"},
+        {"a.b/noext", "a.b/noext", "noext", "a.b", "noext"},
+        {".bashrc", ".bashrc", ".bashrc", ".", ".bashrc"},
+        {"d/.hidden.txt", "d/.hidden", ".hidden.txt", "d", ".hidden"},
+        {"trail/", "trail/", "trail", ".", "trail"},
+        {"x.y/", "x/", "x.y", ".", "x"},
+        {"d/x.y//", "d/x//", "x.y", "d", "x"},
+        {"/", "/", "/", "/", "/"},
+        {"/abs.d/f.e", "/abs.d/f", "f.e", "/abs.d", "f"},
+        {"..", "..", "..", ".", ".."},
+        {"a/..", "a/..", "..", "a", ".."},
+        {"name.", "name", "name.", ".", "name"},
+        {"", "", "", ".", ""},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        weft_item_t it = text_item(k, cases[k].text);
+        const char *what[] = {"{.}", "{/}", "{//}", "{/.}"};
+        const char *same[] = {NULL, "{name}", "{dir}", "{stem}"};
+        const char *want[] = {cases[k].noext, cases[k].base, cases[k].dir, cases[k].stem};
+        for (int w = 0; w < 4; w++) {
+            char got[PATH_MAX];
+            snprintf(got, sizeof got, "%s", expand(what[w], &it));
+            if (strcmp(got, want[w]) != 0)
+                fail_msg("'%s' %s: got '%s', want '%s'", cases[k].text, what[w], got,
+                         want[w]);
+            if (same[w] && strcmp(got, expand(same[w], &it)) != 0)
+                fail_msg("'%s': %s differs from %s", cases[k].text, what[w], same[w]);
+        }
+        /* Without a trailing '/', {.}{ext} is {}. */
+        size_t n = strlen(cases[k].text);
+        if (n > 1 && cases[k].text[n - 1] != '/')
+            assert_string_equal(expand("{.}{ext}", &it), cases[k].text);
+    }
+    weft_item_t r = range_item(4, -12);
+    assert_string_equal(expand("{.}|{/}|{//}|{/.}|{#}", &r), "-12|-12|.|-12|5");
+}
+
+static void tmpl_seq_and_slot(void **state)
+{
+    (void)state;
+    weft_item_t it = text_item(0, "x");
+    assert_string_equal(expand("{#}", &it), "1");
+    weft_item_t r = range_item(41, 1000);
+    assert_string_equal(expand("{#}-{#:04}-{index}", &r), "42-0042-41");
+    weft_item_t last = range_item(UINT64_MAX, 0);
+    assert_string_equal(expand("{#}", &last), "18446744073709551616");
+    assert_string_equal(expand("{#:020}", &last), "18446744073709551616");
+
+    /* {%} depends on scheduling: refused in a file name... */
+    compile_fails("out/{%}.png", -EINVAL, "'{%}' at position 5", "job slot",
+                  "use {#} or {index}", NULL);
+    /* ...an argv word's, through scan, with the slot the plugin knows. */
+    weft__tmpl_t *t = NULL;
+    size_t len = 0;
+    assert_int_equal(weft__tmpl_scan("{%}", 0, &len, &t, NULL, 0), 1);
+    assert_int_equal(len, 3);
+    char out[32];
+    assert_int_equal(weft__tmpl_expand_slot(t, &it, 7, out, sizeof out), 1);
+    assert_string_equal(out, "7");
+    assert_int_equal(weft__tmpl_expand_slot(t, &it, 12, out, sizeof out), 2);
+    assert_string_equal(out, "12");
+    assert_int_equal(weft__tmpl_expand_slot(t, &it, 0, out, sizeof out), -EINVAL);
+    assert_int_equal(weft__tmpl_expand(t, &it, out, sizeof out), -EINVAL);
+    weft__tmpl_free(&t);
+}
+
+/* expand_slot's snprintf contract: the full length, whatever fits. */
+static void tmpl_expand_slot_sizes(void **state)
+{
+    (void)state;
+    weft__tmpl_t *t = NULL;
+    assert_int_equal(weft__tmpl_compile(&t, "ab{}cd", NULL, 0), 0);
+    weft_item_t it = text_item(0, "0123456789");
+    char out[32];
+    memset(out, 'x', sizeof out);
+    assert_int_equal(weft__tmpl_expand_slot(t, &it, 0, out, 14), 14);
+    assert_string_equal(out, ""); /* needs 15 */
+    assert_int_equal(weft__tmpl_expand_slot(t, &it, 0, out, 0), 14);
+    assert_int_equal(weft__tmpl_expand_slot(t, &it, 0, out, 15), 14);
+    assert_string_equal(out, "ab0123456789cd");
+    weft_item_t nul = {.index = 0, .number = 0, .text = "a\0b", .text_len = 3};
+    assert_int_equal(weft__tmpl_expand_slot(t, &nul, 1, out, sizeof out), -EINVAL);
+    assert_int_equal(weft__tmpl_expand_slot(NULL, &it, 1, out, sizeof out), -EINVAL);
+    weft__tmpl_free(&t);
+}
+
+/* scan at text[pos]: 1 and the placeholder's bytes, 0 and the literal's,
+ * or an error; checks the compiled piece expands to `want` for item 4. */
+static void scan_is(const char *text, size_t pos, int rc, size_t len, const char *want)
+{
+    weft__tmpl_t *t = (weft__tmpl_t *)(uintptr_t)1;
+    size_t got = 99;
+    char err[512] = "";
+    int r = weft__tmpl_scan(text, pos, &got, &t, err, sizeof err);
+    if (r != rc || (r >= 0 && got != len))
+        fail_msg("scan '%s' at %zu: %d len %zu (want %d len %zu) %s", text, pos, r, got,
+                 rc, len, err);
+    if (r != 1) {
+        assert_null(t);
+        return;
+    }
+    weft_item_t it = text_item(4, "dir/file.txt");
+    char out[64];
+    assert_true(weft__tmpl_expand_slot(t, &it, 2, out, sizeof out) >= 0);
+    if (strcmp(out, want) != 0)
+        fail_msg("scan '%s': expands to '%s', want '%s'", text, out, want);
+    weft__tmpl_free(&t);
+}
+
+static void scan_fails(const char *text, size_t pos, const char *frag1, const char *frag2)
+{
+    weft__tmpl_t *t = NULL;
+    size_t len = 0;
+    char err[512] = "";
+    assert_int_equal(weft__tmpl_scan(text, pos, &len, &t, err, sizeof err), -EINVAL);
+    assert_null(t);
+    if (!strstr(err, frag1) || (frag2 && !strstr(err, frag2)))
+        fail_msg("scan '%s': message '%s' lacks '%s' / '%s'", text, err, frag1,
+                 frag2 ? frag2 : "");
+}
+
+/* Argv words: only placeholder-shaped groups are placeholders. */
+static void tmpl_scan_words(void **state)
+{
+    (void)state;
+    scan_is("{}", 0, 1, 2, "dir/file.txt");
+    scan_is("x{.}y", 1, 1, 3, "dir/file");
+    scan_is("{/}", 0, 1, 3, "file.txt");
+    scan_is("{//}", 0, 1, 4, "dir");
+    scan_is("{/.}", 0, 1, 4, "file");
+    scan_is("{#}", 0, 1, 3, "5");
+    scan_is("{%}", 0, 1, 3, "2");
+    scan_is("{index:03}{}", 0, 1, 10, "004");
+    scan_is("{ext}", 0, 1, 5, ".txt");
+    scan_is("{{}}", 0, 0, 2, NULL);
+    scan_is("{{}}", 2, 0, 2, NULL);
+    scan_is("}", 0, 0, 1, NULL);
+    scan_is("{print $1}", 0, 0, 1, NULL);
+    scan_is("{ }", 0, 0, 1, NULL);
+    scan_is("{", 0, 0, 1, NULL);
+    scan_is("{abc", 0, 0, 1, NULL);
+    scan_is("{a{}", 0, 0, 1, NULL);
+    scan_fails("echo {nmae}", 5, "unknown placeholder '{nmae}' at position 6",
+               "did you mean {name}?");
+    scan_fails("{indx:03}", 0, "did you mean {index}?", NULL);
+    scan_fails("{1}", 0, "GNU parallel's numbered", NULL);
+    scan_fails("{stem:03}", 0, "take a width", NULL);
+    scan_fails("{index:99}", 0, "from 1 to 20", NULL);
+    weft__tmpl_t *t = NULL;
+    size_t len = 0;
+    assert_int_equal(weft__tmpl_scan("x", 0, &len, &t, NULL, 0), -EINVAL);
+    assert_int_equal(weft__tmpl_scan(NULL, 0, &len, &t, NULL, 0), -EINVAL);
+}
+
+static void tmpl_did_you_mean(void **state)
+{
+    (void)state;
+    compile_fails("img_{nmae}.png", -EINVAL, "'{nmae}' at position 5",
+                  "did you mean {name}?", NULL);
+    compile_fails("{stme}", -EINVAL, "did you mean {stem}?", NULL);
+    compile_fails("{//.}", -EINVAL, "did you mean {//}?", NULL);
+    compile_fails("{2/.}", -EINVAL, "GNU parallel's numbered", NULL);
+    compile_fails("{completely_else}", -EINVAL, "'{completely_else}' at position 1 (known:",
+                  NULL);
+}
+
 /* ---- errors ---------------------------------------------------------------- */
 
 static void tmpl_compile_errors(void **state)
@@ -178,8 +359,10 @@ static void tmpl_compile_errors(void **state)
     compile_fails("{index:0}", -EINVAL, "'{index:0}'", NULL);
     compile_fails("{index:}", -EINVAL, "'{index:}'", NULL);
     compile_fails("{index:0001}", -EINVAL, "'{index:0001}'", NULL);
-    compile_fails("ab{stem:04}", -EINVAL, "position 3", "only {index} and {number}", NULL);
-    compile_fails("{:03}", -EINVAL, "only {index} and {number}", NULL);
+    compile_fails("ab{stem:04}", -EINVAL, "position 3", "only {index}, {number} and {#}",
+                  NULL);
+    compile_fails("{:03}", -EINVAL, "only {index}, {number} and {#}", NULL);
+    compile_fails("{/.:03}", -EINVAL, "only {index}, {number} and {#}", NULL);
     /* A long unknown placeholder is quoted, cut. */
     char big[300];
     memset(big, 'z', sizeof big);
@@ -376,6 +559,11 @@ int main(void)
         cmocka_unit_test(tmpl_padding),
         cmocka_unit_test(tmpl_path_parts),
         cmocka_unit_test(tmpl_braces_and_literals),
+        cmocka_unit_test(tmpl_gnu_aliases),
+        cmocka_unit_test(tmpl_seq_and_slot),
+        cmocka_unit_test(tmpl_expand_slot_sizes),
+        cmocka_unit_test(tmpl_scan_words),
+        cmocka_unit_test(tmpl_did_you_mean),
         cmocka_unit_test(tmpl_compile_errors),
         cmocka_unit_test(tmpl_expand_bounds),
         cmocka_unit_test(confine_rules),

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "util.h" /* weft__suggest */
 
 typedef struct fixture {
     char dir[64];             /* as created, under /tmp                  */

@@ -855,6 +855,134 @@ static void files_errors(void **state)
     expect_error(fx, "files:", -EINVAL, "expected a folder or a pattern");
 }
 
+/* items = spec lists exactly the files of `rels` ('|' between, relative to
+ * fx->dir), in that order. */
+static void expect_files(fixture_t *fx, const char *spec, const char *rels)
+{
+    weft__source_t *src = NULL;
+    if (open_in(fx->dir, spec, &src, fx->err, sizeof fx->err) != 0)
+        fail_msg("items = '%s': %s", spec, fx->err);
+    char want[8192] = "";
+    size_t n = 0;
+    for (const char *p = rels; *p;) {
+        size_t len = strcspn(p, "|");
+        n += (size_t)snprintf(want + n, sizeof want - n, "%s%s/%.*s", n ? "|" : "",
+                              fx->dir, (int)len, p);
+        p += len + (p[len] == '|');
+    }
+    drain(src, 3, fx->out, sizeof fx->out);
+    if (strcmp(fx->out, want) != 0)
+        fail_msg("items = '%s':\n got %s\nwant %s", spec, fx->out, want);
+    assert_int_equal(src->empty[0], '\0');
+    weft__source_close(&src);
+}
+
+/* The tree of the `**` tests: files at several depths, dot-names. */
+static void globstar_tree(fixture_t *fx)
+{
+    PUT(fx->dir, "top.txt", "t");
+    make_dir(fx->dir, "a");
+    PUT(fx->dir, "a/x.txt", "x");
+    PUT(fx->dir, "a/.e.txt", "e");
+    make_dir(fx->dir, "a/b");
+    PUT(fx->dir, "a/b/y.txt", "y");
+    make_dir(fx->dir, "a/b/c");
+    PUT(fx->dir, "a/b/c/z.txt", "z");
+    PUT(fx->dir, "a/b/c/z.md", "z");
+    make_dir(fx->dir, "a/.dot");
+    PUT(fx->dir, "a/.dot/d.txt", "d");
+    make_dir(fx->dir, ".hid");
+    PUT(fx->dir, ".hid/h.txt", "h");
+    make_dir(fx->dir, "a/b/c.txt"); /* a folder that matches *.txt */
+}
+
+/* `**` is zero or more folder levels; dot-names are skipped as `*` skips
+ * them; every file once, sorted. */
+static void files_globstar_levels(void **state)
+{
+    fixture_t *fx = *state;
+    globstar_tree(fx);
+    expect_files(fx, "files:**/*.txt", "a/b/c/z.txt|a/b/y.txt|a/x.txt|top.txt");
+    expect_files(fx, "files:a/**/*.txt", "a/b/c/z.txt|a/b/y.txt|a/x.txt");
+    expect_files(fx, "files:a/b/c/**/*.txt", "a/b/c/z.txt"); /* zero levels */
+    expect_files(fx, "files:a/**/c/*", "a/b/c/z.md|a/b/c/z.txt");
+    expect_files(fx, "files:a/**", "a/b/c/z.md|a/b/c/z.txt|a/b/y.txt|a/x.txt");
+    expect_files(fx, "files:**/**/y.txt", "a/b/y.txt");
+    /* Empty and "." components go: a file has one spelling, and comes once. */
+    expect_files(fx, "files:a//**///**//*.txt", "a/b/c/z.txt|a/b/y.txt|a/x.txt");
+    expect_files(fx, "files:./a/./**/./**/./y.txt", "a/b/y.txt");
+    expect_files(fx, "files:**/b/**/z.*", "a/b/c/z.md|a/b/c/z.txt");
+    expect_files(fx, "files:a/**/.e.txt", "a/.e.txt"); /* a dot matched explicitly */
+    expect_files(fx, "files:.hid/**/*.txt", ".hid/h.txt");
+    expect_files(fx, "files:*/**/z.md", "a/b/c/z.md");
+    /* "**" inside a name is glob's "*": one level. */
+    expect_files(fx, "files:a/**.txt", "a/x.txt");
+    /* A deep tree: the walk is iterative. */
+    char deep[PATH_MAX] = "deep";
+    make_dir(fx->dir, deep);
+    for (int k = 0; k < 300; k++) {
+        strcat(deep, "/d");
+        make_dir(fx->dir, deep);
+    }
+    strcat(deep, "/leaf.txt");
+    put(fx->dir, deep, "l", 1);
+    expect_files(fx, "files:deep/**/leaf.txt", deep);
+}
+
+/* The walk never enters a symbolic link to a folder: loops end, and a
+ * linked folder's files come once, under their real path.  Links named
+ * by the pattern itself (its HEAD, a `*` of its own) are followed, as
+ * glob(3) follows them. */
+static void files_globstar_symlinks(void **state)
+{
+    fixture_t *fx = *state;
+    globstar_tree(fx);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/a/b/loop", fx->dir);
+    assert_int_equal(symlink("../..", path), 0);
+    snprintf(path, sizeof path, "%s/a/self", fx->dir);
+    assert_int_equal(symlink(".", path), 0);
+    snprintf(path, sizeof path, "%s/dirlink", fx->dir);
+    assert_int_equal(symlink("a", path), 0);
+    snprintf(path, sizeof path, "%s/filelink.txt", fx->dir);
+    assert_int_equal(symlink("a/x.txt", path), 0);
+    snprintf(path, sizeof path, "%s/a/dangling.txt", fx->dir);
+    assert_int_equal(symlink("nowhere", path), 0);
+
+    expect_files(fx, "files:**/*.txt", "a/b/c/z.txt|a/b/y.txt|a/x.txt|filelink.txt|top.txt");
+    expect_files(fx, "files:dirlink/**/*.txt",
+                 "dirlink/b/c/z.txt|dirlink/b/y.txt|dirlink/x.txt");
+    expect_files(fx, "files:*/**/y.txt", "a/b/y.txt|dirlink/b/y.txt");
+    expect_files(fx, "files:a/b/loop/**/y.txt", "a/b/loop/a/b/y.txt");
+}
+
+static void files_globstar_empty_and_errors(void **state)
+{
+    fixture_t *fx = *state;
+    globstar_tree(fx);
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof want, "no regular file matches %s/**/*.none", fx->dir);
+    expect_empty(fx, "files:**/*.none", want);
+    expect_empty(fx, "files:a/**/nothere/*.txt", "no regular file matches");
+    expect_empty(fx, "files:a/**/", "no regular file matches"); /* folders only */
+    make_dir(fx->dir, "void");
+    expect_empty(fx, "files:void/**", "no regular file matches");
+    snprintf(want, sizeof want, "%s/missing: No such file or directory", fx->dir);
+    expect_error(fx, "files:missing/**/*.txt", -ENOENT, want);
+    snprintf(want, sizeof want, "%s/top.txt: Not a directory", fx->dir);
+    expect_error(fx, "files:top.txt/**", -ENOTDIR, want);
+    expect_empty(fx, "files:a/**/.", "no regular file matches");
+    /* ".." after `**` would spell each file many ways. */
+    expect_error(fx, "files:a/**/../x.txt", -EINVAL, "a '..' after a '**' is not supported");
+    expect_files(fx, "files:a/b/../**/x.txt", "a/b/../x.txt"); /* before: fine */
+    /* The depth limit on the pattern holds for `**` too. */
+    char spec[512];
+    int n = snprintf(spec, sizeof spec, "files:**");
+    for (int k = 0; k < 65; k++)
+        n += snprintf(spec + n, sizeof spec - n, "/**");
+    expect_error(fx, spec, -EINVAL, "65 '/' after the first wildcard (at most 64)");
+}
+
 /* ---- json ------------------------------------------------------------------- */
 
 static void json_strings(void **state)
@@ -1029,6 +1157,9 @@ int main(void)
         T(files_glob_no_match),
         T(files_glob_too_deep),
         T(files_errors),
+        T(files_globstar_levels),
+        T(files_globstar_symlinks),
+        T(files_globstar_empty_and_errors),
         T(json_strings),
         T(json_other_values),
         T(json_windows),

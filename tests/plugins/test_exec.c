@@ -86,6 +86,8 @@ static void json_string(char *out, size_t size, const char *s)
             out[n++] = '\\', out[n++] = *s;
         else if (*s == '\t')
             out[n++] = '\\', out[n++] = 't';
+        else if (*s == '\n')
+            out[n++] = '\\', out[n++] = 'n';
         else
             out[n++] = *s;
     }
@@ -256,6 +258,172 @@ static void exec_appends_item_without_placeholder(void **state)
     want_ok(want, sizeof want, 1, "{c}");
     o = RUN("run", job("", "command = printf {{%s}}\n"));
     expect(&o, 0, want, "2 ok");
+}
+
+/* ---- GNU parallel's placeholders, hostile inputs ---------------------------- */
+
+/* Items as JSON strings (so that one may hold a newline), and what each
+ * placeholder must give, written out by hand. */
+static const struct {
+    const char *json, *text, *noext, *base, *dir, *stem, *ext;
+} hostile[] = {
+    {"\"my dir/it's a \\\"file\\\".tar.gz\"", "my dir/it's a \"file\".tar.gz",
+     "my dir/it's a \"file\".tar", "it's a \"file\".tar.gz", "my dir", "it's a \"file\".tar",
+     ".gz"},
+    {"\"$HOME/$(touch PWNED).sh\"", "$HOME/$(touch PWNED).sh", "$HOME/$(touch PWNED)",
+     "$(touch PWNED).sh", "$HOME", "$(touch PWNED)", ".sh"},
+    {"\"line one\\nline two.txt\"", "line one\nline two.txt", "line one\nline two",
+     "line one\nline two.txt", ".", "line one\nline two", ".txt"},
+    {"\"-n\"", "-n", "-n", "-n", ".", "-n", ""},
+    {"\"--help.x\"", "--help.x", "--help", "--help.x", ".", "--help", ".x"},
+    {"\"noext\"", "noext", "noext", "noext", ".", "noext", ""},
+    {"\".bashrc\"", ".bashrc", ".bashrc", ".bashrc", ".", ".bashrc", ""},
+    {"\"dir/.hidden.txt\"", "dir/.hidden.txt", "dir/.hidden", ".hidden.txt", "dir",
+     ".hidden", ".txt"},
+    {"\"trail.d/\"", "trail.d/", "trail/", "trail.d", ".", "trail", ".d"},
+    {"\"a.b.c/d.e.f\"", "a.b.c/d.e.f", "a.b.c/d.e", "d.e.f", "a.b.c", "d.e", ".f"},
+    {"\"x; `touch PWNED3`.y\"", "x; `touch PWNED3`.y", "x; `touch PWNED3`",
+     "x; `touch PWNED3`.y", ".", "x; `touch PWNED3`", ".y"},
+    {"\"'; touch PWNED; '\"", "'; touch PWNED; '", "'; touch PWNED; '", "'; touch PWNED; '",
+     ".", "'; touch PWNED; '", ""},
+    {"\"*.txt\"", "*.txt", "*", "*.txt", ".", "*", ".txt"},
+    {"\"  two  spaces .c\"", "  two  spaces .c", "  two  spaces ", "  two  spaces .c", ".",
+     "  two  spaces ", ".c"},
+    {"\"/abs/x\"", "/abs/x", "/abs/x", "x", "/abs", "x", ""},
+    {"\"\"", "", "", "", ".", "", ""},
+};
+enum { N_HOSTILE = sizeof hostile / sizeof hostile[0] };
+
+/* items.json: the hostile items. */
+static void hostile_items(void)
+{
+    char json[4096] = "[";
+    for (size_t k = 0; k < N_HOSTILE; k++) {
+        append(json, sizeof json, k ? ", " : "");
+        append(json, sizeof json, hostile[k].json);
+    }
+    append(json, sizeof json, "]\n");
+    e2e_write_bytes("items.json", json, strlen(json));
+}
+
+/* Every placeholder, each its own argument or inside a word, in both
+ * modes: the argv the command gets is exactly the expected bytes. */
+static void exec_gnu_placeholders(void **state)
+{
+    (void)state;
+    hostile_items();
+    static const char *const commands[] = {
+        /* argv words */
+        "command = printf [%s] {} {.} {/} {//} {/.} {ext} {name} {#} {index:03} "
+        "<{/.}|{//}>\n",
+        /* the same through sh -c, as positional parameters; quoted three ways */
+        "shell = true\ncommand = printf '[%s]' {} {.} {/} {//} \"{/.}\" '{ext}' {name} "
+        "{#} {index:03} \"<{/.}|\"'{//}>'\n",
+    };
+    for (size_t c = 0; c < 2; c++) {
+        char want[16384] = "";
+        for (size_t k = 0; k < N_HOSTILE; k++) {
+            char v[2048];
+            snprintf(v, sizeof v, "[%s][%s][%s][%s][%s][%s][%s][%zu][%03zu][<%s|%s>]",
+                     hostile[k].text, hostile[k].noext, hostile[k].base, hostile[k].dir,
+                     hostile[k].stem, hostile[k].ext, hostile[k].base, k + 1, k,
+                     hostile[k].stem, hostile[k].dir);
+            want_ok(want, sizeof want, k, v);
+        }
+        char args[1024];
+        snprintf(args, sizeof args, "%s", commands[c]);
+        e2e_outcome_t o = RUN("run", job("", args), "--set", "run.items=json:items.json",
+                              "-j", "3");
+        expect(&o, 0, want, "16 ok, 0 failed");
+        assert_no_pwned();
+    }
+
+    /* Range items: the text is the number. */
+    e2e_outcome_t o = RUN("run", job("", "command = printf %s/%s/%s/%s/%s {.} {/} {//} {#} "
+                                         "{/.}\n"),
+                          "--set", "run.items=7..9");
+    char want[512] = "";
+    want_ok(want, sizeof want, 0, "7/7/./1/7");
+    want_ok(want, sizeof want, 1, "8/8/./2/8");
+    expect(&o, 0, want, "2 ok");
+}
+
+/* {#} is index + 1; {%} the slot: within 1..threads, and never held by
+ * two items at once (mkdir of slot-N is the test: it fails when the
+ * folder is there), in thread and process mode. */
+static void slots(const char *isolate, const char *threads, unsigned n_threads)
+{
+    enum { N = 24 };
+    char args[1024], run[64];
+    snprintf(run, sizeof run, "isolate = %s\n", isolate);
+    snprintf(args, sizeof args,
+             "shell = true\n"
+             "command = mkdir \"slot-{%%}\" || exit 9; sleep 0.05; rmdir 'slot-{%%}'; "
+             "printf '%%s %%s %%s' {#} {%%} {index}\n");
+    const char *cfg = e2e_writef("slots.ini",
+                                 "[run]\nplugin = exec\nitems = %d\noutput = -\n"
+                                 "format = jsonl\n%s[args]\n%s",
+                                 N, run, args);
+    e2e_outcome_t o = RUN("run", cfg, "-j", threads);
+    e2e_expect(&o, 0, NULL);
+    unsigned used = 0, seen = 0;
+    for (const char *at = o.out; (at = strchr(at, '"')); seen++) {
+        unsigned seq = 0, slot = 0, index = 0; /* a line is "SEQ SLOT INDEX" */
+        at++;
+        assert_int_equal(sscanf(at, "%u %u %u", &seq, &slot, &index), 3);
+        if (seq != index + 1 || slot < 1 || slot > n_threads)
+            fail_msg("%s, -j %s: {#} %u {%%} %u for index %u:\n%s", isolate, threads, seq,
+                     slot, index, o.out);
+        used |= 1u << slot;
+        at = strchr(at, '\n');
+        assert_non_null(at);
+    }
+    assert_int_equal(seen, N);
+    /* Several workers ran items (each sleeps, so the others take some). */
+    if (n_threads > 1 && __builtin_popcount(used) < 2)
+        fail_msg("%s, -j %s: one slot ran every item:\n%s", isolate, threads, o.out);
+    e2e_free(&o);
+}
+
+static void exec_seq_and_slot(void **state)
+{
+    (void)state;
+    slots("thread", "4", 4);
+    slots("process", "3", 3);
+    slots("thread", "1", 1);
+    /* argv words too. */
+    e2e_outcome_t o =
+        RUN("run", job("", "command = printf %s-%s {#} {%}\n"), "--set", "run.items=3",
+            "-j", "1");
+    expect(&o, 0,
+           "{\"index\":0,\"ok\":true,\"value\":\"1-1\"}\n"
+           "{\"index\":1,\"ok\":true,\"value\":\"2-1\"}\n"
+           "{\"index\":2,\"ok\":true,\"value\":\"3-1\"}\n",
+           "3 ok");
+}
+
+/* files:DIR/`**`/PATTERN feeding commands: every depth, the loop link not
+ * entered; no match is a run of nothing that says why. */
+static void exec_globstar_items(void **state)
+{
+    (void)state;
+    static const char *const dirs[] = {"gs", "gs/a", "gs/a/b", "gs/.hid"};
+    for (size_t k = 0; k < 4; k++)
+        assert_int_equal(mkdir(e2e_path(dirs[k]), 0777), 0);
+    e2e_write_bytes("gs/top.txt", "", 0);
+    e2e_write_bytes("gs/a/b/deep name.txt", "", 0);
+    e2e_write_bytes("gs/a/skip.md", "", 0);
+    e2e_write_bytes("gs/.hid/no.txt", "", 0);
+    assert_int_equal(symlink("..", e2e_path("gs/a/up")), 0);
+    const char *cfg = e2e_writef("gs.ini", "[run]\nplugin = exec\nitems = files:gs/**/*.txt\n"
+                                           "output = -\nformat = jsonl\n[args]\n"
+                                           "command = printf %%s:%%s {#} {/}\n");
+    e2e_outcome_t o = RUN("run", cfg);
+    expect(&o, 0, "\"1:deep name.txt\"\n\"2:top.txt\"\n", "2 ok");
+    o = RUN("run", cfg, "--set", "run.items=files:gs/**/*.none");
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof want, "no items (no regular file matches %s/gs/**/*.none)", tmp);
+    expect(&o, 0, "", want);
 }
 
 /* ---- failing commands ----------------------------------------------------- */
@@ -930,10 +1098,16 @@ static void exec_init_errors(void **state)
         {"command = printf \"abc {}\n",
          "command: unbalanced \": the quote at position 8 is never closed"},
         {"command = printf %s {xyz}\n",
-         "command: unknown placeholder '{xyz}' at position 11 (known: {} {path} {index} "
-         "{number} {stem} {dir}; {{ and }} are literal braces)"},
+         "command: unknown placeholder '{xyz}' at position 11 (known: {} {.} {/} {//} "
+         "{/.} {#} {%} {index} {index:0N} {number} {number:0N} {name} {stem} {ext} "
+         "{dir}; {{ and }} are literal braces)"},
         {"command = echo ${HOME}\n", "there is no $ expansion unless shell = true"},
-        {"command = echo {/.}\n", "GNU parallel's other replacement strings"},
+        {"command = echo {2/.}\n", "GNU parallel's numbered and {=perl=} forms"},
+        {"command = echo {nmae}\n",
+         "unknown placeholder '{nmae}' at position 6; did you mean {name}?"},
+        {"shell = true\ncommand = echo \"{/..}\"\n",
+         "'{/..}' at position 7; did you mean {/.}?"},
+        {"command = echo {stem:03}\n", "only {index}, {number} and {#} take a width"},
         /* (At a line's very end a backslash continues the line; a blank
          * after it keeps it in the value.) */
         {"command = echo abc\\ \n", "command: backslash at position 9 escapes nothing"},
@@ -1130,6 +1304,9 @@ int main(void)
         cmocka_unit_test(exec_one_thread_each),
         cmocka_unit_test(exec_placeholders),
         cmocka_unit_test(exec_appends_item_without_placeholder),
+        cmocka_unit_test(exec_gnu_placeholders),
+        cmocka_unit_test(exec_seq_and_slot),
+        cmocka_unit_test(exec_globstar_items),
         cmocka_unit_test(exec_failed_items),
         cmocka_unit_test(exec_cannot_run),
         cmocka_unit_test(exec_timeout),

@@ -191,6 +191,39 @@ static void noise_png_template(void **state)
     check_image(e2e_path("tree/sub/01/dog.png"), W, H, 0, 0, 1);
 }
 
+/* The placeholders exec's commands have, with the same meanings, in the
+ * file name; {%} is refused (a file name must not depend on scheduling). */
+static void noise_png_gnu_placeholders(void **state)
+{
+    (void)state;
+    e2e_write("gnu.txt", "a/x.tar.gz\nb/.rc\nc.d/noext\nsp ace/it's.png\n");
+    const char *cfg = config(0, "output = -\n[args]\nsize_x = 37\nsize_y = 23\n"
+                                "dir = gnu\nname = {//}/{/.}-{#}{ext}.png\n");
+    e2e_outcome_t o = E2E_RUN("run", cfg, "--set", "run.items=lines:gnu.txt");
+    expect(&o, 0, "4 ok");
+    check_image(e2e_path("gnu/a/x.tar-1.gz.png"), W, H, 0, 0, 0);
+    check_image(e2e_path("gnu/b/.rc-2.png"), W, H, 0, 0, 1);
+    check_image(e2e_path("gnu/c.d/noext-3.png"), W, H, 0, 0, 2);
+    check_image(e2e_path("gnu/sp ace/it's-4.png.png"), W, H, 0, 0, 3);
+
+    cfg = config(0, "output = -\n[args]\nsize_x = 37\nsize_y = 23\n"
+                    "dir = gnu2\nname = {.}_{/}.png\n");
+    o = E2E_RUN("run", cfg, "--set", "run.items=lines:gnu.txt");
+    expect(&o, 0, "4 ok");
+    check_image(e2e_path("gnu2/a/x.tar_x.tar.gz.png"), W, H, 0, 0, 0);
+    check_image(e2e_path("gnu2/b/.rc_.rc.png"), W, H, 0, 0, 1);
+    check_image(e2e_path("gnu2/c.d/noext_noext.png"), W, H, 0, 0, 2);
+    check_image(e2e_path("gnu2/sp ace/it's_it's.png.png"), W, H, 0, 0, 3);
+    assert_int_equal(count_files(e2e_path("gnu2")), 4);
+
+    cfg = config(N, "[args]\ndir = gnu3\nname = x_{%}.png\n");
+    o = E2E_RUN("run", cfg);
+    expect(&o, 2, "placeholder '{%}' at position 3: the job slot depends on which worker");
+    cfg = config(N, "[args]\ndir = gnu3\nname = x_{nmae}.png\n");
+    o = E2E_RUN("run", cfg);
+    expect(&o, 2, "did you mean {name}?");
+}
+
 /* "../" that only appears in an item's text: that item fails, the others
  * are written, nothing lands outside the folder. */
 static void noise_png_confined(void **state)
@@ -362,6 +395,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(noise_png_same_bytes_any_threads),
         cmocka_unit_test(noise_png_template),
+        cmocka_unit_test(noise_png_gnu_placeholders),
         cmocka_unit_test(noise_png_confined),
         cmocka_unit_test(noise_png_init_errors),
         cmocka_unit_test(noise_png_item_failure),
