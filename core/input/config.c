@@ -386,8 +386,9 @@ static int read_logical(loader_t *ld)
         n--; /* the backslash, and the blanks before it, become one space */
         while (n > 0 && isspace((unsigned char)t[n - 1]))
             n--;
-        ld->text.data[n] = ' ';
-        ld->text.len = n + 1;
+        if (n > 0) /* a line of a backslash alone adds no space before the rest */
+            ld->text.data[n++] = ' ';
+        ld->text.len = n;
         if ((rc = read_physical(ld)) < 0)
             return -1;
         if (rc == 0)
@@ -406,7 +407,7 @@ static int read_logical(loader_t *ld)
  * length in *key_len; NULL when the line has no separator. */
 static const char *split_key(const char *line, size_t *key_len, size_t *value_len)
 {
-    const char *sep = NULL;
+    const char *sep = NULL; /* line starts with no blank (read_physical) */
     for (const char *p = line; *p && !sep; p++) {
         if (*p == ';' && p > line && isspace((unsigned char)p[-1]))
             return NULL; /* a comment before any separator */

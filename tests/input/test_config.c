@@ -624,6 +624,14 @@ static void load_continuation_lines(void **state)
              chunk);
     assert_int_equal(load(fx, text), 0);
     assert_int_equal(strlen(fx->cfg->entries[0].value), 3 * 119 + 2);
+    /* Lines of a backslash alone add nothing (the fuzz finding that made
+     * a long key line keep an untrimmed key is corpus/config/
+     * bug_backslash_only_continuation). */
+    static char text2[1024];
+    snprintf(text2, sizeof text2, "[args]\n\\\n\\\nmode = %s%s\n", chunk, chunk);
+    assert_int_equal(load(fx, text2), 0);
+    assert_string_equal(fx->cfg->entries[0].key, "mode");
+    assert_int_equal(strlen(fx->cfg->entries[0].value), 2 * 119);
     /* A blank after the backslash keeps it in the value. */
     assert_int_equal(load(fx, "[args]\npath = C:\\dir\\ \nmode = y\n"), 0);
     assert_string_equal(fx->cfg->entries[0].value, "C:\\dir\\");
