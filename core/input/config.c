@@ -518,7 +518,19 @@ static int on_entry(void *user, const char *section, const char *name, const cha
         load_fail(ld, -EINVAL, "duplicate key '%s' (first set at line %d)", name,
                   prev->line);
     } else {
-        weft__entry_t e = {strdup(section), strdup(name), strdup(value), cfg->path,
+        /* Trimmed as inih trims a short line, whichever way the text came
+         * (a long line's value through the reader, a continuation). */
+        size_t nl = strlen(name), vl;
+        while (nl && isspace((unsigned char)name[nl - 1]))
+            nl--;
+        while (nl && isspace((unsigned char)*name))
+            name++, nl--;
+        while (isspace((unsigned char)*value))
+            value++;
+        vl = strlen(value);
+        while (vl && isspace((unsigned char)value[vl - 1]))
+            vl--;
+        weft__entry_t e = {strdup(section), strndup(name, nl), strndup(value, vl), cfg->path,
                            ld->line};
         if (entry_adopt(cfg, &e))
             load_fail(ld, -ENOMEM, "out of memory");
