@@ -509,32 +509,37 @@ static int on_entry(void *user, const char *section, const char *name, const cha
         if (k < ld->n_long)
             value = ld->long_values[k];
     }
-    if (!*section) {
+    /* Trimmed as inih trims a short line, whichever way the text came
+     * (a long line's value through the reader, a continuation), before
+     * the checks: "k" and "k " are one key. */
+    size_t nl = strlen(name), vl;
+    while (nl && isspace((unsigned char)name[nl - 1]))
+        nl--;
+    while (nl && isspace((unsigned char)*name))
+        name++, nl--;
+    while (isspace((unsigned char)*value))
+        value++;
+    vl = strlen(value);
+    while (vl && isspace((unsigned char)value[vl - 1]))
+        vl--;
+    weft__entry_t e = {strdup(section), strndup(name, nl), strndup(value, vl), cfg->path,
+                       ld->line};
+    if (!e.section || !e.key || !e.value) {
+        load_fail(ld, -ENOMEM, "out of memory");
+    } else if (!*section) {
         load_fail(ld, -EINVAL,
-                  "key '%s' is outside a section (put it under [run] or [args])", name);
-    } else if (!*name) {
+                  "key '%s' is outside a section (put it under [run] or [args])", e.key);
+    } else if (!*e.key) {
         load_fail(ld, -EINVAL, "empty key (expected 'key = value')");
-    } else if ((prev = entry_find(cfg, section, name))) {
-        load_fail(ld, -EINVAL, "duplicate key '%s' (first set at line %d)", name,
+    } else if ((prev = entry_find(cfg, section, e.key))) {
+        load_fail(ld, -EINVAL, "duplicate key '%s' (first set at line %d)", e.key,
                   prev->line);
     } else {
-        /* Trimmed as inih trims a short line, whichever way the text came
-         * (a long line's value through the reader, a continuation). */
-        size_t nl = strlen(name), vl;
-        while (nl && isspace((unsigned char)name[nl - 1]))
-            nl--;
-        while (nl && isspace((unsigned char)*name))
-            name++, nl--;
-        while (isspace((unsigned char)*value))
-            value++;
-        vl = strlen(value);
-        while (vl && isspace((unsigned char)value[vl - 1]))
-            vl--;
-        weft__entry_t e = {strdup(section), strndup(name, nl), strndup(value, vl), cfg->path,
-                           ld->line};
         if (entry_adopt(cfg, &e))
             load_fail(ld, -ENOMEM, "out of memory");
+        return ld->rc == 0;
     }
+    entry_clear(&e);
     return ld->rc == 0;
 }
 
