@@ -138,6 +138,7 @@ static bool is_help(const char *a)
 static const char *const run_options[] = {
     "--set",    "--threads",     "--output", "--quiet",   "--progress", "--summary-json",
     "--resume", "--retry-failed", "--force",  "--restart", "--help",     "--init",
+    "--plugin", "--items",
 };
 
 /* --progress's value (NULL: line).  -1 (and a message) if it is wrong. */
@@ -223,11 +224,32 @@ static char *shell_word(char *out, const char *a)
     return out;
 }
 
+/* a then b, allocated; NULL when out of memory. */
+static char *joined(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b);
+    char *s = malloc(n + m + 1);
+    if (s) {
+        memcpy(s, a, n);
+        memcpy(s + n, b, m + 1);
+    }
+    return s;
+}
+
+/* GNU parallel's separators: `::: ITEM...` and `:::: FILE`. */
+static bool is_items_word(const char *a)
+{
+    return strcmp(a, ":::") == 0 || strcmp(a, "::::") == 0;
+}
+
 /* "PROG run ARGS... --resume": the command line as typed, without its
- * mode options (--resume, --retry-failed, --restart), then the mode that
- * finishes the job.  Allocated; NULL when out of memory. */
+ * mode options (--resume, --retry-failed, --restart), with the mode that
+ * finishes the job where the options end (before a "--" command or a
+ * ::: list, whose words are not options).  Allocated; NULL when out of
+ * memory. */
 static char *resume_command(const char *prog, int argc, char **argv, bool retry)
 {
+    const char *mode = retry ? " --retry-failed" : " --resume";
     size_t size = 4 * strlen(prog) + 32;
     for (int k = 0; k < argc; k++)
         size += 4 * strlen(argv[k]) + 3;
@@ -239,16 +261,102 @@ static char *resume_command(const char *prog, int argc, char **argv, bool retry)
     bool options = true;
     for (int k = 0; k < argc; k++) {
         const char *a = argv[k];
-        if (options && strcmp(a, "--") == 0)
+        if (options && (strcmp(a, "--") == 0 || is_items_word(a))) {
             options = false;
-        else if (options && (strcmp(a, "--resume") == 0 || strcmp(a, "--retry-failed") == 0 ||
-                             strcmp(a, "--restart") == 0))
+            o = stpcpy(o, mode);
+        } else if (options && (strcmp(a, "--resume") == 0 ||
+                               strcmp(a, "--retry-failed") == 0 || strcmp(a, "--restart") == 0)) {
             continue;
+        }
         *o++ = ' ';
         o = shell_word(o, a);
     }
-    stpcpy(o, retry ? " --retry-failed" : " --resume");
+    if (options)
+        stpcpy(o, mode);
     return cmd;
+}
+
+/* The words after -- as the plugin's `command` template: one word is the
+ * template itself (exec's grammar: quotes group; with shell = true, a
+ * script), several are each one argument, as typed, quoted for that
+ * grammar ('...' with ' written '\''; placeholders are still read inside
+ * quotes, as exec documents).  Allocated "args.command=..."; NULL: out of
+ * memory. */
+static char *command_set(char *const *words, int n)
+{
+    size_t size = sizeof "args.command=";
+    for (int k = 0; k < n; k++)
+        size += 4 * strlen(words[k]) + 3;
+    char *set = malloc(size);
+    if (!set)
+        return NULL;
+    char *o = stpcpy(set, "args.command=");
+    if (n == 1) {
+        stpcpy(o, words[0]);
+        return set;
+    }
+    for (int k = 0; k < n; k++) {
+        if (k)
+            *o++ = ' ';
+        *o++ = '\'';
+        for (const char *p = words[k]; *p; p++) {
+            if (*p == '\'')
+                o = stpcpy(o, "'\\''");
+            else
+                *o++ = *p;
+        }
+        *o++ = '\'';
+    }
+    *o = '\0';
+    return set;
+}
+
+/* `::: ITEM...` as "run.items=[...]": a JSON array of strings, each item's
+ * bytes kept (only '"', '\\' and control characters escaped; other bytes,
+ * invalid UTF-8 included, go through cJSON as they are).  NULL: out of
+ * memory. */
+static char *items_set(char *const *items, int n)
+{
+    size_t size = sizeof "run.items=[]";
+    for (int k = 0; k < n; k++)
+        size += 6 * strlen(items[k]) + 3;
+    char *set = malloc(size);
+    if (!set)
+        return NULL;
+    char *o = stpcpy(set, "run.items=[");
+    for (int k = 0; k < n; k++) {
+        o = stpcpy(o, k ? ",\"" : "\"");
+        for (const unsigned char *p = (const unsigned char *)items[k]; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                *o++ = '\\', *o++ = (char)*p;
+            else if (*p < 0x20)
+                o += sprintf(o, "\\u%04x", *p);
+            else
+                *o++ = (char)*p;
+        }
+        *o++ = '"';
+    }
+    stpcpy(o, "]");
+    return set;
+}
+
+/* `:::: FILE` as "run.items=lines:ABS" (FILE relative to the current
+ * folder, - for standard input).  NULL: out of memory, or no folder. */
+static char *lines_set(const char *file)
+{
+    char *abs = NULL;
+    if (strcmp(file, "-") != 0 && file[0] != '/') {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd) || !(abs = weft__path_join_dup(cwd, file)))
+            return NULL;
+    }
+    const char *path = abs ? abs : file;
+    size_t len = strlen("run.items=lines:") + strlen(path) + 1;
+    char *set = malloc(len);
+    if (set)
+        snprintf(set, len, "run.items=lines:%s", path);
+    free(abs);
+    return set;
 }
 
 static void unknown_option(const char *cmd, const char *a)
@@ -310,9 +418,14 @@ static int cmd_run(const char *prog, int argc, char **argv, bool check)
     const char *cmd = check ? "check" : "run";
     weft__run_opts_t o = {.check_only = check, .progress = WEFT__PROGRESS_AUTO};
     bool progress_given = false;
-    enum { O_SET = 256, O_PROGRESS, O_SUMMARY, O_RESUME, O_RETRY, O_FORCE, O_RESTART, O_INIT };
+    enum {
+        O_SET = 256, O_PROGRESS, O_SUMMARY, O_RESUME, O_RETRY, O_FORCE, O_RESTART, O_INIT,
+        O_ITEMS
+    };
     static const struct option longs[] = {
         {"set", required_argument, NULL, O_SET},
+        {"plugin", required_argument, NULL, 'p'},
+        {"items", required_argument, NULL, O_ITEMS},
         {"threads", required_argument, NULL, 'j'},
         {"output", required_argument, NULL, 'o'},
         {"quiet", no_argument, NULL, 'q'},
@@ -326,30 +439,40 @@ static int cmd_run(const char *prog, int argc, char **argv, bool check)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    /* Every option becomes at most one override; owned copies in `owned`.
-     * The words as typed, for the resume command (getopt reorders argv). */
-    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
-    char **owned = calloc((size_t)argc + 2, sizeof *owned);
+    /* Every option becomes at most one override (origins[k]: the option
+     * that gave sets[k], NULL for --set); owned copies in `owned`.  The
+     * words as typed, for the resume command (getopt reorders argv). */
+    const char **sets = calloc((size_t)argc + 4, sizeof *sets);
+    const char **origins = calloc((size_t)argc + 4, sizeof *origins);
+    char **owned = calloc((size_t)argc + 5, sizeof *owned);
     char **typed = calloc((size_t)argc + 1, sizeof *typed);
     char **args = calloc((size_t)argc + 2, sizeof *args);
-    size_t n_owned = 0;
+    const char **values = calloc((size_t)argc + 1, sizeof *values);
+    size_t n_owned = 0, n_values = 0, n_own = 0;
+    const char *plugin = NULL, *items = NULL;
     int status = WEFT_EXIT_USAGE;
-    if (!sets || !owned || !typed || !args) {
+    if (!sets || !origins || !owned || !typed || !args || !values) {
         fputs("weft: out of memory\n", stderr);
         goto out;
     }
     args[0] = (char *)cmd; /* getopt reads from argv[1] */
     for (int k = 0; k < argc; k++)
         typed[k] = args[k + 1] = argv[k];
-    int bad = inexact_option(argc, argv, longs, "jo");
+    /* The words after ::: (or ::::) are items, never options. */
+    int n_opts = 0;
+    while (n_opts < argc && !is_items_word(argv[n_opts]))
+        n_opts++;
+    int bad = inexact_option(n_opts, argv, longs, "jop");
     if (bad >= 0) {
         unknown_option(cmd, argv[bad]);
         goto out;
     }
     optind = 0; /* a full reset (glibc) */
     opterr = 0; /* the messages below say more */
-    for (int c; (c = getopt_long(argc + 1, args, ":j:o:qh", longs, NULL)) != -1;) {
+    for (int c; (c = getopt_long(n_opts + 1, args, ":j:o:p:qh", longs, NULL)) != -1;) {
         const char *v = optarg;
+        if (v)
+            values[n_values++] = v; /* to tell an option's "--" from the end of options */
         switch (c) {
         case 'h':
             fputs(check ? check_help : run_help, stdout);
@@ -395,6 +518,12 @@ static int cmd_run(const char *prog, int argc, char **argv, bool check)
         case O_SET:
             sets[o.n_sets++] = v;
             break;
+        case 'p':
+            plugin = v;
+            break;
+        case O_ITEMS:
+            items = v;
+            break;
         case 'j': {
             long n = threads_value(v);
             if (n < 0) {
@@ -435,13 +564,93 @@ static int cmd_run(const char *prog, int argc, char **argv, bool check)
             goto out;
         }
     }
-    for (int k = optind; k < argc + 1; k++) {
+    /* The "--" that ended the options (not an option's value): the words
+     * after it are the command; an operand before it is CONFIG. */
+    int end = -1;
+    for (int k = 0; k < n_opts && end < 0; k++) {
+        bool value = false;
+        for (size_t i = 0; i < n_values && !value; i++)
+            value = values[i] == typed[k];
+        if (!value && strcmp(typed[k], "--") == 0)
+            end = k;
+    }
+    for (int k = optind; k < n_opts + 1; k++) {
+        int at = 0;
+        while (at < n_opts && typed[at] != args[k])
+            at++;
+        if (end >= 0 && at > end)
+            continue; /* a word of the command */
         if (o.config_path) {
             fprintf(stderr, "weft: one CONFIG only ('%s' and '%s')\n", o.config_path, args[k]);
             goto out;
         }
         o.config_path = args[k];
     }
+    /* GNU style, `weft run -- -odd.ini`: with no CONFIG before "--" and
+     * no -p, the first word after it is CONFIG; the rest is the command. */
+    int words = end + 1;
+    if (end >= 0 && !o.config_path && !plugin && words < n_opts)
+        o.config_path = typed[words++];
+    /* The one-liner's parts go first: --set can still override them. */
+    if (o.config_path && plugin) {
+        fprintf(stderr, "weft: %s: give CONFIG or -p PLUGIN, not both (--set run.plugin=NAME "
+                        "runs a config with another plugin)\n",
+                cmd);
+        goto out;
+    }
+    if (o.config_path && items) {
+        fprintf(stderr, "weft: %s: --items is for a run without a config (-p PLUGIN); with "
+                        "CONFIG, use --set run.items=SPEC (relative to the config's folder) "
+                        "or ::: ITEM...\n",
+                cmd);
+        goto out;
+    }
+    if (items && n_opts < argc) {
+        fprintf(stderr, "weft: %s: the items are given twice (--items and %s)\n", cmd,
+                argv[n_opts]);
+        goto out;
+    }
+    /* own[k], with origin own_from[k]: also in `owned`, freed at the end. */
+    char *own[4];
+    const char *own_from[4];
+#define OWN(set, from)                                                                     \
+    do {                                                                                   \
+        if (!(owned[n_owned++] = own[n_own] = (set)))                                     \
+            goto nomem;                                                                    \
+        own_from[n_own++] = (from);                                                        \
+    } while (0)
+    if (plugin)
+        OWN(joined("run.plugin=", plugin), "-p");
+    if (items)
+        OWN(joined("run.items=", items), "--items");
+    if (n_opts < argc) {
+        char *const *rest = argv + n_opts + 1;
+        int n_rest = argc - n_opts - 1;
+        for (int k = 0; k < n_rest; k++)
+            if (is_items_word(rest[k])) {
+                fprintf(stderr, "weft: %s: one %s list only (GNU parallel's combinations of "
+                                "several are not supported)\n",
+                        cmd, argv[n_opts]);
+                goto out;
+            }
+        bool file = strcmp(argv[n_opts], "::::") == 0;
+        if (file && n_rest != 1) {
+            fprintf(stderr, "weft: %s: :::: takes one FILE, whose lines are the items\n", cmd);
+            goto out;
+        }
+        OWN(file ? lines_set(rest[0]) : items_set(rest, n_rest), argv[n_opts]);
+    }
+    if (end >= 0 && words < n_opts)
+        OWN(command_set(typed + words, n_opts - words), "the words after --");
+#undef OWN
+    /* Before the options' sets, in the order above. */
+    memmove(sets + n_own, sets, o.n_sets * sizeof *sets);
+    memmove(origins + n_own, origins, o.n_sets * sizeof *origins);
+    for (size_t k = 0; k < n_own; k++) {
+        sets[k] = own[k];
+        origins[k] = own_from[k];
+    }
+    o.n_sets += n_own;
     if (o.restart && o.resume) {
         fprintf(stderr, "weft: %s: --restart discards the journal that %s would use; "
                         "give one of them\n",
@@ -451,8 +660,10 @@ static int cmd_run(const char *prog, int argc, char **argv, bool check)
     /* --quiet silences the progress too, unless --progress asks for it. */
     if (o.quiet && !progress_given)
         o.progress = WEFT__PROGRESS_OFF;
-    if (!o.config_path) {
-        fprintf(stderr, "weft: %s: which config? (weft %s CONFIG)\n", cmd, cmd);
+    if (!o.config_path && !plugin) {
+        fprintf(stderr, "weft: %s: which config? (weft %s CONFIG, or without one: weft %s -p "
+                        "PLUGIN ... ::: ITEM...)\n",
+                cmd, cmd, cmd);
         goto out;
     }
     if (!check && !(owned[n_owned++] = resume_command(prog, argc, typed, o.retry_failed))) {
@@ -461,12 +672,18 @@ static int cmd_run(const char *prog, int argc, char **argv, bool check)
     }
     o.resume_command = check ? NULL : owned[n_owned - 1];
     o.sets = sets;
+    o.set_origins = origins;
     status = weft__run(&o);
+    goto out;
+nomem:
+    fputs("weft: out of memory\n", stderr);
 out:
     for (size_t k = 0; k < n_owned; k++)
         free(owned[k]);
     free(owned);
     free(sets);
+    free(origins);
+    free(values);
     free(typed);
     free(args);
     return status;

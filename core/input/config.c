@@ -59,8 +59,10 @@ const char *weft__entry_where(const weft__entry_t *e, char *buf, size_t size)
 {
     if (e->line > 0)
         snprintf(buf, size, "%s:%d", e->origin, e->line);
-    else
+    else if (strcmp(e->origin, SET_ORIGIN) == 0)
         snprintf(buf, size, SET_ORIGIN " %s.%s", e->section, e->key);
+    else
+        snprintf(buf, size, "%s", e->origin);
     return buf;
 }
 
@@ -621,8 +623,8 @@ static char *dup_trimmed(const char *s, size_t n)
     return strndup(s, n);
 }
 
-int weft__config_set(weft__config_t *cfg, const char *assignment, char *err,
-                     size_t errlen)
+int weft__config_set_as(weft__config_t *cfg, const char *assignment, const char *origin,
+                        char *err, size_t errlen)
 {
     const char *eq = strchr(assignment, '=');
     const char *dot = strchr(assignment, '.');
@@ -630,31 +632,29 @@ int weft__config_set(weft__config_t *cfg, const char *assignment, char *err,
 
     if (!eq || !dot || dot > eq)
         return weft__failf(-EINVAL, err, errlen,
-                           SET_ORIGIN
-                           " %s: expected section.key=value (e.g. run.threads=4)",
-                           assignment);
+                           "%s %s: expected section.key=value (e.g. run.threads=4)",
+                           origin, assignment);
 
     weft__entry_t e = {dup_trimmed(assignment, (size_t)(dot - assignment)),
                        dup_trimmed(dot + 1, (size_t)(eq - dot - 1)),
-                       dup_trimmed(eq + 1, strlen(eq + 1)), SET_ORIGIN, 0};
+                       dup_trimmed(eq + 1, strlen(eq + 1)), origin, 0};
     int rc = -EINVAL;
     if (!e.section || !e.key || !e.value) {
-        rc = weft__failf(-ENOMEM, err, errlen, SET_ORIGIN ": out of memory");
+        rc = weft__failf(-ENOMEM, err, errlen, "%s: out of memory", origin);
     } else if (!is_section(e.section, strlen(e.section))) {
-        weft__msgf(err, errlen,
-                   SET_ORIGIN " %.*s: unknown section '%s' (expected run or args)",
-                   name_len, assignment, e.section);
+        weft__msgf(err, errlen, "%s %.*s: unknown section '%s' (expected run or args)",
+                   origin, name_len, assignment, e.section);
     } else if (!*e.key) {
-        weft__msgf(err, errlen, SET_ORIGIN " %.*s: empty key", name_len, assignment);
+        weft__msgf(err, errlen, "%s %.*s: empty key", origin, name_len, assignment);
     } else {
         weft__entry_t *old = entry_find(cfg, e.section, e.key);
         if (!old) {
             rc = entry_adopt(cfg, &e);
-            return rc ? weft__failf(rc, err, errlen, SET_ORIGIN ": out of memory") : 0;
+            return rc ? weft__failf(rc, err, errlen, "%s: out of memory", origin) : 0;
         }
         free(old->value); /* replace in place: file order is kept */
         old->value = e.value;
-        old->origin = SET_ORIGIN;
+        old->origin = origin;
         old->line = 0;
         e.value = NULL;
         rc = 0;
@@ -663,12 +663,35 @@ int weft__config_set(weft__config_t *cfg, const char *assignment, char *err,
     return rc;
 }
 
+int weft__config_set(weft__config_t *cfg, const char *assignment, char *err,
+                     size_t errlen)
+{
+    return weft__config_set_as(cfg, assignment, SET_ORIGIN, err, errlen);
+}
+
+int weft__config_new(weft__config_t **out, const char *label, char *err, size_t errlen)
+{
+    weft__config_t *cfg = calloc(1, sizeof *cfg);
+    *out = NULL;
+    if (!cfg || !(cfg->path = strdup(label)) || !(cfg->dir = getcwd(NULL, 0))) {
+        int e = errno;
+        weft__config_free(&cfg);
+        return e == ENOMEM || !e ? weft__failf(-ENOMEM, err, errlen, "%s: out of memory", label)
+                                 : weft__failf(-EIO, err, errlen,
+                                               "%s: cannot find the current folder: %s",
+                                               label, weft_strerror(-e));
+    }
+    cfg->in_memory = true;
+    *out = cfg;
+    return 0;
+}
+
 /* ---- finalize: [run] ------------------------------------------------------ */
 
 typedef struct run_state {
     weft__config_t *cfg;
     const weft__entry_t *format_entry; /* NULL: format derived from output */
-    const weft__entry_t *output_entry, *record_entry, *columns_entry;
+    const weft__entry_t *output_entry, *record_entry, *columns_entry, *flatten_entry;
     weft__format_t format;
     char *err;
     size_t errlen;
@@ -754,10 +777,11 @@ static int run_output(run_state_t *st, const weft__entry_t *e)
 
 static int run_format(run_state_t *st, const weft__entry_t *e)
 {
-    static const char *const names[] = {"json", "jsonl", "csv", "tsv", "npy", "none"};
+    static const char *const names[] = {"json", "jsonl", "csv", "tsv", "npy", "raw", "none"};
     static const weft__format_t values[] = {WEFT__FORMAT_JSON, WEFT__FORMAT_JSONL,
                                             WEFT__FORMAT_CSV,  WEFT__FORMAT_TSV,
-                                            WEFT__FORMAT_NPY,  WEFT__FORMAT_NONE};
+                                            WEFT__FORMAT_NPY,  WEFT__FORMAT_RAW,
+                                            WEFT__FORMAT_NONE};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         if (strcmp(e->value, names[i]) == 0) {
             st->format = values[i];
@@ -765,7 +789,8 @@ static int run_format(run_state_t *st, const weft__entry_t *e)
             return 0;
         }
     }
-    return bad_value(st->err, st->errlen, e, "expected json, jsonl, csv, tsv, npy or none");
+    return bad_value(st->err, st->errlen, e,
+                     "expected json, jsonl, csv, tsv, npy, raw or none");
 }
 
 static int run_record(run_state_t *st, const weft__entry_t *e)
@@ -801,6 +826,7 @@ static int run_order(run_state_t *st, const weft__entry_t *e)
 
 static int run_flatten(run_state_t *st, const weft__entry_t *e)
 {
+    st->flatten_entry = e;
     if (weft__parse_bool(e->value, &st->cfg->flatten) != 0)
         return bad_value(st->err, st->errlen, e, "expected true/false, yes/no, on/off or 1/0");
     return 0;
@@ -1028,6 +1054,7 @@ static const char *format_word(weft__format_t f)
     case WEFT__FORMAT_CSV: return "csv";
     case WEFT__FORMAT_TSV: return "tsv";
     case WEFT__FORMAT_NPY: return "npy";
+    case WEFT__FORMAT_RAW: return "raw";
     case WEFT__FORMAT_NONE: break;
     }
     return "none";
@@ -1073,12 +1100,15 @@ static int settle_format(run_state_t *st)
     } else if (named) {
         cfg->format = named;
     } else if (is_stream_output(cfg->output) && cfg->compress == WEFT__COMPRESS_NONE) {
-        cfg->format = WEFT__FORMAT_JSONL;
+        /* Standard output of a command-line run: what the commands print,
+         * as GNU parallel prints it. */
+        cfg->format = cfg->in_memory && strcmp(cfg->output, "-") == 0 ? WEFT__FORMAT_RAW
+                                                                       : WEFT__FORMAT_JSONL;
     } else {
         return bad_value(st->err, st->errlen, o,
                          "which format? Name the file .json, .jsonl (or .ndjson), .csv, "
                          ".tsv or .npy (the first four may end in .gz or .zst), or set "
-                         "format = json|jsonl|csv|tsv|npy");
+                         "format = json|jsonl|csv|tsv|npy|raw");
     }
     if (cfg->format == WEFT__FORMAT_NPY && strcmp(cfg->output, "-") == 0)
         return weft__failf(-EINVAL, st->err, st->errlen,
@@ -1100,6 +1130,15 @@ static int settle_format(run_state_t *st)
                          format_word(cfg->format));
     if (csv)
         cfg->record = WEFT__RECORD_FULL;
+    if (cfg->format == WEFT__FORMAT_RAW && st->record_entry &&
+        cfg->record == WEFT__RECORD_FULL)
+        return bad_value(st->err, st->errlen, st->record_entry,
+                         "format = raw writes each value's bytes alone (use jsonl, csv "
+                         "or tsv for full records)");
+    if (cfg->format == WEFT__FORMAT_RAW && cfg->flatten)
+        return bad_value(st->err, st->errlen, st->flatten_entry,
+                         "format = raw writes each value as it is (a list as its JSON "
+                         "text); flatten is for json, jsonl, csv and tsv");
     return 0;
 }
 
@@ -1146,9 +1185,18 @@ int weft__config_finalize(weft__config_t *cfg, char *err, size_t errlen)
                            "%s: [run] has no 'plugin' key (the plugin to run)",
                            cfg->path);
     if (!cfg->items)
-        return weft__failf(-EINVAL, err, errlen,
-                           "%s: [run] has no 'items' key (the items to process)",
-                           cfg->path);
+        return cfg->in_memory
+                   ? weft__failf(-EINVAL, err, errlen,
+                                 "%s: which items? Give them after ::: (::: a b c), "
+                                 "as the lines of a file (:::: FILE) or as a source "
+                                 "(--items SPEC)",
+                                 cfg->path)
+                   : weft__failf(-EINVAL, err, errlen,
+                                 "%s: [run] has no 'items' key (the items to process)",
+                                 cfg->path);
+    /* A run the command line describes prints to standard output. */
+    if (cfg->in_memory && !st.output_entry && !(cfg->output = strdup("-")))
+        return nomem(&st);
     return settle_format(&st);
 }
 
@@ -1380,6 +1428,16 @@ static int bind_one(weft__config_t *cfg, const weft_plugin_t *plugin, size_t k,
         if (rc == -EINVAL)
             return bad_value(err, errlen, e, "%s", why);
     } else if (!spec->default_value) {
+        if (cfg->in_memory) /* weft run -p PLUGIN: no [args] to point at */
+            return weft__failf(-EINVAL, err, errlen,
+                               "%s: missing required argument '%s' (%s: %s): give it with "
+                               "--set args.%s=VALUE%s",
+                               cfg->path, spec->name, type_name(spec->type),
+                               spec->help ? spec->help : "no help", spec->name,
+                               strcmp(spec->name, "command") == 0
+                                   ? ", or as the words after -- (weft run -p PLUGIN -- "
+                                     "CMD ARG... ::: ITEM...)"
+                                   : "");
         return weft__failf(-EINVAL, err, errlen,
                            "%s: missing required argument '%s' (%s: %s) in [args]",
                            cfg->path, spec->name, type_name(spec->type),

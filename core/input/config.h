@@ -31,7 +31,7 @@ typedef struct weft__entry {
     char *section;   /* "run" or "args"                                   */
     char *key;
     char *value;
-    const char *origin; /* the config path, or "--set"                     */
+    const char *origin; /* the config path, "--set", or the option that set it */
     int line;        /* 1-based line in origin; 0 for --set               */
 } weft__entry_t;
 
@@ -44,6 +44,8 @@ typedef enum weft__format {
     WEFT__FORMAT_CSV,      /* RFC 4180 CSV: a header, one row per record
                               (core/output/output.h, "CSV and TSV")         */
     WEFT__FORMAT_TSV,      /* tab-separated, backslash escapes, likewise    */
+    WEFT__FORMAT_RAW,      /* each value's own bytes, GNU parallel style
+                              (core/output/output.h, "raw")                 */
 } weft__format_t;
 
 /* How the results stream is compressed: from the output's last extension
@@ -77,6 +79,7 @@ typedef struct weft__config {
     char *path;  /* as given                                               */
     char *dir;   /* absolute folder of path (the current one for "-")      */
     bool from_stdin; /* path "-": the config was read from standard input */
+    bool in_memory;  /* weft__config_new: no file (weft run -p PLUGIN)     */
 
     weft__entry_t *entries; /* every [run] and [args] entry, file order;
                                overrides replace in place or append        */
@@ -132,10 +135,23 @@ typedef struct weft__config {
  * relative paths are against the current folder). */
 int weft__config_load(weft__config_t **out, const char *path, char *err, size_t errlen);
 
+/* A config with no entries and no file, for a run the command line
+ * describes (weft run -p PLUGIN ... ::: ITEM...): messages name it by
+ * `label`, its relative paths are against the current folder, its output
+ * is standard output unless set, written as format = raw when its format
+ * is not set either, and the plugin search skips its folder (it has none:
+ * never the current directory). */
+int weft__config_new(weft__config_t **out, const char *label, char *err, size_t errlen);
+
 /* Applies "section.key=value" (e.g. "args.size_x=200", "run.threads=4").
  * Call before weft__config_finalize() and weft__config_bind(): it may move
  * or free entries that cfg->items and bound STRING values point to. */
 int weft__config_set(weft__config_t *cfg, const char *assignment, char *err, size_t errlen);
+
+/* weft__config_set, the entry's origin (in messages) being `origin`, a
+ * string that outlives cfg: the option that set it ("--items", ":::"). */
+int weft__config_set_as(weft__config_t *cfg, const char *assignment, const char *origin,
+                        char *err, size_t errlen);
 
 /* Interprets and validates [run]: unknown keys (with a "did you mean"
  * suggestion), bad values, missing required keys. */

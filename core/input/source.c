@@ -1239,6 +1239,44 @@ static const weft__source_vtbl_t json_vtbl = {
     .close = list_close,
 };
 
+/* ---- list: `items = ["a", "b"]`, a JSON array in the value itself ------ */
+
+static int list_accepts(const char *spec)
+{
+    return spec[0] == '[';
+}
+
+static int list_open(weft__source_t **out, const weft__entry_t *items,
+                     const weft__config_t *cfg, char *err, size_t errlen)
+{
+    (void)cfg;
+    char label[1024];
+    label_of(items, label, sizeof label);
+    list_source_t *l = calloc(1, sizeof *l);
+    weft__buf_t text = {0};
+    size_t n = strlen(items->value);
+    int rc = l && weft__buf_append(&text, items->value, n + 1) == 0
+                 ? (text.len = n, json_load(l, "the list", &text, label, err, errlen))
+                 : fail_oom(err, errlen, label);
+    weft__buf_free(&text);
+    if (rc) {
+        list_close(l ? &l->base : NULL);
+        return rc;
+    }
+    l->base.total = l->n;
+    *out = &l->base;
+    return 0;
+}
+
+static const weft__source_vtbl_t list_vtbl = {
+    .name = "list",
+    .usage = "[JSON, ...]",
+    .accepts = list_accepts,
+    .open = list_open,
+    .next = list_next,
+    .close = list_close,
+};
+
 /* ---- range: `items = N` or `items = A..B` ----------------------------- */
 
 typedef struct range_source {
@@ -1359,7 +1397,7 @@ static const weft__source_vtbl_t range_vtbl = {
 
 /* The kinds accept disjoint specs; this order is the one errors list. */
 static const weft__source_vtbl_t *const sources[] = {
-    &lines_vtbl, &stdin_vtbl, &files_vtbl, &json_vtbl, &range_vtbl,
+    &lines_vtbl, &stdin_vtbl, &files_vtbl, &json_vtbl, &list_vtbl, &range_vtbl,
 };
 
 #define N_SOURCES (sizeof sources / sizeof sources[0])

@@ -59,6 +59,11 @@
  *                       minified (whitespace outside strings dropped,
  *                       numbers keep every digit).
  *
+ *   items = ["a b", "c", 3]  the elements of the JSON array written in the
+ *                       value itself, as json:FILE has them (the one-liner's
+ *                       `::: a b c` becomes such a list); errors say
+ *                       "the list:LINE:COL".
+ *
  * Errors read "FILE:LINE: items = 'VALUE': what is wrong" (FILE:LINE is
  * where `items` was set), naming the path and strerror when a file is at
  * fault; invalid JSON adds "PATH:LINE:COL: invalid JSON near '...'" (COL in

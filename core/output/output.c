@@ -346,6 +346,21 @@ int weft__json_value(weft__buf_t *b, const weft_result_t *r, char *why, size_t w
     return -EINVAL;
 }
 
+int weft__raw_value(weft__buf_t *b, const weft_result_t *r, char *why, size_t whylen)
+{
+    if (r->kind == WEFT_VALUE_NONE)
+        return 0;
+    if (r->kind == WEFT_VALUE_STRING && (r->value.s.ptr || !r->value.s.len))
+        return r->value.s.len ? weft__buf_append(b, r->value.s.ptr, r->value.s.len) : 0;
+    size_t mark = b->len;
+    int e = weft__json_value(b, r, why, whylen);
+    if (e == 0)
+        e = weft__buf_append(b, "\n", 1);
+    if (e)
+        b->len = mark;
+    return e;
+}
+
 /* ---- the ordered writer ------------------------------------------------- */
 
 enum { WRITER_BUF = WEFT__WRITER_CHUNK, WRITER_DIRECT = 64 << 10 };

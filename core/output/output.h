@@ -89,6 +89,21 @@ int weft__json_minify(weft__buf_t *b, const char *s, size_t len, char *why, size
  * -EINVAL with `why` for an invalid JSON value or a bad kind. */
 int weft__json_value(weft__buf_t *b, const weft_result_t *r, char *why, size_t whylen);
 
+/* ---- raw ---------------------------------------------------------------------
+ *
+ * format = raw writes each value as it is, like GNU parallel and xargs
+ * print their commands' output: a string value is its own bytes (nothing
+ * added, nothing escaped: exec's captured stdout comes out byte for byte);
+ * any other value is its JSON text and a newline (a number per line); no
+ * value, a failed item and an item not run write nothing.  Records carry
+ * no index, so record = full is refused; in input order (the default) the
+ * values follow the items' order, with order = any as they finish.
+ */
+
+/* Appends r's value as format = raw writes it.  -EINVAL with `why` for a
+ * bad kind or invalid JSON (then nothing is appended). */
+int weft__raw_value(weft__buf_t *b, const weft_result_t *r, char *why, size_t whylen);
+
 /* ---- CSV and TSV ------------------------------------------------------------
  *
  * format = csv | tsv: a header row, then one row per record, each ended by

@@ -66,6 +66,8 @@ int weft__item_encode_record(weft__engine_t *r, weft__buf_t *buf, const weft_ite
 {
     char head[64];
     bool full = r->cfg->record == WEFT__RECORD_FULL;
+    if (r->raw) /* a failure (or a not-run item) writes nothing */
+        return failure ? 0 : weft__raw_value(buf, res, why, whylen);
     if (r->csv) { /* a row, then its LF (the frame's suffix) */
         size_t mark = buf->len;
         int e = weft__csv_row(buf, r->cfg->format, r->cfg->columns, r->cfg->n_columns, item,

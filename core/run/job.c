@@ -97,10 +97,17 @@ static void workers_fini(run_t *r)
 static int prepare(run_t *r, const weft__run_opts_t *o)
 {
     char *err = r->err;
-    r->config_abs = realpath(o->config_path, NULL); /* NULL: the summary says null */
-    int rc = weft__config_load(&r->cfg, o->config_path, err, ERR_SIZE);
-    for (size_t k = 0; rc == 0 && k < o->n_sets; k++)
-        rc = weft__config_set(r->cfg, o->sets[k], err, ERR_SIZE);
+    int rc;
+    if (o->config_path) {
+        r->config_abs = realpath(o->config_path, NULL); /* NULL: the summary says null */
+        rc = weft__config_load(&r->cfg, o->config_path, err, ERR_SIZE);
+    } else {
+        rc = weft__config_new(&r->cfg, "command line", err, ERR_SIZE);
+    }
+    for (size_t k = 0; rc == 0 && k < o->n_sets; k++) {
+        const char *origin = o->set_origins ? o->set_origins[k] : NULL;
+        rc = weft__config_set_as(r->cfg, o->sets[k], origin ? origin : "--set", err, ERR_SIZE);
+    }
     if (rc == 0)
         rc = weft__config_finalize(r->cfg, err, ERR_SIZE);
     if (rc)
@@ -108,7 +115,11 @@ static int prepare(run_t *r, const weft__run_opts_t *o)
 
     char **dirs = NULL;
     size_t n_dirs = 0;
-    rc = weft__plugin_dirs(r->cfg->dir, r->cfg->plugin_path, &dirs, &n_dirs);
+    /* A config from stdin or the command line has no folder of its own to
+     * search (r->cfg->dir is the current one: never searched). */
+    bool has_folder = !r->cfg->in_memory && !r->cfg->from_stdin;
+    rc = weft__plugin_dirs(has_folder ? r->cfg->dir : NULL, r->cfg->plugin_path, &dirs,
+                           &n_dirs);
     if (rc)
         snprintf(err, ERR_SIZE, "plugin search path: %s", weft_strerror(rc));
     else
@@ -229,6 +240,7 @@ static const char *format_name(weft__format_t f)
     case WEFT__FORMAT_CSV: return "CSV";
     case WEFT__FORMAT_TSV: return "TSV";
     case WEFT__FORMAT_NPY: return "a .npy array";
+    case WEFT__FORMAT_RAW: return "raw values";
     case WEFT__FORMAT_NONE: break;
     }
     return "nothing";
@@ -242,11 +254,12 @@ static int check_init(run_t *r)
     const weft_plugin_t *p = &r->plugin->desc;
     weft__host_init(&r->host, p->name, r->cfg->seed, r->cfg->dir);
     r->host.pub.values_wanted = r->cfg->format != WEFT__FORMAT_NONE;
+    r->host.pub.values_raw = r->cfg->format == WEFT__FORMAT_RAW;
     r->host.stop = &weft__run_stop;
     r->host.log_quiet = r->opts->quiet;
     char msg[MSG_SIZE] = "";
     if (p->init(&r->host.pub, r->args, &r->eng.state, msg, sizeof msg) != 0) {
-        fprintf(stderr, "weft: %s: plugin %s: init failed: %s\n", r->opts->config_path,
+        fprintf(stderr, "weft: %s: plugin %s: init failed: %s\n", r->cfg->path,
                 p->name, msg[0] ? msg : "(no message)");
         return WEFT_EXIT_USAGE;
     }
@@ -866,7 +879,7 @@ static int run_job(run_t *r)
     if (o->check_only && o->check_init && (status = check_init(r)))
         return status;
     if (o->check_only)
-        return report_check(r, o->config_path);
+        return report_check(r, r->cfg->path);
 
     /* What the engine gets (job.h, weft__engine_t). */
     r->eng.cfg = r->cfg;
@@ -878,9 +891,10 @@ static int run_job(run_t *r)
     r->eng.job = r;
     r->eng.frame = weft__frame_of(r->cfg->format);
     r->eng.csv = r->cfg->format == WEFT__FORMAT_CSV || r->cfg->format == WEFT__FORMAT_TSV;
+    r->eng.raw = r->cfg->format == WEFT__FORMAT_RAW;
     r->eng.writes_records = r->cfg->format == WEFT__FORMAT_JSON ||
-                            r->cfg->format == WEFT__FORMAT_JSONL || r->eng.csv;
-    r->eng.plain_values = r->eng.writes_records && !r->eng.csv &&
+                            r->cfg->format == WEFT__FORMAT_JSONL || r->eng.csv || r->eng.raw;
+    r->eng.plain_values = r->eng.writes_records && !r->eng.csv && !r->eng.raw &&
                           r->cfg->record == WEFT__RECORD_VALUE && !r->cfg->flatten;
     r->eng.null_not_run = r->eng.plain_values && !r->cfg->order_any;
     r->eng.workers = aligned_alloc(64, sizeof(worker_t) * r->eng.threads);
@@ -899,6 +913,7 @@ static int run_job(run_t *r)
      * before anything is written), the journal before any output. */
     weft__host_init(&r->host, r->plugin->desc.name, r->cfg->seed, r->cfg->dir);
     r->host.pub.values_wanted = r->cfg->format != WEFT__FORMAT_NONE;
+    r->host.pub.values_raw = r->cfg->format == WEFT__FORMAT_RAW;
     r->host.stop = &weft__run_stop;
     r->host.log_quiet = o->quiet; /* -q: errors only, and a plugin's log is not one */
     /* Shared, so that worker processes' storage errors reach us too. */

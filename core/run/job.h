@@ -95,6 +95,7 @@ typedef struct weft__engine {
     weft__frame_t frame;    /* how records are framed                     */
     bool writes_records;    /* JSON, JSON Lines, CSV or TSV output        */
     bool csv;               /* CSV or TSV: records are rows (output.h)    */
+    bool raw;               /* format = raw: a record is a value's bytes  */
     bool plain_values;      /* JSON or JSON Lines, record = value, no
                                flatten: a record is the value alone       */
     bool batch;             /* chunks go through the plugin's process_range */

@@ -35,8 +35,12 @@ typedef enum weft__progress_mode {
 } weft__progress_mode_t;
 
 typedef struct weft__run_opts {
-    const char *config_path;
+    const char *config_path; /* NULL: no file, the sets say it all (weft run
+                                -p PLUGIN ...: weft__config_new)           */
     const char *const *sets; /* "section.key=value" overrides, in order    */
+    const char *const *set_origins; /* for each, the option that gave it,
+                                       in messages; NULL (or a NULL entry):
+                                       "--set"                             */
     size_t n_sets;
     bool quiet;              /* errors only: no progress, no summary       */
     bool check_only;         /* validate config, plugin, arguments and items,

@@ -375,6 +375,12 @@ struct weft_host {
                      weft_tmpl_t **t, char *msg, size_t msg_size);
     int (*tmpl_expand_slot)(const weft_tmpl_t *t, const weft_item_t *item, unsigned slot,
                             char *out, size_t out_size);
+
+    /* True when values are written as they are (format = raw, GNU
+     * parallel style: a string value's bytes, nothing added).  A plugin
+     * that tidies a value for JSON (exec drops its output's last newline)
+     * keeps it exact then.  Set before init; read it in init. */
+    bool values_raw;
 };
 
 /* True when the host table has the member (the table only grows). */

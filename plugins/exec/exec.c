@@ -67,6 +67,11 @@
  * are reused; what an item allocates is what posix_spawn itself does (its
  * file actions list and the child's stack).
  *
+ * The value is the captured output without its last newline (as $(...)
+ * has it), or exactly the output when the run writes values as they are
+ * (format = raw, host->values_raw: weft then prints what GNU parallel
+ * would).
+ *
  * Outcomes: exit status 0 is ok; anything else fails the item with "exit
  * status N", "killed by signal N (SIGNAME)", "cannot run 'NAME': strerror"
  * (posix_spawnp's error: not found, not executable), "timed out after S s"
@@ -193,6 +198,7 @@ typedef struct exec_state {
     tpl_t t;
     capture_t capture;
     bool shell;
+    bool exact; /* format = raw: the output as it is, last newline kept */
     size_t max_output;
     double timeout;
     int cwd_fd;
@@ -950,7 +956,7 @@ static int exec_process(void *state, void *ctx, const weft_item_t *item, weft_re
         weft_result_int(r, 0);
         return 0;
     }
-    if (len > 0 && w->out[len - 1] == '\n')
+    if (!s->exact && len > 0 && w->out[len - 1] == '\n')
         len--;
     weft_result_string(r, w->out, len);
     return 0;
@@ -1047,6 +1053,7 @@ static int exec_init(const weft_host_t *host, const weft_arg_value_t *args, void
     s->t.host = host;
     s->cwd_fd = -1;
     s->shell = args[ARG_SHELL].u.b;
+    s->exact = WEFT_HOST_HAS(host, values_raw) && host->values_raw;
     s->max_output = (size_t)args[ARG_MAX_OUTPUT].u.i;
     s->timeout = args[ARG_TIMEOUT].u.f;
 

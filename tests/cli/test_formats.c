@@ -336,7 +336,7 @@ static void formats_mismatch_refused(void **state)
         {"output = m.txt\n", "m.ini:3: output = '", "m.txt"},
         {"output = m.txt\n", "which format? Name the file .json, .jsonl (or .ndjson), .csv, "
                              ".tsv or .npy (the first four may end in .gz or .zst), or set "
-                             "format = json|jsonl|csv|tsv|npy", "m.txt"},
+                             "format = json|jsonl|csv|tsv|npy|raw", "m.txt"},
         {"output = m.npy.gz\n", "a .npy array is written in place and cannot be compressed",
          "m.npy.gz"},
         {"output = m.jsonl\ncolumns = a\n",

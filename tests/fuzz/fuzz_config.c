@@ -152,11 +152,14 @@ static void check_finalized(const weft__config_t *cfg)
                (int)cfg->format);
     FUZZ_CHECK(!cfg->output || strcmp(cfg->output, "-") == 0 || cfg->output[0] == '/',
                "output '%s' is neither '-' nor absolute", cfg->output);
-    FUZZ_CHECK(cfg->format >= WEFT__FORMAT_JSON && cfg->format <= WEFT__FORMAT_TSV,
+    FUZZ_CHECK(cfg->format >= WEFT__FORMAT_JSON && cfg->format <= WEFT__FORMAT_RAW,
                "format %d", (int)cfg->format);
     bool csv = cfg->format == WEFT__FORMAT_CSV || cfg->format == WEFT__FORMAT_TSV;
     FUZZ_CHECK(!cfg->columns || csv, "columns with format %d", (int)cfg->format);
     FUZZ_CHECK(!csv || cfg->record == WEFT__RECORD_FULL, "a CSV output with record = value");
+    FUZZ_CHECK(cfg->format != WEFT__FORMAT_RAW ||
+                   (cfg->record == WEFT__RECORD_VALUE && !cfg->flatten),
+               "a raw output with record = full or flatten");
     FUZZ_CHECK(cfg->n_columns <= WEFT__MAX_COLUMNS && (cfg->n_columns == 0) == !cfg->columns,
                "%zu columns", cfg->n_columns);
     for (size_t k = 0; k < cfg->n_columns; k++)

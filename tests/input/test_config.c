@@ -246,7 +246,7 @@ static void finalize_format_errors(void **state)
     assert_err_has(fx, "cfg.ini:5: format = 'none':");
 
     assert_int_equal(load_final(fx, MINIMAL "format = xml\n"), -EINVAL);
-    assert_err_has(fx, "cfg.ini:4: format = 'xml': expected json, jsonl, csv, tsv, npy or none");
+    assert_err_has(fx, "cfg.ini:4: format = 'xml': expected json, jsonl, csv, tsv, npy, raw or none");
 
     assert_int_equal(load_final(fx, MINIMAL "output =\n"), -EINVAL);
     assert_err_has(fx, "cfg.ini:4: output = '':");
@@ -272,7 +272,7 @@ static void finalize_extension_mismatch(void **state)
     assert_err_has(fx, "cfg.ini:4: output = '");
     assert_err_has(fx, "which format? Name the file .json, .jsonl (or .ndjson), .csv, .tsv or "
                        ".npy (the first four may end in .gz or .zst), or set format = "
-                       "json|jsonl|csv|tsv|npy");
+                       "json|jsonl|csv|tsv|npy|raw");
     assert_int_equal(load_final(fx, MINIMAL "output = r.gz\n"), -EINVAL);
     assert_err_has(fx, "which format?");
 
