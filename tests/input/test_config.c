@@ -246,7 +246,8 @@ static void finalize_format_errors(void **state)
     assert_err_has(fx, "cfg.ini:5: format = 'none':");
 
     assert_int_equal(load_final(fx, MINIMAL "format = xml\n"), -EINVAL);
-    assert_err_has(fx, "cfg.ini:4: format = 'xml': expected json, jsonl, csv, tsv, npy, raw or none");
+    assert_err_has(fx,
+                   "cfg.ini:4: format = 'xml': expected json, jsonl, csv, tsv, npy, raw or none");
 
     assert_int_equal(load_final(fx, MINIMAL "output =\n"), -EINVAL);
     assert_err_has(fx, "cfg.ini:4: output = '':");
@@ -769,6 +770,70 @@ static void entry_where_file(void **state)
                         want);
 }
 
+/* format = raw: values alone, so no full records and no flatten; never
+ * picked from a name (it has no extension). */
+static void finalize_format_raw(void **state)
+{
+    fixture_t *fx = *state;
+    assert_int_equal(load_final(fx, MINIMAL "output = r.txt\nformat = raw\n"), 0);
+    assert_int_equal(fx->cfg->format, WEFT__FORMAT_RAW);
+    assert_int_equal(fx->cfg->record, WEFT__RECORD_VALUE);
+    weft__config_free(&fx->cfg);
+    assert_int_equal(load_final(fx, MINIMAL "output = -\n"), 0);
+    assert_int_equal(fx->cfg->format, WEFT__FORMAT_JSONL); /* a file's stdout default */
+    weft__config_free(&fx->cfg);
+    assert_int_equal(load_final(fx, MINIMAL "output = -\nformat = raw\nrecord = full\n"),
+                     -EINVAL);
+    assert_err_has(fx, "cfg.ini:6: record = 'full': format = raw writes each value's bytes");
+    weft__config_free(&fx->cfg);
+    assert_int_equal(load_final(fx, MINIMAL "output = -\nformat = raw\nflatten = true\n"),
+                     -EINVAL);
+    assert_err_has(fx, "cfg.ini:6: flatten = 'true': format = raw writes each value as it is");
+    weft__config_free(&fx->cfg);
+    assert_int_equal(load_final(fx, MINIMAL "output = r.json\nformat = raw\n"), -EINVAL);
+    assert_err_has(fx, "the output");
+}
+
+/* A config with no file (weft run -p PLUGIN): named by its label, its
+ * folder the current one, standard output as raw values by default, an
+ * entry's origin the option that set it. */
+static void config_new_command_line(void **state)
+{
+    fixture_t *fx = *state;
+    char cwd[PATH_MAX], where[256];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(weft__config_new(&fx->cfg, "command line", fx->err, sizeof fx->err), 0);
+    assert_true(fx->cfg->in_memory);
+    assert_string_equal(fx->cfg->path, "command line");
+    assert_string_equal(fx->cfg->dir, cwd);
+    assert_int_equal(weft__config_set_as(fx->cfg, "run.plugin=exec", "-p", fx->err,
+                                         sizeof fx->err),
+                     0);
+    assert_int_equal(weft__config_finalize(fx->cfg, fx->err, sizeof fx->err), -EINVAL);
+    assert_err_has(fx, "command line: which items? Give them after :::");
+    assert_int_equal(weft__config_set_as(fx->cfg, "run.items=[\"a\"]", ":::", fx->err,
+                                         sizeof fx->err),
+                     0);
+    assert_int_equal(weft__config_finalize(fx->cfg, fx->err, sizeof fx->err), 0);
+    assert_string_equal(fx->cfg->output, "-");
+    assert_int_equal(fx->cfg->format, WEFT__FORMAT_RAW);
+    assert_string_equal(weft__entry_where(fx->cfg->items, where, sizeof where), ":::");
+    /* -o FILE: the format its name says; --set keeps its own origin. */
+    assert_int_equal(weft__config_set(fx->cfg, "run.output=/tmp/x.jsonl", fx->err,
+                                      sizeof fx->err),
+                     0);
+    assert_int_equal(weft__config_finalize(fx->cfg, fx->err, sizeof fx->err), 0);
+    assert_int_equal(fx->cfg->format, WEFT__FORMAT_JSONL);
+    assert_string_equal(weft__entry_where(weft__config_entry(fx->cfg, "run", "output"), where,
+                                          sizeof where),
+                        "--set run.output");
+    assert_int_equal(weft__config_set_as(fx->cfg, "run.threads=x", "-j", fx->err,
+                                         sizeof fx->err),
+                     0);
+    assert_int_equal(weft__config_finalize(fx->cfg, fx->err, sizeof fx->err), -EINVAL);
+    assert_err_has(fx, "-j: threads = 'x'");
+}
+
 /* ---- bind ---------------------------------------------------------------------- */
 
 static const weft_arg_spec_t schema[] = {
@@ -1136,6 +1201,8 @@ int main(void)
         T(set_replaces_and_adds),
         T(set_errors),
         T(entry_where_file),
+        T(finalize_format_raw),
+        T(config_new_command_line),
         T(bind_every_type),
         T(bind_defaults),
         T(bind_set_overrides),

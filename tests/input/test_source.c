@@ -1130,6 +1130,26 @@ static void json_file_errors(void **state)
     expect_error(fx, "json:", -EINVAL, "expected a file");
 }
 
+/* ---- list: items = [JSON array] ------------------------------------------- */
+
+/* The array in the value itself: elements as json:FILE has them, bytes
+ * that are not UTF-8 kept (the one-liner's ::: writes raw bytes). */
+static void list_inline(void **state)
+{
+    fixture_t *fx = *state;
+    weft__source_t *src;
+    assert_int_equal(open_in(fx->dir, "[\"a b\", \"x\\ny\", 3, {\"k\": [1]}, \"\xff\", \"\"]",
+                             &src, fx->err, sizeof fx->err),
+                     0);
+    assert_int_equal(src->total, 6);
+    assert_int_equal(drain(src, 4, fx->out, sizeof fx->out), 6);
+    assert_string_equal(fx->out, "a b|x\ny|3|{\"k\":[1]}|\xff|");
+    weft__source_close(&src);
+    expect_empty(fx, "[ ]", "the list is an empty JSON array");
+    expect_error(fx, "[1, 2", -EINVAL, "the list:1:6: invalid JSON");
+    expect_error(fx, "[\"a\"] x", -EINVAL, "the list:1:7: invalid JSON near 'x'");
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1167,6 +1187,7 @@ int main(void)
         T(json_not_array),
         T(json_empty_array),
         T(json_file_errors),
+        T(list_inline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -508,10 +508,44 @@ static void put_int_every_boundary(void **state)
     check_int(INT64_MIN + 1);
 }
 
+/* format = raw: a string's bytes as they are (NUL, invalid UTF-8, no
+ * newline added), another value's JSON and a newline, no value nothing. */
+static void raw_values(void **state)
+{
+    (void)state;
+    weft__buf_t b = {0};
+    char why[128] = "";
+    weft_result_t r = {.kind = WEFT_VALUE_STRING};
+    r.value.s.ptr = "a\0\xff\n";
+    r.value.s.len = 4;
+    assert_int_equal(weft__raw_value(&b, &r, why, sizeof why), 0);
+    r = (weft_result_t){.kind = WEFT_VALUE_INT, .value.i = -7};
+    assert_int_equal(weft__raw_value(&b, &r, why, sizeof why), 0);
+    r = (weft_result_t){.kind = WEFT_VALUE_NONE};
+    assert_int_equal(weft__raw_value(&b, &r, why, sizeof why), 0);
+    r = (weft_result_t){.kind = WEFT_VALUE_JSON};
+    r.value.s.ptr = "{ \"k\" : [1, 2] }";
+    r.value.s.len = strlen(r.value.s.ptr);
+    assert_int_equal(weft__raw_value(&b, &r, why, sizeof why), 0);
+    r = (weft_result_t){.kind = WEFT_VALUE_STRING}; /* empty: nothing */
+    assert_int_equal(weft__raw_value(&b, &r, why, sizeof why), 0);
+    static const char want[] = "a\0\xff\n-7\n{\"k\":[1,2]}\n";
+    assert_int_equal(b.len, sizeof want - 1);
+    assert_memory_equal(b.data, want, sizeof want - 1);
+    /* Invalid JSON: an error, nothing appended. */
+    r = (weft_result_t){.kind = WEFT_VALUE_JSON};
+    r.value.s.ptr = "[1,";
+    r.value.s.len = 3;
+    assert_int_equal(weft__raw_value(&b, &r, why, sizeof why), -EINVAL);
+    assert_int_equal(b.len, sizeof want - 1);
+    weft__buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(put_int_every_boundary),
+        cmocka_unit_test(raw_values),
         cmocka_unit_test(string_escapes),   cmocka_unit_test(string_utf8),
         cmocka_unit_test(minify_valid),     cmocka_unit_test(minify_invalid),
         cmocka_unit_test(values_every_kind), cmocka_unit_test(writer_formats),
