@@ -93,7 +93,8 @@ _weft_config_arg()
         ((i == _weft_cword)) && continue
         w=${_weft_words[i]}
         case $w in
-        --set | -j | --threads | -o | --output | --summary-json) ((i++)) ;;
+        --set | -j | --threads | -o | --output | --summary-json | -p | --plugin | --items) ((i++)) ;;
+        --) return ;; # the command follows
         -*) ;;
         *) printf '%s\n' "$w" && return ;;
         esac
@@ -203,7 +204,7 @@ _weft()
 
     case $cmd in
     run | check)
-        local opts="--set --threads --output --help"
+        local opts="--set --threads --output --plugin --items --help"
         [[ $cmd == check ]] && opts+=" --init"
         [[ $cmd == run ]] &&
             opts+=" --quiet --progress --progress= --summary-json --resume --retry-failed --force --restart"
@@ -216,7 +217,11 @@ _weft()
             _weft_files "$cur"
             return
             ;;
-        -j | --threads) return ;;
+        -p | --plugin)
+            _weft_reply "$cur" "$(_weft_plugin_names)"
+            return
+            ;;
+        -j | --threads | --items) return ;;
         esac
         case $cur in
         --set=*)
@@ -232,8 +237,12 @@ _weft()
             _weft_nospace_after_eq
             ;;
         *)
-            # First the config, then options.
-            if [[ -z $(_weft_config_arg) ]]; then
+            # First the config (none with -p), then options.
+            local w plugin=
+            for w in "${_weft_words[@]:2:_weft_cword-2}"; do
+                [[ $w == -p || $w == --plugin || $w == --plugin=* || $w == -p?* ]] && plugin=1
+            done
+            if [[ -z $plugin && -z $(_weft_config_arg) ]]; then
                 _weft_files "$cur" '*.ini'
             elif [[ -z $cur ]]; then
                 _weft_reply "$cur" "$opts"

@@ -25,7 +25,7 @@ function __weft_config_arg
     set -l i 3
     while test $i -le (count $words)
         switch $words[$i]
-            case --set -j --threads -o --output --summary-json
+            case --set -j --threads -o --output --summary-json -p --plugin --items
                 set i (math $i + 1)
             case '-*'
             case '*'
@@ -143,6 +143,7 @@ end
 
 function __weft_needs_config
     __fish_seen_subcommand_from run check; and not __weft_config_arg >/dev/null
+    and not string match -qr -- '^(-p|--plugin)' (commandline -opc)
 end
 
 set -l runcheck '__fish_seen_subcommand_from run check'
@@ -161,6 +162,8 @@ complete -c weft -n __weft_needs_config -a '(__weft_files .ini)'
 complete -c weft -n $runcheck -l set -x -a '(__weft_set_values)' -d 'override key K of section S'
 complete -c weft -n $runcheck -s j -l threads -x -d 'worker threads (0 = one per CPU)'
 complete -c weft -n $runcheck -s o -l output -r -F -d 'where results go (- or none)'
+complete -c weft -n $runcheck -s p -l plugin -x -a '(__weft_plugins)' -d 'run PLUGIN with no config'
+complete -c weft -n $runcheck -l items -x -d 'the items of a -p run'
 complete -c weft -n $runcheck -l help -d 'show the usage'
 complete -c weft -n $run -s q -l quiet -d 'errors only'
 complete -c weft -n $run -l progress -a 'line json off' -d 'live progress on stderr'

@@ -140,6 +140,18 @@ expect "--set args.<TAB>, plugin beside the config" "args.step=" \
 
 expect_exactly "weft plugins <TAB>" "--names --help" "$weft" plugins ""
 
+# The one-liner: -p takes a plugin name; with -p there is no config to offer.
+expect "run -p <TAB>" "$plugins" "$weft" run -p ""
+expect "run --plugin <TAB>" "$plugins" "$weft" run --plugin ""
+expect "run --<TAB>" "--plugin --items" "$weft" run --
+(
+    cd "$tmp/cwd" || exit 1
+    failures=0
+    expect_not "run -p exec <TAB>" "a.ini" "$weft" run -p exec ""
+    expect "run -p exec <TAB>" "--items --threads" "$weft" run -p exec ""
+    exit "$failures"
+) || failures=$((failures + $?))
+
 if [ "$failures" -gt 0 ]; then
     echo "test_completion: $failures failures" >&2
     exit 1
