@@ -13,6 +13,7 @@
 
 #include "children.h"
 #include "loader.h"
+#include "outbatch.h"
 #include "outdir.h"
 #include "template.h"
 #include "util.h"
@@ -328,6 +329,43 @@ static int host_out_commit(const weft_host_t *host, weft_outfile_t *f, weft_resu
                           f->rel_);
     const char *what = NULL;
     int err = 0;
+    weft__outbatch_t *batch = h->sync == WEFT__SYNC_BATCH ? weft__outbatch_bound() : NULL;
+    if (batch || h->sync == WEFT__SYNC_NONE) {
+        /* Closed now, made durable with the batch (or never: none). */
+        int closed = close(f->fd);
+        f->fd = -1;
+        if (closed != 0) {
+            err = errno;
+            unlinkat(f->dirfd_, f->tmp_, 0);
+            out_close_dir(f);
+            out_reset(f);
+            return out_fail(h, r, f->rel_, "close", err);
+        }
+        if (batch) {
+            /* The one rename failure that is this item's own, said now as
+             * sync = item would (the batch's renames come after its
+             * item returned): a folder in the way. */
+            struct stat st;
+            if (fstatat(f->dirfd_, f->name_, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISDIR(st.st_mode)) {
+                unlinkat(f->dirfd_, f->tmp_, 0);
+                out_close_dir(f);
+                out_reset(f);
+                return out_fail(h, r, f->rel_, "rename", EISDIR);
+            }
+            int rc = weft__outbatch_add(batch, h, f->dirfd_, f->flags_ & OUT_OWN_DIR, f->tmp_,
+                                        f->name_, f->rel_, r);
+            out_reset(f); /* the folder fd is the batch's now */
+            return rc;
+        }
+        if (renameat(f->dirfd_, f->tmp_, f->dirfd_, f->name_) != 0) {
+            err = errno;
+            unlinkat(f->dirfd_, f->tmp_, 0);
+        }
+        out_close_dir(f);
+        out_reset(f);
+        return err ? out_fail(h, r, f->rel_, "rename", err) : 0;
+    }
     /* The data must be on disk before the name points at it: otherwise a
      * crash can leave the final name on an empty or partial file. */
     if (fsync(f->fd) != 0) {

@@ -40,6 +40,7 @@
 
 #include <stddef.h>
 
+#include "config.h" /* weft__sync_t */
 #include "weft/plugin.h"
 
 typedef struct weft__plugin {
@@ -132,6 +133,10 @@ typedef struct weft__host {
     void *log_arg;
     long log_pid;
     bool log_quiet;
+    /* How out_commit makes a file durable ([run] sync): BATCH queues it in
+     * the calling thread's batch when one is bound (outbatch.h), else
+     * syncs it as ITEM does; NONE renames it unsynced. */
+    weft__sync_t sync;
 } weft__host_t;
 
 /* Fills the table (all function pointers set, struct_size, abi_version);

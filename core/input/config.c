@@ -839,6 +839,21 @@ static int run_keep_journal(run_state_t *st, const weft__entry_t *e)
     return 0;
 }
 
+static int run_sync(run_state_t *st, const weft__entry_t *e)
+{
+    static const char *const names[] = {"batch", "item", "none"};
+    static const weft__sync_t values[] = {WEFT__SYNC_BATCH, WEFT__SYNC_ITEM, WEFT__SYNC_NONE};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strcmp(e->value, names[i]) == 0) {
+            st->cfg->sync = values[i];
+            return 0;
+        }
+    return bad_value(st->err, st->errlen, e,
+                     "expected batch (files made durable in groups, then journaled), item "
+                     "(each file synced as it is committed) or none (no sync: safe from a "
+                     "crash of weft, not of the machine)");
+}
+
 static bool is_blank(char c)
 {
     return c == ' ' || c == '\t';
@@ -988,6 +1003,7 @@ static const run_key_t run_keys[] = {
     {"halt", run_halt},     {"retries", run_retries},
     {"timeout", run_timeout}, {"isolate", run_isolate},
     {"journal", run_journal}, {"keep_journal", run_keep_journal},
+    {"sync", run_sync},
     {"columns", run_columns},
 };
 #define N_RUN_KEYS (sizeof run_keys / sizeof run_keys[0])
@@ -1159,6 +1175,7 @@ static void run_reset(weft__config_t *cfg)
     cfg->retries = 0;
     cfg->timeout = 0;
     cfg->isolate_process = cfg->journal_off = false;
+    cfg->sync = WEFT__SYNC_BATCH;
     cfg->items = NULL;
     cfg->threads = 0;
     cfg->format = WEFT__FORMAT_NONE;

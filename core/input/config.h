@@ -48,6 +48,15 @@ typedef enum weft__format {
                               (core/output/output.h, "raw")                 */
 } weft__format_t;
 
+/* How the files a plugin commits (host->out_commit) reach the disk. */
+typedef enum weft__sync {
+    WEFT__SYNC_BATCH = 0, /* a worker's files together: syncfs, renames,
+                             syncfs, and only then their items' journal
+                             entries (core/host/outbatch.h)               */
+    WEFT__SYNC_ITEM,      /* each file: fsync, rename, fsync its folder    */
+    WEFT__SYNC_NONE,      /* rename at once, never synced                  */
+} weft__sync_t;
+
 /* How the results stream is compressed: from the output's last extension
  * (.gz, .zst); never for .npy or standard output. */
 typedef enum weft__compress {
@@ -122,6 +131,9 @@ typedef struct weft__config {
     bool keep_journal;     /* keep_journal = true: a run that finished every
                               item keeps its whole journal (else it is
                               compacted to a record that it finished)     */
+    weft__sync_t sync;     /* sync = batch (default) | item | none: how a
+                              plugin's committed files are made durable
+                              (docs/guarantees.md)                        */
 
     /* Strings weft__config_bind() hands out that are not entry values
      * (resolved PATHs, copied defaults); freed by weft__config_free(). */

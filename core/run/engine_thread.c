@@ -118,6 +118,7 @@ static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
     double t0 = weft__mono_s();
 
     weft__altstack_ensure(); /* see weft__crash_handlers */
+    weft__outbatch_bind(wk->outbatch); /* host->out_commit queues there */
     weft__block_t *b = block_open(r, worker, begin);
     if (r->batch && b && run_batch(r, wk, b, begin, end)) {
         ok = end - begin;

@@ -6,24 +6,55 @@
  * so (slow items: each is journaled as it ends); fdatasync at most every
  * JOURNAL_SYNC_S.  A crash loses at most the last ~50 ms of work per
  * worker plus what the OS had not written.
+ *
+ * A worker's committed files (sync = batch) are made durable first
+ * (weft__outbatch_commit), so the journal never says an item is done
+ * before its files are on disk; if that fails the chunk is dropped: its
+ * items are not journaled, and --resume runs them again.
  */
 #include "jlog.h"
 
 #include <errno.h>
+#include <stdio.h>
 
 #include "util.h"
 
 enum { JOURNAL_CHUNK_BYTES = 1 << 20 };
 #define JOURNAL_CHUNK_AGE_S 0.05
 
+/* wk's files durable, or false (said once) when that failed. */
+static bool commit_files(weft__engine_t *r, worker_t *wk)
+{
+    char why[512];
+    if (!wk->outbatch || weft__outbatch_commit(wk->outbatch, r->host, why, sizeof why) == 0)
+        return true;
+    bool said = false;
+    if (atomic_compare_exchange_strong(&r->commit_failed, &said, true))
+        fprintf(stderr, "weft: %s; the items of those files are not recorded as done "
+                        "(--resume runs them again)\n",
+                why);
+    int running = 0;
+    atomic_compare_exchange_strong(&weft__run_stop, &running, 1);
+    return false;
+}
+
 void weft__jlog_flush(weft__engine_t *r, worker_t *wk, bool force)
 {
-    if (!wk->jopen)
+    bool files = wk->outbatch && weft__outbatch_pending(wk->outbatch);
+    if (!wk->jopen && !files)
         return;
     double t = weft__mono_s();
-    if (!force && wk->jbuf.len - wk->jmark < JOURNAL_CHUNK_BYTES &&
+    if (!force && (!wk->jopen || wk->jbuf.len - wk->jmark < JOURNAL_CHUNK_BYTES) &&
         t - wk->jflushed < JOURNAL_CHUNK_AGE_S)
         return;
+    if (!commit_files(r, wk)) {
+        wk->jbuf.len = 0; /* their items must not be journaled */
+        wk->jopen = false;
+    }
+    if (!wk->jopen) {
+        wk->jflushed = t;
+        return;
+    }
     weft__jchunk_end(&wk->jbuf, wk->jmark);
     int e = weft__journal_append(r->journal, wk->jbuf.data, wk->jbuf.len);
     if (e) {
@@ -73,10 +104,10 @@ nomem:;
  * (or now, when `sync`). */
 void weft__jlog_sync(weft__engine_t *r, bool sync)
 {
-    if (!r->journal)
-        return;
     for (unsigned t = 0; t < r->threads; t++)
         weft__jlog_flush(r, &r->workers[t], true);
+    if (!r->journal)
+        return;
     double t = weft__mono_s();
     if (sync || t - r->journal_synced >= JOURNAL_SYNC_S) {
         int e = weft__journal_sync(r->journal);

@@ -255,6 +255,7 @@ static int check_init(run_t *r)
     weft__host_init(&r->host, p->name, r->cfg->seed, r->cfg->dir);
     r->host.pub.values_wanted = r->cfg->format != WEFT__FORMAT_NONE;
     r->host.pub.values_raw = r->cfg->format == WEFT__FORMAT_RAW;
+    r->host.sync = r->cfg->sync;
     r->host.stop = &weft__run_stop;
     r->host.log_quiet = r->opts->quiet;
     char msg[MSG_SIZE] = "";
@@ -772,9 +773,12 @@ static void stop_progress(run_t *r)
 static int finish_run(run_t *r, int status)
 {
     workers_fini(r);
+    /* The workers' last files durable, then their journal entries. */
+    weft__jlog_sync(&r->eng, false);
     int sig = weft__signals_first();
     bool halted = atomic_load(&weft__run_halted);
-    bool complete = status == 0 && !sig && !halted && !atomic_load(&r->eng.journal_error);
+    bool complete = status == 0 && !sig && !halted && !atomic_load(&r->eng.journal_error) &&
+                    !atomic_load(&r->eng.commit_failed);
     status = run_finish_plugin(r, status);
     stop_progress(r);
     status = close_outputs(r, status, complete);
@@ -908,6 +912,14 @@ static int run_job(run_t *r)
     memset(r->eng.workers, 0, sizeof(worker_t) * r->eng.threads);
     for (unsigned t = 0; t < r->eng.threads; t++)
         r->eng.workers[t].current = UINT64_MAX;
+    /* sync = batch: thread workers group their files' commits (a worker
+     * process syncs each file itself). */
+    for (unsigned t = 0; r->outdir_path && r->cfg->sync == WEFT__SYNC_BATCH &&
+                         !r->cfg->isolate_process && t < r->eng.threads;
+         t++)
+        if (weft__outbatch_new(&r->eng.workers[t].outbatch) != 0)
+            return usage_error("out of memory starting the workers");
+    r->eng.host = &r->host;
 
     /* The output folder is locked before init (a second run is refused
      * before anything is written), the journal before any output. */
@@ -1016,6 +1028,7 @@ int weft__run(const weft__run_opts_t *o)
     for (unsigned t = 0; r->eng.workers && t < r->eng.threads; t++) {
         weft__buf_free(&r->eng.workers[t].jbuf);
         weft__buf_free(&r->eng.workers[t].msgs);
+        weft__outbatch_free(&r->eng.workers[t].outbatch);
     }
     free(r->eng.workers);
     free(r->args);

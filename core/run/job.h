@@ -22,6 +22,7 @@
 #include "isolate.h"
 #include "journal.h"
 #include "loader.h"
+#include "outbatch.h"
 #include "npy.h"
 #include "outdir.h"
 #include "output.h"
@@ -68,6 +69,9 @@ typedef struct worker {
                                a crash handler names it in the journal  */
     weft__buf_t msgs;       /* the current item's failure message       */
     char msg[MSG_SIZE];
+    weft__outbatch_t *outbatch; /* sync = batch, thread mode: the files its
+                                   items committed, made durable before its
+                                   journal entries are appended (jlog.c)  */
 } worker_t;
 
 /*
@@ -112,6 +116,9 @@ typedef struct weft__engine {
     size_t n_suspects, n_poison;
     size_t suspects_run;         /* suspects[0, suspects_run) ran alone     */
     atomic_int journal_error;    /* first append error, negative errno     */
+    const weft__host_t *host;    /* for the outbatch commits (messages, the
+                                    write error)                           */
+    atomic_bool commit_failed;   /* an outbatch commit failed: said once   */
     atomic_uint_fast64_t failures; /* failed items so far (halt policy)    */
     double journal_synced;
 

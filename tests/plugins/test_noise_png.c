@@ -17,6 +17,7 @@
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -158,6 +159,69 @@ static void noise_png_same_bytes_any_threads(void **state)
     }
     for (int k = 0; k < N; k++)
         free(first[k]);
+}
+
+/* ---- durability: sync = batch | item | none ---------------------------------- */
+
+/* Every mode writes the same files, each whole under its name, and leaves
+ * no temporary (a subfolder too: its files are synced on its filesystem). */
+static void noise_png_sync_modes(void **state)
+{
+    (void)state;
+    static const char *const modes[] = {"batch", "item", "none"};
+    for (int m = 0; m < 3; m++) {
+        char set[64];
+        snprintf(set, sizeof set, "run.sync=%s", modes[m]);
+        const char *cfg = config(300, "[args]\nsize_x = 37\nsize_y = 23\nseed = 5\n"
+                                      "dir = syncd\nname = s{index:03}/n_{index:06}.png\n");
+        assert_int_equal(e2e_remove(e2e_path("syncd")), 0);
+        e2e_outcome_t o = E2E_RUN("run", cfg, "-j", "3", "--set", set);
+        expect(&o, 0, "300 ok, 0 failed");
+        for (int k = 0; k < 300; k += 13) {
+            assert_int_equal(count_files(e2e_pathf("syncd/s%03d", k)), 1);
+            check_image(e2e_pathf("syncd/s%03d/n_%06d.png", k, k), W, H, 0, 5, (uint64_t)k);
+        }
+        assert_int_equal(count_files(e2e_path("syncd")), 300);
+    }
+    const char *cfg = config(3, body);
+    e2e_outcome_t o = E2E_RUN("check", cfg, "--set", "run.sync=always");
+    expect(&o, 2, "--set run.sync: sync = 'always': expected batch (files made durable in "
+                  "groups, then journaled), item");
+}
+
+/* kill -9 at any moment, then --resume: every image is there and right,
+ * in batch mode (files committed in groups, journaled after) as in item
+ * mode.  An item the journal lists as done always has its file: a resume
+ * does not run it again. */
+static void noise_png_kill9_resume(void **state)
+{
+    (void)state;
+    static const char *const modes[] = {"batch", "item"};
+    enum { ITEMS = 3000, ROUNDS = 6 };
+    srand((unsigned)getpid());
+    for (int round = 0; round < ROUNDS; round++) {
+        const char *mode = modes[round % 2];
+        char set[64];
+        snprintf(set, sizeof set, "run.sync=%s", mode);
+        const char *cfg = config(ITEMS, "[args]\nsize_x = 16\nsize_y = 16\nseed = 2\n"
+                                        "dir = k9\nname = n_{index:05}.png\n");
+        assert_int_equal(e2e_remove(e2e_path("k9")), 0);
+        int pid = E2E_SPAWN("run", cfg, "-j", "2", "--set", set);
+        e2e_sleep(0.05 + (rand() % 400) / 1000.0);
+        kill(pid, SIGKILL);
+        e2e_wait(pid);
+        e2e_outcome_t o = E2E_RUN("run", cfg, "-j", "2", "--set", set, "--resume");
+        if (o.status != 0 && !strstr(o.err, "nothing to resume"))
+            fail_msg("round %d (%s): --resume exit %d: %s", round, mode, o.status, o.err);
+        if (o.status != 0) { /* killed before the journal existed: run it whole */
+            e2e_free(&o);
+            o = E2E_RUN("run", cfg, "-j", "2", "--set", set, "--restart");
+        }
+        expect(&o, 0, NULL);
+        assert_int_equal(count_files(e2e_path("k9")), ITEMS);
+        for (int k = 0; k < ITEMS; k += 97)
+            check_image(e2e_pathf("k9/n_%05d.png", k), 16, 16, 0, 2, (uint64_t)k);
+    }
 }
 
 /* ---- names --------------------------------------------------------------- */
@@ -394,6 +458,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(noise_png_same_bytes_any_threads),
+        cmocka_unit_test(noise_png_sync_modes),
+        cmocka_unit_test(noise_png_kill9_resume),
         cmocka_unit_test(noise_png_template),
         cmocka_unit_test(noise_png_gnu_placeholders),
         cmocka_unit_test(noise_png_confined),
