@@ -3,7 +3,8 @@
  * bench_png: the noise_png plugin run by the weft binary against the loop a
  * competent user would write by hand with OpenMP and libpng, same run.
  *
- *   bench_png [--quick] [--no-sync] [--dir DIR] [THREADS]  (THREADS default 2)
+ *   bench_png [--quick] [--no-sync] [--sync MODE] [--dir DIR] [THREADS]
+ *                                                 (THREADS default 2)
  *
  * Both write 2000 (--quick 200) 8-bit grey PNGs of 100x100 random noise,
  * pixels from the same Philox stream, at zlib level 1, no filter, Huffman
@@ -11,7 +12,8 @@
  * weft's host->out_commit does), into DIR (default /dev/shm, else $TMPDIR
  * or /tmp): the same work, and byte-identical files (checked).  --no-sync
  * drops the two fsyncs from the hand-written loop only: weft / that is the
- * price of durability.  On tmpfs (/dev/shm) fsync costs nothing; use
+ * price of durability.  --sync MODE is weft's [run] sync (default batch:
+ * its files made durable in groups; item: each as the C loop does it).  On tmpfs (/dev/shm) fsync costs nothing; use
  * --dir on a disk to see it.
  * weft is timed as a whole process (fork, exec, plugin load, workers, exit);
  * the OpenMP loop in-process, so its thread start-up is paid only by the
@@ -203,18 +205,22 @@ int main(int argc, char **argv)
 {
     unsigned n = 2000;
     int threads = 2;
-    const char *base = NULL;
+    const char *base = NULL, *sync_mode = "batch";
     for (int k = 1; k < argc; k++) {
         if (strcmp(argv[k], "--quick") == 0) {
             n = 200;
         } else if (strcmp(argv[k], "--no-sync") == 0) {
             sync_files = 0;
+        } else if (strcmp(argv[k], "--sync") == 0 && k + 1 < argc) {
+            sync_mode = argv[++k];
         } else if (strcmp(argv[k], "--dir") == 0 && k + 1 < argc) {
             base = argv[++k];
         } else if (atoi(argv[k]) > 0) {
             threads = atoi(argv[k]);
         } else {
-            fprintf(stderr, "usage: %s [--quick] [--no-sync] [--dir DIR] [THREADS]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--quick] [--no-sync] [--sync MODE] [--dir DIR] [THREADS]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -249,14 +255,14 @@ int main(int argc, char **argv)
     }
     fprintf(f,
             "[run]\nplugin = %s/plugins/noise_png.so\nitems = %u\noutput = none\n"
-            "[args]\nsize_x = %d\nsize_y = %d\ncompression = 1\ndir = %s\n"
+            "sync = %s\n[args]\nsize_x = %d\nsize_y = %d\ncompression = 1\ndir = %s\n"
             "name = noise_{index:06}.png\n",
-            plugin, n, SIZE, SIZE, weft_dir);
+            plugin, n, sync_mode, SIZE, SIZE, weft_dir);
     fclose(f);
 
     printf("bench_png: %u images %dx%d, zlib level 1, Huffman only, no filter, in %s; "
-           "C loop %s\n", n, SIZE, SIZE, base,
-           sync_files ? "fsyncs like weft" : "does not fsync (--no-sync), weft does");
+           "C loop %s; weft: sync = %s\n", n, SIZE, SIZE, base,
+           sync_files ? "fsyncs each file" : "does not fsync (--no-sync)", sync_mode);
     printf("weft: %s (whole process); OpenMP: in-process; median of %d after a warm-up\n\n",
            weft_exe, REPS);
 

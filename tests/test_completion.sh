@@ -116,9 +116,10 @@ expect "--set <TAB>" "run.threads= run.isolate= run.halt= run.journal= args.step
     "$weft" run "$cfg" --set ""
 expect_exactly "--set args.<TAB>" "args.step=" "$weft" run "$cfg" --set args.
 # "run.format=" is three words for bash: run.format, =, and what follows.
-expect_exactly "--set run.format=<TAB>" "json jsonl csv tsv npy none" \
+expect_exactly "--set run.format=<TAB>" "json jsonl csv tsv npy raw none" \
     "$weft" run "$cfg" --set run.format =
 expect_exactly "--set run.format=js<TAB>" "json jsonl" "$weft" run "$cfg" --set run.format = js
+expect_exactly "--set run.sync=<TAB>" "batch item none" "$weft" run "$cfg" --set run.sync =
 expect_exactly "--set run.isolate=<TAB>" "thread process" "$weft" run "$cfg" --set run.isolate =
 expect_exactly "--set=run.ord<TAB>" "run.order=" "$weft" run "$cfg" --set = run.ord
 expect_exactly "--progress=<TAB>" "line json off" "$weft" run "$cfg" --progress =
