@@ -199,16 +199,19 @@ static weft__block_t *run_suspect(weft__engine_t *r, weft__block_t *b,
     wk->msgs.len = 0;
     if (weft__item_reuse(r, &b->bytes, &wk->msgs, item, index, &slot)) {
         weft__jlog_add(r, wk, item, index, &slot, b->bytes.data + slot.off,
-                       wk->msgs.data + slot.msg_off); /* a quarantine */
+                       wk->msgs.data + slot.msg_off, NULL); /* a quarantine */
     } else {
         weft__journal_begin(r->journal, index);
         char why[MSG_SIZE];
         weft_result_t res;
         const char *msg = NULL;
-        item_status_t st = weft__item_call(r, wk, item, &res, &msg, why, sizeof why);
+        unsigned attempts = 0;
+        int64_t t0 = weft__mono_ns();
+        item_status_t st = weft__item_call(r, wk, item, &res, &msg, why, sizeof why, &attempts);
+        weft__jtime_t t = weft__jlog_time(r, attempts, t0, weft__mono_ns());
         weft__item_encode(r, &b->bytes, &wk->msgs, item, st, msg, &res, &slot);
         weft__jlog_add(r, wk, item, index, &slot, b->bytes.data + slot.off,
-                       wk->msgs.data + slot.msg_off);
+                       wk->msgs.data + slot.msg_off, &t);
         weft__jlog_flush(r, wk, true);
         if (st != ST_OK && st != ST_NOT_RUN)
             weft__item_failed(r);

@@ -113,6 +113,10 @@ typedef struct weft__engine {
     atomic_int journal_error;    /* first append error, negative errno     */
     atomic_uint_fast64_t failures; /* failed items so far (halt policy)    */
     double journal_synced;
+    bool jtimed;                 /* a version 3 journal: entries are timed  */
+    int64_t wall_mono_ns;        /* CLOCK_REALTIME - CLOCK_MONOTONIC at the
+                                    start: an item's wall-clock start from
+                                    its one monotonic reading (item.h)     */
 
     /* Process mode: in each worker process, once, the plugin's init and
      * worker_init (nonzero: failed, message in msg), and at its end the
