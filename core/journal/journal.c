@@ -1539,6 +1539,25 @@ bool weft__jscan_get(const weft__jscan_t *s, uint64_t index, weft__jentry_t *out
     return true;
 }
 
+bool weft__jscan_next(const weft__jscan_t *s, uint64_t from, weft__jentry_t *e)
+{
+    if (s->delta) {
+        for (uint64_t i = from; i < s->dense_n; i++)
+            if (s->delta[i])
+                return weft__jscan_get(s, i, e);
+        return false;
+    }
+    size_t lo = 0, hi = s->n_pairs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->pairs[mid].index < from)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->n_pairs && weft__jscan_get(s, s->pairs[lo].index, e);
+}
+
 size_t weft__jscan_suspects(const weft__jscan_t *s, const uint64_t **idx)
 {
     *idx = s->n_suspects ? s->suspects : NULL;

@@ -286,6 +286,10 @@ typedef struct weft__jentry {
     uint64_t start_us, runtime_us;
 } weft__jentry_t;
 bool weft__jscan_get(const weft__jscan_t *s, uint64_t index, weft__jentry_t *e);
+/* The latest entry of the smallest index >= from that has one, or false:
+ * every entry in index order is next(0), then next(e.index + 1) until false
+ * (O(1) amortized per index over the dense table, O(log n) sparse). */
+bool weft__jscan_next(const weft__jscan_t *s, uint64_t from, weft__jentry_t *e);
 
 /*
  * Poison detection.  A session that ends with neither END nor STOP was
