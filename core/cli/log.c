@@ -171,7 +171,10 @@ static const weft__config_t *journal_items(logjob_t *lj)
 {
     const weft__jheader_t *h = weft__jscan_header(lj->scan);
     lj->items_value = header_value(h->config, "run.items");
+    /* No folder recorded (a hand-made journal): the current one. */
     lj->folder = header_value(h->config, "config.folder");
+    if (!lj->folder)
+        lj->folder = getcwd(NULL, 0);
     if (!lj->items_value || !lj->folder)
         return NULL;
     lj->items_entry = (weft__entry_t){.section = "run", .key = "items",
