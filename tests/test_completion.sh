@@ -65,7 +65,7 @@ $got"
 export WEFT_PLUGIN_PATH=$WEFT_PLUGINS
 
 # weft <TAB>
-expect_exactly "weft <TAB>" "run check describe plugins --help --version" "$weft" ""
+expect_exactly "weft <TAB>" "run check describe plugins log --help --version" "$weft" ""
 expect_exactly "weft d<TAB>" "describe" "$weft" d
 
 # weft run <TAB>, in a folder with a.ini: configs and folders, nothing else.
@@ -139,6 +139,18 @@ expect "--set args.<TAB>, plugin beside the config" "args.step=" \
 ) || failures=$((failures + $?))
 
 expect_exactly "weft plugins <TAB>" "--names --help" "$weft" plugins ""
+
+# weft log: a journal or a config (any file), then its options.
+(
+    cd "$tmp/cwd" || exit 1
+    failures=0
+    touch out.json.journal
+    expect "weft log <TAB>" "a.ini b.txt out.json.journal sub" "$weft" log ""
+    expect_exactly "weft log a.ini <TAB>" "--json --failed --null --set --help" "$weft" log a.ini ""
+    expect_exactly "weft log a.ini --f<TAB>" "--failed" "$weft" log a.ini --f
+    expect "weft log a.ini --set <TAB>" "run.journal= run.output=" "$weft" log a.ini --set ""
+    exit "$failures"
+) || failures=$((failures + $?))
 
 if [ "$failures" -gt 0 ]; then
     echo "test_completion: $failures failures" >&2
