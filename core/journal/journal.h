@@ -45,10 +45,12 @@
  *             index + 1: 1 byte, so a typical OK entry costs 12 bytes + len.
  *
  * TIMED entries (`weft log`): attempts is how many times process_one ran
- * (1 + retries; 0 for an item quarantined without running), start_us the
- * wall clock (CLOCK_REALTIME, microseconds since the Unix epoch) when its
- * first attempt began, runtime_us the monotonic time from then until its
- * last attempt ended.  Each is at most 64 bits (attempts 32).
+ * (1 + retries), start_us the wall clock (CLOCK_REALTIME, microseconds
+ * since the Unix epoch) when its first attempt began, runtime_us the
+ * monotonic time from then until its result was encoded after the last
+ * one.  Each is at most 64 bits (attempts 32).  The runner writes them
+ * from one monotonic reading per item: an item a worker runs right after
+ * another of its chunk starts when that one ended (core/run/item.h).
  *
  * Version 2 is version 3 without TIMED entries (a TIMED bit in a version 2
  * file is a bad DONE record).  It is read as before, and a resume of it

@@ -116,6 +116,7 @@ static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
     uint64_t ok = 0, failed = 0, reused = 0;
     weft_item_t computed;
     double t0 = weft__mono_s();
+    wk->tnext = 0; /* time passed since its last item: no start to chain */
 
     weft__altstack_ensure(); /* see weft__crash_handlers */
     weft__block_t *b = block_open(r, worker, begin);
@@ -130,6 +131,7 @@ static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
             /* Ran alone before the engine started (run_suspects). */
             block_hand(r, b);
             b = block_open(r, worker, i + 1);
+            wk->tnext = 0;
             continue;
         }
         if (!b) {

@@ -219,8 +219,10 @@ WEFT__HOT enum weft__item_fate weft__item_run(weft__engine_t *r, worker_t *wk, w
     if (atomic_load_explicit(&weft__run_stop, memory_order_relaxed)) {
         weft_result_t none = {0};
         weft__item_encode(r, buf, &wk->msgs, item, ST_NOT_RUN, NULL, &none, &slot);
+        wk->tnext = 0;
     } else if (r->scan && weft__item_reuse(r, buf, &wk->msgs, item, item->index, &slot)) {
         /* A quarantine is journaled; a reused entry is not (reused). */
+        wk->tnext = 0;
         weft__jlog_add(r, wk, item, item->index, &slot, buf->data + slot.off,
                        wk->msgs.data + slot.msg_off, NULL);
         fate = WEFT__FATE_REUSED;
@@ -229,14 +231,16 @@ WEFT__HOT enum weft__item_fate weft__item_run(weft__engine_t *r, worker_t *wk, w
         weft_result_t res;
         const char *msg = NULL;
         unsigned attempts = 0;
-        /* Two monotonic readings per item, and only for a timed journal:
-         * the wall-clock start is derived (wall_mono_ns). */
-        int64_t t0 = r->jtimed ? weft__mono_ns() : 0, t1 = 0;
+        /* Timed journal only: one monotonic reading per item, after its
+         * result is encoded; the item started when the one before it in
+         * the chunk ended (wk->tnext; a chunk's first reads the clock).
+         * The wall-clock start is derived (wall_mono_ns). */
+        int64_t t0 = r->jtimed ? (wk->tnext ? wk->tnext : weft__mono_ns()) : 0;
         item_status_t st = weft__item_call(r, wk, item, &res, &msg, why, sizeof why, &attempts);
-        if (r->jtimed)
-            t1 = weft__mono_ns();
         weft__item_encode(r, buf, &wk->msgs, item, st, msg, &res, &slot);
         if (r->journal) { /* checked here: a call per item costs more */
+            int64_t t1 = r->jtimed ? weft__mono_ns() : 0;
+            wk->tnext = t1;
             weft__jtime_t t = weft__jlog_time(r, attempts, t0, t1);
             weft__jlog_add(r, wk, item, item->index, &slot, buf->data + slot.off,
                            wk->msgs.data + slot.msg_off, &t);

@@ -63,6 +63,9 @@ typedef struct worker {
     size_t jmark;           /* where the open DONE chunk starts in jbuf */
     bool jopen;
     double jflushed;        /* when jbuf was last appended              */
+    int64_t tnext;          /* monotonic ns its last timed item ended, so
+                               the next one of the chunk started (item.h);
+                               0: not known, read the clock            */
     uint64_t done;          /* items this worker finished (halt = P%)   */
     uint64_t current;       /* the item in process_one, or UINT64_MAX:
                                a crash handler names it in the journal  */
