@@ -2857,6 +2857,47 @@ static void timed_refused(void **state)
     }
 }
 
+/* weft__jscan_next walks every item's latest entry in index order, over the
+ * dense table and the sorted pairs alike. */
+static void next_in_index_order(void **state)
+{
+    fixture_t *fx = *state;
+    static const uint64_t dense[] = {5, 0, 3, 5, 4096 + 2};
+    static const uint64_t sparse[] = {1ull << 40, 0, 7, UINT64_MAX, 7};
+    const uint64_t *sets[2] = {dense, sparse};
+    static const uint64_t want[2][4] = {{0, 3, 5, 4096 + 2}, {0, 7, 1ull << 40, UINT64_MAX}};
+    for (int k = 0; k < 2; k++) {
+        weft__journal_t *j = create(fx);
+        assert_int_equal(weft__journal_session(j, 1, 0), 0);
+        for (int i = 0; i < 5; i++)
+            put_one(j, sets[k][i], i == 3 ? WEFT__J_OK : WEFT__J_FAILED, "", i == 3 ? "" : "m");
+        assert_int_equal(weft__journal_close(&j), 0);
+        snap_t n = snap(fx->path);
+        weft__jentry_t e;
+        int got = 0;
+        for (bool have = weft__jscan_next(n.s, 0, &e); have;
+             have = e.index < UINT64_MAX && weft__jscan_next(n.s, e.index + 1, &e)) {
+            assert_true(got < 4);
+            assert_true(e.index == want[k][got]);
+            got++;
+        }
+        assert_int_equal(got, 4);
+        /* The later entry of an item wins here too (dense 5: OK at i = 3). */
+        if (k == 0) {
+            assert_true(weft__jscan_next(n.s, 4, &e));
+            assert_int_equal(e.index, 5);
+            assert_int_equal(e.status, WEFT__J_OK);
+        }
+        if (k == 0) {
+            assert_false(weft__jscan_next(n.s, 4096 + 3, &e));
+        } else {
+            assert_true(weft__jscan_next(n.s, 8, &e));
+            assert_true(e.index == 1ull << 40);
+        }
+        snap_free(&n);
+    }
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -2880,6 +2921,7 @@ int main(void)
         T(format1_refused),      T(far_block),
         T(resume_trims_mapping), T(timed_round_trip),
         T(format2_read),         T(timed_refused),
+        T(next_in_index_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
