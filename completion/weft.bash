@@ -199,7 +199,7 @@ _weft()
     local cmd=${_weft_words[1]}
 
     if ((_weft_cword == 1)); then
-        _weft_reply "$cur" run check describe plugins --help --version
+        _weft_reply "$cur" run check describe plugins log --help --version
         return
     fi
 
@@ -262,6 +262,21 @@ _weft()
         ;;
     plugins)
         _weft_reply "$cur" --names --help
+        ;;
+    log)
+        # A journal (any name) or a config, then options.
+        local opts="--json --failed --null --set --help"
+        if [[ $prev == --set ]]; then
+            _weft_set_value "$cur" "$(_weft_config_arg)"
+        elif [[ $cur == --set=* ]]; then
+            _weft_set_value "${cur#--set=}" "$(_weft_config_arg)"
+        elif [[ $cur == -* ]]; then
+            _weft_reply "$cur" "$opts"
+        elif [[ -z $(_weft_config_arg) ]]; then
+            _weft_files "$cur"
+        elif [[ -z $cur ]]; then
+            _weft_reply "$cur" "$opts"
+        fi
         ;;
     esac
 }

@@ -156,6 +156,7 @@ complete -c weft -n __fish_use_subcommand -a run -d 'run the job a config descri
 complete -c weft -n __fish_use_subcommand -a check -d 'validate a config, run nothing'
 complete -c weft -n __fish_use_subcommand -a describe -d "a plugin's arguments"
 complete -c weft -n __fish_use_subcommand -a plugins -d 'the plugins on the search path'
+complete -c weft -n __fish_use_subcommand -a log -d "each item of a run's journal"
 complete -c weft -n __fish_use_subcommand -l help -d 'show the usage'
 complete -c weft -n __fish_use_subcommand -l version -d 'show the version'
 
@@ -185,3 +186,12 @@ complete -c weft -n '__fish_seen_subcommand_from describe; and test (count (comm
 
 complete -c weft -n '__fish_seen_subcommand_from plugins' -l names -d 'names only, one a line'
 complete -c weft -n '__fish_seen_subcommand_from plugins' -l help -d 'show the usage'
+
+# log: a journal (any name) or a config, then options.
+set -l log '__fish_seen_subcommand_from log'
+complete -c weft -n "$log; and not __weft_config_arg >/dev/null" -a '(__weft_files "")'
+complete -c weft -n $log -l json -d 'one JSON object a line'
+complete -c weft -n $log -l failed -d 'only the failed inputs, one a line'
+complete -c weft -n $log -s 0 -l null -d 'with --failed: NUL-separated inputs'
+complete -c weft -n $log -l set -x -a '(__weft_set_values)' -d 'override key K of section S of the config'
+complete -c weft -n $log -l help -d 'show the usage'

@@ -65,7 +65,7 @@ $got"
 export WEFT_PLUGIN_PATH=$WEFT_PLUGINS
 
 # weft <TAB>
-expect_exactly "weft <TAB>" "run check describe plugins --help --version" "$weft" ""
+expect_exactly "weft <TAB>" "run check describe plugins log --help --version" "$weft" ""
 expect_exactly "weft d<TAB>" "describe" "$weft" d
 
 # weft run <TAB>, in a folder with a.ini: configs and folders, nothing else.
@@ -150,6 +150,18 @@ expect "run --<TAB>" "--plugin --items" "$weft" run --
     failures=0
     expect_not "run -p exec <TAB>" "a.ini" "$weft" run -p exec ""
     expect "run -p exec <TAB>" "--items --threads" "$weft" run -p exec ""
+    exit "$failures"
+) || failures=$((failures + $?))
+
+# weft log: a journal or a config (any file), then its options.
+(
+    cd "$tmp/cwd" || exit 1
+    failures=0
+    touch out.json.journal
+    expect "weft log <TAB>" "a.ini b.txt out.json.journal sub" "$weft" log ""
+    expect_exactly "weft log a.ini <TAB>" "--json --failed --null --set --help" "$weft" log a.ini ""
+    expect_exactly "weft log a.ini --f<TAB>" "--failed" "$weft" log a.ini --f
+    expect "weft log a.ini --set <TAB>" "run.journal= run.output=" "$weft" log a.ini --set ""
     exit "$failures"
 ) || failures=$((failures + $?))
 

@@ -64,7 +64,7 @@ got
 $got"
 }
 
-expect_exactly "weft <TAB>" "run check describe plugins" "$weft "
+expect_exactly "weft <TAB>" "run check describe plugins log" "$weft "
 expect_exactly "weft d<TAB>" "describe" "$weft d"
 
 # Configs and folders, nothing else.
@@ -95,6 +95,9 @@ expect_exactly "weft run x.ini --re<TAB>" "--resume --retry-failed --restart" "$
 expect_not "weft check x.ini --<TAB>" "--resume --restart --quiet" "$weft check x.ini --"
 expect "weft check x.ini --<TAB>" "--set --threads --output" "$weft check x.ini --"
 expect_exactly "weft plugins --<TAB>" "--names --help" "$weft plugins --"
+expect "weft log x.ini --<TAB>" "--json --failed --null --set --help" "$weft log x.ini --"
+expect_not "weft log x.ini --<TAB>" "--resume --threads" "$weft log x.ini --"
+expect_exactly "weft log x.ini --f<TAB>" "--failed" "$weft log x.ini --f"
 
 # --set: run keys, the args of the config's plugin, values where few.
 cfg=$tmp/job.ini

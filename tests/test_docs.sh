@@ -59,7 +59,8 @@ done
 roff() { printf '%s' "$1" | sed 's/-/\\-/g'; }
 
 # ---- every option and command is documented -----------------------------------
-options=$({ "$weft" --help; "$weft" run --help; "$weft" check --help; "$weft" plugins --help; } |
+options=$({ "$weft" --help; "$weft" run --help; "$weft" check --help; "$weft" plugins --help;
+    "$weft" log --help; } |
     grep -oE '(^|[ [|])--[a-z][a-z-]*' | sed 's/^[ [|]//' | sort -u)
 [ -n "$options" ] || fail "no option found in weft --help"
 for opt in $options; do
@@ -71,7 +72,7 @@ done
 for opt in $("$weft" run --help | grep -oE '^ +--[a-z][a-z-]*' | sort -u); do
     grep -qE -- "(^|[ \"])$opt( |\"|$)" "$completion" || fail "completion does not offer $opt"
 done
-for short in -j -o -q -h -V; do
+for short in -j -o -q -h -V -0; do
     grep -qF -- "$(roff "$short")" "$man1" || fail "weft(1) does not describe $short"
 done
 
@@ -106,6 +107,13 @@ fish_keys=$(sed -n 's/^ *printf .%s.n. \(plugin .*\)$/\1/p' "$fish_completion")
 for opt in $("$weft" run --help | grep -oE '^ +(-[a-z], )?--[a-z][a-z-]*' | grep -oE -- '--[a-z-]+'); do
     grep -qF -- "$opt" "$zsh_completion" || fail "_weft does not offer $opt"
     grep -qE -- "-l ${opt#--}( |$)" "$fish_completion" || fail "weft.fish does not offer $opt"
+done
+
+# weft log's options, in the three completions.
+for opt in $("$weft" log --help | grep -oE '^ +(-[a-z0-9], )?--[a-z][a-z-]*' | grep -oE -- '--[a-z-]+'); do
+    grep -qE -- "(^|[ \"])$opt( |\"|$)" "$completion" || fail "completion does not offer log $opt"
+    grep -qF -- "$opt" "$zsh_completion" || fail "_weft does not offer log $opt"
+    grep -qE -- "-l ${opt#--}( |$)" "$fish_completion" || fail "weft.fish does not offer log $opt"
 done
 
 # Exit statuses: core/run/run.h's enum, in the README table and weft(1).

@@ -54,7 +54,7 @@ completion=$root_prefix/share/bash-completion/completions/weft
 got=$(bash -c 'source "$1" && complete -p weft >/dev/null &&
     COMP_WORDS=(weft "") COMP_CWORD=1 && _weft && echo "${COMPREPLY[*]}"' _ "$completion") ||
     fail "the installed completion does not load"
-[ "$got" = "run check describe plugins --help --version" ] ||
+[ "$got" = "run check describe plugins log --help --version" ] ||
     fail "the installed completion completes 'weft <TAB>' to '$got'"
 for f in share/zsh/site-functions/_weft share/fish/vendor_completions.d/weft.fish; do
     [ -f "$root_prefix/$f" ] || fail "no installed $root_prefix/$f"

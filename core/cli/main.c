@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "describe.h"
+#include "log.h"
 #include "loader.h"
 #include "run.h"
 #include "util.h"
@@ -27,6 +28,7 @@ static const char usage_text[] =
     "       weft check CONFIG [--set SECTION.KEY=VALUE]...\n"
     "       weft describe PLUGIN\n"
     "       weft plugins [--names]\n"
+    "       weft log JOURNAL|CONFIG [--json | --failed [-0]] [--set S.K=V]...\n"
     "       weft --help | --version\n"
     "\n"
     "Runs a task plugin over many items in parallel, as a config file says.\n"
@@ -36,6 +38,8 @@ static const char usage_text[] =
     "  check CONFIG        validate CONFIG, its plugin and arguments; run nothing\n"
     "  describe PLUGIN     a plugin's arguments, and an [args] block to paste\n"
     "  plugins             the plugins found on the search path\n"
+    "  log JOURNAL|CONFIG  each item of a run's journal: status, attempts, start,\n"
+    "                      runtime, message (see weft log --help)\n"
     "\n"
     "run options:\n"
     "  --set S.K=V         override key K of section [S] (run or args),\n"
@@ -800,14 +804,16 @@ int main(int argc, char **argv)
         printf("weft %s\n", weft_version());
         return 0;
     }
-    static const char *const commands[] = {"run", "check", "describe", "plugins"};
+    static const char *const commands[] = {"run", "check", "describe", "plugins", "log"};
     if (strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0)
         return cmd_run(argv[0], argc - 2, argv + 2, cmd[0] == 'c');
     if (strcmp(cmd, "describe") == 0)
         return cmd_describe(argc - 2, argv + 2);
     if (strcmp(cmd, "plugins") == 0)
         return cmd_plugins(argc - 2, argv + 2);
-    const char *near = weft__suggest(cmd, commands, 4);
+    if (strcmp(cmd, "log") == 0)
+        return weft__cmd_log(argc - 2, argv + 2);
+    const char *near = weft__suggest(cmd, commands, sizeof commands / sizeof *commands);
     fprintf(stderr, "weft: unknown command '%s'", cmd);
     if (near)
         fprintf(stderr, "; did you mean '%s'?", near);

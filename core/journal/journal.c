@@ -26,8 +26,9 @@ static const char file_magic[8] = {'W', 'E', 'F', 'T', 'J', 'R', 'N', '1'};
 #define DONE_HDR 12u /* u32 n, u64 base */
 #define CHUNK_HDR (WEFT__JREC_HDR + DONE_HDR)
 /* The most bytes an entry's fields take besides bytes and msg: the index
- * delta (10), item_hash (8), status (1), records, len, msg_len (5 each). */
-#define ENTRY_MAX 34u
+ * delta (10), item_hash (8), status (1), records, len, msg_len (5 each),
+ * and a TIMED entry's attempts (5), start_us and runtime_us (10 each). */
+#define ENTRY_MAX 59u
 
 /* ---- little-endian fields ------------------------------------------------ */
 
@@ -169,7 +170,7 @@ static uint64_t delta(const unsigned char **pp, uint64_t prev)
 static const unsigned char *entry_body(const unsigned char *e, weft__jentry_t *r)
 {
     r->item_hash = ld64(e);
-    r->status = e[8];
+    r->status = e[8] & ~WEFT__J_TIMED;
     const unsigned char *p = e + 9;
     r->records = (uint32_t)uv(&p);
     r->len = (uint32_t)uv(&p);
@@ -177,7 +178,16 @@ static const unsigned char *entry_body(const unsigned char *e, weft__jentry_t *r
     p += r->len;
     r->msg_len = r->status == WEFT__J_OK ? 0 : (uint32_t)uv(&p);
     r->msg = (const char *)p;
-    return p + r->msg_len;
+    p += r->msg_len;
+    r->timed = e[8] & WEFT__J_TIMED;
+    r->attempts = 0;
+    r->start_us = r->runtime_us = 0;
+    if (r->timed) {
+        r->attempts = (uint32_t)uv(&p);
+        r->start_us = uv(&p);
+        r->runtime_us = uv(&p);
+    }
+    return p;
 }
 
 /* Fills the header of the record at r (payload of plen bytes already in
@@ -214,6 +224,7 @@ static uint64_t record_sum(XXH3_state_t *st, const unsigned char *r, size_t plen
 
 struct weft__journal {
     int fd;
+    unsigned version; /* the file's format */
     int err; /* latched first error, under mu */
     pthread_mutex_t mu;
 };
@@ -363,6 +374,11 @@ int weft__journal_fd(const weft__journal_t *j)
     return j ? j->fd : -1;
 }
 
+unsigned weft__journal_version(const weft__journal_t *j)
+{
+    return j->version;
+}
+
 int weft__journal_sync(weft__journal_t *j)
 {
     pthread_mutex_lock(&j->mu);
@@ -434,7 +450,7 @@ static int open_locked(int *fd_out, const char *path, int flags, char *err, size
     return 0;
 }
 
-static int journal_new(weft__journal_t **j, int fd)
+static int journal_new(weft__journal_t **j, int fd, unsigned version)
 {
     weft__journal_t *n = calloc(1, sizeof *n);
     if (!n)
@@ -444,6 +460,7 @@ static int journal_new(weft__journal_t **j, int fd)
         return -ENOMEM;
     }
     n->fd = fd;
+    n->version = version;
     *j = n;
     return 0;
 }
@@ -509,7 +526,7 @@ int weft__journal_create(weft__journal_t **j, const char *path, const weft__jhea
     what = "sync folder of";
     if ((rc = weft__sync_folder_of(path)) != 0)
         goto fail;
-    if ((rc = journal_new(j, nfd)) != 0) {
+    if ((rc = journal_new(j, nfd, WEFT__JOURNAL_VERSION)) != 0) {
         what = "set up";
         goto fail;
     }
@@ -550,6 +567,7 @@ struct weft__jscan {
     weft__jheader_t hdr;
     size_t valid_len, dropped;
     char tail[96];
+    unsigned version;
     uint64_t sessions, last_session, n_entries, n_items;
     unsigned last_flags;
     bool finished;
@@ -651,7 +669,7 @@ HOT void touched(const weft__jscan_t *cs, const unsigned char *p, size_t n)
 
 /* Checks a DONE payload; counts its entries and their largest index (left
  * alone when the payload is bad). */
-static bool done_valid(const unsigned char *p, size_t plen, uint64_t *n_out,
+static bool done_valid(const unsigned char *p, size_t plen, bool timed_ok, uint64_t *n_out,
                        uint64_t *max_index)
 {
     if (plen < DONE_HDR)
@@ -662,8 +680,9 @@ static bool done_valid(const unsigned char *p, size_t plen, uint64_t *n_out,
     for (uint32_t k = 0; k < n; k++) {
         if (!get_delta(&q, end, index, &index) || end - q < 9)
             return false;
-        unsigned status = q[8];
-        if (status < WEFT__J_OK || status > WEFT__J_QUARANTINED)
+        unsigned status = q[8] & ~WEFT__J_TIMED;
+        bool timed = q[8] & WEFT__J_TIMED;
+        if (status < WEFT__J_OK || status > WEFT__J_QUARANTINED || (timed && !timed_ok))
             return false;
         q += 9;
         if (!get_uv(&q, end, 32, &v) || !get_uv(&q, end, 32, &v) ||
@@ -675,6 +694,9 @@ static bool done_valid(const unsigned char *p, size_t plen, uint64_t *n_out,
                 return false;
             q += v;
         }
+        if (timed && (!get_uv(&q, end, 32, &v) || !get_uv(&q, end, 64, &v) ||
+                      !get_uv(&q, end, 64, &v)))
+            return false;
         if (index > max)
             max = index;
     }
@@ -688,8 +710,8 @@ static bool done_valid(const unsigned char *p, size_t plen, uint64_t *n_out,
 /* Why the record at off (with len - off bytes left) is not usable, or NULL.
  * On success *rlen is its total length. */
 static const char *record_check(XXH3_state_t *st, const unsigned char *d, size_t len,
-                                size_t off, size_t *rlen, uint64_t *n_entries,
-                                uint64_t *max_index)
+                                size_t off, unsigned version, size_t *rlen,
+                                uint64_t *n_entries, uint64_t *max_index)
 {
     size_t left = len - off;
     if (left < WEFT__JREC_HDR)
@@ -724,7 +746,7 @@ static const char *record_check(XXH3_state_t *st, const unsigned char *d, size_t
             return "bad BEGIN record";
         break;
     case WEFT__JREC_DONE:
-        if (!done_valid(p, plen, &n, max_index))
+        if (!done_valid(p, plen, version >= 3, &n, max_index))
             return "bad DONE record";
         break;
     case WEFT__JREC_END:
@@ -1095,7 +1117,8 @@ static bool reused(const weft__jscan_t *s, uint64_t index, size_t from)
     if (!entry_off(s, index, &off) || off >= from)
         return false;
     touched(s, s->data + off + 8, 1);
-    return s->data[off + 8] == WEFT__J_OK; /* the status, after item_hash */
+    /* The status, after item_hash. */
+    return (s->data[off + 8] & ~WEFT__J_TIMED) == WEFT__J_OK;
 }
 
 /* Marks the items of a WINDOW [first, first + count) of the session that
@@ -1221,12 +1244,13 @@ static int parse_header(weft__jscan_t *s, XXH3_state_t *st, size_t *first, char 
             "with --restart");
         return -ENOTSUP;
     }
-    if (version != WEFT__JOURNAL_VERSION) {
+    if (version < WEFT__JOURNAL_OLDEST || version > WEFT__JOURNAL_VERSION) {
         weft__msgf(err, errlen,
-                   "journal format version %u is not supported (this weft reads %u)",
-                   version, WEFT__JOURNAL_VERSION);
+                   "journal format version %u is not supported (this weft reads %u to %u)",
+                   version, WEFT__JOURNAL_OLDEST, WEFT__JOURNAL_VERSION);
         return -ENOTSUP;
     }
+    s->version = version;
     size_t at = 8;
     for (int k = 0; k < 3; k++) {
         uint32_t bl;
@@ -1356,7 +1380,7 @@ static int scan_parse(weft__jscan_t **out, const void *data, size_t len, bool tr
     while (off < len) {
         size_t rlen;
         const char *why =
-            record_check(st, s->data, len, off, &rlen, &s->n_entries, &max_index);
+            record_check(st, s->data, len, off, s->version, &rlen, &s->n_entries, &max_index);
         if (why) {
             snprintf(s->tail, sizeof s->tail, "record at byte %zu: %s", off, why);
             break;
@@ -1455,6 +1479,11 @@ const weft__jheader_t *weft__jscan_header(const weft__jscan_t *s)
     return &s->hdr;
 }
 
+unsigned weft__jscan_version(const weft__jscan_t *s)
+{
+    return s->version;
+}
+
 size_t weft__jscan_valid_len(const weft__jscan_t *s)
 {
     return s->valid_len;
@@ -1508,6 +1537,25 @@ bool weft__jscan_get(const weft__jscan_t *s, uint64_t index, weft__jentry_t *out
         out->index = index;
     }
     return true;
+}
+
+bool weft__jscan_next(const weft__jscan_t *s, uint64_t from, weft__jentry_t *e)
+{
+    if (s->delta) {
+        for (uint64_t i = from; i < s->dense_n; i++)
+            if (s->delta[i])
+                return weft__jscan_get(s, i, e);
+        return false;
+    }
+    size_t lo = 0, hi = s->n_pairs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->pairs[mid].index < from)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->n_pairs && weft__jscan_get(s, s->pairs[lo].index, e);
 }
 
 size_t weft__jscan_suspects(const weft__jscan_t *s, const uint64_t **idx)
@@ -1574,7 +1622,7 @@ int weft__journal_resume(weft__journal_t **j, weft__jscan_t **scan, const char *
     what = "seek in";
     if (lseek(fd, (off_t)s->valid_len, SEEK_SET) < 0)
         goto fail_errno;
-    if ((rc = journal_new(j, fd)) != 0) {
+    if ((rc = journal_new(j, fd, s->version)) != 0) {
         weft__msgf(err, errlen, "%s: out of memory", path);
         goto out_err;
     }
@@ -1634,6 +1682,14 @@ int weft__jchunk_add(weft__buf_t *b, uint64_t index, uint64_t item_hash, unsigne
                      uint32_t records, const void *bytes, size_t len, const char *m,
                      size_t msg_len)
 {
+    return weft__jchunk_add_timed(b, index, item_hash, status, records, bytes, len, m,
+                                  msg_len, NULL);
+}
+
+int weft__jchunk_add_timed(weft__buf_t *b, uint64_t index, uint64_t item_hash,
+                           unsigned status, uint32_t records, const void *bytes, size_t len,
+                           const char *m, size_t msg_len, const weft__jtime_t *t)
+{
     if (status < WEFT__J_OK || status > WEFT__J_QUARANTINED)
         return -EINVAL;
     if (status == WEFT__J_OK)
@@ -1656,7 +1712,7 @@ int weft__jchunk_add(weft__buf_t *b, uint64_t index, uint64_t item_hash, unsigne
     unsigned char *e = (unsigned char *)b->data + b->len;
     e += put_delta(e, prev, index);
     st64(e, item_hash);
-    e[8] = (unsigned char)status;
+    e[8] = (unsigned char)(status | (t ? WEFT__J_TIMED : 0));
     e += 9;
     e += put_uv(e, records);
     e += put_uv(e, len);
@@ -1672,6 +1728,11 @@ int weft__jchunk_add(weft__buf_t *b, uint64_t index, uint64_t item_hash, unsigne
         if (msg_len)
             memcpy(e, m, msg_len);
         e += msg_len;
+    }
+    if (t) {
+        e += put_uv(e, t->attempts);
+        e += put_uv(e, t->start_us);
+        e += put_uv(e, t->runtime_us);
     }
     b->len = (size_t)(e - (unsigned char *)b->data);
     trail_put(e, index, base, n + 1);

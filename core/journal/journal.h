@@ -5,7 +5,7 @@
  * (reusing their output bytes), refuse a changed job, and spot the items that
  * crash the process (poison).
  *
- * File format, version 2, fixed-size integers little-endian:
+ * File format, version 3, fixed-size integers little-endian:
  *
  *   "WEFTJRN1"                                 8 bytes, the file magic
  *   record HEADER                              the job's identity
@@ -14,7 +14,7 @@
  *   record  = u32 type, u32 payload length, u64 checksum, payload
  *             type = WEFT__JREC_MAGIC | kind; checksum = XXH3_64bits of the
  *             16-byte header (checksum field taken as 0) and the payload.
- *   HEADER  = u32 version (2), u32 0, then config, plugin, items, each as
+ *   HEADER  = u32 version (3, or 2), u32 0, then config, plugin, items, each as
  *             u32 length + NUL-free text
  *   SESSION = u64 session number, u8 mode flags      (a run or resume starts)
  *   WINDOW  = u64 first, u64 count, count <= 2^18    (items being started)
@@ -22,7 +22,10 @@
  *   DONE    = u32 n, u64 base, then n entries:
  *             vdelta index, u64 item_hash, u8 status, varint records,
  *             varint len, bytes[len],
- *             and only when status != OK: varint msg_len, msg[msg_len]
+ *             and only when status != OK: varint msg_len, msg[msg_len],
+ *             and only when status has bit 0x80 (TIMED; version 3 only):
+ *             varint attempts, varint start_us, varint runtime_us
+ *             (the low 7 bits of status are the enum weft__jstatus)
  *   END     = u64 ok, u64 failed                     (the session completed)
  *   STOP    = (empty)                       (it stopped early, cleanly: a
  *                                            halt or a signal, no crash)
@@ -41,9 +44,21 @@
  *             the entry before; an index outside [0, 2^64) is refused.  A run's entries mostly go
  *             index + 1: 1 byte, so a typical OK entry costs 12 bytes + len.
  *
- * Version 1 (u64 index, u32 records, u32 len, u32 msg_len in every DONE
- * entry; the same magic) is refused with -ENOTSUP: it is finished with the
- * weft that wrote it, or started over.
+ * TIMED entries (`weft log`): attempts is how many times process_one ran
+ * (1 + retries), start_us the wall clock (CLOCK_REALTIME, microseconds
+ * since the Unix epoch) when its first attempt began, runtime_us the
+ * monotonic time from then until its result was encoded after the last
+ * one.  Each is at most 64 bits (attempts 32).  The runner writes them
+ * from one monotonic reading per item: an item a worker runs right after
+ * another of its chunk starts when that one ended (core/run/item.h).
+ *
+ * Version 2 is version 3 without TIMED entries (a TIMED bit in a version 2
+ * file is a bad DONE record).  It is read as before, and a resume of it
+ * appends untimed entries only, so the file stays version 2 for a weft
+ * that predates version 3 (which refuses a version 3 file with -ENOTSUP
+ * rather than misreading it).  Version 1 (u64 index, u32 records, u32 len,
+ * u32 msg_len in every DONE entry; the same magic) is refused with
+ * -ENOTSUP: it is finished with the weft that wrote it, or started over.
  *
  * A record is used only when it is complete, its checksum matches and its
  * payload is well formed; the first one that is not ends the journal (a torn
@@ -89,7 +104,9 @@ enum weft__jrec {
 };
 #define WEFT__JREC_MAGIC 0x4A570000u /* "\0\0WJ" above the kind */
 #define WEFT__JREC_HDR 16u           /* bytes of a record header */
-#define WEFT__JOURNAL_VERSION 2u
+#define WEFT__JOURNAL_VERSION 3u  /* what weft__journal_create writes      */
+#define WEFT__JOURNAL_OLDEST 2u   /* the oldest version read (and resumed)  */
+#define WEFT__J_TIMED 0x80u       /* status bit: the entry has its timing   */
 
 /* SESSION mode flags: opaque to the journal, kept for the reader. */
 #define WEFT__JS_RESUME 0x1u  /* a resume (not a fresh run)               */
@@ -166,6 +183,9 @@ int weft__journal_stop(weft__journal_t *j);
 size_t weft__journal_crash_record(void *buf, size_t cap, int signal, const uint64_t *items,
                                   size_t n);
 int weft__journal_fd(const weft__journal_t *j);
+/* The file's format version: WEFT__JOURNAL_VERSION when created, the
+ * file's own when resumed.  Only a version 3 journal takes TIMED entries. */
+unsigned weft__journal_version(const weft__journal_t *j);
 
 /* Whether the journal at path ends with a valid END record (its last run
  * finished), without reading the rest: a plain run's cheap check.  0, or
@@ -199,6 +219,16 @@ int weft__jchunk_begin(weft__buf_t *b, size_t *mark); /* 0 or -ENOMEM */
 int weft__jchunk_add(weft__buf_t *b, uint64_t index, uint64_t item_hash, unsigned status,
                      uint32_t records, const void *bytes, size_t len, const char *msg,
                      size_t msg_len);
+/* An item's timing, for a TIMED entry (journal.h's format). */
+typedef struct weft__jtime {
+    uint32_t attempts;
+    uint64_t start_us, runtime_us;
+} weft__jtime_t;
+/* weft__jchunk_add, and with t a TIMED entry: only into the chunks of a
+ * version 3 journal (weft__journal_version); t NULL: an untimed one. */
+int weft__jchunk_add_timed(weft__buf_t *b, uint64_t index, uint64_t item_hash,
+                           unsigned status, uint32_t records, const void *bytes, size_t len,
+                           const char *msg, size_t msg_len, const weft__jtime_t *t);
 /* With no entries the chunk is removed (b->len = mark: nothing to append). */
 void weft__jchunk_end(weft__buf_t *b, size_t mark);
 
@@ -210,7 +240,8 @@ void weft__jchunk_end(weft__buf_t *b, size_t mark);
  * Errors (the file is unusable as a whole; torn tails are not errors):
  *   -EINVAL  not a journal (bad magic), or the header is incomplete or damaged
  *   -ENOTSUP another format version (1: "journal format 1 (an older weft):
- *            finish it with that weft, or start over with --restart")
+ *            finish it with that weft, or start over with --restart"; past
+ *            3: "journal format version 4 is not supported ...")
  *   -E2BIG   more than WEFT__J_MAX_INFLIGHT items in flight in one session
  *   -ENOMEM
  */
@@ -219,6 +250,7 @@ int weft__jscan_parse(weft__jscan_t **scan, const void *data, size_t len, char *
 void weft__jscan_free(weft__jscan_t **scan); /* NULL-safe; *scan becomes NULL */
 
 const weft__jheader_t *weft__jscan_header(const weft__jscan_t *s);
+unsigned weft__jscan_version(const weft__jscan_t *s); /* 2 or 3 */
 size_t weft__jscan_valid_len(const weft__jscan_t *s); /* bytes of good records  */
 size_t weft__jscan_dropped(const weft__jscan_t *s);   /* torn/corrupt tail bytes */
 /* Why the tail was dropped, e.g. "record at byte 4242: bad checksum", or ""
@@ -251,8 +283,15 @@ typedef struct weft__jentry {
     uint32_t len;
     const char *msg; /* not NUL-terminated */
     uint32_t msg_len;
+    bool timed;      /* a TIMED entry: the next three are set, else 0 */
+    uint32_t attempts;
+    uint64_t start_us, runtime_us;
 } weft__jentry_t;
 bool weft__jscan_get(const weft__jscan_t *s, uint64_t index, weft__jentry_t *e);
+/* The latest entry of the smallest index >= from that has one, or false:
+ * every entry in index order is next(0), then next(e.index + 1) until false
+ * (O(1) amortized per index over the dense table, O(log n) sparse). */
+bool weft__jscan_next(const weft__jscan_t *s, uint64_t from, weft__jentry_t *e);
 
 /*
  * Poison detection.  A session that ends with neither END nor STOP was

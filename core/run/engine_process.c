@@ -166,8 +166,9 @@ static void child_item(void *arg, unsigned worker, uint64_t index, const void *b
     char why[MSG_SIZE];
     const char *msg = NULL;
     weft_result_t res;
-    item_status_t st =
-        weft__item_call(r, &r->workers[worker], item, &res, &msg, why, sizeof why);
+    unsigned attempts;
+    item_status_t st = weft__item_call(r, &r->workers[worker], item, &res, &msg, why,
+                                       sizeof why, &attempts);
     slot_t slot = {0};
     pc->cbuf.len = pc->cmsgs.len = 0;
     weft__item_encode(r, &pc->cbuf, &pc->cmsgs, item, st, msg, &res, &slot);
@@ -205,7 +206,7 @@ static bool settle_here(proc_t *pc, uint64_t index)
         return false;
     }
     weft__jlog_add(r, wk, &item, index, &slot, b->bytes.data + slot.off,
-                   wk->msgs.data + slot.msg_off); /* a quarantine */
+                   wk->msgs.data + slot.msg_off, NULL); /* a quarantine */
     weft__progress_skip(r->progress, 1);
     weft__item_block_add(b, index, &slot, &wk->msgs);
     return true;
@@ -308,8 +309,10 @@ static void count_item(weft__engine_t *r, worker_t *wk, const weft_item_t *item,
 {
     if (slot->status == ST_NOT_RUN)
         return;
+    /* Untimed: the items ran in a worker process, which does not report
+     * when (see docs/guarantees.md, weft log). */
     weft__jlog_add(r, wk, item, item->index, slot, b->bytes.data + slot->off,
-                   wk->msgs.data + slot->msg_off);
+                   wk->msgs.data + slot->msg_off, NULL);
     weft__jlog_flush(r, wk, false);
     wk->done++;
     if (slot->status == ST_OK) {

@@ -116,6 +116,7 @@ static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
     uint64_t ok = 0, failed = 0, reused = 0;
     weft_item_t computed;
     double t0 = weft__mono_s();
+    wk->tnext = 0; /* time passed since its last item: no start to chain */
 
     weft__altstack_ensure(); /* see weft__crash_handlers */
     weft__outbatch_bind(wk->outbatch); /* host->out_commit queues there */
@@ -131,6 +132,7 @@ static void run_chunk(void *arg, size_t begin, size_t end, unsigned worker)
             /* Ran alone before the engine started (run_suspects). */
             block_hand(r, b);
             b = block_open(r, worker, i + 1);
+            wk->tnext = 0;
             continue;
         }
         if (!b) {
@@ -200,16 +202,19 @@ static weft__block_t *run_suspect(weft__engine_t *r, weft__block_t *b,
     wk->msgs.len = 0;
     if (weft__item_reuse(r, &b->bytes, &wk->msgs, item, index, &slot)) {
         weft__jlog_add(r, wk, item, index, &slot, b->bytes.data + slot.off,
-                       wk->msgs.data + slot.msg_off); /* a quarantine */
+                       wk->msgs.data + slot.msg_off, NULL); /* a quarantine */
     } else {
         weft__journal_begin(r->journal, index);
         char why[MSG_SIZE];
         weft_result_t res;
         const char *msg = NULL;
-        item_status_t st = weft__item_call(r, wk, item, &res, &msg, why, sizeof why);
+        unsigned attempts = 0;
+        int64_t t0 = weft__mono_ns();
+        item_status_t st = weft__item_call(r, wk, item, &res, &msg, why, sizeof why, &attempts);
+        weft__jtime_t t = weft__jlog_time(r, attempts, t0, weft__mono_ns());
         weft__item_encode(r, &b->bytes, &wk->msgs, item, st, msg, &res, &slot);
         weft__jlog_add(r, wk, item, index, &slot, b->bytes.data + slot.off,
-                       wk->msgs.data + slot.msg_off);
+                       wk->msgs.data + slot.msg_off, &t);
         weft__jlog_flush(r, wk, true);
         if (st != ST_OK && st != ST_NOT_RUN)
             weft__item_failed(r);

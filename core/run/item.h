@@ -19,6 +19,7 @@
 
 #include "jlog.h"
 #include "job.h"
+#include "util.h"
 
 #if defined(__GNUC__)
 #define WEFT__HOT static inline __attribute__((always_inline))
@@ -132,12 +133,13 @@ WEFT__HOT void weft__item_encode(weft__engine_t *r, weft__buf_t *buf, weft__buf_
 }
 
 /* Runs item under the plugin on worker wk: retries, the timeout deadline.
+ * *attempts: how many times process_one ran.
  * *msg is the failure message (in wk or why) when not ok.  ST_NOT_RUN when
  * it failed after a child it announced was sent weft's first signal
  * (weft__host_interrupted): the stop ended it, so --resume runs it again. */
 WEFT__HOT item_status_t weft__item_call(weft__engine_t *r, worker_t *wk, const weft_item_t *item,
                                         weft_result_t *res, const char **msg, char *why,
-                                        size_t whylen)
+                                        size_t whylen, unsigned *attempts)
 {
     const weft_plugin_t *p = &r->plugin->desc;
     void *row = r->npy ? weft__npy_row(r->npy, item->index) : NULL;
@@ -155,6 +157,7 @@ WEFT__HOT item_status_t weft__item_call(weft__engine_t *r, worker_t *wk, const w
         weft__host_interrupted = false;
         int rc = p->process_one(r->state, wk->ctx, item, res);
         __atomic_store_n(&wk->current, UINT64_MAX, __ATOMIC_RELAXED);
+        *attempts = attempt + 1;
         if (rc == 0)
             return ST_OK;
         if (row)
@@ -216,20 +219,32 @@ WEFT__HOT enum weft__item_fate weft__item_run(weft__engine_t *r, worker_t *wk, w
     if (atomic_load_explicit(&weft__run_stop, memory_order_relaxed)) {
         weft_result_t none = {0};
         weft__item_encode(r, buf, &wk->msgs, item, ST_NOT_RUN, NULL, &none, &slot);
+        wk->tnext = 0;
     } else if (r->scan && weft__item_reuse(r, buf, &wk->msgs, item, item->index, &slot)) {
         /* A quarantine is journaled; a reused entry is not (reused). */
+        wk->tnext = 0;
         weft__jlog_add(r, wk, item, item->index, &slot, buf->data + slot.off,
-                       wk->msgs.data + slot.msg_off);
+                       wk->msgs.data + slot.msg_off, NULL);
         fate = WEFT__FATE_REUSED;
     } else {
         char why[MSG_SIZE];
         weft_result_t res;
         const char *msg = NULL;
-        item_status_t st = weft__item_call(r, wk, item, &res, &msg, why, sizeof why);
+        unsigned attempts = 0;
+        /* Timed journal only: one monotonic reading per item, after its
+         * result is encoded; the item started when the one before it in
+         * the chunk ended (wk->tnext; a chunk's first reads the clock).
+         * The wall-clock start is derived (wall_mono_ns). */
+        int64_t t0 = r->jtimed ? (wk->tnext ? wk->tnext : weft__mono_ns()) : 0;
+        item_status_t st = weft__item_call(r, wk, item, &res, &msg, why, sizeof why, &attempts);
         weft__item_encode(r, buf, &wk->msgs, item, st, msg, &res, &slot);
-        if (r->journal) /* checked here: a call per item costs more */
+        if (r->journal) { /* checked here: a call per item costs more */
+            int64_t t1 = r->jtimed ? weft__mono_ns() : 0;
+            wk->tnext = t1;
+            weft__jtime_t t = weft__jlog_time(r, attempts, t0, t1);
             weft__jlog_add(r, wk, item, item->index, &slot, buf->data + slot.off,
-                           wk->msgs.data + slot.msg_off);
+                           wk->msgs.data + slot.msg_off, &t);
+        }
         fate = slot.status == ST_OK        ? WEFT__FATE_OK
                : slot.status == ST_NOT_RUN ? WEFT__FATE_NOT_RUN
                                            : WEFT__FATE_FAILED;

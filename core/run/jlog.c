@@ -72,7 +72,8 @@ void weft__jlog_flush(weft__engine_t *r, worker_t *wk, bool force)
 }
 
 void weft__jlog_add(weft__engine_t *r, worker_t *wk, const weft_item_t *item, uint64_t index,
-                    const slot_t *slot, const char *bytes, const char *msg)
+                    const slot_t *slot, const char *bytes, const char *msg,
+                    const weft__jtime_t *t)
 {
     if (!r->journal || slot->reused || slot->status == ST_NOT_RUN)
         return;
@@ -89,9 +90,9 @@ void weft__jlog_add(weft__engine_t *r, worker_t *wk, const weft_item_t *item, ui
     } else if (!len) {
         bytes = NULL;
     }
-    if (weft__jchunk_add(&wk->jbuf, index, weft__item_hash(item), slot->status,
-                         slot->records, bytes, len, slot->msg_len ? msg : NULL,
-                         slot->msg_len) != 0)
+    if (weft__jchunk_add_timed(&wk->jbuf, index, weft__item_hash(item), slot->status,
+                               slot->records, bytes, len, slot->msg_len ? msg : NULL,
+                               slot->msg_len, r->jtimed ? t : NULL) != 0)
         goto nomem;
     return;
 nomem:;

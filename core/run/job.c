@@ -483,6 +483,7 @@ static int open_journal(run_t *r)
         rc = refuse("%s: cannot append to the journal: %s", path, strerror(-rc));
 out:
     r->journal_path = path;
+    r->eng.jtimed = r->eng.journal && weft__journal_version(r->eng.journal) >= 3;
     return rc;
 }
 
@@ -992,6 +993,12 @@ int weft__run(const weft__run_opts_t *o)
     r->opts = o;
     r->t_start = weft__mono_s();
     r->started_at = weft__real_s();
+    {
+        struct timespec wall;
+        clock_gettime(CLOCK_REALTIME, &wall);
+        r->eng.wall_mono_ns =
+            (int64_t)wall.tv_sec * 1000000000LL + wall.tv_nsec - weft__mono_ns();
+    }
     weft__summary_cpu_start();
     r->eng.journal_synced = r->t_start;
     weft__signals_t saved;

@@ -64,6 +64,9 @@ typedef struct worker {
     size_t jmark;           /* where the open DONE chunk starts in jbuf */
     bool jopen;
     double jflushed;        /* when jbuf was last appended              */
+    int64_t tnext;          /* monotonic ns its last timed item ended, so
+                               the next one of the chunk started (item.h);
+                               0: not known, read the clock            */
     uint64_t done;          /* items this worker finished (halt = P%)   */
     uint64_t current;       /* the item in process_one, or UINT64_MAX:
                                a crash handler names it in the journal  */
@@ -121,6 +124,10 @@ typedef struct weft__engine {
     atomic_bool commit_failed;   /* an outbatch commit failed: said once   */
     atomic_uint_fast64_t failures; /* failed items so far (halt policy)    */
     double journal_synced;
+    bool jtimed;                 /* a version 3 journal: entries are timed  */
+    int64_t wall_mono_ns;        /* CLOCK_REALTIME - CLOCK_MONOTONIC at the
+                                    start: an item's wall-clock start from
+                                    its one monotonic reading (item.h)     */
 
     /* Process mode: in each worker process, once, the plugin's init and
      * worker_init (nonzero: failed, message in msg), and at its end the

@@ -12,7 +12,8 @@
  * header texts readable; suspects and poison sorted and unique; every
  * entry weft__jscan_get() returns (for the indices in suspects and poison
  * and for every 8-byte value found in the input) is the one asked for,
- * has a known status and points inside the valid bytes; the scan of the
+ * has a known status and points inside the valid bytes, its timing fields 0
+ * unless it is TIMED, which only a format 3 journal has; the scan of the
  * valid prefix alone says the same things; a header has no difference
  * with itself.  The scanned data sits in a buffer of exactly len bytes.
  */
@@ -97,6 +98,11 @@ static void check_get(const weft__jscan_t *s, uint64_t index, const uint8_t *dat
     FUZZ_CHECK(e.msg_len == 0 || (e.msg && inside(e.msg, e.msg_len, data, valid)),
                "entry %llu: message of %u bytes outside the valid records",
                (unsigned long long)index, e.msg_len);
+    FUZZ_CHECK(e.timed || (e.attempts == 0 && e.start_us == 0 && e.runtime_us == 0),
+               "entry %llu: untimed with timing fields", (unsigned long long)index);
+    FUZZ_CHECK(!e.timed || weft__jscan_version(s) >= 3,
+               "entry %llu: TIMED in a format %u journal", (unsigned long long)index,
+               weft__jscan_version(s));
 }
 
 typedef struct summary {

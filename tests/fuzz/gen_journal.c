@@ -9,7 +9,9 @@
  * and END), crashed_twice (two sessions cut short, the second one in
  * careful mode with BEGIN: poison), resumed_finished, stopped (a STOP
  * record), crash_record (a CRASH record), and torn_tail / bad_checksum (finished, cut in
- * its last record / one byte flipped).
+ * its last record / one byte flipped).  Every other entry is TIMED (format 3:
+ * attempts, start, runtime).  format2_finished, the format 2 `finished`, is
+ * kept as written by the weft before format 3.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,8 +49,11 @@ static void done(weft__journal_t *j, uint64_t first, uint64_t n)
         int mlen = status == WEFT__J_OK ? 0
                                         : snprintf(msg, sizeof msg, "item %llu failed",
                                                    (unsigned long long)i);
-        rc = weft__jchunk_add(&b, i, i * 0x9E3779B97F4A7C15u, status, 1, bytes,
-                              i % 4 == 3 ? 0 : (size_t)len, msg, (size_t)mlen);
+        weft__jtime_t t = {(unsigned)(i % 3) + 1, 1764806400000000u + i * 250000u,
+                           i * 4099u};
+        rc = weft__jchunk_add_timed(&b, i, i * 0x9E3779B97F4A7C15u, status, 1, bytes,
+                                    i % 4 == 3 ? 0 : (size_t)len, msg, (size_t)mlen,
+                                    i % 2 ? NULL : &t);
     }
     if (rc)
         die("chunk", rc, NULL);

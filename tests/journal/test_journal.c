@@ -1906,7 +1906,9 @@ static void open_errors(void **state)
     free(d);
     assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err),
                      -ENOTSUP);
-    assert_non_null(strstr(fx->err, "version 3"));
+    char want[32];
+    snprintf(want, sizeof want, "version %u", WEFT__JOURNAL_VERSION + 1);
+    assert_non_null(strstr(fx->err, want));
 
     char bad[160];
     snprintf(bad, sizeof bad, "%s/no/such/folder/j", fx->dir);
@@ -2643,6 +2645,259 @@ static void resume_trims_mapping(void **state)
     assert_int_equal(weft__journal_close(&j), 0);
 }
 
+/* ---- TIMED entries (format 3) and format 2 --------------------------------- */
+
+/* Rewrites the journal at path's header version (and its checksum). */
+static void set_version(const char *path, unsigned version)
+{
+    size_t len;
+    unsigned char *d = slurp(path, &len);
+    unsigned char *r = d + 8;
+    size_t plen = (size_t)r[4] | (size_t)r[5] << 8 | (size_t)r[6] << 16;
+    r[16] = (unsigned char)version;
+    memset(r + 8, 0, 8);
+    uint64_t sum = XXH3_64bits(r, 16 + plen);
+    for (int k = 0; k < 8; k++)
+        r[8 + k] = (unsigned char)(sum >> (8 * k));
+    spit(path, d, len);
+    free(d);
+}
+
+static void append_timed(weft__journal_t *j, uint64_t index, unsigned status, const char *m,
+                         const weft__jtime_t *t)
+{
+    weft__buf_t b = {0};
+    size_t mark;
+    assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
+    assert_int_equal(weft__jchunk_add_timed(&b, index, index * 3, status, 1, "v", 1, m,
+                                            strlen(m), t),
+                     0);
+    weft__jchunk_end(&b, mark);
+    assert_int_equal(weft__journal_append(j, b.data, b.len), 0);
+    weft__buf_free(&b);
+}
+
+/* Every field of a TIMED entry comes back, at its extremes too, beside
+ * untimed entries in the same chunk; a resume keeps format 3. */
+static void timed_round_trip(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j = create(fx);
+    assert_int_equal(weft__journal_version(j), WEFT__JOURNAL_VERSION);
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    static const weft__jtime_t times[] = {
+        {1, 1764806400123456u, 0},
+        {3, 1, 190001},
+        {0, 0, 0},
+        {UINT32_MAX, UINT64_MAX, UINT64_MAX},
+        {2, 1ull << 63, 127},
+    };
+    static const unsigned status[] = {WEFT__J_OK, WEFT__J_FAILED, WEFT__J_QUARANTINED,
+                                      WEFT__J_TIMEDOUT, WEFT__J_CRASHED};
+    weft__buf_t b = {0};
+    size_t mark;
+    assert_int_equal(weft__jchunk_begin(&b, &mark), 0);
+    for (unsigned k = 0; k < 5; k++)
+        assert_int_equal(weft__jchunk_add_timed(&b, k, mix(k), status[k], k, "abc", k % 4,
+                                                "why", 3, &times[k]),
+                         0);
+    /* An untimed entry among them (item 5), then a timed one again. */
+    assert_int_equal(weft__jchunk_add(&b, 5, mix(5), WEFT__J_FAILED, 1, NULL, 0, "old", 3),
+                     0);
+    assert_int_equal(weft__jchunk_add_timed(&b, 6, mix(6), WEFT__J_OK, 1, "x", 1, NULL, 0,
+                                            &times[0]),
+                     0);
+    weft__jchunk_end(&b, mark);
+    assert_int_equal(weft__journal_append(j, b.data, b.len), 0);
+    weft__buf_free(&b);
+    assert_int_equal(weft__journal_close(&j), 0);
+
+    weft__jscan_t *s;
+    assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__jscan_version(s), 3);
+    assert_int_equal(weft__journal_version(j), 3);
+    assert_int_equal(weft__jscan_dropped(s), 0);
+    weft__jentry_t e;
+    for (unsigned k = 0; k < 5; k++) {
+        assert_true(weft__jscan_get(s, k, &e));
+        assert_true(e.timed);
+        assert_int_equal(e.status, status[k]);
+        assert_int_equal(e.item_hash, mix(k));
+        assert_int_equal(e.records, k);
+        assert_int_equal(e.len, k % 4);
+        assert_memory_equal(e.bytes, "abc", k % 4);
+        assert_int_equal(e.msg_len, status[k] == WEFT__J_OK ? 0 : 3);
+        assert_int_equal(e.attempts, times[k].attempts);
+        assert_true(e.start_us == times[k].start_us);
+        assert_true(e.runtime_us == times[k].runtime_us);
+    }
+    assert_true(weft__jscan_get(s, 5, &e));
+    assert_false(e.timed);
+    assert_int_equal(e.attempts, 0);
+    assert_true(e.start_us == 0 && e.runtime_us == 0);
+    assert_memory_equal(e.msg, "old", 3);
+    assert_true(weft__jscan_get(s, 6, &e));
+    assert_true(e.timed);
+    assert_true(e.start_us == times[0].start_us);
+    assert_memory_equal(e.bytes, "x", 1);
+    /* Reused as OK although the status byte carries the TIMED bit: a
+     * suspect window over them leaves out the ok ones. */
+    weft__jscan_free(&s);
+    assert_int_equal(weft__journal_session(j, 2, WEFT__JS_RESUME), 0);
+    assert_int_equal(weft__journal_window(j, 0, 7), 0);
+    assert_int_equal(weft__journal_close(&j), 0);
+    snap_t n = snap(fx->path);
+    const uint64_t *idx;
+    size_t ns = weft__jscan_suspects(n.s, &idx);
+    assert_int_equal(ns, 5); /* 1..5, not the ok 0 and 6 */
+    assert_int_equal(idx[0], 1);
+    assert_int_equal(idx[4], 5);
+    snap_free(&n);
+}
+
+/* A format 2 journal (before TIMED entries) is read and resumed, stays
+ * format 2, and a TIMED entry in it is a bad record (a torn tail). */
+static void format2_read(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j = create(fx);
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    put_one(j, 0, WEFT__J_OK, "zero", "");
+    put_one(j, 1, WEFT__J_FAILED, "", "exit status 3");
+    assert_int_equal(weft__journal_close(&j), 0);
+    set_version(fx->path, 2);
+
+    weft__jscan_t *s;
+    assert_int_equal(weft__journal_resume(&j, &s, fx->path, fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__jscan_version(s), 2);
+    assert_int_equal(weft__journal_version(j), 2);
+    weft__jentry_t e;
+    assert_true(weft__jscan_get(s, 1, &e));
+    assert_false(e.timed);
+    assert_int_equal(e.status, WEFT__J_FAILED);
+    assert_memory_equal(e.msg, "exit status 3", 13);
+    weft__jscan_free(&s);
+    size_t good = file_size(fx->path);
+    weft__jtime_t t = {1, 5, 6};
+    append_timed(j, 2, WEFT__J_OK, "", &t);
+    assert_int_equal(weft__journal_close(&j), 0);
+
+    snap_t n = snap(fx->path);
+    assert_int_equal(weft__jscan_valid_len(n.s), good);
+    assert_non_null(strstr(weft__jscan_tail(n.s), "bad DONE record"));
+    assert_false(weft__jscan_get(n.s, 2, NULL));
+    assert_true(weft__jscan_get(n.s, 0, NULL));
+    snap_free(&n);
+
+    /* The same bytes as format 3: the TIMED entry is good. */
+    set_version(fx->path, 3);
+    n = snap(fx->path);
+    assert_int_equal(weft__jscan_dropped(n.s), 0);
+    assert_true(weft__jscan_get(n.s, 2, &e));
+    assert_true(e.timed && e.attempts == 1 && e.start_us == 5 && e.runtime_us == 6);
+    snap_free(&n);
+}
+
+/* Overlong and oversized timing varints are refused like the others. */
+static void timed_refused(void **state)
+{
+    fixture_t *fx = *state;
+    weft__journal_t *j = create(fx);
+    assert_int_equal(weft__journal_session(j, 1, 0), 0);
+    assert_int_equal(weft__journal_close(&j), 0);
+    size_t good = file_size(fx->path);
+    /* A hand-made DONE record of one OK entry with TIMED: index delta 0,
+     * item_hash, status, records 1, len 0, then the three varints. */
+    static const struct {
+        unsigned char tail[16];
+        size_t n;
+        bool ok;
+    } cases[] = {
+        {{1, 2, 3}, 3, true},
+        {{0x80, 0x80, 0x80, 0x80, 0x10, 0, 0}, 7, false}, /* attempts past 32 bits */
+        {{1, 0x80, 0}, 3, false},                         /* overlong start       */
+        {{1, 2}, 2, false},                               /* runtime missing      */
+        {{1, 2, 3, 4}, 4, false},                         /* a byte too many      */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        unsigned char rec[64] = {0};
+        unsigned char *p = rec + 16;
+        p[0] = 1; /* n = 1, base 0 */
+        unsigned char *e = p + 12;
+        e[0] = 0;
+        e[9] = WEFT__J_OK | WEFT__J_TIMED;
+        e[10] = 1;
+        e[11] = 0;
+        memcpy(e + 12, cases[c].tail, cases[c].n);
+        size_t plen = 12 + 12 + cases[c].n;
+        uint32_t type = WEFT__JREC_MAGIC | WEFT__JREC_DONE;
+        for (int k = 0; k < 4; k++) {
+            rec[k] = (unsigned char)(type >> (8 * k));
+            rec[4 + k] = (unsigned char)(plen >> (8 * k));
+        }
+        uint64_t sum = XXH3_64bits(rec, 16 + plen);
+        for (int k = 0; k < 8; k++)
+            rec[8 + k] = (unsigned char)(sum >> (8 * k));
+        size_t len;
+        unsigned char *d = slurp(fx->path, &len);
+        d = realloc(d, good + 16 + plen);
+        assert_non_null(d);
+        memcpy(d + good, rec, 16 + plen);
+        spit(fx->path, d, good + 16 + plen);
+        free(d);
+        snap_t n = snap(fx->path);
+        weft__jentry_t x;
+        assert_int_equal(weft__jscan_get(n.s, 0, &x), cases[c].ok);
+        if (cases[c].ok)
+            assert_true(x.attempts == 1 && x.start_us == 2 && x.runtime_us == 3);
+        else
+            assert_int_equal(weft__jscan_valid_len(n.s), good);
+        snap_free(&n);
+        assert_int_equal(truncate(fx->path, (off_t)good), 0);
+    }
+}
+
+/* weft__jscan_next walks every item's latest entry in index order, over the
+ * dense table and the sorted pairs alike. */
+static void next_in_index_order(void **state)
+{
+    fixture_t *fx = *state;
+    static const uint64_t dense[] = {5, 0, 3, 5, 4096 + 2};
+    static const uint64_t sparse[] = {1ull << 40, 0, 7, UINT64_MAX, 7};
+    const uint64_t *sets[2] = {dense, sparse};
+    static const uint64_t want[2][4] = {{0, 3, 5, 4096 + 2}, {0, 7, 1ull << 40, UINT64_MAX}};
+    for (int k = 0; k < 2; k++) {
+        weft__journal_t *j = create(fx);
+        assert_int_equal(weft__journal_session(j, 1, 0), 0);
+        for (int i = 0; i < 5; i++)
+            put_one(j, sets[k][i], i == 3 ? WEFT__J_OK : WEFT__J_FAILED, "", i == 3 ? "" : "m");
+        assert_int_equal(weft__journal_close(&j), 0);
+        snap_t n = snap(fx->path);
+        weft__jentry_t e;
+        int got = 0;
+        for (bool have = weft__jscan_next(n.s, 0, &e); have;
+             have = e.index < UINT64_MAX && weft__jscan_next(n.s, e.index + 1, &e)) {
+            assert_true(got < 4);
+            assert_true(e.index == want[k][got]);
+            got++;
+        }
+        assert_int_equal(got, 4);
+        /* The later entry of an item wins here too (dense 5: OK at i = 3). */
+        if (k == 0) {
+            assert_true(weft__jscan_next(n.s, 4, &e));
+            assert_int_equal(e.index, 5);
+            assert_int_equal(e.status, WEFT__J_OK);
+        }
+        if (k == 0) {
+            assert_false(weft__jscan_next(n.s, 4096 + 3, &e));
+        } else {
+            assert_true(weft__jscan_next(n.s, 8, &e));
+            assert_true(e.index == 1ull << 40);
+        }
+        snap_free(&n);
+    }
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -2664,7 +2919,9 @@ int main(void)
         T(large_scan),           T(varint_round_trip),
         cmocka_unit_test(compact_entries), T(varint_refused),
         T(format1_refused),      T(far_block),
-        T(resume_trims_mapping),
+        T(resume_trims_mapping), T(timed_round_trip),
+        T(format2_read),         T(timed_refused),
+        T(next_in_index_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
