@@ -121,6 +121,8 @@ static void drain(proc_t *pc)
 static void tick(void *arg)
 {
     proc_t *pc = arg;
+    if (pc->r->log_relay)
+        weft__progress_relay(pc->r->progress, pc->r->log_relay_fd);
     if (weft__mono_s() - pc->drained >= FLUSH_S)
         drain(pc);
 }

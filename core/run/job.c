@@ -9,6 +9,7 @@
  * check`.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -753,7 +754,26 @@ static void summarize(run_t *r, int status, const char *label)
 static void stop_progress(run_t *r)
 {
     r->host.log_line = NULL;
+    if (r->eng.log_relay) {
+        weft__progress_relay(r->eng.progress, r->eng.log_relay_fd); /* the last lines */
+        close(r->eng.log_relay_fd);
+        close(r->host.log_fd);
+        r->host.log_fd = -1;
+        r->eng.log_relay = false;
+    }
     weft__progress_stop(&r->eng.progress);
+}
+
+/* isolate = process: the workers' logf lines reach the progress through the
+ * supervisor, as a thread's do; without the pipe they go to stderr as is. */
+static void open_log_relay(run_t *r)
+{
+    int fds[2];
+    if (!r->cfg->isolate_process || pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
+        return;
+    r->eng.log_relay = true;
+    r->eng.log_relay_fd = fds[0];
+    r->host.log_fd = fds[1];
 }
 
 static int finish_run(run_t *r, int status)
@@ -931,6 +951,7 @@ static int run_job(run_t *r)
         r->host.log_arg = r->eng.progress;
         r->host.log_pid = (long)getpid();
         r->host.log_line = weft__progress_log;
+        open_log_relay(r);
     }
     if (r->eng.journal || r->eng.scan || r->eng.n_suspects || r->outdir)
         r->eng.batch = false; /* per-item entries, reuse, careful runs, files */
