@@ -874,6 +874,19 @@ static int open_results(run_t *r)
     return rc ? usage_error(r->err) : 0;
 }
 
+/* More workers than CPUs only adds switching for a CPU-bound plugin (one
+ * that does not say it waits): said once, not with -q. */
+static void warn_oversubscribed(const run_t *r)
+{
+    unsigned cpus = weft_cpu_count();
+    if (r->opts->quiet || r->eng.threads <= cpus ||
+        (r->plugin->desc.flags & (WEFT_PLUGIN_IO_BOUND | WEFT_PLUGIN_WAITS)))
+        return;
+    fprintf(stderr, "weft: warning: threads = %u on %u CPU%s: plugin %s is CPU-bound and runs "
+                    "slower oversubscribed (threads = 0 is one per CPU)\n",
+            r->eng.threads, cpus, cpus == 1 ? "" : "s", r->plugin->desc.name);
+}
+
 static int run_job(run_t *r)
 {
     const weft__run_opts_t *o = r->opts;
@@ -887,6 +900,7 @@ static int run_job(run_t *r)
         return status;
     if (o->check_only)
         return report_check(r, o->config_path);
+    warn_oversubscribed(r);
 
     /* What the engine gets (job.h, weft__engine_t). */
     r->eng.cfg = r->cfg;
