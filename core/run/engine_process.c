@@ -381,7 +381,7 @@ static void feed_result(void *arg, uint64_t index, const weft__iso_outcome_t *o)
     wk->msgs.len = 0;
     slot_t slot = {0};
     if (st != ST_OK && r->npy)
-        memset(weft__npy_row(r->npy, item.index), 0, weft__npy_row_bytes(r->npy));
+        weft__npy_clear_row(r->npy, item.index);
     if (st == ST_OK) {
         slot = (slot_t){.off = buf->len,
                         .len = (uint32_t)o->len,
