@@ -6,7 +6,7 @@
 
 # The [run] keys (core/config.c's run_keys; tests/test_docs.sh checks that
 # this list and the man page agree with it).
-_weft_run_keys="plugin plugin_path items output format record flatten columns threads seed order isolate timeout retries halt journal keep_journal sync"
+_weft_run_keys="plugin plugin_path items output format npy_dtype record flatten columns threads seed order isolate timeout retries halt journal keep_journal sync"
 
 # COMP_WORDS splits "--set run.format=json" at '=' and ':' (COMP_WORDBREAKS);
 # put such pieces back together, as typed.  Sets _weft_words and _weft_cword.
@@ -160,6 +160,7 @@ _weft_set_value()
     case $cur in
     run.format=*) _weft_reply "$cur" run.format={json,jsonl,csv,tsv,npy,raw,none} ;;
     run.sync=*) _weft_reply "$cur" run.sync={batch,item,none} ;;
+    run.npy_dtype=*) _weft_reply "$cur" run.npy_dtype={float64,float32,int64,int32,int16,int8} ;;
     run.record=*) _weft_reply "$cur" run.record={value,full} ;;
     run.order=*) _weft_reply "$cur" run.order={input,any} ;;
     run.isolate=*) _weft_reply "$cur" run.isolate={thread,process} ;;

@@ -8,7 +8,7 @@
 # The [run] keys (core/input/config.c's run_keys; tests/test_docs.sh checks
 # that this list and the man page agree with it).
 function __weft_run_keys
-    printf '%s\n' plugin plugin_path items output format record flatten columns threads seed order isolate timeout retries halt journal keep_journal sync
+    printf '%s\n' plugin plugin_path items output format npy_dtype record flatten columns threads seed order isolate timeout retries halt journal keep_journal sync
 end
 
 # The weft being completed: the command as typed, if it runs, else weft.
@@ -93,6 +93,8 @@ function __weft_set_values
             printf "$pre%s\n" run.format={json,jsonl,csv,tsv,npy,raw,none}
         case 'run.sync=*'
             printf "$pre%s\n" run.sync={batch,item,none}
+        case 'run.npy_dtype=*'
+            printf "$pre%s\n" run.npy_dtype={float64,float32,int64,int32,int16,int8}
         case 'run.record=*'
             printf "$pre%s\n" run.record={value,full}
         case 'run.order=*'

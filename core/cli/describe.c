@@ -30,6 +30,9 @@ int weft__describe(FILE *f, const weft__plugin_t *p)
     fprintf(f, "file: %s\n", p->path);
     if (d->flags & WEFT_PLUGIN_IO_BOUND)
         fprintf(f, "I/O-bound: the default thread count is 4 per CPU\n");
+    else if (d->flags & WEFT_PLUGIN_WAITS)
+        fprintf(f, "waits: items wait on other processes or devices (more threads than CPUs "
+                   "is fine)\n");
     if (d->flags & WEFT_PLUGIN_REDUCES)
         fprintf(f, "reduces: finish sums up every item in one process (no isolate = process, "
                    "no --resume)\n");

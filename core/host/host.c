@@ -84,7 +84,8 @@ static void host_logf(const weft_host_t *host, const char *fmt, ...)
      * concurrent callers never interleave. */
     if (h && h->log_line && h->log_pid == (long)getpid())
         h->log_line(h->log_arg, line, len + 1);
-    else
+    else if (!(h && h->log_line && h->log_fd >= 0 && len + 1 <= PIPE_BUF &&
+               write(h->log_fd, line, len + 1) == (ssize_t)(len + 1)))
         fputs(line, stderr);
     if (line != stackbuf)
         free(line);
@@ -420,6 +421,7 @@ void weft__host_init(weft__host_t *h, const char *plugin_name, uint64_t run_seed
                      const char *config_dir)
 {
     memset(h, 0, sizeof *h);
+    h->log_fd = -1;
     h->pub.struct_size = (uint32_t)sizeof(weft_host_t);
     h->pub.abi_version = WEFT_PLUGIN_ABI_VERSION;
     h->pub.run_seed = run_seed;

@@ -132,6 +132,12 @@ typedef struct weft__host {
     void (*log_line)(void *arg, const char *line, size_t len);
     void *log_arg;
     long log_pid;
+    /* isolate = process with log_line set: a forked worker writes each line
+     * of at most PIPE_BUF bytes in one write (atomic, never interleaved) to
+     * this non-blocking pipe, which the supervisor relays to log_line
+     * (weft__progress_relay); a longer line, or a full pipe, goes to
+     * stderr.  -1: none (weft__host_init). */
+    int log_fd;
     bool log_quiet;
     /* How out_commit makes a file durable ([run] sync): BATCH queues it in
      * the calling thread's batch when one is bound (outbatch.h), else

@@ -691,7 +691,8 @@ int weft__config_new(weft__config_t **out, const char *label, char *err, size_t 
 typedef struct run_state {
     weft__config_t *cfg;
     const weft__entry_t *format_entry; /* NULL: format derived from output */
-    const weft__entry_t *output_entry, *record_entry, *columns_entry, *flatten_entry;
+    const weft__entry_t *output_entry, *record_entry, *columns_entry, *flatten_entry,
+        *npy_dtype_entry;
     weft__format_t format;
     char *err;
     size_t errlen;
@@ -791,6 +792,22 @@ static int run_format(run_state_t *st, const weft__entry_t *e)
     }
     return bad_value(st->err, st->errlen, e,
                      "expected json, jsonl, csv, tsv, npy, raw or none");
+}
+
+static int run_npy_dtype(run_state_t *st, const weft__entry_t *e)
+{
+    static const char *const names[] = {"float64", "float32", "int64", "int32", "int16", "int8"};
+    static const weft_dtype_t values[] = {WEFT_DTYPE_F64, WEFT_DTYPE_F32, WEFT_DTYPE_I64,
+                                          WEFT_DTYPE_I32, WEFT_DTYPE_I16, WEFT_DTYPE_I8};
+    st->npy_dtype_entry = e;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        if (strcmp(e->value, names[i]) == 0) {
+            st->cfg->npy_dtype = values[i];
+            return 0;
+        }
+    }
+    return bad_value(st->err, st->errlen, e,
+                     "expected float64, float32, int64, int32, int16 or int8");
 }
 
 static int run_record(run_state_t *st, const weft__entry_t *e)
@@ -1004,7 +1021,7 @@ static const run_key_t run_keys[] = {
     {"timeout", run_timeout}, {"isolate", run_isolate},
     {"journal", run_journal}, {"keep_journal", run_keep_journal},
     {"sync", run_sync},
-    {"columns", run_columns},
+    {"columns", run_columns}, {"npy_dtype", run_npy_dtype},
 };
 #define N_RUN_KEYS (sizeof run_keys / sizeof run_keys[0])
 
@@ -1134,6 +1151,10 @@ static int settle_format(run_state_t *st)
         return bad_value(st->err, st->errlen, o,
                          "a .npy array is written in place and cannot be compressed "
                          "(write .npy, and compress it after the run)");
+    if (st->npy_dtype_entry && cfg->format != WEFT__FORMAT_NPY)
+        return bad_value(st->err, st->errlen, st->npy_dtype_entry,
+                         "npy_dtype is for .npy outputs (this output is %s)",
+                         format_word(cfg->format));
     bool csv = cfg->format == WEFT__FORMAT_CSV || cfg->format == WEFT__FORMAT_TSV;
     if (st->columns_entry && !csv)
         return bad_value(st->err, st->errlen, st->columns_entry,
@@ -1179,6 +1200,7 @@ static void run_reset(weft__config_t *cfg)
     cfg->items = NULL;
     cfg->threads = 0;
     cfg->format = WEFT__FORMAT_NONE;
+    cfg->npy_dtype = (weft_dtype_t)0;
     cfg->record = WEFT__RECORD_VALUE;
     cfg->seed = 0;
     cfg->order_any = cfg->flatten = false;

@@ -110,6 +110,11 @@ typedef struct weft__config {
                               an unknown one without `format =`; NONE when
                               output is none                              */
     weft__compress_t compress; /* from output's .gz / .zst                */
+    weft_dtype_t npy_dtype; /* npy_dtype = float64|float32|int64|int32|int16|
+                              int8: the element type of a .npy output of a
+                              plugin without row_spec (one number per
+                              item); 0 unset (float64 then), and refused
+                              for any other output                        */
     weft__record_t record; /* default VALUE; always FULL for CSV and TSV,
                               whose rows carry index, input, ok, error
                               (an explicit record = value is refused)      */

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,17 +19,19 @@ struct weft__npy {
     int fd;
     unsigned char *map;
     size_t map_size, header, row_bytes;
+    weft_dtype_t dtype;
+    bool holes;                  /* scalar array: clear rows to the hole */
 };
 
 static const struct {
     size_t size;
-    const char *descr;
+    const char *descr, *name;
 } dtypes[] = {
-    [WEFT_DTYPE_F64] = {8, "<f8"}, [WEFT_DTYPE_F32] = {4, "<f4"},
-    [WEFT_DTYPE_I64] = {8, "<i8"}, [WEFT_DTYPE_I32] = {4, "<i4"},
-    [WEFT_DTYPE_I16] = {2, "<i2"}, [WEFT_DTYPE_I8] = {1, "|i1"},
-    [WEFT_DTYPE_U64] = {8, "<u8"}, [WEFT_DTYPE_U32] = {4, "<u4"},
-    [WEFT_DTYPE_U16] = {2, "<u2"}, [WEFT_DTYPE_U8] = {1, "|u1"},
+    [WEFT_DTYPE_F64] = {8, "<f8", "float64"}, [WEFT_DTYPE_F32] = {4, "<f4", "float32"},
+    [WEFT_DTYPE_I64] = {8, "<i8", "int64"},   [WEFT_DTYPE_I32] = {4, "<i4", "int32"},
+    [WEFT_DTYPE_I16] = {2, "<i2", "int16"},   [WEFT_DTYPE_I8] = {1, "|i1", "int8"},
+    [WEFT_DTYPE_U64] = {8, "<u8", "uint64"},  [WEFT_DTYPE_U32] = {4, "<u4", "uint32"},
+    [WEFT_DTYPE_U16] = {2, "<u2", "uint16"},  [WEFT_DTYPE_U8] = {1, "|u1", "uint8"},
 };
 
 size_t weft__dtype_size(weft_dtype_t dtype)
@@ -38,6 +42,11 @@ size_t weft__dtype_size(weft_dtype_t dtype)
 const char *weft__dtype_descr(weft_dtype_t dtype)
 {
     return weft__dtype_size(dtype) ? dtypes[dtype].descr : NULL;
+}
+
+const char *weft__dtype_name(weft_dtype_t dtype)
+{
+    return weft__dtype_size(dtype) ? dtypes[dtype].name : NULL;
 }
 
 size_t weft__npy_header(char *buf, size_t size, weft_dtype_t dtype, uint64_t rows,
@@ -117,6 +126,7 @@ int weft__npy_shape(weft__npy_t *a, weft_dtype_t dtype, uint64_t rows, uint64_t 
         return -EFBIG;
     }
     a->header = hlen;
+    a->dtype = dtype;
     a->row_bytes = row_len * elem;
     a->map_size = hlen + rows * a->row_bytes;
     int rc;
@@ -150,6 +160,127 @@ void *weft__npy_row(const weft__npy_t *a, uint64_t i)
 size_t weft__npy_row_bytes(const weft__npy_t *a)
 {
     return a->row_bytes;
+}
+
+/* ---- scalar arrays --------------------------------------------------------- */
+
+/* The hole of a dtype: NaN, or the signed minimum (never a value). */
+static bool hole_of(weft_dtype_t dtype, unsigned char out[8])
+{
+    switch (dtype) {
+    case WEFT_DTYPE_F64: { double v = NAN; memcpy(out, &v, 8); return true; }
+    case WEFT_DTYPE_F32: { float v = NAN; memcpy(out, &v, 4); return true; }
+    case WEFT_DTYPE_I64: { int64_t v = INT64_MIN; memcpy(out, &v, 8); return true; }
+    case WEFT_DTYPE_I32: { int32_t v = INT32_MIN; memcpy(out, &v, 4); return true; }
+    case WEFT_DTYPE_I16: { int16_t v = INT16_MIN; memcpy(out, &v, 2); return true; }
+    case WEFT_DTYPE_I8: { int8_t v = INT8_MIN; memcpy(out, &v, 1); return true; }
+    default: return false;
+    }
+}
+
+int weft__npy_holes(weft__npy_t *a)
+{
+    unsigned char hole[8];
+    if (!a->map || a->row_bytes != weft__dtype_size(a->dtype) || !hole_of(a->dtype, hole))
+        return -EINVAL;
+    a->holes = true;
+    uint64_t n = (a->map_size - a->header) / a->row_bytes;
+    unsigned char *p = a->map + a->header;
+    for (uint64_t i = 0; i < n; i++, p += a->row_bytes)
+        memcpy(p, hole, a->row_bytes);
+    return 0;
+}
+
+void weft__npy_clear_row(const weft__npy_t *a, uint64_t i)
+{
+    unsigned char hole[8];
+    if (a->holes && hole_of(a->dtype, hole))
+        memcpy(weft__npy_row(a, i), hole, a->row_bytes);
+    else
+        memset(weft__npy_row(a, i), 0, a->row_bytes);
+}
+
+/* v into a signed element of `bits`, its minimum kept for holes. */
+static int put_int(const weft__npy_t *a, void *at, int64_t v, char *msg, size_t msg_size)
+{
+    int bits = (int)a->row_bytes * 8;
+    int64_t max = bits == 64 ? INT64_MAX : (INT64_C(1) << (bits - 1)) - 1;
+    if (v < -max || v > max) {
+        snprintf(msg, msg_size, "%" PRId64 " is outside %s's %" PRId64 "..%" PRId64
+                 "%s (npy_dtype)", v, weft__dtype_name(a->dtype), -max, max,
+                 v == -max - 1 ? ": its minimum marks the holes" : "");
+        return -ERANGE;
+    }
+    switch (bits) {
+    case 64: memcpy(at, &v, 8); break;
+    case 32: { int32_t x = (int32_t)v; memcpy(at, &x, 4); break; }
+    case 16: { int16_t x = (int16_t)v; memcpy(at, &x, 2); break; }
+    default: { int8_t x = (int8_t)v; memcpy(at, &x, 1); break; }
+    }
+    return 0;
+}
+
+int weft__npy_put_value(const weft__npy_t *a, uint64_t i, const weft_result_t *res,
+                        char *msg, size_t msg_size)
+{
+    void *at = weft__npy_row(a, i);
+    bool is_float = a->dtype == WEFT_DTYPE_F64 || a->dtype == WEFT_DTYPE_F32;
+    const char *name = weft__dtype_name(a->dtype);
+    switch (res->kind) {
+    case WEFT_VALUE_NONE:
+        weft__npy_clear_row(a, i); /* null: a hole, as JSON's null */
+        return 0;
+    case WEFT_VALUE_BOOL:
+        if (!is_float)
+            return put_int(a, at, res->value.b, msg, msg_size);
+        break;
+    case WEFT_VALUE_INT: {
+        int64_t v = res->value.i;
+        if (!is_float)
+            return put_int(a, at, v, msg, msg_size);
+        /* Exact or refused: a float64 holds integers to 2^53 (float32:
+         * 2^24); beyond that most are rounded. */
+        double d = a->dtype == WEFT_DTYPE_F64 ? (double)v : (double)(float)v;
+        if (d >= 0x1p63 || (int64_t)d != v) {
+            snprintf(msg, msg_size, "the integer %" PRId64 " is not exact in %s "
+                     "(set npy_dtype = int64)", v, name);
+            return -ERANGE;
+        }
+        break;
+    }
+    case WEFT_VALUE_FLOAT: {
+        double f = res->value.f;
+        if (is_float) {
+            if (a->dtype == WEFT_DTYPE_F32 && isfinite(f) && fabs(f) > FLT_MAX) {
+                snprintf(msg, msg_size, "%g is outside float32's range (npy_dtype)", f);
+                return -ERANGE;
+            }
+            break;
+        }
+        if (!isfinite(f) || f != trunc(f) || f < -0x1p63 || f >= 0x1p63) {
+            snprintf(msg, msg_size, "%.17g is not an integer: a %s array holds integers "
+                     "(npy_dtype; float64 holds it)", f, name);
+            return -ERANGE;
+        }
+        return put_int(a, at, (int64_t)f, msg, msg_size);
+    }
+    case WEFT_VALUE_STRING:
+    case WEFT_VALUE_JSON:
+        snprintf(msg, msg_size, "the value is %s, and a .npy array of %s holds one number "
+                 "per item (write it as JSON, JSON Lines or CSV instead)",
+                 res->kind == WEFT_VALUE_STRING ? "a string" : "JSON text", name);
+        return -EINVAL;
+    }
+    double d = res->kind == WEFT_VALUE_BOOL ? (res->value.b ? 1.0 : 0.0)
+               : res->kind == WEFT_VALUE_INT ? (double)res->value.i
+                                             : res->value.f;
+    if (a->dtype == WEFT_DTYPE_F64) {
+        memcpy(at, &d, 8);
+    } else {
+        float x = (float)d;
+        memcpy(at, &x, 4);
+    }
+    return 0;
 }
 
 int weft__npy_commit(weft__npy_t **ap, char *err, size_t errlen)

@@ -41,6 +41,29 @@ int weft__npy_create(weft__npy_t **out, const char *path, weft_dtype_t dtype, ui
 void *weft__npy_row(const weft__npy_t *a, uint64_t i);
 size_t weft__npy_row_bytes(const weft__npy_t *a);
 
+/*
+ * Scalar arrays: one number per item, from plugins without row_spec.
+ * After weft__npy_shape(..., 1): weft__npy_holes writes the hole value
+ * into every element (NaN for floats, the type's minimum for signed ints,
+ * as R's NA_integer_; other dtypes: -EINVAL), so an item that never gets
+ * a value (failed, not run) stays visible as one.  From then on
+ * weft__npy_clear_row writes the hole (else zeros).
+ * weft__npy_put_value stores a process_one result into element i: INT,
+ * FLOAT, BOOL (1/0) when the dtype holds it exactly (an integer beyond
+ * 2^53 in float64 does not; floats narrow to float32 unless out of its
+ * range; an int element takes only an integral, in-range float, and never
+ * the hole value); NONE (null) is the hole.  Else -ERANGE or -EINVAL
+ * (STRING, JSON), element i left as it was, msg saying why.  Both
+ * thread-safe for distinct i.
+ */
+int weft__npy_holes(weft__npy_t *a);
+void weft__npy_clear_row(const weft__npy_t *a, uint64_t i);
+int weft__npy_put_value(const weft__npy_t *a, uint64_t i, const weft_result_t *res,
+                        char *msg, size_t msg_size);
+
+/* The dtype's name in npy_dtype (float64, int32, ...); NULL if none. */
+const char *weft__dtype_name(weft_dtype_t dtype);
+
 /* Syncs, unmaps, renames into place and syncs the folder.  *a becomes
  * NULL; on error the temporary file is removed and err says why. */
 int weft__npy_commit(weft__npy_t **a, char *err, size_t errlen);

@@ -121,6 +121,8 @@ static void drain(proc_t *pc)
 static void tick(void *arg)
 {
     proc_t *pc = arg;
+    if (pc->r->log_relay)
+        weft__progress_relay(pc->r->progress, pc->r->log_relay_fd);
     if (weft__mono_s() - pc->drained >= FLUSH_S)
         drain(pc);
 }
@@ -382,7 +384,7 @@ static void feed_result(void *arg, uint64_t index, const weft__iso_outcome_t *o)
     wk->msgs.len = 0;
     slot_t slot = {0};
     if (st != ST_OK && r->npy)
-        memset(weft__npy_row(r->npy, item.index), 0, weft__npy_row_bytes(r->npy));
+        weft__npy_clear_row(r->npy, item.index);
     if (st == ST_OK) {
         slot = (slot_t){.off = buf->len,
                         .len = (uint32_t)o->len,

@@ -142,7 +142,7 @@ WEFT__HOT item_status_t weft__item_call(weft__engine_t *r, worker_t *wk, const w
                                         size_t whylen, unsigned *attempts)
 {
     const weft_plugin_t *p = &r->plugin->desc;
-    void *row = r->npy ? weft__npy_row(r->npy, item->index) : NULL;
+    void *row = r->npy && !r->npy_scalar ? weft__npy_row(r->npy, item->index) : NULL;
     double timeout = r->cfg->timeout;
     for (unsigned attempt = 0;; attempt++) {
         *res = (weft_result_t){
@@ -158,10 +158,19 @@ WEFT__HOT item_status_t weft__item_call(weft__engine_t *r, worker_t *wk, const w
         int rc = p->process_one(r->state, wk->ctx, item, res);
         __atomic_store_n(&wk->current, UINT64_MAX, __ATOMIC_RELAXED);
         *attempts = attempt + 1;
-        if (rc == 0)
+        if (rc == 0 && !r->npy_scalar)
             return ST_OK;
+        if (rc == 0) { /* its number into the array; not retried: no number */
+            if (weft__npy_put_value(r->npy, item->index, res, wk->msg, MSG_SIZE) == 0)
+                return ST_OK;
+            weft__npy_clear_row(r->npy, item->index);
+            *msg = wk->msg;
+            return ST_FAILED;
+        }
         if (row)
             memset(row, 0, weft__npy_row_bytes(r->npy)); /* no half-written rows */
+        else if (r->npy)
+            weft__npy_clear_row(r->npy, item->index); /* a hole, not a stale value */
         if (weft__host_interrupted)
             return ST_NOT_RUN; /* its child got weft's first signal: not its fault,
                                   and not retried (--resume runs it) */

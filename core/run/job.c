@@ -9,6 +9,7 @@
  * check`.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -206,18 +207,34 @@ static void child_stop(void *job, unsigned worker)
         p->destroy(r->eng.state);
 }
 
-/* output = FILE.npy: the plugin's rows, in a file the runner creates. */
+/* npy_dtype is for plugins whose results are numbers: one with row_spec
+ * says its own dtype.  0, or an error naming the key. */
+static int check_npy_dtype(const run_t *r)
+{
+    const weft__entry_t *e = weft__config_entry(r->cfg, "run", "npy_dtype");
+    char where[256];
+    if (!e || !r->plugin->desc.row_spec)
+        return 0;
+    fprintf(stderr, "weft: %s: npy_dtype: plugin %s writes rows of its own dtype "
+                    "(row_spec): drop npy_dtype\n",
+            weft__entry_where(e, where, sizeof where), r->plugin->desc.name);
+    return WEFT_EXIT_USAGE;
+}
+
+/* output = FILE.npy: the plugin's rows, in a file the runner creates; for a
+ * plugin without row_spec, one number per item (its result) in a 1-D array
+ * of npy_dtype (float64), holes (NaN, or the int minimum) where none. */
 static int open_array(run_t *r)
 {
     const weft_plugin_t *p = &r->plugin->desc;
-    weft_row_spec_t spec = {0};
+    weft_row_spec_t spec = {.dtype = r->cfg->npy_dtype ? r->cfg->npy_dtype : WEFT_DTYPE_F64,
+                            .row_len = 1};
     char msg[MSG_SIZE] = "";
-    if (!p->row_spec) {
-        fprintf(stderr, "weft: %s: plugin %s writes no array rows (it has no row_spec), "
-                        "so its output cannot be .npy\n", r->cfg->output, p->name);
-        return WEFT_EXIT_USAGE;
-    }
-    if (p->row_spec(r->eng.state, &spec, msg, sizeof msg) != 0) {
+    int rc = check_npy_dtype(r);
+    if (rc)
+        return rc;
+    r->eng.npy_scalar = !p->row_spec;
+    if (p->row_spec && p->row_spec(r->eng.state, &spec, msg, sizeof msg) != 0) {
         fprintf(stderr, "weft: plugin %s: row_spec failed: %s\n", p->name, msg);
         return WEFT_EXIT_USAGE;
     }
@@ -229,6 +246,8 @@ static int open_array(run_t *r)
     if (weft__npy_shape(r->eng.npy, spec.dtype, r->source->total, spec.row_len, r->err,
                         ERR_SIZE) != 0)
         return usage_error(r->err);
+    if (r->eng.npy_scalar && weft__npy_holes(r->eng.npy) != 0)
+        return usage_error("npy_dtype: no hole value for this dtype");
     return 0;
 }
 
@@ -272,18 +291,20 @@ static int report_check(const run_t *r, const char *path)
 {
     const weft__config_t *c = r->cfg;
     const weft_plugin_t *p = &r->plugin->desc;
-    if (c->format == WEFT__FORMAT_NPY && !p->row_spec) {
-        fprintf(stderr, "weft: %s: plugin %s writes no array rows, so its output cannot be "
-                        ".npy\n", c->output, p->name);
+    if (c->format == WEFT__FORMAT_NPY && check_npy_dtype(r))
         return WEFT_EXIT_USAGE;
-    }
     printf("%s: ok\n", path);
     printf("  plugin   %s %s (%s)\n", p->name, p->version ? p->version : "", r->plugin->path);
     if (r->source->total == WEFT__COUNT_UNKNOWN)
         printf("  items    %s (count known when read)\n", c->items->value);
     else
         printf("  items    %s: %" PRIu64 " items\n", c->items->value, r->source->total);
-    printf("  output   %s, %s%s%s\n", c->output ? c->output : "none", format_name(c->format),
+    char npy[64] = "";
+    if (c->format == WEFT__FORMAT_NPY && !p->row_spec)
+        snprintf(npy, sizeof npy, " of %s, one number per item",
+                 weft__dtype_name(c->npy_dtype ? c->npy_dtype : WEFT_DTYPE_F64));
+    printf("  output   %s, %s%s%s%s\n", c->output ? c->output : "none", format_name(c->format),
+           npy,
            c->compress == WEFT__COMPRESS_GZIP   ? ", gzip-compressed"
            : c->compress == WEFT__COMPRESS_ZSTD ? ", zstd-compressed"
                                                 : "",
@@ -768,7 +789,26 @@ static void summarize(run_t *r, int status, const char *label)
 static void stop_progress(run_t *r)
 {
     r->host.log_line = NULL;
+    if (r->eng.log_relay) {
+        weft__progress_relay(r->eng.progress, r->eng.log_relay_fd); /* the last lines */
+        close(r->eng.log_relay_fd);
+        close(r->host.log_fd);
+        r->host.log_fd = -1;
+        r->eng.log_relay = false;
+    }
     weft__progress_stop(&r->eng.progress);
+}
+
+/* isolate = process: the workers' logf lines reach the progress through the
+ * supervisor, as a thread's do; without the pipe they go to stderr as is. */
+static void open_log_relay(run_t *r)
+{
+    int fds[2];
+    if (!r->cfg->isolate_process || pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
+        return;
+    r->eng.log_relay = true;
+    r->eng.log_relay_fd = fds[0];
+    r->host.log_fd = fds[1];
 }
 
 static int finish_run(run_t *r, int status)
@@ -872,6 +912,19 @@ static int open_results(run_t *r)
     return rc ? usage_error(r->err) : 0;
 }
 
+/* More workers than CPUs only adds switching for a CPU-bound plugin (one
+ * that does not say it waits): said once, not with -q. */
+static void warn_oversubscribed(const run_t *r)
+{
+    unsigned cpus = weft_cpu_count();
+    if (r->opts->quiet || r->eng.threads <= cpus ||
+        (r->plugin->desc.flags & (WEFT_PLUGIN_IO_BOUND | WEFT_PLUGIN_WAITS)))
+        return;
+    fprintf(stderr, "weft: warning: threads = %u on %u CPU%s: plugin %s is CPU-bound and runs "
+                    "slower oversubscribed (threads = 0 is one per CPU)\n",
+            r->eng.threads, cpus, cpus == 1 ? "" : "s", r->plugin->desc.name);
+}
+
 static int run_job(run_t *r)
 {
     const weft__run_opts_t *o = r->opts;
@@ -885,6 +938,7 @@ static int run_job(run_t *r)
         return status;
     if (o->check_only)
         return report_check(r, r->cfg->path);
+    warn_oversubscribed(r);
 
     /* What the engine gets (job.h, weft__engine_t). */
     r->eng.cfg = r->cfg;
@@ -959,6 +1013,7 @@ static int run_job(run_t *r)
         r->host.log_arg = r->eng.progress;
         r->host.log_pid = (long)getpid();
         r->host.log_line = weft__progress_log;
+        open_log_relay(r);
     }
     if (r->eng.journal || r->eng.scan || r->eng.n_suspects || r->outdir)
         r->eng.batch = false; /* per-item entries, reuse, careful runs, files */

@@ -98,7 +98,11 @@ typedef struct weft__engine {
     weft_pool_t *pool;      /* thread mode                                 */
     weft__writer_t *writer; /* JSON, JSON Lines, CSV or TSV, or NULL       */
     weft__npy_t *npy;       /* .npy output, rows written in place         */
+    bool npy_scalar;        /* ... by the runner: each result one number
+                               (the plugin has no row_spec)               */
     weft__progress_t *progress;
+    bool log_relay;         /* process mode: workers' logf lines arrive on */
+    int log_relay_fd;       /* this pipe, for weft__progress_relay         */
     weft__frame_t frame;    /* how records are framed                     */
     bool writes_records;    /* JSON, JSON Lines, CSV or TSV output        */
     bool csv;               /* CSV or TSV: records are rows (output.h)    */

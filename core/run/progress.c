@@ -50,6 +50,9 @@ struct weft__progress {
     size_t shown_len;
     bool broken;       /* a write failed: draw nothing more           */
     weft__rate_t rate; /* the reporter thread's, then stop's          */
+    /* weft__progress_relay's partial line (its one caller's alone). */
+    char relay[8192];
+    size_t relay_len;
 };
 
 /* ---- pure formatting ------------------------------------------------------ */
@@ -499,6 +502,30 @@ void weft__progress_log(void *arg, const char *line, size_t len)
     erase_line(p); /* the next tick draws it again, below the line */
     put(p, line, len);
     pthread_mutex_unlock(&p->lock);
+}
+
+void weft__progress_relay(weft__progress_t *p, int fd)
+{
+    if (!p || fd < 0)
+        return;
+    for (;;) {
+        ssize_t n = read(fd, p->relay + p->relay_len, sizeof p->relay - p->relay_len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; /* EAGAIN: nothing more now */
+        p->relay_len += (size_t)n;
+        size_t used = 0;
+        for (char *nl; (nl = memchr(p->relay + used, '\n', p->relay_len - used));) {
+            size_t end = (size_t)(nl - p->relay) + 1;
+            weft__progress_log(p, p->relay + used, end - used);
+            used = end;
+        }
+        if (used == 0 && p->relay_len == sizeof p->relay)
+            used = p->relay_len; /* no line end in 8 KiB: cannot be a line of ours */
+        memmove(p->relay, p->relay + used, p->relay_len - used);
+        p->relay_len -= used;
+    }
 }
 
 void weft__progress_stop(weft__progress_t **pp)

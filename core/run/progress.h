@@ -67,6 +67,11 @@ void weft__progress_message(weft__progress_t *p, const char *fmt, ...) WEFT_PRIN
  * tick, so the two never share a line.  arg is the progress (NULL: the
  * line goes straight to stderr).  The host's log_line. */
 void weft__progress_log(void *arg, const char *line, size_t len);
+/* isolate = process: the worker processes' logf lines, written whole to a
+ * pipe (host log_fd), read here from its non-blocking read end fd and
+ * passed to weft__progress_log line by line.  Call it from one thread
+ * only (the supervisor's); a line cut by the read waits for its rest. */
+void weft__progress_relay(weft__progress_t *p, int fd);
 
 /* A last update, then: terminal line cleared, cursor at column 0; plain
  * and JSON modes end with their last line.  Joins the thread, frees, sets

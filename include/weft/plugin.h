@@ -398,6 +398,14 @@ enum weft_plugin_flags {
      * isolate = process (the worker processes' states never reach finish)
      * and --resume (finish would see only the items the resume ran). */
     WEFT_PLUGIN_REDUCES = 1u << 1,
+    /* Items wait on something other than weft's CPUs (child processes, the
+     * network, a device): more workers than CPUs is how such a plugin is
+     * run, so weft does not warn about it.  The default thread count stays
+     * one per CPU.  WEFT_PLUGIN_IO_BOUND implies it.  A plugin that says
+     * neither is taken as CPU-bound: a run with more workers than CPUs
+     * warns once.  (A bit of `flags`, ABI 1 since the start: an older
+     * runner ignores it.) */
+    WEFT_PLUGIN_WAITS = 1u << 2,
 };
 
 typedef struct weft_plugin {

@@ -1127,6 +1127,7 @@ WEFT_PLUGIN_DEFINE = {
         "Runs a command per item (GNU parallel style); its output is the value",
     .args = exec_args,
     .n_args = sizeof exec_args / sizeof exec_args[0],
+    .flags = WEFT_PLUGIN_WAITS, /* its items wait on their commands */
     .arg_choices = (const char *const[]){[ARG_CAPTURE] = "stdout|stdout+stderr|none",
                                          [ARG_CWD] = NULL},
     .init = exec_init,

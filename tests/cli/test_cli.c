@@ -812,6 +812,56 @@ static void cli_check_init(void **state)
     e2e_free(&o);
 }
 
+/* More workers than CPUs: one warning for a plugin taken as CPU-bound
+ * (add_one, pow4: neither says it waits), none for exec (it declares
+ * WEFT_PLUGIN_WAITS), none at one per CPU, none with -q.  The CPU count is
+ * this machine's, as weft counts it (the affinity mask). */
+static void cli_oversubscribed_warning(void **state)
+{
+    (void)state;
+    cpu_set_t set;
+    assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
+    int cpus = CPU_COUNT(&set);
+    char many[16], one_each[16], want[160];
+    snprintf(many, sizeof many, "%d", 4 * cpus);
+    snprintf(one_each, sizeof one_each, "%d", cpus);
+    int items = 8 * cpus; /* more than the threads: they are not clamped */
+    static const char *const plugins[] = {"add_one", "pow4"};
+    for (size_t k = 0; k < 2; k++) {
+        const char *ini = e2e_writef("over.ini", "[run]\nplugin = %s\nitems = %d\n"
+                                                 "output = none\n", plugins[k], items);
+        snprintf(want, sizeof want,
+                 "weft: warning: threads = %d on %d CPU%s: plugin %s is CPU-bound and runs "
+                 "slower oversubscribed (threads = 0 is one per CPU)\n",
+                 4 * cpus, cpus, cpus == 1 ? "" : "s", plugins[k]);
+        e2e_outcome_t o = E2E_RUN("run", ini, "-j", many);
+        e2e_expect(&o, 0, want);
+        const char *at = strstr(o.err, "warning:");
+        assert_null(strstr(at + 1, "warning:")); /* once */
+        e2e_free(&o);
+        if (k == 0) { /* pow4 reduces: no worker processes */
+            o = E2E_RUN("run", ini, "-j", many, "--set", "run.isolate=process");
+            e2e_expect(&o, 0, want);
+            e2e_free(&o);
+        }
+        o = E2E_RUN("run", ini, "-j", one_each);
+        e2e_expect(&o, 0, NULL);
+        assert_null(strstr(o.err, "warning"));
+        e2e_free(&o);
+        o = E2E_RUN("run", ini, "-j", many, "-q");
+        e2e_expect(&o, 0, NULL);
+        assert_string_equal(o.err, "");
+        e2e_free(&o);
+    }
+    const char *ini = e2e_writef("over_exec.ini", "[run]\nplugin = exec\nitems = %d\n"
+                                                  "output = none\n[args]\ncommand = true\n",
+                                 items);
+    e2e_outcome_t o = E2E_RUN("run", ini, "-j", many);
+    e2e_expect(&o, 0, NULL);
+    assert_null(strstr(o.err, "warning"));
+    e2e_free(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -836,6 +886,7 @@ int main(void)
         cmocka_unit_test(cli_config_from_stdin),
         cmocka_unit_test(cli_arg_choices),
         cmocka_unit_test(cli_check_init),
+        cmocka_unit_test(cli_oversubscribed_warning),
     };
     return cmocka_run_group_tests(tests, setup, e2e_teardown);
 }

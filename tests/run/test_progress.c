@@ -674,13 +674,16 @@ static void e2e_piped_no_progress(void **state)
 
 /* A plugin's log lines on a terminal: each starts on a line of its own
  * (the progress line is erased first, never glued to), and -q silences
- * them.  TERM=dumb: the same with no escape code at all. */
-static void e2e_tty_log_lines(void **state)
+ * them.  TERM=dumb: the same with no escape code at all.  The same with
+ * isolate = process, whose workers hand their lines to the supervisor. */
+static void tty_log_lines(const char *isolate)
 {
-    (void)state;
-    const char *ini = e2e_write("log.ini", "[run]\nplugin = fault\nitems = 40\nthreads = 2\n"
-                                           "output = none\n[args]\nsleep_ms = 20\n"
-                                           "log = 10,20,30\n");
+    char text[512];
+    snprintf(text, sizeof text,
+             "[run]\nplugin = fault\nitems = 40\nthreads = 2\nisolate = %s\n"
+             "output = none\n[args]\nsleep_ms = 20\nlog = 10,20,30\n",
+             isolate);
+    const char *ini = e2e_write("log.ini", text);
     char cfg[4096];
     snprintf(cfg, sizeof cfg, "%s", ini);
     for (int dumb = 0; dumb < 2; dumb++) {
@@ -722,6 +725,18 @@ static void e2e_tty_log_lines(void **state)
     assert_null(strstr(term.data, "says hello"));
     free(term.data);
     free(out);
+}
+
+static void e2e_tty_log_lines(void **state)
+{
+    (void)state;
+    tty_log_lines("thread");
+}
+
+static void e2e_tty_log_lines_process(void **state)
+{
+    (void)state;
+    tty_log_lines("process");
 }
 
 /* --progress=json: JSON lines on stderr that parse; the last says done ==
@@ -936,6 +951,7 @@ int main(void)
         cmocka_unit_test(e2e_piped_no_progress),
         cmocka_unit_test(e2e_tty_shows_progress),
         cmocka_unit_test(e2e_tty_log_lines),
+        cmocka_unit_test(e2e_tty_log_lines_process),
         cmocka_unit_test(e2e_progress_json),
         cmocka_unit_test(e2e_quiet),
         cmocka_unit_test(e2e_summary_json),
