@@ -168,9 +168,11 @@ static void child_item(void *arg, unsigned worker, uint64_t index, const void *b
     char why[MSG_SIZE];
     const char *msg = NULL;
     weft_result_t res;
-    unsigned attempts;
+    unsigned attempts = 0;
+    int64_t t0 = r->jtimed ? weft__mono_ns() : 0;
     item_status_t st = weft__item_call(r, &r->workers[worker], item, &res, &msg, why,
                                        sizeof why, &attempts);
+    int64_t t1 = r->jtimed ? weft__mono_ns() : 0;
     slot_t slot = {0};
     pc->cbuf.len = pc->cmsgs.len = 0;
     weft__item_encode(r, &pc->cbuf, &pc->cmsgs, item, st, msg, &res, &slot);
@@ -179,6 +181,8 @@ static void child_item(void *arg, unsigned worker, uint64_t index, const void *b
     else
         weft__iso_reply_fail(reply, (int)slot.status, pc->cmsgs.data + slot.msg_off,
                              slot.msg_len);
+    if (r->jtimed) /* after the reply: setting one resets its timing */
+        weft__iso_reply_time(reply, attempts, t0, t1);
 }
 
 static void child_fini(void *arg, unsigned worker)
@@ -305,16 +309,18 @@ static bool try_again(proc_t *pc, uint64_t index, item_status_t st)
     return false;
 }
 
-/* Counts one settled item (journaled when it ran). */
+/* Counts one settled item (journaled when it ran, timed as its worker
+ * process reported; a crash or a kill has no timing). */
 static void count_item(weft__engine_t *r, worker_t *wk, const weft_item_t *item,
-                       const slot_t *slot, const weft__block_t *b)
+                       const slot_t *slot, const weft__block_t *b,
+                       const weft__iso_outcome_t *o)
 {
     if (slot->status == ST_NOT_RUN)
         return;
-    /* Untimed: the items ran in a worker process, which does not report
-     * when (see docs/guarantees.md, weft log). */
+    weft__jtime_t t = o->attempts ? weft__jlog_time(r, o->attempts, o->t0_ns, o->t1_ns)
+                                  : (weft__jtime_t){0};
     weft__jlog_add(r, wk, item, item->index, slot, b->bytes.data + slot->off,
-                   wk->msgs.data + slot->msg_off, NULL);
+                   wk->msgs.data + slot->msg_off, o->attempts ? &t : NULL);
     weft__jlog_flush(r, wk, false);
     wk->done++;
     if (slot->status == ST_OK) {
@@ -406,7 +412,7 @@ static void feed_result(void *arg, uint64_t index, const weft__iso_outcome_t *o)
         weft__item_encode(r, buf, &wk->msgs, &item, st, st == ST_NOT_RUN ? NULL : msg,
                           &none, &slot);
     }
-    count_item(r, wk, &item, &slot, b);
+    count_item(r, wk, &item, &slot, b, o);
     weft__item_block_add(b, index, &slot, &wk->msgs);
 }
 
@@ -445,6 +451,7 @@ int weft__engine_processes(weft__engine_t *r)
         .timeout = r->cfg->timeout,
         .stop_flag = &weft__run_stop,
         .arg = &pc,
+        .timed = r->jtimed,
         .child_init = child_init,
         .child_item = child_item,
         .child_fini = child_fini,

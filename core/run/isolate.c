@@ -96,8 +96,9 @@ struct msg_hdr {
     uint32_t records;
     uint32_t len;
     uint32_t msg_len;
-    uint32_t pad;
+    uint32_t attempts; /* REPLY: its timing (settings.timed), else 0   */
     uint64_t ns; /* NOTE: the request's time in the worker              */
+    int64_t t0, t1; /* REPLY: CLOCK_MONOTONIC ns at its start and end    */
 };
 struct rec {
     int32_t status; /* 0 ok, else the child's failure code */
@@ -106,6 +107,9 @@ struct rec {
     uint32_t count; /* items: > 1 only for a run of empty ok replies */
     uint32_t flags; /* REC_WRAP, REC_SOCKET */
     uint64_t index; /* the first item */
+    uint32_t attempts; /* settings.timed: the item's timing, else 0      */
+    uint32_t pad;
+    int64_t t0, t1;
 };
 
 /* Shared by the supervisor and one worker process (MAP_SHARED). */
@@ -250,6 +254,8 @@ struct weft__iso_reply {
     int32_t status;
     uint32_t records;
     size_t len, msg_len;
+    uint32_t attempts;
+    int64_t t0, t1;
 };
 
 static void reply_reset(weft__iso_reply_t *r)
@@ -257,6 +263,15 @@ static void reply_reset(weft__iso_reply_t *r)
     r->status = 0;
     r->records = 0;
     r->len = r->msg_len = 0;
+    r->attempts = 0;
+}
+
+void weft__iso_reply_time(weft__iso_reply_t *r, unsigned attempts, int64_t t0_ns,
+                          int64_t t1_ns)
+{
+    r->attempts = attempts;
+    r->t0 = t0_ns;
+    r->t1 = t1_ns;
 }
 
 int weft__iso_reply_ok(weft__iso_reply_t *r, uint32_t records, const void *bytes,
@@ -352,6 +367,7 @@ typedef struct child {
     uint64_t run_first, run_count;
     uint32_t run_records;
     int64_t noted; /* when the supervisor was last told */
+    bool timed;    /* settings.timed: no runs, every reply its record */
 } child_t;
 
 static void child_note(child_t *c, uint64_t items, uint64_t ns)
@@ -417,7 +433,7 @@ static void run_flush(child_t *c)
 static void child_reply(child_t *c, uint64_t index, const weft__iso_reply_t *rp)
 {
     struct ring *g = c->ring;
-    if (rp->status == 0 && rp->len == 0) {
+    if (rp->status == 0 && rp->len == 0 && !c->timed) {
         if (c->run_count && c->run_records == rp->records &&
             c->run_first + c->run_count == index && c->run_count < UINT32_MAX) {
             c->run_count++;
@@ -439,7 +455,10 @@ static void child_reply(child_t *c, uint64_t index, const weft__iso_reply_t *rp)
                     .len = (uint32_t)rp->len,
                     .msg_len = (uint32_t)rp->msg_len,
                     .count = 1,
-                    .index = index};
+                    .index = index,
+                    .attempts = rp->attempts,
+                    .t0 = rp->t0,
+                    .t1 = rp->t1};
     size_t size = rec_size(rp->len, rp->msg_len);
     if (size > RING_BIG) {
         /* Its place in the ring, then the reply itself on the socket. */
@@ -452,7 +471,10 @@ static void child_reply(child_t *c, uint64_t index, const weft__iso_reply_t *rp)
                              .index = index,
                              .records = rp->records,
                              .len = (uint32_t)rp->len,
-                             .msg_len = (uint32_t)rp->msg_len};
+                             .msg_len = (uint32_t)rp->msg_len,
+                             .attempts = rp->attempts,
+                             .t0 = rp->t0,
+                             .t1 = rp->t1};
         if (write_full(c->fd, &mh, sizeof mh) ||
             write_full(c->fd, rp->buf, rp->len + rp->msg_len))
             _exit(WEFT__ISO_EXIT_PROTO);
@@ -481,7 +503,7 @@ static _Noreturn void child_main(weft__iso_t *iso, unsigned id, int fd)
     if (rc)
         _exit(WEFT__ISO_EXIT_INIT);
 
-    child_t c = {.fd = fd, .ring = iso->w[id].ring};
+    child_t c = {.fd = fd, .ring = iso->w[id].ring, .timed = iso->s.timed};
     uint64_t started = 0;
     unsigned char *req = NULL;
     size_t req_cap = 0;
@@ -836,6 +858,9 @@ static int ring_read(weft__iso_t *iso, struct run *r, unsigned id,
                 .len = h.len,
                 .msg = h.msg_len ? (const char *)body + h.len : "",
                 .msg_len = h.msg_len,
+                .attempts = h.attempts,
+                .t0_ns = h.t0,
+                .t1_ns = h.t1,
             };
             q_pop(w);
             deliver(iso, r, h.index, &o);
@@ -988,6 +1013,9 @@ static int handle_msg(weft__iso_t *iso, struct run *r, unsigned id,
         .len = h->len,
         .msg = h->msg_len ? (const char *)body + h->len : "",
         .msg_len = h->msg_len,
+        .attempts = h->attempts,
+        .t0_ns = h->t0,
+        .t1_ns = h->t1,
     };
     int rc = ring_read(iso, r, id, &o, h->index);
     return rc < 0 ? rc : 0; /* 1: stopped at a later REC_SOCKET, its REPLY to come */

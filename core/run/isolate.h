@@ -81,6 +81,11 @@ typedef struct weft__iso_outcome {
                         "exited with status 3", ...), or ""; not NUL-
                         terminated when it came from the child: use msg_len */
     size_t msg_len;
+    /* When the child ran it (settings.timed and weft__iso_reply_time):
+     * attempts > 0, and CLOCK_MONOTONIC ns at its start and end (one clock
+     * for every process of the machine); else attempts is 0. */
+    unsigned attempts;
+    int64_t t0_ns, t1_ns;
 } weft__iso_outcome_t;
 
 /*
@@ -95,6 +100,11 @@ int weft__iso_reply_ok(weft__iso_reply_t *r, uint32_t records, const void *bytes
  * taken as 1) reaches the supervisor as the outcome's code: the caller's
  * own kind of failure. */
 int weft__iso_reply_fail(weft__iso_reply_t *r, int code, const char *msg, size_t msg_len);
+/* The item's timing (settings.timed): process_one ran `attempts` times,
+ * from t0_ns to t1_ns (CLOCK_MONOTONIC).  Call it after _ok or _fail
+ * (they reset it). */
+void weft__iso_reply_time(weft__iso_reply_t *r, unsigned attempts, int64_t t0_ns,
+                          int64_t t1_ns);
 
 typedef struct weft__iso_settings {
     unsigned workers;       /* processes, 1..1024; 0 is an error       */
@@ -105,6 +115,9 @@ typedef struct weft__iso_settings {
                                not restart).  A signal handler may store
                                to it.                                  */
     void *arg;              /* passed to the child callbacks            */
+    bool timed;             /* every reply carries its timing (a run of
+                               empty ok replies is not merged into one
+                               record then)                            */
     /* In the child, once, before any item: nonzero = failure with a
      * NUL-terminated message in msg (the worker then exits with status
      * WEFT__ISO_EXIT_INIT and the supervisor reports the message). */
