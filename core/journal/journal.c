@@ -889,6 +889,20 @@ static int build_index(weft__jscan_t *s, size_t first, uint64_t max_index)
     return 0;
 }
 
+/* The first of the sorted pairs whose index is not below `index`. */
+static size_t pairs_lower_bound(const weft__jscan_t *s, uint64_t index)
+{
+    size_t lo = 0, hi = s->n_pairs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->pairs[mid].index < index)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /* The offset of item index's latest entry (its fields after the index). */
 HOT bool entry_off(const weft__jscan_t *s, uint64_t index, uint64_t *off)
 {
@@ -903,14 +917,7 @@ HOT bool entry_off(const weft__jscan_t *s, uint64_t index, uint64_t *off)
             return true;
         }
     }
-    size_t lo = 0, hi = s->n_pairs;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (s->pairs[mid].index < index)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo = pairs_lower_bound(s, index);
     if (lo == s->n_pairs || s->pairs[lo].index != index)
         return false;
     *off = s->pairs[lo].off;
@@ -1547,14 +1554,7 @@ bool weft__jscan_next(const weft__jscan_t *s, uint64_t from, weft__jentry_t *e)
                 return weft__jscan_get(s, i, e);
         return false;
     }
-    size_t lo = 0, hi = s->n_pairs;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (s->pairs[mid].index < from)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo = pairs_lower_bound(s, from);
     return lo < s->n_pairs && weft__jscan_get(s, s->pairs[lo].index, e);
 }
 
