@@ -108,7 +108,10 @@ static int config_journal(logjob_t *lj, const char *const *sets, size_t n_sets)
         size_t n_dirs = 0, k = SIZE_MAX;
         weft__plugin_t *p = NULL;
         weft_arg_value_t *args = NULL;
-        rc = weft__plugin_dirs(lj->cfg->dir, lj->cfg->plugin_path, &dirs, &n_dirs);
+        /* As weft run: a config from stdin has no folder to search. */
+        bool has_folder = !lj->cfg->in_memory && !lj->cfg->from_stdin;
+        rc = weft__plugin_dirs(has_folder ? lj->cfg->dir : NULL, lj->cfg->plugin_path, &dirs,
+                               &n_dirs);
         if (rc)
             snprintf(lj->err, sizeof lj->err, "plugin search path: %s", weft_strerror(rc));
         else

@@ -269,11 +269,13 @@ static bool is_items_word(const char *a)
 }
 
 /* "PROG run ARGS... --resume": the command line as typed, without its
- * mode options (--resume, --retry-failed, --restart), with the mode that
- * finishes the job where the options end (before a "--" command or a
- * ::: list, whose words are not options).  Allocated; NULL when out of
+ * mode options (--resume, --retry-failed, --restart; not an option's
+ * value, is_value[k]), with the mode that finishes the job where the
+ * options end (argv[stop], a "--" command or a ::: list, whose words are
+ * not options; stop = argc: at the end).  Allocated; NULL when out of
  * memory. */
-static char *resume_command(const char *prog, int argc, char **argv, bool retry)
+static char *resume_command(const char *prog, int argc, char **argv, bool retry, int stop,
+                            const bool *is_value)
 {
     const char *mode = retry ? " --retry-failed" : " --resume";
     size_t size = 4 * strlen(prog) + 32;
@@ -284,20 +286,18 @@ static char *resume_command(const char *prog, int argc, char **argv, bool retry)
         return NULL;
     o = shell_word(o, strchr(prog, '/') ? prog : "weft");
     o = stpcpy(o, " run");
-    bool options = true;
     for (int k = 0; k < argc; k++) {
         const char *a = argv[k];
-        if (options && (strcmp(a, "--") == 0 || is_items_word(a))) {
-            options = false;
+        if (k == stop)
             o = stpcpy(o, mode);
-        } else if (options && (strcmp(a, "--resume") == 0 ||
-                               strcmp(a, "--retry-failed") == 0 || strcmp(a, "--restart") == 0)) {
+        else if (k < stop && !is_value[k] &&
+                 (strcmp(a, "--resume") == 0 || strcmp(a, "--retry-failed") == 0 ||
+                  strcmp(a, "--restart") == 0))
             continue;
-        }
         *o++ = ' ';
         o = shell_word(o, a);
     }
-    if (options)
+    if (stop >= argc)
         stpcpy(o, mode);
     return cmd;
 }
@@ -435,6 +435,37 @@ static int inexact_option(int argc, char **argv, const struct option *longs,
     return -1;
 }
 
+/* The first ::: or :::: that is not an option's value (-o :::), walking
+ * the words as getopt_long reads them (values of options that take one
+ * skipped; after "--" every word is a word); argc when there is none. */
+static int items_word_at(int argc, char **argv, const struct option *longs,
+                         const char *with_value)
+{
+    bool options = true;
+    for (int k = 0; k < argc; k++) {
+        const char *a = argv[k];
+        if (is_items_word(a))
+            return k;
+        if (!options || a[0] != '-' || a[1] == '\0')
+            continue;
+        if (strcmp(a, "--") == 0) {
+            options = false;
+        } else if (a[1] != '-') {
+            for (const char *c = a + 1; *c; c++)
+                if (strchr(with_value, *c)) {
+                    k += c[1] == '\0';
+                    break;
+                }
+        } else if (!strchr(a, '=')) {
+            const struct option *o = longs;
+            while (o->name && strcmp(o->name, a + 2) != 0)
+                o++;
+            k += o->name && o->has_arg == required_argument;
+        }
+    }
+    return argc;
+}
+
 /* run and check: the same options; check stops before anything runs.
  * GNU conventions (getopt_long): -j4, -qj4, -o-, --threads=4, --output
  * FILE, options before or after CONFIG, -- ends the options; long options
@@ -485,9 +516,7 @@ static int cmd_run(const char *prog, int argc, char **argv, bool check)
     for (int k = 0; k < argc; k++)
         typed[k] = args[k + 1] = argv[k];
     /* The words after ::: (or ::::) are items, never options. */
-    int n_opts = 0;
-    while (n_opts < argc && !is_items_word(argv[n_opts]))
-        n_opts++;
+    int n_opts = items_word_at(argc, argv, longs, "jop");
     int bad = inexact_option(n_opts, argv, longs, "jop");
     if (bad >= 0) {
         unknown_option(cmd, argv[bad]);
@@ -692,10 +721,18 @@ static int cmd_run(const char *prog, int argc, char **argv, bool check)
                 cmd, cmd, cmd);
         goto out;
     }
-    if (!check && !(owned[n_owned++] = resume_command(prog, argc, typed, o.retry_failed))) {
+    bool *is_value = calloc((size_t)argc + 1, sizeof *is_value);
+    for (int k = 0; is_value && k < n_opts; k++)
+        for (size_t i = 0; i < n_values && !is_value[k]; i++)
+            is_value[k] = values[i] == typed[k];
+    int stop = end >= 0 ? end : n_opts;
+    if (!check && (!is_value || !(owned[n_owned++] = resume_command(
+                                      prog, argc, typed, o.retry_failed, stop, is_value)))) {
+        free(is_value);
         fputs("weft: out of memory\n", stderr);
         goto out;
     }
+    free(is_value);
     o.resume_command = check ? NULL : owned[n_owned - 1];
     o.sets = sets;
     o.set_origins = origins;

@@ -331,6 +331,10 @@ static int host_out_commit(const weft_host_t *host, weft_outfile_t *f, weft_resu
     const char *what = NULL;
     int err = 0;
     weft__outbatch_t *batch = h->sync == WEFT__SYNC_BATCH ? weft__outbatch_bound() : NULL;
+    /* A filesystem whose syncfs does not make files durable (FUSE, NFS,
+     * SMB) gets each file synced alone. */
+    if (batch && !weft__outbatch_accepts(batch, h, f->dirfd_, f->flags_ & OUT_OWN_DIR))
+        batch = NULL;
     if (batch || h->sync == WEFT__SYNC_NONE) {
         /* Closed now, made durable with the batch (or never: none). */
         int closed = close(f->fd);

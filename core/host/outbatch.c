@@ -12,26 +12,44 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "buf.h"
 
 enum {
     BATCH_FILES = 256, /* files a batch holds                          */
-    BATCH_DIRS = 32,   /* subfolder fds it may hold open               */
     BATCH_DEVS = 4,    /* filesystems synced per commit before a flush */
+    KNOWN_FS = 8,      /* filesystems whose type is remembered         */
 };
+
+/* Filesystems whose sync_fs does not make files durable: their files are
+ * synced one by one.  (linux/magic.h; FUSE's syncfs reaches the daemon
+ * without a FUSE_FSYNC, NFS and SMB commit per file.) */
+static bool untrusted_fs(long type)
+{
+    return type == 0x65735546L /* FUSE */ || type == 0x6969L /* NFS */ ||
+           type == (long)0xFF534D42 /* CIFS */ || type == (long)0xFE534D42 /* SMB2 */ ||
+           type == 0x517BL /* SMB */;
+}
 
 typedef struct entry {
     int dirfd;
-    bool own_dir;
+    bool own_dir; /* dirfd is closed after the commit                  */
     dev_t dev;
+    ino_t ino;    /* of the folder: files of one subfolder share its fd */
     size_t tmp, name, rel; /* offsets of NUL-terminated names in text */
 } entry_t;
 
 struct weft__outbatch {
     entry_t files[BATCH_FILES];
-    size_t n, n_dirs;
+    size_t n, n_dirs, max_dirs;
+    int sync_fd;      /* this batch's own fd of the output folder       */
+    struct {
+        dev_t dev;
+        bool ok;
+    } known[KNOWN_FS]; /* filesystems seen, and whether they batch      */
+    size_t n_known;
     weft__buf_t text; /* the names, reused from batch to batch          */
     dev_t outdir_dev; /* the output folder's filesystem, once known     */
     bool outdir_known;
@@ -42,13 +60,15 @@ struct weft__outbatch {
 
 static _Thread_local weft__outbatch_t *bound;
 
-int weft__outbatch_new(weft__outbatch_t **out)
+int weft__outbatch_new(weft__outbatch_t **out, unsigned max_dirs)
 {
     weft__outbatch_t *b = calloc(1, sizeof *b);
     if (!b || weft__buf_reserve(&b->text, 64 << 10) != 0) {
         free(b);
         return -ENOMEM;
     }
+    b->max_dirs = max_dirs ? max_dirs : 1;
+    b->sync_fd = -1;
     *out = b;
     return 0;
 }
@@ -71,6 +91,8 @@ void weft__outbatch_free(weft__outbatch_t **pb)
         unlinkat(b->files[k].dirfd, b->text.data + b->files[k].tmp, 0);
     drop_entries(b);
     weft__buf_free(&b->text);
+    if (b->sync_fd >= 0)
+        close(b->sync_fd);
     free(b);
     *pb = NULL;
 }
@@ -123,7 +145,9 @@ static int sync_all(weft__outbatch_t *b, const weft__host_t *h)
             seen = done[d] == e->dev;
         if (seen)
             continue;
-        if (syncfs(e->dirfd) != 0)
+        bool in_outdir = b->sync_fd >= 0 && b->outdir_known && e->dev == b->outdir_dev;
+        int fd = in_outdir ? b->sync_fd : e->dirfd;
+        if (syncfs(fd) != 0)
             return commit_fail(b, h, e, "syncfs", errno);
         if (n_done < BATCH_DEVS)
             done[n_done++] = e->dev;
@@ -144,10 +168,12 @@ int weft__outbatch_commit(weft__outbatch_t *b, const weft__host_t *h, char *err,
      * a file whose bytes did not reach the disk. */
     int e = sync_all(b, h);
     size_t renamed = 0;
-    for (; e == 0 && renamed < b->n; renamed++) {
+    while (e == 0 && renamed < b->n) {
         const entry_t *f = &b->files[renamed];
         if (renameat(f->dirfd, name_at(b, f->tmp), f->dirfd, name_at(b, f->name)) != 0)
             e = commit_fail(b, h, f, "rename", errno);
+        else
+            renamed++;
     }
     if (e == 0)
         e = sync_all(b, h);
@@ -162,6 +188,26 @@ int weft__outbatch_commit(weft__outbatch_t *b, const weft__host_t *h, char *err,
     return rc;
 }
 
+bool weft__outbatch_accepts(weft__outbatch_t *b, const weft__host_t *h, int dirfd,
+                            bool own_dir)
+{
+    if (b->sync_fd < 0 && h->outdir_fd >= 0) /* once: see outbatch.h */
+        b->sync_fd = openat(h->outdir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct stat st;
+    if (fstat(own_dir ? dirfd : (b->sync_fd >= 0 ? b->sync_fd : dirfd), &st) != 0)
+        return false;
+    for (size_t k = 0; k < b->n_known; k++)
+        if (b->known[k].dev == st.st_dev)
+            return b->known[k].ok;
+    struct statfs fs;
+    bool ok = fstatfs(dirfd, &fs) == 0 && !untrusted_fs((long)fs.f_type);
+    if (b->n_known < KNOWN_FS) {
+        b->known[b->n_known].dev = st.st_dev;
+        b->known[b->n_known++].ok = ok;
+    }
+    return ok;
+}
+
 /* Appends s and its NUL to the names; its offset, or SIZE_MAX. */
 static size_t keep(weft__outbatch_t *b, const char *s)
 {
@@ -169,36 +215,56 @@ static size_t keep(weft__outbatch_t *b, const char *s)
     return weft__buf_append(&b->text, s, strlen(s) + 1) == 0 ? off : SIZE_MAX;
 }
 
+/* Commits a full batch to make room; on failure removes tmp (and closes
+ * dirfd when own_dir) and fails r. */
+static int make_room(weft__outbatch_t *b, const weft__host_t *h, int dirfd, bool own_dir,
+                     const char *tmp, weft_result_t *r)
+{
+    char why[512];
+    int e = weft__outbatch_commit(b, h, why, sizeof why);
+    if (e == 0)
+        return 0;
+    /* The queued files' items returned already: the engine learns of it
+     * at its next commit and journals none of them. */
+    b->error = e;
+    snprintf(b->msg, sizeof b->msg, "%s", why);
+    unlinkat(dirfd, tmp, 0);
+    if (own_dir)
+        close(dirfd);
+    return h->pub.failf(r, "%s", why);
+}
+
 int weft__outbatch_add(weft__outbatch_t *b, const weft__host_t *h, int dirfd, bool own_dir,
                        const char *tmp, const char *name, const char *rel, weft_result_t *r)
 {
-    if (b->n == BATCH_FILES || (own_dir && b->n_dirs == BATCH_DIRS)) {
-        char why[512];
-        int e = weft__outbatch_commit(b, h, why, sizeof why);
-        if (e) {
-            /* The queued files' items returned already: the engine learns
-             * of it at its next commit and journals none of them. */
-            b->error = e;
-            snprintf(b->msg, sizeof b->msg, "%s", why);
-            unlinkat(dirfd, tmp, 0);
-            if (own_dir)
+    if (b->n == BATCH_FILES && make_room(b, h, dirfd, own_dir, tmp, r) != 0)
+        return -1;
+    struct stat st;
+    dev_t dev = b->outdir_dev;
+    ino_t ino = 0;
+    if (own_dir) {
+        /* A subfolder may be another filesystem's mount; one the batch
+         * holds already lends its fd, and this one is closed. */
+        if (fstat(dirfd, &st) == 0)
+            dev = st.st_dev, ino = st.st_ino;
+        for (size_t k = 0; k < b->n && ino; k++)
+            if (b->files[k].own_dir && b->files[k].dev == dev && b->files[k].ino == ino) {
                 close(dirfd);
-            return h->pub.failf(r, "%s", why);
-        }
+                dirfd = b->files[k].dirfd;
+                own_dir = false; /* closed with the file that owns it */
+                break;
+            }
+        if (own_dir && b->n_dirs == b->max_dirs && make_room(b, h, dirfd, true, tmp, r) != 0)
+            return -1;
+    } else if (!b->outdir_known && fstat(dirfd, &st) == 0) {
+        b->outdir_dev = dev = st.st_dev;
+        b->outdir_known = true;
     }
     entry_t *f = &b->files[b->n];
-    struct stat st;
-    if (own_dir) { /* a subfolder may be another filesystem's mount */
-        f->dev = fstat(dirfd, &st) == 0 ? st.st_dev : 0;
-    } else {
-        if (!b->outdir_known && fstat(dirfd, &st) == 0) {
-            b->outdir_dev = st.st_dev;
-            b->outdir_known = true;
-        }
-        f->dev = b->outdir_dev;
-    }
     f->dirfd = dirfd;
     f->own_dir = own_dir;
+    f->dev = dev;
+    f->ino = ino;
     f->tmp = keep(b, tmp);
     f->name = keep(b, name);
     f->rel = keep(b, rel);

@@ -22,7 +22,9 @@
  *
  * syncfs writes back the whole filesystem, also what other programs left
  * dirty on it: on a disk shared with heavy writers, sync = item may wait
- * less.  Threads: a batch belongs to one worker thread at a time (bound
+ * less.  Each batch syncs through its own descriptor of the output folder:
+ * a writeback error is reported to every descriptor opened before it
+ * (Linux >= 5.8), so one worker's commit cannot consume another's error.  Threads: a batch belongs to one worker thread at a time (bound
  * with weft__outbatch_bind); commit it from that thread, or once the
  * worker has stopped.  Without a bound batch (isolate = process worker
  * processes, items the main thread runs on a resume), out_commit syncs
@@ -38,8 +40,10 @@
 
 typedef struct weft__outbatch weft__outbatch_t;
 
-/* An empty batch, its room allocated now.  0 or -ENOMEM. */
-int weft__outbatch_new(weft__outbatch_t **out);
+/* An empty batch, its room allocated now; it holds at most max_dirs
+ * subfolder fds at a time (the run's share of RLIMIT_NOFILE; files of one
+ * subfolder share one).  0 or -ENOMEM. */
+int weft__outbatch_new(weft__outbatch_t **out, unsigned max_dirs);
 
 /* Removes the temporaries still queued (nothing is renamed) and frees the
  * batch; NULL ok. */
@@ -52,11 +56,20 @@ weft__outbatch_t *weft__outbatch_bound(void);
 /* Files queued, not yet committed. */
 size_t weft__outbatch_pending(const weft__outbatch_t *b);
 
+/* Whether a file of folder dirfd (a subfolder of the output folder when
+ * own_dir) may join the batch: false on a filesystem whose syncfs is not
+ * known to make files durable (FUSE, NFS, SMB: their files are synced one
+ * by one, as sync = item does).  The filesystem's type is looked up once
+ * per filesystem. */
+bool weft__outbatch_accepts(weft__outbatch_t *b, const weft__host_t *h, int dirfd,
+                            bool own_dir);
+
 /*
  * Queues a closed temporary `tmp` of folder `dirfd` (taken over when
- * own_dir: closed after the commit) to become `name`; `rel` names it in
- * messages.  A full batch is committed first.  0, or -1 with r's message
- * when that commit failed (this file is then removed too).
+ * own_dir: closed after the commit, or at once when the batch already
+ * holds that folder) to become `name`; `rel` names it in messages.  A
+ * full batch is committed first.  0, or -1 with r's message when that
+ * commit failed (this file is then removed too).
  */
 int weft__outbatch_add(weft__outbatch_t *b, const weft__host_t *h, int dirfd, bool own_dir,
                        const char *tmp, const char *name, const char *rel, weft_result_t *r);

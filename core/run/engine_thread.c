@@ -171,6 +171,10 @@ static weft__claim_status_t claim_next(void *arg, unsigned worker, weft__range_t
 {
     weft__engine_t *r = arg;
     weft__claim_status_t st = weft__feed_claim(r->feed, worker, out);
+    /* About to wait, or done: its files and journal entries go out now,
+     * not when it next has work. */
+    if (st != WEFT__CLAIM_OK)
+        weft__jlog_flush(r, &r->workers[worker], true);
     if (st == WEFT__CLAIM_OK && r->journal)
         weft__journal_window(r->journal, out->begin, out->end - out->begin);
     if (st == WEFT__CLAIM_WAIT)
@@ -408,6 +412,9 @@ int weft__engine_threads(weft__engine_t *r)
         status = run_suspects(r);
     weft__claim_t claim = {claim_next, r};
     int rc = status ? 0 : weft__pool_run(r->pool, 0, run_chunk, r, &claim);
+    /* This thread was a worker too: what it commits from now on (a
+     * plugin's finish, destroy) is synced at once, not left in a batch. */
+    weft__outbatch_bind(NULL);
     drain_stop(r);
     if (rc) {
         fprintf(stderr, "weft: pool: %s\n", weft_strerror(rc));

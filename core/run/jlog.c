@@ -22,12 +22,16 @@
 enum { JOURNAL_CHUNK_BYTES = 1 << 20 };
 #define JOURNAL_CHUNK_AGE_S 0.05
 
-/* wk's files durable, or false (said once) when that failed. */
+/* wk's files durable, or false (said once) when that failed.  Once any
+ * worker's commit failed, none is trusted: a writeback error may have
+ * been reported to one of them only (older kernels, another fd). */
 static bool commit_files(weft__engine_t *r, worker_t *wk)
 {
     char why[512];
-    if (!wk->outbatch || weft__outbatch_commit(wk->outbatch, r->host, why, sizeof why) == 0)
+    if (!wk->outbatch)
         return true;
+    if (weft__outbatch_commit(wk->outbatch, r->host, why, sizeof why) == 0)
+        return !atomic_load(&r->commit_failed);
     bool said = false;
     if (atomic_compare_exchange_strong(&r->commit_failed, &said, true))
         fprintf(stderr, "weft: %s; the items of those files are not recorded as done "

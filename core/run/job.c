@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -826,9 +827,11 @@ static int finish_run(run_t *r, int status)
     int lost = r->outdir_error ? atomic_load(r->outdir_error) : 0;
     if (lost) {
         /* A full disk under the plugin's files is not items that failed. */
-        fprintf(stderr, "weft: the plugin's output files in %s could not be written: %s (the "
-                        "failed items name them)\n",
-                r->outdir_path ? r->outdir_path : "its folder", strerror(-lost));
+        fprintf(stderr, "weft: the plugin's output files in %s could not be written: %s (%s)\n",
+                r->outdir_path ? r->outdir_path : "its folder", strerror(-lost),
+                atomic_load(&r->eng.commit_failed)
+                    ? "a group of them could not be made durable: see above"
+                    : "the failed items name them");
         status = WEFT_EXIT_OUTPUT;
     }
     uint64_t bad = total_items(r) - r->counts[ST_OK] - r->counts[ST_NOT_RUN];
@@ -968,11 +971,16 @@ static int run_job(run_t *r)
     for (unsigned t = 0; t < r->eng.threads; t++)
         r->eng.workers[t].current = UINT64_MAX;
     /* sync = batch: thread workers group their files' commits (a worker
-     * process syncs each file itself). */
+     * process syncs each file itself).  Their subfolder fds may take a
+     * quarter of the descriptors, at most 32 each. */
+    struct rlimit nofile = {.rlim_cur = 1024};
+    getrlimit(RLIMIT_NOFILE, &nofile);
+    rlim_t dirs = nofile.rlim_cur / 4 / r->eng.threads;
     for (unsigned t = 0; r->outdir_path && r->cfg->sync == WEFT__SYNC_BATCH &&
                          !r->cfg->isolate_process && t < r->eng.threads;
          t++)
-        if (weft__outbatch_new(&r->eng.workers[t].outbatch) != 0)
+        if (weft__outbatch_new(&r->eng.workers[t].outbatch,
+                               dirs > 32 ? 32 : dirs < 1 ? 1 : (unsigned)dirs) != 0)
             return usage_error("out of memory starting the workers");
     r->eng.host = &r->host;
 
@@ -981,6 +989,7 @@ static int run_job(run_t *r)
     weft__host_init(&r->host, r->plugin->desc.name, r->cfg->seed, r->cfg->dir);
     r->host.pub.values_wanted = r->cfg->format != WEFT__FORMAT_NONE;
     r->host.pub.values_raw = r->cfg->format == WEFT__FORMAT_RAW;
+    r->host.sync = r->cfg->sync;
     r->host.stop = &weft__run_stop;
     r->host.log_quiet = o->quiet; /* -q: errors only, and a plugin's log is not one */
     /* Shared, so that worker processes' storage errors reach us too. */
@@ -1081,6 +1090,10 @@ int weft__run(const weft__run_opts_t *o)
     weft__journal_close(&r->eng.journal);
     weft__jscan_free(&r->eng.scan);
     weft__identity_free(&r->id);
+    /* Uncommitted files (a run that failed to start, or stopped in an
+     * error) are removed while their folder is still open. */
+    for (unsigned t = 0; r->eng.workers && t < r->eng.threads; t++)
+        weft__outbatch_free(&r->eng.workers[t].outbatch);
     weft__outdir_close(&r->outdir);
     if (r->outdir_error)
         munmap((void *)r->outdir_error, sizeof *r->outdir_error);
@@ -1090,7 +1103,6 @@ int weft__run(const weft__run_opts_t *o)
     for (unsigned t = 0; r->eng.workers && t < r->eng.threads; t++) {
         weft__buf_free(&r->eng.workers[t].jbuf);
         weft__buf_free(&r->eng.workers[t].msgs);
-        weft__outbatch_free(&r->eng.workers[t].outbatch);
     }
     free(r->eng.workers);
     free(r->args);

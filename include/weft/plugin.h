@@ -289,10 +289,17 @@ struct weft_host {
      * (write(2) it, or out_write below).  0, or -1 with the reason in
      * r->msg ("DIR/sub/x.png: create: Permission denied"); nothing to
      * discard then.
-     * out_commit: fsyncs the file, renames it to its final name (replacing
-     * what was there), fsyncs the folder.  On any error the temporary is
-     * removed and -1 returned with the reason in r->msg
-     * ("DIR/x.png: fsync: No space left on device").  Either way f is
+     * out_commit: makes the file durable under its final name (replacing
+     * what was there), as [run] sync says: `item` fsyncs it, renames it
+     * and fsyncs the folder before returning; `batch` (the default, on a
+     * worker thread) closes it and queues it with the worker's other
+     * files, which reach their final names together within ~50 ms,
+     * before the item is journaled: do not read or link the file by its
+     * final name in the same item; `none` renames it unsynced.  An error
+     * seen now (a folder in the way, a failed write or close) removes the
+     * temporary and returns -1 with the reason in r->msg ("DIR/x.png:
+     * fsync: No space left on device"); a batch's own failure later ends
+     * the run (status 3) with its items unjournaled.  Either way f is
      * finished: do not commit or discard it again.
      * out_discard: removes the temporary; harmless on a finished or zeroed
      * (fd = -1 after out_open failed) f.

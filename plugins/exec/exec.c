@@ -70,7 +70,8 @@
  * The value is the captured output without its last newline (as $(...)
  * has it), or exactly the output when the run writes values as they are
  * (format = raw, host->values_raw: weft then prints what GNU parallel
- * would).
+ * prints for commands that succeed; a failed command's output is not its
+ * value, so it is not printed, and capture = none prints nothing).
  *
  * Outcomes: exit status 0 is ok; anything else fails the item with "exit
  * status N", "killed by signal N (SIGNAME)", "cannot run 'NAME': strerror"
@@ -953,7 +954,8 @@ static int exec_process(void *state, void *ctx, const weft_item_t *item, weft_re
                         (int)line.n, line.p);
     }
     if (s->capture == CAPTURE_NONE) {
-        weft_result_int(r, 0);
+        if (!s->exact) /* raw output prints nothing, as GNU parallel would */
+            weft_result_int(r, 0);
         return 0;
     }
     if (!s->exact && len > 0 && w->out[len - 1] == '\n')

@@ -248,6 +248,8 @@ static void oneliner_errors(void **state)
         {{"run", "-p", "exec", "--set", "run.record=full", "--", "echo", ":::", "a"},
          "format = raw writes each value's bytes alone"},
         {{"run", "-j", "2"}, "which config? (weft run CONFIG, or without one: weft run -p "},
+        /* An option's value is never the ::: separator. */
+        {{"run", "-o", ":::", "-p", "add_one", "--items", "2"}, "output = '"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         e2e_outcome_t o = e2e_run(cases[k].args);

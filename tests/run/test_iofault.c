@@ -649,6 +649,42 @@ static void iofault_syncfs_fails(void **state)
     assert_int_equal(images_in(dir), 400);
 }
 
+/* Which syncs each mode makes, seen through failing them: item fsyncs
+ * every file (a failing fsync fails items), batch and none fsync none of
+ * them (batch syncs the filesystem: a failing syncfs ends the run), none
+ * syncs nothing at all. */
+static void iofault_sync_modes_sync_what_they_say(void **state)
+{
+    (void)state;
+    const char *cfg = e2e_write("modes.ini", "[run]\nplugin = noise_png\nitems = 50\n"
+                                             "output = none\nthreads = 2\njournal = off\n"
+                                             "[args]\nsize_x = 8\nsize_y = 8\ndir = m\n"
+                                             "name = n_{index:02}.png\n");
+    static const struct {
+        const char *mode, *rule;
+        int status;
+        const char *err;
+    } cases[] = {
+        {"item", "op=fsync,nth=1,every=1,err=EIO,path=/m/", 3, "fsync: Input/output error"},
+        {"batch", "op=fsync,nth=1,every=1,err=EIO,path=/m/", 0, NULL},
+        {"none", "op=fsync,nth=1,every=1,err=EIO,path=/m/;op=syncfs,nth=1,every=1,err=EIO", 0,
+         NULL},
+        {"batch", "op=syncfs,nth=1,every=1,err=EIO", 3, "syncfs (sync = batch)"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        assert_int_equal(e2e_remove(e2e_path("m")), 0);
+        char set[32];
+        snprintf(set, sizeof set, "run.sync=%s", cases[k].mode);
+        shim_env_set(cases[k].rule);
+        e2e_outcome_t o = E2E_RUN("run", cfg, "-q", "--set", set);
+        shim_env_clear();
+        e2e_expect(&o, cases[k].status, cases[k].err);
+        e2e_free(&o);
+        if (cases[k].status == 0)
+            assert_int_equal(images_in(e2e_path("m")), 50);
+    }
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -677,6 +713,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(iofault_weft_unmatched_rule_is_harmless),
         cmocka_unit_test(iofault_weft_threads_refused),
         cmocka_unit_test(iofault_syncfs_fails),
+        cmocka_unit_test(iofault_sync_modes_sync_what_they_say),
     };
     return cmocka_run_group_tests(tests, setup, e2e_teardown);
 }
