@@ -263,12 +263,10 @@ static bool space_outside_strings(const char *p)
     return false;
 }
 
-static void check_json(const seen_t *s, const char *arg)
+/* The items of a JSON array source are its elements (arg names it in
+ * messages): strings decoded, anything else minified JSON. */
+static void check_json_text(const seen_t *s, const char *arg, const char *text)
 {
-    char *path = scratch_path(arg);
-    size_t len = 0;
-    char *text = fuzz_read_file(path, &len);
-    FUZZ_CHECK(text, "cannot read %s back", path);
     /* As strict as the source: the whole text, nothing after the value. */
     cJSON *root = cJSON_ParseWithOpts(text, NULL, 1);
     FUZZ_CHECK(root && cJSON_IsArray(root), "%s: the source read it, cJSON does not",
@@ -296,6 +294,15 @@ static void check_json(const seen_t *s, const char *arg)
     }
     FUZZ_CHECK(n == s->n, "%s: %zu elements, the source gave %zu", arg, n, s->n);
     cJSON_Delete(root);
+}
+
+static void check_json(const seen_t *s, const char *arg)
+{
+    char *path = scratch_path(arg);
+    size_t len = 0;
+    char *text = fuzz_read_file(path, &len);
+    FUZZ_CHECK(text, "cannot read %s back", path);
+    check_json_text(s, arg, text);
     free(text);
     free(path);
 }
@@ -316,17 +323,22 @@ static bool has_control(const char *text, size_t len)
  * array (or the text hold a NUL, a raw control character or the escape of
  * a NUL character, \u0000, which the source refuses).  An empty array is a
  * source of no items, not a failure. */
-static void check_json_refused(const char *arg)
+static void check_json_text_refused(const char *arg, const char *text, size_t len)
 {
-    char *path = scratch_path(arg);
-    size_t len = 0;
-    char *text = fuzz_read_file(path, &len);
     if (text && !has_control(text, len) && !strstr(text, "\\u0000")) {
         cJSON *root = cJSON_ParseWithOpts(text, NULL, 1);
         FUZZ_CHECK(!root || !cJSON_IsArray(root), "%s: a JSON array the source refused",
                    arg);
         cJSON_Delete(root);
     }
+}
+
+static void check_json_refused(const char *arg)
+{
+    char *path = scratch_path(arg);
+    size_t len = 0;
+    char *text = fuzz_read_file(path, &len);
+    check_json_text_refused(arg, text, len);
     free(text);
     free(path);
 }
@@ -644,6 +656,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "error does not start with '" LABEL "': %s", err);
         if (arg && strncmp(spec, "json:", 5) == 0 && rc == -EINVAL)
             check_json_refused(arg);
+        if (spec[0] == '[' && rc == -EINVAL) /* an inline list (items = [...]) */
+            check_json_text_refused(spec, spec, strlen(spec));
         free(spec);
         return 0;
     }
@@ -665,6 +679,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_json(&seen, arg);
         else if (strcmp(kind, "files") == 0)
             check_files(&seen, arg);
+        else if (strcmp(kind, "list") == 0)
+            check_json_text(&seen, spec, spec);
         else
             FUZZ_CHECK(0, "unexpected kind %s for '%s'", kind, spec);
         seen_free(&seen);
