@@ -70,7 +70,8 @@ const char *weft__entry_where(const weft__entry_t *e, char *buf, size_t size)
 
 static bool is_section(const char *s, size_t n)
 {
-    return (n == 3 && memcmp(s, "run", 3) == 0) || (n == 4 && memcmp(s, "args", 4) == 0);
+    return (n == 3 && memcmp(s, "run", 3) == 0) || (n == 4 && memcmp(s, "args", 4) == 0) ||
+           (n == 4 && memcmp(s, "task", 4) == 0);
 }
 
 /* The absolute folder holding `path` (symlinks in the folder resolved). */
@@ -288,15 +289,16 @@ static void check_section(loader_t *ld, const char *line)
     if (is_section(name, n))
         return;
 
-    static const char *const known[] = {"run", "args"};
+    static const char *const known[] = {"run", "args", "task"};
     char word[SUGGEST_MAX + 1];
     snprintf(word, sizeof word, "%.*s", (int)(n < SUGGEST_MAX ? n : SUGGEST_MAX), name);
-    const char *near = weft__suggest(word, known, 2);
+    const char *near = weft__suggest(word, known, 3);
     if (near)
         load_fail(ld, -EINVAL, "unknown section '[%s]'; did you mean '[%s]'?", word,
                   near);
     else
-        load_fail(ld, -EINVAL, "unknown section '[%s]' (expected [run] or [args])", word);
+        load_fail(ld, -EINVAL, "unknown section '[%s]' (expected [run], [args] or [task])",
+                  word);
 }
 
 /* Looks at a left-stripped line before inih does. */
@@ -642,7 +644,7 @@ int weft__config_set_as(weft__config_t *cfg, const char *assignment, const char 
     if (!e.section || !e.key || !e.value) {
         rc = weft__failf(-ENOMEM, err, errlen, "%s: out of memory", origin);
     } else if (!is_section(e.section, strlen(e.section))) {
-        weft__msgf(err, errlen, "%s %.*s: unknown section '%s' (expected run or args)",
+        weft__msgf(err, errlen, "%s %.*s: unknown section '%s' (expected run, args or task)",
                    origin, name_len, assignment, e.section);
     } else if (!*e.key) {
         weft__msgf(err, errlen, "%s %.*s: empty key", origin, name_len, assignment);
@@ -1494,6 +1496,61 @@ static int bind_one(weft__config_t *cfg, const weft_plugin_t *plugin, size_t k,
     return rc;
 }
 
+/* A [task] key becomes a keyword argument of a function in the worker's
+ * language: an identifier, [A-Za-z_][A-Za-z0-9_]*. */
+static bool task_key_ok(const char *k)
+{
+    if (!isalpha((unsigned char)*k) && *k != '_')
+        return false;
+    for (; *k; k++)
+        if (!isalnum((unsigned char)*k) && *k != '_')
+            return false;
+    return true;
+}
+
+/* [task] entries, checked and listed in cfg->task_keys/values (file order). */
+static int bind_task(weft__config_t *cfg, const weft_plugin_t *plugin, char *err,
+                     size_t errlen)
+{
+    free(cfg->task_keys);
+    free(cfg->task_values);
+    cfg->task_keys = cfg->task_values = NULL;
+    cfg->n_task = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->n_entries; i++)
+        n += strcmp(cfg->entries[i].section, "task") == 0;
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < cfg->n_entries; i++) {
+        const weft__entry_t *e = &cfg->entries[i];
+        if (strcmp(e->section, "task") != 0)
+            continue;
+        char where[256];
+        weft__entry_where(e, where, sizeof where);
+        if (!(plugin->flags & WEFT_PLUGIN_TASK_ARGS))
+            return weft__failf(-EINVAL, err, errlen,
+                               "%s: [task] is for a plugin that hands arguments on to a "
+                               "task of its own (plugin = worker); plugin %s takes its "
+                               "arguments in [args]",
+                               where, plugin->name);
+        if (!task_key_ok(e->key))
+            return weft__failf(-EINVAL, err, errlen,
+                               "%s: [task] key '%s' is not a name a function's argument "
+                               "can have ([A-Za-z_][A-Za-z0-9_]*)",
+                               where, e->key);
+    }
+    cfg->task_keys = malloc(n * sizeof *cfg->task_keys);
+    cfg->task_values = malloc(n * sizeof *cfg->task_values);
+    if (!cfg->task_keys || !cfg->task_values)
+        return weft__failf(-ENOMEM, err, errlen, "%s: out of memory", cfg->path);
+    for (size_t i = 0; i < cfg->n_entries; i++)
+        if (strcmp(cfg->entries[i].section, "task") == 0) {
+            cfg->task_keys[cfg->n_task] = cfg->entries[i].key;
+            cfg->task_values[cfg->n_task++] = cfg->entries[i].value;
+        }
+    return 0;
+}
+
 int weft__config_bind(weft__config_t *cfg, const weft_plugin_t *plugin,
                       weft_arg_value_t *out, char *err, size_t errlen)
 {
@@ -1505,6 +1562,9 @@ int weft__config_bind(weft__config_t *cfg, const weft_plugin_t *plugin,
         if (strcmp(e->section, "args") == 0 && !schema_has(plugin, e->key))
             return unknown_arg(cfg, plugin, e, err, errlen);
     }
+    rc = bind_task(cfg, plugin, err, errlen);
+    if (rc)
+        return rc;
     for (size_t k = 0; k < plugin->n_args; k++) {
         rc = bind_one(cfg, plugin, k, &out[k], err, errlen);
         if (rc)
@@ -1526,6 +1586,8 @@ void weft__config_free(weft__config_t **pcfg)
     for (size_t i = 0; i < cfg->n_bound; i++)
         free(cfg->bound[i]);
     free(cfg->bound);
+    free(cfg->task_keys);
+    free(cfg->task_values);
     run_reset(cfg);
     free(cfg->path);
     free(cfg->dir);

@@ -1,17 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Job configs: an INI file (read with inih) with a [run] section, which says
- * what to run, and an [args] section, which binds the plugin's fixed
- * arguments.  Command-line overrides (--set section.key=value) replace or
+ * what to run, an [args] section, which binds the plugin's fixed arguments,
+ * and for a plugin that runs a task of its own (worker) a [task] section of
+ * free-form arguments handed on to the task as text.  Command-line overrides (--set section.key=value) replace or
  * add entries before the file is interpreted.
  *
  * Every relative path in the file is relative to the file's folder, so a
  * config means the same thing whatever the current directory.
  *
  * Syntax (inih's): `key = value` (or `key: value`), `[section]`, comments
- * starting with ';' or '#'.  A line holds at most 197 characters (Debian's
- * libinih buffer is 200).  There are no continuation lines: an indented
- * line is read like any other.
+ * starting with ';' or '#'.  A line may hold up to 64 KiB (longer than
+ * Debian's libinih buffer: the reader keeps what inih would cut), and a
+ * line ending in a backslash continues on the next (weft.ini(5)).
  *
  * Errors are written to `err` as "FILE:LINE: message" (or
  * "--set section.key: message" for overrides) and return -EINVAL, -ENOENT,
@@ -28,7 +29,7 @@
 
 /* One `key = value` line, or one --set override. */
 typedef struct weft__entry {
-    char *section;   /* "run" or "args"                                   */
+    char *section;   /* "run", "args" or "task"                           */
     char *key;
     char *value;
     const char *origin; /* the config path, "--set", or the option that set it */
@@ -139,6 +140,13 @@ typedef struct weft__config {
     weft__sync_t sync;     /* sync = batch (default) | item | none: how a
                               plugin's committed files are made durable
                               (docs/guarantees.md)                        */
+
+    /* [task], listed by weft__config_bind() for a plugin that takes it
+     * (WEFT_PLUGIN_TASK_ARGS): n_task keys and their values, in file
+     * order, pointing into entries (a --set after bind invalidates them). */
+    const char **task_keys;
+    const char **task_values;
+    size_t n_task;
 
     /* Strings weft__config_bind() hands out that are not entry values
      * (resolved PATHs, copied defaults); freed by weft__config_free(). */

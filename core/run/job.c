@@ -266,18 +266,28 @@ static const char *format_name(weft__format_t f)
     return "nothing";
 }
 
+/* The host table as the config says: the same for a run and check --init. */
+static void host_setup(run_t *r)
+{
+    const weft__config_t *c = r->cfg;
+    weft__host_init(&r->host, r->plugin->desc.name, c->seed, c->dir);
+    r->host.pub.values_wanted = c->format != WEFT__FORMAT_NONE;
+    r->host.pub.values_raw = c->format == WEFT__FORMAT_RAW;
+    r->host.pub.n_task = c->n_task;
+    r->host.pub.task_keys = c->task_keys;
+    r->host.pub.task_values = c->task_values;
+    r->host.sync = c->sync;
+    r->host.stop = &weft__run_stop;
+    r->host.log_quiet = r->opts->quiet; /* -q: errors only, and a plugin's log is not one */
+}
+
 /* weft check: everything was validated; say what would run. */
 /* check --init: the plugin's init as a run would call it (no output
  * folder opened, nothing written); destroy follows at the end. */
 static int check_init(run_t *r)
 {
     const weft_plugin_t *p = &r->plugin->desc;
-    weft__host_init(&r->host, p->name, r->cfg->seed, r->cfg->dir);
-    r->host.pub.values_wanted = r->cfg->format != WEFT__FORMAT_NONE;
-    r->host.pub.values_raw = r->cfg->format == WEFT__FORMAT_RAW;
-    r->host.sync = r->cfg->sync;
-    r->host.stop = &weft__run_stop;
-    r->host.log_quiet = r->opts->quiet;
+    host_setup(r);
     char msg[MSG_SIZE] = "";
     if (p->init(&r->host.pub, r->args, &r->eng.state, msg, sizeof msg) != 0) {
         fprintf(stderr, "weft: %s: plugin %s: init failed: %s\n", r->cfg->path,
@@ -986,12 +996,7 @@ static int run_job(run_t *r)
 
     /* The output folder is locked before init (a second run is refused
      * before anything is written), the journal before any output. */
-    weft__host_init(&r->host, r->plugin->desc.name, r->cfg->seed, r->cfg->dir);
-    r->host.pub.values_wanted = r->cfg->format != WEFT__FORMAT_NONE;
-    r->host.pub.values_raw = r->cfg->format == WEFT__FORMAT_RAW;
-    r->host.sync = r->cfg->sync;
-    r->host.stop = &weft__run_stop;
-    r->host.log_quiet = o->quiet; /* -q: errors only, and a plugin's log is not one */
+    host_setup(r);
     /* Shared, so that worker processes' storage errors reach us too. */
     void *shared = mmap(NULL, sizeof *r->outdir_error, PROT_READ | PROT_WRITE,
                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);

@@ -388,6 +388,17 @@ struct weft_host {
      * that tidies a value for JSON (exec drops its output's last newline)
      * keeps it exact then.  Set before init; read it in init. */
     bool values_raw;
+
+    /* The config's [task] section, for a plugin that hands arguments on to
+     * a task of its own (WEFT_PLUGIN_TASK_ARGS: the worker plugin sends
+     * them to its worker processes): n_task pairs task_keys[k] =
+     * task_values[k], as written (text: the task converts them), in
+     * config order, keys [A-Za-z_][A-Za-z0-9_]*.  Valid until destroy()
+     * returns; 0 and NULL for any other plugin (the runner refuses a
+     * [task] section for it). */
+    size_t n_task;
+    const char *const *task_keys;
+    const char *const *task_values;
 };
 
 /* True when the host table has the member (the table only grows). */
@@ -413,6 +424,11 @@ enum weft_plugin_flags {
      * warns once.  (A bit of `flags`, ABI 1 since the start: an older
      * runner ignores it.) */
     WEFT_PLUGIN_WAITS = 1u << 2,
+    /* The plugin takes a [task] section: free-form arguments it hands on
+     * to a task of its own (host->task_keys).  Without this bit a config
+     * with [task] is refused.  An older runner ignores the bit and has no
+     * task_keys (check WEFT_HOST_HAS). */
+    WEFT_PLUGIN_TASK_ARGS = 1u << 3,
 };
 
 typedef struct weft_plugin {

@@ -735,7 +735,7 @@ static void set_errors(void **state)
 
     assert_int_equal(weft__config_set(cfg, "foo.x=1", fx->err, sizeof fx->err), -EINVAL);
     assert_string_equal(fx->err,
-                        "--set foo.x: unknown section 'foo' (expected run or args)");
+                        "--set foo.x: unknown section 'foo' (expected run, args or task)");
     assert_int_equal(weft__config_set(cfg, "threads=4", fx->err, sizeof fx->err),
                      -EINVAL);
     assert_err_has(fx, "--set threads=4: expected section.key=value");
