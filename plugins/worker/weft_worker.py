@@ -43,11 +43,11 @@ Arguments
     Every ``[task]`` value arrives as a string and is converted once, at
     start, to the parameter's annotation (int, float, bool, str,
     pathlib.Path; ``Optional[X]`` counts as X), else to the type of its
-    default value, else left a str.  bool takes true/false, yes/no, on/off,
+    default value, else left a str.  int takes 0x hex too; bool takes true/false, yes/no, on/off,
     1/0 in any case.  A misspelt key, a missing required parameter or a value
     that does not convert stops the run at start with a message saying which.
-    ``**kwargs`` accepts any key (as str).  ``weft_worker.context`` holds the
-    worker's number, the worker count, the run seed and the config folder.
+    ``**kwargs`` accepts any key (as str).  ``weft_worker.context`` holds
+    hello's fields: the worker's number, the run seed, the config folder.
 
 Seeds
     ``item.seed`` depends only on the run's seed and the item's index, never
@@ -340,6 +340,16 @@ _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
 
+def _to_int(s):
+    try:
+        return int(s)
+    except ValueError:
+        # 0x hex too, as weft's own int arguments take it
+        if s.strip().lstrip("+-")[:2].lower() == "0x":
+            return int(s, 16)
+        raise
+
+
 def _to_bool(s):
     v = s.strip().lower()
     if v in _TRUE:
@@ -351,7 +361,7 @@ def _to_bool(s):
 
 # type -> (converter, the name messages use)
 _CONVERTERS = {
-    int: (int, "int"),
+    int: (_to_int, "int"),
     float: (float, "float"),
     bool: (_to_bool, "bool (true/false, yes/no, on/off, 1/0)"),
     str: (str, "str"),

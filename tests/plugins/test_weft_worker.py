@@ -248,6 +248,14 @@ class Arguments(WorkerTest):
         self.assertEqual(v["x"], ["float", "0.5"])
         self.assertEqual(v["plain"], ["NoneType", "None"])
 
+    def test_int_takes_hex_as_weft_does(self):
+        w = self.started("""
+            @weft_worker.task
+            def process(item, n: int = 0):
+                return n
+            """, {"n": "0x1F"})
+        self.assertEqual(w.value(), 31)
+
     def test_bool_spellings(self):
         for text, want in [("true", True), ("FALSE", False), ("Yes", True), ("no", False),
                            ("ON", True), ("off", False), ("1", True), ("0", False)]:
