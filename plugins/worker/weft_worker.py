@@ -366,7 +366,6 @@ _CONVERTERS = {
     bool: (_to_bool, "bool (true/false, yes/no, on/off, 1/0)"),
     str: (str, "str"),
     pathlib.Path: (pathlib.Path, "pathlib.Path"),
-    pathlib.PurePath: (pathlib.Path, "pathlib.Path"),
 }
 _BY_NAME = {"int": int, "float": float, "bool": bool, "str": str,
             "Path": pathlib.Path, "pathlib.Path": pathlib.Path}
@@ -382,6 +381,8 @@ def _supported(annotation):
     if (union is typing.Union or union is getattr(types, "UnionType", typing.Union)) \
             and len(args) == 2 and type(None) in args:
         annotation = args[0] if args[1] is type(None) else args[1]  # Optional[X]
+    if isinstance(annotation, type) and issubclass(annotation, pathlib.PurePath):
+        return pathlib.Path  # PosixPath, PurePath...: a Path
     return annotation if annotation in _CONVERTERS else None
 
 
@@ -405,11 +406,10 @@ class _Signature:
             if not params or params[0].kind not in positional:
                 raise _StartError(f"the task {name}() must take the item as its "
                                   f"first parameter: def {name}(item, ...)")
-            params = params[1:]
         self.var_kw = False
         self.params = {}  # name -> (type, default or inspect.Parameter.empty)
-        shown = ["item"] if takes_item else []
-        for p in params:
+        shown = [params[0].name] if takes_item else []
+        for p in params[1:] if takes_item else params:
             if p.kind == inspect.Parameter.VAR_KEYWORD:
                 self.var_kw = True
                 shown.append("**" + p.name)
@@ -424,7 +424,7 @@ class _Signature:
                 continue
             t = _supported(hints.get(p.name, p.annotation))
             if t is None and p.default is not p.empty and p.default is not None:
-                t = type(p.default) if type(p.default) in _CONVERTERS else None
+                t = _supported(type(p.default))
             self.params[p.name] = (t or str, p.default)
             shown.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
         text = f"{name}({', '.join(shown)})"
@@ -468,21 +468,17 @@ def _bind(sigs, raw):
             values[key] = convert(text)
         except (TypeError, ValueError):
             errors.append(f"argument '{key}': expected {tname}, got {text!r}")
+    import inspect
     kwargs = []
     for s in sigs:
         for name, (_, default) in s.params.items():
-            if default is _empty() and name not in raw:
+            if default is inspect.Parameter.empty and name not in raw:
                 errors.append(f"missing argument '{name}' for {s.text}: set it in [task]")
         kwargs.append(dict(values) if s.var_kw else
                       {k: v for k, v in values.items() if k in s.params})
     if errors:
         raise _StartError("; ".join(errors))
     return kwargs
-
-
-def _empty():
-    import inspect
-    return inspect.Parameter.empty
 
 
 # --- the loop ----------------------------------------------------------------

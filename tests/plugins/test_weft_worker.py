@@ -248,6 +248,31 @@ class Arguments(WorkerTest):
         self.assertEqual(v["x"], ["float", "0.5"])
         self.assertEqual(v["plain"], ["NoneType", "None"])
 
+    def test_path_default_and_item_name_in_messages(self):
+        w = self.start("""
+            import pathlib
+
+            @weft_worker.task
+            def process(it, where=pathlib.Path("a"), n=1):
+                return [type(where).__name__, str(where)]
+            """)
+        self.assertEqual(w.hello({"where": "b/c", "n": "x"}),
+                         "fail argument 'n': expected int, got 'x'")
+        w = self.started("""
+            import pathlib
+
+            @weft_worker.task
+            def process(it, where=pathlib.Path("a")):
+                return [type(where).__name__, str(where)]
+            """, {"where": "b/c"})
+        self.assertEqual(w.value(), ["PosixPath", "b/c"])
+        w = self.start("""
+            @weft_worker.task
+            def process(it, size=1):
+                return 0
+            """)
+        self.assertIn("for process(it, size=1);", w.hello({"sizes": "2"}))
+
     def test_int_takes_hex_as_weft_does(self):
         w = self.started("""
             @weft_worker.task
