@@ -18,6 +18,7 @@
 
 #include "e2e.h"
 #include "test_util.h"
+#include "util.h" /* weft__mono_s */
 
 enum { PATH_SIZE = 512 };
 
@@ -251,3 +252,93 @@ bool e2e_process_dead(int pid)
     const char *paren = strrchr(buf, ')');
     return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
 }
+/* The pid a command wrote into tmp/NAME (waits up to 10 s for it), or 0. */
+int e2e_pid_in(const char *name)
+{
+    for (double t0 = weft__mono_s(); weft__mono_s() - t0 < 10.0; e2e_sleep(0.02)) {
+        char *text = e2e_slurp(e2e_path(name), NULL);
+        int pid = text && strchr(text, '\n') ? atoi(text) : 0;
+        free(text);
+        if (pid > 1)
+            return pid;
+    }
+    return 0;
+}
+
+/* Fails unless every one of the n pids ends within 3 s; the survivors are
+ * killed first, so that a failure leaves nothing behind. */
+void e2e_expect_all_gone(const int *pids, size_t n, const char *what)
+{
+    double t0 = weft__mono_s();
+    for (size_t k = 0; k < n; k++)
+        while (!e2e_process_dead(pids[k]) && weft__mono_s() - t0 < 3.0)
+            e2e_sleep(0.01);
+    int left = 0;
+    for (size_t k = 0; k < n; k++)
+        if (!e2e_process_dead(pids[k])) {
+            kill(pids[k], SIGKILL);
+            left = left ? left : (int)pids[k];
+        }
+    if (left)
+        fail_msg("%s (pid %d) outlived it", what, left);
+}
+
+/* The first n pids the commands appended to tmp/NAME, one a line (waits up
+ * to 10 s for them); false when they did not all come. */
+bool e2e_pids_in_file(const char *name, int *out, size_t n)
+{
+    for (double t0 = weft__mono_s(); weft__mono_s() - t0 < 10.0; e2e_sleep(0.02)) {
+        char *text = e2e_slurp(e2e_path(name), NULL);
+        size_t got = 0;
+        for (char *p = text, *nl; p && got < n && (nl = strchr(p, '\n')); p = nl + 1)
+            if (atoi(p) > 1)
+                out[got++] = atoi(p);
+        free(text);
+        if (got == n)
+            return true;
+    }
+    return false;
+}
+
+/* Starts weft in the background: stdin and stdout /dev/null, stderr into
+ * tmp/weft.err, no other descriptor; SIGHUP ignored (as by nohup) or at
+ * its default, whatever ours is. */
+int e2e_spawn_logged(bool nohup, const char *const *args)
+{
+    const char *argv[E2E_ARGV_MAX];
+    e2e_weft_argv(argv, args);
+    char err[512];
+    snprintf(err, sizeof err, "%s", e2e_path("weft.err"));
+    int pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR),
+            e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (null < 0 || e < 0)
+            _exit(127);
+        dup2(null, 0), dup2(null, 1), dup2(e, 2);
+        closefrom(3);
+        signal(SIGHUP, nohup ? SIG_IGN : SIG_DFL);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* pid's exit status once it ends, within `limit` seconds (*exited: by
+ * exit(), not killed by a signal), or -1: it was still running, and has
+ * been SIGKILLed. */
+int e2e_wait_for(int pid, double limit, bool *exited)
+{
+    int st;
+    for (double t0 = weft__mono_s(); waitpid(pid, &st, WNOHANG) != pid; e2e_sleep(0.01))
+        if (weft__mono_s() - t0 > limit) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            *exited = false;
+            return -1;
+        }
+    *exited = WIFEXITED(st);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+

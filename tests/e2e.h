@@ -101,4 +101,27 @@ bool e2e_process_dead(int pid);
 /* A whole file, NUL-terminated (size in *len if not NULL), or NULL. */
 char *e2e_slurp(const char *path, size_t *len);
 
+/* ---- processes a job starts (signal and orphan tests) ---- */
+
+/* The pid a child wrote into tmp/NAME as a line (waits up to 10 s for
+ * it), or 0. */
+int e2e_pid_in(const char *name);
+/* The first n pids children appended to tmp/NAME, one a line (waits up to
+ * 10 s for them); false when they did not all come. */
+bool e2e_pids_in_file(const char *name, int *out, size_t n);
+/* Fails unless every one of the n pids ends within 3 s; the survivors are
+ * killed first, so that a failure leaves nothing behind.  what names them
+ * in the message ("... (pid N) outlived it"). */
+void e2e_expect_all_gone(const int *pids, size_t n, const char *what);
+/* Starts weft with args in the background: stdin and stdout /dev/null,
+ * stderr into tmp/weft.err, no other descriptor; SIGHUP ignored (as by
+ * nohup) or at its default. */
+int e2e_spawn_logged(bool nohup, const char *const *args);
+#define E2E_SPAWN_LOGGED(nohup, ...)                                                     \
+    e2e_spawn_logged((nohup), (const char *const[]){__VA_ARGS__, NULL})
+/* pid's exit status once it ends, within `limit` seconds (*exited: by
+ * exit(), not killed by a signal), or -1: it was still running, and has
+ * been SIGKILLed. */
+int e2e_wait_for(int pid, double limit, bool *exited);
+
 #endif

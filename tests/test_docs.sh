@@ -180,6 +180,7 @@ awk -v dir="$tmp/ex" '
     on { gsub(/\\-/, "-"); gsub(/\\e/, "\\"); gsub(/^\\&/, ""); print > file }' \
     "$man5"
 printf 'https://example.org/a\n' >"$tmp/ex/urls.txt"
+printf 'Ada\n' >"$tmp/ex/names.txt" # the worker example's items
 checked=0
 for ex in "$tmp"/ex/example*.ini; do
     grep -q '^\[run\]' "$ex" || continue

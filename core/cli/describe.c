@@ -38,6 +38,9 @@ int weft__describe(FILE *f, const weft__plugin_t *p)
                    "no --resume)\n");
     if (d->row_spec)
         fprintf(f, "array output: writes rows of a .npy file in place (output = FILE.npy)\n");
+    if (d->flags & WEFT_PLUGIN_TASK_ARGS)
+        fprintf(f, "[task]: any KEY = VALUE there is handed on, as text, to the task it "
+                   "runs\n");
     if (!d->n_args) {
         fprintf(f, "\nno arguments\n");
         return 0;
@@ -74,6 +77,8 @@ int weft__describe(FILE *f, const weft__plugin_t *p)
         else
             fprintf(f, "%s =            ; required: %s\n", a->name, a->help ? a->help : "");
     }
+    if (d->flags & WEFT_PLUGIN_TASK_ARGS)
+        fprintf(f, "\n[task]              ; the task's own arguments, e.g.\n; size = 100\n");
     return bad ? -EINVAL : 0;
 }
 

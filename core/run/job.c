@@ -323,6 +323,8 @@ static int report_check(const run_t *r, const char *path)
     if (r->outdir_path)
         printf("  folder   %s\n", r->outdir_path);
     printf("  threads  %u%s\n", r->eng.threads, c->isolate_process ? " (worker processes)" : "");
+    for (size_t k = 0; k < c->n_task; k++)
+        printf("  %-8s %s = %s\n", k ? "" : "task", c->task_keys[k], c->task_values[k]);
     if (r->opts->check_init)
         printf("  init     ok (the plugin started, and was stopped)\n");
     return WEFT_EXIT_OK;

@@ -101,7 +101,8 @@ typedef struct proc {
 
 typedef struct worker_state {
     const weft_host_t *host;
-    const char *command;
+    const char *command; /* as configured, for messages                  */
+    char *script;        /* what /bin/sh -c runs (exec_prefixed)          */
     int cwd_fd;
     double timeout, start_timeout;
     size_t max_result;
@@ -127,6 +128,7 @@ typedef struct wk {
     bytes_t frame;      /* the frame being sent                                */
     bytes_t reply;      /* what came from stdout; a reply is [0, reply_end)    */
     size_t scanned;     /* bytes of reply searched for '\n' already            */
+    size_t taken;       /* bytes of reply up to the end of the last line read  */
     bytes_t errline;    /* an unfinished stderr line                           */
     char last[LAST_LINE_MAX + 1]; /* the last non-blank stderr line            */
     bytes_t raw;        /* a JSON string's text, for format = raw              */
@@ -288,6 +290,9 @@ static int put_json_string(bytes_t *b, const char *s, size_t n)
 /* "'text...'" for messages: at most QUOTE_MAX bytes, control bytes as '?'. */
 static const char *quote(const char *p, size_t n, char *buf, size_t size)
 {
+    const char *nl = memchr(p, '\n', n); /* a line at most */
+    if (nl)
+        n = (size_t)(nl - p);
     size_t k = 0, max = n < QUOTE_MAX ? n : QUOTE_MAX;
     buf[k++] = '\'';
     for (size_t i = 0; i < max && k + 5 < size; i++)
@@ -476,21 +481,22 @@ static int wk_kill(wk_t *w)
     return status;
 }
 
-/* "exited with status N" / "was killed by signal N (SIGNAME)", + its last
- * line of stderr. */
-static void describe_end(const wk_t *w, int status, char *out, size_t size)
+/* "exited with status N" / "was killed by signal N (SIGNAME)", then
+ * `then` (" before answering hello"; may be ""), then ": " and its last line
+ * of stderr. */
+static void describe_end(const wk_t *w, int status, const char *then, char *out,
+                         size_t size)
 {
-    int n;
+    char how[64];
     if (status < 0)
-        n = snprintf(out, size, "ended (it could not be waited for)");
+        snprintf(how, sizeof how, "ended (it could not be waited for)");
     else if (WIFSIGNALED(status)) {
         const char *abbrev = sigabbrev_np(WTERMSIG(status));
-        n = snprintf(out, size, "was killed by signal %d (SIG%s)", WTERMSIG(status),
-                     abbrev ? abbrev : "?");
+        snprintf(how, sizeof how, "was killed by signal %d (SIG%s)", WTERMSIG(status),
+                 abbrev ? abbrev : "?");
     } else
-        n = snprintf(out, size, "exited with status %d", WEXITSTATUS(status));
-    if (w->last[0] && n >= 0 && (size_t)n < size)
-        snprintf(out + n, size - (size_t)n, ": %s", w->last);
+        snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(status));
+    snprintf(out, size, "%s%s%s%s", how, then, w->last[0] ? ": " : "", w->last);
 }
 
 static int set_nonblock(int fd)
@@ -575,7 +581,7 @@ static got_t read_line(wk_t *w, double deadline, size_t *len)
                        : NULL;
         if (nl) {
             size_t n = (size_t)(nl - w->reply.p);
-            w->scanned = n + 1; /* the consumed mark, for the next call */
+            w->scanned = w->taken = n + 1; /* consume() drops it */
             *len = n && w->reply.p[n - 1] == '\r' ? n - 1 : n;
             return GOT_LINE;
         }
@@ -622,12 +628,11 @@ static got_t read_line(wk_t *w, double deadline, size_t *len)
 /* Drops the line read_line returned last (and anything before it). */
 static void consume(wk_t *w)
 {
-    size_t n = w->scanned;
-    if (n == 0)
-        return;
-    memmove(w->reply.p, w->reply.p + n, w->reply.len - n);
+    size_t n = w->taken;
+    if (n)
+        memmove(w->reply.p, w->reply.p + n, w->reply.len - n);
     w->reply.len -= n;
-    w->scanned = 0;
+    w->scanned = w->taken = 0;
 }
 
 /* The environment of a worker: weft's, with the protocol's variables; the
@@ -724,7 +729,7 @@ static int proc_spawn(const worker_state_t *s, char **envp, proc_t *p, char *why
     rc = rc ? rc : posix_spawn_file_actions_adddup2(&fa, err[1], STDERR_FILENO);
     rc = rc ? rc : posix_spawn_file_actions_addfchdir_np(&fa, s->cwd_fd);
     rc = rc ? rc : posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
-    char *argv[] = {"/bin/sh", "-c", (char *)s->command, NULL};
+    char *argv[] = {"/bin/sh", "-c", s->script, NULL};
     pid_t pid = 0;
     if (!rc)
         rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, envp);
@@ -773,7 +778,7 @@ static int hello_frame(const worker_state_t *s, unsigned id, bytes_t *b)
 /* Starts w's worker and sends hello; ready comes later (await_ready). */
 static int wk_start(wk_t *w, char *why, size_t whylen)
 {
-    w->reply.len = w->scanned = 0;
+    w->reply.len = w->scanned = w->taken = 0;
     w->errline.len = 0;
     w->last[0] = '\0';
     if (proc_spawn(w->s, w->env->envp, &w->p, why, whylen)) {
@@ -781,18 +786,22 @@ static int wk_start(wk_t *w, char *why, size_t whylen)
             wk_kill(w);
         return -1;
     }
-    if (hello_frame(w->s, w->id, &w->frame)) {
+    bytes_t hello = {0}; /* not w->frame: that may hold the item waiting for us */
+    if (hello_frame(w->s, w->id, &hello)) {
+        free(hello.p);
         wk_kill(w);
         return nomem(why, whylen);
     }
     double deadline = now() + w->s->start_timeout;
-    if (write_all(w, w->frame.p, w->frame.len, deadline)) {
+    int rc = write_all(w, hello.p, hello.len, deadline);
+    free(hello.p);
+    if (rc) {
         int e = errno;
         if (e == EPIPE) { /* it exited before reading anything: say how */
             int status = wk_kill(w);
-            char end[LAST_LINE_MAX + 64];
-            describe_end(w, status, end, sizeof end);
-            snprintf(why, whylen, "it %s before reading hello", end);
+            char end[LAST_LINE_MAX + 128];
+            describe_end(w, status, " before reading hello", end, sizeof end);
+            snprintf(why, whylen, "it %s", end);
         } else {
             wk_kill(w);
             snprintf(why, whylen, "sending hello: %s", strerror(e));
@@ -826,8 +835,8 @@ static int await_ready(wk_t *w, char *why, size_t whylen)
         return -1;
     }
     int status = wk_kill(w);
-    char end[LAST_LINE_MAX + 64];
-    describe_end(w, status, end, sizeof end);
+    char end[LAST_LINE_MAX + 128];
+    describe_end(w, status, " before answering hello", end, sizeof end);
     switch (got) {
     case GOT_TIMEOUT:
         snprintf(why, whylen, "no 'ready' within start_timeout (%g s)", w->s->start_timeout);
@@ -840,7 +849,7 @@ static int await_ready(wk_t *w, char *why, size_t whylen)
                  w->s->max_result);
         break;
     default:
-        snprintf(why, whylen, "it %s before answering hello", end);
+        snprintf(why, whylen, "it %s", end);
     }
     return -1;
 }
@@ -965,10 +974,10 @@ static int take_reply(wk_t *w, const char *l, size_t len, weft_result_t *r)
             return 0; /* `ok` alone: no value, written as null */
         const char *v = l + 3;
         size_t n = len - 3;
-        if (h->values_raw && WEFT_HOST_HAS(h, values_raw) && n && v[0] == '"' &&
-            json_string_text(v, n, &w->raw) == 0) {
-            weft_result_string(r, w->raw.p ? w->raw.p : "", w->raw.len);
-            return 0; /* raw output prints a string's own bytes */
+        if (WEFT_HOST_HAS(h, values_raw) && h->values_raw && n && v[0] == '"' &&
+            json_string_text(v, n, &w->raw) == 0 && put(&w->raw, "\n", 1) == 0) {
+            weft_result_string(r, w->raw.p, w->raw.len);
+            return 0; /* raw output prints a string's text as a line (print's way) */
         }
         weft_result_json(r, v, n);
         return 0;
@@ -982,6 +991,31 @@ static int take_reply(wk_t *w, const char *l, size_t len, weft_result_t *r)
     return 1; /* the stream cannot be trusted any more */
 }
 
+/* Before an item: what the worker sent since its last reply (one read, not
+ * waiting).  A reply nobody asked for means the stream cannot be trusted,
+ * and end of output that it is gone: either way a new worker takes the
+ * item, which costs the item nothing. */
+static void peek(wk_t *w)
+{
+    const weft_host_t *h = w->s->host;
+    if (w->reply.cap < 256 && reserve(&w->reply, 256))
+        return;
+    ssize_t got;
+    do
+        got = read(w->p.out, w->reply.p + w->reply.len, w->reply.cap - w->reply.len);
+    while (got < 0 && errno == EINTR);
+    if (got < 0 && w->reply.len == 0)
+        return; /* EAGAIN: nothing, as it should be */
+    w->reply.len += (size_t)(got > 0 ? got : 0);
+    if (w->reply.len) {
+        char q[QUOTE_MAX + 8];
+        h->logf(h, "worker %u: sent %s after its reply; a new worker takes over", w->id,
+                quote(w->reply.p, w->reply.len, q, sizeof q));
+    }
+    wk_kill(w);
+    w->reply.len = w->scanned = w->taken = 0;
+}
+
 static int worker_process(void *state, void *ctx, const weft_item_t *item, weft_result_t *r)
 {
     worker_state_t *s = state;
@@ -992,15 +1026,9 @@ static int worker_process(void *state, void *ctx, const weft_item_t *item, weft_
         return h->failf(r, "out of memory for the item's frame");
     w->index = item->index;
 
-    /* Left over from the last item: a reply nobody asked for.  Not this
-     * item's fault: a new worker takes it. */
-    if (w->p.pid && w->reply.len > w->scanned) {
-        char q[QUOTE_MAX + 8];
-        h->logf(h, "worker %u: sent %s after its reply; a new worker takes over", w->id,
-                quote(w->reply.p + w->scanned, w->reply.len - w->scanned, q, sizeof q));
-        wk_kill(w);
-    }
     consume(w);
+    if (w->p.ready)
+        peek(w);
     double deadline = s->timeout > 0 ? now() + s->timeout : 0;
     got_t got = GOT_ERROR;
     int status = -1, err = 0;
@@ -1026,7 +1054,7 @@ static int worker_process(void *state, void *ctx, const weft_item_t *item, weft_
         got = read_line(w, deadline, &len);
         if (got == GOT_LINE)
             break;
-        bool partial = w->reply.len > w->scanned;
+        bool partial = w->reply.len > w->taken;
         status = wk_kill(w);
         if (!(got == GOT_EOF && !partial && status == 0))
             break;
@@ -1058,11 +1086,14 @@ static int worker_process(void *state, void *ctx, const weft_item_t *item, weft_
                         s->max_result);
     if (got == GOT_NOMEM)
         return h->failf(r, "out of memory for the worker's reply");
-    describe_end(w, status, why, sizeof why);
-    if (got == GOT_EOF && w->reply.len > w->scanned)
-        return h->failf(r, "the worker %s in the middle of its reply (%zu bytes, no "
-                           "newline)",
-                        why, w->reply.len - w->scanned);
+    if (got == GOT_EOF && w->reply.len > w->taken) {
+        char then[96];
+        snprintf(then, sizeof then, " in the middle of its reply (%zu bytes, no newline)",
+                 w->reply.len - w->taken);
+        describe_end(w, status, then, why, sizeof why);
+    } else {
+        describe_end(w, status, "", why, sizeof why);
+    }
     return h->failf(r, "the worker %s", why);
 }
 
@@ -1095,9 +1126,9 @@ static void wk_finish(wk_t *w)
         h->logf(h, "worker %u did not exit within %g s of the end of its input: killed",
                 w->id, FINI_WAIT_S);
     else if (status != 0) {
-        char end[LAST_LINE_MAX + 64];
-        describe_end(w, status, end, sizeof end);
-        h->logf(h, "worker %u %s at the end of its input", w->id, end);
+        char end[LAST_LINE_MAX + 128];
+        describe_end(w, status, " at the end of its input", end, sizeof end);
+        h->logf(h, "worker %u %s", w->id, end);
     }
 }
 
@@ -1181,8 +1212,31 @@ static void worker_destroy(void *state)
     if (s->cwd_fd >= 0)
         close(s->cwd_fd);
     free(s->task_json);
+    free(s->script);
     free(s->pydir);
     free(s);
+}
+
+/* The script /bin/sh -c runs: a simple command (python3 -u tasks.py) is
+ * prefixed with exec, so that the worker is the command itself, not a
+ * shell waiting on it (dash does not exec a -c command's last one): its
+ * death by a signal is then seen as such, not as the shell's 128 + N.
+ * Anything with shell syntax beyond words (operators, redirections,
+ * subshells, a leading assignment or reserved word) runs as written. */
+static char *exec_prefixed(const char *cmd)
+{
+    while (*cmd == ' ' || *cmd == '\t')
+        cmd++;
+    bool simple = !strpbrk(cmd, ";&|()<>`\n");
+    size_t first = strcspn(cmd, " \t");
+    if (memchr(cmd, '=', first))
+        simple = false; /* VAR=value command: exec would take VAR=value as the name */
+    static const char *const reserved[] = {"if", "while", "until", "for", "case", "{",
+                                           "!", "exec", "time"};
+    for (size_t k = 0; k < sizeof reserved / sizeof *reserved; k++)
+        if (strlen(reserved[k]) == first && strncmp(cmd, reserved[k], first) == 0)
+            simple = false;
+    return simple ? fmt("exec %s", cmd) : strdup(cmd);
 }
 
 /* The folder of weft_worker.py: python/ beside this plugin's file. */
@@ -1258,7 +1312,8 @@ static int worker_init(const weft_host_t *host, const weft_arg_value_t *args, vo
         goto fail;
     }
     s->task_json = task_json(host);
-    if (!s->task_json) {
+    s->script = exec_prefixed(s->command);
+    if (!s->task_json || !s->script) {
         nomem(msg, msg_size);
         goto fail;
     }

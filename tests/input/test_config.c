@@ -941,6 +941,46 @@ static void bind_required_missing(void **state)
                        "(int: image width in pixels) in [args]");
 }
 
+/* [task]: listed in file order for a plugin that takes it, --set task.KEY
+ * replacing or adding one; refused (with its line) for one that does not,
+ * and for a key no function argument can have. */
+static void bind_task_section(void **state)
+{
+    fixture_t *fx = *state;
+    weft_arg_value_t v[N_SCHEMA];
+    weft_plugin_t takes = mandel;
+    takes.flags = WEFT_PLUGIN_TASK_ARGS;
+    assert_int_equal(load(fx, "[args]\nsize_x = 5\n[task]\nsize = 100\nname = a b\n"
+                              "_x9 = \n"),
+                     0);
+    assert_int_equal(weft__config_set(fx->cfg, "task.size=200", fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__config_set(fx->cfg, "task.Extra=1", fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__config_bind(fx->cfg, &takes, v, fx->err, sizeof fx->err), 0);
+    assert_int_equal(fx->cfg->n_task, 4);
+    static const char *const keys[] = {"size", "name", "_x9", "Extra"};
+    static const char *const values[] = {"200", "a b", "", "1"};
+    for (size_t k = 0; k < 4; k++) {
+        assert_string_equal(fx->cfg->task_keys[k], keys[k]);
+        assert_string_equal(fx->cfg->task_values[k], values[k]);
+    }
+    /* A plugin without the flag: refused at the first [task] entry (size,
+     * set last by --set). */
+    assert_int_equal(weft__config_bind(fx->cfg, &mandel, v, fx->err, sizeof fx->err),
+                     -EINVAL);
+    assert_err_has(fx, "--set task.size: [task] is for a plugin that hands arguments on to a "
+                       "task of its own (plugin = worker); plugin mandel takes its "
+                       "arguments in [args]");
+    assert_int_equal(weft__config_set(fx->cfg, "task.9lives=1", fx->err, sizeof fx->err), 0);
+    assert_int_equal(weft__config_bind(fx->cfg, &takes, v, fx->err, sizeof fx->err),
+                     -EINVAL);
+    assert_err_has(fx, "--set task.9lives: [task] key '9lives' is not a name");
+    /* No [task]: nothing listed. */
+    assert_int_equal(load(fx, "[args]\nsize_x = 5\n"), 0);
+    assert_int_equal(weft__config_bind(fx->cfg, &takes, v, fx->err, sizeof fx->err), 0);
+    assert_int_equal(fx->cfg->n_task, 0);
+    assert_null(fx->cfg->task_keys);
+}
+
 static void bind_bad_int(void **state)
 {
     fixture_t *fx = *state;
@@ -1207,6 +1247,7 @@ int main(void)
         T(bind_defaults),
         T(bind_set_overrides),
         T(bind_required_missing),
+        T(bind_task_section),
         T(bind_bad_int),
         T(bind_int_range),
         T(bind_bad_float),

@@ -612,103 +612,14 @@ static void exec_timeout(void **state)
     expect(&o, 0, want, "1 ok");
 }
 
-/* The pid a command wrote into tmp/NAME (waits up to 10 s for it), or 0. */
-static pid_t pid_in(const char *name)
-{
-    for (double t0 = weft__mono_s(); weft__mono_s() - t0 < 10.0; e2e_sleep(0.02)) {
-        char *text = e2e_slurp(e2e_path(name), NULL);
-        pid_t pid = text && strchr(text, '\n') ? (pid_t)atoi(text) : 0;
-        free(text);
-        if (pid > 1)
-            return pid;
-    }
-    return 0;
-}
-
-/* Fails unless every one of the n pids ends within 3 s; the survivors are
- * killed first, so that a failure leaves nothing behind. */
-static void expect_all_gone(const pid_t *pids, size_t n, const char *what)
-{
-    double t0 = weft__mono_s();
-    for (size_t k = 0; k < n; k++)
-        while (!e2e_process_dead(pids[k]) && weft__mono_s() - t0 < 3.0)
-            e2e_sleep(0.01);
-    int left = 0;
-    for (size_t k = 0; k < n; k++)
-        if (!e2e_process_dead(pids[k])) {
-            kill(pids[k], SIGKILL);
-            left = left ? left : (int)pids[k];
-        }
-    if (left)
-        fail_msg("%s (pid %d) outlived it", what, left);
-}
-
-/* The first n pids the commands appended to tmp/NAME, one a line (waits up
- * to 10 s for them); false when they did not all come. */
-static bool pids_in_file(const char *name, pid_t *out, size_t n)
-{
-    for (double t0 = weft__mono_s(); weft__mono_s() - t0 < 10.0; e2e_sleep(0.02)) {
-        char *text = e2e_slurp(e2e_path(name), NULL);
-        size_t got = 0;
-        for (char *p = text, *nl; p && got < n && (nl = strchr(p, '\n')); p = nl + 1)
-            if (atoi(p) > 1)
-                out[got++] = (pid_t)atoi(p);
-        free(text);
-        if (got == n)
-            return true;
-    }
-    return false;
-}
-
 /* A command writes its pid as soon as it runs, which may be just before
  * exec's thread announces it to weft (child_started, right after
  * posix_spawn returns): a signal sent in between would not be forwarded
  * to it.  The signal tests give exec this long first. */
 #define ANNOUNCED_S 0.2
 
-/* Starts weft in the background: stdin and stdout /dev/null, stderr into
- * tmp/weft.err, no other descriptor; SIGHUP ignored (as by nohup) or at
- * its default, whatever ours is. */
-static pid_t spawn_logged(bool nohup, const char *const *args)
-{
-    const char *argv[E2E_ARGV_MAX];
-    e2e_weft_argv(argv, args);
-    char err[512];
-    snprintf(err, sizeof err, "%s", e2e_path("weft.err"));
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR),
-            e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (null < 0 || e < 0)
-            _exit(127);
-        dup2(null, 0), dup2(null, 1), dup2(e, 2);
-        closefrom(3);
-        signal(SIGHUP, nohup ? SIG_IGN : SIG_DFL);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-#define SPAWN(...) spawn_logged(false, (const char *const[]){__VA_ARGS__, NULL})
-#define SPAWN_NOHUP(...) spawn_logged(true, (const char *const[]){__VA_ARGS__, NULL})
-
-/* pid's exit status once it ends, within `limit` seconds (*exited: by
- * exit(), not killed by a signal), or -1: it was still running, and has
- * been SIGKILLed. */
-static int wait_for(pid_t pid, double limit, bool *exited)
-{
-    int st;
-    for (double t0 = weft__mono_s(); waitpid(pid, &st, WNOHANG) != pid; e2e_sleep(0.01))
-        if (weft__mono_s() - t0 > limit) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            *exited = false;
-            return -1;
-        }
-    *exited = WIFEXITED(st);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
+#define SPAWN(...) E2E_SPAWN_LOGGED(false, __VA_ARGS__)
+#define SPAWN_NOHUP(...) E2E_SPAWN_LOGGED(true, __VA_ARGS__)
 
 /* [run] lines: thread mode, process mode. */
 #define THREADS ""
@@ -739,10 +650,10 @@ static void run_timeout(const char *mode, const char *timeout, unsigned n)
         double took = weft__mono_s() - t0;
         pid_t sleepers[2] = {0, 0};
         for (unsigned k = 0; k < n; k++)
-            sleepers[k] = pid_in(pidfiles[k]);
+            sleepers[k] = e2e_pid_in(pidfiles[k]);
         for (unsigned k = 0; k < n; k++)
             assert_true(sleepers[k] > 1);
-        expect_all_gone(sleepers, n, "the sleep of a timed-out item");
+        e2e_expect_all_gone(sleepers, n, "the sleep of a timed-out item");
         expect(&o, 1, NULL, msg);
         if (took > 10.0)
             fail_msg("the items ran %.1f s past a %s s timeout", took, timeout);
@@ -779,9 +690,9 @@ static void exec_halt_now_processes(void **state)
         double t0 = weft__mono_s();
         e2e_outcome_t o = RUN("run", ini, "-j", "2");
         double took = weft__mono_s() - t0;
-        pid_t sleeper = pid_in("hn.pid");
+        pid_t sleeper = e2e_pid_in("hn.pid");
         assert_true(sleeper > 1);
-        expect_all_gone(&sleeper, 1, "the sleep of an item killed by halt = now");
+        e2e_expect_all_gone(&sleeper, 1, "the sleep of an item killed by halt = now");
         expect(&o, 4, NULL, "halted by the failure policy");
         if (took > 10.0)
             fail_msg("halt = now took %.1f s", took);
@@ -805,7 +716,7 @@ static void second_sigint(const char *mode)
         int pid = E2E_SPAWN("run", ini, "-q", "-j", "2", "--set", "run.output=sig.jsonl");
         pid_t sleepers[2];
         for (size_t k = 0; k < 2; k++) {
-            sleepers[k] = pid_in(pidfiles[k]);
+            sleepers[k] = e2e_pid_in(pidfiles[k]);
             if (!sleepers[k]) {
                 kill(pid, SIGKILL);
                 fail_msg("item %zu did not start its sleep (weft: status %d)", k,
@@ -817,8 +728,8 @@ static void second_sigint(const char *mode)
         e2e_sleep(0.1);
         kill(pid, SIGINT);
         bool exited;
-        int st = wait_for(pid, 10.0, &exited);
-        expect_all_gone(sleepers, 2, "the sleep of an item in flight at a second signal");
+        int st = e2e_wait_for(pid, 10.0, &exited);
+        e2e_expect_all_gone(sleepers, 2, "the sleep of an item in flight at a second signal");
         assert_int_equal(st, 130);
         unlink(e2e_path("sig.jsonl.journal"));
     }
@@ -854,7 +765,7 @@ static void second_signal_ignored(const char *mode, int sig, const char *trap_na
     unlink(e2e_path("held.pids"));
     pid_t pid = SPAWN("run", ini, "-j", "2", "--set", "run.output=held.jsonl");
     pid_t cmds[2];
-    if (!pids_in_file("held.pids", cmds, 2)) {
+    if (!e2e_pids_in_file("held.pids", cmds, 2)) {
         kill(pid, SIGKILL);
         fail_msg("the commands did not start (weft: status %d)", e2e_wait(pid));
     }
@@ -865,13 +776,13 @@ static void second_signal_ignored(const char *mode, int sig, const char *trap_na
     if (waitpid(pid, &raw, WNOHANG) != 0 || e2e_process_dead(cmds[0]) ||
         e2e_process_dead(cmds[1])) { /* the commands hold their items */
         kill(pid, SIGKILL);
-        expect_all_gone(cmds, 2, "a command");
+        e2e_expect_all_gone(cmds, 2, "a command");
         fail_msg("weft or a command that ignores the signal ended at the first one");
     }
     kill(pid, sig);
     bool exited;
-    int st = wait_for(pid, 10.0, &exited);
-    expect_all_gone(cmds, 2, "a command in flight at a second signal");
+    int st = e2e_wait_for(pid, 10.0, &exited);
+    e2e_expect_all_gone(cmds, 2, "a command in flight at a second signal");
     if (st != 128 + sig || !exited) {
         char *err = e2e_slurp(e2e_path("weft.err"), NULL);
         fail_msg("weft: status %d (%s), want exit(%d); stderr:\n%s", st,
@@ -904,7 +815,7 @@ static void exec_sighup(void **state)
                 nohup ? SPAWN_NOHUP("run", ini, "-j", "2", "--set", "run.output=hup.jsonl")
                       : SPAWN("run", ini, "-j", "2", "--set", "run.output=hup.jsonl");
             pid_t cmds[2];
-            if (!pids_in_file("hup.pids", cmds, 2)) {
+            if (!e2e_pids_in_file("hup.pids", cmds, 2)) {
                 kill(pid, SIGKILL);
                 fail_msg("the commands did not start (weft: status %d)", e2e_wait(pid));
             }
@@ -917,15 +828,15 @@ static void exec_sighup(void **state)
                 if (waitpid(pid, &st, WNOHANG) != 0 || e2e_process_dead(cmds[0]) ||
                     e2e_process_dead(cmds[1])) {
                     kill(pid, SIGKILL);
-                    expect_all_gone(cmds, 2, "a command");
+                    e2e_expect_all_gone(cmds, 2, "a command");
                     fail_msg("weft under nohup did not ignore SIGHUP");
                 }
                 kill(pid, SIGTERM);
                 want = 143;
             }
             bool exited;
-            int st = wait_for(pid, 10.0, &exited);
-            expect_all_gone(cmds, 2, "a command in flight at SIGHUP");
+            int st = e2e_wait_for(pid, 10.0, &exited);
+            e2e_expect_all_gone(cmds, 2, "a command in flight at SIGHUP");
             char *err = e2e_slurp(e2e_path("weft.err"), NULL);
             if (st != want || !exited || !strstr(err, "2 items not run"))
                 fail_msg("weft: status %d (%s), want exit(%d); stderr:\n%s", st,
@@ -957,16 +868,16 @@ static void first_sigint(const char *mode)
     double t0 = weft__mono_s();
     pid_t pid = SPAWN("run", ini, "-j", "1", "--set", "run.output=sint.jsonl");
     pid_t sleeper;
-    if (!pids_in_file("sint.pids", &sleeper, 1)) {
+    if (!e2e_pids_in_file("sint.pids", &sleeper, 1)) {
         kill(pid, SIGKILL);
         fail_msg("item 2 did not start its sleep (weft: status %d)", e2e_wait(pid));
     }
     e2e_sleep(ANNOUNCED_S);
     kill(pid, SIGINT);
     bool exited;
-    int st = wait_for(pid, 10.0, &exited);
+    int st = e2e_wait_for(pid, 10.0, &exited);
     double took = weft__mono_s() - t0;
-    expect_all_gone(&sleeper, 1, "the sleep 30 of an item at a first SIGINT");
+    e2e_expect_all_gone(&sleeper, 1, "the sleep 30 of an item at a first SIGINT");
     char *err = e2e_slurp(e2e_path("weft.err"), NULL);
     if (st != 130 || !strstr(err, "2 items not run") || strstr(err, "killed by signal"))
         fail_msg("weft: status %d after %.1f s, want 130 at once, 2 items not run, no "
