@@ -104,10 +104,9 @@ _tasks = []
 _setups = []
 _teardowns = []
 
-# Filled from hello: the worker's number, the worker count, the run seed, the
-# config's folder and the raw [task] strings.
-context = types.SimpleNamespace(worker=None, workers=None, run_seed=None,
-                                config_dir=None, args={})
+# Filled from hello: the worker's number, the run seed, the config's folder
+# and the raw [task] strings.
+context = types.SimpleNamespace(worker=None, run_seed=None, config_dir=None, args={})
 
 
 def task(fn):
@@ -440,6 +439,7 @@ class _StartError(Exception):
 def _bind(sigs, raw):
     """Convert hello's args: one kwargs dict per signature, or _StartError."""
     import difflib
+    import inspect
     declared = {}  # name -> (type, signature text)
     for s in sigs:
         for name, (t, _) in s.params.items():
@@ -468,7 +468,6 @@ def _bind(sigs, raw):
             values[key] = convert(text)
         except (TypeError, ValueError):
             errors.append(f"argument '{key}': expected {tname}, got {text!r}")
-    import inspect
     kwargs = []
     for s in sigs:
         for name, (_, default) in s.params.items():
@@ -505,7 +504,6 @@ def _start(hello_payload, fn, load_error):
                               f"weft speaks protocol {version}: update one of them")
         raw = hello.get("args") or {}
         context.worker = hello.get("worker")
-        context.workers = hello.get("workers")
         context.run_seed = hello.get("run_seed")
         context.config_dir = hello.get("config_dir")
         context.args = dict(raw)

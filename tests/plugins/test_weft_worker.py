@@ -194,12 +194,12 @@ class Handshake(WorkerTest):
             @weft_worker.task
             def process(item):
                 c = weft_worker.context
-                return [c.worker, c.workers, c.run_seed, c.config_dir, c.args]
+                return [c.worker, c.run_seed, c.config_dir, c.args]
             """)
         w.send('hello {"protocol":1,"worker":3,"workers":4,"run_seed":9,'
                                  '"config_dir":"/x","args":{}}')
         self.assertEqual(w.readline(), b"ready")
-        self.assertEqual(w.value(), [3, 4, 9, "/x", {}])
+        self.assertEqual(w.value(), [3, 9, "/x", {}])
 
     def test_no_task_fails_hello(self):
         w = self.start("x = 1\n")
