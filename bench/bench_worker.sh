@@ -39,11 +39,12 @@ pick_python() {
 }
 py=$(pick_python)
 
-# The plugin puts its own copy of weft_worker.py first on PYTHONPATH when
-# installed beside it; a build tree without that copy uses the source's.
-if [ ! -e "$(dirname "$weft")/plugins/python/weft_worker.py" ]; then
-  export PYTHONPATH="$repo/plugins/worker${PYTHONPATH:+:$PYTHONPATH}"
-fi
+# The plugin puts weft_worker.py (plugins/python/ beside worker.so, in the
+# build tree as installed) first on its workers' PYTHONPATH.
+[ -e "$(dirname "$weft")/plugins/python/weft_worker.py" ] || {
+  echo "bench_worker: no plugins/python/weft_worker.py beside $weft (build it)" >&2
+  exit 1
+}
 
 base=${BENCH_DIR:-$repo/build}
 mkdir -p "$base"

@@ -276,6 +276,8 @@ static void host_setup(run_t *r)
     r->host.pub.n_task = c->n_task;
     r->host.pub.task_keys = c->task_keys;
     r->host.pub.task_values = c->task_values;
+    r->host.pub.workers = r->opts->check_only ? 0 : r->eng.threads;
+    r->host.pub.worker_processes = !r->opts->check_only && c->isolate_process;
     r->host.sync = c->sync;
     r->host.stop = &weft__run_stop;
     r->host.log_quiet = r->opts->quiet; /* -q: errors only, and a plugin's log is not one */

@@ -399,6 +399,16 @@ struct weft_host {
     size_t n_task;
     const char *const *task_keys;
     const char *const *task_values;
+
+    /* How the run's workers will be made, known before init: `workers`
+     * worker contexts ([run] threads, resolved), and whether they live in
+     * forked worker processes (isolate = process: worker_init then runs in
+     * each of them, never in the process init ran in).  A plugin that
+     * starts something slow per worker (worker processes of its own) can
+     * start them all at init, in parallel.  0 and false from weft check
+     * --init, which makes no workers. */
+    unsigned workers;
+    bool worker_processes;
 };
 
 /* True when the host table has the member (the table only grows). */

@@ -17,11 +17,12 @@
  * announced to the host (child_started/child_ended): the first signal weft
  * gets reaches its group as a terminal's would, a second SIGKILLs it.
  *
- * Life of a worker: init starts one and waits for `ready` (a probe: the
- * command and the [task] arguments are checked before anything runs, also
- * by `weft check --init`); the first worker_init of the same process adopts
- * it, the others start theirs without waiting (they start in parallel; the
- * first item waits for `ready`).  A worker that breaks the protocol, exits,
+ * Life of a worker: init starts every worker at once and waits for each
+ * `ready` (so the command and the [task] arguments are checked before
+ * anything runs, also by `weft check --init`); worker_init adopts them.
+ * With worker processes (isolate = process) init starts one, as a check,
+ * and each worker process starts its own at worker_init; its first item
+ * waits for `ready`.  A worker that breaks the protocol, exits,
  * times out or is stopped is killed with its group and reaped; the next
  * item starts a new one.  One that died between two items costs nothing:
  * the item goes to a new worker.  worker_fini closes its input (the worker
@@ -108,8 +109,9 @@ typedef struct worker_state {
     size_t max_result;
     char *task_json; /* the [task] arguments as a JSON object */
     char *pydir;     /* the folder holding weft_worker.py, or NULL */
-    proc_t probe;    /* started by init; adopted by a worker_init in probe_pid */
-    pid_t probe_pid;
+    proc_t *pre;     /* started and ready at init, for worker k < n_pre */
+    unsigned n_pre;
+    pid_t pre_pid;   /* the process init ran in: only its worker_init adopts */
 } worker_state_t;
 
 /* Bytes, growable. */
@@ -1180,11 +1182,12 @@ static int worker_init_one(void *state, unsigned worker, unsigned workers, void 
         free(w);
         return nomem(msg, msg_size);
     }
-    if (s->probe.pid && s->probe_pid != getpid())
-        proc_forget(&s->probe); /* a forked worker process: these copies are not ours */
-    if (s->probe.pid && worker == 0) { /* init's worker 0, ready: ours */
-        w->p = s->probe;
-        s->probe.pid = 0;
+    if (s->pre && s->pre_pid != getpid()) /* a forked worker process: these */
+        for (unsigned k = 0; k < s->n_pre; k++) /* copies are not ours */
+            proc_forget(&s->pre[k]);
+    if (s->pre && worker < s->n_pre && s->pre[worker].pid) { /* init's, ready: ours */
+        w->p = s->pre[worker];
+        s->pre[worker].pid = 0;
     } else {
         char why[512];
         if (wk_start(w, why, sizeof why)) {
@@ -1204,11 +1207,13 @@ static void worker_destroy(void *state)
     worker_state_t *s = state;
     if (!s)
         return;
-    if (s->probe.pid && s->probe_pid == getpid()) { /* never adopted (check --init) */
-        wk_t w = {.s = s, .p = s->probe};
-        wk_finish(&w);
-        wk_free(&w);
-    }
+    for (unsigned k = 0; s->pre && s->pre_pid == getpid() && k < s->n_pre; k++)
+        if (s->pre[k].pid) { /* never adopted (fewer workers, a failed start) */
+            wk_t w = {.s = s, .id = k, .p = s->pre[k]};
+            wk_finish(&w);
+            wk_free(&w);
+        }
+    free(s->pre);
     if (s->cwd_fd >= 0)
         close(s->cwd_fd);
     free(s->task_json);
@@ -1285,6 +1290,54 @@ static char *task_json(const weft_host_t *host)
     return b.p;
 }
 
+/* The workers, started at init, all at once (a Python worker importing
+ * numpy takes a good part of a second: in parallel, not one after another),
+ * each waited for: a command that does not start, or a task that refuses
+ * its [task] arguments, stops the run here, before anything is written
+ * (and weft check --init says so).  Thread mode keeps them for worker_init;
+ * with worker processes (host->worker_processes), or from check, one is
+ * started as a check and ended: each worker process starts its own. */
+static int start_all(worker_state_t *s, char *msg, size_t msg_size)
+{
+    const weft_host_t *h = s->host;
+    bool keep = WEFT_HOST_HAS(h, worker_processes) && h->workers && !h->worker_processes;
+    unsigned n = keep ? h->workers : 1;
+    wk_t *w = calloc(n, sizeof *w);
+    s->pre = calloc(n, sizeof *s->pre);
+    if (!w || !s->pre) {
+        free(w);
+        return nomem(msg, msg_size);
+    }
+    char why[512] = "";
+    unsigned bad = n;
+    for (unsigned k = 0; k < n && bad == n; k++)
+        if (wk_setup(&w[k], s, k) ? nomem(why, sizeof why) : wk_start(&w[k], why, sizeof why))
+            bad = k;
+    for (unsigned k = 0; k < n && bad == n; k++)
+        if (await_ready(&w[k], why, sizeof why))
+            bad = k;
+    for (unsigned k = 0; k < n; k++) {
+        if (bad < n)
+            wk_kill(&w[k]);
+        else if (!keep)
+            wk_finish(&w[k]);
+        else
+            s->pre[k] = w[k].p;
+        wk_free(&w[k]);
+    }
+    free(w);
+    if (bad < n) {
+        if (n > 1)
+            snprintf(msg, msg_size, "%s: worker %u: %s", s->command, bad, why);
+        else
+            snprintf(msg, msg_size, "%s: %s", s->command, why);
+        return -1;
+    }
+    s->n_pre = keep ? n : 0;
+    s->pre_pid = getpid();
+    return 0;
+}
+
 static int worker_init(const weft_host_t *host, const weft_arg_value_t *args, void **state,
                        char *msg, size_t msg_size)
 {
@@ -1293,7 +1346,6 @@ static int worker_init(const weft_host_t *host, const weft_arg_value_t *args, vo
         return nomem(msg, msg_size);
     s->host = host;
     s->cwd_fd = -1;
-    s->probe = (proc_t){.in = -1, .out = -1, .err = -1, .pidfd = -1};
     s->command = args[ARG_COMMAND].u.s;
     s->timeout = args[ARG_TIMEOUT].u.f;
     s->start_timeout = args[ARG_START_TIMEOUT].u.f;
@@ -1319,22 +1371,8 @@ static int worker_init(const weft_host_t *host, const weft_arg_value_t *args, vo
     }
     s->pydir = find_pydir();
 
-    /* The probe: the command starts and takes the [task] arguments, or the
-     * run stops here, before anything is written.  It becomes worker 0. */
-    wk_t w;
-    char why[512];
-    int rc = wk_setup(&w, s, 0) ? nomem(why, sizeof why) : wk_start(&w, why, sizeof why);
-    if (rc == 0)
-        rc = await_ready(&w, why, sizeof why);
-    if (rc == 0) {
-        s->probe = w.p;
-        s->probe_pid = getpid();
-    }
-    wk_free(&w);
-    if (rc) {
-        snprintf(msg, msg_size, "%s: %s", s->command, why);
+    if (start_all(s, msg, msg_size))
         goto fail;
-    }
     *state = s;
     return 0;
 fail:

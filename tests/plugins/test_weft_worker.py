@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""weft_worker.py (plugins/worker) speaks protocol 1: driven over pipes, no weft.
+"""weft_worker.py (plugins/python) speaks protocol 1: driven over pipes, no weft.
 
 Each test writes a tiny task script to a temporary folder, starts it as weft
 would (its own process group, stdin/stdout pipes, PYTHONPATH at the helper's
@@ -8,7 +8,7 @@ folder) and plays weft's side of docs/worker-protocol.md by hand.
     python3 tests/plugins/test_weft_worker.py      (meson: the weft_worker_py test)
 
 WEFT_WORKER_PY_DIR names the folder of weft_worker.py (default: the source
-tree's plugins/worker).  numpy tests are skipped when numpy is missing.
+tree's plugins/python).  numpy tests are skipped when numpy is missing.
 """
 
 import json

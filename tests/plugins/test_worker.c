@@ -511,6 +511,170 @@ static void worker_one_liner(void **state)
     e2e_free(&o);
 }
 
+/* ---- through weft_worker.py ---------------------------------------------- */
+
+/* A Python task written with weft_worker.py, run by weft (the helper found
+ * beside worker.so): typed [task] arguments, print() reaching weft's stderr
+ * with its item, an exception, a segfault and a hang each costing their
+ * item only (timeout kills the worker), the others all there. */
+static void worker_python_task(void **state)
+{
+    (void)state;
+    e2e_write("task.py",
+              "import ctypes, time\n"
+              "import weft_worker\n"
+              "@weft_worker.task\n"
+              "def process(item, scale: int = 1, tag: str = ''):\n"
+              "    if item.index == 2:\n"
+              "        raise ValueError('item two is bad')\n"
+              "    if item.index == 3:\n"
+              "        ctypes.string_at(0)\n"
+              "    if item.index == 4:\n"
+              "        time.sleep(60)\n"
+              "    print('working on', item.index)\n"
+              "    return [item.number * scale, tag]\n"
+              "if __name__ == '__main__':\n"
+              "    weft_worker.run()\n");
+    char *ini = strdup(e2e_writef("py.ini",
+                                  "[run]\nplugin = worker\nitems = 10..17\noutput = out.jsonl\n"
+                                  "record = full\nthreads = 2\n[args]\ncommand = " PYTHON
+                                  " -u task.py\ntimeout = 2\n[task]\nscale = 3\ntag = t\n"));
+    unlink(e2e_path("out.jsonl.journal"));
+    e2e_outcome_t o = E2E_RUN("run", ini);
+    e2e_expect(&o, 1, "worker: item 5: working on 5");
+    e2e_free(&o);
+    cJSON *all = records();
+    for (int k = 0; k < 7; k++) {
+        char want[32];
+        snprintf(want, sizeof want, "[%d,\"t\"]", (10 + k) * 3);
+        if (k == 2)
+            expect_record(all, k, NULL, "ValueError: item two is bad");
+        else if (k == 3)
+            expect_record(all, k, NULL, "the worker was killed by signal 11 (SIGSEGV)");
+        else if (k == 4)
+            expect_record(all, k, NULL, "timed out after 2 s");
+        else
+            expect_record(all, k, want, NULL);
+    }
+    cJSON_Delete(all);
+    /* An argument the function does not take stops the run at start, with
+     * the helper's did-you-mean; weft check --init says the same. */
+    for (int check = 0; check < 2; check++) {
+        o = check ? E2E_RUN("check", ini, "--init", "--set", "task.scael=2")
+                  : E2E_RUN("run", ini, "--set", "task.scael=2");
+        e2e_expect(&o, 2, "unknown argument 'scael'");
+        e2e_expect(&o, 2, "did you mean 'scale'?");
+        e2e_free(&o);
+    }
+    free(ini);
+}
+
+/* The shipped examples run as they are: read_files (stdlib Python) and the
+ * awk worker (the protocol is language-neutral). */
+static void worker_examples(void **state)
+{
+    (void)state;
+    const char *src = getenv("WEFT_SOURCE_ROOT");
+    char ini[4096];
+    snprintf(ini, sizeof ini, "%s/examples/worker/upper.ini", src);
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q", "-o", "-");
+    e2e_expect(&o, 0, NULL);
+    assert_string_equal(o.out, "[\n\"HELLO\",\n\"TWO WORDS\",\n\"WEFT\",\n\"PLAIN ASCII ONLY\",\n"
+                               "\"MIXED CASE 123\"\n]\n");
+    e2e_free(&o);
+
+    snprintf(ini, sizeof ini, "%s/examples/worker/read_files.ini", src);
+    o = E2E_RUN("run", ini, "-q", "-o", "-", "--set", "args.command=" PYTHON " -u read_files.py");
+    e2e_expect(&o, 0, NULL);
+    cJSON *all = cJSON_Parse(o.out);
+    assert_non_null(all);
+    assert_int_equal(cJSON_GetArraySize(all), 5);
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, all)
+    {
+        const char *name = cJSON_GetObjectItem(rec, "name")->valuestring;
+        char path[4200];
+        snprintf(path, sizeof path, "%s/configs/sample_files/%s", src, name);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        if (cJSON_GetObjectItem(rec, "bytes")->valuedouble != (double)st.st_size)
+            fail_msg("%s: %s bytes, stat says %lld", name, o.out, (long long)st.st_size);
+    }
+    cJSON_Delete(all);
+    e2e_free(&o);
+}
+
+/* The seed's noise PNG job in Python (examples/worker/noise_png.py: numpy
+ * and OpenCV): kill -9 in the middle, then --resume, gives the files of a
+ * run never interrupted, byte for byte, with no partial file left. */
+static void worker_noise_png_kill9_resume(void **state)
+{
+    (void)state;
+    if (system(PYTHON " -c 'import cv2, numpy' 2>/dev/null") != 0) {
+        print_message("no cv2 for " PYTHON " (bash .ci/deps installs python3-opencv): the "
+                      "noise_png example is not run\n");
+        skip();
+    }
+    const char *src = getenv("WEFT_SOURCE_ROOT");
+    char ini[4096], outdir[2][4096], cmd[4300];
+    snprintf(ini, sizeof ini, "%s/examples/worker/noise_png.ini", src);
+    snprintf(cmd, sizeof cmd, "args.command=" PYTHON " -u noise_png.py");
+    enum { N = 600 };
+    for (int k = 0; k < 2; k++) {
+        snprintf(outdir[k], sizeof outdir[k], "%s", e2e_pathf("png%d", k));
+        e2e_remove(outdir[k]);
+    }
+    char set_dir[4200], set_out[4200];
+    snprintf(set_dir, sizeof set_dir, "task.outdir=%s", outdir[0]);
+    snprintf(set_out, sizeof set_out, "run.output=%s", e2e_path("ref.json"));
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q", "-j1", "--set", cmd, "--set", set_dir, "--set",
+                              set_out, "--set", "run.items=600");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+
+    snprintf(set_dir, sizeof set_dir, "task.outdir=%s", outdir[1]);
+    snprintf(set_out, sizeof set_out, "run.output=%s", e2e_path("k9.json"));
+    unlink(e2e_path("k9.json.journal"));
+    int pid = E2E_SPAWN("run", ini, "-q", "-j2", "--set", cmd, "--set", set_dir, "--set",
+                        set_out, "--set", "run.items=600");
+    /* Killed once some images are there, before the last. */
+    for (double t0 = weft__mono_s(); weft__mono_s() - t0 < 20.0; e2e_sleep(0.01)) {
+        char probe[4300];
+        snprintf(probe, sizeof probe, "%s/noise_000100.png", outdir[1]);
+        if (access(probe, F_OK) == 0)
+            break;
+    }
+    kill(pid, SIGKILL);
+    e2e_wait(pid);
+    o = E2E_RUN("run", ini, "-q", "-j2", "--set", cmd, "--set", set_dir, "--set", set_out,
+                "--set", "run.items=600", "--resume");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    for (int i = 0; i < N; i++) {
+        char a[4300], b[4300];
+        snprintf(a, sizeof a, "%s/noise_%06d.png", outdir[0], i);
+        snprintf(b, sizeof b, "%s/noise_%06d.png", outdir[1], i);
+        size_t na = 0, nb = 0;
+        char *x = e2e_slurp(a, &na), *y = e2e_slurp(b, &nb);
+        if (!x || !y || na != nb || memcmp(x, y, na) != 0)
+            fail_msg("image %d differs after kill -9 and --resume (%s)", i, b);
+        free(x);
+        free(y);
+    }
+    char *x = e2e_slurp(e2e_path("ref.json"), NULL), *y = e2e_slurp(e2e_path("k9.json"), NULL);
+    assert_non_null(x);
+    assert_non_null(y);
+    assert_string_equal(x, y);
+    free(x);
+    free(y);
+    /* Nothing but the images and weft's lock: no temporary left behind. */
+    char ls[4400];
+    snprintf(ls, sizeof ls, "test \"$(ls -A '%s' | grep -vc '^noise_[0-9]*\\.png$')\" -le 1",
+             outdir[1]);
+    if (system(ls) != 0)
+        fail_msg("%s holds files other than the images", outdir[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -525,6 +689,9 @@ int main(void)
         cmocka_unit_test(worker_signals),
         cmocka_unit_test(worker_processes_persist),
         cmocka_unit_test(worker_one_liner),
+        cmocka_unit_test(worker_python_task),
+        cmocka_unit_test(worker_examples),
+        cmocka_unit_test(worker_noise_png_kill9_resume),
     };
     return cmocka_run_group_tests(tests, setup, e2e_teardown);
 }
