@@ -65,6 +65,19 @@ printf '[run]\nplugin = pow4\nitems = 100\n' > "$tmp/pow4.ini"
 out=$(env -u WEFT_PLUGIN_PATH "$weft" run "$tmp/pow4.ini" -q)
 [ "$out" = "1950333330" ] || fail "pow4 over 0..99 gave '$out', want 1950333330"
 
+# The worker plugin finds the installed weft_worker.py beside itself (and
+# puts it on its workers' PYTHONPATH): nothing else set.
+plugins=$(dirname "$pc")/../weft/plugins
+[ -f "$plugins/python/weft_worker.py" ] || fail "no installed $plugins/python/weft_worker.py"
+printf 'import weft_worker\n@weft_worker.task\ndef process(item, k: int = 1):\n    return item.number * k\nweft_worker.run()\n' >"$tmp/double.py"
+printf '[run]\nplugin = worker\nitems = 3\noutput = -\nformat = jsonl\n[args]\ncommand = /usr/bin/python3 -u double.py\n[task]\nk = 2\n' >"$tmp/double.ini"
+out=$(cd / && env -u WEFT_PLUGIN_PATH -u PYTHONPATH "$weft" run "$tmp/double.ini" -q) ||
+    fail "the installed worker plugin did not run a weft_worker.py task"
+[ "$out" = "$(printf '0\n2\n4')" ] || fail "the installed worker gave '$out', want 0 2 4"
+for f in worker-protocol.md examples/worker/noise_png.py examples/worker/upper.awk; do
+    [ -f "$root_prefix/share/doc/weft/$f" ] || fail "no installed share/doc/weft/$f"
+done
+
 # The SDK's other parts: the version script (named by weft.pc), the plugin
 # guide and the example, under share/.
 map=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --variable=pluginmap weft)

@@ -802,7 +802,7 @@ static int wk_start(wk_t *w, char *why, size_t whylen)
         if (e == EPIPE) { /* it exited before reading anything: say how */
             int status = wk_kill(w);
             char end[LAST_LINE_MAX + 128];
-            describe_end(w, status, " before reading hello", end, sizeof end);
+            describe_end(w, status, " before answering hello", end, sizeof end);
             snprintf(why, whylen, "it %s", end);
         } else {
             wk_kill(w);
