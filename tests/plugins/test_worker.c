@@ -165,6 +165,60 @@ static void worker_items_and_seeds(void **state)
     }
 }
 
+/* order = any: every record once, whatever order they finish in (the
+ * sleeps make later items finish first). */
+static void worker_order_any(void **state)
+{
+    (void)state;
+    static const char *const lines[] = {"sleep:0.3", "sleep:0.2", "sleep:0.1", "ok:3",
+                                        "sleep:0.05", "ok:5"};
+    enum { N = sizeof lines / sizeof *lines };
+    items(lines, N);
+    char *ini = job("threads = 3\norder = any\n", "", "");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    cJSON *all = records();
+    assert_int_equal(cJSON_GetArraySize(all), N);
+    bool seen[N] = {0};
+    const cJSON *rec;
+    int pos = 0, first = -1;
+    cJSON_ArrayForEach(rec, all)
+    {
+        int k = (int)cJSON_GetObjectItem(rec, "index")->valuedouble;
+        assert_true(k >= 0 && k < N && !seen[k]);
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItem(rec, "ok")));
+        seen[k] = true;
+        if (pos++ == 0)
+            first = k;
+    }
+    if (first == 0)
+        fail_msg("order = any wrote the 0.3 s item first");
+    cJSON_Delete(all);
+    free(ini);
+}
+
+/* An item's bytes that are not UTF-8 reach the worker as \udcXX escapes
+ * (Python's surrogateescape), valid UTF-8 as it is, controls escaped. */
+static void worker_text_escapes(void **state)
+{
+    (void)state;
+    e2e_write_bytes("items.txt", "echo\xff\xc3\xa9\x01\"\\\xe2\x82\n", 13);
+    char *ini = job("", "", "");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    cJSON *all = records();
+    const cJSON *frame = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(all, 0), "value"), "frame");
+    assert_true(cJSON_IsString(frame));
+    if (!strstr(frame->valuestring,
+                "\"text\":\"echo\\udcff\xc3\xa9\\u0001\\\"\\\\\\udce2\\udc82\"}"))
+        fail_msg("frame: %s", frame->valuestring);
+    cJSON_Delete(all);
+    free(ini);
+}
+
 /* Each way a worker goes wrong costs its item only: the others are all
  * there, and a new worker takes the next item after a crash.  One worker,
  * so that every failure hits the process the next item runs on. */
@@ -679,6 +733,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(worker_items_and_seeds),
+        cmocka_unit_test(worker_order_any),
+        cmocka_unit_test(worker_text_escapes),
         cmocka_unit_test(worker_failures_cost_their_item),
         cmocka_unit_test(worker_large_reply),
         cmocka_unit_test(worker_task_args),
