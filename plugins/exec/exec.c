@@ -128,6 +128,8 @@
 
 #include <weft/plugin.h>
 
+#include "waiting.h" /* now, poll_ms, host_stopping, track, untrack */
+
 extern char **environ;
 
 enum { ARG_COMMAND, ARG_SHELL, ARG_CAPTURE, ARG_MAX_OUTPUT, ARG_TIMEOUT, ARG_CWD };
@@ -670,55 +672,6 @@ nomem:
     return h->failf(r, "out of memory for the arguments (over %zu bytes)", len);
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* How often a wait wakes up to ask the host whether to stop ([run]
- * timeout, halt = now): the longest an item outlives its stop. */
-#define STOP_POLL_S 0.1
-
-static bool host_stopping(const weft_host_t *h)
-{
-    return WEFT_HOST_HAS(h, should_stop) && h->should_stop && h->should_stop(h);
-}
-
-/* Milliseconds for poll: until deadline (rounded up; 0: none), at most
- * STOP_POLL_S when the host can say stop; -1 for forever. */
-static int poll_ms(const weft_host_t *h, double deadline)
-{
-    bool asks = WEFT_HOST_HAS(h, should_stop) && h->should_stop;
-    if (deadline == 0 && !asks)
-        return -1;
-    double left = deadline == 0 ? STOP_POLL_S : deadline - now();
-    if (asks && left > STOP_POLL_S)
-        left = STOP_POLL_S;
-    if (left <= 0)
-        return 0;
-    return left > 1e6 ? 1000000000 : (int)(left * 1000.0) + 1;
-}
-
-static bool past(double deadline)
-{
-    return deadline > 0 && now() >= deadline;
-}
-
-/* The host kills the children it knows of when weft must exit at once. */
-static void track(const weft_host_t *h, pid_t pid)
-{
-    if (WEFT_HOST_HAS(h, child_started) && h->child_started)
-        h->child_started(h, (long)pid);
-}
-
-static void untrack(const weft_host_t *h, pid_t pid)
-{
-    if (WEFT_HOST_HAS(h, child_ended) && h->child_ended)
-        h->child_ended(h, (long)pid);
-}
-
 /* Whether the child has exited, without reaping it (nohang), or after
  * waiting for it.  0, or the errno of waitid (ECHILD if the host set
  * SIGCHLD to SIG_IGN). */
@@ -997,18 +950,7 @@ static int exec_worker_init(void *state, unsigned worker, unsigned workers, void
         free(w);
         return nomem(msg, msg_size);
     }
-    sigset_t none, dfl;
-    sigemptyset(&none);
-    sigemptyset(&dfl);
-    sigaddset(&dfl, SIGPIPE);
-    sigaddset(&dfl, SIGINT);
-    sigaddset(&dfl, SIGTERM);
-    sigaddset(&dfl, SIGHUP);
-    int rc = posix_spawnattr_setflags(
-        &w->attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-    rc = rc ? rc : posix_spawnattr_setsigmask(&w->attr, &none);
-    rc = rc ? rc : posix_spawnattr_setsigdefault(&w->attr, &dfl);
-    rc = rc ? rc : posix_spawnattr_setpgroup(&w->attr, 0);
+    int rc = child_spawnattr(&w->attr);
     w->argv = calloc(s->t.n_words + 1, sizeof *w->argv);
     w->arg_off = calloc(s->t.n_words + 1, sizeof *w->arg_off);
     w->args_cap = s->t.n_lit + s->t.n_words + 4096;

@@ -60,6 +60,8 @@
 
 #include <weft/plugin.h>
 
+#include "waiting.h" /* now, poll_ms, host_stopping, track, untrack */
+
 extern char **environ;
 
 enum { ARG_COMMAND, ARG_CWD, ARG_TIMEOUT, ARG_START_TIMEOUT, ARG_MAX_RESULT };
@@ -86,7 +88,6 @@ static const weft_arg_spec_t worker_args[] = {
 /* clang-format on */
 
 #define PROTOCOL 1
-#define STOP_POLL_S 0.1  /* how often a wait asks the host whether to stop */
 #define FINI_WAIT_S 5.0  /* how long a worker may take to exit at the end */
 enum { LAST_LINE_MAX = 200, ERR_LINE_MAX = 4096, QUOTE_MAX = 60 };
 
@@ -138,13 +139,6 @@ typedef struct wk {
 } wk_t;
 
 /* ---- small helpers ----------------------------------------------------- */
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int nomem(char *msg, size_t size)
 {
@@ -306,40 +300,6 @@ static const char *quote(const char *p, size_t n, char *buf, size_t size)
     buf[k++] = '\'';
     buf[k] = '\0';
     return buf;
-}
-
-/* ---- the host's stop and children -------------------------------------- */
-
-static bool host_stopping(const weft_host_t *h)
-{
-    return WEFT_HOST_HAS(h, should_stop) && h->should_stop && h->should_stop(h);
-}
-
-/* Milliseconds for poll until deadline (0: none), at most STOP_POLL_S when
- * the host can say stop; -1 for forever. */
-static int poll_ms(const weft_host_t *h, double deadline)
-{
-    bool asks = WEFT_HOST_HAS(h, should_stop) && h->should_stop;
-    if (deadline == 0 && !asks)
-        return -1;
-    double left = deadline == 0 ? STOP_POLL_S : deadline - now();
-    if (asks && left > STOP_POLL_S)
-        left = STOP_POLL_S;
-    if (left <= 0)
-        return 0;
-    return left > 1e6 ? 1000000000 : (int)(left * 1000.0) + 1;
-}
-
-static void track(const weft_host_t *h, pid_t pid)
-{
-    if (WEFT_HOST_HAS(h, child_started) && h->child_started)
-        h->child_started(h, (long)pid);
-}
-
-static void untrack(const weft_host_t *h, pid_t pid)
-{
-    if (WEFT_HOST_HAS(h, child_ended) && h->child_ended)
-        h->child_ended(h, (long)pid);
 }
 
 /* ---- stderr ------------------------------------------------------------- */
@@ -714,18 +674,7 @@ static int proc_spawn(const worker_state_t *s, char **envp, proc_t *p, char *why
         snprintf(why, whylen, "spawn: %s", strerror(rc));
         goto fail;
     }
-    sigset_t none, dfl;
-    sigemptyset(&none);
-    sigemptyset(&dfl);
-    sigaddset(&dfl, SIGPIPE);
-    sigaddset(&dfl, SIGINT);
-    sigaddset(&dfl, SIGTERM);
-    sigaddset(&dfl, SIGHUP);
-    rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                             POSIX_SPAWN_SETPGROUP);
-    rc = rc ? rc : posix_spawnattr_setsigmask(&attr, &none);
-    rc = rc ? rc : posix_spawnattr_setsigdefault(&attr, &dfl);
-    rc = rc ? rc : posix_spawnattr_setpgroup(&attr, 0);
+    rc = child_spawnattr(&attr);
     rc = rc ? rc : posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
     rc = rc ? rc : posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
     rc = rc ? rc : posix_spawn_file_actions_adddup2(&fa, err[1], STDERR_FILENO);
