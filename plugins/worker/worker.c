@@ -52,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -113,6 +114,9 @@ typedef struct worker_state {
     proc_t *pre;     /* started and ready at init, for worker k < n_pre */
     unsigned n_pre;
     pid_t pre_pid;   /* the process init ran in: only its worker_init adopts */
+    struct wk **live; /* the workers of this process (main thread only) */
+    unsigned n_live;
+    bool ending;     /* every live worker's input closed: the run is over */
 } worker_state_t;
 
 /* Bytes, growable. */
@@ -166,6 +170,21 @@ static int reserve(bytes_t *b, size_t need)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* reserve, the capacity never grown past max (>= need). */
+static int reserve_upto(bytes_t *b, size_t need, size_t max)
+{
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap * 2 : 256;
+    cap = cap < need ? need : cap > max ? max : cap;
     char *p = realloc(b->p, cap);
     if (!p)
         return -1;
@@ -418,7 +437,12 @@ static int proc_reap(const weft_host_t *h, proc_t *p)
 {
     int status = -1;
     exited_within(p, -1);
-    kill(-p->pid, SIGKILL); /* the group id lives while a member does */
+    /* Still ours to wait for (not ECHILD: SIGCHLD ignored, or reaped by
+     * someone else), so its number and group id cannot be another's yet. */
+    siginfo_t info = {0};
+    if (waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOWAIT | WNOHANG) == 0 &&
+        info.si_pid == p->pid)
+        kill(-p->pid, SIGKILL); /* what is left of its group */
     untrack(h, p->pid);
     while (waitpid(p->pid, &status, 0) < 0)
         if (errno != EINTR) {
@@ -545,16 +569,19 @@ static got_t read_line(wk_t *w, double deadline, size_t *len)
             size_t n = (size_t)(nl - w->reply.p);
             w->scanned = w->taken = n + 1; /* consume() drops it */
             *len = n && w->reply.p[n - 1] == '\r' ? n - 1 : n;
-            return GOT_LINE;
+            return *len > limit ? GOT_TOO_LONG : GOT_LINE;
         }
         w->scanned = w->reply.len;
-        if (w->reply.len > limit)
+        /* A line of at most limit bytes and its "\r\n" fit in limit + 2:
+         * reads never go past that, nor the buffer far beyond it. */
+        if (w->reply.len >= limit + 2)
             return GOT_TOO_LONG;
+        size_t room = limit + 2 - w->reply.len;
         if (w->reply.cap - w->reply.len < 4096 &&
-            reserve(&w->reply, w->reply.len + 65536 < limit + 2 ? w->reply.len + 65536
-                                                                 : limit + 2))
+            reserve_upto(&w->reply, w->reply.len + (room < 65536 ? room : 65536), limit + 2))
             return GOT_NOMEM;
-        ssize_t got = read(w->p.out, w->reply.p + w->reply.len, w->reply.cap - w->reply.len);
+        size_t want = w->reply.cap - w->reply.len;
+        ssize_t got = read(w->p.out, w->reply.p + w->reply.len, want < room ? want : room);
         if (got > 0) {
             w->reply.len += (size_t)got;
             continue;
@@ -624,7 +651,8 @@ static int env_make(const worker_state_t *s, unsigned id, env_t *e)
     const char *pypath = NULL;
     for (size_t i = 0; i < n; i++) {
         const char *v = environ[i];
-        if (strncmp(v, "WEFT_WORKER", 11) == 0 || strncmp(v, "PYTHONUNBUFFERED=", 17) == 0)
+        if (strncmp(v, "WEFT_WORKER=", 12) == 0 || strncmp(v, "WEFT_WORKER_ID=", 15) == 0 ||
+            strncmp(v, "PYTHONUNBUFFERED=", 17) == 0)
             continue;
         if (strncmp(v, "PYTHONPATH=", 11) == 0 && s->pydir) {
             pypath = v + 11; /* rebuilt below, weft_worker.py's folder first */
@@ -773,8 +801,17 @@ static int await_ready(wk_t *w, char *why, size_t whylen)
         const char *l = w->reply.p;
         if (len == 5 && memcmp(l, "ready", 5) == 0) {
             consume(w);
-            w->p.ready = true;
-            return 0;
+            if (w->reply.len == 0) {
+                w->p.ready = true;
+                return 0;
+            }
+            /* More than ready, before any item: a reply nobody asked for
+             * would be taken as the first item's. */
+            snprintf(why, whylen, "it broke the protocol: sent %s after 'ready', before "
+                                  "any item",
+                     quote(w->reply.p, w->reply.len, q, sizeof q));
+            wk_kill(w);
+            return -1;
         }
         if (len >= 4 && memcmp(l, "fail", 4) == 0 && (len == 4 || l[4] == ' '))
             snprintf(why, whylen, "%.*s", len > 5 ? (int)(len - 5) : 0, l + 5);
@@ -866,8 +903,12 @@ static int json_string_text(const char *p, size_t n, bytes_t *b)
             return -1;
         if (c != '\\') {
             size_t run = i;
-            while (run < n - 1 && p[run] != '\\' && p[run] != '"')
-                run++;
+            while (run < n - 1 && p[run] != '\\' && p[run] != '"') {
+                size_t u = utf8_len((const unsigned char *)p + run, n - 1 - run);
+                if (u == 0 || (unsigned char)p[run] < 0x20)
+                    return -1; /* not JSON: the runner's check says so */
+                run += u;
+            }
             if (put(b, p + i, run - i))
                 return -1;
             i = run;
@@ -933,8 +974,15 @@ static int take_reply(wk_t *w, const char *l, size_t len, weft_result_t *r)
         weft_result_json(r, v, n);
         return 0;
     }
-    if (len >= 4 && memcmp(l, "fail", 4) == 0 && (len == 4 || l[4] == ' '))
+    if (len >= 4 && memcmp(l, "fail", 4) == 0 && (len == 4 || l[4] == ' ')) {
+        /* Announced again: child_ended tells the host whether weft's first
+         * signal reached this worker, and an item failed because of it is
+         * then recorded as not run (--resume runs it), as for a worker
+         * that died of it. */
+        untrack(h, w->p.pid);
+        track(h, w->p.pid);
         return h->failf(r, "%.*s", len > 5 ? (int)(len - 5) : 0, l + 5);
+    }
     char q[QUOTE_MAX + 8];
     h->failf(r, "the worker broke the protocol: sent %s (expected 'ok VALUE' or 'fail "
                 "MESSAGE'); a new worker takes the next item",
@@ -980,13 +1028,14 @@ static int worker_process(void *state, void *ctx, const weft_item_t *item, weft_
     consume(w);
     if (w->p.ready)
         peek(w);
-    double deadline = s->timeout > 0 ? now() + s->timeout : 0;
+    double deadline = 0;
     got_t got = GOT_ERROR;
     int status = -1, err = 0;
     size_t len = 0;
     /* A worker that died between two items (it had ended before it read
-     * this one: the write saw no reader, or it exited 0 having said
-     * nothing) costs nothing: one new worker gets the item. */
+     * this one: the write found no reader, or the frame is still unread in
+     * its pipe) costs nothing: one new worker gets the item.  One that read
+     * it and died is never given it again here (retries decide). */
     for (int attempt = 0; attempt < 2; attempt++) {
         w->in_item = false;
         if (!w->p.pid && wk_start(w, why, sizeof why))
@@ -994,6 +1043,7 @@ static int worker_process(void *state, void *ctx, const weft_item_t *item, weft_
         if (!w->p.ready && await_ready(w, why, sizeof why))
             return h->failf(r, "the worker did not start: %s", why);
         w->in_item = true; /* what it says now is about this item */
+        deadline = s->timeout > 0 ? now() + s->timeout : 0; /* its start not counted */
         if (write_all(w, w->frame.p, w->frame.len, deadline) != 0) {
             err = errno;
             status = wk_kill(w);
@@ -1006,8 +1056,11 @@ static int worker_process(void *state, void *ctx, const weft_item_t *item, weft_
         if (got == GOT_LINE)
             break;
         bool partial = w->reply.len > w->taken;
+        int unread = -1;
+        if (got == GOT_EOF && ioctl(w->p.in, FIONREAD, &unread) != 0)
+            unread = -1;
         status = wk_kill(w);
-        if (!(got == GOT_EOF && !partial && status == 0))
+        if (!(got == GOT_EOF && !partial && unread == (int)w->frame.len))
             break;
     }
     w->in_item = false;
@@ -1096,10 +1149,26 @@ static void wk_free(wk_t *w)
 
 static void worker_fini(void *state, unsigned worker, void *ctx)
 {
-    (void)state, (void)worker;
+    (void)worker;
+    worker_state_t *s = state;
     wk_t *w = ctx;
     if (!w)
         return;
+    /* The first worker_fini (the pool is done: no item runs) ends the
+     * input of every worker at once, so that they all finish together,
+     * not one grace period after another. */
+    bool live = false;
+    for (unsigned k = 0; k < s->n_live; k++)
+        if (s->live[k] == w) {
+            live = true;
+            s->live[k] = s->live[--s->n_live];
+            break;
+        }
+    if (live && !s->ending) {
+        s->ending = true;
+        for (unsigned k = 0; k < s->n_live; k++)
+            close_fd(&s->live[k]->p.in);
+    }
     wk_finish(w);
     wk_free(w);
     free(w);
@@ -1145,6 +1214,13 @@ static int worker_init_one(void *state, unsigned worker, unsigned workers, void 
             return -1;
         }
     }
+    wk_t **live = realloc(s->live, (s->n_live + 1) * sizeof *live);
+    if (!live) {
+        worker_fini(state, worker, w);
+        return nomem(msg, msg_size);
+    }
+    s->live = live;
+    s->live[s->n_live++] = w;
     *ctx = w;
     return 0;
 }
@@ -1163,6 +1239,7 @@ static void worker_destroy(void *state)
             wk_free(&w);
         }
     free(s->pre);
+    free(s->live);
     if (s->cwd_fd >= 0)
         close(s->cwd_fd);
     free(s->task_json);

@@ -121,6 +121,17 @@ static long echo_pid(const cJSON *all, int k)
     return (long)pid->valuedouble;
 }
 
+/* The pids workers appended to tmp/NAME, a line each. */
+static size_t worker_pids_in(const char *name, int *pids, size_t max)
+{
+    char *text = e2e_slurp(e2e_path(name), NULL);
+    size_t n = 0;
+    for (char *p = text, *nl; p && n < max && (nl = strchr(p, '\n')); p = nl + 1)
+        pids[n++] = atoi(p);
+    free(text);
+    return n;
+}
+
 /* Items get their index, number, text and the seed of their index: the
  * first word of the item's random stream 0, the same for any thread count
  * and in both modes; the output is in input order. */
@@ -288,6 +299,49 @@ static void worker_large_reply(void **state)
     expect_record(all, 1, "2", NULL);
     cJSON_Delete(all);
     free(ini);
+
+    /* max_result holds for a line that came in one read, at its edge:
+     * `ok "` + 35 x + `"` is 40 bytes. */
+    static const char *const small[] = {"huge:35", "huge:36", "ok:3"};
+    items(small, 3);
+    ini = job("threads = 1\n", "max_result = 40\n", "");
+    o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 1, NULL);
+    e2e_free(&o);
+    all = records();
+    char want[64] = "\"";
+    memset(want + 1, 'x', 35);
+    strcpy(want + 36, "\"");
+    expect_record(all, 0, want, NULL);
+    expect_record(all, 1, NULL, "over max_result (40 bytes)");
+    expect_record(all, 2, "3", NULL);
+    cJSON_Delete(all);
+    free(ini);
+}
+
+/* A task that reads its item and exits 0 costs that item, and is not
+ * given it a second time; an item's timeout does not count the start of
+ * the worker that takes it (a slow start after a crash is not a timeout). */
+static void worker_exit0_and_slow_start(void **state)
+{
+    (void)state;
+    unlink(e2e_path("ran"));
+    static const char *const lines[] = {"exit0:ran", "segv", "ok:2"};
+    items(lines, 3);
+    char *ini = job("threads = 1\n", "timeout = 1\n", "start_delay = 1.5\n");
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 1, NULL);
+    e2e_free(&o);
+    cJSON *all = records();
+    expect_record(all, 0, NULL, "the worker exited with status 0");
+    expect_record(all, 1, NULL, "killed by signal 11");
+    expect_record(all, 2, "2", NULL);
+    cJSON_Delete(all);
+    int pids[4];
+    size_t n = worker_pids_in("ran", pids, 4);
+    if (n != 1)
+        fail_msg("the item that exits 0 ran %zu times", n);
+    free(ini);
 }
 
 /* [task] reaches hello's args as text, exactly; --set task.KEY overrides
@@ -341,6 +395,8 @@ static void worker_cannot_start(void **state)
                                "numpy (pretend)"},
         {"hello = hang\n", "start_timeout = 0.5\n", "no 'ready' within start_timeout (0.5 s)"},
         {"hello = garbage\n", "", "broke the protocol: sent 'hi there' to hello"},
+        {"hello = extra\n", "", "broke the protocol: sent 'ok 999' after 'ready', before any "
+                                "item"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         char *ini = job("", cases[c].args, cases[c].task);
@@ -405,17 +461,6 @@ static void worker_retries(void **state)
     free(ini);
 }
 
-/* pids: the worker processes' pids, as they wrote them at hello. */
-static size_t worker_pids(int *pids, size_t max)
-{
-    char *text = e2e_slurp(e2e_path("pids"), NULL);
-    size_t n = 0;
-    for (char *p = text, *nl; p && n < max && (nl = strchr(p, '\n')); p = nl + 1)
-        pids[n++] = atoi(p);
-    free(text);
-    return n;
-}
-
 /* kill -9 of weft in the middle of a run, then --resume: the output is
  * byte-identical to an uninterrupted run's, and the workers of the killed
  * run do not outlive it (their input ends with weft). */
@@ -447,7 +492,7 @@ static void worker_kill9_resume(void **state)
         kill(pid, SIGKILL);
         e2e_wait(pid);
         int pids[16];
-        size_t n = worker_pids(pids, 16);
+        size_t n = worker_pids_in("pids", pids, 16);
         assert_true(n >= 1);
         e2e_expect_all_gone(pids, n, "a worker of a weft killed by SIGKILL");
         o = E2E_RUN("run", ini, "-q", "--set", "run.record=value", "--resume");
@@ -471,13 +516,16 @@ static void worker_signals(void **state)
     (void)state;
     static const char *const lines[] = {"ok:0", "wait:go", "wait:go", "ok:3"};
     items(lines, 4);
-    for (int ignore = 0; ignore < 2; ignore++) {
+    /* ignore 0: the worker dies of SIGINT; 1: it ignores it; 2: it answers
+     * its item `fail interrupted` (also not run). */
+    for (int ignore = 0; ignore < 3; ignore++) {
         unlink(e2e_path("out.jsonl"));
         unlink(e2e_path("out.jsonl.journal"));
         unlink(e2e_path("pids"));
         unlink(e2e_path("go"));
         char task[64];
-        snprintf(task, sizeof task, "pids = pids\nignore_int = %d\n", ignore);
+        snprintf(task, sizeof task, "pids = pids\nignore_int = %d\nint_fail = %d\n",
+                 ignore == 1, ignore == 2);
         char *ini = job("threads = 2\n", "", task);
         int pid = E2E_SPAWN_LOGGED(false, "run", ini);
         int pids[2];
@@ -487,7 +535,7 @@ static void worker_signals(void **state)
         }
         e2e_sleep(0.5); /* both waiting in their items */
         kill(pid, SIGINT);
-        if (ignore) {
+        if (ignore == 1) {
             e2e_sleep(0.3);
             int st;
             if (waitpid(pid, &st, WNOHANG) != 0) {
@@ -500,7 +548,8 @@ static void worker_signals(void **state)
         int st = e2e_wait_for(pid, 10.0, &exited);
         e2e_expect_all_gone(pids, 2, "a worker at SIGINT");
         char *err = e2e_slurp(e2e_path("weft.err"), NULL);
-        if (st != 130 || (!ignore && !strstr(err, "items not run")) || strstr(err, "failed:"))
+        if (st != 130 || (ignore != 1 && !strstr(err, "items not run")) ||
+            strstr(err, "failed:"))
             fail_msg("ignore %d: weft status %d, want 130, items not run, none failed; "
                      "stderr:\n%s",
                      ignore, st, err ? err : "");
@@ -562,6 +611,13 @@ static void worker_one_liner(void **state)
                               worker_py, ":::", "ok:\"a b\"", "ok:42", "ok:\"caf\\u00e9\"");
     e2e_expect(&o, 0, NULL);
     assert_string_equal(o.out, "a b\n42\ncaf\xc3\xa9\n"); /* a string's text, a line */
+    e2e_free(&o);
+    /* What is not JSON fails the item there too. */
+    o = E2E_RUN("run", "-j1", "-p", "worker", "--", PYTHON, "-u", worker_py, ":::", "badutf8",
+                "ok:\"a\tb\"", "ok:7");
+    e2e_expect(&o, 1, "invalid UTF-8");
+    e2e_expect(&o, 1, "item 1 failed");
+    assert_string_equal(o.out, "7\n");
     e2e_free(&o);
 }
 
@@ -737,6 +793,7 @@ int main(void)
         cmocka_unit_test(worker_text_escapes),
         cmocka_unit_test(worker_failures_cost_their_item),
         cmocka_unit_test(worker_large_reply),
+        cmocka_unit_test(worker_exit0_and_slow_start),
         cmocka_unit_test(worker_task_args),
         cmocka_unit_test(worker_cannot_start),
         cmocka_unit_test(worker_stderr_lines),
