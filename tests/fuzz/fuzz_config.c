@@ -48,6 +48,14 @@ static const weft_plugin_t fuzz_plugin = {
     .args = schema,
     .n_args = N_SCHEMA,
 };
+/* The same, taking a [task] section (as the worker plugin does). */
+static const weft_plugin_t fuzz_task_plugin = {
+    .name = "fuzztask",
+    .version = "1.0",
+    .args = schema,
+    .n_args = N_SCHEMA,
+    .flags = WEFT_PLUGIN_TASK_ARGS,
+};
 
 static bool is_trimmed(const char *s)
 {
@@ -77,7 +85,8 @@ static void check_entries(const weft__config_t *cfg)
 {
     for (size_t i = 0; i < cfg->n_entries; i++) {
         const weft__entry_t *e = &cfg->entries[i];
-        FUZZ_CHECK(strcmp(e->section, "run") == 0 || strcmp(e->section, "args") == 0,
+        FUZZ_CHECK(strcmp(e->section, "run") == 0 || strcmp(e->section, "args") == 0 ||
+                       strcmp(e->section, "task") == 0,
                    "entry %zu in section '%s'", i, e->section);
         FUZZ_CHECK(e->key[0] != '\0', "entry %zu has an empty key", i);
         FUZZ_CHECK(is_trimmed(e->key) && is_trimmed(e->value),
@@ -289,11 +298,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     weft_arg_value_t out[N_SCHEMA];
     memset(out, 0, sizeof out);
     err[0] = '\0';
+    size_t n_task = 0;
+    for (size_t i = 0; i < cfg->n_entries; i++)
+        n_task += strcmp(cfg->entries[i].section, "task") == 0;
     rc = weft__config_bind(cfg, &fuzz_plugin, out, err, sizeof err);
     if (rc)
         check_error(rc, err, "weft__config_bind");
     else
         check_bound(out);
+    /* A plugin without the flag refuses [task]; one with it lists every
+     * entry, in file order, each key a name an argument can have. */
+    FUZZ_CHECK(n_task == 0 || rc == -EINVAL, "[task] accepted by a plugin without the flag");
+    memset(out, 0, sizeof out);
+    err[0] = '\0';
+    rc = weft__config_bind(cfg, &fuzz_task_plugin, out, err, sizeof err);
+    if (rc) {
+        check_error(rc, err, "weft__config_bind (task)");
+    } else {
+        check_bound(out);
+        FUZZ_CHECK(cfg->n_task == n_task, "%zu [task] entries listed, %zu in the config",
+                   cfg->n_task, n_task);
+        for (size_t i = 0, k = 0; i < cfg->n_entries; i++) {
+            const weft__entry_t *e = &cfg->entries[i];
+            if (strcmp(e->section, "task") != 0)
+                continue;
+            FUZZ_CHECK(cfg->task_keys[k] == e->key && cfg->task_values[k] == e->value,
+                       "[task] entry %zu listed out of order", k);
+            const char *c = e->key;
+            FUZZ_CHECK(isalpha((unsigned char)*c) || *c == '_', "[task] key '%s' accepted", c);
+            for (; *c; c++)
+                FUZZ_CHECK(isalnum((unsigned char)*c) || *c == '_', "[task] key '%s' accepted",
+                           e->key);
+            k++;
+        }
+    }
 
     weft__config_free(&cfg);
     FUZZ_CHECK(cfg == NULL, "weft__config_free did not clear the pointer");
