@@ -209,7 +209,7 @@ _weft()
         local opts="--set --threads --output --plugin --items --help"
         [[ $cmd == check ]] && opts+=" --init"
         [[ $cmd == run ]] &&
-            opts+=" --quiet --progress --progress= --summary-json --resume --retry-failed --force --restart"
+            opts+=" --quiet --progress --progress= --summary-json --resume --resume=auto --retry-failed --force --restart"
         case $prev in
         --set)
             _weft_set_value "$cur" "$(_weft_config_arg)"

@@ -104,7 +104,7 @@ run_options=$("$weft" run --help | grep -oE '^ +(-[a-z], )?--[a-z][a-z-]*' | gre
 expect "weft run x.ini --<TAB>" "$run_options --set --resume --threads --output" \
     "$weft" run x.ini --
 expect_not "weft run x.ini --<TAB>" "--names --version" "$weft" run x.ini --
-expect_exactly "weft run x.ini --re<TAB>" "--resume --retry-failed --restart" \
+expect_exactly "weft run x.ini --re<TAB>" "--resume --resume=auto --retry-failed --restart" \
     "$weft" run x.ini --re
 expect_not "weft check x.ini --<TAB>" "--resume --restart" "$weft" check x.ini --
 expect "weft check x.ini --<TAB>" "--set --threads --output" "$weft" check x.ini --

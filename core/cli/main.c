@@ -63,8 +63,9 @@ static const char usage_text[] =
     "                      json (an object a second), or off\n"
     "  --summary-json FILE also write the run summary as JSON to FILE (- for\n"
     "                      standard output)\n"
-    "  --resume            run only the items the journal of an earlier,\n"
-    "                      unfinished run lacks\n"
+    "  --resume[=auto]     run only the items the journal of an earlier,\n"
+    "                      unfinished run lacks (auto: a plain run when there\n"
+    "                      is no journal)\n"
     "  --retry-failed      --resume, and run the items that failed again\n"
     "  --force             resume although the config, plugin or items changed\n"
     "                      (changed items run again)\n"
@@ -104,7 +105,8 @@ static const char run_help[] =
     "  --progress[=MODE]   line (default on a terminal; forced by --progress),\n"
     "                      json (one object a second on stderr), off\n"
     "  --summary-json FILE the summary as JSON, written atomically (- = stdout)\n"
-    "  --resume            run only what the journal of an earlier run lacks\n"
+    "  --resume[=auto]     run only what the journal of an earlier run lacks\n"
+    "                      (=auto: or everything, when there is no journal)\n"
     "  --retry-failed      --resume, and run failed items again\n"
     "  --force             resume although the config, plugin or items changed\n"
     "  --restart           discard an unfinished journal (not with --resume)\n"
@@ -291,7 +293,8 @@ static char *resume_command(const char *prog, int argc, char **argv, bool retry,
         if (k == stop)
             o = stpcpy(o, mode);
         else if (k < stop && !is_value[k] &&
-                 (strcmp(a, "--resume") == 0 || strcmp(a, "--retry-failed") == 0 ||
+                 (strcmp(a, "--resume") == 0 || strcmp(a, "--resume=auto") == 0 ||
+                  strcmp(a, "--retry-failed") == 0 ||
                   strcmp(a, "--restart") == 0))
             continue;
         *o++ = ' ';
@@ -488,7 +491,7 @@ static int cmd_run(const char *prog, int argc, char **argv, bool check)
         {"quiet", no_argument, NULL, 'q'},
         {"progress", optional_argument, NULL, O_PROGRESS},
         {"summary-json", required_argument, NULL, O_SUMMARY},
-        {"resume", no_argument, NULL, O_RESUME},
+        {"resume", optional_argument, NULL, O_RESUME},
         {"retry-failed", no_argument, NULL, O_RETRY},
         {"force", no_argument, NULL, O_FORCE},
         {"restart", no_argument, NULL, O_RESTART},
@@ -542,7 +545,13 @@ static int cmd_run(const char *prog, int argc, char **argv, bool check)
             progress_given = true;
             break;
         case O_RESUME:
+            if (optarg && strcmp(optarg, "auto") != 0) {
+                fprintf(stderr, "weft: %s: --resume=%s: expected --resume or --resume=auto\n",
+                        cmd, optarg);
+                goto out;
+            }
             o.resume = true;
+            o.resume_auto = optarg != NULL;
             break;
         case O_RETRY:
             o.resume = o.retry_failed = true;

@@ -422,6 +422,10 @@ static int open_journal(run_t *r)
         free(path); /* items read once from a stream cannot be resumed */
         path = NULL;
     }
+    /* --resume=auto: a journal to resume, or none (a first start, a job
+     * that keeps none): then a plain run. */
+    if (resume && o->resume_auto && (!path || access(path, F_OK) != 0))
+        resume = false;
     if (!path) {
         if (resume)
             return refuse("%s: nothing to resume: this run keeps no journal (its output is "

@@ -48,6 +48,9 @@ typedef struct weft__run_opts {
     bool check_init;         /* check --init: also the plugin's init and
                                 destroy (no item, no output)               */
     bool resume;             /* --resume: run only what the journal lacks  */
+    bool resume_auto;        /* --resume=auto: resume when there is a
+                                journal to resume, else a plain run (a
+                                requeued array task needs no other case) */
     bool retry_failed;       /* --retry-failed: resume, and re-run failures */
     bool force;              /* --force: resume although the config, plugin
                                 or items changed (changed items re-run)    */

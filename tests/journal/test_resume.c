@@ -196,6 +196,55 @@ static void kill9_rounds_into(const char *run, bool check_children, const char *
     free(journal);
 }
 
+/* --resume=auto, as a requeued array task runs it whatever happened
+ * before: a first start is a plain run (no journal: no refusal), a killed
+ * run is resumed (the output then the undisturbed run's, byte for byte), a
+ * finished one is left alone (exit 0, nothing rewritten), a run that keeps
+ * no journal (stdout) is a plain run; anything but auto is refused. */
+static void resume_auto(void **state)
+{
+    (void)state;
+    const char *args = "sleep_ms = 1";
+    char *ref = reference("", args, 400);
+    char *ini = strdup(config("auto.ini", 400, "auto.json", "threads = 2", args));
+    char *out = strdup(e2e_path("auto.json"));
+    char *journal = strdup(e2e_path("auto.json.journal"));
+    unlink(out);
+    unlink(journal);
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q", "--resume=auto");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    expect_same_file(out, ref);
+    for (int round = 0; round < 3; round++) {
+        pid_t pid = E2E_SPAWN("run", ini, "-q", "--restart");
+        e2e_sleep(0.05 + 0.1 * round);
+        kill(pid, SIGKILL);
+        e2e_wait(pid);
+        o = E2E_RUN("run", ini, "-q", "--resume=auto");
+        e2e_expect(&o, 0, NULL);
+        e2e_free(&o);
+        expect_same_file(out, ref);
+    }
+    struct stat before, after;
+    assert_int_equal(stat(out, &before), 0);
+    o = E2E_RUN("run", ini, "--resume=auto");
+    e2e_expect(&o, 0, "nothing to resume: the last run finished every item");
+    e2e_free(&o);
+    assert_int_equal(stat(out, &after), 0);
+    assert_true(before.st_ino == after.st_ino && before.st_mtime == after.st_mtime);
+    o = E2E_RUN("run", ini, "-q", "--resume=auto", "-o", "-", "--set", "run.format=jsonl");
+    e2e_expect(&o, 0, NULL);
+    assert_int_equal(strlen(o.out) > 0, 1);
+    e2e_free(&o);
+    o = E2E_RUN("run", ini, "-q", "--resume=yes");
+    e2e_expect(&o, 2, "--resume=yes: expected --resume or --resume=auto");
+    e2e_free(&o);
+    free(ref);
+    free(ini);
+    free(out);
+    free(journal);
+}
+
 static void kill9_rounds(const char *run, bool check_children)
 {
     kill9_rounds_into(run, check_children, "json", 20);
@@ -1021,6 +1070,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(kill9_threads),
+        cmocka_unit_test(resume_auto),
         cmocka_unit_test(kill9_processes),
         cmocka_unit_test(kill9_any_threads),
         cmocka_unit_test(kill9_any_processes),
