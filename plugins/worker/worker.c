@@ -162,14 +162,16 @@ WEFT_PRINTF(1, 2) static char *fmt(const char *f, ...)
     return out;
 }
 
-/* b holds at least need bytes.  0 or -1. */
-static int reserve(bytes_t *b, size_t need)
+/* b holds at least need bytes, its capacity doubled as needed but never
+ * grown past max (>= need).  0 or -1. */
+static int reserve_upto(bytes_t *b, size_t need, size_t max)
 {
     if (need <= b->cap)
         return 0;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < need)
+    while (cap < need && cap <= SIZE_MAX / 2)
         cap *= 2;
+    cap = cap < need ? need : cap > max ? max : cap;
     char *p = realloc(b->p, cap);
     if (!p)
         return -1;
@@ -178,19 +180,9 @@ static int reserve(bytes_t *b, size_t need)
     return 0;
 }
 
-/* reserve, the capacity never grown past max (>= need). */
-static int reserve_upto(bytes_t *b, size_t need, size_t max)
+static int reserve(bytes_t *b, size_t need)
 {
-    if (need <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap * 2 : 256;
-    cap = cap < need ? need : cap > max ? max : cap;
-    char *p = realloc(b->p, cap);
-    if (!p)
-        return -1;
-    b->p = p;
-    b->cap = cap;
-    return 0;
+    return reserve_upto(b, need, SIZE_MAX);
 }
 
 static int put(bytes_t *b, const void *p, size_t n)

@@ -570,8 +570,8 @@ static void worker_signals(void **state)
     }
 }
 
-/* The workers persist: 200 items on 2 workers are served by 2 processes
- * (3 at most: worker 0 is the one init started). */
+/* The workers persist: 200 items on 2 workers are served by the 2
+ * processes init started. */
 static void worker_processes_persist(void **state)
 {
     (void)state;
