@@ -92,6 +92,8 @@ import os
 import pathlib
 import signal
 import sys
+import threading
+import time
 import types
 
 __all__ = ["task", "setup", "teardown", "run", "atomic_output", "Item", "context"]
@@ -592,8 +594,31 @@ def run(fn=None):
     _run(fn, None)
 
 
+def _watch_parent():
+    """End this worker when weft dies, even in the middle of a long item.
+
+    weft killed by SIGKILL cannot kill its workers; one waiting for its
+    next frame sees the end of its input and exits, but one busy in an item
+    would run on under PID 1.  A daemon thread checks every half second
+    whether its parent (weft, which started it) is still the same process.
+    """
+    parent = os.getppid()
+    if parent <= 1:
+        return  # started by something else (a test, a shell pipeline's end)
+
+    def watch():
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="weft_worker.watch_parent", daemon=True).start()
+
+
 def _run(fn, load_error):
     _protect_streams()
+    if os.environ.get("WEFT_WORKER"):
+        _watch_parent()
     # weft forwards Ctrl-C: make sure it can reach us even if a parent left
     # SIGINT ignored or blocked (both survive exec).
     with contextlib.suppress(Exception):

@@ -679,6 +679,40 @@ static void worker_python_task(void **state)
     free(ini);
 }
 
+/* weft killed by SIGKILL cannot kill its workers: a weft_worker.py worker
+ * busy in a long item sees its parent change and ends within a second, so
+ * nothing runs on under PID 1. */
+static void worker_python_outlives_nothing(void **state)
+{
+    (void)state;
+    unlink(e2e_path("busy.pids"));
+    e2e_write("long.py",
+              "import os, time\n"
+              "import weft_worker\n"
+              "@weft_worker.task\n"
+              "def process(item):\n"
+              "    with open('busy.pids', 'a') as f:\n"
+              "        f.write('%d\\n' % os.getpid())\n"
+              "    time.sleep(60)\n"
+              "    return 1\n"
+              "weft_worker.run()\n");
+    char *ini = strdup(e2e_writef("long.ini", "[run]\nplugin = worker\nitems = 2\n"
+                                              "output = long.json\nthreads = 2\n[args]\n"
+                                              "command = " PYTHON " -u long.py\n"));
+    unlink(e2e_path("long.json.journal"));
+    int pid = E2E_SPAWN("run", ini, "-q");
+    int pids[2];
+    if (!e2e_pids_in_file("busy.pids", pids, 2)) {
+        kill(pid, SIGKILL);
+        fail_msg("the items did not start (weft: status %d)", e2e_wait(pid));
+    }
+    kill(pid, SIGKILL);
+    e2e_wait(pid);
+    e2e_expect_all_gone(pids, 2, "a weft_worker.py worker in an item when weft was killed");
+    unlink(e2e_path("long.json.journal"));
+    free(ini);
+}
+
 /* The shipped examples run as they are: read_files (stdlib Python) and the
  * awk worker (the protocol is language-neutral). */
 static void worker_examples(void **state)
@@ -803,6 +837,7 @@ int main(void)
         cmocka_unit_test(worker_processes_persist),
         cmocka_unit_test(worker_one_liner),
         cmocka_unit_test(worker_python_task),
+        cmocka_unit_test(worker_python_outlives_nothing),
         cmocka_unit_test(worker_examples),
         cmocka_unit_test(worker_noise_png_kill9_resume),
     };
