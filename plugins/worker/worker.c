@@ -5,8 +5,9 @@
  * docs/worker-protocol.md (version 1): `hello {...}` once, then `item {...}`
  * per item; the worker answers `ready`, then `ok JSON` or `fail MESSAGE`.
  * The config's [task] section (host->task_keys) is the task's fixed
- * arguments, sent as text in hello's "args".  plugins/worker/weft_worker.py
- * is the Python side.
+ * arguments, sent as text in hello's "args".  plugins/python/weft_worker.py
+ * is the Python side; it is found in python/ beside this file and put first
+ * on the workers' PYTHONPATH.
  *
  * A worker is `/bin/sh -c COMMAND` started with posix_spawn (safe from many
  * threads: glibc's clone(CLONE_VFORK) runs only async-signal-safe code),
@@ -25,8 +26,10 @@
  * waits for `ready`.  A worker that breaks the protocol, exits,
  * times out or is stopped is killed with its group and reaped; the next
  * item starts a new one.  One that died between two items costs nothing:
- * the item goes to a new worker.  worker_fini closes its input (the worker
- * exits on end of input), waits up to FINI_WAIT_S, then SIGKILLs the group.
+ * the item goes to a new worker.  At the end every worker's input is
+ * closed at once (a worker exits on end of input); each gets FINI_WAIT_S,
+ * then its group is SIGKILLed.  A simple command is exec'ed by the shell
+ * (exec_prefixed), so the worker is the command itself.
  *
  * The per-item path: one write of the item frame, then poll on the reply,
  * the worker's stderr and its pidfd, and reads; the reply is sliced in
