@@ -185,6 +185,10 @@ _weft_set_value()
         for k in $(_weft_arg_names "$config" | LC_ALL=C sort -u); do
             keys+=("args.$k=")
         done
+        # [task]: free-form (the worker plugin's task arguments): the config's own.
+        for k in $(_weft_ini_keys "$config" task | LC_ALL=C sort -u); do
+            keys+=("task.$k=")
+        done
         _weft_reply "$cur" "${keys[*]}"
         compopt -o nospace 2>/dev/null
         ;;

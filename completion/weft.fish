@@ -56,18 +56,23 @@ end
 # The argument names of the config's plugin: the config's own [args] keys,
 # and the [args] block `weft describe` prints (a plugin beside the config
 # is described by its path, as the config would find it first).
-function __weft_arg_names
-    set -l config $argv[1]
-    test -f "$config"; or return
-    awk '
+# The keys of section $argv[2] in config $argv[1].
+function __weft_ini_keys
+    awk -v want=$argv[2] '
         /^[ \t]*\[/ { sub(/^[ \t]*\[/, ""); sub(/\].*/, ""); section = $0; next }
-        section == "args" {
+        section == want {
             line = $0
             sub(/^[ \t]+/, "", line)
             if (line ~ /^[;#]/ || line !~ /[=:]/) next
             sub(/[ \t]*[=:].*/, "", line)
             if (line != "") print line
-        }' $config 2>/dev/null
+        }' $argv[1] 2>/dev/null
+end
+
+function __weft_arg_names
+    set -l config $argv[1]
+    test -f "$config"; or return
+    __weft_ini_keys $config args
     set -l plugin (__weft_ini_value $config run plugin)
     test -n "$plugin"; or return
     set -l dir (path dirname -- $config)
@@ -119,6 +124,13 @@ function __weft_set_values
             end
             for k in (__weft_arg_names (__weft_config_arg) | sort -u)
                 printf "$pre%s\n" args.$k=
+            end
+            # [task]: free-form (the worker plugin's task arguments): the config's own.
+            set -l config (__weft_config_arg)
+            if test -f "$config"
+                for k in (__weft_ini_keys $config task | sort -u)
+                    printf "$pre%s\n" task.$k=
+                end
             end
     end
 end

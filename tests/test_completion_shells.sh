@@ -105,6 +105,9 @@ printf '[run]\nplugin = add_one\nitems = 3\n' >"$cfg"
 expect "--set <TAB>" "run.threads= run.isolate= run.halt= run.journal= args.step=" \
     "$weft run $cfg --set "
 expect_exactly "--set args.<TAB>" "args.step=" "$weft run $cfg --set args."
+wcfg=$tmp/worker.ini
+printf '[run]\nplugin = worker\nitems = 3\n[args]\ncommand = python3 t.py\n[task]\nsize = 1\nname = x\n' >"$wcfg"
+expect_exactly "--set task.<TAB>" "task.name= task.size=" "$weft run $wcfg --set task."
 expect_exactly "--set run.format=<TAB>" "json jsonl csv tsv npy raw none" "$weft run $cfg --set run.format="
 expect_exactly "--set run.format=js<TAB>" "json jsonl" "$weft run $cfg --set run.format=js"
 expect_exactly "--set run.sync=<TAB>" "batch item none" "$weft run $cfg --set run.sync="
