@@ -735,6 +735,10 @@ static int close_outputs(run_t *r, int status, bool complete)
     int ce = weft__journal_close(&r->eng.journal);
     if (!je)
         je = ce;
+    /* The scan's mapping of the journal keeps the open file, and with it
+     * the flock, alive: released before the compaction, which would
+     * otherwise find the journal "in use" by this very run. */
+    weft__jscan_free(&r->eng.scan);
     if (je) {
         fprintf(stderr, "weft: journal: %s: what was done since may run again on --resume\n",
                 strerror(-je));

@@ -245,6 +245,38 @@ static void resume_auto(void **state)
     free(journal);
 }
 
+/* A resume that finds every item done (killed after the last entry, before
+ * the compaction; here: a kept journal resumed without keep_journal)
+ * compacts the journal.  The scan's mapping used to keep the journal's
+ * flock, so the compaction found it "in use by another weft run" (itself)
+ * and left the whole journal: the next --resume then redid the work. */
+static void resume_of_all_done_compacts(void **state)
+{
+    (void)state;
+    char *ini = strdup(config("all.ini", 300, "all.json", "keep_journal = true", ""));
+    char *journal = strdup(e2e_path("all.json.journal"));
+    unlink(journal);
+    e2e_outcome_t o = E2E_RUN("run", ini, "-q");
+    e2e_expect(&o, 0, NULL);
+    e2e_free(&o);
+    struct stat kept, compact;
+    assert_int_equal(stat(journal, &kept), 0);
+    o = E2E_RUN("run", ini, "--resume", "--set", "run.keep_journal=false");
+    e2e_expect(&o, 0, "300 done before");
+    if (strstr(o.err, "in use"))
+        fail_msg("the resume could not compact its own journal:\n%s", o.err);
+    e2e_free(&o);
+    assert_int_equal(stat(journal, &compact), 0);
+    if (compact.st_size >= kept.st_size / 4)
+        fail_msg("journal %lld bytes after the resume, %lld before: not compacted",
+                 (long long)compact.st_size, (long long)kept.st_size);
+    o = E2E_RUN("run", ini, "--resume", "--set", "run.keep_journal=false");
+    e2e_expect(&o, 0, "nothing to resume: the last run finished every item");
+    e2e_free(&o);
+    free(ini);
+    free(journal);
+}
+
 static void kill9_rounds(const char *run, bool check_children)
 {
     kill9_rounds_into(run, check_children, "json", 20);
@@ -1071,6 +1103,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(kill9_threads),
         cmocka_unit_test(resume_auto),
+        cmocka_unit_test(resume_of_all_done_compacts),
         cmocka_unit_test(kill9_processes),
         cmocka_unit_test(kill9_any_threads),
         cmocka_unit_test(kill9_any_processes),
