@@ -307,9 +307,10 @@ static void log_format2(void **state)
     e2e_free(&o);
 
     /* Resumed by this weft, it stays format 2: the retried item's new
-     * entry is untimed, and readable by the weft that wrote it. */
+     * entry is untimed, and readable by the weft that wrote it.  (Kept
+     * whole: a run that ends all ok otherwise compacts its journal.) */
     e2e_write("old.txt", "one\nfixed\ntwo\n");
-    o = E2E_RUN("run", cfg, "-q", "--retry-failed", "--force");
+    o = E2E_RUN("run", cfg, "-q", "--retry-failed", "--force", "--set", "run.keep_journal=true");
     e2e_expect(&o, 0, NULL);
     e2e_free(&o);
     assert_int_equal(journal_version(jpath), 2);
